@@ -1,0 +1,15 @@
+"""cbackprop: a Cython compute core for training dense neural networks.
+
+``cbackprop.Network`` runs on compiled kernels; ``cbackprop.reference.Network``
+is the same API in plain NumPy, used to cross-check it.
+"""
+from . import reference
+from ._backend import kernel_path
+from .losses import BCE, MSE, CrossEntropy
+from .network import Network
+from .optimizers import SGD, Adam
+
+__version__ = "0.1.0"
+
+__all__ = ["Network", "MSE", "BCE", "CrossEntropy", "SGD", "Adam", "reference", "kernel_path",
+           "__version__"]

@@ -1,0 +1,61 @@
+"""Validated hyper-parameter holders, the base of losses and optimizers."""
+import math
+import numbers
+
+
+def finite_float(name, value):
+    """Return ``value`` as a float, or raise if it is not a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def in_range(name, value, low, high, *, low_open=False, high_open=True):
+    """A finite float within the interval; the bounds' openness is configurable."""
+    value = finite_float(name, value)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value}")
+    return value
+
+
+def non_negative(name, value):
+    return in_range(name, value, 0.0, math.inf)
+
+
+def positive(name, value):
+    return in_range(name, value, 0.0, math.inf, low_open=True)
+
+
+class Settings:
+    """Plain attributes validated on every assignment, so an instance never
+    holds an invalid value and reading one from a training step is cheap.
+
+    Subclasses map each setting's name to its check in ``_checks``.
+    """
+
+    name = None
+    _checks = {}
+
+    def __setattr__(self, field, value):
+        check = self._checks.get(field)
+        if check is None:
+            raise AttributeError(f"{type(self).__name__} has no setting {field!r}")
+        object.__setattr__(self, field, check(field, value))
+
+    def config(self):
+        """The settings needed to rebuild this object (used by save/load)."""
+        return {field: getattr(self, field) for field in self._checks}
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.config() == other.config()
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,446 @@
+# The training engine: strings the kernels into forward, loss, backward and
+# optimizer passes over one network's parameters, each pass one nogil call.
+#
+# Parameters, gradients and optimizer moments live in flat arrays with the
+# same layout (W0, b0, W1, b1, ...). Activations, deltas and GEMM panels
+# live in one workspace allocated for the largest batch seen so far and
+# reused, so a steady-state training step allocates nothing.
+#
+# The def methods trust the structure of their arguments (C-contiguous, the
+# network's dtype, right shapes: checked in Python by the Network) and check
+# the values themselves (finite, labels in range) before computing.
+cimport numpy as cnp
+import numpy as np
+from libc.math cimport isfinite, pow
+from libc.stdint cimport int64_t
+
+cnp.import_array()
+
+include "_kernels/gemm.pxi"
+include "_kernels/activations.pxi"
+include "_kernels/losses.pxi"
+include "_kernels/optimizers.pxi"
+include "_kernels/checks.pxi"
+
+LOSS_CODES = {"mse": LOSS_MSE, "bce": LOSS_BCE, "cross_entropy": LOSS_CROSS_ENTROPY}
+
+cdef enum:
+    ALIGN = 16  # workspace blocks start on 64-byte boundaries (16 floats)
+
+
+cdef struct Layout:
+    Py_ssize_t n_layers
+    const Py_ssize_t* sizes          # n_layers + 1 widths
+    const int* activations           # one code per layer
+    const Py_ssize_t* weight_offset  # into params / grads / moments
+    const Py_ssize_t* bias_offset
+    const Py_ssize_t* output_offset  # into the workspace: A of each layer
+    Py_ssize_t logits_offset         # Z of the last layer (losses need it)
+    Py_ssize_t delta_offset[2]       # ping-pong deltas of consecutive layers
+    Py_ssize_t pack_a_offset
+    Py_ssize_t pack_b_offset
+
+
+cdef struct LossSettings:
+    int kind
+    double scale
+    bint reduction_sum
+
+
+# -- passes ------------------------------------------------------------------------------
+cdef void forward_pass(const Layout* L, Py_ssize_t m, const real* X, const real* params,
+                       real* ws) noexcept nogil:
+    cdef Py_ssize_t layer, n_in, n_out
+    cdef const real* a_prev = X
+    cdef real* a
+    cdef real* z
+    for layer in range(L.n_layers):
+        n_in = L.sizes[layer]
+        n_out = L.sizes[layer + 1]
+        a = ws + L.output_offset[layer]
+        # Hidden layers are activated in place; the output layer keeps Z for the loss.
+        z = ws + L.logits_offset if layer == L.n_layers - 1 else a
+        gemm(m, n_out, n_in, a_prev, n_in, 1, params + L.weight_offset[layer], n_out, 1,
+             z, n_out, False, ws + L.pack_a_offset, ws + L.pack_b_offset)
+        bias_activation_forward(m, n_out, z, params + L.bias_offset[layer], a,
+                                L.activations[layer])
+        a_prev = a
+
+
+cdef double output_loss(const Layout* L, Py_ssize_t m, const real* Y, const int64_t* labels,
+                        const LossSettings* loss, real* ws) noexcept nogil:
+    """The loss of the last forward pass; writes the output delta."""
+    cdef Py_ssize_t last = L.n_layers - 1
+    cdef Py_ssize_t k = L.sizes[L.n_layers]
+    cdef real* A = ws + L.output_offset[last]
+    cdef real* Z = ws + L.logits_offset
+    cdef real* delta = ws + L.delta_offset[last % 2]
+    if loss.kind == LOSS_BCE:
+        return bce_loss(m, k, Z, A, Y, delta)
+    if loss.kind == LOSS_CROSS_ENTROPY:
+        return cross_entropy_loss(m, k, Z, A, Y, labels, delta)
+    return mse_loss(m, k, A, Y, loss.scale, loss.reduction_sum, L.activations[last], delta)
+
+
+cdef void column_sums(Py_ssize_t m, Py_ssize_t n, const real* values, real* sums) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef double total
+    for j in range(n):
+        total = 0
+        for i in range(m):
+            total += values[i * n + j]
+        sums[j] = <real>total
+
+
+cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const real* X,
+                         const real* params, real* grads, real* ws) noexcept nogil:
+    """grad_W, grad_b of ``layer`` from its delta, and the delta of the layer below
+    (computed with this layer's weights, before any update)."""
+    cdef Py_ssize_t n_in = L.sizes[layer], n_out = L.sizes[layer + 1]
+    cdef real* delta = ws + L.delta_offset[layer % 2]
+    cdef const real* a_prev = X if layer == 0 else ws + L.output_offset[layer - 1]
+    cdef real* delta_prev
+    cdef real* pack_a = ws + L.pack_a_offset
+    cdef real* pack_b = ws + L.pack_b_offset
+    # grad_W = A_prevᵀ @ delta: A_prev read transposed through its strides.
+    gemm(n_in, n_out, m, a_prev, 1, n_in, delta, n_out, 1,
+         grads + L.weight_offset[layer], n_out, False, pack_a, pack_b)
+    column_sums(m, n_out, delta, grads + L.bias_offset[layer])
+    if layer > 0:
+        delta_prev = ws + L.delta_offset[(layer - 1) % 2]
+        # delta_prev = (delta @ Wᵀ) ⊙ f'(Z_prev), W read transposed.
+        gemm(m, n_in, n_out, delta, n_out, 1, params + L.weight_offset[layer], 1, n_out,
+             delta_prev, n_in, False, pack_a, pack_b)
+        activation_backward(m * n_in, delta_prev, a_prev, L.activations[layer - 1])
+
+
+cdef double loss_and_gradients_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
+                                    const int64_t* labels, const LossSettings* loss,
+                                    const real* params, real* grads, real* ws) noexcept nogil:
+    cdef Py_ssize_t layer
+    forward_pass(L, m, X, params, ws)
+    cdef double value = output_loss(L, m, Y, labels, loss, ws)
+    for layer in range(L.n_layers - 1, -1, -1):
+        backward_layer(L, m, layer, X, params, grads, ws)
+    return value
+
+
+cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
+                            const int64_t* labels, const LossSettings* loss,
+                            const OptimizerSettings* opt, real* params, real* grads,
+                            real* moment1, real* moment2, real* ws) noexcept nogil:
+    """Forward, loss, then backward with each layer updated as soon as its
+    gradient and the delta below it are done. A non-finite loss returns
+    before anything is written."""
+    cdef Py_ssize_t layer, w, b
+    forward_pass(L, m, X, params, ws)
+    cdef double value = output_loss(L, m, Y, labels, loss, ws)
+    if not isfinite(value):
+        return value
+    for layer in range(L.n_layers - 1, -1, -1):
+        backward_layer(L, m, layer, X, params, grads, ws)
+        w = L.weight_offset[layer]
+        b = L.bias_offset[layer]
+        optimizer_update(L.sizes[layer] * L.sizes[layer + 1], params + w, grads + w,
+                         moment1 + w, moment2 + w, opt, opt.weight_decay)
+        optimizer_update(L.sizes[layer + 1], params + b, grads + b, moment1 + b, moment2 + b,
+                         opt, 0.0)
+    return value
+
+
+cdef int check_batch(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
+                     const int64_t* labels, int loss_kind, Py_ssize_t* bad_index) noexcept nogil:
+    cdef Py_ssize_t k = L.sizes[L.n_layers]
+    if not all_finite(m * L.sizes[0], X):
+        return CHECK_X_NOT_FINITE
+    if labels != NULL:
+        bad_index[0] = first_label_out_of_range(m, labels, k)
+        return CHECK_LABEL_OUT_OF_RANGE if bad_index[0] >= 0 else CHECK_OK
+    if Y != NULL and not all_finite(m * k, Y):
+        return CHECK_Y_NOT_FINITE
+    if Y != NULL and loss_kind == LOSS_BCE and not all_in_unit_interval(m * k, Y):
+        return CHECK_TARGET_OUTSIDE_UNIT
+    return CHECK_OK
+
+
+# -- the Python-facing engine --------------------------------------------------------------
+cdef inline void* data(cnp.ndarray array) noexcept:
+    return cnp.PyArray_DATA(array)
+
+
+cdef struct Buffers:
+    # Raw pointers of one call, gathered with the GIL held.
+    Py_ssize_t m
+    const void* X
+    const void* Y              # float targets, or NULL
+    const int64_t* labels      # class labels, or NULL
+    void* params
+    void* grads
+    void* moment1
+    void* moment2
+    void* ws
+
+
+cdef class Engine:
+    """Parameters, optimizer state and workspaces of one network, and its passes.
+
+    Not thread-safe by itself: the Network serialises calls on one engine.
+    """
+    cdef Layout layout
+    cdef readonly bint is_float32
+    cdef readonly cnp.ndarray params
+    cdef readonly cnp.ndarray grads
+    cdef cnp.ndarray moment1, moment2, workspace
+    cdef cnp.ndarray _sizes, _activations, _weight_offset, _bias_offset, _output_offset
+    cdef Py_ssize_t workspace_shift    # elements from the array start to the aligned base
+    cdef readonly Py_ssize_t capacity
+    cdef int loss_kind
+    cdef readonly long step_count
+
+    def __cinit__(self, sizes, activations, dtype, loss):
+        cdef Py_ssize_t layer, cursor = 0
+        n_layers = len(sizes) - 1
+        self.is_float32 = np.dtype(dtype) == np.float32
+        self.loss_kind = LOSS_CODES[loss]
+        self._sizes = np.array(sizes, dtype=np.intp)
+        self._activations = np.array([ACTIVATION_CODES[a] for a in activations], dtype=np.intc)
+        self._weight_offset = np.zeros(n_layers, dtype=np.intp)
+        self._bias_offset = np.zeros(n_layers, dtype=np.intp)
+        self._output_offset = np.zeros(n_layers, dtype=np.intp)
+        for layer in range(n_layers):
+            self._weight_offset[layer] = cursor
+            cursor += sizes[layer] * sizes[layer + 1]
+            self._bias_offset[layer] = cursor
+            cursor += sizes[layer + 1]
+        self.params = np.zeros(cursor, dtype=dtype)
+        self.grads = np.zeros(cursor, dtype=dtype)
+        self.moment1 = np.zeros(cursor, dtype=dtype)
+        self.moment2 = np.zeros(cursor, dtype=dtype)
+        self.layout.n_layers = n_layers
+        self.layout.sizes = <Py_ssize_t*>data(self._sizes)
+        self.layout.activations = <int*>data(self._activations)
+        self.layout.weight_offset = <Py_ssize_t*>data(self._weight_offset)
+        self.layout.bias_offset = <Py_ssize_t*>data(self._bias_offset)
+        self.layout.output_offset = <Py_ssize_t*>data(self._output_offset)
+        self.capacity = 0
+        self.step_count = 0
+
+    def parameter_views(self):
+        """``(weights, biases)``: lists of views into the flat parameter array."""
+        return self._views(self.params)
+
+    def gradient_copies(self):
+        """``[(dW, db), ...]`` copied out of the gradient array."""
+        weights, biases = self._views(self.grads)
+        return [(w.copy(), b.copy()) for w, b in zip(weights, biases)]
+
+    def _views(self, flat):
+        sizes = self._sizes
+        weights, biases = [], []
+        for layer in range(self.layout.n_layers):
+            w, b = self._weight_offset[layer], self._bias_offset[layer]
+            weights.append(flat[w:b].reshape(sizes[layer], sizes[layer + 1]))
+            biases.append(flat[b:b + sizes[layer + 1]])
+        return weights, biases
+
+    def reset_optimizer_state(self):
+        self.moment1[:] = 0
+        self.moment2[:] = 0
+        self.step_count = 0
+
+    cdef int _reserve(self, Py_ssize_t m) except -1:
+        """Make the workspace hold a batch of ``m`` rows (grows, never shrinks)."""
+        if m <= self.capacity:
+            return 0
+        cdef Layout* L = &self.layout
+        cdef Py_ssize_t layer, widest = 0, cursor = 0, pack_a, pack_b
+        for layer in range(L.n_layers + 1):
+            widest = max(widest, L.sizes[layer])
+        for layer in range(L.n_layers):
+            self._output_offset[layer] = cursor
+            cursor = round_up(cursor + m * L.sizes[layer + 1], ALIGN)
+        L.logits_offset = cursor
+        cursor = round_up(cursor + m * L.sizes[L.n_layers], ALIGN)
+        for layer in range(2):
+            L.delta_offset[layer] = cursor
+            cursor = round_up(cursor + m * widest, ALIGN)
+        # GEMM shapes: M and K range over the batch and the widths, N over the widths.
+        if self.is_float32:
+            pack_a = gemm_pack_a_size(max(m, widest), max(m, widest), <float*>NULL)
+            pack_b = gemm_pack_b_size(widest, max(m, widest), <float*>NULL)
+        else:
+            pack_a = gemm_pack_a_size(max(m, widest), max(m, widest), <double*>NULL)
+            pack_b = gemm_pack_b_size(widest, max(m, widest), <double*>NULL)
+        L.pack_a_offset = cursor
+        L.pack_b_offset = round_up(cursor + pack_a, ALIGN)
+        cursor = L.pack_b_offset + pack_b
+        # One spare alignment block so that the base itself can be aligned.
+        self.workspace = np.empty(cursor + ALIGN, dtype=self.params.dtype)
+        cdef size_t address = <size_t>data(self.workspace)
+        self.workspace_shift = (((address + 63) & ~(<size_t>63)) - address) // cnp.PyArray_ITEMSIZE(self.params)
+        self.capacity = m
+        return 0
+
+    cdef Buffers _prepare(self, cnp.ndarray X, cnp.ndarray Y) except *:
+        """Check the values of a batch, size the workspace, gather the pointers."""
+        cdef Buffers b
+        b.m = X.shape[0]
+        b.X = data(X)
+        b.Y = NULL
+        b.labels = NULL
+        if Y is not None:
+            if cnp.PyArray_TYPE(Y) == cnp.NPY_INT64:
+                b.labels = <int64_t*>data(Y)
+            else:
+                b.Y = data(Y)
+        self._check(b, Y)
+        self._reserve(b.m)
+        b.params = data(self.params)
+        b.grads = data(self.grads)
+        b.moment1 = data(self.moment1)
+        b.moment2 = data(self.moment2)
+        b.ws = <char*>data(self.workspace) + self.workspace_shift * cnp.PyArray_ITEMSIZE(self.params)
+        return b
+
+    cdef int _check(self, Buffers b, Y) except -1:
+        cdef Py_ssize_t bad = -1
+        cdef int result
+        with nogil:
+            if self.is_float32:
+                result = check_batch(&self.layout, b.m, <float*>b.X, <float*>b.Y, b.labels, self.loss_kind, &bad)
+            else:
+                result = check_batch(&self.layout, b.m, <double*>b.X, <double*>b.Y, b.labels, self.loss_kind, &bad)
+        if result == CHECK_X_NOT_FINITE:
+            raise ValueError("X contains NaN or infinity")
+        if result == CHECK_Y_NOT_FINITE:
+            raise ValueError("Y contains NaN or infinity")
+        if result == CHECK_LABEL_OUT_OF_RANGE:
+            raise ValueError(f"class label {Y[bad]} (sample {bad}) out of range "
+                             f"[0, {self.layout.sizes[self.layout.n_layers]})")
+        if result == CHECK_TARGET_OUTSIDE_UNIT:
+            raise ValueError("bce targets Y must lie in [0, 1]")
+        return 0
+
+    cdef LossSettings _loss_settings(self, loss):
+        cdef LossSettings settings
+        settings.kind = self.loss_kind
+        settings.scale = 1.0
+        settings.reduction_sum = False
+        if self.loss_kind == LOSS_MSE:
+            settings.scale = loss.scale
+            settings.reduction_sum = loss.reduction == "sum"
+        return settings
+
+    cdef OptimizerSettings _optimizer_settings(self, optimizer):
+        cdef OptimizerSettings opt
+        opt.lr = optimizer.lr
+        opt.weight_decay = optimizer.weight_decay
+        opt.momentum = opt.beta1 = opt.beta2 = opt.eps = 0
+        opt.bias_correction1 = opt.bias_correction2 = 1
+        opt.nesterov = False
+        if optimizer.name == "adam":
+            opt.kind = OPT_ADAM
+            opt.beta1 = optimizer.beta1
+            opt.beta2 = optimizer.beta2
+            opt.eps = optimizer.eps
+            opt.bias_correction1 = 1.0 - pow(opt.beta1, self.step_count + 1)
+            opt.bias_correction2 = 1.0 - pow(opt.beta2, self.step_count + 1)
+        else:
+            opt.kind = OPT_SGD
+            opt.momentum = optimizer.momentum
+            opt.nesterov = optimizer.nesterov
+        return opt
+
+    def forward(self, cnp.ndarray X):
+        """Output activations of the batch X, as a new (m, k) array."""
+        cdef Buffers b = self._prepare(X, None)
+        with nogil:
+            if self.is_float32:
+                forward_pass(&self.layout, b.m, <float*>b.X, <float*>b.params, <float*>b.ws)
+            else:
+                forward_pass(&self.layout, b.m, <double*>b.X, <double*>b.params, <double*>b.ws)
+        cdef Py_ssize_t k = self.layout.sizes[self.layout.n_layers]
+        cdef Py_ssize_t start = self.workspace_shift + self.layout.output_offset[self.layout.n_layers - 1]
+        return self.workspace[start:start + b.m * k].reshape(b.m, k).copy()
+
+    def loss_and_gradients(self, cnp.ndarray X, cnp.ndarray Y, loss):
+        """The loss; the gradients are left in ``grads``."""
+        cdef Buffers b = self._prepare(X, Y)
+        cdef LossSettings settings = self._loss_settings(loss)
+        cdef double value
+        with nogil:
+            if self.is_float32:
+                value = loss_and_gradients_pass(&self.layout, b.m, <float*>b.X, <float*>b.Y, b.labels,
+                                                &settings, <float*>b.params, <float*>b.grads,
+                                                <float*>b.ws)
+            else:
+                value = loss_and_gradients_pass(&self.layout, b.m, <double*>b.X, <double*>b.Y, b.labels,
+                                                &settings, <double*>b.params, <double*>b.grads,
+                                                <double*>b.ws)
+        return value
+
+    def train_step(self, cnp.ndarray X, cnp.ndarray Y, loss, optimizer):
+        """One optimizer step; returns the loss before it (not finite: nothing changed)."""
+        cdef Buffers b = self._prepare(X, Y)
+        cdef LossSettings settings = self._loss_settings(loss)
+        cdef OptimizerSettings opt = self._optimizer_settings(optimizer)
+        cdef double value
+        with nogil:
+            if self.is_float32:
+                value = train_step_pass(&self.layout, b.m, <float*>b.X, <float*>b.Y, b.labels,
+                                        &settings, &opt, <float*>b.params, <float*>b.grads,
+                                        <float*>b.moment1, <float*>b.moment2, <float*>b.ws)
+            else:
+                value = train_step_pass(&self.layout, b.m, <double*>b.X, <double*>b.Y, b.labels,
+                                        &settings, &opt, <double*>b.params, <double*>b.grads,
+                                        <double*>b.moment1, <double*>b.moment2, <double*>b.ws)
+        if isfinite(value):
+            self.step_count += 1
+        return value
+
+
+# -- twins of single kernels, for tests ----------------------------------------------------
+def gemm_product(cnp.ndarray A, cnp.ndarray B, bint trans_a=False, bint trans_b=False,
+                 cnp.ndarray C=None):
+    """op(A) @ op(B) by the engine's GEMM (``C +=`` when C is given), for tests.
+
+    A and B: C-contiguous 2-D arrays of one float dtype.
+    """
+    if A.ndim != 2 or B.ndim != 2 or not A.flags.c_contiguous or not B.flags.c_contiguous:
+        raise ValueError("A and B must be C-contiguous 2-D arrays")
+    if A.dtype != B.dtype or A.dtype not in (np.float32, np.float64):
+        raise TypeError("A and B must share a float32 or float64 dtype")
+    cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
+    cdef Py_ssize_t K = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t N = B.shape[0] if trans_b else B.shape[1]
+    if (B.shape[1] if trans_b else B.shape[0]) != K:
+        raise ValueError("inner dimensions differ")
+    cdef Py_ssize_t rsa = 1 if trans_a else A.shape[1], csa = A.shape[1] if trans_a else 1
+    cdef Py_ssize_t rsb = 1 if trans_b else B.shape[1], csb = B.shape[1] if trans_b else 1
+    cdef bint accumulate = C is not None
+    if accumulate:
+        if C.dtype != A.dtype or C.ndim != 2 or C.shape[0] != M or C.shape[1] != N or not C.flags.c_contiguous:
+            raise ValueError("C must be a C-contiguous (M, N) array of the same dtype")
+    else:
+        # NaN-filled: a GEMM that read C without accumulating would leak it.
+        C = np.full((M, N), np.nan, dtype=A.dtype)
+    cdef bint is_float32 = A.dtype == np.float32
+    if is_float32:
+        pack_a = np.empty(gemm_pack_a_size(M, K, <float*>NULL), dtype=A.dtype)
+        pack_b = np.empty(gemm_pack_b_size(N, K, <float*>NULL), dtype=A.dtype)
+    else:
+        pack_a = np.empty(gemm_pack_a_size(M, K, <double*>NULL), dtype=A.dtype)
+        pack_b = np.empty(gemm_pack_b_size(N, K, <double*>NULL), dtype=A.dtype)
+    cdef void* a = data(A)
+    cdef void* b = data(B)
+    cdef void* c = data(C)
+    cdef void* pa = data(pack_a)
+    cdef void* pb = data(pack_b)
+    with nogil:
+        if is_float32:
+            gemm(M, N, K, <float*>a, rsa, csa, <float*>b, rsb, csb, <float*>c, N, accumulate,
+                 <float*>pa, <float*>pb)
+        else:
+            gemm(M, N, K, <double*>a, rsa, csa, <double*>b, rsb, csb, <double*>c, N, accumulate,
+                 <double*>pa, <double*>pb)
+    return C

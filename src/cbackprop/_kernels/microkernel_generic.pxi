@@ -1,0 +1,44 @@
+# The portable micro-kernel: plain loops over a fixed-size accumulator that
+# the compiler keeps in registers. Compiled with baseline flags only.
+
+cdef enum:
+    GENERIC_MR = 4
+    GENERIC_NR = 8
+
+
+cdef inline Py_ssize_t microkernel_mr(real* kind) noexcept nogil:
+    return GENERIC_MR
+
+
+cdef inline Py_ssize_t microkernel_nr(real* kind) noexcept nogil:
+    return GENERIC_NR
+
+
+cdef inline void microkernel(Py_ssize_t kc, const real* a, const real* b, real* C,
+                             Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                             bint overwrite) noexcept nogil:
+    """C[:rows, :cols] (=|+=) a_sliver @ b_sliver over kc packed steps."""
+    cdef real acc[GENERIC_MR * GENERIC_NR]
+    cdef real a_i
+    cdef Py_ssize_t p, i, j
+    for i in range(GENERIC_MR * GENERIC_NR):
+        acc[i] = 0
+    for p in range(kc):
+        for i in range(GENERIC_MR):
+            a_i = a[p * GENERIC_MR + i]
+            for j in range(GENERIC_NR):
+                acc[i * GENERIC_NR + j] += a_i * b[p * GENERIC_NR + j]
+    store_tile(acc, GENERIC_NR, C, ldc, rows, cols, overwrite)
+
+
+cdef inline void store_tile(const real* acc, Py_ssize_t acc_ld, real* C, Py_ssize_t ldc,
+                            Py_ssize_t rows, Py_ssize_t cols, bint overwrite) noexcept nogil:
+    cdef Py_ssize_t i, j
+    if overwrite:
+        for i in range(rows):
+            for j in range(cols):
+                C[i * ldc + j] = acc[i * acc_ld + j]
+    else:
+        for i in range(rows):
+            for j in range(cols):
+                C[i * ldc + j] += acc[i * acc_ld + j]

@@ -1,0 +1,205 @@
+"""What the compiled and the reference Network share: arguments, validation
+at the boundary, parameters in and out, fit, save and load.
+
+Subclasses supply the arithmetic through five hooks that receive validated,
+C-contiguous arrays of the network's dtype (``_build``, ``_parameters``,
+``_assign_parameters``, ``_reset_optimizer_state``, ``_forward``,
+``_loss_value``, ``_loss_and_gradients``, ``_train_step``).
+"""
+import math
+import numbers
+
+import numpy as np
+
+from . import _io
+from ._init import check_init, initial_parameters
+from ._validation import (
+    as_batch,
+    as_dtype,
+    as_targets,
+    check_activations,
+    check_dtype,
+    check_finite,
+    check_loss_fits,
+    check_seed,
+    check_sizes,
+    check_values,
+    numeric_array,
+)
+from .losses import make_loss
+from .optimizers import make_optimizer
+
+
+class NetworkBase:
+    def __init__(self, sizes, activations, loss="mse", optimizer=None, dtype="float64",
+                 init="auto", seed=None):
+        sizes = check_sizes(sizes)
+        activations = check_activations(activations, len(sizes) - 1)
+        dtype = check_dtype(dtype)
+        loss = make_loss(loss)
+        check_loss_fits(loss, activations[-1])
+        self._sizes = sizes
+        self._activations = activations
+        self._dtype = dtype
+        self._loss = loss
+        self._optimizer = make_optimizer(optimizer)
+        weights, biases = initial_parameters(sizes, activations, check_init(init),
+                                             check_seed(seed), dtype)
+        self._build(weights, biases)
+        self._reset_optimizer_state()
+
+    # -- read-only description -------------------------------------------------
+    @property
+    def sizes(self):
+        return list(self._sizes)
+
+    @property
+    def activations(self):
+        return list(self._activations)
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def loss_function(self):
+        return self._loss
+
+    @property
+    def optimizer(self):
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer):
+        # A new optimizer starts from fresh state (zero velocities/moments, t = 0).
+        self._optimizer = make_optimizer(optimizer)
+        self._reset_optimizer_state()
+
+    def __repr__(self):
+        return (f"{type(self).__module__}.{type(self).__name__}({self._sizes}, {self._activations}, "
+                f"loss={self._loss!r}, optimizer={self._optimizer!r}, dtype='{self._dtype.name}')")
+
+    # -- parameters ------------------------------------------------------------
+    def get_params(self):
+        """``(weights, biases)``: lists of copies, ``W`` of shape ``(fan_in, fan_out)``."""
+        weights, biases = self._parameters()
+        return [w.copy() for w in weights], [b.copy() for b in biases]
+
+    def set_params(self, weights, biases):
+        """Copy ``weights`` and ``biases`` in, cast to the network's dtype.
+
+        All of them are checked before any is written, so a bad list leaves
+        the network unchanged.
+        """
+        n_layers = len(self._sizes) - 1
+        weights, biases = list(weights), list(biases)
+        if len(weights) != n_layers or len(biases) != n_layers:
+            raise ValueError(f"expected {n_layers} weight matrices and {n_layers} bias vectors, "
+                             f"got {len(weights)} and {len(biases)}")
+        new_weights, new_biases = [], []
+        for layer, (fan_in, fan_out) in enumerate(zip(self._sizes[:-1], self._sizes[1:])):
+            for name, value, shape, out in (
+                (f"weights[{layer}]", weights[layer], (fan_in, fan_out), new_weights),
+                (f"biases[{layer}]", biases[layer], (fan_out,), new_biases),
+            ):
+                array = numeric_array(name, value)
+                if array.shape != shape:
+                    raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+                array = as_dtype(name, array, self._dtype)
+                check_finite(name, array)
+                out.append(array)
+        self._assign_parameters(new_weights, new_biases)
+
+    # -- computation -----------------------------------------------------------
+    def _inputs(self, X):
+        return as_batch(X, self._sizes[0], self._dtype)
+
+    def _batch(self, X, Y):
+        X, single = self._inputs(X)
+        Y = as_targets(Y, X.shape[0], self._sizes[-1], self._loss, self._dtype, single)
+        self._check_values(X, Y)
+        return X, Y
+
+    def _check_values(self, X, Y):
+        check_values(X, Y, self._loss, self._sizes[-1])
+
+    def forward(self, X):
+        """Output activations ``(m, sizes[-1])``, or ``(sizes[-1],)`` for a 1-D ``X``."""
+        X, single = self._inputs(X)
+        self._check_values(X, None)
+        out = self._forward(X)
+        return out[0] if single else out
+
+    def predict(self, X):
+        """Same as :meth:`forward`."""
+        return self.forward(X)
+
+    def loss(self, X, Y):
+        """The loss on this batch as a Python float."""
+        return float(self._loss_value(*self._batch(X, Y)))
+
+    def loss_and_gradients(self, X, Y):
+        """``(loss, [(dW, db), ...])``; the parameters are not changed."""
+        loss, grads = self._loss_and_gradients(*self._batch(X, Y))
+        return float(loss), grads
+
+    def train_step(self, X, Y):
+        """One optimizer step on this batch; returns the loss before the update.
+
+        Raises FloatingPointError, with nothing changed, when the loss is not finite.
+        """
+        return self._checked_step(*self._batch(X, Y))
+
+    def _checked_step(self, X, Y):
+        loss = float(self._train_step(X, Y))
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss is {loss} on this batch (training diverged); parameters were not updated"
+            )
+        return loss
+
+    def fit(self, X, Y, epochs=10, batch_size=32, shuffle=True, seed=None, verbose=False):
+        """Train in minibatches; returns ``{"loss": [mean training loss per epoch]}``.
+
+        The epoch loss is the mean of the batch losses weighted by batch size.
+        ``seed`` makes the shuffling repeatable.
+        """
+        epochs = _count("epochs", epochs, minimum=0)
+        batch_size = _count("batch_size", batch_size, minimum=1)
+        X, Y = self._batch(X, Y)
+        rng = np.random.default_rng(check_seed(seed))
+        m = X.shape[0]
+        history = {"loss": []}
+        for epoch in range(epochs):
+            if shuffle:
+                order = rng.permutation(m)
+                X_epoch, Y_epoch = X[order], Y[order]
+            else:
+                X_epoch, Y_epoch = X, Y
+            total = 0.0
+            for start in range(0, m, batch_size):
+                stop = min(start + batch_size, m)
+                total += self._checked_step(X_epoch[start:stop], Y_epoch[start:stop]) * (stop - start)
+            history["loss"].append(total / m)
+            if verbose:
+                print(f"epoch {epoch + 1}/{epochs}: loss {total / m:.6g}")
+        return history
+
+    # -- files -------------------------------------------------------------------
+    def save(self, path):
+        """Write architecture, dtype, parameters, loss and optimizer settings to ``path``
+        (an ``.npz`` archive without pickles), atomically."""
+        _io.save_network(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """A network read from a file written by :meth:`save`; never unpickles."""
+        return _io.load_network(cls, path)
+
+
+def _count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

@@ -1,0 +1,70 @@
+"""Loss functions: small validated hyper-parameter holders.
+
+The maths lives in ``cbackprop.reference.ops`` (NumPy) and the compiled
+kernels; these classes only name the loss and hold its settings.
+"""
+from ._checks import Settings, positive
+
+
+class Loss(Settings):
+    """Base class of the losses; ``name`` identifies the kernel."""
+
+
+def _reduction(name, value):
+    if value not in ("mean", "sum"):
+        raise ValueError(f"{name} must be 'mean' or 'sum', got {value!r}")
+    return value
+
+
+class MSE(Loss):
+    """Mean squared error: ``L = scale * sum((A - Y)**2) / N``.
+
+    ``N`` is the number of output elements; ``reduction="sum"`` drops the
+    division by ``N``. Works with any output activation.
+    """
+
+    name = "mse"
+    _checks = {"scale": positive, "reduction": _reduction}
+
+    def __init__(self, scale=1.0, reduction="mean"):
+        self.scale = scale
+        self.reduction = reduction
+
+
+class BCE(Loss):
+    """Binary cross-entropy on a sigmoid output, computed from the pre-activation.
+
+    ``L = -sum(Y*log(A) + (1-Y)*log(1-A)) / N``; targets must lie in [0, 1].
+    """
+
+    name = "bce"
+
+
+class CrossEntropy(Loss):
+    """Categorical cross-entropy on a softmax output, computed from the logits.
+
+    ``L = -sum(Y * log(softmax(Z))) / m``; ``Y`` is one-hot ``(m, k)`` or
+    integer class labels ``(m,)``.
+    """
+
+    name = "cross_entropy"
+
+
+_BY_NAME = {"mse": MSE, "bce": BCE, "cross_entropy": CrossEntropy}
+
+
+def make_loss(spec):
+    """A loss instance from a name or an instance (instances are used as given)."""
+    if isinstance(spec, Loss):
+        return spec
+    if isinstance(spec, str) and spec in _BY_NAME:
+        return _BY_NAME[spec]()
+    raise ValueError(
+        f"unknown loss {spec!r}: use one of {sorted(_BY_NAME)} or a cb.MSE/cb.BCE/cb.CrossEntropy instance"
+    )
+
+
+def loss_from_config(name, config):
+    if name not in _BY_NAME:
+        raise ValueError(f"unknown loss {name!r}")
+    return _BY_NAME[name](**config)

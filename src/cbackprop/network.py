@@ -1,0 +1,45 @@
+"""The compiled Network: validation in Python at the boundary, every pass
+one nogil call into the Cython engine."""
+from ._backend import engine as _engine
+from ._network_base import NetworkBase
+
+
+class Network(NetworkBase):
+    """A dense feed-forward network trained by backpropagation.
+
+    ``Network(sizes, activations, loss="mse", optimizer=None, dtype="float64",
+    init="auto", seed=None)``; see the package documentation for the
+    conventions. ``cbackprop.reference.Network`` is its NumPy twin.
+    """
+
+    def _build(self, weights, biases):
+        self._engine = _engine.Engine(self._sizes, self._activations, self._dtype,
+                                      self._loss.name)
+        self._views = self._engine.parameter_views()
+        self._assign_parameters(weights, biases)
+
+    def _parameters(self):
+        return self._views
+
+    def _assign_parameters(self, weights, biases):
+        for view, value in zip(self._views[0] + self._views[1], weights + biases):
+            view[...] = value
+
+    def _reset_optimizer_state(self):
+        self._engine.reset_optimizer_state()
+
+    def _check_values(self, X, Y):
+        """The engine checks values (finite data, label range) in C as its first pass."""
+
+    def _forward(self, X):
+        return self._engine.forward(X)
+
+    def _loss_value(self, X, Y):
+        return self._engine.loss_and_gradients(X, Y, self._loss)
+
+    def _loss_and_gradients(self, X, Y):
+        loss = self._engine.loss_and_gradients(X, Y, self._loss)
+        return loss, self._engine.gradient_copies()
+
+    def _train_step(self, X, Y):
+        return self._engine.train_step(X, Y, self._loss, self._optimizer)

@@ -1,0 +1,89 @@
+"""The reference Network: backpropagation written as the maths reads, in NumPy."""
+import numpy as np
+
+from .._network_base import NetworkBase
+from ..losses import BCE, MSE, CrossEntropy
+from . import ops
+
+
+class Network(NetworkBase):
+    """Same arguments, methods and results as :class:`cbackprop.Network`, in plain NumPy."""
+
+    def _build(self, weights, biases):
+        self._weights = weights
+        self._biases = biases
+
+    def _parameters(self):
+        return self._weights, self._biases
+
+    def _assign_parameters(self, weights, biases):
+        self._weights = [w.copy() for w in weights]
+        self._biases = [b.copy() for b in biases]
+
+    def _reset_optimizer_state(self):
+        self._step_count = 0
+        self._moment1 = [np.zeros_like(p) for p in self._weights + self._biases]
+        self._moment2 = [np.zeros_like(p) for p in self._weights + self._biases]
+
+    # -- forward and backward ----------------------------------------------------------
+    def _forward_pass(self, X):
+        """Pre-activations and activations of every layer; ``activations[0]`` is X."""
+        pre_activations, activations = [], [X]
+        for W, b, name in zip(self._weights, self._biases, self._activations):
+            z = ops.dense_forward(activations[-1], W, b)
+            pre_activations.append(z)
+            activations.append(ops.ACTIVATIONS[name][0](z))
+        return pre_activations, activations
+
+    def _forward(self, X):
+        return self._forward_pass(X)[1][-1]
+
+    def _output_loss(self, z, a, Y):
+        """The loss and ``delta = dL/dZ`` of the output layer."""
+        loss = self._loss
+        if isinstance(loss, CrossEntropy):
+            if Y.dtype == np.int64:
+                Y = ops.one_hot(Y, z.shape[1], z.dtype)
+            return ops.cross_entropy_loss(z, Y)
+        if isinstance(loss, BCE):
+            return ops.bce_loss(z, Y)
+        assert isinstance(loss, MSE)
+        value, grad_a = ops.mse_loss(a, Y, loss.scale, loss.reduction)
+        return value, ops.ACTIVATIONS[self._activations[-1]][1](grad_a, z, a)
+
+    def _loss_value(self, X, Y):
+        pre_activations, activations = self._forward_pass(X)
+        return self._output_loss(pre_activations[-1], activations[-1], Y)[0]
+
+    def _loss_and_gradients(self, X, Y):
+        pre_activations, activations = self._forward_pass(X)
+        loss, delta = self._output_loss(pre_activations[-1], activations[-1], Y)
+        grads = [None] * len(self._weights)
+        for layer in reversed(range(len(self._weights))):
+            grad_weights, grad_bias, grad_a_prev = ops.dense_backward(
+                delta, activations[layer], self._weights[layer])
+            grads[layer] = (grad_weights, grad_bias)
+            if layer > 0:
+                backward = ops.ACTIVATIONS[self._activations[layer - 1]][1]
+                delta = backward(grad_a_prev, pre_activations[layer - 1], activations[layer])
+        return loss, grads
+
+    # -- optimizer step ----------------------------------------------------------------
+    def _train_step(self, X, Y):
+        loss, grads = self._loss_and_gradients(X, Y)
+        if not np.isfinite(loss):
+            return loss
+        opt = self._optimizer
+        params = self._weights + self._biases
+        gradients = [gw for gw, _ in grads] + [gb for _, gb in grads]
+        n_weights = len(self._weights)
+        self._step_count += 1
+        for i, (param, grad) in enumerate(zip(params, gradients)):
+            if i < n_weights and opt.weight_decay:
+                grad = grad + opt.weight_decay * param
+            if opt.name == "adam":
+                ops.adam_update(param, grad, self._moment1[i], self._moment2[i], self._step_count,
+                                opt.lr, opt.beta1, opt.beta2, opt.eps)
+            else:
+                ops.sgd_update(param, grad, self._moment1[i], opt.lr, opt.momentum, opt.nesterov)
+        return loss

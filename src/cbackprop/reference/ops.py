@@ -1,0 +1,150 @@
+"""The maths of cbackprop in plain NumPy: one function per op, its forward
+and its backward side by side.
+
+Notation: a layer computes ``Z = A_prev @ W + b`` and ``A = f(Z)``; a
+backward function maps the gradient with respect to its output to the
+gradient with respect to its input. Losses return their value and their
+gradient with respect to the output activations, except BCE and
+cross-entropy, which work from the pre-activation and return the fused
+output delta ``dL/dZ``.
+"""
+import numpy as np
+
+LEAKY_SLOPE = 0.01
+
+
+# -- dense layer -----------------------------------------------------------------
+def dense_forward(a_prev, weights, bias):
+    return a_prev @ weights + bias
+
+
+def dense_backward(delta, a_prev, weights):
+    """``(grad_weights, grad_bias, grad_a_prev)`` from ``delta = dL/dZ``."""
+    grad_weights = a_prev.T @ delta
+    grad_bias = delta.sum(axis=0)
+    grad_a_prev = delta @ weights.T
+    return grad_weights, grad_bias, grad_a_prev
+
+
+# -- activations: forward(z) -> a, backward(grad_a, z, a) -> grad_z -------------------
+def sigmoid_forward(z):
+    # Two branches through exp(-|z|), which never overflows.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(grad_a, z, a):
+    return grad_a * a * (1 - a)
+
+
+def relu_forward(z):
+    return np.maximum(z, 0)
+
+
+def relu_backward(grad_a, z, a):
+    return grad_a * (z > 0)
+
+
+def tanh_forward(z):
+    return np.tanh(z)
+
+
+def tanh_backward(grad_a, z, a):
+    return grad_a * (1 - a * a)
+
+
+def identity_forward(z):
+    return z
+
+
+def identity_backward(grad_a, z, a):
+    return grad_a
+
+
+def leaky_relu_forward(z):
+    return np.where(z > 0, z, LEAKY_SLOPE * z)
+
+
+def leaky_relu_backward(grad_a, z, a):
+    return grad_a * np.where(z > 0, 1, LEAKY_SLOPE).astype(z.dtype)
+
+
+def softmax_forward(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_backward(grad_a, z, a):
+    # Jacobian-vector product of the row-wise softmax.
+    return a * (grad_a - (grad_a * a).sum(axis=1, keepdims=True))
+
+
+ACTIVATIONS = {
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "relu": (relu_forward, relu_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "identity": (identity_forward, identity_backward),
+    "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+    "softmax": (softmax_forward, softmax_backward),
+}
+
+
+# -- losses ----------------------------------------------------------------------
+def mse_loss(a, y, scale, reduction):
+    """``scale * sum((a - y)**2) / N`` (no division for ``reduction="sum"``) and dL/dA."""
+    n = a.size if reduction == "mean" else 1
+    diff = a - y
+    loss = scale * np.sum(np.square(diff, dtype=np.float64)) / n
+    return loss, (2 * scale / n) * diff
+
+
+def bce_loss(z, y):
+    """Binary cross-entropy of ``sigmoid(z)`` and the fused delta ``(sigmoid(z) - y) / N``.
+
+    ``-y log(a) - (1-y) log(1-a) = max(z, 0) - y z + log1p(exp(-|z|))``: no log(0), no overflow.
+    """
+    n = z.size
+    z64 = z.astype(np.float64)
+    per_element = np.maximum(z64, 0) - y * z64 + np.log1p(np.exp(-np.abs(z64)))
+    return per_element.sum() / n, (sigmoid_forward(z) - y) / n
+
+
+def cross_entropy_loss(z, y):
+    """``-sum(y * log_softmax(z)) / m`` from the logits, and the fused delta.
+
+    The delta is ``(softmax(z) * sum(y) - y) / m`` per row, which is the
+    contract's ``(softmax(z) - y) / m`` for targets whose rows sum to one.
+    """
+    m = z.shape[0]
+    z64 = z.astype(np.float64)
+    shift = z64.max(axis=1, keepdims=True)
+    log_sum_exp = shift + np.log(np.exp(z64 - shift).sum(axis=1, keepdims=True))
+    loss = np.sum(y * (log_sum_exp - z64)) / m
+    delta = (softmax_forward(z) * y.sum(axis=1, keepdims=True) - y) / m
+    return loss, delta
+
+
+def one_hot(labels, n_classes, dtype):
+    encoded = np.zeros((labels.shape[0], n_classes), dtype=dtype)
+    encoded[np.arange(labels.shape[0]), labels] = 1
+    return encoded
+
+
+# -- optimizer updates (in place) ----------------------------------------------------
+def sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    if momentum == 0:
+        param -= lr * grad
+        return
+    velocity *= momentum
+    velocity += grad
+    param -= lr * (grad + momentum * velocity if nesterov else velocity)
+
+
+def adam_update(param, grad, m, v, t, lr, beta1, beta2, eps):
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * grad * grad
+    m_hat = m / (1 - beta1 ** t)
+    v_hat = v / (1 - beta2 ** t)
+    param -= lr * m_hat / (np.sqrt(v_hat) + eps)

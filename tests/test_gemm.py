@@ -1,0 +1,63 @@
+"""The engine's GEMM against numpy.matmul over many shapes, both dtypes and
+all three transpose patterns of a dense layer (X @ W, Xᵀ @ δ, δ @ Wᵀ)."""
+import numpy as np
+import pytest
+
+from cbackprop._backend import engine
+
+# Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (144), KC (256).
+SIZES = [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 143, 145, 257]
+TOL = {"float32": 2e-5, "float64": 1e-12}
+
+
+def _operands(rng, M, N, K, trans_a, trans_b, dtype):
+    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    expected = (A.T if trans_a else A).astype(np.float64) @ (B.T if trans_b else B).astype(np.float64)
+    return A, B, expected
+
+
+def _assert_close(C, expected, K, dtype):
+    scale = np.sqrt(K) * max(1.0, np.abs(expected).max())
+    np.testing.assert_allclose(C, expected, rtol=0, atol=TOL[dtype] * scale)
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("M", SIZES)
+def test_matches_matmul_over_shapes(trans_a, trans_b, M, dtype):
+    rng = np.random.default_rng(M)
+    for N, K in [(1, 1), (3, 17), (9, 5), (17, 257), (31, 2), (145, 9)]:
+        A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
+        C = engine.gemm_product(A, B, trans_a, trans_b)
+        assert C.dtype == np.dtype(dtype) and C.shape == (M, N)
+        _assert_close(C, expected, K, dtype)
+
+
+@pytest.mark.parametrize("shape", [(1000, 3, 600), (64, 4500, 5), (300, 300, 300)])
+def test_multiple_blocks_in_every_loop(shape, dtype):
+    """Shapes that cross MC, KC and NC blocks, where the K-blocks accumulate into C."""
+    M, N, K = shape
+    rng = np.random.default_rng(1)
+    A, B, expected = _operands(rng, M, N, K, False, False, dtype)
+    _assert_close(engine.gemm_product(A, B), expected, K, dtype)
+
+
+def test_accumulates_into_c_when_given(dtype):
+    rng = np.random.default_rng(2)
+    A, B, expected = _operands(rng, 19, 23, 300, False, True, dtype)
+    C0 = rng.standard_normal((19, 23)).astype(dtype)
+    C = engine.gemm_product(A, B, False, True, C0.copy())
+    _assert_close(C, expected + C0, 300, dtype)
+
+
+def test_empty_inner_dimension_gives_zeros(dtype):
+    A = np.empty((4, 0), dtype=dtype)
+    B = np.empty((0, 3), dtype=dtype)
+    np.testing.assert_array_equal(engine.gemm_product(A, B), np.zeros((4, 3)))
+
+
+def test_does_not_read_c_without_accumulate(dtype):
+    """gemm_product fills C with NaN before calling the kernel: any read would leak it."""
+    rng = np.random.default_rng(3)
+    A, B, _ = _operands(rng, 7, 9, 11, False, False, dtype)
+    assert np.isfinite(engine.gemm_product(A, B)).all()
