@@ -282,18 +282,8 @@ cdef class Engine:
         return 0
 
     cdef Buffers _prepare(self, cnp.ndarray X, cnp.ndarray Y) except *:
-        """Check the values of a batch, size the workspace, gather the pointers."""
-        cdef Buffers b
-        b.m = X.shape[0]
-        b.X = data(X)
-        b.Y = NULL
-        b.labels = NULL
-        if Y is not None:
-            if cnp.PyArray_TYPE(Y) == cnp.NPY_INT64:
-                b.labels = <int64_t*>data(Y)
-            else:
-                b.Y = data(Y)
-        self._check(b, Y)
+        """Size the workspace for the batch and gather the pointers of one call."""
+        cdef Buffers b = self._data_pointers(X, Y)
         self._reserve(b.m)
         b.params = data(self.params)
         b.grads = data(self.grads)
@@ -302,7 +292,22 @@ cdef class Engine:
         b.ws = <char*>data(self.workspace) + self.workspace_shift * cnp.PyArray_ITEMSIZE(self.params)
         return b
 
-    cdef int _check(self, Buffers b, Y) except -1:
+    cdef Buffers _data_pointers(self, cnp.ndarray X, cnp.ndarray Y):
+        cdef Buffers b
+        b.m = X.shape[0]
+        b.X = data(X)
+        b.Y = b.labels = b.params = b.grads = b.moment1 = b.moment2 = b.ws = NULL
+        if Y is not None:
+            if cnp.PyArray_TYPE(Y) == cnp.NPY_INT64:
+                b.labels = <int64_t*>data(Y)
+            else:
+                b.Y = data(Y)
+        return b
+
+    def check_values(self, cnp.ndarray X, cnp.ndarray Y=None):
+        """Raise ValueError for NaN/inf in X or Y, labels out of range, or BCE
+        targets outside [0, 1]: the value checks of the boundary, at C speed."""
+        cdef Buffers b = self._data_pointers(X, Y)
         cdef Py_ssize_t bad = -1
         cdef int result
         with nogil:
@@ -319,7 +324,6 @@ cdef class Engine:
                              f"[0, {self.layout.sizes[self.layout.n_layers]})")
         if result == CHECK_TARGET_OUTSIDE_UNIT:
             raise ValueError("bce targets Y must lie in [0, 1]")
-        return 0
 
     cdef LossSettings _loss_settings(self, loss):
         cdef LossSettings settings

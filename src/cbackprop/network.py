@@ -29,7 +29,8 @@ class Network(NetworkBase):
         self._engine.reset_optimizer_state()
 
     def _check_values(self, X, Y):
-        """The engine checks values (finite data, label range) in C as its first pass."""
+        # Same checks as the reference's, done by one pass in C.
+        self._engine.check_values(X, Y)
 
     def _forward(self, X):
         return self._engine.forward(X)

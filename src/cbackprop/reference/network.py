@@ -1,9 +1,24 @@
 """The reference Network: backpropagation written as the maths reads, in NumPy."""
+import functools
+
 import numpy as np
 
 from .._network_base import NetworkBase
 from ..losses import BCE, MSE, CrossEntropy
 from . import ops
+
+
+def _overflow_is_a_result(method):
+    """Overflow of a diverging network shows in its results (an infinite loss
+    becomes FloatingPointError in train_step), not as NumPy warnings: the same
+    behaviour as the compiled engine's IEEE arithmetic."""
+
+    @functools.wraps(method)
+    def quiet(*args):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return method(*args)
+
+    return quiet
 
 
 class Network(NetworkBase):
@@ -35,6 +50,7 @@ class Network(NetworkBase):
             activations.append(ops.ACTIVATIONS[name][0](z))
         return pre_activations, activations
 
+    @_overflow_is_a_result
     def _forward(self, X):
         return self._forward_pass(X)[1][-1]
 
@@ -51,10 +67,12 @@ class Network(NetworkBase):
         value, grad_a = ops.mse_loss(a, Y, loss.scale, loss.reduction)
         return value, ops.ACTIVATIONS[self._activations[-1]][1](grad_a, z, a)
 
+    @_overflow_is_a_result
     def _loss_value(self, X, Y):
         pre_activations, activations = self._forward_pass(X)
         return self._output_loss(pre_activations[-1], activations[-1], Y)[0]
 
+    @_overflow_is_a_result
     def _loss_and_gradients(self, X, Y):
         pre_activations, activations = self._forward_pass(X)
         loss, delta = self._output_loss(pre_activations[-1], activations[-1], Y)
@@ -69,6 +87,7 @@ class Network(NetworkBase):
         return loss, grads
 
     # -- optimizer step ----------------------------------------------------------------
+    @_overflow_is_a_result
     def _train_step(self, X, Y):
         loss, grads = self._loss_and_gradients(X, Y)
         if not np.isfinite(loss):

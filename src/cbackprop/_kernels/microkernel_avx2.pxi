@@ -1,0 +1,108 @@
+# The AVX2/FMA micro-kernel: a 6x8 (float64) or 6x16 (float32) tile held in
+# twelve ymm accumulators, fed by one broadcast of A and two loads of B per
+# row and step. Only compiled into the engine built with -mavx2 -mfma, which
+# is imported after a CPU check.
+
+cdef extern from "immintrin.h" nogil:
+    ctypedef struct __m256d:
+        pass
+    ctypedef struct __m256:
+        pass
+    __m256d _mm256_setzero_pd()
+    __m256d _mm256_loadu_pd(const double*)
+    __m256d _mm256_broadcast_sd(const double*)
+    __m256d _mm256_fmadd_pd(__m256d, __m256d, __m256d)
+    __m256d _mm256_add_pd(__m256d, __m256d)
+    void _mm256_storeu_pd(double*, __m256d)
+    __m256 _mm256_setzero_ps()
+    __m256 _mm256_loadu_ps(const float*)
+    __m256 _mm256_broadcast_ss(const float*)
+    __m256 _mm256_fmadd_ps(__m256, __m256, __m256)
+    __m256 _mm256_add_ps(__m256, __m256)
+    void _mm256_storeu_ps(float*, __m256)
+
+cdef enum:
+    AVX2_MR = 6
+    AVX2_NR_F64 = 8
+    AVX2_NR_F32 = 16
+
+
+cdef inline Py_ssize_t microkernel_mr(real* kind) noexcept nogil:
+    return AVX2_MR
+
+
+cdef inline Py_ssize_t microkernel_nr(real* kind) noexcept nogil:
+    if real is float:
+        return AVX2_NR_F32
+    else:
+        return AVX2_NR_F64
+
+
+cdef inline void microkernel(Py_ssize_t kc, const real* a, const real* b, real* C,
+                             Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                             bint overwrite) noexcept nogil:
+    """C[:rows, :cols] (=|+=) a_sliver @ b_sliver over kc packed steps."""
+    if real is float:
+        microkernel_f32(kc, a, b, C, ldc, rows, cols, overwrite)
+    else:
+        microkernel_f64(kc, a, b, C, ldc, rows, cols, overwrite)
+
+
+cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, const double* b, double* C,
+                                 Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                                 bint overwrite) noexcept nogil:
+    cdef __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd()
+    cdef __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd()
+    cdef __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd()
+    cdef __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd()
+    cdef __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd()
+    cdef __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd()
+    cdef __m256d b0, b1, ai
+    cdef Py_ssize_t p
+    for p in range(kc):
+        b0 = _mm256_loadu_pd(b)
+        b1 = _mm256_loadu_pd(b + 4)
+        ai = _mm256_broadcast_sd(a)
+        c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01)
+        ai = _mm256_broadcast_sd(a + 1)
+        c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11)
+        ai = _mm256_broadcast_sd(a + 2)
+        c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21)
+        ai = _mm256_broadcast_sd(a + 3)
+        c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31)
+        ai = _mm256_broadcast_sd(a + 4)
+        c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41)
+        ai = _mm256_broadcast_sd(a + 5)
+        c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51)
+        a += AVX2_MR
+        b += AVX2_NR_F64
+    cdef double tile[AVX2_MR * AVX2_NR_F64]
+    cdef double* out = C
+    cdef Py_ssize_t ld = ldc
+    cdef bint full = rows == AVX2_MR and cols == AVX2_NR_F64
+    if not full:
+        # Edge tile: spill to a local tile, then store only the valid part.
+        out = tile
+        ld = AVX2_NR_F64
+        overwrite = True
+    elif not overwrite:
+        c00 = _mm256_add_pd(c00, _mm256_loadu_pd(out)); c01 = _mm256_add_pd(c01, _mm256_loadu_pd(out + 4))
+        c10 = _mm256_add_pd(c10, _mm256_loadu_pd(out + ld)); c11 = _mm256_add_pd(c11, _mm256_loadu_pd(out + ld + 4))
+        c20 = _mm256_add_pd(c20, _mm256_loadu_pd(out + 2 * ld)); c21 = _mm256_add_pd(c21, _mm256_loadu_pd(out + 2 * ld + 4))
+        c30 = _mm256_add_pd(c30, _mm256_loadu_pd(out + 3 * ld)); c31 = _mm256_add_pd(c31, _mm256_loadu_pd(out + 3 * ld + 4))
+        c40 = _mm256_add_pd(c40, _mm256_loadu_pd(out + 4 * ld)); c41 = _mm256_add_pd(c41, _mm256_loadu_pd(out + 4 * ld + 4))
+        c50 = _mm256_add_pd(c50, _mm256_loadu_pd(out + 5 * ld)); c51 = _mm256_add_pd(c51, _mm256_loadu_pd(out + 5 * ld + 4))
+    _mm256_storeu_pd(out, c00); _mm256_storeu_pd(out + 4, c01)
+    _mm256_storeu_pd(out + ld, c10); _mm256_storeu_pd(out + ld + 4, c11)
+    _mm256_storeu_pd(out + 2 * ld, c20); _mm256_storeu_pd(out + 2 * ld + 4, c21)
+    _mm256_storeu_pd(out + 3 * ld, c30); _mm256_storeu_pd(out + 3 * ld + 4, c31)
+    _mm256_storeu_pd(out + 4 * ld, c40); _mm256_storeu_pd(out + 4 * ld + 4, c41)
+    _mm256_storeu_pd(out + 5 * ld, c50); _mm256_storeu_pd(out + 5 * ld + 4, c51)
+    if not full:
+        store_tile(tile, AVX2_NR_F64, C, ldc, rows, cols, not overwrite_edge(overwrite, C))
+
+
+cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, const float* b, float* C,
+                                 Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                                 bint overwrite) noexcept nogil:
+    pass

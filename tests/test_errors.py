@@ -1,0 +1,606 @@
+"""Every error of CONTRACT.md's Errors section fires, names the problem, and
+leaves the network's parameters as they were; unusual but valid inputs work.
+"""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import cbackprop as cb
+
+SIZES = [4, 5, 3]
+M = 5
+
+
+def snapshot(net):
+    weights, biases = net.get_params()
+    return [w.copy() for w in weights], [b.copy() for b in biases]
+
+
+def assert_unchanged(net, snap):
+    weights, biases = net.get_params()
+    assert len(weights) == len(snap[0]) and len(biases) == len(snap[1])
+    for got, want in zip(weights + biases, snap[0] + snap[1]):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def mse_net(Net, dtype="float64"):
+    return Net(SIZES, ["tanh", "identity"], loss="mse", optimizer=cb.SGD(lr=0.1), dtype=dtype, seed=1)
+
+
+def ce_net(Net):
+    return Net(SIZES, ["relu", "softmax"], loss="cross_entropy", optimizer=cb.SGD(lr=0.1), seed=1)
+
+
+def bce_net(Net):
+    return Net(SIZES, ["relu", "sigmoid"], loss="bce", optimizer=cb.SGD(lr=0.1), seed=1)
+
+
+def good_batch(rng, m=M):
+    return rng.normal(size=(m, SIZES[0])), rng.normal(size=(m, SIZES[-1]))
+
+
+def call(net, method, X, Y):
+    if method == "forward":
+        return net.forward(X)
+    if method == "predict":
+        return net.predict(X)
+    if method == "loss":
+        return net.loss(X, Y)
+    if method == "loss_and_gradients":
+        return net.loss_and_gradients(X, Y)
+    if method == "train_step":
+        return net.train_step(X, Y)
+    if method == "fit":
+        return net.fit(X, Y, epochs=1, batch_size=2, seed=0)
+    raise AssertionError(method)
+
+
+X_METHODS = ["forward", "predict", "loss", "loss_and_gradients", "train_step", "fit"]
+Y_METHODS = ["loss", "loss_and_gradients", "train_step", "fit"]
+
+
+def expect(error, net, method, X, Y, match=None):
+    """Call ``method`` expecting ``error``; the parameters must be untouched."""
+    snap = snapshot(net)
+    with pytest.raises(error, match=match):
+        call(net, method, X, Y)
+    assert_unchanged(net, snap)
+
+
+# --------------------------------------------------------------------------
+# Construction: sizes, activations, names, loss/output compatibility
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sizes", [[3], [], [2, 0, 1], [2, 3, 0], [2, -1, 1]], ids=str)
+def test_bad_sizes(Net, sizes):
+    """At least two layer widths, each >= 1."""
+    activations = ["sigmoid"] * max(len(sizes) - 1, 0)
+    with pytest.raises(ValueError, match="(?i)size|width|layer|entr"):
+        Net(sizes, activations)
+
+
+@pytest.mark.parametrize("activations", [["relu"], ["relu", "relu", "identity"], []], ids=str)
+def test_wrong_number_of_activations(Net, activations):
+    """One activation name per weight layer."""
+    with pytest.raises(ValueError, match="(?i)activation"):
+        Net([2, 3, 1], activations)
+
+
+def test_unknown_activation(Net):
+    with pytest.raises(ValueError, match="no_such_act"):
+        Net([2, 3, 1], ["no_such_act", "identity"])
+
+
+def test_unknown_loss(Net):
+    with pytest.raises(ValueError, match="no_such_loss"):
+        Net([2, 3, 1], ["relu", "identity"], loss="no_such_loss")
+
+
+def test_unknown_optimizer(Net):
+    with pytest.raises(ValueError, match="no_such_optimizer"):
+        Net([2, 3, 1], ["relu", "identity"], optimizer="no_such_optimizer")
+
+
+def test_unknown_init(Net):
+    with pytest.raises(ValueError, match="(?i)init|no_such_init"):
+        Net([2, 3, 1], ["relu", "identity"], init="no_such_init")
+
+
+def test_unsupported_dtype(Net):
+    with pytest.raises(ValueError, match="(?i)dtype|float16"):
+        Net([2, 3, 1], ["relu", "identity"], dtype="float16")
+
+
+def test_unknown_mse_reduction():
+    with pytest.raises(ValueError, match="(?i)reduction"):
+        cb.MSE(reduction="median")
+
+
+@pytest.mark.parametrize("activations", [["softmax", "identity"], ["softmax", "softmax"], ["relu", "softmax", "sigmoid"]], ids=str)
+def test_softmax_only_last(Net, activations):
+    sizes = [2] + [3] * len(activations)
+    with pytest.raises(ValueError, match="(?i)softmax"):
+        Net(sizes, activations)
+
+
+@pytest.mark.parametrize("output", ["identity", "relu", "tanh", "softmax", "leaky_relu"])
+@pytest.mark.parametrize("loss", ["bce", cb.BCE], ids=["name", "instance"])
+def test_bce_needs_sigmoid_output(Net, output, loss):
+    loss = loss() if callable(loss) else loss
+    with pytest.raises(ValueError, match="(?i)sigmoid|bce|binary"):
+        Net([2, 3, 2], ["relu", output], loss=loss)
+
+
+@pytest.mark.parametrize("output", ["identity", "relu", "tanh", "sigmoid", "leaky_relu"])
+@pytest.mark.parametrize("loss", ["cross_entropy", cb.CrossEntropy], ids=["name", "instance"])
+def test_cross_entropy_needs_softmax_output(Net, output, loss):
+    loss = loss() if callable(loss) else loss
+    with pytest.raises(ValueError, match="(?i)softmax|cross"):
+        Net([2, 3, 2], ["relu", output], loss=loss)
+
+
+# --------------------------------------------------------------------------
+# Hyper-parameters
+# --------------------------------------------------------------------------
+
+BAD_HYPER = [
+    (cb.SGD, "lr", -0.1),
+    (cb.SGD, "lr", math.nan),
+    (cb.SGD, "lr", math.inf),
+    (cb.SGD, "lr", -math.inf),
+    (cb.SGD, "momentum", 1.0),
+    (cb.SGD, "momentum", -0.1),
+    (cb.SGD, "momentum", 1.5),
+    (cb.SGD, "momentum", math.nan),
+    (cb.Adam, "lr", -1e-3),
+    (cb.Adam, "lr", math.nan),
+    (cb.Adam, "lr", math.inf),
+    (cb.Adam, "beta1", 1.0),
+    (cb.Adam, "beta1", -0.1),
+    (cb.Adam, "beta1", math.nan),
+    (cb.Adam, "beta2", 1.0),
+    (cb.Adam, "beta2", -0.1),
+    (cb.Adam, "beta2", 2.0),
+    (cb.Adam, "eps", 0.0),
+    (cb.Adam, "eps", -1e-8),
+    (cb.Adam, "eps", math.nan),
+]
+BAD_HYPER_IDS = [f"{cls.__name__}-{name}={value}" for cls, name, value in BAD_HYPER]
+
+
+@pytest.mark.parametrize("cls, name, value", BAD_HYPER, ids=BAD_HYPER_IDS)
+def test_invalid_hyper_parameter_at_construction(cls, name, value):
+    with pytest.raises(ValueError, match=name):
+        cls(**{name: value})
+
+
+@pytest.mark.parametrize("cls, name, value", BAD_HYPER, ids=BAD_HYPER_IDS)
+def test_invalid_hyper_parameter_assigned_later(Net, cls, name, value, rng):
+    """Assigning a bad value raises at once, keeps the old value, and later steps use it."""
+    X, Y = good_batch(rng)
+    net = Net(SIZES, ["tanh", "identity"], optimizer=cls(), seed=1)
+    twin = Net(SIZES, ["tanh", "identity"], optimizer=cls(), seed=1)
+    old = getattr(net.optimizer, name)
+    snap = snapshot(net)
+    with pytest.raises(ValueError, match=name):
+        setattr(net.optimizer, name, value)
+    assert getattr(net.optimizer, name) == old
+    assert_unchanged(net, snap)
+    net.train_step(X, Y)
+    twin.train_step(X, Y)
+    for got, want in zip(sum(net.get_params(), []), sum(twin.get_params(), [])):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_boundary_hyper_parameters_are_valid(Net, rng):
+    """lr = 0, momentum = 0 and betas = 0 lie inside the allowed ranges; lr = 0 changes nothing."""
+    cb.Adam(lr=0.0, beta1=0.0, beta2=0.0, eps=1e-12)
+    X, Y = good_batch(rng)
+    net = Net(SIZES, ["tanh", "identity"], optimizer=cb.SGD(lr=0.0, momentum=0.0), seed=1)
+    snap = snapshot(net)
+    net.train_step(X, Y)
+    assert_unchanged(net, snap)
+
+
+# --------------------------------------------------------------------------
+# Bad X
+# --------------------------------------------------------------------------
+
+
+def bad_x(case, rng):
+    X, Y = good_batch(rng)
+    if case == "wrong width":
+        return rng.normal(size=(M, SIZES[0] - 1)), Y
+    if case == "too wide":
+        return rng.normal(size=(M, SIZES[0] + 2)), Y
+    if case == "3-D":
+        return rng.normal(size=(M, 1, SIZES[0])), Y
+    if case == "1-D wrong length":
+        return rng.normal(size=SIZES[0] + 1), Y[0]
+    if case == "0-D":
+        return np.float64(1.0), Y[0]
+    if case == "empty":
+        return np.zeros((0, SIZES[0])), np.zeros((0, SIZES[-1]))
+    if case == "nan":
+        X[2, 1] = np.nan
+        return X, Y
+    if case == "inf":
+        X[0, 3] = np.inf
+        return X, Y
+    if case == "-inf":
+        X[4, 0] = -np.inf
+        return X, Y
+    raise AssertionError(case)
+
+
+X_CASES = ["wrong width", "too wide", "3-D", "1-D wrong length", "0-D", "empty", "nan", "inf", "-inf"]
+SHAPE = "(?i)shape|dimension|column|feature|width"
+FINITE = "(?i)nan|inf|finite"
+X_MATCH = {"empty": "(?i)empty|no sample|no row|zero|at least", "nan": FINITE, "inf": FINITE, "-inf": FINITE}
+
+
+@pytest.mark.parametrize("method", X_METHODS)
+@pytest.mark.parametrize("case", X_CASES)
+def test_bad_x_raises_value_error(Net, case, method, rng):
+    X, Y = bad_x(case, rng)
+    expect(ValueError, mse_net(Net), method, X, Y, match=X_MATCH.get(case, SHAPE))
+
+
+# --------------------------------------------------------------------------
+# Bad Y
+# --------------------------------------------------------------------------
+
+
+def bad_y(case, rng):
+    X, Y = good_batch(rng)
+    if case == "wrong width":
+        return X, rng.normal(size=(M, SIZES[-1] - 1))
+    if case == "wrong rows":
+        return X, rng.normal(size=(M - 1, SIZES[-1]))
+    if case == "1-D with several outputs":
+        return X, rng.normal(size=M)
+    if case == "3-D":
+        return X, rng.normal(size=(M, SIZES[-1], 1))
+    if case == "nan":
+        Y[1, 1] = np.nan
+        return X, Y
+    if case == "inf":
+        Y[3, 2] = -np.inf
+        return X, Y
+    raise AssertionError(case)
+
+
+Y_CASES = ["wrong width", "wrong rows", "1-D with several outputs", "3-D", "nan", "inf"]
+
+
+@pytest.mark.parametrize("method", Y_METHODS)
+@pytest.mark.parametrize("case", Y_CASES)
+def test_bad_y_raises_value_error(Net, case, method, rng):
+    X, Y = bad_y(case, rng)
+    match = {"nan": FINITE, "inf": FINITE}.get(case, SHAPE)
+    expect(ValueError, mse_net(Net), method, X, Y, match=match)
+
+
+def ce_batch(case, rng):
+    X = rng.normal(size=(M, SIZES[0]))
+    labels = np.array([0, 2, 1, 2, 0])
+    if case == "label too large":
+        labels[3] = SIZES[-1]
+        return X, labels
+    if case == "negative label":
+        labels[1] = -1
+        return X, labels
+    if case == "fractional label":
+        return X, labels.astype(float) + np.array([0, 0, 0.5, 0, 0])
+    if case == "too few labels":
+        return X, labels[:-1]
+    if case == "labels as a column":
+        return X, labels[:, None]
+    if case == "one-hot wrong width":
+        return X, np.eye(SIZES[-1] + 1)[labels]
+    if case == "one-hot with nan":
+        onehot = np.eye(SIZES[-1])[labels]
+        onehot[0, 0] = np.nan
+        return X, onehot
+    raise AssertionError(case)
+
+
+CE_CASES = ["label too large", "negative label", "fractional label", "too few labels",
+            "labels as a column", "one-hot wrong width", "one-hot with nan"]
+
+
+@pytest.mark.parametrize("method", Y_METHODS)
+@pytest.mark.parametrize("case", CE_CASES)
+def test_bad_class_targets(Net, case, method, rng):
+    """Out-of-range, negative and non-integer class labels, and malformed one-hot targets."""
+    X, Y = ce_batch(case, rng)
+    match = {
+        "label too large": "(?i)label|class|range",
+        "negative label": "(?i)label|class|range|negative",
+        "fractional label": "(?i)label|class|whole|integer",
+        "one-hot with nan": FINITE,
+    }.get(case, SHAPE)
+    expect(ValueError, ce_net(Net), method, X, Y, match=match)
+
+
+@pytest.mark.parametrize("case", ["nan in X", "inf in Y", "label out of range", "negative label"])
+def test_fit_checks_every_batch_before_training(Net, case, rng):
+    """fit refuses bad data in its LAST minibatch before taking any step: the
+    earlier minibatches must not have been trained on when the error is raised."""
+    X = rng.normal(size=(6, SIZES[0]))
+    if case in ("label out of range", "negative label"):
+        net, Y = ce_net(Net), np.array([0, 1, 2, 0, 1, 2])
+        Y[-1] = 3 if case == "label out of range" else -1
+    else:
+        net, Y = mse_net(Net), rng.normal(size=(6, SIZES[-1]))
+        if case == "nan in X":
+            X[-1, 0] = np.nan
+        else:
+            Y[-1, 0] = np.inf
+    snap = snapshot(net)
+    with pytest.raises(ValueError):
+        net.fit(X, Y, epochs=2, batch_size=1, shuffle=False)
+    assert_unchanged(net, snap)
+
+
+def test_whole_number_float_labels_are_labels(Net, rng):
+    """Whole-number float labels are accepted and mean the same as integer labels."""
+    X, _ = ce_batch("label too large", rng)
+    labels = np.array([0, 2, 1, 2, 0])
+    net = ce_net(Net)
+    assert net.loss(X, labels.astype(np.float64)) == net.loss(X, labels)
+
+
+@pytest.mark.parametrize("value", [1.5, -0.5])
+@pytest.mark.parametrize("method", Y_METHODS)
+def test_bce_targets_outside_unit_interval(Net, method, value, rng):
+    X = rng.normal(size=(M, SIZES[0]))
+    Y = rng.uniform(size=(M, SIZES[-1]))
+    Y[2, 1] = value
+    expect(ValueError, bce_net(Net), method, X, Y, match=r"(?i)\[0, ?1\]|range|between|target")
+
+
+# --------------------------------------------------------------------------
+# Non-numeric data -> TypeError
+# --------------------------------------------------------------------------
+
+
+def non_numeric(kind, A):
+    if kind == "str":
+        return A.astype(str)  # numeric-looking strings: still not numbers
+    if kind == "object":
+        return A.astype(object)
+    if kind == "complex":
+        return A.astype(np.complex128)
+    if kind == "bool":
+        return A > 0
+    raise AssertionError(kind)
+
+
+KINDS = ["str", "object", "complex", "bool"]
+NUMERIC = "(?i)numer|real|dtype|type"
+
+
+@pytest.mark.parametrize("method", X_METHODS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_numeric_x(Net, kind, method, rng):
+    X, Y = good_batch(rng)
+    expect(TypeError, mse_net(Net), method, non_numeric(kind, X), Y, match=NUMERIC)
+
+
+@pytest.mark.parametrize("method", Y_METHODS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_numeric_y(Net, kind, method, rng):
+    X, Y = good_batch(rng)
+    expect(TypeError, mse_net(Net), method, X, non_numeric(kind, Y), match=NUMERIC)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_numeric_labels(Net, kind, rng):
+    X = rng.normal(size=(M, SIZES[0]))
+    labels = np.array([0, 2, 1, 2, 1])
+    expect(TypeError, ce_net(Net), "loss_and_gradients", X, non_numeric(kind, labels), match=NUMERIC)
+
+
+def test_list_of_strings_is_not_numeric(Net):
+    expect(TypeError, mse_net(Net), "forward", [["a", "b", "c", "d"]], None)
+
+
+# --------------------------------------------------------------------------
+# set_params
+# --------------------------------------------------------------------------
+
+
+def bad_params(case, net, rng):
+    weights, biases = net.get_params()
+    # The first layer gets new, valid values: a refused call must not apply them either.
+    weights[0] = rng.normal(size=weights[0].shape)
+    biases[0] = rng.normal(size=biases[0].shape)
+    if case == "too few weights":
+        weights = weights[:-1]
+    elif case == "too few biases":
+        biases = biases[:-1]
+    elif case == "too many layers":
+        weights = weights + [np.zeros((SIZES[-1], 2))]
+        biases = biases + [np.zeros(2)]
+    elif case == "transposed weight":
+        weights[-1] = weights[-1].T.copy()
+    elif case == "bias too long":
+        biases[-1] = np.zeros(SIZES[-1] + 1)
+    elif case == "1-D weight":
+        weights[-1] = weights[-1].ravel()
+    elif case == "nan weight":
+        weights[-1][0, 0] = np.nan
+    elif case == "inf bias":
+        biases[-1][1] = np.inf
+    else:
+        raise AssertionError(case)
+    return weights, biases
+
+
+PARAM_CASES = ["too few weights", "too few biases", "too many layers", "transposed weight",
+               "bias too long", "1-D weight", "nan weight", "inf bias"]
+
+
+@pytest.mark.parametrize("case", PARAM_CASES)
+def test_bad_set_params(Net, case, rng):
+    """Wrong count, wrong shape or non-finite values: ValueError, nothing copied in."""
+    net = mse_net(Net)
+    snap = snapshot(net)
+    weights, biases = bad_params(case, net, rng)
+    match = {"nan weight": FINITE, "inf bias": FINITE}.get(case, SHAPE)
+    if case.startswith("too"):
+        match = "(?i)expected|number|count|layer"
+    with pytest.raises(ValueError, match=match):
+        net.set_params(weights, biases)
+    assert_unchanged(net, snap)
+
+
+# --------------------------------------------------------------------------
+# A diverged step -> FloatingPointError, parameters restored
+# --------------------------------------------------------------------------
+
+
+def overflowing_net(Net, dtype):
+    """Huge but finite weights and inputs: the identity output overflows to inf."""
+    big = 1e20 if dtype == "float32" else 1e200  # big * big overflows the dtype
+    net = Net([3, 2], ["identity"], loss="mse", optimizer=cb.SGD(lr=0.1), dtype=dtype)
+    net.set_params([np.full((3, 2), big)], [np.zeros(2)])
+    return net, np.full((4, 3), big), np.zeros((4, 2))
+
+
+def test_train_step_with_infinite_loss(Net, dtype):
+    """A non-finite loss: FloatingPointError, parameters unchanged (numpy warnings aside)."""
+    net, X, Y = overflowing_net(Net, dtype)
+    snap = snapshot(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(FloatingPointError, match="(?i)finite|inf|nan|diverg"):
+            net.train_step(X, Y)
+    assert_unchanged(net, snap)
+
+
+def test_infinite_loss_raises_no_runtime_warning(Net, dtype):
+    """The diverged step reports itself by the exception only, not by a numpy
+    RuntimeWarning (which this suite, per pyproject.toml, treats as an error)."""
+    net, X, Y = overflowing_net(Net, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(FloatingPointError):
+            net.train_step(X, Y)
+
+
+def test_train_step_diverging_over_steps(Net, rng):
+    """A huge learning rate blows up within a few steps; the failing step changes nothing."""
+    X, Y = good_batch(rng)
+    net = Net(SIZES, ["identity", "identity"], loss="mse", optimizer=cb.SGD(lr=1e30), dtype="float32", seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(20):
+            snap = snapshot(net)
+            try:
+                net.train_step(X, Y)
+            except FloatingPointError:
+                assert_unchanged(net, snap)
+                return
+    pytest.fail("lr=1e30 never produced a non-finite loss")
+
+
+# --------------------------------------------------------------------------
+# load of bad paths
+# --------------------------------------------------------------------------
+
+
+def test_load_missing_file(Net, tmp_path):
+    with pytest.raises(OSError):
+        Net.load(tmp_path / "does_not_exist.npz")
+    with pytest.raises(OSError):
+        Net.load(str(tmp_path / "does_not_exist"))
+
+
+def test_load_text_file(Net, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("this is not a saved network\n")
+    with pytest.raises(ValueError):
+        Net.load(path)
+
+
+def test_load_unrelated_npz(Net, tmp_path):
+    path = tmp_path / "arrays.npz"
+    with open(path, "wb") as f:
+        np.savez(f, a=np.arange(3.0), b=np.eye(2))
+    with pytest.raises(ValueError):
+        Net.load(path)
+
+
+def test_load_unrelated_npy(Net, tmp_path):
+    path = tmp_path / "array.npy"
+    np.save(path, np.arange(10.0))
+    with pytest.raises(ValueError):
+        Net.load(path)
+
+
+# --------------------------------------------------------------------------
+# Valid but unusual inputs must work
+# --------------------------------------------------------------------------
+
+
+def variants(A):
+    """The same values as A, laid out in memory in awkward ways."""
+    wide = np.zeros((A.shape[0], 2 * A.shape[1]), dtype=A.dtype)
+    wide[:, ::2] = A
+    readonly = A.copy()
+    readonly.flags.writeable = False
+    reversed_rows = A[::-1].copy()[::-1]
+    return {
+        "strided columns": wide[:, ::2],
+        "fortran order": np.asfortranarray(A),
+        "read-only": readonly,
+        "negative row stride": reversed_rows,
+    }
+
+
+@pytest.mark.parametrize("layout", ["strided columns", "fortran order", "read-only", "negative row stride"])
+def test_awkward_layouts_give_same_results(Net, dtype, layout, rng):
+    """Non-contiguous, Fortran-order and read-only X and Y equal a contiguous copy, and are not modified."""
+    X, Y = good_batch(rng)
+    Xv, Yv = variants(X)[layout], variants(Y)[layout]
+    assert not (Xv.flags.c_contiguous and Xv.flags.writeable)
+    X_before, Y_before = Xv.copy(), Yv.copy()
+    a, b = mse_net(Net, dtype), mse_net(Net, dtype)
+    # BLAS may sum in another order for another layout: equal up to rounding.
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+
+    np.testing.assert_allclose(a.forward(Xv), b.forward(X), **tol)
+    np.testing.assert_allclose(a.loss(Xv, Yv), b.loss(X, Y), **tol)
+    la, ga = a.loss_and_gradients(Xv, Yv)
+    lb, gb = b.loss_and_gradients(X, Y)
+    np.testing.assert_allclose(la, lb, **tol)
+    for (dWa, dba), (dWb, dbb) in zip(ga, gb):
+        np.testing.assert_allclose(dWa, dWb, **tol)
+        np.testing.assert_allclose(dba, dbb, **tol)
+    np.testing.assert_allclose(a.train_step(Xv, Yv), b.train_step(X, Y), **tol)
+    for pa, pb in zip(sum(a.get_params(), []), sum(b.get_params(), [])):
+        np.testing.assert_allclose(pa, pb, **tol)
+    np.testing.assert_array_equal(Xv, X_before)
+    np.testing.assert_array_equal(Yv, Y_before)
+
+
+@pytest.mark.parametrize("convert", ["int64", "int32", "float32", "float64", "list"])
+def test_other_numeric_inputs_are_cast(Net, dtype, convert):
+    """Integer arrays, the other float dtype and nested lists are numeric data: cast, not refused."""
+    X = np.array([[1, -2, 0, 3], [2, 1, -1, 0]])
+    Y = np.array([[0, 1, 2], [1, 0, -1]])
+    if convert == "list":
+        Xc, Yc = X.tolist(), Y.tolist()
+    else:
+        Xc, Yc = X.astype(convert), Y.astype(convert)
+    a, b = mse_net(Net, dtype), mse_net(Net, dtype)
+    out = a.forward(Xc)
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out, b.forward(X.astype(dtype)))
+    assert a.loss(Xc, Yc) == b.loss(X.astype(dtype), Y.astype(dtype))

@@ -1,0 +1,341 @@
+"""Numerics that are part of the API: extreme pre-activations, seeded
+initialisation, initialisation scales, and the dtype of every result.
+
+RuntimeWarnings are errors in this test suite (pyproject.toml); the extreme
+input tests also raise on NumPy overflow, invalid and divide-by-zero.
+Underflow (exp(-1e4) == 0) is harmless and allowed.
+"""
+import numpy as np
+import pytest
+
+import cbackprop as cb
+
+HIDDEN = ["sigmoid", "relu", "tanh", "identity", "leaky_relu"]
+OUTPUT_LOSSES = {
+    "identity+mse": ("identity", lambda: "mse"),
+    "sigmoid+mse": ("sigmoid", lambda: "mse"),
+    "tanh+mse": ("tanh", lambda: "mse"),
+    "softmax+mse": ("softmax", lambda: "mse"),
+    "identity+mse_sum": ("identity", lambda: cb.MSE(scale=0.5, reduction="sum")),
+    "sigmoid+bce": ("sigmoid", lambda: "bce"),
+    "softmax+ce_onehot": ("softmax", lambda: "cross_entropy"),
+    "softmax+ce_labels": ("softmax", lambda: cb.CrossEntropy()),
+}
+RAISE = dict(over="raise", invalid="raise", divide="raise", under="ignore")
+
+
+def targets(output, m, k):
+    labels = np.arange(m) % k
+    if output == "softmax+ce_labels":
+        return labels
+    if output in ("softmax+ce_onehot", "softmax+mse"):
+        return np.eye(k)[labels]
+    if output in ("sigmoid+bce", "sigmoid+mse"):
+        return (np.arange(m * k).reshape(m, k) % 2).astype(float)
+    return np.linspace(-3, 3, m * k).reshape(m, k)
+
+
+def all_finite(*arrays):
+    return all(np.all(np.isfinite(a)) for a in arrays)
+
+
+# --------------------------------------------------------------------------
+# Extreme pre-activations: finite, silent, and (single layer) exact
+# --------------------------------------------------------------------------
+
+# Rows of X pick rows of W1, so Z1 spans [-1e4, 1e4] exactly.
+EXTREME_X = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [-1.0, 0.0]])
+EXTREME_W1 = np.array([[1e4, -1e4, 30.0, -700.0], [-1e4, 1e4, -30.0, 700.0]])
+W2_PATTERN = np.array([[1.0, -1.0, 0.5], [-1.0, 1.0, -0.5], [0.25, -0.75, 1.0], [-0.5, 0.5, -1.0]])
+
+
+@pytest.mark.parametrize("output", sorted(OUTPUT_LOSSES))
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_extreme_preactivations_are_finite_and_silent(Net, dtype, hidden, output):
+    """Pre-activations of +-1e4 in both layers: forward, loss, gradients and a step are finite."""
+    out_act, loss = OUTPUT_LOSSES[output]
+    net = Net([2, 4, 3], [hidden, out_act], loss=loss(), optimizer=cb.SGD(lr=1e-6), dtype=dtype)
+    bounded = hidden in ("sigmoid", "tanh")  # |A1| <= 1, else up to 1e4
+    W2 = W2_PATTERN * (1e4 if bounded else 1.0)
+    net.set_params([EXTREME_W1, W2], [np.zeros(4), np.array([0.0, 5.0, -5.0])])
+    X, Y = EXTREME_X, targets(output, 4, 3)
+    with np.errstate(**RAISE):
+        out = net.forward(X)
+        loss_value = net.loss(X, Y)
+        loss2, grads = net.loss_and_gradients(X, Y)
+        before = net.train_step(X, Y)
+    assert out.dtype == np.dtype(dtype) and all_finite(out)
+    assert np.isfinite(loss_value) and np.isfinite(loss2) and np.isfinite(before)
+    for dW, db in grads:
+        assert dW.dtype == db.dtype == np.dtype(dtype)
+        assert all_finite(dW, db)
+    assert all_finite(*sum(net.get_params(), []))
+
+
+def np_truth(out_act, loss, X, W, b, Y):
+    """Loss and gradients of a one-layer net in float64, with overflow-free formulas."""
+    Z = X @ W + b
+    m, k = Z.shape
+    N = Z.size
+    e = np.exp(-np.abs(Z))
+    if out_act == "sigmoid":
+        A = np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+        dA = e / (1 + e) ** 2
+    elif out_act == "tanh":
+        A = np.tanh(Z)
+        dA = 1 - A**2
+    elif out_act == "identity":
+        A, dA = Z, np.ones_like(Z)
+    else:  # softmax
+        shifted = Z - Z.max(axis=1, keepdims=True)
+        A = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        lse = Z.max(axis=1) + np.log(np.exp(shifted).sum(axis=1))
+    if isinstance(loss, str):
+        loss = {"mse": cb.MSE(), "bce": cb.BCE(), "cross_entropy": cb.CrossEntropy()}[loss]
+    if isinstance(loss, cb.MSE):
+        div = N if loss.reduction == "mean" else 1
+        L = loss.scale * np.sum((A - Y) ** 2) / div
+        g = 2 * loss.scale * (A - Y) / div
+        if out_act == "softmax":
+            delta = A * (g - np.sum(g * A, axis=1, keepdims=True))
+        else:
+            delta = g * dA
+    elif isinstance(loss, cb.BCE):
+        L = np.sum(np.maximum(Z, 0) - Z * Y + np.log1p(e)) / N
+        delta = (A - Y) / N
+    else:
+        onehot = np.eye(k)[Y] if Y.ndim == 1 else Y
+        L = np.sum(lse - np.sum(onehot * Z, axis=1)) / m
+        delta = (A - onehot) / m
+    return L, X.T @ delta, delta.sum(axis=0)
+
+
+@pytest.mark.parametrize("output", sorted(OUTPUT_LOSSES))
+def test_extreme_loss_and_gradients_are_exact(Net, dtype, output):
+    """At |z| up to 1e4 the loss and gradients are the true ones (no clipping, no log(0)):
+    e.g. BCE of sigmoid(-1e4) against target 1 is 1e4, not -log(1e-7)."""
+    out_act, loss = OUTPUT_LOSSES[output]
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    W = np.array([[1e4, -1e4, 20.0], [-1e4, 9e3, -40.0]])
+    b = np.array([0.0, 0.5, 1.0])
+    Y = targets(output, 3, 3)
+    if output == "sigmoid+bce":
+        Y = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.25]])  # the far-wrong side
+    if output == "softmax+ce_labels":
+        Y = np.array([1, 0, 2])
+    if output == "softmax+ce_onehot":
+        Y = np.eye(3)[[1, 0, 2]]
+    net = Net([2, 3], [out_act], loss=loss(), dtype=dtype)
+    net.set_params([W], [b])
+    L, dW, db = np_truth(out_act, loss(), X, W, b, Y)
+    with np.errstate(**RAISE):
+        got_L, [(got_dW, got_db)] = net.loss_and_gradients(X, Y)
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    # Errors are relative to the largest gradient, or to 1/N where every gradient
+    # is a tiny difference of saturated values that float32 cannot resolve.
+    scale = max(np.abs(dW).max(), np.abs(db).max(), 1.0 / 9)
+    assert got_L == pytest.approx(L, rel=rtol)
+    np.testing.assert_allclose(got_dW, dW, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(got_db, db, rtol=rtol, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("activation", HIDDEN + ["softmax"])
+def test_extreme_forward_values(Net, dtype, activation):
+    """Saturated activations take their limits: sigmoid(+-1e4) = 1, 0; tanh = +-1; softmax one-hot."""
+    net = Net([1, 3], [activation], dtype=dtype)
+    net.set_params([np.array([[1e4, -1e4, 0.0]])], [np.zeros(3)])
+    with np.errstate(**RAISE):
+        out = net.forward(np.array([[1.0], [-1.0]]))
+    expected = {
+        "sigmoid": [[1, 0, 0.5], [0, 1, 0.5]],
+        "tanh": [[1, -1, 0], [-1, 1, 0]],
+        "relu": [[1e4, 0, 0], [0, 1e4, 0]],
+        "identity": [[1e4, -1e4, 0], [-1e4, 1e4, 0]],
+        "leaky_relu": [[1e4, -100, 0], [-100, 1e4, 0]],
+        "softmax": [[1, 0, 0], [0, 1, 0]],
+    }[activation]
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-30)
+
+
+# --------------------------------------------------------------------------
+# Seeded initialisation
+# --------------------------------------------------------------------------
+
+ARCH = ([5, 7, 4, 3], ["relu", "tanh", "softmax"])
+
+
+def params_of(Net, seed, dtype="float64", init="auto"):
+    return sum(Net(*ARCH, loss="cross_entropy", dtype=dtype, seed=seed, init=init).get_params(), [])
+
+
+def test_same_seed_same_parameters(Net, dtype):
+    for a, b in zip(params_of(Net, 42, dtype), params_of(Net, 42, dtype), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("init", ["auto", "he", "xavier"])
+def test_same_seed_same_parameters_in_both_implementations(dtype, init):
+    """The contract: the same seed gives the same initial parameters, in both implementations."""
+    compiled = params_of(cb.Network, 2024, dtype, init)
+    reference = params_of(cb.reference.Network, 2024, dtype, init)
+    for a, b in zip(compiled, reference, strict=True):
+        assert a.dtype == b.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_different_seeds_differ(Net):
+    a, b = params_of(Net, 1), params_of(Net, 2)
+    for wa, wb in zip(a[:3], b[:3]):
+        assert not np.array_equal(wa, wb)
+
+
+def test_biases_start_at_zero(Net, dtype):
+    net = Net(*ARCH, dtype=dtype, seed=5)
+    weights, biases = net.get_params()
+    for b, width in zip(biases, ARCH[0][1:]):
+        assert b.shape == (width,)
+        np.testing.assert_array_equal(b, 0)
+    for W in weights:
+        assert np.all(np.isfinite(W)) and np.any(W != 0)
+
+
+FAN_IN, FAN_OUT = 100, 900  # He and Xavier scales differ by a factor sqrt(10) here
+HE_STD = np.sqrt(2.0 / FAN_IN)
+XAVIER_STD = np.sqrt(2.0 / (FAN_IN + FAN_OUT))
+
+
+@pytest.mark.parametrize(
+    "activation, init, expected",
+    [
+        ("sigmoid", "he", HE_STD),
+        ("relu", "xavier", XAVIER_STD),
+        ("relu", "auto", HE_STD),
+        ("leaky_relu", "auto", HE_STD),
+        ("tanh", "auto", XAVIER_STD),
+        ("sigmoid", "auto", XAVIER_STD),
+        ("identity", "auto", XAVIER_STD),
+    ],
+)
+def test_init_scale(Net, activation, init, expected):
+    """He: Var(W) = 2 / fan_in; Xavier/Glorot: Var(W) = 2 / (fan_in + fan_out); zero mean."""
+    net = Net([FAN_IN, FAN_OUT], [activation], init=init, seed=3)
+    W = net.get_params()[0][0]
+    assert W.shape == (FAN_IN, FAN_OUT)
+    assert abs(W.std() / expected - 1) < 0.1
+    assert abs(W.mean()) < 0.05 * expected
+
+
+def test_auto_init_is_per_layer(Net):
+    """'auto' chooses He or Xavier for each layer by that layer's activation."""
+    net = Net([FAN_IN, FAN_OUT, FAN_IN, FAN_OUT], ["relu", "tanh", "leaky_relu"], seed=4)
+    W1, W2, W3 = net.get_params()[0]
+    assert abs(W1.std() / HE_STD - 1) < 0.1
+    assert abs(W2.std() / XAVIER_STD - 1) < 0.1
+    assert abs(W3.std() / HE_STD - 1) < 0.1
+
+
+# --------------------------------------------------------------------------
+# dtypes of results, and copies in and out
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["name", "numpy"])
+def test_every_result_has_the_net_dtype(Net, dtype, spelling, rng):
+    """Parameters, outputs and gradients are arrays of net.dtype; losses are Python floats."""
+    given = dtype if spelling == "name" else np.dtype(dtype).type
+    net = Net([3, 4, 2], ["relu", "sigmoid"], loss="bce", dtype=given, seed=0)
+    assert net.dtype == np.dtype(dtype)
+    other = np.float32 if dtype == "float64" else np.float64
+    X = rng.normal(size=(5, 3)).astype(other)
+    Y = rng.uniform(size=(5, 2)).astype(other)
+    for p in sum(net.get_params(), []):
+        assert p.dtype == np.dtype(dtype)
+    assert net.forward(X).dtype == np.dtype(dtype)
+    assert net.predict(X[0]).dtype == np.dtype(dtype)
+    assert type(net.loss(X, Y)) is float
+    loss, grads = net.loss_and_gradients(X, Y)
+    assert type(loss) is float
+    for dW, db in grads:
+        assert dW.dtype == db.dtype == np.dtype(dtype)
+    assert type(net.train_step(X, Y)) is float
+    history = net.fit(X, Y, epochs=2, batch_size=2, seed=0)
+    assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
+    for p in sum(net.get_params(), []):
+        assert p.dtype == np.dtype(dtype)
+
+
+def test_set_params_casts_to_the_net_dtype(Net, dtype):
+    net = Net([2, 2], ["identity"], dtype=dtype)
+    net.set_params([np.array([[1, 2], [3, 4]])], [np.array([0.5, -0.5], dtype=np.float32)])
+    W, b = net.get_params()[0][0], net.get_params()[1][0]
+    assert W.dtype == b.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(W, [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(net.forward(np.array([[1.0, 1.0]])), [[4.5, 5.5]])
+
+
+def test_params_are_copied_in_and_out(Net):
+    """get_params returns copies, and set_params copies: later mutation changes nothing."""
+    net = Net([2, 2], ["identity"], seed=0)
+    W = np.array([[1.0, 0.0], [0.0, 1.0]])
+    b = np.zeros(2)
+    net.set_params([W], [b])
+    W[0, 0] = 99.0
+    b[1] = 99.0
+    got_W, got_b = net.get_params()
+    got_W[0][1, 1] = -5.0
+    got_b[0][0] = -5.0
+    np.testing.assert_array_equal(net.forward(np.array([[2.0, 3.0]])), [[2.0, 3.0]])
+
+
+# --------------------------------------------------------------------------
+# The two implementations agree (float64: 1e-10 relative, float32: 1e-4)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("output", sorted(OUTPUT_LOSSES))
+def test_implementations_agree(dtype, output, rng):
+    out_act, loss = OUTPUT_LOSSES[output]
+    arch = ([6, 9, 7, 3], ["leaky_relu", "tanh", out_act])
+    X = rng.normal(size=(10, 6))
+    Y = targets(output, 10, 3)
+    opt = lambda: cb.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    nets = [Net(*arch, loss=loss(), optimizer=opt(), dtype=dtype, seed=9)
+            for Net in (cb.Network, cb.reference.Network)]
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    outs = [n.forward(X) for n in nets]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=rtol, atol=rtol * 1e-2)
+    results = [n.loss_and_gradients(X, Y) for n in nets]
+    assert results[0][0] == pytest.approx(results[1][0], rel=rtol)
+    for (dWa, dba), (dWb, dbb) in zip(results[0][1], results[1][1]):
+        scale = max(np.abs(dWb).max(), np.abs(dbb).max())
+        np.testing.assert_allclose(dWa, dWb, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(dba, dbb, rtol=rtol, atol=rtol * scale)
+    for _ in range(3):
+        la, lb = (n.train_step(X, Y) for n in nets)
+        assert la == pytest.approx(lb, rel=rtol)
+    for pa, pb in zip(sum(nets[0].get_params(), []), sum(nets[1].get_params(), [])):
+        np.testing.assert_allclose(pa, pb, rtol=rtol, atol=rtol * np.abs(pb).max())
+
+
+@pytest.mark.parametrize("m", [1, 3, 97, 300])
+def test_implementations_agree_on_odd_larger_shapes(dtype, m, rng):
+    """Shapes that are not multiples of any tile size (GEMM edges, 1-row batches) agree too."""
+    arch = ([67, 130, 33, 5], ["relu", "sigmoid", "softmax"])
+    X = rng.normal(size=(m, 67))
+    Y = rng.integers(0, 5, size=m)
+    nets = [Net(*arch, loss="cross_entropy", optimizer=cb.SGD(lr=0.05, momentum=0.5), dtype=dtype, seed=21)
+            for Net in (cb.Network, cb.reference.Network)]
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    np.testing.assert_allclose(nets[0].forward(X), nets[1].forward(X), rtol=rtol, atol=rtol * 1e-2)
+    (la, ga), (lb, gb) = (n.loss_and_gradients(X, Y) for n in nets)
+    assert la == pytest.approx(lb, rel=rtol)
+    for (dWa, dba), (dWb, dbb) in zip(ga, gb):
+        scale = max(np.abs(dWb).max(), np.abs(dbb).max())
+        np.testing.assert_allclose(dWa, dWb, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(dba, dbb, rtol=rtol, atol=rtol * scale)
+    for _ in range(2):
+        la, lb = (n.train_step(X, Y) for n in nets)
+        assert la == pytest.approx(lb, rel=rtol)
+    for pa, pb in zip(sum(nets[0].get_params(), []), sum(nets[1].get_params(), [])):
+        np.testing.assert_allclose(pa, pb, rtol=rtol, atol=rtol * np.abs(pb).max())
