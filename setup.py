@@ -4,6 +4,7 @@
 initialisation checks back on for a test build.
 """
 import os
+import platform
 
 import numpy as np
 from Cython.Build import cythonize
@@ -37,9 +38,19 @@ def engine(name, extra_flags=()):
     )
 
 
+def is_x86_64():
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
+# The same engine twice: baseline flags for any CPU, and an AVX2/FMA build
+# that cbackprop._backend imports only after a run-time CPU check.
+ENGINES = [engine("_engine_baseline")]
+if is_x86_64() and os.name != "nt":
+    ENGINES.append(engine("_engine_avx2", ["-mavx2", "-mfma"]))
+
 setup(
     ext_modules=cythonize(
-        [engine("_engine_baseline")],
+        ENGINES,
         compiler_directives=DIRECTIVES,
         include_path=["src/cbackprop"],
     ),

@@ -81,6 +81,13 @@ def test_forward_loss_gradients_agree(architecture, m, dtype):
                          ids=lambda a: f"{a[1]}-{a[2]}-{a[3]}")
 def test_fifty_step_trajectories_agree(make_optimizer, architecture, dtype):
     (compiled, reference), sizes = make_pair(architecture, dtype, optimizer=make_optimizer)
+    if dtype == "float32" and compiled.optimizer.name == "adam":
+        # With eps = 1e-8, Adam moves a parameter whose gradient is rounding
+        # noise (|g| ~ 1e-9 in float32) by about ±lr: any two summation orders
+        # then part ways (measured: 1e-3 relative loss difference after 40
+        # steps, against 3e-7 with eps = 1e-6). float64 keeps the default eps.
+        for net in (compiled, reference):
+            net.optimizer.eps = max(net.optimizer.eps, 1e-6)
     rng = np.random.default_rng(3)
     for step in range(50):
         X, Y = make_batch(rng, sizes, architecture[3], 16)

@@ -1,15 +1,32 @@
-"""Which compiled engine runs: chosen once, at import.
+"""Which compiled engine runs, chosen once at import.
 
-``CBACKPROP_CPU=baseline`` forces the portable build (so both paths can be
-tested on one machine).
+The engine is compiled twice from the same source: with baseline flags, and
+with ``-mavx2 -mfma``. The AVX2 build is imported only when the CPU reports
+both features. ``CBACKPROP_CPU=baseline`` forces the portable build (so both
+paths are tested on one machine).
 """
 import os
 
 from . import _engine_baseline
 
-_REQUESTED = os.environ.get("CBACKPROP_CPU", "auto").strip().lower() or "auto"
-if _REQUESTED not in ("auto", "baseline"):
-    raise ImportError(f"CBACKPROP_CPU must be 'auto' or 'baseline', got {_REQUESTED!r}")
 
-engine = _engine_baseline
-kernel_path = "baseline"
+def _choose():
+    requested = os.environ.get("CBACKPROP_CPU", "auto").strip().lower() or "auto"
+    if requested not in ("auto", "baseline", "avx2"):
+        raise ImportError(f"CBACKPROP_CPU must be 'auto', 'baseline' or 'avx2', got {requested!r}")
+    if requested == "baseline":
+        return _engine_baseline, "baseline"
+    if not _engine_baseline.cpu_has_avx2_fma():
+        if requested == "avx2":
+            raise ImportError("CBACKPROP_CPU=avx2, but this CPU lacks AVX2/FMA")
+        return _engine_baseline, "baseline"
+    try:
+        from . import _engine_avx2
+    except ImportError:  # built without the AVX2 variant (a non-x86 build)
+        if requested == "avx2":
+            raise
+        return _engine_baseline, "baseline"
+    return _engine_avx2, "avx2"
+
+
+engine, kernel_path = _choose()

@@ -18,6 +18,20 @@ cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
     return (n + step - 1) // step * step
 
 
+cdef inline void store_tile(const real* tile, Py_ssize_t tile_ld, real* C, Py_ssize_t ldc,
+                            Py_ssize_t rows, Py_ssize_t cols, bint overwrite) noexcept nogil:
+    """The valid rows x cols corner of a micro-tile into C (edge tiles)."""
+    cdef Py_ssize_t i, j
+    if overwrite:
+        for i in range(rows):
+            for j in range(cols):
+                C[i * ldc + j] = tile[i * tile_ld + j]
+    else:
+        for i in range(rows):
+            for j in range(cols):
+                C[i * ldc + j] += tile[i * tile_ld + j]
+
+
 cdef inline void pack_panel_a(Py_ssize_t mc, Py_ssize_t kc, const real* A, Py_ssize_t rsa,
                               Py_ssize_t csa, real* packed) noexcept nogil:
     """Rows of op(A) in slivers of MR: sliver s holds kc columns of MR values, zero-padded."""

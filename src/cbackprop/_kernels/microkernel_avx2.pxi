@@ -62,47 +62,129 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, const double* b
     for p in range(kc):
         b0 = _mm256_loadu_pd(b)
         b1 = _mm256_loadu_pd(b + 4)
-        ai = _mm256_broadcast_sd(a)
-        c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01)
+        ai = _mm256_broadcast_sd(a + 0)
+        c00 = _mm256_fmadd_pd(ai, b0, c00)
+        c01 = _mm256_fmadd_pd(ai, b1, c01)
         ai = _mm256_broadcast_sd(a + 1)
-        c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11)
+        c10 = _mm256_fmadd_pd(ai, b0, c10)
+        c11 = _mm256_fmadd_pd(ai, b1, c11)
         ai = _mm256_broadcast_sd(a + 2)
-        c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21)
+        c20 = _mm256_fmadd_pd(ai, b0, c20)
+        c21 = _mm256_fmadd_pd(ai, b1, c21)
         ai = _mm256_broadcast_sd(a + 3)
-        c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31)
+        c30 = _mm256_fmadd_pd(ai, b0, c30)
+        c31 = _mm256_fmadd_pd(ai, b1, c31)
         ai = _mm256_broadcast_sd(a + 4)
-        c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41)
+        c40 = _mm256_fmadd_pd(ai, b0, c40)
+        c41 = _mm256_fmadd_pd(ai, b1, c41)
         ai = _mm256_broadcast_sd(a + 5)
-        c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51)
+        c50 = _mm256_fmadd_pd(ai, b0, c50)
+        c51 = _mm256_fmadd_pd(ai, b1, c51)
         a += AVX2_MR
         b += AVX2_NR_F64
+    # Edge tiles go through a local tile; only their valid part reaches C.
     cdef double tile[AVX2_MR * AVX2_NR_F64]
     cdef double* out = C
     cdef Py_ssize_t ld = ldc
     cdef bint full = rows == AVX2_MR and cols == AVX2_NR_F64
     if not full:
-        # Edge tile: spill to a local tile, then store only the valid part.
         out = tile
         ld = AVX2_NR_F64
-        overwrite = True
     elif not overwrite:
-        c00 = _mm256_add_pd(c00, _mm256_loadu_pd(out)); c01 = _mm256_add_pd(c01, _mm256_loadu_pd(out + 4))
-        c10 = _mm256_add_pd(c10, _mm256_loadu_pd(out + ld)); c11 = _mm256_add_pd(c11, _mm256_loadu_pd(out + ld + 4))
-        c20 = _mm256_add_pd(c20, _mm256_loadu_pd(out + 2 * ld)); c21 = _mm256_add_pd(c21, _mm256_loadu_pd(out + 2 * ld + 4))
-        c30 = _mm256_add_pd(c30, _mm256_loadu_pd(out + 3 * ld)); c31 = _mm256_add_pd(c31, _mm256_loadu_pd(out + 3 * ld + 4))
-        c40 = _mm256_add_pd(c40, _mm256_loadu_pd(out + 4 * ld)); c41 = _mm256_add_pd(c41, _mm256_loadu_pd(out + 4 * ld + 4))
-        c50 = _mm256_add_pd(c50, _mm256_loadu_pd(out + 5 * ld)); c51 = _mm256_add_pd(c51, _mm256_loadu_pd(out + 5 * ld + 4))
-    _mm256_storeu_pd(out, c00); _mm256_storeu_pd(out + 4, c01)
-    _mm256_storeu_pd(out + ld, c10); _mm256_storeu_pd(out + ld + 4, c11)
-    _mm256_storeu_pd(out + 2 * ld, c20); _mm256_storeu_pd(out + 2 * ld + 4, c21)
-    _mm256_storeu_pd(out + 3 * ld, c30); _mm256_storeu_pd(out + 3 * ld + 4, c31)
-    _mm256_storeu_pd(out + 4 * ld, c40); _mm256_storeu_pd(out + 4 * ld + 4, c41)
-    _mm256_storeu_pd(out + 5 * ld, c50); _mm256_storeu_pd(out + 5 * ld + 4, c51)
+        c00 = _mm256_add_pd(c00, _mm256_loadu_pd(out))
+        c01 = _mm256_add_pd(c01, _mm256_loadu_pd(out + 4))
+        c10 = _mm256_add_pd(c10, _mm256_loadu_pd(out + 1 * ld))
+        c11 = _mm256_add_pd(c11, _mm256_loadu_pd(out + 1 * ld + 4))
+        c20 = _mm256_add_pd(c20, _mm256_loadu_pd(out + 2 * ld))
+        c21 = _mm256_add_pd(c21, _mm256_loadu_pd(out + 2 * ld + 4))
+        c30 = _mm256_add_pd(c30, _mm256_loadu_pd(out + 3 * ld))
+        c31 = _mm256_add_pd(c31, _mm256_loadu_pd(out + 3 * ld + 4))
+        c40 = _mm256_add_pd(c40, _mm256_loadu_pd(out + 4 * ld))
+        c41 = _mm256_add_pd(c41, _mm256_loadu_pd(out + 4 * ld + 4))
+        c50 = _mm256_add_pd(c50, _mm256_loadu_pd(out + 5 * ld))
+        c51 = _mm256_add_pd(c51, _mm256_loadu_pd(out + 5 * ld + 4))
+    _mm256_storeu_pd(out, c00)
+    _mm256_storeu_pd(out + 4, c01)
+    _mm256_storeu_pd(out + 1 * ld, c10)
+    _mm256_storeu_pd(out + 1 * ld + 4, c11)
+    _mm256_storeu_pd(out + 2 * ld, c20)
+    _mm256_storeu_pd(out + 2 * ld + 4, c21)
+    _mm256_storeu_pd(out + 3 * ld, c30)
+    _mm256_storeu_pd(out + 3 * ld + 4, c31)
+    _mm256_storeu_pd(out + 4 * ld, c40)
+    _mm256_storeu_pd(out + 4 * ld + 4, c41)
+    _mm256_storeu_pd(out + 5 * ld, c50)
+    _mm256_storeu_pd(out + 5 * ld + 4, c51)
     if not full:
-        store_tile(tile, AVX2_NR_F64, C, ldc, rows, cols, not overwrite_edge(overwrite, C))
+        store_tile(tile, AVX2_NR_F64, C, ldc, rows, cols, overwrite)
 
 
 cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, const float* b, float* C,
                                  Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
                                  bint overwrite) noexcept nogil:
-    pass
+    cdef __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps()
+    cdef __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps()
+    cdef __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps()
+    cdef __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps()
+    cdef __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps()
+    cdef __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps()
+    cdef __m256 b0, b1, ai
+    cdef Py_ssize_t p
+    for p in range(kc):
+        b0 = _mm256_loadu_ps(b)
+        b1 = _mm256_loadu_ps(b + 8)
+        ai = _mm256_broadcast_ss(a + 0)
+        c00 = _mm256_fmadd_ps(ai, b0, c00)
+        c01 = _mm256_fmadd_ps(ai, b1, c01)
+        ai = _mm256_broadcast_ss(a + 1)
+        c10 = _mm256_fmadd_ps(ai, b0, c10)
+        c11 = _mm256_fmadd_ps(ai, b1, c11)
+        ai = _mm256_broadcast_ss(a + 2)
+        c20 = _mm256_fmadd_ps(ai, b0, c20)
+        c21 = _mm256_fmadd_ps(ai, b1, c21)
+        ai = _mm256_broadcast_ss(a + 3)
+        c30 = _mm256_fmadd_ps(ai, b0, c30)
+        c31 = _mm256_fmadd_ps(ai, b1, c31)
+        ai = _mm256_broadcast_ss(a + 4)
+        c40 = _mm256_fmadd_ps(ai, b0, c40)
+        c41 = _mm256_fmadd_ps(ai, b1, c41)
+        ai = _mm256_broadcast_ss(a + 5)
+        c50 = _mm256_fmadd_ps(ai, b0, c50)
+        c51 = _mm256_fmadd_ps(ai, b1, c51)
+        a += AVX2_MR
+        b += AVX2_NR_F32
+    # Edge tiles go through a local tile; only their valid part reaches C.
+    cdef float tile[AVX2_MR * AVX2_NR_F32]
+    cdef float* out = C
+    cdef Py_ssize_t ld = ldc
+    cdef bint full = rows == AVX2_MR and cols == AVX2_NR_F32
+    if not full:
+        out = tile
+        ld = AVX2_NR_F32
+    elif not overwrite:
+        c00 = _mm256_add_ps(c00, _mm256_loadu_ps(out))
+        c01 = _mm256_add_ps(c01, _mm256_loadu_ps(out + 8))
+        c10 = _mm256_add_ps(c10, _mm256_loadu_ps(out + 1 * ld))
+        c11 = _mm256_add_ps(c11, _mm256_loadu_ps(out + 1 * ld + 8))
+        c20 = _mm256_add_ps(c20, _mm256_loadu_ps(out + 2 * ld))
+        c21 = _mm256_add_ps(c21, _mm256_loadu_ps(out + 2 * ld + 8))
+        c30 = _mm256_add_ps(c30, _mm256_loadu_ps(out + 3 * ld))
+        c31 = _mm256_add_ps(c31, _mm256_loadu_ps(out + 3 * ld + 8))
+        c40 = _mm256_add_ps(c40, _mm256_loadu_ps(out + 4 * ld))
+        c41 = _mm256_add_ps(c41, _mm256_loadu_ps(out + 4 * ld + 8))
+        c50 = _mm256_add_ps(c50, _mm256_loadu_ps(out + 5 * ld))
+        c51 = _mm256_add_ps(c51, _mm256_loadu_ps(out + 5 * ld + 8))
+    _mm256_storeu_ps(out, c00)
+    _mm256_storeu_ps(out + 8, c01)
+    _mm256_storeu_ps(out + 1 * ld, c10)
+    _mm256_storeu_ps(out + 1 * ld + 8, c11)
+    _mm256_storeu_ps(out + 2 * ld, c20)
+    _mm256_storeu_ps(out + 2 * ld + 8, c21)
+    _mm256_storeu_ps(out + 3 * ld, c30)
+    _mm256_storeu_ps(out + 3 * ld + 8, c31)
+    _mm256_storeu_ps(out + 4 * ld, c40)
+    _mm256_storeu_ps(out + 4 * ld + 8, c41)
+    _mm256_storeu_ps(out + 5 * ld, c50)
+    _mm256_storeu_ps(out + 5 * ld + 8, c51)
+    if not full:
+        store_tile(tile, AVX2_NR_F32, C, ldc, rows, cols, overwrite)

@@ -29,16 +29,3 @@ cdef inline void microkernel(Py_ssize_t kc, const real* a, const real* b, real* 
             for j in range(GENERIC_NR):
                 acc[i * GENERIC_NR + j] += a_i * b[p * GENERIC_NR + j]
     store_tile(acc, GENERIC_NR, C, ldc, rows, cols, overwrite)
-
-
-cdef inline void store_tile(const real* acc, Py_ssize_t acc_ld, real* C, Py_ssize_t ldc,
-                            Py_ssize_t rows, Py_ssize_t cols, bint overwrite) noexcept nogil:
-    cdef Py_ssize_t i, j
-    if overwrite:
-        for i in range(rows):
-            for j in range(cols):
-                C[i * ldc + j] = acc[i * acc_ld + j]
-    else:
-        for i in range(rows):
-            for j in range(cols):
-                C[i * ldc + j] += acc[i * acc_ld + j]
