@@ -1,10 +1,14 @@
 """Build of cbackprop's compiled engine.
 
 ``CBACKPROP_DEBUG_CYTHON=1`` turns Cython's bounds, wraparound and
-initialisation checks back on for a test build.
+initialisation checks back on for a test build; ``CBACKPROP_NO_OPENMP=1``
+builds a serial engine.
 """
 import os
 import platform
+import subprocess
+import sysconfig
+import tempfile
 
 import numpy as np
 from Cython.Build import cythonize
@@ -28,13 +32,34 @@ BASE_FLAGS = ["-O3", "-fno-math-errno"] if os.name != "nt" else ["/O2"]
 NUMPY_MACROS = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
 
 
+def openmp_flags():
+    """``-fopenmp`` when the compiler takes it; otherwise the engine builds serial."""
+    if os.environ.get("CBACKPROP_NO_OPENMP"):
+        return []
+    compiler = sysconfig.get_config_var("CC") or "cc"
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "probe.c")
+        with open(source, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+        command = compiler.split() + ["-fopenmp", source, "-o", os.path.join(tmp, "probe")]
+        try:
+            ok = subprocess.run(command, capture_output=True).returncode == 0
+        except OSError:
+            ok = False
+    return ["-fopenmp"] if ok else []
+
+
+OPENMP = openmp_flags()
+
+
 def engine(name, extra_flags=()):
     return Extension(
         f"cbackprop.{name}",
         [f"src/cbackprop/{name}.pyx"],
         include_dirs=[np.get_include()],
         define_macros=NUMPY_MACROS,
-        extra_compile_args=BASE_FLAGS + list(extra_flags),
+        extra_compile_args=BASE_FLAGS + OPENMP + list(extra_flags),
+        extra_link_args=OPENMP,
     )
 
 

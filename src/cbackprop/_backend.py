@@ -30,3 +30,19 @@ def _choose():
 
 
 engine, kernel_path = _choose()
+
+
+def set_num_threads(n):
+    """Threads for the compiled passes (GEMMs and large element-wise loops).
+
+    The default is OpenMP's, which honours ``OMP_NUM_THREADS``; small
+    products always run on one thread. Without OpenMP the engine is serial
+    and this setting is ignored.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"the number of threads must be an int, got {n!r}")
+    engine.set_num_threads(n)
+
+
+def get_num_threads():
+    return engine.get_num_threads()

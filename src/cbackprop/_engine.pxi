@@ -22,6 +22,41 @@ include "_kernels/losses.pxi"
 include "_kernels/optimizers.pxi"
 include "_kernels/checks.pxi"
 
+# -- threads ------------------------------------------------------------------------------
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int cbackprop_default_threads(void) { return omp_get_max_threads(); }
+    static int cbackprop_have_openmp(void) { return 1; }
+    #else
+    static int cbackprop_default_threads(void) { return 1; }
+    static int cbackprop_have_openmp(void) { return 0; }
+    #endif
+    """
+    int cbackprop_default_threads() nogil
+    int cbackprop_have_openmp() nogil
+
+# OpenMP's default honours OMP_NUM_THREADS; set_num_threads overrides it.
+cdef int num_threads = cbackprop_default_threads()
+
+
+def set_num_threads(int n):
+    """Threads used by every later pass (1 without OpenMP support)."""
+    global num_threads
+    if n < 1:
+        raise ValueError(f"the number of threads must be >= 1, got {n}")
+    num_threads = n if cbackprop_have_openmp() else 1
+
+
+def get_num_threads():
+    return num_threads
+
+
+def have_openmp():
+    return bool(cbackprop_have_openmp())
+
+
 LOSS_CODES = {"mse": LOSS_MSE, "bce": LOSS_BCE, "cross_entropy": LOSS_CROSS_ENTROPY}
 
 cdef enum:
@@ -39,6 +74,7 @@ cdef struct Layout:
     Py_ssize_t delta_offset[2]       # ping-pong deltas of consecutive layers
     Py_ssize_t pack_a_offset
     Py_ssize_t pack_b_offset
+    int n_threads                    # for the GEMMs of this call
 
 
 cdef struct LossSettings:
@@ -61,7 +97,7 @@ cdef void forward_pass(const Layout* L, Py_ssize_t m, const real* X, const real*
         # Hidden layers are activated in place; the output layer keeps Z for the loss.
         z = ws + L.logits_offset if layer == L.n_layers - 1 else a
         gemm(m, n_out, n_in, a_prev, n_in, 1, params + L.weight_offset[layer], n_out, 1,
-             z, n_out, False, ws + L.pack_a_offset, ws + L.pack_b_offset)
+             z, n_out, False, ws + L.pack_a_offset, ws + L.pack_b_offset, L.n_threads)
         bias_activation_forward(m, n_out, z, params + L.bias_offset[layer], a,
                                 L.activations[layer])
         a_prev = a
@@ -104,13 +140,13 @@ cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const 
     cdef real* pack_b = ws + L.pack_b_offset
     # grad_W = A_prevᵀ @ delta: A_prev read transposed through its strides.
     gemm(n_in, n_out, m, a_prev, 1, n_in, delta, n_out, 1,
-         grads + L.weight_offset[layer], n_out, False, pack_a, pack_b)
+         grads + L.weight_offset[layer], n_out, False, pack_a, pack_b, L.n_threads)
     column_sums(m, n_out, delta, grads + L.bias_offset[layer])
     if layer > 0:
         delta_prev = ws + L.delta_offset[(layer - 1) % 2]
         # delta_prev = (delta @ Wᵀ) ⊙ f'(Z_prev), W read transposed.
         gemm(m, n_in, n_out, delta, n_out, 1, params + L.weight_offset[layer], 1, n_out,
-             delta_prev, n_in, False, pack_a, pack_b)
+             delta_prev, n_in, False, pack_a, pack_b, L.n_threads)
         activation_backward(m * n_in, delta_prev, a_prev, L.activations[layer - 1])
 
 
@@ -285,6 +321,7 @@ cdef class Engine:
         """Size the workspace for the batch and gather the pointers of one call."""
         cdef Buffers b = self._data_pointers(X, Y)
         self._reserve(b.m)
+        self.layout.n_threads = num_threads
         b.params = data(self.params)
         b.grads = data(self.grads)
         b.moment1 = data(self.moment1)
@@ -443,8 +480,8 @@ def gemm_product(cnp.ndarray A, cnp.ndarray B, bint trans_a=False, bint trans_b=
     with nogil:
         if is_float32:
             gemm(M, N, K, <float*>a, rsa, csa, <float*>b, rsb, csb, <float*>c, N, accumulate,
-                 <float*>pa, <float*>pb)
+                 <float*>pa, <float*>pb, num_threads)
         else:
             gemm(M, N, K, <double*>a, rsa, csa, <double*>b, rsb, csb, <double*>c, N, accumulate,
-                 <double*>pa, <double*>pb)
+                 <double*>pa, <double*>pb, num_threads)
     return C

@@ -8,6 +8,7 @@ C-contiguous arrays of the network's dtype (``_build``, ``_parameters``,
 """
 import math
 import numbers
+import threading
 
 import numpy as np
 
@@ -38,6 +39,10 @@ class NetworkBase:
         dtype = check_dtype(dtype)
         loss = make_loss(loss)
         check_loss_fits(loss, activations[-1])
+        # One call at a time per network: the compiled passes share workspaces
+        # and both implementations update parameters in place. A second
+        # thread waits (without holding the GIL) until the first is done.
+        self._lock = threading.RLock()
         self._sizes = sizes
         self._activations = activations
         self._dtype = dtype
@@ -72,8 +77,10 @@ class NetworkBase:
     @optimizer.setter
     def optimizer(self, optimizer):
         # A new optimizer starts from fresh state (zero velocities/moments, t = 0).
-        self._optimizer = make_optimizer(optimizer)
-        self._reset_optimizer_state()
+        optimizer = make_optimizer(optimizer)
+        with self._lock:
+            self._optimizer = optimizer
+            self._reset_optimizer_state()
 
     def __repr__(self):
         return (f"{type(self).__module__}.{type(self).__name__}({self._sizes}, {self._activations}, "
@@ -82,8 +89,9 @@ class NetworkBase:
     # -- parameters ------------------------------------------------------------
     def get_params(self):
         """``(weights, biases)``: lists of copies, ``W`` of shape ``(fan_in, fan_out)``."""
-        weights, biases = self._parameters()
-        return [w.copy() for w in weights], [b.copy() for b in biases]
+        with self._lock:
+            weights, biases = self._parameters()
+            return [w.copy() for w in weights], [b.copy() for b in biases]
 
     def set_params(self, weights, biases):
         """Copy ``weights`` and ``biases`` in, cast to the network's dtype.
@@ -108,7 +116,8 @@ class NetworkBase:
                 array = as_dtype(name, array, self._dtype)
                 check_finite(name, array)
                 out.append(array)
-        self._assign_parameters(new_weights, new_biases)
+        with self._lock:
+            self._assign_parameters(new_weights, new_biases)
 
     # -- computation -----------------------------------------------------------
     def _inputs(self, X):
@@ -127,7 +136,8 @@ class NetworkBase:
         """Output activations ``(m, sizes[-1])``, or ``(sizes[-1],)`` for a 1-D ``X``."""
         X, single = self._inputs(X)
         self._check_values(X, None)
-        out = self._forward(X)
+        with self._lock:
+            out = self._forward(X)
         return out[0] if single else out
 
     def predict(self, X):
@@ -136,11 +146,15 @@ class NetworkBase:
 
     def loss(self, X, Y):
         """The loss on this batch as a Python float."""
-        return float(self._loss_value(*self._batch(X, Y)))
+        X, Y = self._batch(X, Y)
+        with self._lock:
+            return float(self._loss_value(X, Y))
 
     def loss_and_gradients(self, X, Y):
         """``(loss, [(dW, db), ...])``; the parameters are not changed."""
-        loss, grads = self._loss_and_gradients(*self._batch(X, Y))
+        X, Y = self._batch(X, Y)
+        with self._lock:
+            loss, grads = self._loss_and_gradients(X, Y)
         return float(loss), grads
 
     def train_step(self, X, Y):
@@ -151,7 +165,8 @@ class NetworkBase:
         return self._checked_step(*self._batch(X, Y))
 
     def _checked_step(self, X, Y):
-        loss = float(self._train_step(X, Y))
+        with self._lock:
+            loss = float(self._train_step(X, Y))
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"the loss is {loss} on this batch (training diverged); parameters were not updated"

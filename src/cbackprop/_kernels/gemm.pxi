@@ -8,6 +8,11 @@
 # looks at the real tile size. The micro-kernel and MR/NR come from the
 # variant file included before this one (generic loops or AVX2/FMA).
 
+from cython.parallel cimport parallel, prange
+
+# Below this many flops a GEMM runs on one thread: waking a second costs more.
+cdef double PARALLEL_MIN_FLOPS = 4.0e5
+
 cdef enum:
     GEMM_KC = 256   # K per packed panel: an MR x KC and a KC x NR sliver stay in L1/L2
     GEMM_MC = 144   # rows of A packed at once (multiple of every MR used)
@@ -32,39 +37,28 @@ cdef inline void store_tile(const real* tile, Py_ssize_t tile_ld, real* C, Py_ss
                 C[i * ldc + j] += tile[i * tile_ld + j]
 
 
-cdef inline void pack_panel_a(Py_ssize_t mc, Py_ssize_t kc, const real* A, Py_ssize_t rsa,
-                              Py_ssize_t csa, real* packed) noexcept nogil:
-    """Rows of op(A) in slivers of MR: sliver s holds kc columns of MR values, zero-padded."""
-    cdef Py_ssize_t ir, i, p, rows
+cdef inline void pack_sliver_a(Py_ssize_t rows, Py_ssize_t kc, const real* A, Py_ssize_t rsa,
+                               Py_ssize_t csa, real* packed) noexcept nogil:
+    """``rows`` (<= MR) rows of op(A) over kc columns, as kc groups of MR, zero-padded."""
+    cdef Py_ssize_t i, p
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
-    # (Cython turns range() into a C loop only for a constant step.)
-    ir = 0
-    while ir < mc:
-        rows = min(mr, mc - ir)
-        for p in range(kc):
-            for i in range(rows):
-                packed[p * mr + i] = A[(ir + i) * rsa + p * csa]
-            for i in range(rows, mr):
-                packed[p * mr + i] = 0
-        packed += mr * kc
-        ir += mr
+    for p in range(kc):
+        for i in range(rows):
+            packed[p * mr + i] = A[i * rsa + p * csa]
+        for i in range(rows, mr):
+            packed[p * mr + i] = 0
 
 
-cdef inline void pack_panel_b(Py_ssize_t kc, Py_ssize_t nc, const real* B, Py_ssize_t rsb,
-                              Py_ssize_t csb, real* packed) noexcept nogil:
-    """Columns of op(B) in slivers of NR: sliver s holds kc rows of NR values, zero-padded."""
-    cdef Py_ssize_t jr, j, p, cols
+cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py_ssize_t rsb,
+                               Py_ssize_t csb, real* packed) noexcept nogil:
+    """``cols`` (<= NR) columns of op(B) over kc rows, as kc groups of NR, zero-padded."""
+    cdef Py_ssize_t j, p
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
-    jr = 0
-    while jr < nc:
-        cols = min(nr, nc - jr)
-        for p in range(kc):
-            for j in range(cols):
-                packed[p * nr + j] = B[p * rsb + (jr + j) * csb]
-            for j in range(cols, nr):
-                packed[p * nr + j] = 0
-        packed += nr * kc
-        jr += nr
+    for p in range(kc):
+        for j in range(cols):
+            packed[p * nr + j] = B[p * rsb + j * csb]
+        for j in range(cols, nr):
+            packed[p * nr + j] = 0
 
 
 cdef inline Py_ssize_t gemm_pack_a_size(Py_ssize_t max_m, Py_ssize_t max_k, real* kind) noexcept nogil:
@@ -80,43 +74,55 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                const real* A, Py_ssize_t rsa, Py_ssize_t csa,
                const real* B, Py_ssize_t rsb, Py_ssize_t csb,
                real* C, Py_ssize_t ldc, bint accumulate,
-               real* pack_a, real* pack_b) noexcept nogil:
+               real* pack_a, real* pack_b, int n_threads) noexcept nogil:
     """C (M x N, row stride ldc) = op(A) @ op(B), or += when ``accumulate``.
 
     Without ``accumulate`` C is never read (it may hold garbage or NaN).
-    ``pack_a``/``pack_b`` hold at least gemm_pack_a_size / gemm_pack_b_size elements.
+    ``pack_a``/``pack_b`` hold at least gemm_pack_a_size / gemm_pack_b_size
+    elements. With ``n_threads`` > 1 and enough work, the threads share the
+    packing of each panel and the micro-tiles of each block (BLIS's jr/ir loops).
     """
-    cdef Py_ssize_t jc, pc, ic, jr, ir, nc, kc, mc
+    # (Initialised only because OpenMP copies them into each thread.)
+    cdef Py_ssize_t jc = 0, pc = 0, ic = 0, nc = 0, kc = 0, mc = 0, a_slivers = 0, b_slivers = 0
+    cdef Py_ssize_t sliver, tile, i, j
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
-    cdef bint overwrite
+    cdef bint overwrite = False
+    cdef bint threaded = n_threads > 1 and 2.0 * M * N * K >= PARALLEL_MIN_FLOPS
     if K == 0:
         if not accumulate:
-            for ic in range(M):
-                for jc in range(N):
-                    C[ic * ldc + jc] = 0
+            for i in range(M):
+                for j in range(N):
+                    C[i * ldc + j] = 0
         return
-    jc = 0
-    while jc < N:
-        nc = min(<Py_ssize_t>GEMM_NC, N - jc)
-        pc = 0
-        while pc < K:
-            kc = min(<Py_ssize_t>GEMM_KC, K - pc)
-            pack_panel_b(kc, nc, B + pc * rsb + jc * csb, rsb, csb, pack_b)
-            overwrite = pc == 0 and not accumulate
-            ic = 0
-            while ic < M:
-                mc = min(<Py_ssize_t>GEMM_MC, M - ic)
-                pack_panel_a(mc, kc, A + ic * rsa + pc * csa, rsa, csa, pack_a)
-                jr = 0
-                while jr < nc:
-                    ir = 0
-                    while ir < mc:
-                        microkernel(kc, pack_a + ir * kc, pack_b + jr * kc,
-                                    C + (ic + ir) * ldc + jc + jr, ldc,
-                                    min(mr, mc - ir), min(nr, nc - jr), overwrite)
-                        ir += mr
-                    jr += nr
-                ic += GEMM_MC
-            pc += GEMM_KC
-        jc += GEMM_NC
+    with parallel(num_threads=n_threads, use_threads_if=threaded):
+        jc = 0
+        while jc < N:
+            nc = min(<Py_ssize_t>GEMM_NC, N - jc)
+            b_slivers = (nc + nr - 1) // nr
+            pc = 0
+            while pc < K:
+                kc = min(<Py_ssize_t>GEMM_KC, K - pc)
+                overwrite = pc == 0 and not accumulate
+                for sliver in prange(b_slivers, schedule="static"):
+                    pack_sliver_b(kc, min(nr, nc - sliver * nr),
+                                  B + pc * rsb + (jc + sliver * nr) * csb, rsb, csb,
+                                  pack_b + sliver * nr * kc)
+                ic = 0
+                while ic < M:
+                    mc = min(<Py_ssize_t>GEMM_MC, M - ic)
+                    a_slivers = (mc + mr - 1) // mr
+                    for sliver in prange(a_slivers, schedule="static"):
+                        pack_sliver_a(min(mr, mc - sliver * mr), kc,
+                                      A + (ic + sliver * mr) * rsa + pc * csa, rsa, csa,
+                                      pack_a + sliver * mr * kc)
+                    for tile in prange(a_slivers * b_slivers, schedule="static"):
+                        # Row slivers vary fastest: a thread's consecutive tiles reuse one B sliver.
+                        i = tile % a_slivers
+                        j = tile // a_slivers
+                        microkernel(kc, pack_a + i * mr * kc, pack_b + j * nr * kc,
+                                    C + (ic + i * mr) * ldc + jc + j * nr, ldc,
+                                    min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
+                    ic = ic + GEMM_MC
+                pc = pc + GEMM_KC
+            jc = jc + GEMM_NC
