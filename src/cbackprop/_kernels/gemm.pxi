@@ -8,7 +8,21 @@
 # looks at the real tile size. The micro-kernel and MR/NR come from the
 # variant file included before this one (generic loops or AVX2/FMA).
 
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, threadid
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static void cbackprop_barrier(void) { _Pragma("omp barrier") }
+    static int cbackprop_team_size(void) { return omp_get_num_threads(); }
+    #else
+    static void cbackprop_barrier(void) { }
+    static int cbackprop_team_size(void) { return 1; }
+    #endif
+    """
+    void cbackprop_barrier() nogil
+    int cbackprop_team_size() nogil
 
 # Below this many flops a GEMM runs on one thread: waking a second costs more.
 cdef double PARALLEL_MIN_FLOPS = 4.0e5
@@ -79,50 +93,82 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
 
     Without ``accumulate`` C is never read (it may hold garbage or NaN).
     ``pack_a``/``pack_b`` hold at least gemm_pack_a_size / gemm_pack_b_size
-    elements. With ``n_threads`` > 1 and enough work, the threads share the
-    packing of each panel and the micro-tiles of each block (BLIS's jr/ir loops).
+    elements. With ``n_threads`` > 1 and enough work, a team of threads runs
+    the blocked loops together (see gemm_blocks); small products never start one.
     """
-    # (Initialised only because OpenMP copies them into each thread.)
-    cdef Py_ssize_t jc = 0, pc = 0, ic = 0, nc = 0, kc = 0, mc = 0, a_slivers = 0, b_slivers = 0
-    cdef Py_ssize_t sliver, tile, i, j
-    cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
-    cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
-    cdef bint overwrite = False
-    cdef bint threaded = n_threads > 1 and 2.0 * M * N * K >= PARALLEL_MIN_FLOPS
+    cdef Py_ssize_t i, j
+    cdef int thread = 0, team = 1
     if K == 0:
         if not accumulate:
             for i in range(M):
                 for j in range(N):
                     C[i * ldc + j] = 0
         return
-    with parallel(num_threads=n_threads, use_threads_if=threaded):
-        jc = 0
-        while jc < N:
-            nc = min(<Py_ssize_t>GEMM_NC, N - jc)
-            b_slivers = (nc + nr - 1) // nr
-            pc = 0
-            while pc < K:
-                kc = min(<Py_ssize_t>GEMM_KC, K - pc)
-                overwrite = pc == 0 and not accumulate
-                for sliver in prange(b_slivers, schedule="static"):
-                    pack_sliver_b(kc, min(nr, nc - sliver * nr),
-                                  B + pc * rsb + (jc + sliver * nr) * csb, rsb, csb,
-                                  pack_b + sliver * nr * kc)
-                ic = 0
-                while ic < M:
-                    mc = min(<Py_ssize_t>GEMM_MC, M - ic)
-                    a_slivers = (mc + mr - 1) // mr
-                    for sliver in prange(a_slivers, schedule="static"):
-                        pack_sliver_a(min(mr, mc - sliver * mr), kc,
-                                      A + (ic + sliver * mr) * rsa + pc * csa, rsa, csa,
-                                      pack_a + sliver * mr * kc)
-                    for tile in prange(a_slivers * b_slivers, schedule="static"):
-                        # Row slivers vary fastest: a thread's consecutive tiles reuse one B sliver.
-                        i = tile % a_slivers
-                        j = tile // a_slivers
-                        microkernel(kc, pack_a + i * mr * kc, pack_b + j * nr * kc,
-                                    C + (ic + i * mr) * ldc + jc + j * nr, ldc,
-                                    min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
-                    ic = ic + GEMM_MC
-                pc = pc + GEMM_KC
-            jc = jc + GEMM_NC
+    if n_threads > 1 and 2.0 * M * N * K >= PARALLEL_MIN_FLOPS:
+        with parallel(num_threads=n_threads):
+            thread = threadid()
+            team = cbackprop_team_size()
+            gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b,
+                        thread, team)
+    else:
+        gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b, 0, 1)
+
+
+cdef inline void share(Py_ssize_t count, int thread, int team, Py_ssize_t* first,
+                       Py_ssize_t* last) noexcept nogil:
+    """This thread's contiguous part [first, last) of ``count`` work items."""
+    first[0] = count * thread // team
+    last[0] = count * (thread + 1) // team
+
+
+cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                      const real* A, Py_ssize_t rsa, Py_ssize_t csa,
+                      const real* B, Py_ssize_t rsb, Py_ssize_t csb,
+                      real* C, Py_ssize_t ldc, bint accumulate,
+                      real* pack_a, real* pack_b, int thread, int team) noexcept nogil:
+    """The five BLIS loops, run by every thread of a team of ``team``.
+
+    All threads walk the jc/pc/ic blocks together; each packs its share of
+    the slivers of every panel and computes its share of the micro-tiles of
+    every block, with a barrier wherever a panel must be complete (before
+    use) or free (before it is repacked). A team of one needs no barriers.
+    """
+    cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
+    cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
+    cdef Py_ssize_t jc, pc, ic, nc, kc, mc, a_slivers, b_slivers, first, last, s, i, j
+    cdef bint overwrite
+    jc = 0
+    while jc < N:
+        nc = min(<Py_ssize_t>GEMM_NC, N - jc)
+        b_slivers = (nc + nr - 1) // nr
+        pc = 0
+        while pc < K:
+            kc = min(<Py_ssize_t>GEMM_KC, K - pc)
+            overwrite = pc == 0 and not accumulate
+            share(b_slivers, thread, team, &first, &last)
+            for s in range(first, last):
+                pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb,
+                              rsb, csb, pack_b + s * nr * kc)
+            ic = 0
+            while ic < M:
+                mc = min(<Py_ssize_t>GEMM_MC, M - ic)
+                a_slivers = (mc + mr - 1) // mr
+                share(a_slivers, thread, team, &first, &last)
+                for s in range(first, last):
+                    pack_sliver_a(min(mr, mc - s * mr), kc, A + (ic + s * mr) * rsa + pc * csa,
+                                  rsa, csa, pack_a + s * mr * kc)
+                if team > 1:
+                    cbackprop_barrier()   # both panels packed
+                share(a_slivers * b_slivers, thread, team, &first, &last)
+                for s in range(first, last):
+                    # Row slivers vary fastest: consecutive tiles reuse one B sliver.
+                    i = s % a_slivers
+                    j = s // a_slivers
+                    microkernel(kc, pack_a + i * mr * kc, pack_b + j * nr * kc,
+                                C + (ic + i * mr) * ldc + jc + j * nr, ldc,
+                                min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
+                if team > 1:
+                    cbackprop_barrier()   # panels free to be repacked
+                ic += GEMM_MC
+            pc += GEMM_KC
+        jc += GEMM_NC
