@@ -75,6 +75,7 @@ cdef struct Layout:
     Py_ssize_t pack_a_offset
     Py_ssize_t pack_b_offset
     int n_threads                    # for the GEMMs of this call
+    double* column_totals            # scratch of the widest layer's width
 
 
 cdef struct LossSettings:
@@ -118,14 +119,17 @@ cdef double output_loss(const Layout* L, Py_ssize_t m, const real* Y, const int6
     return mse_loss(m, k, A, Y, loss.scale, loss.reduction_sum, L.activations[last], delta)
 
 
-cdef void column_sums(Py_ssize_t m, Py_ssize_t n, const real* values, real* sums) noexcept nogil:
+cdef void column_sums(Py_ssize_t m, Py_ssize_t n, const real* values, real* sums,
+                      double* totals) noexcept nogil:
+    """sums = values.sum(axis=0), accumulated row by row in double (``totals``: n scratch)."""
     cdef Py_ssize_t i, j
-    cdef double total
     for j in range(n):
-        total = 0
-        for i in range(m):
-            total += values[i * n + j]
-        sums[j] = <real>total
+        totals[j] = 0
+    for i in range(m):
+        for j in range(n):
+            totals[j] += values[i * n + j]
+    for j in range(n):
+        sums[j] = <real>totals[j]
 
 
 cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const real* X,
@@ -141,7 +145,7 @@ cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const 
     # grad_W = A_prevᵀ @ delta: A_prev read transposed through its strides.
     gemm(n_in, n_out, m, a_prev, 1, n_in, delta, n_out, 1,
          grads + L.weight_offset[layer], n_out, False, pack_a, pack_b, L.n_threads)
-    column_sums(m, n_out, delta, grads + L.bias_offset[layer])
+    column_sums(m, n_out, delta, grads + L.bias_offset[layer], L.column_totals)
     if layer > 0:
         delta_prev = ws + L.delta_offset[(layer - 1) % 2]
         # delta_prev = (delta @ Wᵀ) ⊙ f'(Z_prev), W read transposed.
@@ -228,6 +232,7 @@ cdef class Engine:
     cdef readonly cnp.ndarray grads
     cdef cnp.ndarray moment1, moment2, workspace
     cdef cnp.ndarray _sizes, _activations, _weight_offset, _bias_offset, _output_offset
+    cdef cnp.ndarray _column_totals
     cdef Py_ssize_t workspace_shift    # elements from the array start to the aligned base
     cdef readonly Py_ssize_t capacity
     cdef int loss_kind
@@ -258,6 +263,8 @@ cdef class Engine:
         self.layout.weight_offset = <Py_ssize_t*>data(self._weight_offset)
         self.layout.bias_offset = <Py_ssize_t*>data(self._bias_offset)
         self.layout.output_offset = <Py_ssize_t*>data(self._output_offset)
+        self._column_totals = np.zeros(max(sizes), dtype=np.float64)
+        self.layout.column_totals = <double*>data(self._column_totals)
         self.capacity = 0
         self.step_count = 0
 
@@ -438,6 +445,33 @@ cdef class Engine:
         if isfinite(value):
             self.step_count += 1
         return value
+
+    cdef bint _is_batch(self, object X, object Y):
+        """X and Y already have the exact form the passes take (so the Python
+        boundary's conversions would all be no-ops): checked at C speed."""
+        cdef Py_ssize_t m, k = self.layout.sizes[self.layout.n_layers]
+        cdef int typenum = cnp.NPY_FLOAT if self.is_float32 else cnp.NPY_DOUBLE
+        if type(X) is not np.ndarray or type(Y) is not np.ndarray:
+            return False
+        if not (cnp.PyArray_NDIM(X) == 2 and cnp.PyArray_TYPE(X) == typenum
+                and cnp.PyArray_ISBEHAVED_RO(X) and cnp.PyArray_IS_C_CONTIGUOUS(X)
+                and cnp.PyArray_DIMS(X)[1] == self.layout.sizes[0]):
+            return False
+        m = cnp.PyArray_DIMS(X)[0]
+        if m == 0 or not (cnp.PyArray_ISBEHAVED_RO(Y) and cnp.PyArray_IS_C_CONTIGUOUS(Y)):
+            return False
+        if self.loss_kind == LOSS_CROSS_ENTROPY and cnp.PyArray_NDIM(Y) == 1:
+            return cnp.PyArray_TYPE(Y) == cnp.NPY_INT64 and cnp.PyArray_DIMS(Y)[0] == m
+        return (cnp.PyArray_NDIM(Y) == 2 and cnp.PyArray_TYPE(Y) == typenum
+                and cnp.PyArray_DIMS(Y)[0] == m and cnp.PyArray_DIMS(Y)[1] == k)
+
+    def train_step_if_ready(self, X, Y, loss, optimizer):
+        """``train_step`` for a batch already in the engine's form, with the value
+        checks of the boundary; None (nothing done) when X or Y need converting."""
+        if not self._is_batch(X, Y):
+            return None
+        self.check_values(X, Y)
+        return self.train_step(X, Y, loss, optimizer)
 
 
 # -- twins of single kernels, for tests ----------------------------------------------------

@@ -168,10 +168,13 @@ class NetworkBase:
         with self._lock:
             loss = float(self._train_step(X, Y))
         if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"the loss is {loss} on this batch (training diverged); parameters were not updated"
-            )
+            self._diverged(loss)
         return loss
+
+    @staticmethod
+    def _diverged(loss):
+        raise FloatingPointError(
+            f"the loss is {loss} on this batch (training diverged); parameters were not updated")
 
     def fit(self, X, Y, epochs=10, batch_size=32, shuffle=True, seed=None, verbose=False):
         """Train in minibatches; returns ``{"loss": [mean training loss per epoch]}``.

@@ -1,5 +1,6 @@
 """The compiled Network: validation in Python at the boundary, every pass
 one nogil call into the Cython engine."""
+import math
 from ._backend import engine as _engine
 from ._network_base import NetworkBase
 
@@ -41,6 +42,22 @@ class Network(NetworkBase):
     def _loss_and_gradients(self, X, Y):
         loss = self._engine.loss_and_gradients(X, Y, self._loss)
         return loss, self._engine.gradient_copies()
+
+    def train_step(self, X, Y):
+        """One optimizer step on this batch; returns the loss before the update.
+
+        Raises FloatingPointError, with nothing changed, when the loss is not finite.
+        """
+        # A batch already C-contiguous in the network's dtype and shape is
+        # checked by the engine in C (same checks, same errors); anything
+        # else goes through the Python boundary, which converts it.
+        with self._lock:
+            loss = self._engine.train_step_if_ready(X, Y, self._loss, self._optimizer)
+        if loss is None:
+            return super().train_step(X, Y)
+        if not math.isfinite(loss):
+            self._diverged(loss)
+        return loss
 
     def _train_step(self, X, Y):
         return self._engine.train_step(X, Y, self._loss, self._optimizer)

@@ -31,34 +31,6 @@ cdef inline real sigmoid(real z) noexcept nogil:
     return 1 / (1 + e) if z >= 0 else e / (1 + e)
 
 
-cdef inline real activate(real z, int activation) noexcept nogil:
-    if activation == ACT_SIGMOID:
-        return sigmoid(z)
-    if activation == ACT_RELU:
-        return z if z > 0 else 0
-    if activation == ACT_TANH:
-        if real is float:
-            return tanhf(z)
-        else:
-            return tanh(z)
-    if activation == ACT_LEAKY_RELU:
-        return z if z > 0 else <real>LEAKY_SLOPE * z
-    return z
-
-
-cdef inline real activation_slope(real a, int activation) noexcept nogil:
-    """f'(z) expressed through a = f(z), for the element-wise activations."""
-    if activation == ACT_SIGMOID:
-        return a * (1 - a)
-    if activation == ACT_RELU:
-        return 1 if a > 0 else 0
-    if activation == ACT_TANH:
-        return 1 - a * a
-    if activation == ACT_LEAKY_RELU:
-        return 1 if a > 0 else <real>LEAKY_SLOPE
-    return 1
-
-
 cdef void softmax_rows(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef real row_max
@@ -78,30 +50,54 @@ cdef void softmax_rows(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A) noexc
 
 cdef void bias_activation_forward(Py_ssize_t m, Py_ssize_t n, real* Z, const real* bias,
                                   real* A, int activation) noexcept nogil:
-    """Z += bias (per column), then A = f(Z); A may be Z itself."""
-    cdef Py_ssize_t i, j
+    """Z += bias (per column), then A = f(Z); A may be Z itself.
+
+    One loop per activation (not a switch per element), so each vectorises.
+    """
+    cdef Py_ssize_t i, j, count = m * n
+    cdef real z
     for i in range(m):
         for j in range(n):
             Z[i * n + j] += bias[j]
     if activation == ACT_SOFTMAX:
         softmax_rows(m, n, Z, A)
-    elif activation == ACT_IDENTITY:
-        if A != Z:
-            for i in range(m * n):
-                A[i] = Z[i]
-    else:
-        for i in range(m * n):
-            A[i] = activate(Z[i], activation)
+    elif activation == ACT_RELU:
+        for i in range(count):
+            A[i] = Z[i] if Z[i] > 0 else 0
+    elif activation == ACT_LEAKY_RELU:
+        for i in range(count):
+            A[i] = Z[i] if Z[i] > 0 else <real>LEAKY_SLOPE * Z[i]
+    elif activation == ACT_SIGMOID:
+        for i in range(count):
+            A[i] = sigmoid(Z[i])
+    elif activation == ACT_TANH:
+        for i in range(count):
+            if real is float:
+                A[i] = tanhf(Z[i])
+            else:
+                A[i] = tanh(Z[i])
+    elif A != Z:
+        for i in range(count):
+            A[i] = Z[i]
 
 
 cdef void activation_backward(Py_ssize_t count, real* grad, const real* A,
                               int activation) noexcept nogil:
-    """grad (dL/dA on entry) becomes dL/dZ, in place; element-wise activations only."""
+    """grad (dL/dA on entry) becomes dL/dZ, in place, with f'(Z) written through
+    A = f(Z): sigmoid A(1-A), tanh 1-A², relu/leaky A > 0 iff Z > 0."""
     cdef Py_ssize_t i
-    if activation == ACT_IDENTITY:
-        return
-    for i in range(count):
-        grad[i] *= activation_slope(A[i], activation)
+    if activation == ACT_RELU:
+        for i in range(count):
+            grad[i] = grad[i] if A[i] > 0 else 0
+    elif activation == ACT_LEAKY_RELU:
+        for i in range(count):
+            grad[i] = grad[i] if A[i] > 0 else <real>LEAKY_SLOPE * grad[i]
+    elif activation == ACT_SIGMOID:
+        for i in range(count):
+            grad[i] *= A[i] * (1 - A[i])
+    elif activation == ACT_TANH:
+        for i in range(count):
+            grad[i] *= 1 - A[i] * A[i]
 
 
 cdef void softmax_backward(Py_ssize_t m, Py_ssize_t n, real* grad, const real* A) noexcept nogil:

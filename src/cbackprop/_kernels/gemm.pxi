@@ -56,11 +56,22 @@ cdef inline void pack_sliver_a(Py_ssize_t rows, Py_ssize_t kc, const real* A, Py
     """``rows`` (<= MR) rows of op(A) over kc columns, as kc groups of MR, zero-padded."""
     cdef Py_ssize_t i, p
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
-    for p in range(kc):
-        for i in range(rows):
-            packed[p * mr + i] = A[i * rsa + p * csa]
-        for i in range(rows, mr):
-            packed[p * mr + i] = 0
+    # Full slivers of the two layouts the dense layers use get loops of
+    # constant trip count, which the compiler unrolls and vectorises.
+    if rows == mr and rsa == 1:          # op(A) = Xᵀ: each step copies MR adjacent values
+        for p in range(kc):
+            for i in range(mr):
+                packed[p * mr + i] = A[p * csa + i]
+    elif rows == mr and csa == 1:        # op(A) = X: an MR x kc transpose
+        for p in range(kc):
+            for i in range(mr):
+                packed[p * mr + i] = A[i * rsa + p]
+    else:
+        for p in range(kc):
+            for i in range(rows):
+                packed[p * mr + i] = A[i * rsa + p * csa]
+            for i in range(rows, mr):
+                packed[p * mr + i] = 0
 
 
 cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py_ssize_t rsb,
@@ -68,11 +79,20 @@ cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py
     """``cols`` (<= NR) columns of op(B) over kc rows, as kc groups of NR, zero-padded."""
     cdef Py_ssize_t j, p
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
-    for p in range(kc):
-        for j in range(cols):
-            packed[p * nr + j] = B[p * rsb + j * csb]
-        for j in range(cols, nr):
-            packed[p * nr + j] = 0
+    if cols == nr and csb == 1:          # op(B) = W or delta: each step copies NR adjacent values
+        for p in range(kc):
+            for j in range(nr):
+                packed[p * nr + j] = B[p * rsb + j]
+    elif cols == nr and rsb == 1:        # op(B) = Wᵀ: a kc x NR transpose
+        for p in range(kc):
+            for j in range(nr):
+                packed[p * nr + j] = B[j * csb + p]
+    else:
+        for p in range(kc):
+            for j in range(cols):
+                packed[p * nr + j] = B[p * rsb + j * csb]
+            for j in range(cols, nr):
+                packed[p * nr + j] = 0
 
 
 cdef inline Py_ssize_t gemm_pack_a_size(Py_ssize_t max_m, Py_ssize_t max_k, real* kind) noexcept nogil:
