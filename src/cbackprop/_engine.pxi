@@ -62,6 +62,46 @@ LOSS_CODES = {"mse": LOSS_MSE, "bce": LOSS_BCE, "cross_entropy": LOSS_CROSS_ENTR
 cdef enum:
     ALIGN = 16  # workspace blocks start on 64-byte boundaries (16 floats)
 
+# Debug builds (CBACKPROP_DEBUG_CYTHON=1) put a guard zone after every buffer
+# region the kernels write, fill it with a NaN carrying a marker payload, and
+# verify it after every pass: an out-of-bounds write becomes an error, and an
+# out-of-bounds read brings NaN into the results.
+cdef extern from *:
+    """
+    #ifndef CBACKPROP_DEBUG_GUARDS
+    #define CBACKPROP_DEBUG_GUARDS 0
+    #endif
+    """
+    const int CBACKPROP_DEBUG_GUARDS
+
+cdef Py_ssize_t GUARD = 64 if CBACKPROP_DEBUG_GUARDS else 0
+GUARD_BITS = {4: np.uint32(0x7FC0FFEE), 8: np.uint64(0x7FF8C0FFEE0BAD00)}
+
+
+def debug_guards():
+    """True in a debug build, where buffer overruns are detected."""
+    return GUARD > 0
+
+
+cdef class Guards:
+    """Guard zones of one set of arrays (empty in release builds)."""
+    cdef list zones   # (array, start, name)
+
+    def __cinit__(self):
+        self.zones = []
+
+    cdef void add(self, cnp.ndarray array, Py_ssize_t start, str name):
+        if GUARD:
+            array[start:start + GUARD].view(GUARD_BITS[array.itemsize].dtype)[:] = GUARD_BITS[array.itemsize]
+            self.zones.append((array, start, name))
+
+    cdef int verify(self, str where) except -1:
+        for array, start, name in self.zones:
+            bits = array[start:start + GUARD].view(GUARD_BITS[array.itemsize].dtype)
+            if not (bits == GUARD_BITS[array.itemsize]).all():
+                raise AssertionError(f"out-of-bounds write past {name} during {where}")
+        return 0
+
 
 cdef struct Layout:
     Py_ssize_t n_layers
@@ -230,11 +270,14 @@ cdef class Engine:
     cdef readonly bint is_float32
     cdef readonly cnp.ndarray params
     cdef readonly cnp.ndarray grads
-    cdef cnp.ndarray moment1, moment2, workspace
+    cdef cnp.ndarray moment1, moment2
+    cdef readonly cnp.ndarray workspace
     cdef cnp.ndarray _sizes, _activations, _weight_offset, _bias_offset, _output_offset
     cdef cnp.ndarray _column_totals
     cdef Py_ssize_t workspace_shift    # elements from the array start to the aligned base
     cdef readonly Py_ssize_t capacity
+    cdef readonly Py_ssize_t n_params
+    cdef Guards param_guards, workspace_guards
     cdef int loss_kind
     cdef readonly long step_count
 
@@ -253,10 +296,16 @@ cdef class Engine:
             cursor += sizes[layer] * sizes[layer + 1]
             self._bias_offset[layer] = cursor
             cursor += sizes[layer + 1]
-        self.params = np.zeros(cursor, dtype=dtype)
-        self.grads = np.zeros(cursor, dtype=dtype)
-        self.moment1 = np.zeros(cursor, dtype=dtype)
-        self.moment2 = np.zeros(cursor, dtype=dtype)
+        self.params = np.zeros(cursor + GUARD, dtype=dtype)
+        self.grads = np.zeros(cursor + GUARD, dtype=dtype)
+        self.moment1 = np.zeros(cursor + GUARD, dtype=dtype)
+        self.moment2 = np.zeros(cursor + GUARD, dtype=dtype)
+        self.n_params = cursor
+        self.param_guards = Guards()
+        for array, name in ((self.params, "parameters"), (self.grads, "gradients"),
+                            (self.moment1, "first moments"), (self.moment2, "second moments")):
+            self.param_guards.add(array, cursor, name)
+        self.workspace_guards = Guards()
         self.layout.n_layers = n_layers
         self.layout.sizes = <Py_ssize_t*>data(self._sizes)
         self.layout.activations = <int*>data(self._activations)
@@ -287,9 +336,15 @@ cdef class Engine:
         return weights, biases
 
     def reset_optimizer_state(self):
-        self.moment1[:] = 0
-        self.moment2[:] = 0
+        self.moment1[:self.n_params] = 0
+        self.moment2[:self.n_params] = 0
         self.step_count = 0
+
+    cdef int _verify(self, str where) except -1:
+        if GUARD:
+            self.param_guards.verify(where)
+            self.workspace_guards.verify(where)
+        return 0
 
     cdef int _reserve(self, Py_ssize_t m) except -1:
         """Make the workspace hold a batch of ``m`` rows (grows, never shrinks)."""
@@ -297,16 +352,20 @@ cdef class Engine:
             return 0
         cdef Layout* L = &self.layout
         cdef Py_ssize_t layer, widest = 0, cursor = 0, pack_a, pack_b
+        regions = []   # (start, size, name), for the guards of a debug build
         for layer in range(L.n_layers + 1):
             widest = max(widest, L.sizes[layer])
         for layer in range(L.n_layers):
             self._output_offset[layer] = cursor
-            cursor = round_up(cursor + m * L.sizes[layer + 1], ALIGN)
+            regions.append((cursor, m * L.sizes[layer + 1], f"the activations of layer {layer}"))
+            cursor = round_up(cursor + m * L.sizes[layer + 1] + GUARD, ALIGN)
         L.logits_offset = cursor
-        cursor = round_up(cursor + m * L.sizes[L.n_layers], ALIGN)
+        regions.append((cursor, m * L.sizes[L.n_layers], "the logits"))
+        cursor = round_up(cursor + m * L.sizes[L.n_layers] + GUARD, ALIGN)
         for layer in range(2):
             L.delta_offset[layer] = cursor
-            cursor = round_up(cursor + m * widest, ALIGN)
+            regions.append((cursor, m * widest, f"delta buffer {layer}"))
+            cursor = round_up(cursor + m * widest + GUARD, ALIGN)
         # GEMM shapes: M and K range over the batch and the widths, N over the widths.
         if self.is_float32:
             pack_a = gemm_pack_a_size(max(m, widest), max(m, widest), <float*>NULL)
@@ -315,12 +374,17 @@ cdef class Engine:
             pack_a = gemm_pack_a_size(max(m, widest), max(m, widest), <double*>NULL)
             pack_b = gemm_pack_b_size(widest, max(m, widest), <double*>NULL)
         L.pack_a_offset = cursor
-        L.pack_b_offset = round_up(cursor + pack_a, ALIGN)
-        cursor = L.pack_b_offset + pack_b
+        L.pack_b_offset = round_up(cursor + pack_a + GUARD, ALIGN)
+        regions.append((cursor, pack_a, "the packed A panel"))
+        regions.append((L.pack_b_offset, pack_b, "the packed B panel"))
+        cursor = L.pack_b_offset + pack_b + GUARD
         # One spare alignment block so that the base itself can be aligned.
         self.workspace = np.empty(cursor + ALIGN, dtype=self.params.dtype)
         cdef size_t address = <size_t>data(self.workspace)
         self.workspace_shift = (((address + 63) & ~(<size_t>63)) - address) // cnp.PyArray_ITEMSIZE(self.params)
+        self.workspace_guards = Guards()
+        for start, size, name in regions:
+            self.workspace_guards.add(self.workspace, self.workspace_shift + start + size, name)
         self.capacity = m
         return 0
 
@@ -407,6 +471,7 @@ cdef class Engine:
                 forward_pass(&self.layout, b.m, <float*>b.X, <float*>b.params, <float*>b.ws)
             else:
                 forward_pass(&self.layout, b.m, <double*>b.X, <double*>b.params, <double*>b.ws)
+        self._verify("forward")
         cdef Py_ssize_t k = self.layout.sizes[self.layout.n_layers]
         cdef Py_ssize_t start = self.workspace_shift + self.layout.output_offset[self.layout.n_layers - 1]
         return self.workspace[start:start + b.m * k].reshape(b.m, k).copy()
@@ -425,6 +490,7 @@ cdef class Engine:
                 value = loss_and_gradients_pass(&self.layout, b.m, <double*>b.X, <double*>b.Y, b.labels,
                                                 &settings, <double*>b.params, <double*>b.grads,
                                                 <double*>b.ws)
+        self._verify("loss_and_gradients")
         return value
 
     def train_step(self, cnp.ndarray X, cnp.ndarray Y, loss, optimizer):
@@ -442,6 +508,7 @@ cdef class Engine:
                 value = train_step_pass(&self.layout, b.m, <double*>b.X, <double*>b.Y, b.labels,
                                         &settings, &opt, <double*>b.params, <double*>b.grads,
                                         <double*>b.moment1, <double*>b.moment2, <double*>b.ws)
+        self._verify("train_step")
         if isfinite(value):
             self.step_count += 1
         return value
@@ -500,12 +567,18 @@ def gemm_product(cnp.ndarray A, cnp.ndarray B, bint trans_a=False, bint trans_b=
         # NaN-filled: a GEMM that read C without accumulating would leak it.
         C = np.full((M, N), np.nan, dtype=A.dtype)
     cdef bint is_float32 = A.dtype == np.float32
+    cdef Py_ssize_t size_a, size_b
     if is_float32:
-        pack_a = np.empty(gemm_pack_a_size(M, K, <float*>NULL), dtype=A.dtype)
-        pack_b = np.empty(gemm_pack_b_size(N, K, <float*>NULL), dtype=A.dtype)
+        size_a = gemm_pack_a_size(M, K, <float*>NULL)
+        size_b = gemm_pack_b_size(N, K, <float*>NULL)
     else:
-        pack_a = np.empty(gemm_pack_a_size(M, K, <double*>NULL), dtype=A.dtype)
-        pack_b = np.empty(gemm_pack_b_size(N, K, <double*>NULL), dtype=A.dtype)
+        size_a = gemm_pack_a_size(M, K, <double*>NULL)
+        size_b = gemm_pack_b_size(N, K, <double*>NULL)
+    pack_a = np.empty(size_a + GUARD, dtype=A.dtype)
+    pack_b = np.empty(size_b + GUARD, dtype=A.dtype)
+    cdef Guards guards = Guards()
+    guards.add(pack_a, size_a, "the packed A panel")
+    guards.add(pack_b, size_b, "the packed B panel")
     cdef void* a = data(A)
     cdef void* b = data(B)
     cdef void* c = data(C)
@@ -518,4 +591,5 @@ def gemm_product(cnp.ndarray A, cnp.ndarray B, bint trans_a=False, bint trans_b=
         else:
             gemm(M, N, K, <double*>a, rsa, csa, <double*>b, rsb, csb, <double*>c, N, accumulate,
                  <double*>pa, <double*>pb, num_threads)
+    guards.verify("gemm")
     return C
