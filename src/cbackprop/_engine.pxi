@@ -222,9 +222,9 @@ cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const 
         w = L.weight_offset[layer]
         b = L.bias_offset[layer]
         optimizer_update(L.sizes[layer] * L.sizes[layer + 1], params + w, grads + w,
-                         moment1 + w, moment2 + w, opt, opt.weight_decay)
+                         moment1 + w, moment2 + w, opt, opt.weight_decay, L.n_threads)
         optimizer_update(L.sizes[layer + 1], params + b, grads + b, moment1 + b, moment2 + b,
-                         opt, 0.0)
+                         opt, 0.0, L.n_threads)
     return value
 
 

@@ -2,6 +2,7 @@
 # passed as 0 for biases. Bias corrections of Adam are computed once per step
 # by the caller.
 from libc.math cimport sqrt, sqrtf
+from cython.parallel cimport prange
 
 cdef enum OptimizerKind:
     OPT_SGD = 0
@@ -57,10 +58,30 @@ cdef void adam_update(Py_ssize_t count, real* param, const real* grad, real* m, 
             param[i] -= lr * (m[i] / correction1) / (sqrt(v[i] / correction2) + eps)
 
 
+cdef enum:
+    UPDATE_CHUNK = 32768   # elements per thread task; smaller blocks stay on one thread
+
+
 cdef void optimizer_update(Py_ssize_t count, real* param, const real* grad, real* moment1,
                            real* moment2, const OptimizerSettings* opt,
-                           double weight_decay) noexcept nogil:
-    if opt.kind == OPT_ADAM:
-        adam_update(count, param, grad, moment1, moment2, opt, weight_decay)
+                           double weight_decay, int n_threads) noexcept nogil:
+    """The update of one parameter block, split into chunks over the threads
+    when it is large (each element's update is independent, so the result
+    does not depend on the thread count)."""
+    cdef Py_ssize_t chunk, n_chunks = (count + UPDATE_CHUNK - 1) // UPDATE_CHUNK
+    if n_threads > 1 and n_chunks > 1:
+        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+            update_range(min(<Py_ssize_t>UPDATE_CHUNK, count - chunk * UPDATE_CHUNK),
+                         chunk * UPDATE_CHUNK, param, grad, moment1, moment2, opt, weight_decay)
     else:
-        sgd_update(count, param, grad, moment1, opt, weight_decay)
+        update_range(count, 0, param, grad, moment1, moment2, opt, weight_decay)
+
+
+cdef inline void update_range(Py_ssize_t count, Py_ssize_t start, real* param, const real* grad,
+                              real* moment1, real* moment2, const OptimizerSettings* opt,
+                              double weight_decay) noexcept nogil:
+    if opt.kind == OPT_ADAM:
+        adam_update(count, param + start, grad + start, moment1 + start, moment2 + start, opt,
+                    weight_decay)
+    else:
+        sgd_update(count, param + start, grad + start, moment1 + start, opt, weight_decay)
