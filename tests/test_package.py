@@ -1,0 +1,57 @@
+"""Package-level behaviour: thread settings, the command-line self-check."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cbackprop as cb
+
+
+@pytest.fixture
+def restore_threads():
+    before = cb.get_num_threads()
+    yield
+    cb.set_num_threads(before)
+
+
+def test_thread_count_round_trips(restore_threads):
+    cb.set_num_threads(1)
+    assert cb.get_num_threads() == 1
+    cb.set_num_threads(2)
+    assert cb.get_num_threads() in (1, 2)   # 1 when built without OpenMP
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-3, ValueError), ("2", TypeError),
+                                        (2.0, TypeError), (True, TypeError)])
+def test_bad_thread_counts_are_refused(bad, error, restore_threads):
+    before = cb.get_num_threads()
+    with pytest.raises(error):
+        cb.set_num_threads(bad)
+    assert cb.get_num_threads() == before
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_results_do_not_depend_on_the_thread_count(dtype, restore_threads):
+    """Every micro-tile and every update chunk is computed whole by one thread,
+    so one and three threads give bit-identical training (large enough
+    products that the threaded paths run)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((130, 300))
+    Y = rng.standard_normal((130, 70))
+    finals = []
+    for threads in (1, 3):
+        cb.set_num_threads(threads)
+        net = cb.Network([300, 257, 70], ["tanh", "identity"], optimizer=cb.Adam(1e-3),
+                         dtype=dtype, seed=3)
+        losses = [net.train_step(X, Y) for _ in range(3)]
+        finals.append((losses, net.forward(X), *net.get_params()[0]))
+    for ours, theirs in zip(*finals):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_python_m_cbackprop_self_check():
+    result = subprocess.run([sys.executable, "-m", "cbackprop"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"kernel path: {cb.kernel_path}" in result.stdout
+    assert result.stdout.count(" ok") == 2
