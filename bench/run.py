@@ -1,36 +1,63 @@
-"""Benchmark ``train_step``: compiled ``cb.Network`` against ``cb.reference.Network``.
+"""Benchmark ``train_step`` of the compiled ``cb.Network`` against the NumPy
+``cb.reference.Network`` (and PyTorch, when it is importable), plus the
+engine's GEMM against ``numpy.matmul``.
 
-Run from the repository root::
+Usage, from the repository root::
 
-    PYTHONPATH=src python bench/run.py            # thorough run (~40 s on 2 cores)
-    PYTHONPATH=src python bench/run.py --quick    # under a minute
-    PYTHONPATH=src python bench/run.py --configs tiny mnist --threads 2 --json out.json
+    PYTHONPATH=src python bench/run.py              # thorough: ~2.5 minutes on 2 idle cores
+    PYTHONPATH=src python bench/run.py --quick      # under a minute, everything included
+    PYTHONPATH=src python bench/run.py --configs tiny,mnist --dtypes float32 --threads 2
 
-What it measures: the wall time of one ``net.train_step(X, Y)`` (forward,
-backward and an SGD update) in microseconds, for the compiled engine and the
-NumPy reference, on dense networks with relu hidden layers, an identity
-output layer and the "mse" loss, in float32 and float64.
+What is timed: one ``net.train_step(X, Y)`` (forward, backward, SGD update,
+the loss returned as a float) in microseconds, on dense networks with relu
+hidden layers, an identity output layer and the "mse" loss, in float32 and
+float64. The speedup is reference / compiled (and torch / compiled).
 
-How: both networks are built with the same seed and train in lock-step on the
-same cycled pool of pre-generated batches (already cast to the dtype, so no
-conversion is timed). After a warm-up, each repeat times a block of N steps
-of one implementation and then the same N steps of the other (the order
-alternates between repeats); N is chosen so that a block of the slower one
-takes about ``--target-ms``. The figure reported is the median per-step time
-over the repeats; the speedup is reference / compiled.
+Processes. The parent process runs nothing itself: for each thread count in
+``--threads`` (default ``1,2``) it starts a worker, ``python bench/run.py
+--worker --threads N ...``, with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
+MKL_NUM_THREADS set to N before NumPy loads, and with
+MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ raised so that glibc keeps the
+reference's per-step temporaries instead of mapping and unmapping them on
+every step (that alone moves the reference by up to 2x; keeping them is the
+reference's favourable case). Workers run one after the other, write their
+figures to a temporary JSON file, and the parent merges them into one table.
 
-The run doubles as a cross-check: the losses the two networks return at the
-same step are compared over every timed step (the reference is re-synced
-to the compiled parameters before each repeat, so float32 rounding cannot
-build up over tens of thousands of steps), and the largest
-``|loss_compiled - loss_reference| / |loss|`` must stay below 1e-6 (float64)
-or 1e-3 (float32); otherwise the failing configs are printed and the exit
-code is 1.
+Phases, not interleaving. OpenBLAS (reference), libgomp (compiled engine)
+and PyTorch's own OpenMP runtime all keep idle worker threads spinning for a
+while after a parallel region; on a 2-core machine those spinning threads
+steal the cores from whichever library runs next. So for each (config,
+dtype) a worker warms up all implementations (a rough per-step estimate that
+fixes the block length N), then runs *phases* separated by
+``time.sleep(0.3)``: every compiled repeat, then every reference repeat, then
+every torch repeat. Each repeat times a block of N consecutive steps with
+``time.perf_counter`` and the garbage collector off; N is chosen so that a
+block of the slower of compiled/reference takes about ``--target-ms`` (torch
+gets its own N for the same duration). The figure is the median per-step
+time over the repeats; the JSON keeps every sample.
 
-BLAS and OpenMP thread counts are pinned (``--threads``, default 1) before
-NumPy is imported and printed with the results, together with the versions,
-kernel path, CPU and BLAS. All figures are written to a JSON file
-(``bench/results/latest.json`` unless ``--json`` says otherwise).
+Cross-check. At the start of each compiled repeat the compiled parameters are
+saved (``get_params()``); the matching reference repeat first loads them
+(``set_params``), so both run the same steps from the same parameters on the
+same batches (a cycled pool of four pre-generated batches, already in the
+dtype). Their per-step losses must agree: max |dloss|/|loss| <= 1e-6 in
+float64, 1e-3 in float32, or the failing configs are named and the exit code
+is 1. The torch model starts each repeat from the same saved parameters
+(``W`` transposed into ``Linear.weight``); its first-step loss is compared to
+the compiled one and printed, but never fails the run.
+
+GEMM. ``cbackprop._backend.engine.gemm_product(A, B, trans_a, trans_b)``
+against ``numpy.matmul`` on the same operands, for the three products of a
+dense layer (``X@W``, ``X^T@D`` for dW, ``D@W^T`` for the delta passed back),
+at the layer shapes of the mnist, deep, wide and big configs and at square
+n x n x n shapes, in both dtypes and at every thread count. All of one
+library's timings run in one phase (then a pause, then the other's); each
+figure is the best of several samples of a few calls; GFLOP/s = 2*M*K*N / t.
+
+Targets (the project's issue) are printed as PASS/FAIL after the tables;
+they do not change the exit code. All figures go to
+``bench/results/latest.json`` (or ``--json``) and, when matplotlib is
+importable, a bar chart to ``bench/results/speedups.png`` (or ``--png``).
 """
 import argparse
 import os
@@ -48,48 +75,90 @@ CONFIGS = {
 DTYPES = ("float64", "float32")
 TOLERANCE = {"float64": 1e-6, "float32": 1e-3}
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# glibc: serve allocations below 100 MB from the heap and do not trim it, so
+# the reference does not mmap/munmap (and page-fault on) its temporaries.
+MALLOC_VARS = {"MALLOC_MMAP_THRESHOLD_": "100000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 # Small enough that when a relu pre-activation sits within float32 rounding of
 # zero (so the two nets take different branches for one step) the losses part
-# by ~1e-4 relative, well inside the float32 tolerance; 1e-3 parts them by
-# ~1.5e-3 on the tiny config.
+# by ~1e-4 relative, well inside the float32 tolerance.
 LEARNING_RATE = 1e-4
 POOL_SIZE = 4
+PAUSE_S = 0.3  # longer than OpenBLAS's (~0.1 s) and libgomp's spin-wait before sleeping
+
+GEMM_CONFIGS = ("mnist", "deep", "wide", "big")
+GEMM_SQUARES = (64, 128, 256, 512, 1024)
+GEMM_SQUARES_QUICK = (128, 512)
+GEMM_CLASSES = ("X@W", "X^T@D", "D@W^T")
+
+# speedup = reference us / compiled us, per dtype: (at 1 thread, at 2 threads)
+TARGETS = {"tiny": (15.0, 15.0), "small": (4.0, 4.0), "mnist": (1.1, 1.3),
+           "deep": (1.1, 1.3), "wide": (1.0, 1.2), "big": (1.0, 1.2)}
+GEMM_TARGET = 0.9  # ours / numpy.matmul, minimum per shape class, at 1 thread
+TORCH_TARGET = 1.0  # torch us / compiled us, every config
+
+
+def comma_list(text):
+    return [item for item in text.replace(",", " ").split() if item]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="Time train_step of the compiled and the reference network.")
+        description="Time train_step of the compiled network against the NumPy reference "
+                    "(and PyTorch), and the engine's GEMM against numpy.matmul.")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer repeats and shorter blocks (under a minute)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="value for OMP/OPENBLAS/MKL_NUM_THREADS (default 1)")
+                        help="fewer repeats, shorter blocks, fewer GEMM shapes (under a minute)")
+    parser.add_argument("--threads", default="1,2",
+                        help="thread counts, one worker process each (default 1,2)")
     parser.add_argument("--configs", nargs="+", metavar="NAME",
                         help=f"subset of: {', '.join(CONFIGS)} (space or comma separated)")
-    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
+    parser.add_argument("--dtypes", nargs="+", metavar="DTYPE",
+                        help="float64 and/or float32 (default both)")
     parser.add_argument("--repeats", type=int, help="timed blocks per implementation")
     parser.add_argument("--target-ms", type=float,
                         help="wall time of one block of the slower implementation")
     parser.add_argument("--lr", type=float, default=LEARNING_RATE,
                         help=f"SGD learning rate (default {LEARNING_RATE:g})")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
+    parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM section")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the figures (default bench/results/latest.json)")
+    parser.add_argument("--png", metavar="PATH",
+                        help="where to draw the chart (default bench/results/speedups.png, "
+                             "or the --json path with .png)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="workers print a progress line per measurement (stderr)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    names = [n for item in (args.configs or CONFIGS) for n in item.split(",") if n]
-    unknown = [n for n in names if n not in CONFIGS]
+    args.configs = [n for item in (args.configs or CONFIGS) for n in comma_list(item)]
+    unknown = [n for n in args.configs if n not in CONFIGS]
     if unknown:
         parser.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
-    args.configs = names
-    if args.threads < 1:
+    args.dtypes = [d for item in (args.dtypes or DTYPES) for d in comma_list(item)]
+    if not args.dtypes or any(d not in DTYPES for d in args.dtypes):
+        parser.error(f"--dtypes: choose from {list(DTYPES)}")
+    try:
+        args.threads = [int(t) for t in comma_list(args.threads)]
+    except ValueError:
+        parser.error("--threads takes integers, e.g. 1,2")
+    if not args.threads or min(args.threads) < 1:
         parser.error("--threads must be >= 1")
+    if args.worker and (len(args.threads) != 1 or not args.out):
+        parser.error("--worker takes one --threads value and --out")
     if args.repeats is None:
-        args.repeats = 5 if args.quick else 11
+        args.repeats = 3 if args.quick else 11
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
     if args.target_ms is None:
-        args.target_ms = 50.0 if args.quick else 150.0
-    args.warmup = 2 if args.quick else 5
+        args.target_ms = 25.0 if args.quick else 150.0
+    args.warmup_steps = 1 if args.quick else 5
+    args.warmup_s = 0.01 if args.quick else 0.03
+    args.gemm_squares = GEMM_SQUARES_QUICK if args.quick else GEMM_SQUARES
+    args.gemm_rounds = 1 if args.quick else 2       # phases per library
+    args.gemm_samples = 2 if args.quick else 3      # samples per round
+    args.gemm_target_s = 0.003 if args.quick else 0.01  # one sample
     return args
 
 
@@ -99,23 +168,54 @@ def pin_threads(n):
 
 
 # Thread counts must be in the environment before NumPy (and its BLAS) loads.
+# The parent times nothing; it keeps its own pools at one thread.
 ARGS = parse_args() if __name__ == "__main__" else None
 if ARGS is not None:
-    pin_threads(ARGS.threads)
+    pin_threads(ARGS.threads[0] if ARGS.worker else 1)
 
 import gc  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 import cbackprop as cb  # noqa: E402
+from cbackprop._backend import engine  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-# --------------------------------------------------------------------- machine
+def log(args, message):
+    if args.verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def pause():
+    """Let the previous library's idle threads stop spinning."""
+    time.sleep(PAUSE_S)
+
+
+# ===================================================================== worker
+# --------------------------------------------------------------- environment
+
+def load_torch(args):
+    """(torch module or None, why not)."""
+    if args.no_torch:
+        return None, "skipped (--no-torch)"
+    try:
+        import torch
+    except Exception as exc:  # absent, or a broken install: skip the columns
+        return None, f"not importable ({type(exc).__name__}: {exc})"
+    torch.set_num_threads(args.threads[0])
+    return torch, None
+
 
 def cpu_model():
     try:
@@ -136,224 +236,714 @@ def blas_info():
         return "unknown"
 
 
-def machine_info():
+def worker_info(torch, torch_skipped):
     return {
-        "threads": {name: os.environ.get(name) for name in THREAD_VARS},
-        "numpy": np.__version__,
-        "cbackprop": cb.__version__,
+        "env": {name: os.environ.get(name) for name in THREAD_VARS + tuple(MALLOC_VARS)},
+        "cb_get_num_threads": cb.get_num_threads(),
+        "torch_get_num_threads": torch.get_num_threads() if torch else None,
         "kernel_path": cb.kernel_path,
-        # The compiled engine's own OpenMP thread count, where it has one.
-        "cbackprop_threads": cb.get_num_threads() if hasattr(cb, "get_num_threads") else None,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas_info(),
+        "cbackprop": cb.__version__,
+        "torch": torch.__version__ if torch else None,
+        "torch_skipped": torch_skipped,
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "blas": blas_info(),
-        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "hostname": platform.node(),
         "platform": platform.platform(),
     }
 
 
-# ------------------------------------------------------------------ the runs
+# ------------------------------------------------------------ the networks
 
-def build_networks(sizes, dtype, seed, lr=LEARNING_RATE):
-    activations = ["relu"] * (len(sizes) - 2) + ["identity"]
+def activations_for(sizes):
+    return ["relu"] * (len(sizes) - 2) + ["identity"]
+
+
+def build_networks(sizes, dtype, seed, lr):
     kwargs = dict(loss="mse", dtype=dtype, seed=seed)
-    compiled = cb.Network(sizes, activations, optimizer=cb.SGD(lr=lr), **kwargs)
-    reference = cb.reference.Network(sizes, activations,
+    compiled = cb.Network(sizes, activations_for(sizes), optimizer=cb.SGD(lr=lr), **kwargs)
+    reference = cb.reference.Network(sizes, activations_for(sizes),
                                      optimizer=cb.SGD(lr=lr), **kwargs)
     return compiled, reference
+
+
+class TorchNet:
+    """The same model in PyTorch, with cbackprop's ``train_step``/``set_params``."""
+
+    def __init__(self, torch, sizes, dtype, lr):
+        self.torch = torch
+        torch_dtype = getattr(torch, dtype)
+        layers = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(torch.nn.Linear(n_in, n_out, dtype=torch_dtype))
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.ReLU())
+        self.model = torch.nn.Sequential(*layers)
+        self.linears = [m for m in self.model if isinstance(m, torch.nn.Linear)]
+        self.loss_fn = torch.nn.MSELoss(reduction="mean")
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr)
+
+    def set_params(self, weights, biases):
+        """cbackprop's W is (fan_in, fan_out); Linear.weight is (out, in)."""
+        torch = self.torch
+        with torch.no_grad():
+            for linear, W, b in zip(self.linears, weights, biases):
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+                linear.bias.copy_(torch.from_numpy(b))
+
+    def train_step(self, X, Y):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(X), Y)
+        loss.backward()
+        self.opt.step()
+        return loss.item()  # synchronous, and a float like cbackprop's
+
+    def convert(self, pool):
+        return [(self.torch.from_numpy(X), self.torch.from_numpy(Y)) for X, Y in pool]
 
 
 def make_batch_pool(sizes, batch, dtype, seed):
     """A few fixed batches, C-contiguous and already in ``dtype``."""
     rng = np.random.default_rng(seed)
-    pool = []
-    for _ in range(POOL_SIZE):
-        X = rng.standard_normal((batch, sizes[0])).astype(dtype)
-        Y = rng.standard_normal((batch, sizes[-1])).astype(dtype)
-        pool.append((X, Y))
-    return pool
+    return [(rng.standard_normal((batch, sizes[0])).astype(dtype),
+             rng.standard_normal((batch, sizes[-1])).astype(dtype))
+            for _ in range(POOL_SIZE)]
 
 
-class LockStep:
-    """Feeds both networks the same batch sequence, one block at a time."""
+# ------------------------------------------------------------------ timing
 
-    def __init__(self, compiled, reference, pool):
-        self.nets = {"compiled": compiled, "reference": reference}
-        self.pool = pool
-        self.step = 0
-
-    def resync(self):
-        """Copy the compiled parameters into the reference (plain SGD has no
-        other state). Float32 rounding differences otherwise accumulate over
-        tens of thousands of steps until a relu flips in one net and not the
-        other, and the two trajectories part for reasons that are not bugs."""
-        self.nets["reference"].set_params(*self.nets["compiled"].get_params())
-
-    def next_block(self, n):
-        batches = [self.pool[(self.step + i) % len(self.pool)] for i in range(n)]
-        self.step += n
-        return batches
-
-    def time_block(self, which, batches):
-        """Run ``batches`` through one network: (seconds, losses)."""
-        train_step = self.nets[which].train_step
-        losses = [0.0] * len(batches)
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            for i, (X, Y) in enumerate(batches):
-                losses[i] = train_step(X, Y)
-            elapsed = time.perf_counter() - start
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        return elapsed, losses
-
-    def run_pair(self, n, reference_first=False):
-        batches = self.next_block(n)
-        order = ("reference", "compiled") if reference_first else ("compiled", "reference")
-        return {which: self.time_block(which, batches) for which in order}
+def batches_from(pool, start, n):
+    return [pool[(start + i) % len(pool)] for i in range(n)]
 
 
-def max_relative_loss_difference(losses_a, losses_b):
-    a = np.asarray(losses_a, dtype=np.float64)
-    b = np.asarray(losses_b, dtype=np.float64)
+def time_block(train_step, batches):
+    """Run ``batches`` through one network: (seconds, losses)."""
+    losses = [0.0] * len(batches)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for i, (X, Y) in enumerate(batches):
+            losses[i] = train_step(X, Y)
+        elapsed = time.perf_counter() - start
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return elapsed, losses
+
+
+def warm_up(train_step, pool, min_steps, min_seconds):
+    """Warm up; return a rough per-step time (it only sets block lengths)."""
+    train_step(*pool[0])  # first call: allocations, page faults
+    steps, start = 0, time.perf_counter()
+    while steps < min_steps or time.perf_counter() - start < min_seconds:
+        train_step(*pool[steps % len(pool)])
+        steps += 1
+    return (time.perf_counter() - start) / steps
+
+
+def compiled_phase(net, pool, repeats, n, first_step):
+    """Time ``repeats`` blocks of ``n`` steps, saving the parameters (and the
+    step index) each block starts from, for the other implementations."""
+    starts, snapshots, seconds, losses = [], [], [], []
+    step = first_step
+    for _ in range(repeats):
+        starts.append(step)
+        snapshots.append(net.get_params())
+        elapsed, block_losses = time_block(net.train_step, batches_from(pool, step, n))
+        seconds.append(elapsed)
+        losses.append(block_losses)
+        step += n
+    return starts, snapshots, seconds, losses
+
+
+def replay_phase(net, pool, starts, snapshots, n):
+    """Time the same blocks from the same parameters on another implementation."""
+    seconds, losses = [], []
+    for start, (weights, biases) in zip(starts, snapshots):
+        net.set_params(weights, biases)
+        elapsed, block_losses = time_block(net.train_step, batches_from(pool, start, n))
+        seconds.append(elapsed)
+        losses.append(block_losses)
+    return seconds, losses
+
+
+def relative_difference(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
     scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), np.finfo(np.float64).tiny)
     return float(np.max(np.abs(a - b) / scale))
 
 
-def choose_block_size(lockstep, warmup, target_seconds):
-    """Warm up both, then pick N so the slower block takes ~target_seconds."""
-    pair = lockstep.run_pair(warmup)
-    # Refine the estimate on at least ~10 ms of work (the first calls are noisy).
-    n = max(1, int(0.01 / max(pair["reference"][0], pair["compiled"][0]) * warmup))
-    pair = lockstep.run_pair(n)
-    slower_per_step = max(pair["reference"][0], pair["compiled"][0]) / n
-    return max(1, round(target_seconds / slower_per_step))
+def microseconds(seconds, n):
+    return [s / n * 1e6 for s in seconds]
 
 
-def bench_one(name, dtype, args):
+def block_lengths(implementations, args):
+    """Warm every implementation up (no pauses: the rough per-step times only
+    set the block lengths). Returns N for compiled and reference together (a
+    block of the slower takes ~target_ms) and N for torch alone."""
+    target = args.target_ms / 1000
+    est = {name: warm_up(net.train_step, pool, args.warmup_steps, args.warmup_s)
+           for name, (net, pool) in implementations.items()}
+    n = max(1, round(target / max(est["compiled"], est["reference"])))
+    n_torch = max(1, round(target / est["torch"])) if "torch" in est else None
+    return n, n_torch
+
+
+def bench_config(name, dtype, args, torch):
     sizes, batch = CONFIGS[name]
     compiled, reference = build_networks(sizes, dtype, args.seed, args.lr)
-    lockstep = LockStep(compiled, reference, make_batch_pool(sizes, batch, dtype, args.seed))
-    n = choose_block_size(lockstep, args.warmup, args.target_ms / 1000)
+    pool = make_batch_pool(sizes, batch, dtype, args.seed)
+    implementations = {"compiled": (compiled, pool), "reference": (reference, pool)}
+    if torch is not None:
+        torch_net = TorchNet(torch, sizes, dtype, args.lr)
+        torch_net.set_params(*compiled.get_params())
+        implementations["torch"] = (torch_net, torch_net.convert(pool))
+    n, n_torch = block_lengths(implementations, args)
 
-    per_step = {"compiled": [], "reference": []}
-    losses = {"compiled": [], "reference": []}
-    for repeat in range(args.repeats):
-        lockstep.resync()
-        pair = lockstep.run_pair(n, reference_first=bool(repeat % 2))
-        for which, (seconds, block_losses) in pair.items():
-            per_step[which].append(seconds / n * 1e6)
-            losses[which].extend(block_losses)
-
-    compiled_us = statistics.median(per_step["compiled"])
-    reference_us = statistics.median(per_step["reference"])
-    rel_dloss = max_relative_loss_difference(losses["compiled"], losses["reference"])
-    return {
+    pause()
+    starts, snapshots, c_seconds, c_losses = compiled_phase(compiled, pool, args.repeats, n, 0)
+    pause()
+    r_seconds, r_losses = replay_phase(reference, pool, starts, snapshots, n)
+    result = {
         "config": name, "sizes": sizes, "batch": batch, "dtype": dtype,
-        "block_steps": n, "repeats": args.repeats,
-        "compiled_us": compiled_us, "reference_us": reference_us,
-        "speedup": reference_us / compiled_us,
-        "compiled_us_samples": per_step["compiled"],
-        "reference_us_samples": per_step["reference"],
-        "max_rel_dloss": rel_dloss, "tolerance": TOLERANCE[dtype],
-        "first_loss": losses["compiled"][0], "last_loss": losses["compiled"][-1],
-        "ok": rel_dloss <= TOLERANCE[dtype], "error": None,
+        "threads": args.threads[0], "repeats": args.repeats, "block_steps": n,
+        "compiled_us_samples": microseconds(c_seconds, n),
+        "reference_us_samples": microseconds(r_seconds, n),
+        "max_rel_dloss": relative_difference(sum(c_losses, []), sum(r_losses, [])),
+        "tolerance": TOLERANCE[dtype],
+        "first_loss": c_losses[0][0], "last_loss": c_losses[-1][-1],
+        "torch_block_steps": n_torch, "torch_us_samples": None,
+        "torch_first_step_rel_dloss": None, "error": None,
     }
+    if torch is not None:
+        pause()
+        t_seconds, t_losses = replay_phase(*implementations["torch"], starts, snapshots, n_torch)
+        result["torch_us_samples"] = microseconds(t_seconds, n_torch)
+        result["torch_first_step_rel_dloss"] = relative_difference(
+            [block[0] for block in c_losses], [block[0] for block in t_losses])
+    return summarise(result)
 
 
-def bench_one_safely(name, dtype, args):
+def summarise(result):
+    median = statistics.median
+    result["compiled_us"] = median(result["compiled_us_samples"])
+    result["reference_us"] = median(result["reference_us_samples"])
+    result["speedup"] = result["reference_us"] / result["compiled_us"]
+    if result["torch_us_samples"]:
+        result["torch_us"] = median(result["torch_us_samples"])
+        result["speedup_vs_torch"] = result["torch_us"] / result["compiled_us"]
+    else:
+        result["torch_us"] = result["speedup_vs_torch"] = None
+    result["ok"] = result["max_rel_dloss"] <= result["tolerance"]
+    return result
+
+
+def bench_config_safely(name, dtype, args, torch):
     """A diverged or crashing config is a failed cross-check, not a crash."""
     try:
-        return bench_one(name, dtype, args)
+        return bench_config(name, dtype, args, torch)
     except (FloatingPointError, ValueError) as exc:
         sizes, batch = CONFIGS[name]
         return {"config": name, "sizes": sizes, "batch": batch, "dtype": dtype,
-                "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                "threads": args.threads[0], "ok": False,
+                "error": f"{type(exc).__name__}: {exc}"}
 
 
-# ------------------------------------------------------------------ reporting
+# -------------------------------------------------------------------- GEMM
 
-def print_machine(info, args):
-    print("cbackprop train_step benchmark: compiled vs reference "
-          f"({'quick' if args.quick else 'thorough'}; {args.repeats} repeats, "
-          f"blocks of ~{args.target_ms:g} ms; SGD lr={args.lr:g}, mse, relu/identity)")
-    print("threads: " + ", ".join(f"{k}={v}" for k, v in info["threads"].items())
-          + f", cb.get_num_threads()={info['cbackprop_threads']}")
-    print(f"numpy {info['numpy']} (BLAS: {info['blas']}), cbackprop {info['cbackprop']}, "
-          f"kernel_path={info['kernel_path']}, python {info['python']}")
-    print(f"cpu: {info['cpu']} ({info['cpu_count']} logical cpus)")
-    print()
-
-
-COLUMNS = [  # (header, width, formatter)
-    ("config", 7, lambda r: r["config"]),
-    ("dtype", 7, lambda r: r["dtype"]),
-    ("steps", 11, lambda r: f"{r['repeats']}x{r['block_steps']}"),
-    ("compiled us/step", 16, lambda r: f"{r['compiled_us']:,.1f}"),
-    ("reference us/step", 17, lambda r: f"{r['reference_us']:,.1f}"),
-    ("speedup", 7, lambda r: f"{r['speedup']:.2f}x"),
-    ("max |dloss|/|loss|", 18, lambda r: f"{r['max_rel_dloss']:.2e}"),
-    ("check", 5, lambda r: "ok" if r["ok"] else "FAIL"),
-]
+def gemm_layer_shapes(configs, squares):
+    """{(m, n_in, n_out): label} for the selected configs' layers, then squares."""
+    shapes = {}
+    for name in GEMM_CONFIGS:
+        if name not in configs:
+            continue
+        sizes, batch = CONFIGS[name]
+        for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
+            shapes.setdefault((batch, n_in, n_out), {}).setdefault(name, []).append(str(layer))
+    labels = {key: " ".join(f"{name} L{','.join(ls)}" for name, ls in by_config.items())
+              for key, by_config in shapes.items()}
+    for n in squares:
+        labels.setdefault((n, n, n), f"square {n}")
+    return labels
 
 
-def format_row(result):
-    if result.get("error"):
-        head = "  ".join(f"{COLUMNS[i][2](result):<{COLUMNS[i][1]}}" for i in range(2))
-        return f"{head}  FAIL ({result['error']})"
-    cells = []
-    for i, (_, width, fmt) in enumerate(COLUMNS):
-        cells.append(f"{fmt(result):<{width}}" if i < 2 else f"{fmt(result):>{width}}")
-    return "  ".join(cells)
+def gemm_cases(configs, squares):
+    """The three products of each dense layer shape:
+    X@W     (m x n_in) @ (n_in x n_out)
+    X^T@D   A (m x n_in), B (m x n_out), trans_a       -> n_in x n_out
+    D@W^T   A (m x n_out), B (n_in x n_out), trans_b   -> m x n_in
+    """
+    cases = []
+    for (m, n_in, n_out), label in gemm_layer_shapes(configs, squares).items():
+        for cls, a_shape, b_shape, trans_a, trans_b, mkn in (
+                ("X@W", (m, n_in), (n_in, n_out), False, False, (m, n_in, n_out)),
+                ("X^T@D", (m, n_in), (m, n_out), True, False, (n_in, m, n_out)),
+                ("D@W^T", (m, n_out), (n_in, n_out), False, True, (m, n_out, n_in))):
+            cases.append({"class": cls, "source": label, "M": mkn[0], "K": mkn[1], "N": mkn[2],
+                          "a_shape": a_shape, "b_shape": b_shape,
+                          "trans_a": trans_a, "trans_b": trans_b})
+    return cases
 
 
-def print_header():
-    cells = [f"{h:<{w}}" if i < 2 else f"{h:>{w}}" for i, (h, w, _) in enumerate(COLUMNS)]
-    line = "  ".join(cells)
-    print(line)
-    print("-" * len(line))
+def gemm_operands(case, dtype, rng):
+    A = rng.standard_normal(case["a_shape"]).astype(dtype)
+    B = rng.standard_normal(case["b_shape"]).astype(dtype)
+    ours = lambda: engine.gemm_product(A, B, case["trans_a"], case["trans_b"])  # noqa: E731
+    opA = A.T if case["trans_a"] else A
+    opB = B.T if case["trans_b"] else B
+    theirs = lambda: opA @ opB  # noqa: E731
+    return ours, theirs
 
 
-def write_json(path, info, args, results):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "machine": info,
-        "settings": {"quick": args.quick, "repeats": args.repeats,
-                     "target_ms": args.target_ms, "warmup": args.warmup,
-                     "seed": args.seed, "lr": args.lr, "loss": "mse",
-                     "pool_size": POOL_SIZE, "tolerance": TOLERANCE},
-        "results": results,
-    }
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    return path
+def time_calls(fn, calls):
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - start) / calls
+    finally:
+        gc.enable()
 
 
-def main(args):
-    info = machine_info()
-    print_machine(info, args)
-    print_header()
+def calls_per_sample(fn, target_s):
+    fn()  # warm-up
+    return max(1, math.ceil(target_s / time_calls(fn, 1)))
+
+
+def call_overhead_us(args):
+    """Per-call time of a 1x1x1 float64 product: the fixed cost (argument
+    checks, allocation of the output and, for ours, of the pack buffers)
+    inside every GEMM figure; it dominates the products with N or K = 10."""
+    ours, theirs = gemm_operands(gemm_cases([], [1])[0], "float64", np.random.default_rng(0))
+    return {lib: min(time_calls(fn, 2000) for _ in range(3)) * 1e6
+            for lib, fn in (("ours", ours), ("numpy", theirs))}
+
+
+def bench_gemm(args):
+    """GFLOP/s of the engine's GEMM and of numpy.matmul, one library per phase."""
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for case in gemm_cases(args.configs, args.gemm_squares):
+        for dtype in args.dtypes:
+            ours, theirs = gemm_operands(case, dtype, rng)
+            expected = theirs()
+            err = float(np.max(np.abs(ours() - expected)) / max(np.max(np.abs(expected)), 1e-300))
+            rows.append(dict(case, dtype=dtype, threads=args.threads[0], rel_err=err,
+                             fns={"ours": ours, "numpy": theirs}, calls={},
+                             ours_s_samples=[], numpy_s_samples=[]))
+    for _ in range(args.gemm_rounds):
+        for lib in ("ours", "numpy"):
+            pause()
+            for row in rows:
+                fn = row["fns"][lib]
+                if lib not in row["calls"]:
+                    row["calls"][lib] = calls_per_sample(fn, args.gemm_target_s)
+                row[f"{lib}_s_samples"] += [time_calls(fn, row["calls"][lib])
+                                            for _ in range(args.gemm_samples)]
+    for row in rows:
+        del row["fns"], row["a_shape"], row["b_shape"]
+        flops = 2.0 * row["M"] * row["K"] * row["N"]
+        row["ours_gflops"] = flops / min(row["ours_s_samples"]) / 1e9
+        row["numpy_gflops"] = flops / min(row["numpy_s_samples"]) / 1e9
+        row["ratio"] = row["ours_gflops"] / row["numpy_gflops"]
+    return rows
+
+
+def worker_main(args):
+    start = time.perf_counter()
+    torch, torch_skipped = load_torch(args)
+    info = worker_info(torch, torch_skipped)
     results = []
     for name in args.configs:
         for dtype in args.dtypes:
-            result = bench_one_safely(name, dtype, args)
-            print(format_row(result), flush=True)
-            results.append(result)
+            results.append(bench_config_safely(name, dtype, args, torch))
+            log(args, f"[{args.threads[0]} thr] {name} {dtype} done at "
+                      f"{time.perf_counter() - start:.1f} s")
+    gemm = [] if args.no_gemm else bench_gemm(args)
+    log(args, f"[{args.threads[0]} thr] GEMM done at {time.perf_counter() - start:.1f} s")
+    info["gemm_call_overhead_us"] = None if args.no_gemm else call_overhead_us(args)
+    info["wall_s"] = time.perf_counter() - start
+    Path(args.out).write_text(json.dumps({"info": info, "results": results, "gemm": gemm}))
+    return 0
 
-    default_json = Path(__file__).resolve().parent / "results" / "latest.json"
-    written = write_json(args.json or default_json, info, args, results)
-    print(f"\nfigures written to {written}")
 
+# ===================================================================== parent
+# ------------------------------------------------------------------ workers
+
+def worker_command(args, threads, out):
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", str(threads),
+           "--out", out, "--configs", *args.configs, "--dtypes", *args.dtypes,
+           "--repeats", str(args.repeats), "--target-ms", str(args.target_ms),
+           "--lr", repr(args.lr), "--seed", str(args.seed)]
+    for flag in ("quick", "no_torch", "no_gemm", "verbose"):
+        if getattr(args, flag):
+            cmd.append("--" + flag.replace("_", "-"))
+    return cmd
+
+
+def worker_env(threads):
+    env = dict(os.environ, **MALLOC_VARS)
+    env.update({name: str(threads) for name in THREAD_VARS})
+    return env
+
+
+def busy_cpu_seconds():
+    """CPU time used by the whole machine so far (None where /proc is missing)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_worker(args, threads):
+    """Run one worker process; its figures, or None if it failed. Also
+    measures how many cores other processes kept busy meanwhile."""
+    with tempfile.TemporaryDirectory(prefix="cbackprop-bench-") as tmp:
+        out = os.path.join(tmp, f"threads{threads}.json")
+        busy0, ours0, start = busy_cpu_seconds(), children_cpu_seconds(), time.perf_counter()
+        proc = subprocess.run(worker_command(args, threads, out), env=worker_env(threads))
+        busy1, ours1, wall = busy_cpu_seconds(), children_cpu_seconds(), time.perf_counter() - start
+        if proc.returncode != 0 or not os.path.exists(out):
+            print(f"worker for {threads} thread(s) failed (exit code {proc.returncode})")
+            return None
+        figures = json.loads(Path(out).read_text())
+    other = None
+    if busy0 is not None:
+        other = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / wall
+    figures["info"]["other_load_cores"] = other
+    return figures
+
+
+# ---------------------------------------------------------------- reporting
+
+def fmt(value, spec, missing="-"):
+    return missing if value is None else format(value, spec)
+
+
+def print_header(args, workers):
+    first = workers[0]["info"]
+    print("cbackprop train_step benchmark: compiled vs reference"
+          + (" vs torch" if first["torch"] else "")
+          + f" ({'quick' if args.quick else 'thorough'}; {args.repeats} repeats of ~"
+          f"{args.target_ms:g} ms blocks per implementation, in separate phases; "
+          f"SGD lr={args.lr:g}, mse, relu/identity)")
+    print(f"cpu: {first['cpu']} ({first['cpu_count']} logical cpus), {first['platform']}")
+    print(f"python {first['python']}, numpy {first['numpy']} (BLAS: {first['blas']}), "
+          f"cbackprop {first['cbackprop']} (kernel_path={first['kernel_path']}), "
+          f"torch {first['torch'] or '-'}")
+    if not first["torch"]:
+        print(f"torch: {first['torch_skipped']}; torch columns left out")
+    for w in workers:
+        info = w["info"]
+        env = ", ".join(f"{k}={v}" for k, v in info["env"].items())
+        print(f"worker threads={w['threads']}: {env}; cb.get_num_threads()="
+              f"{info['cb_get_num_threads']}, torch.get_num_threads()="
+              f"{fmt(info['torch_get_num_threads'], 'd')}; wall {info['wall_s']:.1f} s, "
+              f"other processes kept {fmt(info['other_load_cores'], '.2f', '?')} cores busy")
+    if any((w["info"]["other_load_cores"] or 0) > 0.2 for w in workers):
+        print("WARNING: other processes were running; at 2 threads on 2 cores a busy core "
+              "can slow any library by several times (see bench/README.md)")
+    print()
+
+
+def train_columns(with_torch):
+    columns = [  # (header, width, formatter); the first three left-aligned
+        ("config", 6, lambda r: r["config"]),
+        ("dtype", 7, lambda r: r["dtype"]),
+        ("thr", 3, lambda r: str(r["threads"])),
+        ("steps", 8, lambda r: f"{r['repeats']}x{r['block_steps']}"),
+        ("compiled us", 11, lambda r: f"{r['compiled_us']:,.1f}"),
+        ("reference us", 12, lambda r: f"{r['reference_us']:,.1f}"),
+        ("vs ref", 7, lambda r: f"{r['speedup']:.2f}x"),
+    ]
+    if with_torch:
+        columns += [
+            ("torch us", 10, lambda r: fmt(r["torch_us"], ",.1f")),
+            ("vs torch", 8, lambda r: fmt(r["speedup_vs_torch"], ".2f") + "x"),
+        ]
+    columns.append(("ref |dL|/|L|", 12, lambda r: f"{r['max_rel_dloss']:.1e}"))
+    if with_torch:
+        columns.append(("torch |dL|/|L|", 14,
+                        lambda r: fmt(r["torch_first_step_rel_dloss"], ".1e")
+                        + ("*" if (r["torch_first_step_rel_dloss"] or 0) > r["tolerance"]
+                           else " ")))
+    columns.append(("check", 5, lambda r: "ok" if r["ok"] else "FAIL"))
+    return columns
+
+
+def format_cells(values, columns):
+    return "  ".join(f"{v:<{w}}" if i < 3 else f"{v:>{w}}"
+                     for i, (v, (_, w, _)) in enumerate(zip(values, columns)))
+
+
+def print_train_table(results, with_torch):
+    columns = train_columns(with_torch)
+    header = format_cells([h for h, _, _ in columns], columns)
+    print(header)
+    print("-" * len(header))
+    previous = None
+    for r in results:
+        if previous and previous != r["config"]:
+            print()
+        previous = r["config"]
+        if r.get("error"):
+            print(format_cells([r["config"], r["dtype"], str(r["threads"])], columns[:3])
+                  + f"  FAIL ({r['error']})")
+        else:
+            print(format_cells([fmt_fn(r) for _, _, fmt_fn in columns], columns))
+    print("\nus = microseconds per train_step (median over repeats); vs ref = reference/compiled"
+          + ("; vs torch = torch/compiled" if with_torch else "")
+          + ";\nref |dL|/|L| = max over all timed steps (limit 1e-6 float64, 1e-3 float32)"
+          + ("; torch |dL|/|L| = max over first steps of repeats, report only "
+             "(* above that limit)" if with_torch else ""))
+
+
+def gemm_table(gemm, dtypes, threads):
+    """{(class, M, K, N, source): {(dtype, threads): row}} in measurement order."""
+    table = {}
+    for row in gemm:
+        key = (row["class"], row["M"], row["K"], row["N"], row["source"])
+        table.setdefault(key, {})[(row["dtype"], row["threads"])] = row
+    columns = [(d, t) for d in dtypes for t in threads]
+    order = {cls: i for i, cls in enumerate(GEMM_CLASSES)}
+    return dict(sorted(table.items(), key=lambda kv: order[kv[0][0]])), columns
+
+
+def print_gemm(gemm, dtypes, threads, workers):
+    table, columns = gemm_table(gemm, dtypes, threads)
+    print("\nGEMM: engine.gemm_product vs numpy.matmul, GFLOP/s (best of "
+          f"{len(gemm[0]['ours_s_samples'])} samples), ratio = ours/numpy")
+    head = f"{'class':<6} {'M x K x N':<16} {'from':<18}"
+    print(head + "".join(f" | {d} {t} thr".ljust(22) for d, t in columns))
+    print(" " * len(head) + "".join(" |  ours  numpy  ratio".ljust(22) for _ in columns))
+    print("-" * (len(head) + 22 * len(columns)))
+    for (cls, M, K, N, source), cells in table.items():
+        line = f"{cls:<6} {f'{M}x{K}x{N}':<16} {source[:18]:<18}"
+        for col in columns:
+            row = cells.get(col)
+            line += (f" | {row['ours_gflops']:5.1f} {row['numpy_gflops']:6.1f} {row['ratio']:6.2f}"
+                     if row else " | " + "-".center(19)).ljust(22)
+        print(line)
+    worst = gemm_minima(gemm)
+    print("\nminimum ratio ours/numpy per shape class (at shape M x K x N):")
+    print(f"{'class':<6}" + "".join(f" | {d} {t} thr".ljust(24) for d, t in columns))
+    for cls in GEMM_CLASSES:
+        line = f"{cls:<6}"
+        for col in columns:
+            row = worst.get((cls,) + col)
+            line += (f" | {row['ratio']:.2f} ({row['M']}x{row['K']}x{row['N']})"
+                     if row else " | -").ljust(24)
+        print(line)
+    errors = [r["rel_err"] for r in gemm]
+    print(f"largest |ours - numpy| / max|numpy| over all products: {max(errors):.1e}")
+    for w in workers:
+        overhead = w["info"]["gemm_call_overhead_us"]
+        print(f"fixed cost per call (1x1x1 float64), {w['threads']} thr: "
+              f"ours {overhead['ours']:.2f} us, numpy {overhead['numpy']:.2f} us")
+
+
+def gemm_minima(gemm):
+    """{(class, dtype, threads): the row with the smallest ratio}."""
+    worst = {}
+    for row in gemm:
+        key = (row["class"], row["dtype"], row["threads"])
+        if key not in worst or row["ratio"] < worst[key]["ratio"]:
+            worst[key] = row
+    return worst
+
+
+# ------------------------------------------------------------------ targets
+
+def evaluate_targets(results, gemm, threads):
+    """[(what, measured or None, target, passed)] for the issue's targets."""
+    checks = []
+    by_key = {(r["config"], r["dtype"], r["threads"]): r for r in results}
+    for (name, dtype, t), r in by_key.items():
+        if t in (1, 2):
+            speedup = None if r.get("error") else r["speedup"]
+            goal = TARGETS[name][t - 1]
+            checks.append((f"{name} {dtype} {t} thr: reference/compiled", speedup, goal,
+                           speedup is not None and speedup >= goal))
+    if 1 in threads and gemm:
+        for (cls, dtype, t), row in gemm_minima(gemm).items():
+            if t == 1:
+                checks.append((f"GEMM {cls} {dtype} 1 thr: min ours/numpy", row["ratio"],
+                               GEMM_TARGET, row["ratio"] >= GEMM_TARGET))
+    for (name, dtype, t), r in by_key.items():
+        if r.get("speedup_vs_torch") is not None:
+            s = r["speedup_vs_torch"]
+            checks.append((f"{name} {dtype} {t} thr: torch/compiled", s, TORCH_TARGET,
+                           s > TORCH_TARGET))
+    return checks
+
+
+def print_targets(checks):
+    print("\nTargets (informational: they do not change the exit code)")
+    if not checks:
+        print("  none apply (targets are set for 1 and 2 threads)")
+        return
+    width = max(len(what) for what, *_ in checks)
+    for what, measured, goal, passed in checks:
+        shown = "    n/a " if measured is None else f"{measured:7.2f}x"
+        goal_text = (">" if what.endswith("torch/compiled") else ">=") + f" {goal:g}x"
+        print(f"  {what:<{width}}  {shown}  {goal_text:<8}  {'PASS' if passed else 'FAIL'}")
+    failed = sum(not passed for *_, passed in checks)
+    print(f"  {len(checks) - failed} of {len(checks)} targets pass")
+
+
+# ------------------------------------------------------------------ outputs
+
+def write_json(path, args, workers, results, gemm, checks):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = workers[0]["info"]
+    payload = {
+        "machine": {k: first[k] for k in ("cpu", "cpu_count", "machine", "hostname", "platform",
+                                          "blas", "kernel_path")},
+        "versions": {k: first[k] for k in ("python", "numpy", "cbackprop", "torch")},
+        "threads": [w["threads"] for w in workers],
+        "workers": [dict(w["info"], threads=w["threads"]) for w in workers],
+        "settings": {"quick": args.quick, "repeats": args.repeats, "target_ms": args.target_ms,
+                     "warmup_steps": args.warmup_steps, "seed": args.seed, "lr": args.lr,
+                     "loss": "mse", "pool_size": POOL_SIZE, "pause_s": PAUSE_S,
+                     "tolerance": TOLERANCE, "malloc_env": MALLOC_VARS,
+                     "gemm_rounds": args.gemm_rounds, "gemm_samples": args.gemm_samples,
+                     "gemm_target_s": args.gemm_target_s},
+        "results": results,
+        "gemm": gemm,
+        "targets": [{"what": w, "measured": m, "target": g, "pass": p}
+                    for w, m, g, p in checks],
+    }
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    return path
+
+
+def set_log_ticks(ax, values):
+    """Log scale from below 1x to above the largest bar, ticks labelled 0.5x, 1x, 2x..."""
+    low = min([0.5] + [v / 1.5 for v in values])
+    high = max([2.0] + [v * 1.6 for v in values])
+    ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    ticks = [m * 10.0 ** e for e in range(-3, 5) for m in (1, 2, 5) if low <= m * 10.0 ** e <= high]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([f"{t:g}x" for t in ticks])
+    ax.minorticks_off()
+
+
+def plot_speedups(path, results, configs, dtypes, threads, with_torch, title):
+    """Grouped bars, log scale: vs reference (and vs torch). None without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    panels = [("speedup", "reference us / compiled us", True)]
+    if with_torch:
+        panels.append(("speedup_vs_torch", "torch us / compiled us", False))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 4.6 * len(panels)), squeeze=False)
+    series = [(d, t) for d in dtypes for t in threads]
+    colours = {"float64": plt.cm.Blues, "float32": plt.cm.Oranges}
+    width = 0.8 / len(series)
+    by_key = {(r["config"], r["dtype"], r["threads"]): r for r in results}
+    for ax, (field, label, show_targets) in zip(axes[:, 0], panels):
+        for i, (dtype, t) in enumerate(series):
+            shade = colours[dtype](0.45 + 0.45 * threads.index(t) / max(1, len(threads) - 1))
+            xs, ys = [], []
+            for c, name in enumerate(configs):
+                value = by_key.get((name, dtype, t), {}).get(field)
+                if value:
+                    xs.append(c - 0.4 + width * (i + 0.5))
+                    ys.append(value)
+            bars = ax.bar(xs, ys, width * 0.92, color=shade, label=f"{dtype}, {t} thr")
+            ax.bar_label(bars, labels=[f"{y:.2g}" if y < 10 else f"{y:.0f}" for y in ys],
+                         fontsize=7, padding=1)
+            if show_targets and t in (1, 2):
+                goals = [TARGETS[name][t - 1] for name in configs
+                         if by_key.get((name, dtype, t), {}).get(field)]
+                ax.hlines(goals, [x - width * 0.4 for x in xs], [x + width * 0.4 for x in xs],
+                          colors="black", linewidth=1.5,
+                          label="target" if i == 0 else None)
+        ax.axhline(1.0, color="crimson", linewidth=1, linestyle="--", label="1x")
+        set_log_ticks(ax, [r[field] for r in results if r.get(field)])
+        ax.set_xticks(range(len(configs)))
+        ax.set_xticklabels([f"{n}\n{CONFIGS[n][0]} b{CONFIGS[n][1]}" for n in configs],
+                           fontsize=8)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, ncol=3, loc="upper right")
+    axes[0, 0].set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def output_paths(args):
+    json_path = Path(args.json) if args.json else RESULTS_DIR / "latest.json"
+    if args.png:
+        png_path = Path(args.png)
+    else:
+        png_path = json_path.with_suffix(".png") if args.json else RESULTS_DIR / "speedups.png"
+    return json_path, png_path
+
+
+def report_cross_check(results):
     failed = [r for r in results if not r["ok"]]
     for r in failed:
         reason = r["error"] or (f"max |dloss|/|loss| = {r['max_rel_dloss']:.2e} "
                                 f"> {r['tolerance']:g}")
-        print(f"CROSS-CHECK FAILED: {r['config']} {r['dtype']}: {reason}")
-    return 1 if failed else 0
+        print(f"CROSS-CHECK FAILED: {r['config']} {r['dtype']} {r['threads']} thr: {reason}")
+    return failed
+
+
+def parent_main(args):
+    workers = []
+    for threads in args.threads:
+        figures = run_worker(args, threads)
+        if figures is None:
+            return 1
+        workers.append(dict(figures, threads=threads))
+    order = {(n, d, t): i for i, (n, d, t) in enumerate(
+        (n, d, t) for n in args.configs for d in args.dtypes for t in args.threads)}
+    results = sorted((r for w in workers for r in w["results"]),
+                     key=lambda r: order[(r["config"], r["dtype"], r["threads"])])
+    gemm = [row for w in workers for row in w["gemm"]]
+    with_torch = workers[0]["info"]["torch"] is not None
+
+    print_header(args, workers)
+    print_train_table(results, with_torch)
+    if gemm:
+        print_gemm(gemm, args.dtypes, args.threads, workers)
+    checks = evaluate_targets(results, gemm, args.threads)
+    print_targets(checks)
+
+    json_path, png_path = output_paths(args)
+    print(f"\nfigures written to {write_json(json_path, args, workers, results, gemm, checks)}")
+    first = workers[0]["info"]
+    title = (f"cbackprop train_step speedups, {first['cpu']}, kernel {first['kernel_path']}, "
+             f"{time.strftime('%Y-%m-%d')}" + (" (quick)" if args.quick else ""))
+    drawn = plot_speedups(png_path, results, args.configs, args.dtypes, args.threads,
+                          with_torch, title)
+    print(f"chart drawn to {drawn}" if drawn else "matplotlib not importable: no chart")
+    return 1 if report_cross_check(results) else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(ARGS))
+    sys.exit(worker_main(ARGS) if ARGS.worker else parent_main(ARGS))
