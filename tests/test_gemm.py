@@ -28,7 +28,7 @@ def test_matches_matmul_over_shapes(trans_a, trans_b, M, dtype):
     rng = np.random.default_rng(M)
     for N, K in [(1, 1), (3, 17), (9, 5), (17, 257), (31, 2), (145, 9)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
-        C = engine.gemm_product(A, B, trans_a, trans_b)
+        C = engine.gemm_product(A, B, trans_a, trans_b, poison=True)
         assert C.dtype == np.dtype(dtype) and C.shape == (M, N)
         _assert_close(C, expected, K, dtype)
 
@@ -39,7 +39,7 @@ def test_multiple_blocks_in_every_loop(shape, dtype):
     M, N, K = shape
     rng = np.random.default_rng(1)
     A, B, expected = _operands(rng, M, N, K, False, False, dtype)
-    _assert_close(engine.gemm_product(A, B), expected, K, dtype)
+    _assert_close(engine.gemm_product(A, B, poison=True), expected, K, dtype)
 
 
 def test_accumulates_into_c_when_given(dtype):
@@ -53,11 +53,11 @@ def test_accumulates_into_c_when_given(dtype):
 def test_empty_inner_dimension_gives_zeros(dtype):
     A = np.empty((4, 0), dtype=dtype)
     B = np.empty((0, 3), dtype=dtype)
-    np.testing.assert_array_equal(engine.gemm_product(A, B), np.zeros((4, 3)))
+    np.testing.assert_array_equal(engine.gemm_product(A, B, poison=True), np.zeros((4, 3)))
 
 
 def test_does_not_read_c_without_accumulate(dtype):
-    """gemm_product fills C with NaN before calling the kernel: any read would leak it."""
+    """C starts as NaN (poison=True): a kernel that read it would leak NaN."""
     rng = np.random.default_rng(3)
     A, B, _ = _operands(rng, 7, 9, 11, False, False, dtype)
-    assert np.isfinite(engine.gemm_product(A, B)).all()
+    assert np.isfinite(engine.gemm_product(A, B, poison=True)).all()

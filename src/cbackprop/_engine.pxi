@@ -543,14 +543,18 @@ cdef class Engine:
 
 # -- twins of single kernels, for tests ----------------------------------------------------
 def gemm_product(cnp.ndarray A, cnp.ndarray B, bint trans_a=False, bint trans_b=False,
-                 cnp.ndarray C=None):
-    """op(A) @ op(B) by the engine's GEMM (``C +=`` when C is given), for tests.
+                 cnp.ndarray C=None, bint poison=False):
+    """op(A) @ op(B) by the engine's GEMM (``C +=`` when C is given), for tests
+    and the benchmark. A and B: C-contiguous 2-D arrays of one float dtype.
 
-    A and B: C-contiguous 2-D arrays of one float dtype.
+    ``poison`` fills a new C with NaN first: a GEMM that read C without
+    accumulating would leak it into the result.
     """
-    if A.ndim != 2 or B.ndim != 2 or not A.flags.c_contiguous or not B.flags.c_contiguous:
+    cdef int typenum = cnp.PyArray_TYPE(A)
+    if (A.ndim != 2 or B.ndim != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(A)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(B)):
         raise ValueError("A and B must be C-contiguous 2-D arrays")
-    if A.dtype != B.dtype or A.dtype not in (np.float32, np.float64):
+    if cnp.PyArray_TYPE(B) != typenum or typenum not in (cnp.NPY_FLOAT, cnp.NPY_DOUBLE):
         raise TypeError("A and B must share a float32 or float64 dtype")
     cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
     cdef Py_ssize_t K = A.shape[0] if trans_a else A.shape[1]
@@ -560,13 +564,18 @@ def gemm_product(cnp.ndarray A, cnp.ndarray B, bint trans_a=False, bint trans_b=
     cdef Py_ssize_t rsa = 1 if trans_a else A.shape[1], csa = A.shape[1] if trans_a else 1
     cdef Py_ssize_t rsb = 1 if trans_b else B.shape[1], csb = B.shape[1] if trans_b else 1
     cdef bint accumulate = C is not None
+    cdef cnp.npy_intp dims[2]
     if accumulate:
-        if C.dtype != A.dtype or C.ndim != 2 or C.shape[0] != M or C.shape[1] != N or not C.flags.c_contiguous:
+        if (cnp.PyArray_TYPE(C) != typenum or C.ndim != 2 or C.shape[0] != M or C.shape[1] != N
+                or not cnp.PyArray_IS_C_CONTIGUOUS(C)):
             raise ValueError("C must be a C-contiguous (M, N) array of the same dtype")
     else:
-        # NaN-filled: a GEMM that read C without accumulating would leak it.
-        C = np.full((M, N), np.nan, dtype=A.dtype)
-    cdef bint is_float32 = A.dtype == np.float32
+        dims[0] = M
+        dims[1] = N
+        C = cnp.PyArray_EMPTY(2, dims, typenum, 0)
+        if poison:
+            C.fill(np.nan)
+    cdef bint is_float32 = typenum == cnp.NPY_FLOAT
     cdef Py_ssize_t size_a, size_b
     if is_float32:
         size_a = gemm_pack_a_size(M, K, <float*>NULL)
@@ -574,16 +583,16 @@ def gemm_product(cnp.ndarray A, cnp.ndarray B, bint trans_a=False, bint trans_b=
     else:
         size_a = gemm_pack_a_size(M, K, <double*>NULL)
         size_b = gemm_pack_b_size(N, K, <double*>NULL)
-    pack_a = np.empty(size_a + GUARD, dtype=A.dtype)
-    pack_b = np.empty(size_b + GUARD, dtype=A.dtype)
+    dims[0] = size_a + size_b + 2 * GUARD
+    cdef cnp.ndarray packs = cnp.PyArray_EMPTY(1, dims, typenum, 0)
     cdef Guards guards = Guards()
-    guards.add(pack_a, size_a, "the packed A panel")
-    guards.add(pack_b, size_b, "the packed B panel")
+    guards.add(packs, size_a, "the packed A panel")
+    guards.add(packs, size_a + GUARD + size_b, "the packed B panel")
     cdef void* a = data(A)
     cdef void* b = data(B)
     cdef void* c = data(C)
-    cdef void* pa = data(pack_a)
-    cdef void* pb = data(pack_b)
+    cdef char* pa = <char*>data(packs)
+    cdef char* pb = pa + (size_a + GUARD) * cnp.PyArray_ITEMSIZE(A)
     with nogil:
         if is_float32:
             gemm(M, N, K, <float*>a, rsa, csa, <float*>b, rsb, csb, <float*>c, N, accumulate,
@@ -591,5 +600,6 @@ def gemm_product(cnp.ndarray A, cnp.ndarray B, bint trans_a=False, bint trans_b=
         else:
             gemm(M, N, K, <double*>a, rsa, csa, <double*>b, rsb, csb, <double*>c, N, accumulate,
                  <double*>pa, <double*>pb, num_threads)
-    guards.verify("gemm")
+    if GUARD:
+        guards.verify("gemm")
     return C

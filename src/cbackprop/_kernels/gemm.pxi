@@ -28,6 +28,7 @@ cdef extern from *:
 cdef double PARALLEL_MIN_FLOPS = 4.0e5
 
 cdef enum:
+    PACK_A_MIN_B_SLIVERS = 2   # at most this many B slivers: A is read in place
     GEMM_KC = 256   # K per packed panel: an MR x KC and a KC x NR sliver stay in L1/L2
     GEMM_MC = 144   # rows of A packed at once (multiple of every MR used)
     GEMM_NC = 4096  # columns of B packed at once (multiple of every NR used)
@@ -156,7 +157,9 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
     cdef Py_ssize_t jc, pc, ic, nc, kc, mc, a_slivers, b_slivers, first, last, s, i, j
-    cdef bint overwrite
+    cdef Py_ssize_t a_rs, a_cs
+    cdef const real* a_sliver
+    cdef bint overwrite, pack_a_panel
     jc = 0
     while jc < N:
         nc = min(<Py_ssize_t>GEMM_NC, N - jc)
@@ -169,14 +172,19 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
             for s in range(first, last):
                 pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb,
                               rsb, csb, pack_b + s * nr * kc)
+            # Packing A pays off when each A sliver meets many B slivers; for
+            # narrow products (an output layer of 10) the kernel reads A in place.
+            pack_a_panel = b_slivers > PACK_A_MIN_B_SLIVERS
             ic = 0
             while ic < M:
                 mc = min(<Py_ssize_t>GEMM_MC, M - ic)
                 a_slivers = (mc + mr - 1) // mr
-                share(a_slivers, thread, team, &first, &last)
-                for s in range(first, last):
-                    pack_sliver_a(min(mr, mc - s * mr), kc, A + (ic + s * mr) * rsa + pc * csa,
-                                  rsa, csa, pack_a + s * mr * kc)
+                if pack_a_panel:
+                    share(a_slivers, thread, team, &first, &last)
+                    for s in range(first, last):
+                        pack_sliver_a(min(mr, mc - s * mr), kc,
+                                      A + (ic + s * mr) * rsa + pc * csa, rsa, csa,
+                                      pack_a + s * mr * kc)
                 if team > 1:
                     cbackprop_barrier()   # both panels packed
                 share(a_slivers * b_slivers, thread, team, &first, &last)
@@ -184,7 +192,15 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                     # Row slivers vary fastest: consecutive tiles reuse one B sliver.
                     i = s % a_slivers
                     j = s // a_slivers
-                    microkernel(kc, pack_a + i * mr * kc, pack_b + j * nr * kc,
+                    if pack_a_panel:
+                        a_sliver = pack_a + i * mr * kc
+                        a_rs = 1
+                        a_cs = mr
+                    else:
+                        a_sliver = A + (ic + i * mr) * rsa + pc * csa
+                        a_rs = rsa
+                        a_cs = csa
+                    microkernel(kc, a_sliver, a_rs, a_cs, pack_b + j * nr * kc,
                                 C + (ic + i * mr) * ldc + jc + j * nr, ldc,
                                 min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
                 if team > 1:

@@ -38,19 +38,30 @@ cdef inline Py_ssize_t microkernel_nr(real* kind) noexcept nogil:
         return AVX2_NR_F64
 
 
-cdef inline void microkernel(Py_ssize_t kc, const real* a, const real* b, real* C,
-                             Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
-                             bint overwrite) noexcept nogil:
-    """C[:rows, :cols] (=|+=) a_sliver @ b_sliver over kc packed steps."""
+cdef inline void microkernel(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                             const real* b, real* C, Py_ssize_t ldc, Py_ssize_t rows,
+                             Py_ssize_t cols, bint overwrite) noexcept nogil:
+    """C[:rows, :cols] (=|+=) A_sliver @ b_sliver over kc steps.
+
+    Row i of the A sliver at step p is a[i*a_rs + p*a_cs] (packed: a_rs = 1,
+    a_cs = MR; read in place: A's own strides); b is a packed B sliver.
+    """
     if real is float:
-        microkernel_f32(kc, a, b, C, ldc, rows, cols, overwrite)
+        microkernel_f32(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
     else:
-        microkernel_f64(kc, a, b, C, ldc, rows, cols, overwrite)
+        microkernel_f64(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
 
 
-cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, const double* b, double* C,
-                                 Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
-                                 bint overwrite) noexcept nogil:
+cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                                 const double* b, double* C, Py_ssize_t ldc, Py_ssize_t rows,
+                                 Py_ssize_t cols, bint overwrite) noexcept nogil:
+    # Rows past the edge re-read the last real row; their results are dropped.
+    cdef const double* a0 = a + min(<Py_ssize_t>0, rows - 1) * a_rs
+    cdef const double* a1 = a + min(<Py_ssize_t>1, rows - 1) * a_rs
+    cdef const double* a2 = a + min(<Py_ssize_t>2, rows - 1) * a_rs
+    cdef const double* a3 = a + min(<Py_ssize_t>3, rows - 1) * a_rs
+    cdef const double* a4 = a + min(<Py_ssize_t>4, rows - 1) * a_rs
+    cdef const double* a5 = a + min(<Py_ssize_t>5, rows - 1) * a_rs
     cdef __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd()
     cdef __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd()
     cdef __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd()
@@ -58,29 +69,29 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, const double* b
     cdef __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd()
     cdef __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd()
     cdef __m256d b0, b1, ai
-    cdef Py_ssize_t p
+    cdef Py_ssize_t p, k = 0
     for p in range(kc):
         b0 = _mm256_loadu_pd(b)
         b1 = _mm256_loadu_pd(b + 4)
-        ai = _mm256_broadcast_sd(a + 0)
+        ai = _mm256_broadcast_sd(a0 + k)
         c00 = _mm256_fmadd_pd(ai, b0, c00)
         c01 = _mm256_fmadd_pd(ai, b1, c01)
-        ai = _mm256_broadcast_sd(a + 1)
+        ai = _mm256_broadcast_sd(a1 + k)
         c10 = _mm256_fmadd_pd(ai, b0, c10)
         c11 = _mm256_fmadd_pd(ai, b1, c11)
-        ai = _mm256_broadcast_sd(a + 2)
+        ai = _mm256_broadcast_sd(a2 + k)
         c20 = _mm256_fmadd_pd(ai, b0, c20)
         c21 = _mm256_fmadd_pd(ai, b1, c21)
-        ai = _mm256_broadcast_sd(a + 3)
+        ai = _mm256_broadcast_sd(a3 + k)
         c30 = _mm256_fmadd_pd(ai, b0, c30)
         c31 = _mm256_fmadd_pd(ai, b1, c31)
-        ai = _mm256_broadcast_sd(a + 4)
+        ai = _mm256_broadcast_sd(a4 + k)
         c40 = _mm256_fmadd_pd(ai, b0, c40)
         c41 = _mm256_fmadd_pd(ai, b1, c41)
-        ai = _mm256_broadcast_sd(a + 5)
+        ai = _mm256_broadcast_sd(a5 + k)
         c50 = _mm256_fmadd_pd(ai, b0, c50)
         c51 = _mm256_fmadd_pd(ai, b1, c51)
-        a += AVX2_MR
+        k += a_cs
         b += AVX2_NR_F64
     # Edge tiles go through a local tile; only their valid part reaches C.
     cdef double tile[AVX2_MR * AVX2_NR_F64]
@@ -119,9 +130,16 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, const double* b
         store_tile(tile, AVX2_NR_F64, C, ldc, rows, cols, overwrite)
 
 
-cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, const float* b, float* C,
-                                 Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
-                                 bint overwrite) noexcept nogil:
+cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                                 const float* b, float* C, Py_ssize_t ldc, Py_ssize_t rows,
+                                 Py_ssize_t cols, bint overwrite) noexcept nogil:
+    # Rows past the edge re-read the last real row; their results are dropped.
+    cdef const float* a0 = a + min(<Py_ssize_t>0, rows - 1) * a_rs
+    cdef const float* a1 = a + min(<Py_ssize_t>1, rows - 1) * a_rs
+    cdef const float* a2 = a + min(<Py_ssize_t>2, rows - 1) * a_rs
+    cdef const float* a3 = a + min(<Py_ssize_t>3, rows - 1) * a_rs
+    cdef const float* a4 = a + min(<Py_ssize_t>4, rows - 1) * a_rs
+    cdef const float* a5 = a + min(<Py_ssize_t>5, rows - 1) * a_rs
     cdef __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps()
     cdef __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps()
     cdef __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps()
@@ -129,29 +147,29 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, const float* b, 
     cdef __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps()
     cdef __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps()
     cdef __m256 b0, b1, ai
-    cdef Py_ssize_t p
+    cdef Py_ssize_t p, k = 0
     for p in range(kc):
         b0 = _mm256_loadu_ps(b)
         b1 = _mm256_loadu_ps(b + 8)
-        ai = _mm256_broadcast_ss(a + 0)
+        ai = _mm256_broadcast_ss(a0 + k)
         c00 = _mm256_fmadd_ps(ai, b0, c00)
         c01 = _mm256_fmadd_ps(ai, b1, c01)
-        ai = _mm256_broadcast_ss(a + 1)
+        ai = _mm256_broadcast_ss(a1 + k)
         c10 = _mm256_fmadd_ps(ai, b0, c10)
         c11 = _mm256_fmadd_ps(ai, b1, c11)
-        ai = _mm256_broadcast_ss(a + 2)
+        ai = _mm256_broadcast_ss(a2 + k)
         c20 = _mm256_fmadd_ps(ai, b0, c20)
         c21 = _mm256_fmadd_ps(ai, b1, c21)
-        ai = _mm256_broadcast_ss(a + 3)
+        ai = _mm256_broadcast_ss(a3 + k)
         c30 = _mm256_fmadd_ps(ai, b0, c30)
         c31 = _mm256_fmadd_ps(ai, b1, c31)
-        ai = _mm256_broadcast_ss(a + 4)
+        ai = _mm256_broadcast_ss(a4 + k)
         c40 = _mm256_fmadd_ps(ai, b0, c40)
         c41 = _mm256_fmadd_ps(ai, b1, c41)
-        ai = _mm256_broadcast_ss(a + 5)
+        ai = _mm256_broadcast_ss(a5 + k)
         c50 = _mm256_fmadd_ps(ai, b0, c50)
         c51 = _mm256_fmadd_ps(ai, b1, c51)
-        a += AVX2_MR
+        k += a_cs
         b += AVX2_NR_F32
     # Edge tiles go through a local tile; only their valid part reaches C.
     cdef float tile[AVX2_MR * AVX2_NR_F32]

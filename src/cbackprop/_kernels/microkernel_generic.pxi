@@ -14,18 +14,22 @@ cdef inline Py_ssize_t microkernel_nr(real* kind) noexcept nogil:
     return GENERIC_NR
 
 
-cdef inline void microkernel(Py_ssize_t kc, const real* a, const real* b, real* C,
-                             Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
-                             bint overwrite) noexcept nogil:
-    """C[:rows, :cols] (=|+=) a_sliver @ b_sliver over kc packed steps."""
+cdef inline void microkernel(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                             const real* b, real* C, Py_ssize_t ldc, Py_ssize_t rows,
+                             Py_ssize_t cols, bint overwrite) noexcept nogil:
+    """C[:rows, :cols] (=|+=) A_sliver @ b_sliver over kc steps; row i of the A
+    sliver at step p is a[i*a_rs + p*a_cs] (rows past the edge re-read the last)."""
     cdef real acc[GENERIC_MR * GENERIC_NR]
+    cdef Py_ssize_t row_offset[GENERIC_MR]
     cdef real a_i
     cdef Py_ssize_t p, i, j
+    for i in range(GENERIC_MR):
+        row_offset[i] = min(i, rows - 1) * a_rs
     for i in range(GENERIC_MR * GENERIC_NR):
         acc[i] = 0
     for p in range(kc):
         for i in range(GENERIC_MR):
-            a_i = a[p * GENERIC_MR + i]
+            a_i = a[row_offset[i] + p * a_cs]
             for j in range(GENERIC_NR):
                 acc[i * GENERIC_NR + j] += a_i * b[p * GENERIC_NR + j]
     store_tile(acc, GENERIC_NR, C, ldc, rows, cols, overwrite)
