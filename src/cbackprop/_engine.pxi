@@ -208,24 +208,40 @@ cdef double loss_and_gradients_pass(const Layout* L, Py_ssize_t m, const real* X
 cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
                             const int64_t* labels, const LossSettings* loss,
                             const OptimizerSettings* opt, real* params, real* grads,
-                            real* moment1, real* moment2, real* ws) noexcept nogil:
-    """Forward, loss, then backward with each layer updated as soon as its
-    gradient and the delta below it are done. A non-finite loss returns
-    before anything is written."""
-    cdef Py_ssize_t layer, w, b
+                            real* moment1, real* moment2, real* ws,
+                            bint* update_overflows) noexcept nogil:
+    """Forward, loss, backward, then the update of every layer. Nothing is
+    written when the loss is not finite, or when the update would make any
+    parameter or moment non-finite (``update_overflows``): a diverging step
+    leaves the network as it was."""
+    cdef Py_ssize_t layer
+    cdef int attempt
+    cdef bint write
+    update_overflows[0] = False
     forward_pass(L, m, X, params, ws)
     cdef double value = output_loss(L, m, Y, labels, loss, ws)
     if not isfinite(value):
         return value
     for layer in range(L.n_layers - 1, -1, -1):
         backward_layer(L, m, layer, X, params, grads, ws)
-        w = L.weight_offset[layer]
-        b = L.bias_offset[layer]
-        optimizer_update(L.sizes[layer] * L.sizes[layer + 1], params + w, grads + w,
-                         moment1 + w, moment2 + w, opt, opt.weight_decay, L.n_threads)
-        optimizer_update(L.sizes[layer + 1], params + b, grads + b, moment1 + b, moment2 + b,
-                         opt, 0.0, L.n_threads)
+    # A dry run over every layer first: only a step that stays finite is written.
+    for attempt in range(2):
+        write = attempt == 1
+        for layer in range(L.n_layers):
+            if not update_layer(L, layer, opt, params, grads, moment1, moment2, write):
+                update_overflows[0] = True
+                return value
     return value
+
+
+cdef inline bint update_layer(const Layout* L, Py_ssize_t layer, const OptimizerSettings* opt,
+                              real* params, real* grads, real* moment1, real* moment2,
+                              bint write) noexcept nogil:
+    cdef Py_ssize_t w = L.weight_offset[layer], b = L.bias_offset[layer]
+    return (optimizer_update(L.sizes[layer] * L.sizes[layer + 1], params + w, grads + w,
+                             moment1 + w, moment2 + w, opt, opt.weight_decay, write, L.n_threads)
+            and optimizer_update(L.sizes[layer + 1], params + b, grads + b, moment1 + b,
+                                 moment2 + b, opt, 0.0, write, L.n_threads))
 
 
 cdef int check_batch(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
@@ -499,16 +515,23 @@ cdef class Engine:
         cdef LossSettings settings = self._loss_settings(loss)
         cdef OptimizerSettings opt = self._optimizer_settings(optimizer)
         cdef double value
+        cdef bint update_overflows
         with nogil:
             if self.is_float32:
                 value = train_step_pass(&self.layout, b.m, <float*>b.X, <float*>b.Y, b.labels,
                                         &settings, &opt, <float*>b.params, <float*>b.grads,
-                                        <float*>b.moment1, <float*>b.moment2, <float*>b.ws)
+                                        <float*>b.moment1, <float*>b.moment2, <float*>b.ws,
+                                        &update_overflows)
             else:
                 value = train_step_pass(&self.layout, b.m, <double*>b.X, <double*>b.Y, b.labels,
                                         &settings, &opt, <double*>b.params, <double*>b.grads,
-                                        <double*>b.moment1, <double*>b.moment2, <double*>b.ws)
+                                        <double*>b.moment1, <double*>b.moment2, <double*>b.ws,
+                                        &update_overflows)
         self._verify("train_step")
+        if update_overflows:
+            raise FloatingPointError(
+                f"the update of this step overflows {'float32' if self.is_float32 else 'float64'} "
+                f"(loss {value:.6g}; training diverged); parameters were not updated")
         if isfinite(value):
             self.step_count += 1
         return value

@@ -128,6 +128,10 @@ def _read_fields(archive):
 def _from_json(text, build, what):
     try:
         spec = json.loads(text)
+        if not isinstance(spec, dict) or set(spec) != {"name", "config"}:
+            raise ValueError("expected exactly the keys 'name' and 'config'")
+        if not isinstance(spec["config"], dict):
+            raise ValueError("'config' must be an object")
         return build(spec["name"], spec["config"])
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise ValueError(f"field {what!r} is invalid: {exc}") from None

@@ -1,6 +1,8 @@
-# Optimizer updates, in place over one parameter block. Weight decay is
-# passed as 0 for biases. Bias corrections of Adam are computed once per step
-# by the caller.
+# Optimizer updates over one parameter block, in place. Weight decay is
+# passed as 0 for biases; Adam's bias corrections are computed once per step
+# by the caller. The same element functions serve a dry run that only
+# reports whether the step would leave every value finite, so a step that
+# would overflow is refused before anything is written.
 from libc.math cimport sqrt, sqrtf
 from cython.parallel cimport prange
 
@@ -22,66 +24,81 @@ cdef struct OptimizerSettings:
     double bias_correction2   # 1 - beta2**t
 
 
-cdef void sgd_update(Py_ssize_t count, real* param, const real* grad, real* velocity,
-                     const OptimizerSettings* opt, double weight_decay) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef real g
-    cdef real lr = <real>opt.lr, momentum = <real>opt.momentum, decay = <real>weight_decay
-    if opt.momentum == 0:
-        for i in range(count):
-            g = grad[i] + decay * param[i]
-            param[i] -= lr * g
-        return
-    for i in range(count):
-        g = grad[i] + decay * param[i]
-        velocity[i] = momentum * velocity[i] + g
-        if opt.nesterov:
-            param[i] -= lr * (g + momentum * velocity[i])
-        else:
-            param[i] -= lr * velocity[i]
+cdef inline bint sgd_element(real p, real g, real v, real lr, real momentum, bint nesterov,
+                             real decay, real* p_new, real* v_new) noexcept nogil:
+    """One parameter's SGD step; False when the new values are not finite."""
+    g = g + decay * p
+    if momentum == 0:
+        p_new[0] = p - lr * g
+        v_new[0] = v
+    else:
+        v_new[0] = momentum * v + g
+        p_new[0] = p - lr * (g + momentum * v_new[0] if nesterov else v_new[0])
+    # x - x is 0 exactly when x is finite.
+    return (p_new[0] - p_new[0]) == 0 and (v_new[0] - v_new[0]) == 0
 
 
-cdef void adam_update(Py_ssize_t count, real* param, const real* grad, real* m, real* v,
-                      const OptimizerSettings* opt, double weight_decay) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef real g
-    cdef real beta1 = <real>opt.beta1, beta2 = <real>opt.beta2, decay = <real>weight_decay
-    cdef real lr = <real>opt.lr, eps = <real>opt.eps
+cdef inline bint adam_element(real p, real g, real m, real v, real lr, real beta1, real beta2,
+                              real eps, real correction1, real correction2, real decay,
+                              real* p_new, real* m_new, real* v_new) noexcept nogil:
+    """One parameter's Adam step; False when the new values are not finite."""
+    g = g + decay * p
+    m_new[0] = beta1 * m + (1 - beta1) * g
+    v_new[0] = beta2 * v + (1 - beta2) * g * g
+    if real is float:
+        p_new[0] = p - lr * (m_new[0] / correction1) / (sqrtf(v_new[0] / correction2) + eps)
+    else:
+        p_new[0] = p - lr * (m_new[0] / correction1) / (sqrt(v_new[0] / correction2) + eps)
+    return ((p_new[0] - p_new[0]) == 0 and (m_new[0] - m_new[0]) == 0
+            and (v_new[0] - v_new[0]) == 0)
+
+
+cdef bint update_range(Py_ssize_t count, Py_ssize_t start, real* param, const real* grad,
+                       real* moment1, real* moment2, const OptimizerSettings* opt,
+                       double weight_decay, bint write) noexcept nogil:
+    """Step a range of one parameter block: with ``write``, store the new values;
+    without, only report whether every one of them would be finite."""
+    cdef Py_ssize_t i, end = start + count
+    cdef real p_new, m_new, v_new
+    cdef real lr = <real>opt.lr, decay = <real>weight_decay
+    cdef real momentum = <real>opt.momentum, beta1 = <real>opt.beta1, beta2 = <real>opt.beta2
+    cdef real eps = <real>opt.eps
     cdef real correction1 = <real>opt.bias_correction1, correction2 = <real>opt.bias_correction2
-    for i in range(count):
-        g = grad[i] + decay * param[i]
-        m[i] = beta1 * m[i] + (1 - beta1) * g
-        v[i] = beta2 * v[i] + (1 - beta2) * g * g
-        if real is float:
-            param[i] -= lr * (m[i] / correction1) / (sqrtf(v[i] / correction2) + eps)
-        else:
-            param[i] -= lr * (m[i] / correction1) / (sqrt(v[i] / correction2) + eps)
+    cdef int finite = 1
+    if opt.kind == OPT_ADAM:
+        for i in range(start, end):
+            finite &= adam_element(param[i], grad[i], moment1[i], moment2[i], lr, beta1, beta2,
+                                   eps, correction1, correction2, decay, &p_new, &m_new, &v_new)
+            if write:
+                param[i] = p_new
+                moment1[i] = m_new
+                moment2[i] = v_new
+    else:
+        for i in range(start, end):
+            finite &= sgd_element(param[i], grad[i], moment1[i], lr, momentum, opt.nesterov,
+                                  decay, &p_new, &v_new)
+            if write:
+                param[i] = p_new
+                moment1[i] = v_new
+    return finite
 
 
 cdef enum:
     UPDATE_CHUNK = 32768   # elements per thread task; smaller blocks stay on one thread
 
 
-cdef void optimizer_update(Py_ssize_t count, real* param, const real* grad, real* moment1,
-                           real* moment2, const OptimizerSettings* opt,
-                           double weight_decay, int n_threads) noexcept nogil:
-    """The update of one parameter block, split into chunks over the threads
-    when it is large (each element's update is independent, so the result
-    does not depend on the thread count)."""
+cdef bint optimizer_update(Py_ssize_t count, real* param, const real* grad, real* moment1,
+                           real* moment2, const OptimizerSettings* opt, double weight_decay,
+                           bint write, int n_threads) noexcept nogil:
+    """``update_range`` over a whole block, split into chunks over the threads
+    when it is large (each element is independent, so the result does not
+    depend on the thread count). Returns whether all new values are finite."""
     cdef Py_ssize_t chunk, n_chunks = (count + UPDATE_CHUNK - 1) // UPDATE_CHUNK
+    cdef int bad = 0
     if n_threads > 1 and n_chunks > 1:
         for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
-            update_range(min(<Py_ssize_t>UPDATE_CHUNK, count - chunk * UPDATE_CHUNK),
-                         chunk * UPDATE_CHUNK, param, grad, moment1, moment2, opt, weight_decay)
-    else:
-        update_range(count, 0, param, grad, moment1, moment2, opt, weight_decay)
-
-
-cdef inline void update_range(Py_ssize_t count, Py_ssize_t start, real* param, const real* grad,
-                              real* moment1, real* moment2, const OptimizerSettings* opt,
-                              double weight_decay) noexcept nogil:
-    if opt.kind == OPT_ADAM:
-        adam_update(count, param + start, grad + start, moment1 + start, moment2 + start, opt,
-                    weight_decay)
-    else:
-        sgd_update(count, param + start, grad + start, moment1 + start, opt, weight_decay)
+            bad += not update_range(min(<Py_ssize_t>UPDATE_CHUNK, count - chunk * UPDATE_CHUNK),
+                                    chunk * UPDATE_CHUNK, param, grad, moment1, moment2, opt,
+                                    weight_decay, write)
+        return bad == 0
+    return update_range(count, 0, param, grad, moment1, moment2, opt, weight_decay, write)

@@ -96,13 +96,26 @@ class Network(NetworkBase):
         params = self._weights + self._biases
         gradients = [gw for gw, _ in grads] + [gb for _, gb in grads]
         n_weights = len(self._weights)
-        self._step_count += 1
+        t = self._step_count + 1
+        stepped = []
         for i, (param, grad) in enumerate(zip(params, gradients)):
             if i < n_weights and opt.weight_decay:
                 grad = grad + opt.weight_decay * param
             if opt.name == "adam":
-                ops.adam_update(param, grad, self._moment1[i], self._moment2[i], self._step_count,
-                                opt.lr, opt.beta1, opt.beta2, opt.eps)
+                stepped.append(ops.adam_step(param, grad, self._moment1[i], self._moment2[i], t,
+                                             opt.lr, opt.beta1, opt.beta2, opt.eps))
             else:
-                ops.sgd_update(param, grad, self._moment1[i], opt.lr, opt.momentum, opt.nesterov)
+                new_param, velocity = ops.sgd_step(param, grad, self._moment1[i], opt.lr,
+                                                   opt.momentum, opt.nesterov)
+                stepped.append((new_param, velocity, self._moment2[i]))
+        # A step that would leave anything non-finite is refused whole.
+        if not all(np.isfinite(value).all() for values in stepped for value in values):
+            raise FloatingPointError(
+                f"the update of this step overflows {self._dtype.name} (loss {loss:.6g}; "
+                "training diverged); parameters were not updated")
+        for i, (new_param, new_m1, new_m2) in enumerate(stepped):
+            params[i][...] = new_param
+            self._moment1[i][...] = new_m1
+            self._moment2[i][...] = new_m2
+        self._step_count = t
         return loss

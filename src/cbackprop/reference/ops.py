@@ -130,21 +130,20 @@ def one_hot(labels, n_classes, dtype):
     return encoded
 
 
-# -- optimizer updates (in place) ----------------------------------------------------
-def sgd_update(param, grad, velocity, lr, momentum, nesterov):
+# -- optimizer steps: new values from old ones (the network writes them) --------------
+def sgd_step(param, grad, velocity, lr, momentum, nesterov):
+    """``(new_param, new_velocity)``; ``v <- momentum v + g``, then ``W - lr v``
+    (or ``W - lr (g + momentum v)`` with Nesterov)."""
     if momentum == 0:
-        param -= lr * grad
-        return
-    velocity *= momentum
-    velocity += grad
-    param -= lr * (grad + momentum * velocity if nesterov else velocity)
+        return param - lr * grad, velocity
+    velocity = momentum * velocity + grad
+    return param - lr * (grad + momentum * velocity if nesterov else velocity), velocity
 
 
-def adam_update(param, grad, m, v, t, lr, beta1, beta2, eps):
-    m *= beta1
-    m += (1 - beta1) * grad
-    v *= beta2
-    v += (1 - beta2) * grad * grad
+def adam_step(param, grad, m, v, t, lr, beta1, beta2, eps):
+    """``(new_param, new_m, new_v)`` of step ``t`` (from 1), with bias correction."""
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
     m_hat = m / (1 - beta1 ** t)
     v_hat = v / (1 - beta2 ** t)
-    param -= lr * m_hat / (np.sqrt(v_hat) + eps)
+    return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v

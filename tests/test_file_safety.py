@@ -1,0 +1,363 @@
+"""Files: a failing save leaves any existing file intact and no temporary file
+behind; a corrupted or hostile file makes ``load`` raise ValueError or
+OSError (never another exception, never a crash), or load a valid network."""
+import json
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+import cbackprop as cb
+import cbackprop._io as cbio
+
+IMPLEMENTATIONS = {"compiled": cb.Network, "reference": cb.reference.Network}
+
+
+def make_net(Net=cb.Network, seed=0, **kwargs):
+    options = dict(loss="cross_entropy", optimizer=cb.Adam(lr=2e-3, eps=1e-7), dtype="float32")
+    options.update(kwargs)
+    return Net([5, 6, 4, 3], ["tanh", "relu", "softmax"], seed=seed, **options)
+
+
+def tree(directory):
+    """Every path under ``directory``, relative to it."""
+    found = set()
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            found.add(os.path.relpath(os.path.join(root, name), directory))
+    return found
+
+
+def assert_same_params(a, b):
+    for pa, pb in zip(sum(a.get_params(), []), sum(b.get_params(), []), strict=True):
+        assert pa.dtype == pb.dtype and np.array_equal(pa, pb)
+
+
+def assert_valid_network(net):
+    sizes = list(net.sizes)
+    assert len(sizes) >= 2 and all(s >= 1 for s in sizes)
+    assert len(net.activations) == len(sizes) - 1
+    assert np.dtype(net.dtype) in (np.float32, np.float64)
+    weights, biases = net.get_params()
+    assert len(weights) == len(biases) == len(sizes) - 1
+    for layer, (W, b) in enumerate(zip(weights, biases)):
+        assert W.shape == (sizes[layer], sizes[layer + 1]) and b.shape == (sizes[layer + 1],)
+        assert W.dtype == b.dtype == np.dtype(net.dtype)
+        assert np.isfinite(W).all() and np.isfinite(b).all()
+    assert net.forward(np.zeros((2, sizes[0]))).shape == (2, sizes[-1])
+
+
+# --------------------------------------------------------------------------
+# (a) a failure in the middle of save
+# --------------------------------------------------------------------------
+
+
+def failing_savez(error):
+    def savez(file, *args, **kwds):
+        file.write(b"PK\x03\x04 half of an archive " * 64)  # a partial, broken write
+        file.flush()
+        raise error
+    return savez
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device (simulated)"),
+                                   RuntimeError("interrupted (simulated)"),
+                                   KeyboardInterrupt()],
+                         ids=["OSError", "RuntimeError", "KeyboardInterrupt"])
+def test_failed_save_keeps_existing_file(impl, error, tmp_path, monkeypatch):
+    Net = IMPLEMENTATIONS[impl]
+    old = make_net(Net, seed=1)
+    path = tmp_path / "model.npz"
+    old.save(path)
+    original = path.read_bytes()
+
+    new = make_net(Net, seed=2)  # different parameters: an overwrite would show
+    monkeypatch.setattr(cbio.np, "savez", failing_savez(error))
+    with pytest.raises(type(error)):
+        new.save(path)
+    monkeypatch.undo()
+
+    assert tree(tmp_path) == {"model.npz"}, "a temporary file was left behind"
+    assert path.read_bytes() == original
+    loaded = Net.load(path)
+    assert_valid_network(loaded)
+    assert_same_params(loaded, old)
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_failed_save_without_existing_file_leaves_nothing(impl, tmp_path, monkeypatch):
+    Net = IMPLEMENTATIONS[impl]
+    monkeypatch.setattr(cbio.np, "savez", failing_savez(OSError(5, "I/O error (simulated)")))
+    with pytest.raises(OSError):
+        make_net(Net).save(tmp_path / "model.npz")
+    monkeypatch.undo()
+    assert tree(tmp_path) == set()
+
+
+def test_failed_save_then_successful_save(tmp_path, monkeypatch):
+    """After a failed save, saving again works and replaces the old file."""
+    path = tmp_path / "model.npz"
+    make_net(seed=1).save(path)
+    new = make_net(seed=2)
+    monkeypatch.setattr(cbio.np, "savez", failing_savez(OSError("simulated")))
+    with pytest.raises(OSError):
+        new.save(path)
+    monkeypatch.undo()
+    new.save(path)
+    assert tree(tmp_path) == {"model.npz"}
+    assert_same_params(cb.Network.load(path), new)
+
+
+# --------------------------------------------------------------------------
+# (b) fuzzing load with corrupted files
+# --------------------------------------------------------------------------
+
+
+def corrupt(data, rng):
+    data = bytearray(data)
+    how = int(rng.integers(5))
+    if how == 0:  # flip a few random bits
+        for _ in range(int(rng.integers(1, 9))):
+            i = int(rng.integers(len(data)))
+            data[i] ^= 1 << int(rng.integers(8))
+    elif how == 1:  # truncate
+        data = data[: int(rng.integers(len(data)))]
+    elif how == 2:  # overwrite a random range with random bytes
+        start = int(rng.integers(len(data)))
+        length = int(rng.integers(1, 65))
+        data[start : start + length] = rng.bytes(min(length, len(data) - start))
+    elif how == 3:  # append garbage
+        data += rng.bytes(int(rng.integers(1, 513)))
+    else:  # replace single bytes by random values
+        for _ in range(int(rng.integers(1, 4))):
+            data[int(rng.integers(len(data)))] = int(rng.integers(256))
+    return bytes(data), ["flip", "truncate", "overwrite", "append", "bytes"][how]
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fuzzed_files_load_cleanly_or_raise(impl, dtype, tmp_path):
+    Net = IMPLEMENTATIONS[impl]
+    net = make_net(Net, seed=3, dtype=dtype)
+    net.train_step(np.random.default_rng(0).standard_normal((8, 5)), np.arange(8) % 3)
+    good = tmp_path / "good.npz"
+    net.save(good)
+    data = good.read_bytes()
+    rng = np.random.default_rng([2024, sorted(IMPLEMENTATIONS).index(impl), int(dtype == "float64")])
+    outcomes = {"loaded": 0, "ValueError": 0, "OSError": 0}
+    bad = tmp_path / "bad.npz"
+    for trial in range(150):
+        damaged, how = corrupt(data, rng)
+        bad.write_bytes(damaged)
+        try:
+            loaded = Net.load(bad)
+        except (ValueError, OSError) as exc:
+            outcomes["OSError" if isinstance(exc, OSError) else "ValueError"] += 1
+            continue
+        except BaseException as exc:  # noqa: BLE001 - any other type is the failure
+            pytest.fail(f"trial {trial} ({how}): load raised {type(exc).__name__}: {exc}")
+        outcomes["loaded"] += 1
+        assert_valid_network(loaded)
+    print(outcomes)
+    assert outcomes["ValueError"] + outcomes["OSError"] > 0  # the corruptions did bite
+
+
+# --------------------------------------------------------------------------
+# (c) hostile archives written by hand
+# --------------------------------------------------------------------------
+
+
+def saved_fields(tmp_path):
+    """The fields of a real saved network, as a dict of arrays."""
+    net = cb.Network([3, 4, 2], ["relu", "identity"], loss="mse",
+                     optimizer=cb.SGD(lr=0.05, momentum=0.9), dtype="float64", seed=0)
+    path = tmp_path / "template.npz"
+    net.save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+LOSS = {"name": "mse", "config": {"scale": 1.0, "reduction": "mean"}}
+OPT = {"name": "sgd", "config": {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0}}
+
+
+def with_config(what, base, **changes):
+    spec = json.loads(json.dumps(base))
+    spec["config"].update(changes)
+    return {what: np.array(json.dumps(spec))}
+
+
+def without(*names):
+    return lambda fields: {k: v for k, v in fields.items() if k not in names}
+
+
+def replace(**new):
+    return lambda fields: {**fields, **new}
+
+
+def modify(name, change):
+    def apply(fields):
+        fields = dict(fields)
+        fields[name] = change(fields[name].copy())
+        return fields
+    return apply
+
+
+def set_item(index, value):
+    def change(array):
+        array[index] = value
+        return array
+    return change
+
+
+HOSTILE = {
+    # format tag and version
+    "wrong format tag": replace(format=np.array("cbackprop-model")),
+    "format as bytes": replace(format=np.array(b"cbackprop-network")),
+    "format as a list": replace(format=np.array(["cbackprop-network"])),
+    "format missing": without("format"),
+    "version 2": replace(version=np.array(2)),
+    "version 0": replace(version=np.array(0)),
+    "version -1": replace(version=np.array(-1)),
+    "version as float": replace(version=np.array(1.0)),
+    "version as string": replace(version=np.array("1")),
+    "version missing": without("version"),
+    # sizes
+    "sizes disagree with W": replace(sizes=np.array([3, 5, 2])),
+    "sizes of another depth": replace(sizes=np.array([3, 4, 4, 2])),
+    "sizes too short": replace(sizes=np.array([3])),
+    "sizes zero": replace(sizes=np.array([3, 0, 2])),
+    "sizes negative": replace(sizes=np.array([3, -4, 2])),
+    "sizes as floats": replace(sizes=np.array([3.0, 4.0, 2.0])),
+    "sizes 2-D": replace(sizes=np.array([[3, 4, 2]])),
+    "sizes huge": replace(sizes=np.array([3, 2**40, 2])),
+    "sizes missing": without("sizes"),
+    # parameters
+    "W float32 in a float64 file": modify("W0", lambda w: w.astype(np.float32)),
+    "W as integers": modify("W0", lambda w: w.astype(np.int64)),
+    "W as text": replace(W0=np.array("not an array")),
+    "W transposed": modify("W1", lambda w: np.ascontiguousarray(w.T)),
+    "W with an extra axis": modify("W0", lambda w: w[None]),
+    "b as a column": modify("b0", lambda b: b[:, None]),
+    "NaN in W": modify("W0", set_item((1, 2), np.nan)),
+    "inf in W": modify("W1", set_item((0, 0), np.inf)),
+    "-inf in b": modify("b1", set_item(1, -np.inf)),
+    "W missing": without("W1"),
+    "b missing": without("b0"),
+    # activations and dtype
+    "activations too long": replace(activations=np.array(["relu", "identity", "identity"])),
+    "activations too short": replace(activations=np.array(["relu"])),
+    "unknown activation": replace(activations=np.array(["swish", "identity"])),
+    "softmax in a hidden layer": replace(activations=np.array(["softmax", "identity"])),
+    "activations as numbers": replace(activations=np.array([1, 2])),
+    "activations missing": without("activations"),
+    "dtype float16": replace(dtype=np.array("float16")),
+    "dtype int64": replace(dtype=np.array("int64")),
+    "dtype disagrees with W": replace(dtype=np.array("float32")),
+    # loss JSON
+    "loss malformed JSON": replace(loss=np.array('{"name": "mse", "config": {')),
+    "loss not JSON": replace(loss=np.array("mse")),
+    "loss JSON null": replace(loss=np.array("null")),
+    "loss JSON list": replace(loss=np.array('["mse", {}]')),
+    "loss JSON deeply nested": replace(loss=np.array("[" * 100000 + "]" * 100000)),
+    "loss unknown name": replace(loss=np.array(json.dumps({"name": "hinge", "config": {}}))),
+    "loss unknown config key": lambda f: {**f, **with_config("loss", LOSS, gamma=2.0)},
+    "loss unknown top-level key": replace(loss=np.array(json.dumps({**LOSS, "weights": [1, 2]}))),
+    "loss config missing": replace(loss=np.array(json.dumps({"name": "mse"}))),
+    "loss config a list": replace(loss=np.array(json.dumps({"name": "mse", "config": [1.0]}))),
+    "loss scale -1": lambda f: {**f, **with_config("loss", LOSS, scale=-1.0)},
+    "loss scale NaN": lambda f: {**f, **with_config("loss", LOSS, scale=float("nan"))},
+    "loss reduction median": lambda f: {**f, **with_config("loss", LOSS, reduction="median")},
+    "loss bce on an identity output": replace(loss=np.array(json.dumps({"name": "bce", "config": {}}))),
+    "loss missing": without("loss"),
+    # optimizer JSON
+    "optimizer malformed JSON": replace(optimizer=np.array('{"name": "sgd", "config": {"lr": }')),
+    "optimizer JSON a number": replace(optimizer=np.array("3")),
+    "optimizer JSON deeply nested": replace(optimizer=np.array('{"a":' * 50000 + "1" + "}" * 50000)),
+    "optimizer unknown name": replace(optimizer=np.array(json.dumps({"name": "rmsprop", "config": {}}))),
+    "optimizer unknown config key": lambda f: {**f, **with_config("optimizer", OPT, amsgrad=True)},
+    "optimizer unknown top-level key": replace(optimizer=np.array(json.dumps({**OPT, "state": [0]}))),
+    "optimizer lr -1": lambda f: {**f, **with_config("optimizer", OPT, lr=-1)},
+    "optimizer lr NaN": lambda f: {**f, **with_config("optimizer", OPT, lr=float("nan"))},
+    "optimizer lr Infinity": lambda f: {**f, **with_config("optimizer", OPT, lr=float("inf"))},
+    "optimizer lr a string": lambda f: {**f, **with_config("optimizer", OPT, lr="0.1")},
+    "optimizer momentum 1": lambda f: {**f, **with_config("optimizer", OPT, momentum=1.0)},
+    "optimizer nesterov 'yes'": lambda f: {**f, **with_config("optimizer", OPT, nesterov="yes")},
+    "optimizer adam settings under sgd": replace(optimizer=np.array(json.dumps(
+        {"name": "sgd", "config": {"lr": 0.1, "beta1": 0.9}}))),
+    "optimizer adam eps 0": replace(optimizer=np.array(json.dumps(
+        {"name": "adam", "config": {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 0.0, "weight_decay": 0}}))),
+    "optimizer adam beta1 1.5": replace(optimizer=np.array(json.dumps(
+        {"name": "adam", "config": {"lr": 0.1, "beta1": 1.5, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0}}))),
+    "optimizer missing": without("optimizer"),
+}
+
+
+def write_archive(path, fields):
+    with open(path, "wb") as f:
+        np.savez(f, **fields)
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_hand_written_valid_archive_loads(impl, tmp_path):
+    """The baseline of the hostile cases: the untouched fields, re-written by hand, load."""
+    Net = IMPLEMENTATIONS[impl]
+    path = tmp_path / "by_hand.npz"
+    write_archive(path, saved_fields(tmp_path))
+    net = Net.load(path)
+    assert_valid_network(net)
+    assert net.sizes == [3, 4, 2] and net.activations == ["relu", "identity"]
+    assert net.optimizer == cb.SGD(lr=0.05, momentum=0.9)
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_archive_raises_value_error(impl, case, tmp_path):
+    Net = IMPLEMENTATIONS[impl]
+    path = tmp_path / "hostile.npz"
+    write_archive(path, HOSTILE[case](saved_fields(tmp_path)))
+    with pytest.raises(ValueError):
+        Net.load(path)
+
+
+# --------------------------------------------------------------------------
+# (d) saving where it cannot be saved
+# --------------------------------------------------------------------------
+
+
+def stray_temp_files(before, after):
+    return sorted(name for name in after - before
+                  if "cbackprop" in name or name.endswith(".tmp") or name.startswith("tmp"))
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+@pytest.mark.parametrize("where", ["missing directory", "missing nested directory", "parent is a file",
+                                   "path is a directory"])
+def test_unsavable_path_raises_oserror_and_leaves_nothing(impl, where, tmp_path, monkeypatch):
+    Net = IMPLEMENTATIONS[impl]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a_file").write_bytes(b"x")
+    (work / "a_dir").mkdir()
+    monkeypatch.chdir(work)
+    expected = OSError
+    if where == "missing directory":
+        path, expected = work / "no_such_dir" / "model.npz", FileNotFoundError
+    elif where == "missing nested directory":
+        path, expected = "no_such_dir/deeper/model.npz", FileNotFoundError  # relative to cwd
+    elif where == "parent is a file":
+        path = work / "a_file" / "model.npz"
+    else:
+        path = work / "a_dir"
+    system_tmp = tempfile.gettempdir()
+    before_tree, before_tmp = tree(tmp_path), set(os.listdir(system_tmp))
+
+    with pytest.raises(expected):
+        make_net(Net).save(path)
+
+    assert tree(tmp_path) == before_tree, "save left files behind"
+    assert (work / "a_file").read_bytes() == b"x"
+    assert (work / "a_dir").is_dir() and not any((work / "a_dir").iterdir())
+    assert stray_temp_files(before_tmp, set(os.listdir(system_tmp))) == []

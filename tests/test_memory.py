@@ -1,0 +1,111 @@
+"""Resident memory stops growing: after a warm-up, many thousands of training
+steps interleaved with every kind of raised error and with the read-only
+methods leave the process's RSS (from /proc/self/statm) where it was, up to
+a generous bound. A leak of even one small array per call would exceed it."""
+import gc
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import cbackprop as cb
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not os.path.exists("/proc/self/statm"),
+                                reason="reads RSS from /proc/self/statm (Linux only)")
+
+BOUND = 16 * 2**20  # bytes
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        resident_pages = int(f.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def expect(error, function, *args):
+    try:
+        function(*args)
+    except error:
+        return
+    raise AssertionError(f"{function.__name__} did not raise {error.__name__}")
+
+
+def make_workload(Net):
+    """A closure running iteration ``i`` of the mixed workload."""
+    rng = np.random.default_rng(0)
+    net = Net([64, 64, 10], ["relu", "identity"], optimizer=cb.Adam(lr=1e-3), seed=0)
+    ce = Net([64, 32, 10], ["tanh", "softmax"], loss="cross_entropy",
+             optimizer=cb.SGD(lr=0.01, momentum=0.9), dtype="float32", seed=1)
+    diverging = Net([4, 3], ["identity"], optimizer=cb.SGD(lr=0.01, momentum=0.5), seed=2)
+
+    X = rng.standard_normal((32, 64))
+    Y = rng.standard_normal((32, 10))
+    X32 = X.astype(np.float32)
+    labels = rng.integers(0, 10, size=32)
+    X_nan = X.copy()
+    X_nan[3, 5] = np.nan
+    bad_labels = labels.copy()
+    bad_labels[7] = 10
+    X_small = rng.standard_normal((8, 4))
+    Y_huge = np.full((8, 3), 1e200)  # finite, but the squared error overflows
+    X_text = np.array([["a"] * 64] * 4)
+    weights, biases = net.get_params()
+
+    def step(i):
+        loss = net.train_step(X, Y)
+        assert np.isfinite(loss)
+        ce.train_step(X32, labels)
+        kind = i % 12
+        if kind == 0:
+            expect(ValueError, net.train_step, X_nan, Y)
+        elif kind == 1:
+            expect(ValueError, ce.train_step, X32, bad_labels)
+        elif kind == 2:
+            expect(FloatingPointError, diverging.train_step, X_small, Y_huge)
+        elif kind == 3:
+            expect(TypeError, net.forward, X_text)
+        elif kind == 4:
+            expect(TypeError, net.train_step, "not numbers", Y)
+        elif kind == 5:
+            assert net.forward(X).shape == (32, 10)
+        elif kind == 6:
+            assert np.isfinite(net.loss(X, Y))
+        elif kind == 7:
+            _, grads = net.loss_and_gradients(X, Y)
+            assert len(grads) == 2
+        elif kind == 8:
+            w, b = net.get_params()
+            net.set_params(w, b)
+        elif kind == 9:
+            expect(ValueError, ce.loss, X32, bad_labels)
+        elif kind == 10:
+            expect(ValueError, net.set_params, weights[:1], biases)
+        else:
+            diverging.train_step(X_small, X_small[:, :3])  # a good step between failures
+
+    return step
+
+
+def measure_growth(Net, warmup, iterations):
+    step = make_workload(Net)
+    for i in range(warmup):
+        step(i)
+    gc.collect()
+    before = rss_bytes()
+    for i in range(iterations):
+        step(i)
+    gc.collect()
+    return rss_bytes() - before
+
+
+def test_compiled_rss_stops_growing():
+    growth = measure_growth(cb.Network, warmup=600, iterations=20000)
+    print(f"compiled: RSS grew by {growth / 2**20:.2f} MiB over 20000 iterations")
+    assert growth < BOUND, f"RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_reference_rss_stops_growing():
+    growth = measure_growth(cb.reference.Network, warmup=300, iterations=3000)
+    print(f"reference: RSS grew by {growth / 2**20:.2f} MiB over 3000 iterations")
+    assert growth < BOUND, f"RSS grew by {growth / 2**20:.1f} MiB"
