@@ -24,9 +24,9 @@ cdef extern from *:
     void cbackprop_barrier() nogil
     int cbackprop_team_size() nogil
 
-# Below this many flops (~150 µs on one core) a GEMM runs on one thread: the
+# Below this many flops (~60 µs on one core) a GEMM runs on one thread: the
 # fork, the barriers and a late-waking second thread cost more than it saves.
-cdef double PARALLEL_MIN_FLOPS = 8.0e6
+cdef double PARALLEL_MIN_FLOPS = 3.0e6
 
 cdef enum:
     PACK_A_MIN_B_SLIVERS = 2   # at most this many B slivers: A is read in place

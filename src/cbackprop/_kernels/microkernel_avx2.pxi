@@ -44,12 +44,20 @@ cdef inline void microkernel(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_s
     """C[:rows, :cols] (=|+=) A_sliver @ b_sliver over kc steps.
 
     Row i of the A sliver at step p is a[i*a_rs + p*a_cs] (packed: a_rs = 1,
-    a_cs = MR; read in place: A's own strides); b is a packed B sliver.
+    a_cs = MR; read in place: A's own strides); b is a packed B sliver. An
+    edge sliver of at most NR/2 columns takes the half-width kernel (half the
+    FMAs: an output layer of 10 is 8 + 2 columns, not 8 + 8).
     """
     if real is float:
-        microkernel_f32(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+        if cols <= AVX2_NR_F32 // 2:
+            microkernel_f32_half(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+        else:
+            microkernel_f32(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
     else:
-        microkernel_f64(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+        if cols <= AVX2_NR_F64 // 2:
+            microkernel_f64_half(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+        else:
+            microkernel_f64(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
 
 
 cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
@@ -94,13 +102,13 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs
         k += a_cs
         b += AVX2_NR_F64
     # Edge tiles go through a local tile; only their valid part reaches C.
-    cdef double tile[AVX2_MR * AVX2_NR_F64]
+    cdef double tile[AVX2_MR * 8]
     cdef double* out = C
     cdef Py_ssize_t ld = ldc
-    cdef bint full = rows == AVX2_MR and cols == AVX2_NR_F64
+    cdef bint full = rows == AVX2_MR and cols == 8
     if not full:
         out = tile
-        ld = AVX2_NR_F64
+        ld = 8
     elif not overwrite:
         c00 = _mm256_add_pd(c00, _mm256_loadu_pd(out))
         c01 = _mm256_add_pd(c01, _mm256_loadu_pd(out + 4))
@@ -127,7 +135,67 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs
     _mm256_storeu_pd(out + 5 * ld, c50)
     _mm256_storeu_pd(out + 5 * ld + 4, c51)
     if not full:
-        store_tile(tile, AVX2_NR_F64, C, ldc, rows, cols, overwrite)
+        store_tile(tile, 8, C, ldc, rows, cols, overwrite)
+
+
+cdef inline void microkernel_f64_half(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                                 const double* b, double* C, Py_ssize_t ldc, Py_ssize_t rows,
+                                 Py_ssize_t cols, bint overwrite) noexcept nogil:
+    # The left half of a packed B sliver: for edge slivers of <= 4 columns.
+    # Rows past the edge re-read the last real row; their results are dropped.
+    cdef const double* a0 = a + min(<Py_ssize_t>0, rows - 1) * a_rs
+    cdef const double* a1 = a + min(<Py_ssize_t>1, rows - 1) * a_rs
+    cdef const double* a2 = a + min(<Py_ssize_t>2, rows - 1) * a_rs
+    cdef const double* a3 = a + min(<Py_ssize_t>3, rows - 1) * a_rs
+    cdef const double* a4 = a + min(<Py_ssize_t>4, rows - 1) * a_rs
+    cdef const double* a5 = a + min(<Py_ssize_t>5, rows - 1) * a_rs
+    cdef __m256d c00 = _mm256_setzero_pd()
+    cdef __m256d c10 = _mm256_setzero_pd()
+    cdef __m256d c20 = _mm256_setzero_pd()
+    cdef __m256d c30 = _mm256_setzero_pd()
+    cdef __m256d c40 = _mm256_setzero_pd()
+    cdef __m256d c50 = _mm256_setzero_pd()
+    cdef __m256d b0, ai
+    cdef Py_ssize_t p, k = 0
+    for p in range(kc):
+        b0 = _mm256_loadu_pd(b)
+        ai = _mm256_broadcast_sd(a0 + k)
+        c00 = _mm256_fmadd_pd(ai, b0, c00)
+        ai = _mm256_broadcast_sd(a1 + k)
+        c10 = _mm256_fmadd_pd(ai, b0, c10)
+        ai = _mm256_broadcast_sd(a2 + k)
+        c20 = _mm256_fmadd_pd(ai, b0, c20)
+        ai = _mm256_broadcast_sd(a3 + k)
+        c30 = _mm256_fmadd_pd(ai, b0, c30)
+        ai = _mm256_broadcast_sd(a4 + k)
+        c40 = _mm256_fmadd_pd(ai, b0, c40)
+        ai = _mm256_broadcast_sd(a5 + k)
+        c50 = _mm256_fmadd_pd(ai, b0, c50)
+        k += a_cs
+        b += AVX2_NR_F64
+    # Edge tiles go through a local tile; only their valid part reaches C.
+    cdef double tile[AVX2_MR * 4]
+    cdef double* out = C
+    cdef Py_ssize_t ld = ldc
+    cdef bint full = rows == AVX2_MR and cols == 4
+    if not full:
+        out = tile
+        ld = 4
+    elif not overwrite:
+        c00 = _mm256_add_pd(c00, _mm256_loadu_pd(out))
+        c10 = _mm256_add_pd(c10, _mm256_loadu_pd(out + 1 * ld))
+        c20 = _mm256_add_pd(c20, _mm256_loadu_pd(out + 2 * ld))
+        c30 = _mm256_add_pd(c30, _mm256_loadu_pd(out + 3 * ld))
+        c40 = _mm256_add_pd(c40, _mm256_loadu_pd(out + 4 * ld))
+        c50 = _mm256_add_pd(c50, _mm256_loadu_pd(out + 5 * ld))
+    _mm256_storeu_pd(out, c00)
+    _mm256_storeu_pd(out + 1 * ld, c10)
+    _mm256_storeu_pd(out + 2 * ld, c20)
+    _mm256_storeu_pd(out + 3 * ld, c30)
+    _mm256_storeu_pd(out + 4 * ld, c40)
+    _mm256_storeu_pd(out + 5 * ld, c50)
+    if not full:
+        store_tile(tile, 4, C, ldc, rows, cols, overwrite)
 
 
 cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
@@ -172,13 +240,13 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
         k += a_cs
         b += AVX2_NR_F32
     # Edge tiles go through a local tile; only their valid part reaches C.
-    cdef float tile[AVX2_MR * AVX2_NR_F32]
+    cdef float tile[AVX2_MR * 16]
     cdef float* out = C
     cdef Py_ssize_t ld = ldc
-    cdef bint full = rows == AVX2_MR and cols == AVX2_NR_F32
+    cdef bint full = rows == AVX2_MR and cols == 16
     if not full:
         out = tile
-        ld = AVX2_NR_F32
+        ld = 16
     elif not overwrite:
         c00 = _mm256_add_ps(c00, _mm256_loadu_ps(out))
         c01 = _mm256_add_ps(c01, _mm256_loadu_ps(out + 8))
@@ -205,4 +273,64 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
     _mm256_storeu_ps(out + 5 * ld, c50)
     _mm256_storeu_ps(out + 5 * ld + 8, c51)
     if not full:
-        store_tile(tile, AVX2_NR_F32, C, ldc, rows, cols, overwrite)
+        store_tile(tile, 16, C, ldc, rows, cols, overwrite)
+
+
+cdef inline void microkernel_f32_half(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                                 const float* b, float* C, Py_ssize_t ldc, Py_ssize_t rows,
+                                 Py_ssize_t cols, bint overwrite) noexcept nogil:
+    # The left half of a packed B sliver: for edge slivers of <= 8 columns.
+    # Rows past the edge re-read the last real row; their results are dropped.
+    cdef const float* a0 = a + min(<Py_ssize_t>0, rows - 1) * a_rs
+    cdef const float* a1 = a + min(<Py_ssize_t>1, rows - 1) * a_rs
+    cdef const float* a2 = a + min(<Py_ssize_t>2, rows - 1) * a_rs
+    cdef const float* a3 = a + min(<Py_ssize_t>3, rows - 1) * a_rs
+    cdef const float* a4 = a + min(<Py_ssize_t>4, rows - 1) * a_rs
+    cdef const float* a5 = a + min(<Py_ssize_t>5, rows - 1) * a_rs
+    cdef __m256 c00 = _mm256_setzero_ps()
+    cdef __m256 c10 = _mm256_setzero_ps()
+    cdef __m256 c20 = _mm256_setzero_ps()
+    cdef __m256 c30 = _mm256_setzero_ps()
+    cdef __m256 c40 = _mm256_setzero_ps()
+    cdef __m256 c50 = _mm256_setzero_ps()
+    cdef __m256 b0, ai
+    cdef Py_ssize_t p, k = 0
+    for p in range(kc):
+        b0 = _mm256_loadu_ps(b)
+        ai = _mm256_broadcast_ss(a0 + k)
+        c00 = _mm256_fmadd_ps(ai, b0, c00)
+        ai = _mm256_broadcast_ss(a1 + k)
+        c10 = _mm256_fmadd_ps(ai, b0, c10)
+        ai = _mm256_broadcast_ss(a2 + k)
+        c20 = _mm256_fmadd_ps(ai, b0, c20)
+        ai = _mm256_broadcast_ss(a3 + k)
+        c30 = _mm256_fmadd_ps(ai, b0, c30)
+        ai = _mm256_broadcast_ss(a4 + k)
+        c40 = _mm256_fmadd_ps(ai, b0, c40)
+        ai = _mm256_broadcast_ss(a5 + k)
+        c50 = _mm256_fmadd_ps(ai, b0, c50)
+        k += a_cs
+        b += AVX2_NR_F32
+    # Edge tiles go through a local tile; only their valid part reaches C.
+    cdef float tile[AVX2_MR * 8]
+    cdef float* out = C
+    cdef Py_ssize_t ld = ldc
+    cdef bint full = rows == AVX2_MR and cols == 8
+    if not full:
+        out = tile
+        ld = 8
+    elif not overwrite:
+        c00 = _mm256_add_ps(c00, _mm256_loadu_ps(out))
+        c10 = _mm256_add_ps(c10, _mm256_loadu_ps(out + 1 * ld))
+        c20 = _mm256_add_ps(c20, _mm256_loadu_ps(out + 2 * ld))
+        c30 = _mm256_add_ps(c30, _mm256_loadu_ps(out + 3 * ld))
+        c40 = _mm256_add_ps(c40, _mm256_loadu_ps(out + 4 * ld))
+        c50 = _mm256_add_ps(c50, _mm256_loadu_ps(out + 5 * ld))
+    _mm256_storeu_ps(out, c00)
+    _mm256_storeu_ps(out + 1 * ld, c10)
+    _mm256_storeu_ps(out + 2 * ld, c20)
+    _mm256_storeu_ps(out + 3 * ld, c30)
+    _mm256_storeu_ps(out + 4 * ld, c40)
+    _mm256_storeu_ps(out + 5 * ld, c50)
+    if not full:
+        store_tile(tile, 8, C, ldc, rows, cols, overwrite)
