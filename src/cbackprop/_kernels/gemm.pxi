@@ -29,8 +29,9 @@ cdef extern from *:
 cdef double PARALLEL_MIN_FLOPS = 3.0e6
 
 cdef enum:
-    PACK_A_MIN_B_SLIVERS = 8   # at most this many B slivers: A is read in place (measured
-                               # on 64-128 squares and 10-wide layers; more repacks too little)
+    # A panel meeting at most this many B slivers is read in place: packing
+    # it costs more than it saves (measured on 64-128 squares, 10-wide layers).
+    PACK_A_MIN_B_SLIVERS = 8
     GEMM_KC = 256   # K per packed panel: an MR x KC and a KC x NR sliver stay in L1/L2
     GEMM_MC = 144   # rows of A packed at once (multiple of every MR used)
     GEMM_NC = 4096  # columns of B packed at once (multiple of every NR used)
