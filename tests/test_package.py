@@ -37,8 +37,8 @@ def test_results_do_not_depend_on_the_thread_count(dtype, restore_threads):
     so one and three threads give bit-identical training (large enough
     products that the threaded paths run)."""
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((130, 300))
-    Y = rng.standard_normal((130, 70))
+    X = rng.standard_normal((530, 300))   # 530 x 257 hidden values: threaded element-wise passes
+    Y = rng.standard_normal((530, 70))
     finals = []
     for threads in (1, 3):
         cb.set_num_threads(threads)

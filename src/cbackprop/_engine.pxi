@@ -140,7 +140,7 @@ cdef void forward_pass(const Layout* L, Py_ssize_t m, const real* X, const real*
         gemm(m, n_out, n_in, a_prev, n_in, 1, params + L.weight_offset[layer], n_out, 1,
              z, n_out, False, ws + L.pack_a_offset, ws + L.pack_b_offset, L.n_threads)
         bias_activation_forward(m, n_out, z, params + L.bias_offset[layer], a,
-                                L.activations[layer])
+                                L.activations[layer], L.n_threads)
         a_prev = a
 
 
@@ -160,15 +160,28 @@ cdef double output_loss(const Layout* L, Py_ssize_t m, const real* Y, const int6
 
 
 cdef void column_sums(Py_ssize_t m, Py_ssize_t n, const real* values, real* sums,
-                      double* totals) noexcept nogil:
-    """sums = values.sum(axis=0), accumulated row by row in double (``totals``: n scratch)."""
+                      double* totals, int n_threads) noexcept nogil:
+    """sums = values.sum(axis=0), accumulated row by row in double (``totals``:
+    n scratch); large ones split by column blocks, so every column is summed in
+    the same order whatever the thread count."""
+    cdef Py_ssize_t block, n_blocks = (n + 63) // 64
+    if n_threads > 1 and m * n >= PARALLEL_MIN_ELEMENTS and n_blocks > 1:
+        for block in prange(n_blocks, num_threads=n_threads, schedule="static"):
+            sum_columns(m, n, block * 64, min(n, (block + 1) * <Py_ssize_t>64), values, sums,
+                        totals)
+    else:
+        sum_columns(m, n, 0, n, values, sums, totals)
+
+
+cdef inline void sum_columns(Py_ssize_t m, Py_ssize_t n, Py_ssize_t first, Py_ssize_t last,
+                             const real* values, real* sums, double* totals) noexcept nogil:
     cdef Py_ssize_t i, j
-    for j in range(n):
+    for j in range(first, last):
         totals[j] = 0
     for i in range(m):
-        for j in range(n):
+        for j in range(first, last):
             totals[j] += values[i * n + j]
-    for j in range(n):
+    for j in range(first, last):
         sums[j] = <real>totals[j]
 
 
@@ -185,13 +198,13 @@ cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const 
     # grad_W = A_prevᵀ @ delta: A_prev read transposed through its strides.
     gemm(n_in, n_out, m, a_prev, 1, n_in, delta, n_out, 1,
          grads + L.weight_offset[layer], n_out, False, pack_a, pack_b, L.n_threads)
-    column_sums(m, n_out, delta, grads + L.bias_offset[layer], L.column_totals)
+    column_sums(m, n_out, delta, grads + L.bias_offset[layer], L.column_totals, L.n_threads)
     if layer > 0:
         delta_prev = ws + L.delta_offset[(layer - 1) % 2]
         # delta_prev = (delta @ Wᵀ) ⊙ f'(Z_prev), W read transposed.
         gemm(m, n_in, n_out, delta, n_out, 1, params + L.weight_offset[layer], 1, n_out,
              delta_prev, n_in, False, pack_a, pack_b, L.n_threads)
-        activation_backward(m * n_in, delta_prev, a_prev, L.activations[layer - 1])
+        activation_backward(m * n_in, delta_prev, a_prev, L.activations[layer - 1], L.n_threads)
 
 
 cdef double loss_and_gradients_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,

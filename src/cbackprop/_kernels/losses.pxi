@@ -25,7 +25,7 @@ cdef double mse_loss(Py_ssize_t m, Py_ssize_t n, const real* A, const real* Y,
     if activation == ACT_SOFTMAX:
         softmax_backward(m, n, delta, A)
     else:
-        activation_backward(m * n, delta, A, activation)
+        activation_backward(m * n, delta, A, activation, 1)
     return scale * total / divisor
 
 
