@@ -11,6 +11,8 @@ discarded ones), about 20 s on a loaded 2-core machine. Not derandomized: each
 run explores new cases. During development about 9000 further examples
 (1500 per test, twice) ran without finding a disagreement.
 """
+import os
+
 import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -35,6 +37,9 @@ HEADS = [
 SETTINGS = dict(
     deadline=None,
     database=None,  # write nothing outside tests/
+    # The same examples on every run, so that CI is reproducible; set
+    # CBACKPROP_HYPOTHESIS_EXPLORE=1 to draw fresh ones while developing.
+    derandomize=not os.environ.get("CBACKPROP_HYPOTHESIS_EXPLORE"),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -94,15 +99,20 @@ def sgd_optimizers():
 
 
 def adam_optimizers(dtype):
-    # float32: eps >= 1e-6. With eps 1e-8 Adam moves a parameter whose gradient
-    # is pure rounding noise by about +-lr, and no two summation orders agree.
-    min_eps = 1e-6 if dtype == "float32" else 1e-8
+    # Adam divides each gradient by its own running magnitude (+ eps), so a
+    # gradient component that is pure rounding noise is moved by up to ~lr,
+    # whatever its size, and no two summation orders agree on it. In float64
+    # the noise (~1e-16) stays far below any eps drawn here; in float32 it is
+    # ~1e-7 relative, and hypothesis found a case (a [1, 10, 3, 37, 1] net,
+    # eps = 2e-5, beta1 = 0) where one weight parted by lr / 3 after two steps.
+    # So float32 draws eps from [1e-3, 1e-1], where such noise moves nothing.
+    eps = st.floats(1e-3, 1e-1) if dtype == "float32" else st.floats(1e-8, 1e-4)
     return st.builds(
         cb.Adam,
         lr=st.floats(1e-4, 0.02),
         beta1=st.floats(0.0, 0.95),
         beta2=st.floats(0.5, 0.9999),
-        eps=st.floats(min_eps, 1e-4),
+        eps=eps,
         weight_decay=st.one_of(st.just(0.0), st.floats(0.0, 0.01)),
     )
 
