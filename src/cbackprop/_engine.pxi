@@ -6,9 +6,9 @@
 # live in one workspace allocated for the largest batch seen so far and
 # reused, so a steady-state training step allocates nothing.
 #
-# The def methods trust the structure of their arguments (C-contiguous, the
-# network's dtype, right shapes: checked in Python by the Network) and check
-# the values themselves (finite, labels in range) before computing.
+# The def methods trust their arguments (C-contiguous, the network's dtype,
+# right shapes, finite values, labels in range): the Network checks them at
+# its boundary, the value checks by one C pass (check_values).
 cimport numpy as cnp
 import numpy as np
 from libc.math cimport isfinite, pow
@@ -504,6 +504,21 @@ cdef class Engine:
         cdef Py_ssize_t k = self.layout.sizes[self.layout.n_layers]
         cdef Py_ssize_t start = self.workspace_shift + self.layout.output_offset[self.layout.n_layers - 1]
         return self.workspace[start:start + b.m * k].reshape(b.m, k).copy()
+
+    def loss(self, cnp.ndarray X, cnp.ndarray Y, loss):
+        """The loss of the batch (forward pass and loss only)."""
+        cdef Buffers b = self._prepare(X, Y)
+        cdef LossSettings settings = self._loss_settings(loss)
+        cdef double value
+        with nogil:
+            if self.is_float32:
+                forward_pass(&self.layout, b.m, <float*>b.X, <float*>b.params, <float*>b.ws)
+                value = output_loss(&self.layout, b.m, <float*>b.Y, b.labels, &settings, <float*>b.ws)
+            else:
+                forward_pass(&self.layout, b.m, <double*>b.X, <double*>b.params, <double*>b.ws)
+                value = output_loss(&self.layout, b.m, <double*>b.Y, b.labels, &settings, <double*>b.ws)
+        self._verify("loss")
+        return value
 
     def loss_and_gradients(self, cnp.ndarray X, cnp.ndarray Y, loss):
         """The loss; the gradients are left in ``grads``."""

@@ -160,7 +160,8 @@ class NetworkBase:
     def train_step(self, X, Y):
         """One optimizer step on this batch; returns the loss before the update.
 
-        Raises FloatingPointError, with nothing changed, when the loss is not finite.
+        Raises FloatingPointError, with nothing changed, when the loss is not
+        finite or the update would overflow the dtype.
         """
         return self._checked_step(*self._batch(X, Y))
 

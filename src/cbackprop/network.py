@@ -1,6 +1,7 @@
 """The compiled Network: validation in Python at the boundary, every pass
 one nogil call into the Cython engine."""
 import math
+
 from ._backend import engine as _engine
 from ._network_base import NetworkBase
 
@@ -37,7 +38,7 @@ class Network(NetworkBase):
         return self._engine.forward(X)
 
     def _loss_value(self, X, Y):
-        return self._engine.loss_and_gradients(X, Y, self._loss)
+        return self._engine.loss(X, Y, self._loss)
 
     def _loss_and_gradients(self, X, Y):
         loss = self._engine.loss_and_gradients(X, Y, self._loss)
@@ -46,7 +47,8 @@ class Network(NetworkBase):
     def train_step(self, X, Y):
         """One optimizer step on this batch; returns the loss before the update.
 
-        Raises FloatingPointError, with nothing changed, when the loss is not finite.
+        Raises FloatingPointError, with nothing changed, when the loss is not
+        finite or the update would overflow the dtype.
         """
         # A batch already C-contiguous in the network's dtype and shape is
         # checked by the engine in C (same checks, same errors); anything
