@@ -26,8 +26,9 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-# No -march=native and no -ffast-math: the wheel must run on any x86-64 CPU,
-# and NaN/inf checks and agreement with the reference depend on IEEE semantics.
+# No tuning for the build machine's own CPU and no -ffast-math: the wheel
+# must run on any x86-64 CPU, and NaN/inf checks and agreement with the
+# reference depend on IEEE semantics.
 BASE_FLAGS = ["-O3", "-fno-math-errno"] if os.name != "nt" else ["/O2"]
 if os.name != "nt" and not DEBUG:
     BASE_FLAGS.append("-g0")  # no debug info in release wheels (a third of their size)
