@@ -26,7 +26,7 @@ def _assert_close(C, expected, K, dtype):
 @pytest.mark.parametrize("M", SIZES)
 def test_matches_matmul_over_shapes(trans_a, trans_b, M, dtype):
     rng = np.random.default_rng(M)
-    for N, K in [(1, 1), (3, 17), (9, 5), (17, 257), (31, 2), (145, 9)]:
+    for N, K in [(1, 1), (3, 17), (9, 5), (10, 33), (12, 7), (13, 6), (17, 257), (31, 2), (145, 9)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
         C = engine.gemm_product(A, B, trans_a, trans_b, poison=True)
         assert C.dtype == np.dtype(dtype) and C.shape == (M, N)
