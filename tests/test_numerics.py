@@ -302,20 +302,7 @@ def test_implementations_agree(dtype, output, rng):
     opt = lambda: cb.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
     nets = [Net(*arch, loss=loss(), optimizer=opt(), dtype=dtype, seed=9)
             for Net in (cb.Network, cb.reference.Network)]
-    rtol = 1e-10 if dtype == "float64" else 1e-4
-    outs = [n.forward(X) for n in nets]
-    np.testing.assert_allclose(outs[0], outs[1], rtol=rtol, atol=rtol * 1e-2)
-    results = [n.loss_and_gradients(X, Y) for n in nets]
-    assert results[0][0] == pytest.approx(results[1][0], rel=rtol)
-    for (dWa, dba), (dWb, dbb) in zip(results[0][1], results[1][1]):
-        scale = max(np.abs(dWb).max(), np.abs(dbb).max())
-        np.testing.assert_allclose(dWa, dWb, rtol=rtol, atol=rtol * scale)
-        np.testing.assert_allclose(dba, dbb, rtol=rtol, atol=rtol * scale)
-    for _ in range(3):
-        la, lb = (n.train_step(X, Y) for n in nets)
-        assert la == pytest.approx(lb, rel=rtol)
-    for pa, pb in zip(sum(nets[0].get_params(), []), sum(nets[1].get_params(), [])):
-        np.testing.assert_allclose(pa, pb, rtol=rtol, atol=rtol * np.abs(pb).max())
+    assert_implementations_agree(nets, X, Y, dtype, steps=3)
 
 
 @pytest.mark.parametrize("m", [1, 3, 97, 300])
@@ -326,6 +313,11 @@ def test_implementations_agree_on_odd_larger_shapes(dtype, m, rng):
     Y = rng.integers(0, 5, size=m)
     nets = [Net(*arch, loss="cross_entropy", optimizer=cb.SGD(lr=0.05, momentum=0.5), dtype=dtype, seed=21)
             for Net in (cb.Network, cb.reference.Network)]
+    assert_implementations_agree(nets, X, Y, dtype, steps=2)
+
+
+def assert_implementations_agree(nets, X, Y, dtype, steps):
+    """Compiled and reference nets agree on forward, loss, gradients and ``steps`` steps."""
     rtol = 1e-10 if dtype == "float64" else 1e-4
     np.testing.assert_allclose(nets[0].forward(X), nets[1].forward(X), rtol=rtol, atol=rtol * 1e-2)
     (la, ga), (lb, gb) = (n.loss_and_gradients(X, Y) for n in nets)
@@ -334,7 +326,7 @@ def test_implementations_agree_on_odd_larger_shapes(dtype, m, rng):
         scale = max(np.abs(dWb).max(), np.abs(dbb).max())
         np.testing.assert_allclose(dWa, dWb, rtol=rtol, atol=rtol * scale)
         np.testing.assert_allclose(dba, dbb, rtol=rtol, atol=rtol * scale)
-    for _ in range(2):
+    for _ in range(steps):
         la, lb = (n.train_step(X, Y) for n in nets)
         assert la == pytest.approx(lb, rel=rtol)
     for pa, pb in zip(sum(nets[0].get_params(), []), sum(nets[1].get_params(), [])):

@@ -53,10 +53,6 @@ def get_num_threads():
     return num_threads
 
 
-def have_openmp():
-    return bool(cbackprop_have_openmp())
-
-
 LOSS_CODES = {"mse": LOSS_MSE, "bce": LOSS_BCE, "cross_entropy": LOSS_CROSS_ENTROPY}
 
 cdef enum:
