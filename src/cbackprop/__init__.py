@@ -3,7 +3,7 @@
 ``cbackprop.Network`` runs on compiled kernels; ``cbackprop.reference.Network``
 is the same API in plain NumPy, used to cross-check it.
 """
-from . import reference
+from . import ops, reference
 from ._backend import get_num_threads, kernel_path, set_num_threads
 from .losses import BCE, MSE, CrossEntropy
 from .network import Network
@@ -11,5 +11,5 @@ from .optimizers import SGD, Adam
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "MSE", "BCE", "CrossEntropy", "SGD", "Adam", "reference", "kernel_path",
+__all__ = ["Network", "MSE", "BCE", "CrossEntropy", "SGD", "Adam", "reference", "ops", "kernel_path",
            "set_num_threads", "get_num_threads", "__version__"]

@@ -5,6 +5,7 @@ from typing import Literal, Sequence, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from . import ops as ops
 from . import reference as reference
 
 __version__: str

@@ -6,3 +6,4 @@ ctypedef fused real:
 
 include "_kernels/microkernel_avx2.pxi"
 include "_engine.pxi"
+include "_ops.pxi"

@@ -5,6 +5,7 @@ ctypedef fused real:
 
 include "_kernels/microkernel_generic.pxi"
 include "_engine.pxi"
+include "_ops.pxi"
 
 cdef extern from *:
     """

@@ -7,22 +7,47 @@ gradient with respect to its input. Losses return their value and their
 gradient with respect to the output activations, except BCE and
 cross-entropy, which work from the pre-activation and return the fused
 output delta ``dL/dZ``.
+
+The functions of :mod:`cbackprop.ops` (``gemm``, ``dense_forward``,
+``dense_backward``, ``activation_forward``, ``activation_backward``, ``mse``,
+``bce``, ``cross_entropy``) have twins here with the same names, arguments
+and results, ``out=`` included; like every function here they trust their
+arguments (``cbackprop.ops`` is the checked boundary).
 """
 import numpy as np
 
 LEAKY_SLOPE = 0.01
 
 
+def _into(out, result):
+    """``result``, or ``out`` filled with it (``out`` may be one of the inputs:
+    ``result`` is complete before it is written)."""
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
 # -- dense layer -----------------------------------------------------------------
-def dense_forward(a_prev, weights, bias):
-    return a_prev @ weights + bias
+def gemm(a, b, trans_a=False, trans_b=False, out=None):
+    """``op(a) @ op(b)``, ``op(x)`` being ``x.T`` when its flag is set."""
+    return _into(out, (a.T if trans_a else a) @ (b.T if trans_b else b))
 
 
-def dense_backward(delta, a_prev, weights):
-    """``(grad_weights, grad_bias, grad_a_prev)`` from ``delta = dL/dZ``."""
-    grad_weights = a_prev.T @ delta
-    grad_bias = delta.sum(axis=0)
-    grad_a_prev = delta @ weights.T
+def dense_forward(a_prev, weights, bias, activation="identity", out=None):
+    """``f(a_prev @ weights + bias)``; the default activation gives ``Z`` itself."""
+    z = a_prev @ weights + bias
+    return _into(out, activation_forward(activation, z))
+
+
+def dense_backward(delta, a_prev, weights, grad_weights=None, grad_bias=None, grad_a_prev=None,
+                   need_grad_a_prev=True):
+    """``(grad_weights, grad_bias, grad_a_prev)`` from ``delta = dL/dZ``
+    (``grad_a_prev`` is None when ``need_grad_a_prev`` is false)."""
+    grad_weights = _into(grad_weights, a_prev.T @ delta)
+    grad_bias = _into(grad_bias, delta.sum(axis=0))
+    if need_grad_a_prev:
+        grad_a_prev = _into(grad_a_prev, delta @ weights.T)
     return grad_weights, grad_bias, grad_a_prev
 
 
@@ -89,6 +114,23 @@ ACTIVATIONS = {
 }
 
 
+_ALIASES = {"linear": "identity"}
+
+
+def activation_forward(name, z, out=None):
+    """``f(z)`` for the activation called ``name`` (a new array, even for identity)."""
+    a = ACTIVATIONS[_ALIASES.get(name, name)][0](z)
+    return _into(out, a.copy() if a is z and out is None else a)
+
+
+def activation_backward(name, grad_a, a, out=None):
+    """``grad_a ⊙ f'(z)`` from the output ``a = f(z)`` alone: the backward
+    functions above read only ``a``, except relu's and leaky relu's, which
+    read the sign of ``z``, and that is the sign of ``a``."""
+    grad_z = ACTIVATIONS[_ALIASES.get(name, name)][1](grad_a, a, a)
+    return _into(out, grad_z.copy() if grad_z is grad_a and out is None else grad_z)
+
+
 # -- losses ----------------------------------------------------------------------
 def mse_loss(a, y, scale, reduction):
     """``scale * sum((a - y)**2) / N`` (no division for ``reduction="sum"``) and dL/dA."""
@@ -128,6 +170,27 @@ def one_hot(labels, n_classes, dtype):
     encoded = np.zeros((labels.shape[0], n_classes), dtype=dtype)
     encoded[np.arange(labels.shape[0]), labels] = 1
     return encoded
+
+
+def mse(a, y, scale=1.0, reduction="mean", activation="identity", out=None):
+    """``(loss, delta)``: :func:`mse_loss`, its gradient taken through the output
+    layer's activation (``dL/dA`` itself for identity)."""
+    loss, grad_a = mse_loss(a, y, scale, reduction)
+    return float(loss), _into(out, activation_backward(activation, grad_a, a))
+
+
+def bce(z, y, out=None):
+    """``(loss, delta)`` of :func:`bce_loss`."""
+    loss, delta = bce_loss(z, y)
+    return float(loss), _into(out, delta)
+
+
+def cross_entropy(z, y, out=None):
+    """``(loss, delta)`` of :func:`cross_entropy_loss`; ``y`` may be ``(m,)`` class labels."""
+    if y.ndim == 1:
+        y = one_hot(y, z.shape[1], z.dtype)
+    loss, delta = cross_entropy_loss(z, y)
+    return float(loss), _into(out, delta)
 
 
 # -- optimizer steps: new values from old ones (the network writes them) --------------
