@@ -1,0 +1,412 @@
+"""cb.ops, the compiled dense-layer kernels on caller-provided arrays, against
+their NumPy twins in cb.reference.ops: every op, both dtypes, shapes from 1x1
+to above the GEMM's blocking, every activation; out= and in-place use; and
+the boundary's answer to bad input."""
+import inspect
+import threading
+
+import numpy as np
+import pytest
+
+import cbackprop as cb
+from cbackprop import _backend, ops
+from cbackprop.reference import ops as ref
+
+TOL = {"float32": 1e-5, "float64": 1e-12}
+ACTIVATIONS = ["sigmoid", "relu", "tanh", "identity", "linear", "leaky_relu", "softmax"]
+# (m, n_in, n_out): 1x1, odd sizes around the micro-tiles, and above MC (144),
+# KC (256) and the engine's threading threshold.
+LAYER_SHAPES = [(1, 1, 1), (3, 7, 5), (17, 13, 31), (300, 513, 257)]
+
+
+def close(ours, theirs, dtype, k=1):
+    """Agreement to TOL relative to the result's scale (sqrt(k) for sums of k terms)."""
+    assert ours.dtype == np.dtype(dtype) and ours.shape == theirs.shape
+    scale = np.sqrt(max(k, 1)) * max(1.0, float(np.abs(theirs).max(initial=0)))
+    np.testing.assert_allclose(ours, theirs, rtol=TOL[dtype], atol=TOL[dtype] * scale)
+
+
+def close_loss(ours, theirs, dtype):
+    assert type(ours) is float
+    assert ours == pytest.approx(theirs, rel=TOL[dtype], abs=TOL[dtype])
+
+
+def layer(rng, m, n_in, n_out, dtype):
+    a_prev = rng.standard_normal((m, n_in)).astype(dtype)
+    weights = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(dtype)
+    bias = rng.standard_normal(n_out).astype(dtype)
+    return a_prev, weights, bias
+
+
+def test_every_op_has_a_reference_twin_with_the_same_signature():
+    assert set(ops.__all__) == {"gemm", "dense_forward", "dense_backward", "activation_forward",
+                                "activation_backward", "mse", "bce", "cross_entropy"}
+    assert "ops" in cb.__all__ and cb.ops is ops
+    for name in ops.__all__:
+        assert inspect.signature(getattr(ops, name)) == inspect.signature(getattr(ref, name)), name
+        assert getattr(ops, name).__doc__
+
+
+def test_ops_run_on_the_selected_engine():
+    assert ops._engine is _backend.engine
+
+
+# -- agreement with the reference -------------------------------------------------------
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (5, 3, 7), (13, 17, 9), (300, 513, 257), (145, 4, 600)])
+def test_gemm(M, N, K, trans_a, trans_b, dtype, rng):
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    close(ops.gemm(a, b, trans_a, trans_b), ref.gemm(a, b, trans_a, trans_b), dtype, K)
+    out = np.full((M, N), np.nan, dtype=dtype)   # never read
+    assert ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b, out=out) is out
+    close(out, ref.gemm(a, b, trans_a, trans_b), dtype, K)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
+def test_dense_forward(shape, activation, dtype, rng):
+    a_prev, weights, bias = layer(rng, *shape, dtype)
+    expected = ref.dense_forward(a_prev, weights, bias, activation)
+    close(ops.dense_forward(a_prev, weights, bias, activation), expected, dtype, shape[1])
+    out = np.full(expected.shape, np.nan, dtype=dtype)
+    assert ops.dense_forward(a_prev, weights, bias, activation=activation, out=out) is out
+    close(out, expected, dtype, shape[1])
+
+
+def test_dense_forward_defaults_to_the_pre_activation(dtype, rng):
+    a_prev, weights, bias = layer(rng, 9, 4, 6, dtype)
+    close(ops.dense_forward(a_prev, weights, bias), a_prev @ weights + bias, dtype, 4)
+
+
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
+def test_dense_backward(shape, dtype, rng):
+    m, n_in, n_out = shape
+    a_prev, weights, _ = layer(rng, m, n_in, n_out, dtype)
+    delta = rng.standard_normal((m, n_out)).astype(dtype)
+    expected = ref.dense_backward(delta, a_prev, weights)
+    for ours, theirs, k in zip(ops.dense_backward(delta, a_prev, weights), expected, (m, m, n_out)):
+        close(ours, theirs, dtype, k)
+    outs = [np.full(e.shape, np.nan, dtype=dtype) for e in expected]
+    result = ops.dense_backward(delta, a_prev, weights, *outs)
+    assert all(r is o for r, o in zip(result, outs))
+    for ours, theirs, k in zip(outs, expected, (m, m, n_out)):
+        close(ours, theirs, dtype, k)
+
+
+def test_dense_backward_can_skip_the_input_gradient(dtype, rng):
+    a_prev, weights, _ = layer(rng, 11, 5, 3, dtype)
+    delta = rng.standard_normal((11, 3)).astype(dtype)
+    grad_weights, grad_bias, grad_a_prev = ops.dense_backward(delta, a_prev, weights,
+                                                              need_grad_a_prev=False)
+    ref_weights, ref_bias, ref_a_prev = ref.dense_backward(delta, a_prev, weights,
+                                                           need_grad_a_prev=False)
+    assert grad_a_prev is None and ref_a_prev is None
+    close(grad_weights, ref_weights, dtype, 11)
+    close(grad_bias, ref_bias, dtype, 11)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (17, 31), (300, 513)])
+def test_activation_forward_and_backward(shape, activation, dtype, rng):
+    z = (3 * rng.standard_normal(shape)).astype(dtype)
+    a = ops.activation_forward(activation, z)
+    close(a, ref.activation_forward(activation, z), dtype)
+    grad_a = rng.standard_normal(shape).astype(dtype)
+    close(ops.activation_backward(activation, grad_a, a), ref.activation_backward(activation, grad_a, a),
+          dtype, shape[1] if activation == "softmax" else 1)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activations_work_in_place(activation, dtype, rng):
+    z = (3 * rng.standard_normal((40, 7))).astype(dtype)
+    a = ref.activation_forward(activation, z)
+    buffer = z.copy()
+    assert ops.activation_forward(activation, buffer, out=buffer) is buffer
+    close(buffer, a, dtype)
+    grad_a = rng.standard_normal(z.shape).astype(dtype)
+    expected = ref.activation_backward(activation, grad_a, buffer)
+    assert ops.activation_backward(activation, grad_a, buffer, out=grad_a) is grad_a
+    close(grad_a, expected, dtype, 7)
+    out = np.empty_like(z)
+    assert ops.activation_backward(activation, expected, buffer, out=out) is out
+
+
+@pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax"])
+@pytest.mark.parametrize("scale, reduction", [(1.0, "mean"), (0.5, "sum"), (3.0, "mean")])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (300, 513)])
+def test_mse(shape, scale, reduction, activation, dtype, rng):
+    a = ref.activation_forward(activation, rng.standard_normal(shape).astype(dtype))
+    y = rng.standard_normal(shape).astype(dtype)
+    loss, delta = ops.mse(a, y, scale, reduction, activation)
+    ref_loss, ref_delta = ref.mse(a, y, scale, reduction, activation)
+    close_loss(loss, ref_loss, dtype)
+    close(delta, ref_delta, dtype, shape[1])
+    out = np.empty_like(a)
+    assert ops.mse(a, y, scale=scale, reduction=reduction, activation=activation, out=out)[1] is out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (300, 513)])
+def test_bce(shape, dtype, rng):
+    z = (4 * rng.standard_normal(shape)).astype(dtype)
+    y = rng.random(shape).round().astype(dtype)
+    loss, delta = ops.bce(z, y)
+    ref_loss, ref_delta = ref.bce(z, y)
+    close_loss(loss, ref_loss, dtype)
+    close(delta, ref_delta, dtype)
+    value, result = ops.bce(z, y, out=z)                  # in place: z becomes the delta
+    assert result is z and value == loss
+    close(z, ref_delta, dtype)
+
+
+@pytest.mark.parametrize("labels", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (300, 513)])
+def test_cross_entropy(shape, labels, dtype, rng):
+    m, k = shape
+    z = (4 * rng.standard_normal(shape)).astype(dtype)
+    classes = rng.integers(0, k, m)
+    y = classes if labels else np.eye(k, dtype=dtype)[classes]
+    loss, delta = ops.cross_entropy(z, y)
+    ref_loss, ref_delta = ref.cross_entropy(z, y)
+    close_loss(loss, ref_loss, dtype)
+    close(delta, ref_delta, dtype)
+    value, result = ops.cross_entropy(z, y, out=z)        # in place
+    assert result is z and value == loss
+    close(z, ref_delta, dtype)
+
+
+def test_cross_entropy_takes_any_target_rows_and_any_integer_labels(dtype, rng):
+    z = rng.standard_normal((6, 4)).astype(dtype)
+    soft = rng.random((6, 4)).astype(dtype)                # rows not summing to one
+    loss, delta = ops.cross_entropy(z, soft)
+    ref_loss, ref_delta = ref.cross_entropy(z, soft)
+    close_loss(loss, ref_loss, dtype)
+    close(delta, ref_delta, dtype)
+    classes = np.array([0, 3, 1, 2, 3, 0])
+    expected = ops.cross_entropy(z, classes)
+    for labels in (classes.astype(np.int8), classes.astype(np.uint16), classes.astype(">i4"), list(classes)):
+        loss, delta = ops.cross_entropy(z, labels)
+        assert loss == expected[0]
+        np.testing.assert_array_equal(delta, expected[1])
+
+
+@pytest.mark.parametrize("z", [[[1e4, -1e4, 0.0]], [[-1e4, -1e4, 1e4]], [[88.0, 0.0, -88.0]]])
+def test_losses_stay_finite_for_extreme_logits(z, dtype):
+    z = np.array(z, dtype=dtype)
+    for op, y in ((ops.bce, np.array([[1.0, 1.0, 0.0]], dtype=dtype)), (ops.cross_entropy, np.array([1]))):
+        loss, delta = op(z, y)
+        ref_loss, ref_delta = getattr(ref, op.__name__)(z, y)
+        assert np.isfinite(loss) and np.all(np.isfinite(delta))
+        close_loss(loss, ref_loss, dtype)
+        close(delta, ref_delta, dtype)
+
+
+# -- composed into a training step ------------------------------------------------------
+@pytest.mark.parametrize("loss", ["mse", "bce", "cross_entropy"])
+def test_a_custom_loop_reproduces_the_network(loss, dtype, rng):
+    """Forward, fused loss delta and backward written with ops give the Network's
+    loss and gradients (the same kernels, strung together by hand)."""
+    output = {"mse": "tanh", "bce": "sigmoid", "cross_entropy": "softmax"}[loss]
+    net = cb.Network([6, 9, 4], ["relu", output], loss=loss, dtype=dtype, seed=1)
+    (W1, W2), (b1, b2) = net.get_params()
+    X = rng.standard_normal((21, 6)).astype(dtype)
+    Y = {"mse": rng.standard_normal((21, 4)), "bce": rng.random((21, 4)).round(),
+         "cross_entropy": rng.integers(0, 4, 21)}[loss]
+    Y = Y if loss == "cross_entropy" else Y.astype(dtype)
+    h = ops.dense_forward(X, W1, b1, "relu")
+    if loss == "mse":
+        value, delta = ops.mse(ops.dense_forward(h, W2, b2, output), Y, activation=output)
+    else:
+        z = ops.dense_forward(h, W2, b2)
+        value, delta = getattr(ops, loss)(z, Y, out=z)
+    gW2, gb2, grad_h = ops.dense_backward(delta, h, W2)
+    ops.activation_backward("relu", grad_h, h, out=grad_h)
+    gW1, gb1, _ = ops.dense_backward(grad_h, X, W1, need_grad_a_prev=False)
+    net_value, net_grads = net.loss_and_gradients(X, Y)
+    close_loss(value, net_value, dtype)
+    for ours, theirs in zip((gW1, gb1, gW2, gb2), [g for pair in net_grads for g in pair]):
+        close(ours, theirs, dtype, 21)
+
+
+# -- inputs the kernels cannot take as they are -------------------------------------------
+def test_inputs_of_any_layout_are_copied_not_refused(dtype, rng):
+    a_prev, weights, bias = layer(rng, 8, 6, 5, dtype)
+    expected = ops.dense_forward(a_prev, weights, bias, "tanh")
+    misaligned = np.frombuffer(b"\0" + np.ascontiguousarray(a_prev).tobytes(), dtype=dtype,
+                               offset=1).reshape(a_prev.shape)
+    assert not misaligned.flags.aligned
+    for x in (np.asfortranarray(a_prev), np.repeat(a_prev, 2, axis=1)[:, ::2],
+              a_prev.astype(a_prev.dtype.newbyteorder()), misaligned, a_prev.tolist() if dtype == "float64" else a_prev):
+        np.testing.assert_array_equal(ops.dense_forward(x, weights, bias, "tanh"), expected)
+    readonly = a_prev.copy()
+    readonly.flags.writeable = False
+    np.testing.assert_array_equal(ops.dense_forward(readonly, weights, bias, "tanh"), expected)
+
+
+def test_empty_dimensions(dtype):
+    assert ops.gemm(np.ones((0, 3), dtype), np.ones((3, 4), dtype)).shape == (0, 4)
+    np.testing.assert_array_equal(ops.gemm(np.ones((2, 0), dtype), np.ones((0, 4), dtype)),
+                                  np.zeros((2, 4)))
+    out = ops.dense_forward(np.ones((3, 0), dtype), np.ones((0, 2), dtype), np.array([1, 2], dtype), "softmax")
+    close(out, ref.dense_forward(np.ones((3, 0), dtype), np.ones((0, 2), dtype), np.array([1, 2], dtype), "softmax"), dtype)
+    for name in ACTIVATIONS:
+        for shape in ((0, 3), (3, 0)):
+            assert ops.activation_forward(name, np.ones(shape, dtype)).shape == shape
+            assert ops.activation_backward(name, np.ones(shape, dtype), np.ones(shape, dtype)).shape == shape
+    grad_weights, grad_bias, grad_a_prev = ops.dense_backward(np.ones((0, 3), dtype), np.ones((0, 2), dtype),
+                                                              np.ones((2, 3), dtype))
+    np.testing.assert_array_equal(grad_weights, np.zeros((2, 3)))
+    np.testing.assert_array_equal(grad_bias, np.zeros(3))
+    assert grad_a_prev.shape == (0, 2)
+
+
+def test_calls_from_several_threads_share_nothing(rng):
+    """Each call has its own GEMM panels: concurrent products stay correct."""
+    pairs = [(rng.standard_normal((160, 300)), rng.standard_normal((300, 70))) for _ in range(4)]
+    results = [None] * len(pairs)
+
+    def work(i):
+        for _ in range(5):
+            results[i] = ops.gemm(*pairs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(pairs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (a, b), result in zip(pairs, results):
+        close(result, a @ b, "float64", 300)
+
+
+# -- the boundary ----------------------------------------------------------------------
+def _f64(*shape):
+    return np.ones(shape)
+
+
+def _bad_calls():
+    """(label, call, exception) for input that each op must refuse."""
+    x, w, b = _f64(4, 3), _f64(3, 2), _f64(2)
+    d, a = _f64(4, 2), _f64(4, 2)
+    f32 = np.ones((3, 2), np.float32)
+    buf = _f64(5, 2)
+    square = _f64(3, 3)
+    readonly = _f64(4, 2)
+    readonly.flags.writeable = False
+    strided = _f64(4, 4)[:, ::2]
+    misaligned = np.frombuffer(bytearray(65), offset=1).reshape(4, 2)   # writable
+    cases = [
+        # dtypes: nothing but float32/float64, and one of them per call
+        ("strings", lambda: ops.gemm(np.array([["a"]]), np.array([["b"]])), TypeError),
+        ("objects", lambda: ops.activation_forward("relu", np.array([[None]], dtype=object)), TypeError),
+        ("integers", lambda: ops.gemm(np.ones((2, 2), int), np.ones((2, 2), int)), TypeError),
+        ("float16", lambda: ops.activation_forward("tanh", np.ones((2, 2), np.float16)), TypeError),
+        ("complex", lambda: ops.activation_forward("tanh", np.ones((2, 2), complex)), TypeError),
+        ("ragged list", lambda: ops.gemm([[1.0, 2.0], [3.0]], w), ValueError),
+        ("mixed dtypes", lambda: ops.dense_forward(x, f32, b), ValueError),
+        ("mixed bias dtype", lambda: ops.dense_forward(x, w, b.astype(np.float32)), ValueError),
+        ("mixed targets", lambda: ops.mse(a, a.astype(np.float32)), ValueError),
+        # ranks and shapes
+        ("1-D gemm", lambda: ops.gemm(np.ones(3), w), ValueError),
+        ("3-D gemm", lambda: ops.gemm(np.ones((1, 4, 3)), w), ValueError),
+        ("scalar", lambda: ops.activation_forward("relu", 1.0), ValueError),
+        ("inner dims", lambda: ops.gemm(x, _f64(4, 2)), ValueError),
+        ("inner dims, transposed", lambda: ops.gemm(x, w, trans_a=True), ValueError),
+        ("weights rows", lambda: ops.dense_forward(x, _f64(4, 2), b), ValueError),
+        ("bias length", lambda: ops.dense_forward(x, w, _f64(3)), ValueError),
+        ("2-D bias", lambda: ops.dense_forward(x, w, _f64(1, 2)), ValueError),
+        ("delta rows", lambda: ops.dense_backward(_f64(5, 2), x, w), ValueError),
+        ("weights shape", lambda: ops.dense_backward(d, x, _f64(2, 3)), ValueError),
+        ("a vs grad_a", lambda: ops.activation_backward("relu", d, _f64(2, 4)), ValueError),
+        ("mse targets", lambda: ops.mse(a, _f64(4, 3)), ValueError),
+        ("bce targets", lambda: ops.bce(a, _f64(2, 4)), ValueError),
+        ("one-hot shape", lambda: ops.cross_entropy(a, _f64(4, 3)), ValueError),
+        ("label count", lambda: ops.cross_entropy(a, np.zeros(3, int)), ValueError),
+        ("2-D int targets", lambda: ops.cross_entropy(a, np.zeros((4, 2), int)), TypeError),
+        ("float labels", lambda: ops.cross_entropy(a, np.zeros(4)), TypeError),
+        ("bool labels", lambda: ops.cross_entropy(a, np.zeros(4, bool)), TypeError),
+        ("empty mse", lambda: ops.mse(_f64(0, 2), _f64(0, 2)), ValueError),
+        ("empty bce", lambda: ops.bce(_f64(3, 0), _f64(3, 0)), ValueError),
+        ("empty cross-entropy", lambda: ops.cross_entropy(_f64(0, 2), np.zeros(0, int)), ValueError),
+        # values that index memory, names and settings
+        ("label -1", lambda: ops.cross_entropy(a, np.array([0, 1, -1, 0])), ValueError),
+        ("label k", lambda: ops.cross_entropy(a, np.array([0, 1, 2, 0])), ValueError),
+        ("huge label", lambda: ops.cross_entropy(a, np.array([0, 1, 2**63, 0], np.uint64)), ValueError),
+        ("unknown activation", lambda: ops.activation_forward("gelu", a), ValueError),
+        ("activation not a name", lambda: ops.activation_forward(a, "relu"), TypeError),
+        ("dense activation", lambda: ops.dense_forward(x, w, b, "swish"), ValueError),
+        ("mse activation", lambda: ops.mse(a, a.copy(), activation="Relu"), ValueError),
+        ("negative scale", lambda: ops.mse(a, a.copy(), scale=-1.0), ValueError),
+        ("nan scale", lambda: ops.mse(a, a.copy(), scale=float("nan")), ValueError),
+        ("text scale", lambda: ops.mse(a, a.copy(), scale="1"), TypeError),
+        ("reduction", lambda: ops.mse(a, a.copy(), reduction="max"), ValueError),
+        ("trans flag", lambda: ops.gemm(x, w, 1), TypeError),
+        ("out passed as a flag", lambda: ops.gemm(x, w, _f64(4, 2)), TypeError),
+        ("need flag", lambda: ops.dense_backward(d, x, w, need_grad_a_prev=None), TypeError),
+        ("grad_a_prev not needed", lambda: ops.dense_backward(d, x, w, grad_a_prev=_f64(4, 3),
+                                                              need_grad_a_prev=False), ValueError),
+        # out: exactly the result's shape and dtype, writable, C-contiguous, aligned
+        ("out shape", lambda: ops.gemm(x, w, out=_f64(4, 3)), ValueError),
+        ("out transposed shape", lambda: ops.gemm(x, w, out=_f64(2, 4)), ValueError),
+        ("out dtype", lambda: ops.gemm(x, w, out=np.ones((4, 2), np.float32)), ValueError),
+        ("out byte order", lambda: ops.gemm(x, w, out=np.ones((4, 2), ">f8")), ValueError),
+        ("out list", lambda: ops.gemm(x, w, out=[[0.0] * 2] * 4), ValueError),
+        ("out read-only", lambda: ops.activation_forward("relu", a, out=readonly), ValueError),
+        ("out strided", lambda: ops.activation_forward("relu", a, out=strided), ValueError),
+        ("out Fortran", lambda: ops.gemm(x, w, out=np.asfortranarray(_f64(4, 2))), ValueError),
+        ("out misaligned", lambda: ops.activation_forward("relu", a, out=misaligned), ValueError),
+        ("grad_bias shape", lambda: ops.dense_backward(d, x, w, grad_bias=_f64(3)), ValueError),
+        ("loss out dtype", lambda: ops.bce(a, a.copy(), out=np.ones((4, 2), np.float32)), ValueError),
+        # out sharing memory with an input where that would be wrong
+        ("gemm out=a", lambda: ops.gemm(square, square.copy(), out=square), ValueError),
+        ("gemm out=b", lambda: ops.gemm(square.copy(), square, out=square), ValueError),
+        ("gemm out over b", lambda: ops.gemm(_f64(3, 2), buf[:2], out=buf[1:4]), ValueError),
+        ("dense out=a_prev", lambda: ops.dense_forward(a, _f64(2, 2), b, out=a), ValueError),
+        ("dense out=bias", lambda: ops.dense_forward(_f64(1, 2), _f64(2, 2), buf[0], out=buf[:1]), ValueError),
+        ("grad_weights=weights", lambda: ops.dense_backward(d, x, w, grad_weights=w), ValueError),
+        ("grad_a_prev=a_prev", lambda: ops.dense_backward(d, x, w, grad_a_prev=x), ValueError),
+        ("two grads in one buffer", lambda: ops.dense_backward(_f64(3, 3), _f64(3, 3), _f64(3, 3),
+                                                               grad_weights=square, grad_a_prev=square), ValueError),
+        ("bias grad inside weights grad", lambda: ops.dense_backward(d, x, w, grad_weights=buf[:3],
+                                                                     grad_bias=buf[2]), ValueError),
+        ("activation out overlaps z", lambda: ops.activation_forward("tanh", buf[:4], out=buf[1:]), ValueError),
+        ("activation backward out=a", lambda: ops.activation_backward("tanh", d, a, out=a), ValueError),
+        ("backward out overlaps grad_a", lambda: ops.activation_backward("relu", buf[:4], a, out=buf[1:]), ValueError),
+        ("mse out=a", lambda: ops.mse(a, d, out=a), ValueError),
+        ("mse out=y", lambda: ops.mse(a, d, out=d), ValueError),
+        ("bce out=y", lambda: ops.bce(a, d, out=d), ValueError),
+        ("cross-entropy out=y", lambda: ops.cross_entropy(a, d, out=d), ValueError),
+        ("cross-entropy out overlaps z", lambda: ops.cross_entropy(buf[:4], np.zeros(4, int), out=buf[1:]), ValueError),
+    ]
+    return cases
+
+
+BAD_CALLS = _bad_calls()
+
+
+@pytest.mark.parametrize("call, error", [c[1:] for c in BAD_CALLS], ids=[c[0] for c in BAD_CALLS])
+def test_bad_input_raises(call, error):
+    with pytest.raises(error):
+        call()
+
+
+def test_a_refused_call_writes_nothing():
+    z = np.zeros((4, 3))
+    out = np.full((4, 3), 7.0)
+    with pytest.raises(ValueError, match="out of range"):
+        ops.cross_entropy(z, np.array([0, 1, 3, 2]), out=out)
+    with pytest.raises(ValueError, match="out of range"):
+        ops.cross_entropy(z, np.array([0, 1, 2, 3]), out=z)
+    np.testing.assert_array_equal(out, 7.0)
+    np.testing.assert_array_equal(z, 0.0)
+
+
+def test_views_of_one_buffer_that_do_not_overlap_are_fine(rng):
+    buf = rng.standard_normal((10, 4))
+    expected = ref.activation_forward("sigmoid", buf[:5])
+    assert ops.activation_forward("sigmoid", buf[:5], out=buf[5:]) is not None
+    close(buf[5:], expected, "float64")
+    z = buf[:5]
+    same = buf[:5]                      # a different view object of the same elements
+    expected = np.tanh(z)
+    assert ops.activation_forward("tanh", z, out=same) is same
+    close(same, expected, "float64")
