@@ -235,8 +235,9 @@ def test_inputs_of_any_layout_are_copied_not_refused(dtype, rng):
     misaligned = np.frombuffer(b"\0" + np.ascontiguousarray(a_prev).tobytes(), dtype=dtype,
                                offset=1).reshape(a_prev.shape)
     assert not misaligned.flags.aligned
-    for x in (np.asfortranarray(a_prev), np.repeat(a_prev, 2, axis=1)[:, ::2],
-              a_prev.astype(a_prev.dtype.newbyteorder()), misaligned, a_prev.tolist() if dtype == "float64" else a_prev):
+    swapped = a_prev.astype(a_prev.dtype.newbyteorder())
+    as_list = a_prev.tolist() if dtype == "float64" else a_prev   # lists read as float64
+    for x in (np.asfortranarray(a_prev), np.repeat(a_prev, 2, axis=1)[:, ::2], swapped, misaligned, as_list):
         np.testing.assert_array_equal(ops.dense_forward(x, weights, bias, "tanh"), expected)
     readonly = a_prev.copy()
     readonly.flags.writeable = False
@@ -247,14 +248,15 @@ def test_empty_dimensions(dtype):
     assert ops.gemm(np.ones((0, 3), dtype), np.ones((3, 4), dtype)).shape == (0, 4)
     np.testing.assert_array_equal(ops.gemm(np.ones((2, 0), dtype), np.ones((0, 4), dtype)),
                                   np.zeros((2, 4)))
-    out = ops.dense_forward(np.ones((3, 0), dtype), np.ones((0, 2), dtype), np.array([1, 2], dtype), "softmax")
-    close(out, ref.dense_forward(np.ones((3, 0), dtype), np.ones((0, 2), dtype), np.array([1, 2], dtype), "softmax"), dtype)
+    no_inputs = (np.ones((3, 0), dtype), np.ones((0, 2), dtype), np.array([1, 2], dtype), "softmax")
+    close(ops.dense_forward(*no_inputs), ref.dense_forward(*no_inputs), dtype)
     for name in ACTIVATIONS:
         for shape in ((0, 3), (3, 0)):
             assert ops.activation_forward(name, np.ones(shape, dtype)).shape == shape
-            assert ops.activation_backward(name, np.ones(shape, dtype), np.ones(shape, dtype)).shape == shape
-    grad_weights, grad_bias, grad_a_prev = ops.dense_backward(np.ones((0, 3), dtype), np.ones((0, 2), dtype),
-                                                              np.ones((2, 3), dtype))
+            ones = np.ones(shape, dtype)
+            assert ops.activation_backward(name, ones, ones).shape == shape
+    no_rows = (np.ones((0, 3), dtype), np.ones((0, 2), dtype), np.ones((2, 3), dtype))
+    grad_weights, grad_bias, grad_a_prev = ops.dense_backward(*no_rows)
     np.testing.assert_array_equal(grad_weights, np.zeros((2, 3)))
     np.testing.assert_array_equal(grad_bias, np.zeros(3))
     assert grad_a_prev.shape == (0, 2)
@@ -361,21 +363,25 @@ def _bad_calls():
         ("gemm out=b", lambda: ops.gemm(square.copy(), square, out=square), ValueError),
         ("gemm out over b", lambda: ops.gemm(_f64(3, 2), buf[:2], out=buf[1:4]), ValueError),
         ("dense out=a_prev", lambda: ops.dense_forward(a, _f64(2, 2), b, out=a), ValueError),
-        ("dense out=bias", lambda: ops.dense_forward(_f64(1, 2), _f64(2, 2), buf[0], out=buf[:1]), ValueError),
+        ("dense out=bias", lambda: ops.dense_forward(_f64(1, 2), _f64(2, 2), buf[0], out=buf[:1]),
+         ValueError),
         ("grad_weights=weights", lambda: ops.dense_backward(d, x, w, grad_weights=w), ValueError),
         ("grad_a_prev=a_prev", lambda: ops.dense_backward(d, x, w, grad_a_prev=x), ValueError),
         ("two grads in one buffer", lambda: ops.dense_backward(_f64(3, 3), _f64(3, 3), _f64(3, 3),
                                                                grad_weights=square, grad_a_prev=square), ValueError),
         ("bias grad inside weights grad", lambda: ops.dense_backward(d, x, w, grad_weights=buf[:3],
                                                                      grad_bias=buf[2]), ValueError),
-        ("activation out overlaps z", lambda: ops.activation_forward("tanh", buf[:4], out=buf[1:]), ValueError),
+        ("activation out overlaps z", lambda: ops.activation_forward("tanh", buf[:4], out=buf[1:]),
+         ValueError),
         ("activation backward out=a", lambda: ops.activation_backward("tanh", d, a, out=a), ValueError),
-        ("backward out overlaps grad_a", lambda: ops.activation_backward("relu", buf[:4], a, out=buf[1:]), ValueError),
+        ("backward out overlaps grad_a", lambda: ops.activation_backward("relu", buf[:4], a, out=buf[1:]),
+         ValueError),
         ("mse out=a", lambda: ops.mse(a, d, out=a), ValueError),
         ("mse out=y", lambda: ops.mse(a, d, out=d), ValueError),
         ("bce out=y", lambda: ops.bce(a, d, out=d), ValueError),
         ("cross-entropy out=y", lambda: ops.cross_entropy(a, d, out=d), ValueError),
-        ("cross-entropy out overlaps z", lambda: ops.cross_entropy(buf[:4], np.zeros(4, int), out=buf[1:]), ValueError),
+        ("cross-entropy out overlaps z", lambda: ops.cross_entropy(buf[:4], np.zeros(4, int), out=buf[1:]),
+         ValueError),
     ]
     return cases
 
@@ -410,3 +416,37 @@ def test_views_of_one_buffer_that_do_not_overlap_are_fine(rng):
     expected = np.tanh(z)
     assert ops.activation_forward("tanh", z, out=same) is same
     close(same, expected, "float64")
+
+
+def _fenced(shape, dtype):
+    """An out array inside a larger buffer whose margins hold a marker value:
+    a kernel writing outside ``out`` changes them."""
+    size = int(np.prod(shape))
+    buffer = np.full(size + 64, -12345.0, dtype=dtype)
+    return buffer, buffer[32:32 + size].reshape(shape)
+
+
+@pytest.mark.parametrize("m, n_in, n_out", [(1, 1, 1), (7, 13, 5), (145, 259, 17)])
+def test_no_op_writes_outside_its_outputs(m, n_in, n_out, dtype, rng):
+    a_prev, weights, bias = layer(rng, m, n_in, n_out, dtype)
+    delta = rng.standard_normal((m, n_out)).astype(dtype)
+    labels = rng.integers(0, n_out, m)
+    calls = [
+        ([(m, n_out)], lambda out: ops.gemm(a_prev, weights, out=out)),
+        ([(n_out, m)], lambda out: ops.gemm(weights, a_prev, True, True, out=out)),
+        ([(m, n_out)], lambda out: ops.dense_forward(a_prev, weights, bias, "softmax", out=out)),
+        ([(m, n_out)], lambda out: ops.dense_forward(a_prev, weights, bias, "tanh", out=out)),
+        ([(n_in, n_out), (n_out,), (m, n_in)], lambda *outs: ops.dense_backward(delta, a_prev, weights, *outs)),
+        ([(m, n_out)], lambda out: ops.activation_forward("softmax", delta, out=out)),
+        ([(m, n_out)], lambda out: ops.activation_backward("softmax", delta, delta, out=out)),
+        ([(m, n_out)], lambda out: ops.activation_backward("sigmoid", delta, delta, out=out)),
+        ([(m, n_out)], lambda out: ops.mse(delta, delta * 2, activation="softmax", out=out)),
+        ([(m, n_out)], lambda out: ops.bce(delta, delta * 0, out=out)),
+        ([(m, n_out)], lambda out: ops.cross_entropy(delta, labels, out=out)),
+    ]
+    for shapes, call in calls:
+        fenced = [_fenced(shape, dtype) for shape in shapes]
+        call(*[out for _, out in fenced])
+        for buffer, out in fenced:
+            assert np.all(buffer[:32] == -12345.0) and np.all(buffer[32 + out.size:] == -12345.0)
+            assert not np.any(out == -12345.0)

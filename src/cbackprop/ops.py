@@ -7,7 +7,9 @@ about 1e-12 relative, float32 to about 1e-5). A layer computes
 ``Z = A_prev @ W + b`` and ``A = f(Z)``; batches are 2-D ``(m, n)`` with
 samples as rows, as in :class:`cbackprop.Network`.
 
-A training step for one hidden layer, with every buffer allocated once::
+The gradients of one hidden layer, every buffer (``h``, ``z``, ``gW1``,
+``gb1``, ``gW2``, ``gb2``, ``grad_h``) allocated once with ``np.empty`` and
+reused from step to step::
 
     h = ops.dense_forward(X, W1, b1, "relu", out=h)
     z = ops.dense_forward(h, W2, b2, out=z)                 # logits
@@ -43,8 +45,6 @@ Conventions shared by every op:
   its own GEMM panels, so calls from several threads may run at once (on
   arrays they do not share).
 """
-import numbers
-
 import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
@@ -94,7 +94,9 @@ def _output(name, out, shape, dtype, inputs, in_place=None):
         raise ValueError(f"{name} must be a writable, aligned, C-contiguous array "
                          "(outputs are never copied)")
     for label, x in inputs:
-        if not np.may_share_memory(out, x) or (x is in_place and _same_memory(out, x)):
+        if not np.may_share_memory(out, x):
+            continue
+        if x is in_place and (out is x or _same_memory(out, x)):
             continue
         hint = ""
         if in_place is not None:
@@ -181,7 +183,8 @@ def dense_forward(a_prev, weights, bias, activation="identity", out=None):
     bias = _float_array("bias", bias, 1, a_prev.dtype)
     m, n_in = a_prev.shape
     if weights.shape[0] != n_in:
-        raise ValueError(f"weights must have {n_in} rows (the width of a_prev), got shape {weights.shape}")
+        raise ValueError(f"weights must have {n_in} rows (the width of a_prev), "
+                         f"got shape {weights.shape}")
     n_out = weights.shape[1]
     _same_shape("bias", bias, (n_out,), "the columns of weights")
     out = _output("out", out, (m, n_out), a_prev.dtype,
@@ -316,9 +319,11 @@ def _targets_or_labels(y, z):
             raise ValueError(f"y could not be read as an array: {exc}") from None
     if y.ndim == 1:
         if y.dtype.kind not in "iu":
-            raise TypeError(f"1-D y holds class labels and must have an integer dtype, got {y.dtype}")
+            raise TypeError(f"1-D y holds class labels and must have an integer dtype, "
+                            f"got {y.dtype}")
         if y.shape != (z.shape[0],):
-            raise ValueError(f"labels y must have shape ({z.shape[0]},), one per row of z, got {y.shape}")
+            raise ValueError(f"labels y must have shape ({z.shape[0]},), one per row of z, "
+                             f"got {y.shape}")
         if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
             raise ValueError(f"class label {y.max()} out of range [0, {z.shape[1]})")
         return np.require(y, np.int64, ["C_CONTIGUOUS", "ALIGNED"])
