@@ -380,6 +380,10 @@ def _bad_calls():
         ("mse out=y", lambda: ops.mse(a, d, out=d), ValueError),
         ("bce out=y", lambda: ops.bce(a, d, out=d), ValueError),
         ("cross-entropy out=y", lambda: ops.cross_entropy(a, d, out=d), ValueError),
+        # the in-place input passed twice: out would also overwrite the other role's input
+        ("bce out=z=y", lambda: ops.bce(a, a, out=a), ValueError),
+        ("cross-entropy out=z=y", lambda: ops.cross_entropy(a, a, out=a), ValueError),
+        ("backward out=grad_a=a", lambda: ops.activation_backward("sigmoid", a, a, out=a), ValueError),
         ("cross-entropy out overlaps z", lambda: ops.cross_entropy(buf[:4], np.zeros(4, int), out=buf[1:]),
          ValueError),
     ]

@@ -37,7 +37,8 @@ Conventions shared by every op:
   op is documented as working in place (``activation_forward`` with
   ``out=z``, ``activation_backward`` with ``out=grad_a``, ``bce`` and
   ``cross_entropy`` with ``out=z``); there the output must be that very
-  array, not a partial overlap. Overlaps raise ``ValueError``.
+  array (not a partial overlap), and the op's other inputs must still not
+  share memory with it. Overlaps raise ``ValueError``.
 - Wrong ranks or shapes, unknown activation names and empty loss batches
   raise ``ValueError``.
 - The kernels run without the GIL; GEMMs and large element-wise passes use
@@ -82,7 +83,8 @@ def _float_array(name, x, ndim, dtype=None):
 
 def _output(name, out, shape, dtype, inputs, in_place=None):
     """``out`` checked (or a new array): exactly ``shape`` and ``dtype``, writable,
-    C-contiguous, sharing no memory with ``inputs`` except by being ``in_place``."""
+    C-contiguous, sharing no memory with the ``(label, array)`` pairs of
+    ``inputs``, except by being the very input labelled ``in_place``."""
     if out is None:
         return np.empty(shape, dtype)
     if not isinstance(out, np.ndarray):
@@ -96,11 +98,11 @@ def _output(name, out, shape, dtype, inputs, in_place=None):
     for label, x in inputs:
         if not np.may_share_memory(out, x):
             continue
-        if x is in_place and (out is x or _same_memory(out, x)):
+        if label == in_place and (out is x or _same_memory(out, x)):
             continue
         hint = ""
         if in_place is not None:
-            hint = f" (to work in place, pass the {_label_of(in_place, inputs)} array itself)"
+            hint = f" (to work in place, pass {in_place} itself as {name})"
         raise ValueError(f"{name} shares memory with {label}{hint}")
     return out
 
@@ -108,10 +110,6 @@ def _output(name, out, shape, dtype, inputs, in_place=None):
 def _same_memory(x, y):
     # Both are C-contiguous: equal bounds, shape and dtype mean the same elements.
     return x.shape == y.shape and x.dtype == y.dtype and byte_bounds(x) == byte_bounds(y)
-
-
-def _label_of(array, inputs):
-    return next(label for label, x in inputs if x is array)
 
 
 def _distinct_outputs(outputs):
@@ -235,7 +233,7 @@ def activation_forward(name, z, out=None):
     ``out``, which may be ``z`` itself (in place)."""
     code = _activation_code(name)
     z = _float_array("z", z, 2)
-    out = _output("out", out, z.shape, z.dtype, [("z", z)], in_place=z)
+    out = _output("out", out, z.shape, z.dtype, [("z", z)], in_place="z")
     return _engine.op_activation_forward(code, z, out)
 
 
@@ -251,7 +249,7 @@ def activation_backward(name, grad_a, a, out=None):
     grad_a = _float_array("grad_a", grad_a, 2)
     a = _float_array("a", a, 2, grad_a.dtype)
     _same_shape("a", a, grad_a.shape, "the shape of grad_a")
-    out = _output("out", out, a.shape, a.dtype, [("grad_a", grad_a), ("a", a)], in_place=grad_a)
+    out = _output("out", out, a.shape, a.dtype, [("grad_a", grad_a), ("a", a)], in_place="grad_a")
     return _engine.op_activation_backward(code, grad_a, a, out)
 
 
@@ -289,7 +287,7 @@ def bce(z, y, out=None):
     y = _float_array("y", y, 2, z.dtype)
     _same_shape("y", y, z.shape, "the shape of z")
     _not_empty("z", z)
-    out = _output("out", out, z.shape, z.dtype, [("z", z), ("y", y)], in_place=z)
+    out = _output("out", out, z.shape, z.dtype, [("z", z), ("y", y)], in_place="z")
     return _engine.op_bce(z, y, out)
 
 
@@ -307,7 +305,7 @@ def cross_entropy(z, y, out=None):
     z = _float_array("z", z, 2)
     y = _targets_or_labels(y, z)
     _not_empty("z", z)
-    out = _output("out", out, z.shape, z.dtype, [("z", z), ("y", y)], in_place=z)
+    out = _output("out", out, z.shape, z.dtype, [("z", z), ("y", y)], in_place="z")
     return _engine.op_cross_entropy(z, y, out)
 
 
