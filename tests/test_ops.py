@@ -3,10 +3,13 @@ their NumPy twins in cb.reference.ops: every op, both dtypes, shapes from 1x1
 to above the GEMM's blocking, every activation; out= and in-place use; and
 the boundary's answer to bad input."""
 import inspect
+import os
 import threading
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cbackprop as cb
 from cbackprop import _backend, ops
@@ -454,3 +457,29 @@ def test_no_op_writes_outside_its_outputs(m, n_in, n_out, dtype, rng):
         for buffer, out in fenced:
             assert np.all(buffer[:32] == -12345.0) and np.all(buffer[32 + out.size:] == -12345.0)
             assert not np.any(out == -12345.0)
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          derandomize=not os.environ.get("CBACKPROP_HYPOTHESIS_EXPLORE"),
+          suppress_health_check=[HealthCheck.too_slow])
+@given(m=st.integers(1, 40), n_in=st.integers(1, 40), n_out=st.integers(1, 40),
+       activation=st.sampled_from(ACTIVATIONS), dtype=st.sampled_from(["float32", "float64"]),
+       magnitude=st.sampled_from([1e-3, 1.0, 30.0]), seed=st.integers(0, 2**32 - 1))
+def test_random_layers_agree_with_the_reference(m, n_in, n_out, activation, dtype, magnitude, seed):
+    """One layer's forward, loss deltas and backward on random shapes and scales."""
+    rng = np.random.default_rng(seed)
+    a_prev, weights, bias = layer(rng, m, n_in, n_out, dtype)
+    a_prev *= np.asarray(magnitude, dtype)
+    a = ops.dense_forward(a_prev, weights, bias, activation)
+    close(a, ref.dense_forward(a_prev, weights, bias, activation), dtype, n_in)
+    y = rng.random((m, n_out)).astype(dtype)
+    for loss, ours in (("mse", ops.mse(a, y, 2.0, "sum", activation)), ("bce", ops.bce(a, y)),
+                       ("cross_entropy", ops.cross_entropy(a, y))):
+        theirs = ref.mse(a, y, 2.0, "sum", activation) if loss == "mse" else getattr(ref, loss)(a, y)
+        close_loss(ours[0], theirs[0], dtype)
+        close(ours[1], theirs[1], dtype, n_out)
+    delta = ops.activation_backward(activation, y, a)
+    close(delta, ref.activation_backward(activation, y, a), dtype, n_out)
+    for ours, theirs, k in zip(ops.dense_backward(delta, a_prev, weights),
+                               ref.dense_backward(delta, a_prev, weights), (m, m, n_out)):
+        close(ours, theirs, dtype, k)
