@@ -37,7 +37,7 @@ def gemm(a, b, trans_a=False, trans_b=False, out=None):
 def dense_forward(a_prev, weights, bias, activation="identity", out=None):
     """``f(a_prev @ weights + bias)``; the default activation gives ``Z`` itself."""
     z = a_prev @ weights + bias
-    return _into(out, activation_forward(activation, z))
+    return _into(out, ACTIVATIONS[_ALIASES.get(activation, activation)][0](z))
 
 
 def dense_backward(delta, a_prev, weights, grad_weights=None, grad_bias=None, grad_a_prev=None,
