@@ -61,3 +61,18 @@ def test_does_not_read_c_without_accumulate(dtype):
     rng = np.random.default_rng(3)
     A, B, _ = _operands(rng, 7, 9, 11, False, False, dtype)
     assert np.isfinite(engine.gemm_product(A, B, poison=True)).all()
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("N", range(2, 12))
+def test_narrow_products(trans_a, trans_b, N, dtype):
+    """Output-layer widths (the narrow kernels take N <= 10 below the threading
+    threshold): row counts around their tiles (4, 8, 16), K across panels
+    (256), with and without accumulating into C."""
+    rng = np.random.default_rng(N)
+    for M, K in [(4, 3), (8, 300), (16, 64), (37, 530), (130, 257)]:
+        A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
+        _assert_close(engine.gemm_product(A, B, trans_a, trans_b, poison=True), expected, K, dtype)
+        C0 = rng.standard_normal((M, N)).astype(dtype)
+        C = engine.gemm_product(A, B, trans_a, trans_b, C0.copy())
+        _assert_close(C, expected + C0, K, dtype)

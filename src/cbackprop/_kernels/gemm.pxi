@@ -128,14 +128,19 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                 for j in range(N):
                     C[i * ldc + j] = 0
         return
-    if n_threads > 1 and 2.0 * M * N * K >= PARALLEL_MIN_FLOPS:
+    if 2.0 * M * N * K < PARALLEL_MIN_FLOPS:
+        # The choice depends on the shape alone, so results never depend on
+        # the thread count.
+        if narrow_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b):
+            return
+    elif n_threads > 1:
         with parallel(num_threads=n_threads):
             thread = threadid()
             team = cbackprop_team_size()
             gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b,
                         thread, team)
-    else:
-        gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b, 0, 1)
+        return
+    gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b, 0, 1)
 
 
 cdef inline void share(Py_ssize_t count, int thread, int team, Py_ssize_t* first,

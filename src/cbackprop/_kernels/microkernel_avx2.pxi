@@ -334,3 +334,6 @@ cdef inline void microkernel_f32_half(Py_ssize_t kc, const float* a, Py_ssize_t 
     _mm256_storeu_ps(out + 5 * ld, c50)
     if not full:
         store_tile(tile, 8, C, ldc, rows, cols, overwrite)
+
+
+include "narrow_avx2.pxi"

@@ -33,3 +33,12 @@ cdef inline void microkernel(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_s
             for j in range(GENERIC_NR):
                 acc[i * GENERIC_NR + j] += a_i * b[p * GENERIC_NR + j]
     store_tile(acc, GENERIC_NR, C, ldc, rows, cols, overwrite)
+
+
+cdef inline bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                             const real* A, Py_ssize_t rsa, Py_ssize_t csa,
+                             const real* B, Py_ssize_t rsb, Py_ssize_t csb,
+                             real* C, Py_ssize_t ldc, bint accumulate,
+                             real* pack_a, real* pack_b) noexcept nogil:
+    """The portable build has no narrow-product kernels: every product takes the blocked loops."""
+    return False
