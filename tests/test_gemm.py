@@ -5,8 +5,9 @@ import pytest
 
 from cbackprop._backend import engine
 
-# Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (144), KC (256).
-SIZES = [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 143, 145, 257]
+# Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
+# 144 in float32), KC (256).
+SIZES = [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 71, 73, 143, 145, 257]
 TOL = {"float32": 2e-5, "float64": 1e-12}
 
 

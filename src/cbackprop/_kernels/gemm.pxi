@@ -33,8 +33,13 @@ cdef enum:
     # it costs more than it saves (measured on 64-128 squares, 10-wide layers).
     PACK_A_MIN_B_SLIVERS = 8
     GEMM_KC = 256   # K per packed panel: an MR x KC and a KC x NR sliver stay in L1/L2
-    GEMM_MC = 144   # rows of A packed at once (multiple of every MR used)
     GEMM_NC = 4096  # columns of B packed at once (multiple of every NR used)
+
+
+cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:
+    """Rows of A packed at once (a multiple of every MR): an MC x KC block
+    of 144 KiB in either dtype stays in L2 beside the B slivers."""
+    return 144 if real is float else 72
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -101,7 +106,7 @@ cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py
 
 cdef inline Py_ssize_t gemm_pack_a_size(Py_ssize_t max_m, Py_ssize_t max_k, real* kind) noexcept nogil:
     """Elements of the A-panel buffer for products with M <= max_m and K <= max_k."""
-    return round_up(min(<Py_ssize_t>GEMM_MC, max_m), microkernel_mr(kind)) * min(<Py_ssize_t>GEMM_KC, max_k)
+    return round_up(min(gemm_mc(kind), max_m), microkernel_mr(kind)) * min(<Py_ssize_t>GEMM_KC, max_k)
 
 
 cdef inline Py_ssize_t gemm_pack_b_size(Py_ssize_t max_n, Py_ssize_t max_k, real* kind) noexcept nogil:
@@ -185,7 +190,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
             pack_a_panel = b_slivers > PACK_A_MIN_B_SLIVERS
             ic = 0
             while ic < M:
-                mc = min(<Py_ssize_t>GEMM_MC, M - ic)
+                mc = min(gemm_mc(<real*>NULL), M - ic)
                 a_slivers = (mc + mr - 1) // mr
                 if pack_a_panel:
                     share(a_slivers, thread, team, &first, &last)
@@ -213,6 +218,6 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                                 min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
                 if team > 1:
                     cbackprop_barrier()   # panels free to be repacked
-                ic += GEMM_MC
+                ic += gemm_mc(<real*>NULL)
             pc += GEMM_KC
         jc += GEMM_NC
