@@ -4,6 +4,7 @@ import functools
 import math
 import pickle
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -394,6 +395,17 @@ def test_ctrl_c_in_a_callback_keeps_the_epoch_and_restores_nothing(Net, dtype):
                                   callbacks=[interrupt_at_third])
     assert history.interrupted and len(history["loss"]) == 3 and history.best_epoch == 0
     assert_params_equal(net, at_interrupt)
+
+
+def test_fit_runs_outside_the_main_thread(Net):
+    """Only the main thread may install signal handlers: elsewhere fit leaves them alone."""
+    net, X, Y, X_val, Y_val = regression_problem(Net, "float64")
+    histories = []
+    worker = threading.Thread(target=lambda: histories.append(
+        net.fit(X, Y, epochs=2, validation_data=(X_val, Y_val), patience=1)))
+    worker.start()
+    worker.join()
+    assert len(histories) == 1 and len(histories[0]["val_loss"]) >= 1
 
 
 def test_other_errors_still_propagate(Net):

@@ -207,9 +207,10 @@ class NetworkBase:
           line per finished epoch; to a file or pipe, only the latter.
           ``verbose=False`` writes nothing.
         - Ctrl-C (``KeyboardInterrupt``) ends training cleanly: the running
-          step completes, and fit returns the history of the completed epochs
-          with ``history.interrupted`` set; the parameters are those after the
-          last completed step.
+          step completes (a second Ctrl-C does not wait), and fit returns the
+          history of the completed epochs with ``history.interrupted`` set;
+          the parameters are those after the last completed step, even with
+          ``restore_best``.
 
         A diverging step raises FloatingPointError (parameters as after the
         previous step), as ``train_step`` does.
