@@ -195,13 +195,15 @@ class NetworkBase:
           stops after ``patience`` epochs in a row that did not lower it by
           more than ``min_delta``. With ``restore_best`` the network then ends
           with the parameters of ``history.best_epoch`` (the optimizer's state
-          is not rewound); this applies however training ends, except by Ctrl-C.
+          is not rewound), whether the epochs ran out, patience did or a
+          callback stopped training.
         - ``callbacks``: a list of callables, each called after every epoch as
           ``callback(net, epoch, logs)``, ``epoch`` 0-based and ``logs`` a new
           dict of that epoch's figures (the keys of the history, one float
           each). A callback may change the network (e.g. ``net.optimizer.lr``).
-          Returning ``True``, or raising :class:`cbackprop.StopTraining`, ends
-          training after this epoch (``history.stop_reason == "callback"``).
+          Returning ``True`` (the epoch's other callbacks still run) or raising
+          :class:`cbackprop.StopTraining` (they do not) ends training after
+          this epoch (``history.stop_reason == "callback"``).
         - ``verbose=True`` shows progress on stdout: a line rewritten in place
           during each epoch (batches, running loss, time, time left) and one
           line per finished epoch; to a file or pipe, only the latter.
@@ -213,7 +215,8 @@ class NetworkBase:
           ``restore_best``.
 
         A diverging step raises FloatingPointError (parameters as after the
-        previous step), as ``train_step`` does.
+        previous step), as ``train_step`` does. :class:`cbackprop.History`
+        lists the history's keys and attributes.
         """
         return _training.fit(self, X, Y, epochs, batch_size, shuffle, seed, verbose,
                              validation_data, patience, min_delta, restore_best, callbacks)
