@@ -1,8 +1,9 @@
 """Classify scikit-learn's 8x8 handwritten digits with a softmax network,
 early-stopped on a validation split, then scored once on a held-out test set.
 
-Needs scikit-learn (``pip install "cbackprop[examples]"``). Run it from the
-repository (after building or installing cbackprop):
+Needs scikit-learn (``pip install ".[examples]"`` installs both). Run it
+from the repository root, with cbackprop installed or built in place
+(``python setup.py build_ext --inplace``, then prefix ``PYTHONPATH=src``):
 
     python examples/digits.py              # add --verbose to watch the epochs
 """

@@ -1,7 +1,9 @@
 """Fit a noisy sine with a small tanh network, stopping when the validation
 loss stops improving and keeping the best epoch's parameters.
 
-Run it from the repository (after building or installing cbackprop):
+Run it from the repository root, with cbackprop installed (``pip install .``)
+or built in place (``python setup.py build_ext --inplace``, then prefix
+``PYTHONPATH=src``):
 
     python examples/regression.py          # add --verbose to watch the epochs
 

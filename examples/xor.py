@@ -1,7 +1,9 @@
 """XOR with the smallest network that can learn it: 2 inputs, 2 sigmoid hidden
 units, 1 sigmoid output, as in the hand-worked tutorial of the project's seeds.
 
-Run it from the repository (after building or installing cbackprop):
+Run it from the repository root, with cbackprop installed (``pip install .``)
+or built in place (``python setup.py build_ext --inplace``, then prefix
+``PYTHONPATH=src``):
 
     python examples/xor.py
 
