@@ -1,6 +1,6 @@
 # Type stubs of cbackprop's public API (see CONTRACT.md).
 from os import PathLike
-from typing import Literal, Sequence, TypeAlias
+from typing import Callable, Literal, Sequence, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,19 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None: ...
 
+class StopTraining(Exception): ...
+
+class History(dict[str, list[float]]):
+    monitor: Literal["loss", "val_loss"]
+    best_epoch: int | None
+    stopped_epoch: int | None
+    stop_reason: Literal["completed", "early_stopping", "callback", "interrupted"]
+    @property
+    def interrupted(self) -> bool: ...
+
+# callback(net, epoch, logs): return True (or raise StopTraining) to stop after this epoch.
+Callback: TypeAlias = Callable[["Network", int, dict[str, float]], bool | None]
+
 class Network:
     def __init__(self, sizes: Sequence[int], activations: Sequence[Activation],
                  loss: Literal["mse", "bce", "cross_entropy"] | Loss = "mse",
@@ -74,8 +87,10 @@ class Network:
     def loss_and_gradients(self, X: ArrayLike, Y: ArrayLike) -> tuple[float, Gradients]: ...
     def train_step(self, X: ArrayLike, Y: ArrayLike) -> float: ...
     def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int = 10, batch_size: int = 32,
-            shuffle: bool = True, seed: int | None = None,
-            verbose: bool = False) -> dict[str, list[float]]: ...
+            shuffle: bool = True, seed: int | None = None, verbose: bool = False, *,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+            patience: int | None = None, min_delta: float = 0.0, restore_best: bool = True,
+            callbacks: Sequence[Callback] | None = None) -> History: ...
     def save(self, path: str | PathLike[str]) -> None: ...
     @classmethod
     def load(cls, path: str | PathLike[str]) -> "Network": ...
