@@ -6,6 +6,7 @@ is the same API in plain NumPy, used to cross-check it.
 from . import reference
 from ._backend import get_num_threads, kernel_path, set_num_threads
 from ._gradcheck import GradientCheck, check_gradients
+from ._trace import LayerTrace, Trace
 from .losses import BCE, MSE, CrossEntropy
 from .network import Network
 from .optimizers import SGD, Adam
@@ -14,4 +15,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Network", "MSE", "BCE", "CrossEntropy", "SGD", "Adam", "reference", "kernel_path",
            "set_num_threads", "get_num_threads", "__version__",
-           "check_gradients", "GradientCheck"]
+           "check_gradients", "GradientCheck", "Trace", "LayerTrace"]
