@@ -327,3 +327,5 @@ def test_engine_optimizer_state_round_trips_and_refuses_wrong_shapes(dtype):
         net._engine.restore_optimizer_state(moment1, moment2.astype(np.float16), steps)
     with pytest.raises(ValueError, match="step_count"):
         net._engine.restore_optimizer_state(moment1, moment2, -1)
+    with pytest.raises(TypeError):
+        net._engine.restore_optimizer_state(None, moment2, steps)

@@ -594,7 +594,8 @@ cdef class Engine:
         return (self.moment1[:self.n_params].copy(), self.moment2[:self.n_params].copy(),
                 self.step_count)
 
-    def restore_optimizer_state(self, cnp.ndarray moment1, cnp.ndarray moment2, long step_count):
+    def restore_optimizer_state(self, cnp.ndarray moment1 not None, cnp.ndarray moment2 not None,
+                                long step_count):
         """Put back, bit for bit, a state returned by ``optimizer_state``."""
         for name, moment in (("moment1", moment1), ("moment2", moment2)):
             if moment.ndim != 1 or moment.shape[0] != self.n_params or moment.dtype != self.params.dtype:
