@@ -144,6 +144,7 @@ def record_trace(net, X, Y, apply):
     with net._lock:
         # The intermediates are recomputed from the parameters before the step.
         twin = reference_twin(net, net.dtype)
+        loss_function, optimizer = _settings_copy(net.loss_function), _settings_copy(net.optimizer)
         weights_before, biases_before = net.get_params()
         _, grads = net._loss_and_gradients(X, Y)
         state = None if apply else net._optimizer_state()
@@ -156,14 +157,13 @@ def record_trace(net, X, Y, apply):
                 net._restore_optimizer_state(state)
     pre_activations, activations, deltas = _reference_pass(twin, X, Y)
     layers = tuple(
-        LayerTrace(activation=net.activations[i], z=pre_activations[i], a=activations[i + 1],
+        LayerTrace(activation=twin.activations[i], z=pre_activations[i], a=activations[i + 1],
                    delta=deltas[i], grad_weights=grads[i][0], grad_bias=grads[i][1],
                    weights_before=weights_before[i], bias_before=biases_before[i],
                    weights_after=weights_after[i], bias_after=biases_after[i])
         for i in range(len(grads)))
     return Trace(X=X.copy(), Y=Y.copy(), loss=loss, layers=layers, applied=apply,
-                 loss_function=_settings_copy(net.loss_function),
-                 optimizer=_settings_copy(net.optimizer))
+                 loss_function=loss_function, optimizer=optimizer)
 
 
 def _reference_pass(twin, X, Y):
