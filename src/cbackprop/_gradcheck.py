@@ -72,7 +72,7 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     the largest. ``per_layer`` reports the worst entry of each layer.
 
     Expect below 1e-6 (typically 1e-8) for a correct float64 network with
-    the default ``eps``, and below 1e-3 (typically 1e-5) for a float32 one;
+    the default ``eps``, and below 1e-3 (typically 1e-6) for a float32 one;
     a wrong gradient scores 1e-2 and up. An entry whose pre-activation sits within ``eps`` of a relu
     kink has a finite difference that straddles it, and a large error for
     that reason alone.
