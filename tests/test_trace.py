@@ -35,6 +35,12 @@ SEED_PRINTED = ["1.1", "-0.2", "0.76", "5.0176", "-4.48", "-4.928", "-2.688", "-
                 "0.7688", "0.8376", "0.2688", "1.0928", "0.548"]
 
 
+def recorded_after(trace):
+    """The parameters after the step, in get_params order (weights, then biases)."""
+    return ([layer.weights_after for layer in trace.layers]
+            + [layer.bias_after for layer in trace.layers])
+
+
 def all_params(net):
     weights, biases = net.get_params()
     return weights + biases
@@ -159,8 +165,7 @@ def test_trace_with_apply_equals_train_step(Net, dtype, optimizer):
     loss = twin.train_step(X, Y)
     assert trace.applied and trace.loss == loss
     assert_same_params(net, twin)
-    after = [layer.weights_after for layer in trace.layers] + [layer.bias_after for layer in trace.layers]
-    for recorded, param in zip(after, all_params(twin)):
+    for recorded, param in zip(recorded_after(trace), all_params(twin)):
         np.testing.assert_array_equal(recorded, param)
     for _ in range(3):
         assert net.train_step(X, Y) == twin.train_step(X, Y)
@@ -175,8 +180,7 @@ def test_after_parameters_are_those_of_train_step_even_without_apply(Net, dtype)
         network.train_step(X, Y)
     trace = net.trace(X, Y)
     assert trace.loss == twin.train_step(X, Y)
-    after = [layer.weights_after for layer in trace.layers] + [layer.bias_after for layer in trace.layers]
-    for recorded, param in zip(after, all_params(twin)):
+    for recorded, param in zip(recorded_after(trace), all_params(twin)):
         np.testing.assert_array_equal(recorded, param)
 
 

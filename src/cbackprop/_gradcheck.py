@@ -90,11 +90,12 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     eps = finite_float("eps", eps)
     if eps <= 0:
         raise ValueError(f"eps must be > 0, got {eps}")
-    if max_checks_per_layer is not None:
-        if isinstance(max_checks_per_layer, bool) or not isinstance(max_checks_per_layer, numbers.Integral):
-            raise TypeError(f"max_checks_per_layer must be an int or None, got {max_checks_per_layer!r}")
-        if max_checks_per_layer < 1:
-            raise ValueError(f"max_checks_per_layer must be >= 1, got {max_checks_per_layer}")
+    k = max_checks_per_layer
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"max_checks_per_layer must be an int or None, got {k!r}")
+        if k < 1:
+            raise ValueError(f"max_checks_per_layer must be >= 1, got {k}")
     rng = np.random.default_rng(check_seed(seed))
 
     # The batch as the network sees it (its own checks, cast to its dtype).
@@ -110,8 +111,8 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     for layer, (dW, db) in enumerate(analytic):
         W, b = weights[layer], biases[layer]
         entries = np.arange(W.size + b.size)
-        if max_checks_per_layer is not None and entries.size > max_checks_per_layer:
-            entries = np.sort(rng.choice(entries, size=max_checks_per_layer, replace=False))
+        if k is not None and entries.size > k:
+            entries = np.sort(rng.choice(entries, size=k, replace=False))
         numeric = np.empty(entries.size)
         for i, entry in enumerate(entries):
             # Entries run over W's, then b's, each in C order.

@@ -94,9 +94,9 @@ class Trace:
         m = self.X.shape[0]
         first = self.layers[0]
         widths = [first.weights_before.shape[0]] + [layer.z.shape[1] for layer in self.layers]
+        activations = ", ".join(layer.activation for layer in self.layers)
         lines = [
-            f"One training step of a {widths} network ({', '.join(l.activation for l in self.layers)}), "
-            f"{self.X.dtype}, batch of {m}",
+            f"One training step of a {widths} network ({activations}), {self.X.dtype}, batch of {m}",
             f"loss {self.loss_function!r}, optimizer {self.optimizer!r}",
             "the step was applied" if self.applied
             else "the step was not applied: the network is as it was before",
@@ -117,15 +117,17 @@ class Trace:
                 rule, note = _output_delta_formula(self.loss_function, layer.activation, n,
                                                    layer.z.shape)
             else:
-                rule, note = f"δ{l} = dL/dZ{l} = (δ{l + 1} @ W{l + 1}ᵀ) ⊙ {layer.activation}'(Z{l})", None
+                rule = f"δ{l} = dL/dZ{l} = (δ{l + 1} @ W{l + 1}ᵀ) ⊙ {layer.activation}'(Z{l})"
+                note = None
             lines.append(show(rule, layer.delta, note))
             lines.append(show(f"dW{l} = A{l - 1}ᵀ @ δ{l}", layer.grad_weights))
             lines.append(show(f"db{l} = column sums of δ{l}", layer.grad_bias))
         lines += ["", f"Update by {self.optimizer!r}"]
         if self.optimizer.name == "adam":
             b1, b2 = self.optimizer.beta1, self.optimizer.beta2
-            lines.append(f"  per parameter: m ← {b1:g}·m + {1 - b1:g}·g, v ← {b2:g}·v + {1 - b2:g}·g², "
-                         f"m̂ = m/(1 − {b1:g}ᵗ), v̂ = v/(1 − {b2:g}ᵗ), t the step's number")
+            lines.append(f"  per parameter: m ← {b1:g}·m + {1 - b1:g}·g, "
+                         f"v ← {b2:g}·v + {1 - b2:g}·g², m̂ = m/(1 − {b1:g}ᵗ), "
+                         f"v̂ = v/(1 − {b2:g}ᵗ), t the step's number")
         for l, layer in enumerate(self.layers, start=1):
             for param, grad, before, after, decayed in (
                 (f"W{l}", f"dW{l}", layer.weights_before, layer.weights_after, True),
@@ -255,6 +257,7 @@ def _update_formula(optimizer, param, grad, decayed):
         rule = f"{param} − {lr:g}·{g}"
     else:
         mu = optimizer.momentum
-        rule = f"{param} − {lr:g}·({g} + {mu:g}·v)" if optimizer.nesterov else f"{param} − {lr:g}·v"
+        step = f"({g} + {mu:g}·v)" if optimizer.nesterov else "v"
+        rule = f"{param} − {lr:g}·{step}"
         notes.append(f"v ← {mu:g}·v + {g}")
     return rule, ", ".join(notes) or None
