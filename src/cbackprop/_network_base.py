@@ -238,7 +238,8 @@ class NetworkBase:
         """
         if not isinstance(apply, bool):
             raise TypeError(f"apply must be True or False, got {apply!r}")
-        from ._trace import record_trace  # imports the reference, which imports this module
+        # Imported here: _trace needs the reference Network, a subclass of this one.
+        from ._trace import record_trace
 
         X, Y = self._batch(X, Y)
         return record_trace(self, X, Y, apply)

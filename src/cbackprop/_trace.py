@@ -253,6 +253,9 @@ def _update_formula(optimizer, param, grad, decayed):
         rule = f"{param} − {lr:g}·m̂/(√v̂ + {optimizer.eps:g})"
         if not notes:
             notes.append(f"g = {grad}")
+    elif optimizer.name != "sgd":  # an optimizer this text does not know yet
+        rule = f"the {optimizer.name} step of {param}"
+        notes.append(f"g = {g}")
     elif optimizer.momentum == 0:
         rule = f"{param} − {lr:g}·{g}"
     else:
