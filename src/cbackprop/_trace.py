@@ -249,13 +249,13 @@ def _update_formula(optimizer, param, grad, decayed):
         g = "g"
         notes.append(f"g = {grad} + {optimizer.weight_decay:g}·{param}")
     lr = optimizer.lr
-    if optimizer.name == "adam":
-        rule = f"{param} − {lr:g}·m̂/(√v̂ + {optimizer.eps:g})"
+    if optimizer.name != "sgd":
+        if optimizer.name == "adam":
+            rule = f"{param} − {lr:g}·m̂/(√v̂ + {optimizer.eps:g})"
+        else:  # an optimizer this text does not know yet
+            rule = f"the {optimizer.name} step of {param}"
         if not notes:
             notes.append(f"g = {grad}")
-    elif optimizer.name != "sgd":  # an optimizer this text does not know yet
-        rule = f"the {optimizer.name} step of {param}"
-        notes.append(f"g = {g}")
     elif optimizer.momentum == 0:
         rule = f"{param} − {lr:g}·{g}"
     else:
