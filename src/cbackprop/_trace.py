@@ -245,10 +245,11 @@ def _output_delta_formula(loss, activation, n, output_shape):
 def _update_formula(optimizer, param, grad, decayed):
     """``(right-hand side, note)`` of the update of ``param`` by ``optimizer``."""
     g, notes = grad, []
-    if decayed and optimizer.weight_decay:  # weight decay applies to weights only
+    decay = getattr(optimizer, "weight_decay", 0.0)
+    if decayed and decay:  # weight decay applies to weights only
         g = "g"
-        notes.append(f"g = {grad} + {optimizer.weight_decay:g}·{param}")
-    lr = optimizer.lr
+        notes.append(f"g = {grad} + {decay:g}·{param}")
+    lr = getattr(optimizer, "lr", 0.0)
     if optimizer.name != "sgd":
         if optimizer.name == "adam":
             rule = f"{param} − {lr:g}·m̂/(√v̂ + {optimizer.eps:g})"
