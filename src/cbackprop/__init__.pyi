@@ -94,6 +94,40 @@ class Network:
     def save(self, path: str | PathLike[str]) -> None: ...
     @classmethod
     def load(cls, path: str | PathLike[str]) -> "Network": ...
+    def trace(self, X: ArrayLike, Y: ArrayLike, apply: bool = False) -> Trace: ...
+
+class LayerTrace:
+    activation: str
+    z: np.ndarray
+    a: np.ndarray
+    delta: np.ndarray
+    grad_weights: np.ndarray
+    grad_bias: np.ndarray
+    weights_before: np.ndarray
+    bias_before: np.ndarray
+    weights_after: np.ndarray
+    bias_after: np.ndarray
+
+class Trace:
+    X: np.ndarray
+    Y: np.ndarray
+    loss: float
+    layers: tuple[LayerTrace, ...]
+    applied: bool
+    loss_function: Loss
+    optimizer: Optimizer
+    def render(self, precision: int = 4, max_elements: int = 64) -> str: ...
+
+class GradientCheck:
+    per_layer: tuple[float, ...]
+    checked: tuple[int, ...]
+    eps: float
+    @property
+    def max(self) -> float: ...
+
+def check_gradients(net: Network, X: ArrayLike, Y: ArrayLike, eps: float = 1e-6,
+                    max_checks_per_layer: int | None = None,
+                    seed: int | None = None) -> GradientCheck: ...
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

@@ -4,7 +4,9 @@ at the boundary, parameters in and out, fit, save and load.
 Subclasses supply the arithmetic through five hooks that receive validated,
 C-contiguous arrays of the network's dtype (``_build``, ``_parameters``,
 ``_assign_parameters``, ``_reset_optimizer_state``, ``_forward``,
-``_loss_value``, ``_loss_and_gradients``, ``_train_step``).
+``_loss_value``, ``_loss_and_gradients``, ``_train_step``), and ``trace`` takes the
+optimizer state out and puts it back through two more
+(``_optimizer_state``, ``_restore_optimizer_state``).
 """
 import math
 import threading
@@ -231,4 +233,31 @@ class NetworkBase:
     def load(cls, path):
         """A network read from a file written by :meth:`save`; never unpickles."""
         return _io.load_network(cls, path)
+
+    # -- inspection ----------------------------------------------------------------
+    def trace(self, X, Y, apply=False):
+        """One training step on this batch with every intermediate recorded.
+
+        Returns a :class:`cbackprop.Trace` of plain NumPy arrays: the batch,
+        the loss before the update, and per layer ``z``, ``a``, ``delta``
+        (dL/dZ), ``grad_weights``, ``grad_bias`` and the weights and bias
+        before and after the update; ``str(trace)`` writes it out as a
+        worked example. ``z``, ``a`` and ``delta`` are recomputed by the
+        NumPy reference maths in the network's dtype; the gradients, the loss
+        and the parameters after the update are the network's own, from the
+        same optimizer step as :meth:`train_step`.
+
+        With ``apply=False`` (the default) the network is left exactly as it
+        was: parameters and optimizer state (velocities, moments, step count)
+        are restored bit for bit. With ``apply=True`` the step is kept, as if
+        :meth:`train_step` had been called. Raises what ``train_step`` raises
+        (FloatingPointError for a diverging step, which changes nothing).
+        """
+        if not isinstance(apply, bool):
+            raise TypeError(f"apply must be True or False, got {apply!r}")
+        # Imported here: _trace needs the reference Network, a subclass of this one.
+        from ._trace import record_trace
+
+        X, Y = self._batch(X, Y)
+        return record_trace(self, X, Y, apply)
 
