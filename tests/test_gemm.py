@@ -34,7 +34,7 @@ def test_matches_matmul_over_shapes(trans_a, trans_b, M, dtype):
         _assert_close(C, expected, K, dtype)
 
 
-@pytest.mark.parametrize("shape", [(1000, 3, 600), (64, 4500, 5), (300, 300, 300)])
+@pytest.mark.parametrize("shape", [(1000, 3, 600), (64, 4500, 5), (300, 300, 300), (90, 4200, 300)])
 def test_multiple_blocks_in_every_loop(shape, dtype):
     """Shapes that cross MC, KC and NC blocks, where the K-blocks accumulate into C."""
     M, N, K = shape

@@ -32,6 +32,8 @@ cdef enum:
     # A panel meeting at most this many B slivers is read in place: packing
     # it costs more than it saves (measured on 64-128 squares, 10-wide layers).
     PACK_A_MIN_B_SLIVERS = 8
+    # Products with at most this many rows read a row-major B in place.
+    B_IN_PLACE_MAX_M = 96
     GEMM_KC = 256   # K per packed panel: an MR x KC and a KC x NR sliver stay in L1/L2
     GEMM_NC = 4096  # columns of B packed at once (multiple of every NR used)
 
@@ -170,9 +172,10 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
     cdef Py_ssize_t jc, pc, ic, nc, kc, mc, a_slivers, b_slivers, first, last, s, i, j
-    cdef Py_ssize_t a_rs, a_cs
+    cdef Py_ssize_t a_rs, a_cs, b_rs
     cdef const real* a_sliver
-    cdef bint overwrite, pack_a_panel
+    cdef const real* b_sliver
+    cdef bint overwrite, pack_a_panel, read_b_in_place
     jc = 0
     while jc < N:
         nc = min(<Py_ssize_t>GEMM_NC, N - jc)
@@ -181,10 +184,15 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         while pc < K:
             kc = min(<Py_ssize_t>GEMM_KC, K - pc)
             overwrite = pc == 0 and not accumulate
+            # A B panel that few rows of A meet is read in place when its rows
+            # are contiguous (X@W, Xᵀ@δ): packing it would cost more than
+            # it saves. Its partial last sliver is still packed (zero padding).
+            read_b_in_place = csb == 1 and M <= B_IN_PLACE_MAX_M
             share(b_slivers, thread, team, &first, &last)
             for s in range(first, last):
-                pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb,
-                              rsb, csb, pack_b + s * nr * kc)
+                if not read_b_in_place or min(nr, nc - s * nr) < nr:
+                    pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb,
+                                  rsb, csb, pack_b + s * nr * kc)
             # Packing A pays off when each A sliver meets many B slivers; for
             # narrow products (an output layer of 10) the kernel reads A in place.
             pack_a_panel = b_slivers > PACK_A_MIN_B_SLIVERS
@@ -213,7 +221,13 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                         a_sliver = A + (ic + i * mr) * rsa + pc * csa
                         a_rs = rsa
                         a_cs = csa
-                    microkernel(kc, a_sliver, a_rs, a_cs, pack_b + j * nr * kc,
+                    if read_b_in_place and min(nr, nc - j * nr) == nr:
+                        b_sliver = B + pc * rsb + jc + j * nr
+                        b_rs = rsb
+                    else:
+                        b_sliver = pack_b + j * nr * kc
+                        b_rs = nr
+                    microkernel(kc, a_sliver, a_rs, a_cs, b_sliver, b_rs,
                                 C + (ic + i * mr) * ldc + jc + j * nr, ldc,
                                 min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
                 if team > 1:
