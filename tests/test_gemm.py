@@ -5,8 +5,9 @@ import pytest
 
 from cbackprop._backend import engine
 
-# Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (144), KC (256).
-SIZES = [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 143, 145, 257]
+# Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
+# 144 in float32), KC (256).
+SIZES = [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 71, 73, 143, 145, 257]
 TOL = {"float32": 2e-5, "float64": 1e-12}
 
 
@@ -33,7 +34,7 @@ def test_matches_matmul_over_shapes(trans_a, trans_b, M, dtype):
         _assert_close(C, expected, K, dtype)
 
 
-@pytest.mark.parametrize("shape", [(1000, 3, 600), (64, 4500, 5), (300, 300, 300)])
+@pytest.mark.parametrize("shape", [(1000, 3, 600), (64, 4500, 5), (300, 300, 300), (90, 4200, 300)])
 def test_multiple_blocks_in_every_loop(shape, dtype):
     """Shapes that cross MC, KC and NC blocks, where the K-blocks accumulate into C."""
     M, N, K = shape
@@ -61,3 +62,18 @@ def test_does_not_read_c_without_accumulate(dtype):
     rng = np.random.default_rng(3)
     A, B, _ = _operands(rng, 7, 9, 11, False, False, dtype)
     assert np.isfinite(engine.gemm_product(A, B, poison=True)).all()
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("N", range(2, 12))
+def test_narrow_products(trans_a, trans_b, N, dtype):
+    """Output-layer widths (the narrow kernels take N <= 10 below the threading
+    threshold): row counts around their tiles (4, 8, 16), K across panels
+    (256), with and without accumulating into C."""
+    rng = np.random.default_rng(N)
+    for M, K in [(4, 3), (8, 300), (16, 64), (37, 530), (130, 257)]:
+        A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
+        _assert_close(engine.gemm_product(A, B, trans_a, trans_b, poison=True), expected, K, dtype)
+        C0 = rng.standard_normal((M, N)).astype(dtype)
+        C = engine.gemm_product(A, B, trans_a, trans_b, C0.copy())
+        _assert_close(C, expected + C0, K, dtype)

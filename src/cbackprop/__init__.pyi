@@ -1,6 +1,6 @@
 # Type stubs of cbackprop's public API (see CONTRACT.md).
 from os import PathLike
-from typing import Literal, Sequence, TypeAlias
+from typing import Callable, Literal, Sequence, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,19 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None: ...
 
+class StopTraining(Exception): ...
+
+class History(dict[str, list[float]]):
+    monitor: Literal["loss", "val_loss"]
+    best_epoch: int | None
+    stopped_epoch: int | None
+    stop_reason: Literal["completed", "early_stopping", "callback", "interrupted"]
+    @property
+    def interrupted(self) -> bool: ...
+
+# callback(net, epoch, logs): return True (or raise StopTraining) to stop after this epoch.
+Callback: TypeAlias = Callable[["Network", int, dict[str, float]], bool | None]
+
 class Network:
     def __init__(self, sizes: Sequence[int], activations: Sequence[Activation],
                  loss: Literal["mse", "bce", "cross_entropy"] | Loss = "mse",
@@ -75,11 +88,47 @@ class Network:
     def loss_and_gradients(self, X: ArrayLike, Y: ArrayLike) -> tuple[float, Gradients]: ...
     def train_step(self, X: ArrayLike, Y: ArrayLike) -> float: ...
     def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int = 10, batch_size: int = 32,
-            shuffle: bool = True, seed: int | None = None,
-            verbose: bool = False) -> dict[str, list[float]]: ...
+            shuffle: bool = True, seed: int | None = None, verbose: bool = False, *,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+            patience: int | None = None, min_delta: float = 0.0, restore_best: bool = True,
+            callbacks: Sequence[Callback] | None = None) -> History: ...
     def save(self, path: str | PathLike[str]) -> None: ...
     @classmethod
     def load(cls, path: str | PathLike[str]) -> "Network": ...
+    def trace(self, X: ArrayLike, Y: ArrayLike, apply: bool = False) -> Trace: ...
+
+class LayerTrace:
+    activation: str
+    z: np.ndarray
+    a: np.ndarray
+    delta: np.ndarray
+    grad_weights: np.ndarray
+    grad_bias: np.ndarray
+    weights_before: np.ndarray
+    bias_before: np.ndarray
+    weights_after: np.ndarray
+    bias_after: np.ndarray
+
+class Trace:
+    X: np.ndarray
+    Y: np.ndarray
+    loss: float
+    layers: tuple[LayerTrace, ...]
+    applied: bool
+    loss_function: Loss
+    optimizer: Optimizer
+    def render(self, precision: int = 4, max_elements: int = 64) -> str: ...
+
+class GradientCheck:
+    per_layer: tuple[float, ...]
+    checked: tuple[int, ...]
+    eps: float
+    @property
+    def max(self) -> float: ...
+
+def check_gradients(net: Network, X: ArrayLike, Y: ArrayLike, eps: float = 1e-6,
+                    max_checks_per_layer: int | None = None,
+                    seed: int | None = None) -> GradientCheck: ...
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

@@ -587,6 +587,25 @@ cdef class Engine:
         self.check_values(X, Y)
         return self.train_step(X, Y, loss, optimizer)
 
+    # -- optimizer state out and back in (Network.trace undoes a trial step) --------------
+    def optimizer_state(self):
+        """``(moment1, moment2, step_count)``: copies of the flat moment arrays
+        (parameter layout, guard zones excluded) and the count of steps taken."""
+        return (self.moment1[:self.n_params].copy(), self.moment2[:self.n_params].copy(),
+                self.step_count)
+
+    def restore_optimizer_state(self, cnp.ndarray moment1 not None, cnp.ndarray moment2 not None,
+                                long step_count):
+        """Put back, bit for bit, a state returned by ``optimizer_state``."""
+        for name, moment in (("moment1", moment1), ("moment2", moment2)):
+            if moment.ndim != 1 or moment.shape[0] != self.n_params or moment.dtype != self.params.dtype:
+                raise ValueError(f"{name} must be a ({self.n_params},) array of {self.params.dtype}")
+        if step_count < 0:
+            raise ValueError(f"step_count must be >= 0, got {step_count}")
+        self.moment1[:self.n_params] = moment1
+        self.moment2[:self.n_params] = moment2
+        self.step_count = step_count
+
 
 # -- twins of single kernels, for tests ----------------------------------------------------
 def gemm_product(cnp.ndarray A, cnp.ndarray B, bint trans_a=False, bint trans_b=False,

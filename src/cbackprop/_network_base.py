@@ -4,15 +4,14 @@ at the boundary, parameters in and out, fit, save and load.
 Subclasses supply the arithmetic through five hooks that receive validated,
 C-contiguous arrays of the network's dtype (``_build``, ``_parameters``,
 ``_assign_parameters``, ``_reset_optimizer_state``, ``_forward``,
-``_loss_value``, ``_loss_and_gradients``, ``_train_step``).
+``_loss_value``, ``_loss_and_gradients``, ``_train_step``), and ``trace`` takes the
+optimizer state out and puts it back through two more
+(``_optimizer_state``, ``_restore_optimizer_state``).
 """
 import math
-import numbers
 import threading
 
-import numpy as np
-
-from . import _io
+from . import _io, _training
 from ._init import check_init, initial_parameters
 from ._validation import (
     as_batch,
@@ -177,32 +176,52 @@ class NetworkBase:
         raise FloatingPointError(
             f"the loss is {loss} on this batch (training diverged); parameters were not updated")
 
-    def fit(self, X, Y, epochs=10, batch_size=32, shuffle=True, seed=None, verbose=False):
-        """Train in minibatches; returns ``{"loss": [mean training loss per epoch]}``.
+    def fit(self, X, Y, epochs=10, batch_size=32, shuffle=True, seed=None, verbose=False, *,
+            validation_data=None, patience=None, min_delta=0.0, restore_best=True,
+            callbacks=None):
+        """Train in minibatches; returns a :class:`cbackprop.History`, a ``dict``
+        whose ``"loss"`` is the mean training loss of each epoch.
 
         The epoch loss is the mean of the batch losses weighted by batch size.
-        ``seed`` makes the shuffling repeatable.
+        ``seed`` makes the shuffling repeatable. Everything (data, validation
+        data, arguments) is checked before the first step.
+
+        - ``validation_data=(X_val, Y_val)``: after each epoch, the loss on it
+          (``history["val_loss"]``, equal to ``net.loss(X_val, Y_val)`` at that
+          point) and, for ``cross_entropy`` and ``bce``, the fraction classified
+          correctly (``history["val_accuracy"]``; the argmax of the output
+          against the label, or the one-hot target's argmax; for ``bce``, each
+          output thresholded at 0.5 against the target thresholded at 0.5).
+        - Early stopping, on when ``patience`` (an int >= 1) is given: it follows
+          ``val_loss`` with validation data, else the training ``loss``, and
+          stops after ``patience`` epochs in a row that did not lower it by
+          more than ``min_delta``. With ``restore_best`` the network then ends
+          with the parameters of ``history.best_epoch`` (the optimizer's state
+          is not rewound), whether the epochs ran out, patience did or a
+          callback stopped training.
+        - ``callbacks``: a list of callables, each called after every epoch as
+          ``callback(net, epoch, logs)``, ``epoch`` 0-based and ``logs`` a new
+          dict of that epoch's figures (the keys of the history, one float
+          each). A callback may change the network (e.g. ``net.optimizer.lr``).
+          Returning ``True`` (the epoch's other callbacks still run) or raising
+          :class:`cbackprop.StopTraining` (they do not) ends training after
+          this epoch (``history.stop_reason == "callback"``).
+        - ``verbose=True`` shows progress on stdout: a line rewritten in place
+          during each epoch (batches, running loss, time, time left) and one
+          line per finished epoch; to a file or pipe, only the latter.
+          ``verbose=False`` writes nothing.
+        - Ctrl-C (``KeyboardInterrupt``) ends training cleanly: the running
+          step completes (a second Ctrl-C does not wait), and fit returns the
+          history of the completed epochs with ``history.interrupted`` set;
+          the parameters are those after the last completed step, even with
+          ``restore_best``.
+
+        A diverging step raises FloatingPointError (parameters as after the
+        previous step), as ``train_step`` does. :class:`cbackprop.History`
+        lists the history's keys and attributes.
         """
-        epochs = _count("epochs", epochs, minimum=0)
-        batch_size = _count("batch_size", batch_size, minimum=1)
-        X, Y = self._batch(X, Y)
-        rng = np.random.default_rng(check_seed(seed))
-        m = X.shape[0]
-        history = {"loss": []}
-        for epoch in range(epochs):
-            if shuffle:
-                order = rng.permutation(m)
-                X_epoch, Y_epoch = X[order], Y[order]
-            else:
-                X_epoch, Y_epoch = X, Y
-            total = 0.0
-            for start in range(0, m, batch_size):
-                stop = min(start + batch_size, m)
-                total += self._checked_step(X_epoch[start:stop], Y_epoch[start:stop]) * (stop - start)
-            history["loss"].append(total / m)
-            if verbose:
-                print(f"epoch {epoch + 1}/{epochs}: loss {total / m:.6g}")
-        return history
+        return _training.fit(self, X, Y, epochs, batch_size, shuffle, seed, verbose,
+                             validation_data, patience, min_delta, restore_best, callbacks)
 
     # -- files -------------------------------------------------------------------
     def save(self, path):
@@ -215,10 +234,30 @@ class NetworkBase:
         """A network read from a file written by :meth:`save`; never unpickles."""
         return _io.load_network(cls, path)
 
+    # -- inspection ----------------------------------------------------------------
+    def trace(self, X, Y, apply=False):
+        """One training step on this batch with every intermediate recorded.
 
-def _count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+        Returns a :class:`cbackprop.Trace` of plain NumPy arrays: the batch,
+        the loss before the update, and per layer ``z``, ``a``, ``delta``
+        (dL/dZ), ``grad_weights``, ``grad_bias`` and the weights and bias
+        before and after the update; ``str(trace)`` writes it out as a
+        worked example. ``z``, ``a`` and ``delta`` are recomputed by the
+        NumPy reference maths in the network's dtype; the gradients, the loss
+        and the parameters after the update are the network's own, from the
+        same optimizer step as :meth:`train_step`.
+
+        With ``apply=False`` (the default) the network is left exactly as it
+        was: parameters and optimizer state (velocities, moments, step count)
+        are restored bit for bit. With ``apply=True`` the step is kept, as if
+        :meth:`train_step` had been called. Raises what ``train_step`` raises
+        (FloatingPointError for a diverging step, which changes nothing).
+        """
+        if not isinstance(apply, bool):
+            raise TypeError(f"apply must be True or False, got {apply!r}")
+        # Imported here: _trace needs the reference Network, a subclass of this one.
+        from ._trace import record_trace
+
+        X, Y = self._batch(X, Y)
+        return record_trace(self, X, Y, apply)
+

@@ -63,3 +63,10 @@ class Network(NetworkBase):
 
     def _train_step(self, X, Y):
         return self._engine.train_step(X, Y, self._loss, self._optimizer)
+
+    # -- optimizer state out and back in (Network.trace undoes a trial step) -----------
+    def _optimizer_state(self):
+        return self._engine.optimizer_state()
+
+    def _restore_optimizer_state(self, state):
+        self._engine.restore_optimizer_state(*state)

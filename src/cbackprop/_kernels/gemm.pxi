@@ -32,9 +32,16 @@ cdef enum:
     # A panel meeting at most this many B slivers is read in place: packing
     # it costs more than it saves (measured on 64-128 squares, 10-wide layers).
     PACK_A_MIN_B_SLIVERS = 8
+    # Products with at most this many rows read a row-major B in place.
+    B_IN_PLACE_MAX_M = 96
     GEMM_KC = 256   # K per packed panel: an MR x KC and a KC x NR sliver stay in L1/L2
-    GEMM_MC = 144   # rows of A packed at once (multiple of every MR used)
     GEMM_NC = 4096  # columns of B packed at once (multiple of every NR used)
+
+
+cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:
+    """Rows of A packed at once (a multiple of every MR): an MC x KC block
+    of 144 KiB in either dtype stays in L2 beside the B slivers."""
+    return 144 if real is float else 72
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -101,7 +108,7 @@ cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py
 
 cdef inline Py_ssize_t gemm_pack_a_size(Py_ssize_t max_m, Py_ssize_t max_k, real* kind) noexcept nogil:
     """Elements of the A-panel buffer for products with M <= max_m and K <= max_k."""
-    return round_up(min(<Py_ssize_t>GEMM_MC, max_m), microkernel_mr(kind)) * min(<Py_ssize_t>GEMM_KC, max_k)
+    return round_up(min(gemm_mc(kind), max_m), microkernel_mr(kind)) * min(<Py_ssize_t>GEMM_KC, max_k)
 
 
 cdef inline Py_ssize_t gemm_pack_b_size(Py_ssize_t max_n, Py_ssize_t max_k, real* kind) noexcept nogil:
@@ -128,14 +135,19 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                 for j in range(N):
                     C[i * ldc + j] = 0
         return
-    if n_threads > 1 and 2.0 * M * N * K >= PARALLEL_MIN_FLOPS:
+    if 2.0 * M * N * K < PARALLEL_MIN_FLOPS:
+        # The choice depends on the shape alone, so results never depend on
+        # the thread count.
+        if narrow_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b):
+            return
+    elif n_threads > 1:
         with parallel(num_threads=n_threads):
             thread = threadid()
             team = cbackprop_team_size()
             gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b,
                         thread, team)
-    else:
-        gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b, 0, 1)
+        return
+    gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b, 0, 1)
 
 
 cdef inline void share(Py_ssize_t count, int thread, int team, Py_ssize_t* first,
@@ -160,9 +172,10 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
     cdef Py_ssize_t jc, pc, ic, nc, kc, mc, a_slivers, b_slivers, first, last, s, i, j
-    cdef Py_ssize_t a_rs, a_cs
+    cdef Py_ssize_t a_rs, a_cs, b_rs
     cdef const real* a_sliver
-    cdef bint overwrite, pack_a_panel
+    cdef const real* b_sliver
+    cdef bint overwrite, pack_a_panel, read_b_in_place
     jc = 0
     while jc < N:
         nc = min(<Py_ssize_t>GEMM_NC, N - jc)
@@ -171,16 +184,21 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         while pc < K:
             kc = min(<Py_ssize_t>GEMM_KC, K - pc)
             overwrite = pc == 0 and not accumulate
+            # A B panel that few rows of A meet is read in place when its rows
+            # are contiguous (X@W, Xᵀ@δ): packing it would cost more than
+            # it saves. Its partial last sliver is still packed (zero padding).
+            read_b_in_place = csb == 1 and M <= B_IN_PLACE_MAX_M
             share(b_slivers, thread, team, &first, &last)
             for s in range(first, last):
-                pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb,
-                              rsb, csb, pack_b + s * nr * kc)
+                if not read_b_in_place or min(nr, nc - s * nr) < nr:
+                    pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb,
+                                  rsb, csb, pack_b + s * nr * kc)
             # Packing A pays off when each A sliver meets many B slivers; for
             # narrow products (an output layer of 10) the kernel reads A in place.
             pack_a_panel = b_slivers > PACK_A_MIN_B_SLIVERS
             ic = 0
             while ic < M:
-                mc = min(<Py_ssize_t>GEMM_MC, M - ic)
+                mc = min(gemm_mc(<real*>NULL), M - ic)
                 a_slivers = (mc + mr - 1) // mr
                 if pack_a_panel:
                     share(a_slivers, thread, team, &first, &last)
@@ -203,11 +221,17 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                         a_sliver = A + (ic + i * mr) * rsa + pc * csa
                         a_rs = rsa
                         a_cs = csa
-                    microkernel(kc, a_sliver, a_rs, a_cs, pack_b + j * nr * kc,
+                    if read_b_in_place and min(nr, nc - j * nr) == nr:
+                        b_sliver = B + pc * rsb + jc + j * nr
+                        b_rs = rsb
+                    else:
+                        b_sliver = pack_b + j * nr * kc
+                        b_rs = nr
+                    microkernel(kc, a_sliver, a_rs, a_cs, b_sliver, b_rs,
                                 C + (ic + i * mr) * ldc + jc + j * nr, ldc,
                                 min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
                 if team > 1:
                     cbackprop_barrier()   # panels free to be repacked
-                ic += GEMM_MC
+                ic += gemm_mc(<real*>NULL)
             pc += GEMM_KC
         jc += GEMM_NC

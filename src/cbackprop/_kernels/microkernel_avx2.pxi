@@ -39,29 +39,30 @@ cdef inline Py_ssize_t microkernel_nr(real* kind) noexcept nogil:
 
 
 cdef inline void microkernel(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
-                             const real* b, real* C, Py_ssize_t ldc, Py_ssize_t rows,
+                             const real* b, Py_ssize_t b_rs, real* C, Py_ssize_t ldc, Py_ssize_t rows,
                              Py_ssize_t cols, bint overwrite) noexcept nogil:
     """C[:rows, :cols] (=|+=) A_sliver @ b_sliver over kc steps.
 
     Row i of the A sliver at step p is a[i*a_rs + p*a_cs] (packed: a_rs = 1,
-    a_cs = MR; read in place: A's own strides); b is a packed B sliver. An
+    a_cs = MR; read in place: A's own strides); the B sliver's NR values of
+    step p start at b[p*b_rs] (packed: b_rs = NR; in place: B's row stride). An
     edge sliver of at most NR/2 columns takes the half-width kernel (half the
     FMAs: an output layer of 10 is 8 + 2 columns, not 8 + 8).
     """
     if real is float:
         if cols <= AVX2_NR_F32 // 2:
-            microkernel_f32_half(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+            microkernel_f32_half(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
         else:
-            microkernel_f32(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+            microkernel_f32(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
     else:
         if cols <= AVX2_NR_F64 // 2:
-            microkernel_f64_half(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+            microkernel_f64_half(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
         else:
-            microkernel_f64(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+            microkernel_f64(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
 
 
 cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
-                                 const double* b, double* C, Py_ssize_t ldc, Py_ssize_t rows,
+                                 const double* b, Py_ssize_t b_rs, double* C, Py_ssize_t ldc, Py_ssize_t rows,
                                  Py_ssize_t cols, bint overwrite) noexcept nogil:
     # Rows past the edge re-read the last real row; their results are dropped.
     cdef const double* a0 = a + min(<Py_ssize_t>0, rows - 1) * a_rs
@@ -100,7 +101,7 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs
         c50 = _mm256_fmadd_pd(ai, b0, c50)
         c51 = _mm256_fmadd_pd(ai, b1, c51)
         k += a_cs
-        b += AVX2_NR_F64
+        b += b_rs
     # Edge tiles go through a local tile; only their valid part reaches C.
     cdef double tile[AVX2_MR * 8]
     cdef double* out = C
@@ -139,7 +140,7 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs
 
 
 cdef inline void microkernel_f64_half(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
-                                 const double* b, double* C, Py_ssize_t ldc, Py_ssize_t rows,
+                                 const double* b, Py_ssize_t b_rs, double* C, Py_ssize_t ldc, Py_ssize_t rows,
                                  Py_ssize_t cols, bint overwrite) noexcept nogil:
     # The left half of a packed B sliver: for edge slivers of <= 4 columns.
     # Rows past the edge re-read the last real row; their results are dropped.
@@ -172,7 +173,7 @@ cdef inline void microkernel_f64_half(Py_ssize_t kc, const double* a, Py_ssize_t
         ai = _mm256_broadcast_sd(a5 + k)
         c50 = _mm256_fmadd_pd(ai, b0, c50)
         k += a_cs
-        b += AVX2_NR_F64
+        b += b_rs
     # Edge tiles go through a local tile; only their valid part reaches C.
     cdef double tile[AVX2_MR * 4]
     cdef double* out = C
@@ -199,7 +200,7 @@ cdef inline void microkernel_f64_half(Py_ssize_t kc, const double* a, Py_ssize_t
 
 
 cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
-                                 const float* b, float* C, Py_ssize_t ldc, Py_ssize_t rows,
+                                 const float* b, Py_ssize_t b_rs, float* C, Py_ssize_t ldc, Py_ssize_t rows,
                                  Py_ssize_t cols, bint overwrite) noexcept nogil:
     # Rows past the edge re-read the last real row; their results are dropped.
     cdef const float* a0 = a + min(<Py_ssize_t>0, rows - 1) * a_rs
@@ -238,7 +239,7 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
         c50 = _mm256_fmadd_ps(ai, b0, c50)
         c51 = _mm256_fmadd_ps(ai, b1, c51)
         k += a_cs
-        b += AVX2_NR_F32
+        b += b_rs
     # Edge tiles go through a local tile; only their valid part reaches C.
     cdef float tile[AVX2_MR * 16]
     cdef float* out = C
@@ -277,7 +278,7 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
 
 
 cdef inline void microkernel_f32_half(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
-                                 const float* b, float* C, Py_ssize_t ldc, Py_ssize_t rows,
+                                 const float* b, Py_ssize_t b_rs, float* C, Py_ssize_t ldc, Py_ssize_t rows,
                                  Py_ssize_t cols, bint overwrite) noexcept nogil:
     # The left half of a packed B sliver: for edge slivers of <= 8 columns.
     # Rows past the edge re-read the last real row; their results are dropped.
@@ -310,7 +311,7 @@ cdef inline void microkernel_f32_half(Py_ssize_t kc, const float* a, Py_ssize_t 
         ai = _mm256_broadcast_ss(a5 + k)
         c50 = _mm256_fmadd_ps(ai, b0, c50)
         k += a_cs
-        b += AVX2_NR_F32
+        b += b_rs
     # Edge tiles go through a local tile; only their valid part reaches C.
     cdef float tile[AVX2_MR * 8]
     cdef float* out = C
@@ -334,3 +335,6 @@ cdef inline void microkernel_f32_half(Py_ssize_t kc, const float* a, Py_ssize_t 
     _mm256_storeu_ps(out + 5 * ld, c50)
     if not full:
         store_tile(tile, 8, C, ldc, rows, cols, overwrite)
+
+
+include "narrow_avx2.pxi"

@@ -119,3 +119,13 @@ class Network(NetworkBase):
             self._moment2[i][...] = new_m2
         self._step_count = t
         return loss
+
+    # -- optimizer state out and back in (Network.trace undoes a trial step) -----------
+    def _optimizer_state(self):
+        return ([m.copy() for m in self._moment1], [v.copy() for v in self._moment2],
+                self._step_count)
+
+    def _restore_optimizer_state(self, state):
+        moment1, moment2, self._step_count = state
+        self._moment1 = [m.copy() for m in moment1]
+        self._moment2 = [v.copy() for v in moment2]

@@ -1,0 +1,146 @@
+"""``check_gradients``: a network's back-propagated gradients against central
+finite differences of its loss, taken in float64.
+
+The finite differences are taken on a float64 reference twin of the network
+(same sizes, activations and loss, the network's parameters cast up), so a
+float32 network is checked against derivatives free of float32 rounding,
+and the network itself is never perturbed.
+"""
+import dataclasses
+import numbers
+
+import numpy as np
+
+from ._checks import finite_float
+from ._network_base import NetworkBase
+from ._twin import reference_twin
+from ._validation import check_seed
+
+# The relative error of one gradient entry is |a - n| / max(|a|, |n|, floor),
+# a the back-propagated value and n the finite difference. A central
+# difference is accurate to about 1e-16 * |L| / eps in absolute terms, not
+# relative ones, so entries that are zero or tiny next to the rest of their
+# layer (a dead relu unit, say) would turn that rounding noise into a large
+# relative error. The floor is RELATIVE_FLOOR times the largest |a| or |n| of
+# the layer, and never less than ABSOLUTE_FLOOR (a layer of zeros has error 0,
+# not 0/0). A wrong entry still shows: a 100% error in an entry a hundredth
+# of the layer's largest scores 0.1, far above what a correct gradient gives.
+RELATIVE_FLOOR = 0.1
+ABSOLUTE_FLOOR = 1e-8
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientCheck:
+    """The result of :func:`check_gradients`.
+
+    ``per_layer[l]`` is the worst relative error over the weights and bias
+    of layer ``l`` (0-based; ``inf`` when a gradient is not finite);
+    ``checked[l]`` is how many of that layer's entries were compared;
+    ``eps`` is the finite-difference step. ``max`` is the worst of all layers.
+    """
+
+    per_layer: tuple
+    checked: tuple
+    eps: float
+
+    @property
+    def max(self):
+        """The worst relative error over every layer."""
+        return max(self.per_layer)
+
+    def __repr__(self):
+        per_layer = ", ".join(f"{error:.3g}" for error in self.per_layer)
+        return (f"GradientCheck(max={self.max:.3g}, per_layer=[{per_layer}], "
+                f"checked={list(self.checked)}, eps={self.eps:g})")
+
+
+def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
+    """Compare ``net.loss_and_gradients(X, Y)`` with central finite differences.
+
+    Each checked entry ``p`` gets the numerical derivative
+    ``(L(p + eps) - L(p - eps)) / (2 eps)`` of the loss, computed in float64
+    on a reference twin of ``net`` holding ``net``'s parameters (cast up
+    from float32 if need be) and the batch as ``net`` sees it. Its relative
+    error against the back-propagated value ``a`` is
+
+        |a - n| / max(|a|, |n|, floor),  floor = max(0.1 * s, 1e-8)
+
+    where ``s`` is the largest ``|a|`` or ``|n|`` among the entries checked
+    in that layer (weights and bias together): the usual relative error for
+    the layer's large entries, and for its small ones (whose finite
+    differences are dominated by rounding) the error relative to a tenth of
+    the largest. ``per_layer`` reports the worst entry of each layer.
+
+    Expect below 1e-6 (typically 1e-8) for a correct float64 network with
+    the default ``eps``, and below 1e-3 (typically 1e-6) for a float32 one;
+    a wrong gradient scores 1e-2 and up. An entry whose pre-activation sits within ``eps`` of a relu
+    kink has a finite difference that straddles it, and a large error for
+    that reason alone.
+
+    ``max_checks_per_layer``: None checks every entry (two loss evaluations
+    each); an int ``k`` checks at most ``k`` entries of each layer, drawn
+    uniformly without replacement from its weights and bias, repeatably for
+    a given ``seed``.
+
+    Returns a :class:`GradientCheck` (``per_layer``, ``checked``, ``eps``,
+    ``max``). The network's parameters are never changed.
+    """
+    if not isinstance(net, NetworkBase):
+        raise TypeError(f"net must be a cbackprop Network, got {type(net).__name__}")
+    eps = finite_float("eps", eps)
+    if eps <= 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    k = max_checks_per_layer
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"max_checks_per_layer must be an int or None, got {k!r}")
+        if k < 1:
+            raise ValueError(f"max_checks_per_layer must be >= 1, got {k}")
+    rng = np.random.default_rng(check_seed(seed))
+
+    # The batch as the network sees it (its own checks, cast to its dtype).
+    X, Y = net._batch(X, Y)
+    with net._lock:  # the gradients and the twin's parameters from the same moment
+        _, analytic = net.loss_and_gradients(X, Y)
+        twin = reference_twin(net, np.float64)
+    X64 = X.astype(np.float64)
+    Y64 = Y if Y.dtype == np.int64 else Y.astype(np.float64)  # class labels stay labels
+    weights, biases = twin._parameters()   # the twin's own arrays, perturbed in place
+
+    per_layer, checked = [], []
+    for layer, (dW, db) in enumerate(analytic):
+        W, b = weights[layer], biases[layer]
+        entries = np.arange(W.size + b.size)
+        if k is not None and entries.size > k:
+            entries = np.sort(rng.choice(entries, size=k, replace=False))
+        numeric = np.empty(entries.size)
+        for i, entry in enumerate(entries):
+            # Entries run over W's, then b's, each in C order.
+            array, index = (W.reshape(-1), entry) if entry < W.size else (b, entry - W.size)
+            numeric[i] = _central_difference(twin, array, index, eps, X64, Y64)
+        backprop = np.concatenate([dW.ravel(), db.ravel()]).astype(np.float64)[entries]
+        per_layer.append(_worst_relative_error(backprop, numeric))
+        checked.append(int(entries.size))
+    return GradientCheck(per_layer=tuple(per_layer), checked=tuple(checked), eps=eps)
+
+
+def _central_difference(twin, array, index, eps, X, Y):
+    """dL/dp of the twin's parameter ``array[index]`` (a view into its parameters)."""
+    original = array[index]
+    array[index] = original + eps
+    plus = twin._loss_value(X, Y)
+    array[index] = original - eps
+    minus = twin._loss_value(X, Y)
+    array[index] = original
+    return (plus - minus) / (2 * eps)
+
+
+def _worst_relative_error(backprop, numeric):
+    """The largest ``|a - n| / max(|a|, |n|, floor)`` (see RELATIVE_FLOOR)."""
+    if backprop.size == 0:
+        return 0.0
+    if not (np.isfinite(backprop).all() and np.isfinite(numeric).all()):
+        return float("inf")
+    magnitude = np.maximum(np.abs(backprop), np.abs(numeric))
+    floor = max(RELATIVE_FLOOR * magnitude.max(), ABSOLUTE_FLOOR)
+    return float((np.abs(backprop - numeric) / np.maximum(magnitude, floor)).max())

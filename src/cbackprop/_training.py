@@ -1,0 +1,290 @@
+"""The training loop behind ``Network.fit``: minibatches, validation figures,
+early stopping, callbacks, the progress display and a clean stop on Ctrl-C.
+
+It drives a network only through its validated boundary (``_batch``) and its
+hooks (``_checked_step``, ``_loss_value``, ``_forward``), so the compiled and
+the reference Network train identically. Per step it adds only an attribute
+test (a stop requested by Ctrl-C) and, with ``verbose``, one clock read.
+"""
+import math
+import numbers
+import signal
+import threading
+
+import numpy as np
+
+from ._progress import ProgressDisplay
+from ._validation import check_seed
+from .losses import BCE, CrossEntropy
+
+
+class StopTraining(Exception):
+    """Raise from a ``fit`` callback to end training after the current epoch."""
+
+
+class History(dict):
+    """What ``fit`` returns: a ``dict`` of per-epoch lists, plus how training went.
+
+    Keys (each a list with one float per completed epoch):
+
+    - ``"loss"``: the mean training loss of the epoch (batch losses weighted
+      by batch size, each taken before its step's update);
+    - ``"val_loss"``: the loss on ``validation_data`` after the epoch (only
+      with ``validation_data``);
+    - ``"val_accuracy"``: the fraction of ``validation_data`` classified
+      correctly after the epoch (only with ``validation_data`` and a
+      ``cross_entropy`` or ``bce`` loss).
+
+    Attributes (epochs are 0-based indices into those lists):
+
+    - ``monitor``: the key early stopping and ``best_epoch`` follow,
+      ``"val_loss"`` with validation data, else ``"loss"``;
+    - ``best_epoch``: the last epoch that improved ``monitor`` by more than
+      ``min_delta``, or ``None`` when no epoch completed;
+    - ``stopped_epoch``: the epoch after which early stopping or a callback
+      ended training, ``None`` when every epoch ran or on Ctrl-C;
+    - ``stop_reason``: ``"completed"``, ``"early_stopping"``, ``"callback"``
+      or ``"interrupted"``;
+    - ``interrupted``: ``True`` when Ctrl-C (``KeyboardInterrupt``) ended
+      training; the lists then hold only the epochs completed before it.
+    """
+
+    def __init__(self, keys, monitor):
+        super().__init__((key, []) for key in keys)
+        self.monitor = monitor
+        self.best_epoch = None
+        self.stopped_epoch = None
+        self.stop_reason = "completed"
+
+    @property
+    def interrupted(self):
+        return self.stop_reason == "interrupted"
+
+
+def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, patience,
+        min_delta, restore_best, callbacks):
+    """``Network.fit`` (documented there): checks everything, then trains."""
+    epochs = _count("epochs", epochs, minimum=0)
+    batch_size = _count("batch_size", batch_size, minimum=1)
+    patience = None if patience is None else _count("patience", patience, minimum=1)
+    min_delta = _check_min_delta(min_delta)
+    if not isinstance(restore_best, (bool, np.bool_)):
+        raise TypeError(f"restore_best must be True or False, got {restore_best!r}")
+    callbacks = _check_callbacks(callbacks)
+    X, Y = net._batch(X, Y)
+    validation = None if validation_data is None else _Validation(net, validation_data)
+    rng = np.random.default_rng(check_seed(seed))
+
+    keys = ["loss"] + ([] if validation is None else validation.keys)
+    history = History(keys, "loss" if validation is None else "val_loss")
+    tracker = _BestTracker(net, min_delta, patience,
+                           keep_best=restore_best and patience is not None)
+    m = X.shape[0]
+    display = ProgressDisplay(epochs, -(-m // batch_size)) if verbose else None
+    epoch = 0
+    try:
+        with _CtrlCStopsAfterStep() as ctrl_c:
+            for epoch in range(epochs):
+                if display is not None:
+                    display.start_epoch(epoch)
+                if shuffle:
+                    order = rng.permutation(m)
+                    X_epoch, Y_epoch = X[order], Y[order]
+                else:
+                    X_epoch, Y_epoch = X, Y
+                figures = {"loss": _run_epoch(net._checked_step, X_epoch, Y_epoch, batch_size,
+                                              ctrl_c, display)}
+                if validation is not None:
+                    figures.update(validation.figures(net))
+                for key, value in figures.items():
+                    history[key].append(value)
+                out_of_patience = tracker.update(epoch, figures[history.monitor])
+                history.best_epoch = tracker.best_epoch
+                if display is not None:
+                    display.end_epoch(figures)
+                stopped_by_callback = _run_callbacks(callbacks, net, epoch, figures)
+                if out_of_patience or stopped_by_callback:
+                    history.stopped_epoch = epoch
+                    history.stop_reason = "early_stopping" if out_of_patience else "callback"
+                    break
+    except KeyboardInterrupt:
+        history.stop_reason = "interrupted"
+        # A second Ctrl-C may land between two appends: keep the lists aligned.
+        complete = min(len(values) for values in history.values())
+        for values in history.values():
+            del values[complete:]
+        if display is not None:
+            display.note(f"interrupted during epoch {epoch + 1}/{epochs}: {complete} epoch(s) "
+                         "complete; parameters as after the last completed step")
+        return history
+    finally:
+        if display is not None:
+            display.close()
+
+    restored = tracker.restore_best(len(history["loss"]) - 1)
+    if display is not None and history.stop_reason == "early_stopping":
+        by_more_than = f" by more than {min_delta:g}" if min_delta else ""
+        display.note(f"early stopping: {history.monitor} did not improve{by_more_than} for "
+                     f"{patience} epoch(s); best epoch {tracker.best_epoch + 1}"
+                     + (", its parameters restored" if restored else ""))
+    return history
+
+
+def _run_epoch(step, X, Y, batch_size, ctrl_c, display):
+    """One pass of ``step`` over the minibatches of ``X, Y``; the mean loss."""
+    m = X.shape[0]
+    clock = None if display is None else display.clock
+    total = 0.0
+    for start in range(0, m, batch_size):
+        stop = min(start + batch_size, m)
+        total += step(X[start:stop], Y[start:stop]) * (stop - start)
+        if ctrl_c.requested:
+            raise KeyboardInterrupt
+        # With verbose, one clock read per step; a redraw at most every 0.1 s.
+        if display is not None and clock() >= display.next_draw:
+            display.draw_batch(start // batch_size + 1, total / stop)
+    return total / m
+
+
+class _Validation:
+    """The validation set, checked and converted once, and its per-epoch figures."""
+
+    def __init__(self, net, validation_data):
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, Y_val), got "
+                             f"{_describe(validation_data)}")
+        try:
+            self.X, self.Y = net._batch(*validation_data)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"validation_data: {exc}") from None
+        loss = net.loss_function
+        self.targets = None
+        if isinstance(loss, CrossEntropy):
+            self.targets = self.Y if self.Y.dtype == np.int64 else self.Y.argmax(axis=1)
+        elif isinstance(loss, BCE):
+            self.targets = self.Y > 0.5
+        self.keys = ["val_loss"] + ([] if self.targets is None else ["val_accuracy"])
+
+    def figures(self, net):
+        with net._lock:
+            figures = {"val_loss": float(net._loss_value(self.X, self.Y))}
+            if self.targets is not None:
+                output = net._forward(self.X)
+                predicted = output.argmax(axis=1) if self.targets.ndim == 1 else output > 0.5
+                figures["val_accuracy"] = float(np.mean(predicted == self.targets))
+        return figures
+
+
+class _BestTracker:
+    """Follows the monitored figure: best epoch, patience, best parameters."""
+
+    def __init__(self, net, min_delta, patience, keep_best):
+        self._net = net
+        self._min_delta = min_delta
+        self._patience = patience
+        self._keep_best = keep_best
+        self._best = math.inf
+        self._epochs_without_improvement = 0
+        self._best_params = None
+        self.best_epoch = None
+
+    def update(self, epoch, value):
+        """Record ``epoch``'s figure; True when patience has run out."""
+        if value < self._best - self._min_delta:
+            self._best = value
+            self.best_epoch = epoch
+            self._epochs_without_improvement = 0
+            if self._keep_best:
+                self._best_params = self._net.get_params()
+            return False
+        self._epochs_without_improvement += 1
+        return self._patience is not None and self._epochs_without_improvement >= self._patience
+
+    def restore_best(self, last_epoch):
+        """Put the best epoch's parameters back; True if that changed anything."""
+        if self._best_params is None or self.best_epoch == last_epoch:
+            return False
+        self._net.set_params(*self._best_params)
+        return True
+
+
+class _CtrlCStopsAfterStep:
+    """Turns the first Ctrl-C into a request (``requested``) that the loop
+    honours after the running step: a step interrupted half-way could leave
+    the reference Network's parameters and moments half updated. A second
+    Ctrl-C raises KeyboardInterrupt at once, as usual.
+
+    Signal handlers belong to the main thread; elsewhere, and when the program
+    installed its own handler, nothing is changed (and KeyboardInterrupt is
+    still caught by ``fit``).
+    """
+
+    __slots__ = ("requested", "_previous")
+
+    def __enter__(self):
+        self.requested = False
+        self._previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._request_stop)
+        return self
+
+    def _request_stop(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _run_callbacks(callbacks, net, epoch, figures):
+    """Call each ``callback(net, epoch, logs)``; True if one asks to stop."""
+    stop = False
+    for callback in callbacks:
+        try:
+            answer = callback(net, epoch, dict(figures))
+        except StopTraining:
+            return True
+        if answer is True or answer is np.True_:
+            stop = True
+    return stop
+
+
+def _count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_min_delta(min_delta):
+    if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real):
+        raise TypeError(f"min_delta must be a real number, got {min_delta!r}")
+    if not (math.isfinite(min_delta) and min_delta >= 0):
+        raise ValueError(f"min_delta must be finite and >= 0, got {min_delta}")
+    return float(min_delta)
+
+
+def _check_callbacks(callbacks):
+    if callbacks is None:
+        return []
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)):
+        raise TypeError("callbacks must be a list of callables (wrap a single callback in a list)")
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        raise TypeError(
+            f"callbacks must be a list of callables, got {_describe(callbacks)}") from None
+    for callback in callbacks:
+        if not callable(callback):
+            raise TypeError(f"each callback must be callable, got {_describe(callback)}")
+    return callbacks
+
+
+def _describe(value):
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return f"an object of type {type(value).__name__}"

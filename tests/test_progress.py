@@ -1,0 +1,97 @@
+"""The progress display of fit(verbose=True), driven by a fake clock."""
+import io
+
+import pytest
+
+from cbackprop._progress import ProgressDisplay, format_duration, format_figures, is_live
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize("seconds, text", [(0.04, "0.0s"), (3.25, "3.2s"), (9.96, "10.0s"),
+                                           (42.4, "42s"), (185, "3m05s"), (3725, "1h02m")])
+def test_durations(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_figures():
+    text = format_figures({"loss": 0.5, "val_loss": 1.25e-7, "val_accuracy": 0.96875})
+    assert text.split() == ["loss", "0.5", "val_loss", "1.25e-07", "val_accuracy", "0.9688"]
+
+
+def test_only_terminals_and_notebooks_are_live():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    class KernelStream(io.StringIO):   # what Jupyter's stdout looks like by its module
+        pass
+
+    KernelStream.__module__ = "ipykernel.iostream"
+    closed = io.StringIO()
+    closed.close()
+    assert is_live(Terminal()) and is_live(KernelStream())
+    assert not is_live(io.StringIO()) and not is_live(closed) and not is_live(object())
+
+
+def run_epoch(display, clock, n_batches, seconds_per_batch):
+    """Drive the display as fit's loop does: a redraw once next_draw is reached."""
+    for batch in range(1, n_batches + 1):
+        clock.now += seconds_per_batch
+        if clock() >= display.next_draw:
+            display.draw_batch(batch, 1.0 / batch)
+
+
+def test_live_line_is_throttled_and_replaced_by_the_epoch_line():
+    stream, clock = io.StringIO(), FakeClock()
+    display = ProgressDisplay(epochs=3, n_batches=100, stream=stream, clock=clock, live=True)
+    display.start_epoch(0)
+    run_epoch(display, clock, 100, 0.01)     # 1 s in all: about 10 redraws, not 100
+    display.end_epoch({"loss": 0.25})
+    *live, final = stream.getvalue().split("\r")
+    assert 9 <= len(live) - 2 <= 11           # live[0] is "", live[1] the epoch start
+    assert live[1].startswith("epoch 1/3 [>                   ]   0/100  0.0s")
+    assert live[6].startswith("epoch 1/3 [==========>         ]  50/100  loss 0.02  0.5s, ~0.5s left")
+    assert final.rstrip() + "\n" == "epoch 1/3: loss 0.25       [1.0s, ~2.0s left]\n"
+    assert len(final) - 1 >= len(live[-1].rstrip())   # covers the live line
+
+
+def test_a_shorter_line_is_padded_over_a_longer_one():
+    stream, clock = io.StringIO(), FakeClock()
+    display = ProgressDisplay(epochs=1, n_batches=10, stream=stream, clock=clock, live=True)
+    display.start_epoch(0)
+    display.draw_batch(5, 123456.789)
+    display.note("stop")
+    last = stream.getvalue().split("\r")[-1]
+    assert last.startswith("stop ") and last.endswith("\n")
+    assert len(last) - 1 == len(stream.getvalue().split("\r")[-2])
+
+
+def test_not_live_shows_final_lines_only():
+    stream, clock = io.StringIO(), FakeClock()
+    display = ProgressDisplay(epochs=2, n_batches=10, stream=stream, clock=clock, live=False)
+    for epoch in range(2):
+        display.start_epoch(epoch)
+        run_epoch(display, clock, 10, 0.5)
+        display.end_epoch({"loss": 1.0 / (epoch + 1), "val_loss": 2.0})
+    display.close()
+    assert stream.getvalue().splitlines() == [
+        "epoch 1/2: loss 1          val_loss 2          [5.0s, ~5.0s left]",
+        "epoch 2/2: loss 0.5        val_loss 2          [5.0s, 10s in all]",
+    ]
+
+
+def test_close_ends_an_open_live_line():
+    stream, clock = io.StringIO(), FakeClock()
+    display = ProgressDisplay(epochs=1, n_batches=4, stream=stream, clock=clock, live=True)
+    display.start_epoch(0)
+    display.close()
+    assert stream.getvalue().endswith("\n")
+    display.close()
+    assert stream.getvalue().count("\n") == 1
