@@ -499,8 +499,9 @@ cdef class Engine:
         opt.momentum = opt.beta1 = opt.beta2 = opt.eps = 0
         opt.bias_correction1 = opt.bias_correction2 = 1
         opt.nesterov = False
-        opt.clip_norm = 0.0 if optimizer.clip_norm is None else optimizer.clip_norm
-        opt.clip_value = INFINITY if optimizer.clip_value is None else optimizer.clip_value
+        clip_norm, clip_value = optimizer.clip_norm, optimizer.clip_value
+        opt.clip_norm = 0.0 if clip_norm is None else clip_norm
+        opt.clip_value = INFINITY if clip_value is None else clip_value
         opt.gradient_scale = 1.0
         if optimizer.name == "adam":
             opt.kind = OPT_ADAM
