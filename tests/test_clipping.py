@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cbackprop as cb
 from cbackprop.reference import ops
@@ -273,6 +275,63 @@ def test_loss_and_gradients_are_raw(impl):
     for (a, b), (c, d) in zip(grads_c, grads_p, strict=True):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
+
+
+SMOOTH = ["sigmoid", "tanh", "identity"]   # no relu kinks (see NETS)
+HEADS = [("identity", "mse", "real"), ("sigmoid", "bce", "unit"),
+         ("softmax", "cross_entropy", "labels")]
+
+
+@st.composite
+def clipped_training(draw):
+    n_layers = draw(st.integers(1, 3))
+    sizes = draw(st.lists(st.integers(1, 24), min_size=n_layers + 1, max_size=n_layers + 1))
+    hidden = draw(st.lists(st.sampled_from(SMOOTH), min_size=n_layers - 1, max_size=n_layers - 1))
+    output, loss, kind = draw(st.sampled_from(HEADS))
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    if draw(st.booleans()):
+        optimizer = dict(cls=cb.SGD, lr=draw(st.floats(1e-3, 0.2)),
+                         momentum=draw(st.sampled_from([0.0, 0.5, 0.9])),
+                         nesterov=draw(st.booleans()),
+                         weight_decay=draw(st.sampled_from([0.0, 0.01])))
+    else:
+        # float32 eps as in test_properties: no step of ±lr on rounding noise.
+        optimizer = dict(cls=cb.Adam, lr=draw(st.floats(1e-3, 0.05)),
+                         eps=draw(st.floats(1e-3, 1e-1) if dtype == "float32" else st.floats(1e-8, 1e-4)),
+                         weight_decay=draw(st.sampled_from([0.0, 0.01])))
+    # Thresholds relative to the first step's raw gradient, so that clipping
+    # acts on some steps and not on others.
+    norm_fraction = draw(st.one_of(st.none(), st.floats(0.05, 2.0)))
+    value_fraction = draw(st.one_of(st.none(), st.floats(0.05, 2.0)))
+    return dict(sizes=sizes, activations=hidden + [output], loss=loss, kind=kind, dtype=dtype,
+                optimizer=optimizer, norm_fraction=norm_fraction, value_fraction=value_fraction,
+                m=draw(st.integers(1, 40)), seed=draw(st.integers(0, 999)))
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(case=clipped_training())
+def test_random_networks_and_thresholds_agree(case):
+    dtype, rng = case["dtype"], np.random.default_rng(case["seed"])
+    batches = [batch(rng, case["sizes"], case["kind"], case["m"]) for _ in range(6)]
+    probe = cb.reference.Network(case["sizes"], case["activations"], loss=case["loss"],
+                                 dtype=dtype, seed=case["seed"])
+    gradients = [g for pair in probe.loss_and_gradients(*batches[0])[1] for g in pair]
+    settings_ = dict(case["optimizer"])
+    cls = settings_.pop("cls")
+    if case["norm_fraction"] is not None:
+        settings_["clip_norm"] = max(case["norm_fraction"] * ops.global_norm(gradients), 1e-12)
+    if case["value_fraction"] is not None:
+        biggest = max(float(np.abs(g).max()) for g in gradients)
+        settings_["clip_value"] = max(case["value_fraction"] * biggest, 1e-12)
+    compiled, reference = (
+        Net(case["sizes"], case["activations"], loss=case["loss"], optimizer=cls(**settings_),
+            dtype=dtype, seed=case["seed"])
+        for Net in (cb.Network, cb.reference.Network))
+    for X, Y in batches:
+        assert_close(compiled.train_step(X, Y), reference.train_step(X, Y), dtype)
+        for ours, theirs in zip(flat(compiled), flat(reference), strict=True):
+            assert_close(ours, theirs, dtype)
 
 
 def test_fit_histories_agree(dtype):
