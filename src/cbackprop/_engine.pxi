@@ -360,8 +360,9 @@ cdef class Engine:
         self.layout.output_offset = <Py_ssize_t*>data(self._output_offset)
         self._column_totals = np.zeros(max(sizes), dtype=np.float64)
         self.layout.column_totals = <double*>data(self._column_totals)
-        self._norm_partials = np.zeros(max(1, (cursor + NORM_CHUNK - 1) // NORM_CHUNK),
-                                       dtype=np.float64)
+        n_chunks = (cursor + NORM_CHUNK - 1) // NORM_CHUNK
+        self._norm_partials = np.zeros(n_chunks + GUARD, dtype=np.float64)
+        self.param_guards.add(self._norm_partials, n_chunks, "the partial sums of the gradient norm")
         self.layout.norm_partials = <double*>data(self._norm_partials)
         self.capacity = 0
         self.step_count = 0
