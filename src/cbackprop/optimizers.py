@@ -10,11 +10,12 @@ update; ``g`` is the raw gradient of the loss (what ``loss_and_gradients``
 returns, which clipping does not change):
 
 - ``clip_norm=c``: the global norm ``||g|| = sqrt(sum over every layer of
-  ||dW||^2 + ||db||^2)``, accumulated in float64; when it exceeds ``c``,
-  every gradient is scaled by ``c / ||g||`` (as ``torch.nn.utils.
-  clip_grad_norm_`` does, without its 1e-6 added to the norm). A norm that
-  is not finite (a NaN or infinite gradient) refuses the step:
-  ``FloatingPointError``, nothing changed, as for a diverging update.
+  ||dW||^2 + ||db||^2)``, accumulated in float64 (float64 gradients whose
+  squares overflow are rescaled first); when it exceeds ``c``, every
+  gradient is scaled by ``c / ||g||`` (as ``torch.nn.utils.clip_grad_norm_``
+  does, without its 1e-6 added to the norm). A norm that is not finite (a
+  NaN or infinite gradient) refuses the step: ``FloatingPointError`` and
+  nothing changed, as for a diverging update.
 - ``clip_value=v``: then each element is clamped to ``[-v, v]`` (an infinite
   element becomes ``±v``; a NaN stays NaN and the update refuses the step).
 
@@ -47,9 +48,14 @@ class SGD(Optimizer):
 
     With weight decay ``g <- g + weight_decay * W`` on weights only; with
     momentum ``v <- momentum * v + g`` and ``W <- W - lr * v`` (or
-    ``W - lr * (g + momentum * v)`` with ``nesterov=True``). ``g`` is first
-    clipped by ``clip_norm`` and ``clip_value`` when they are set (see the
-    module documentation).
+    ``W - lr * (g + momentum * v)`` with ``nesterov=True``).
+
+    Gradient clipping comes first, before weight decay: with ``clip_norm=c``,
+    when the global norm of the raw gradient over every layer,
+    ``sqrt(sum ||dW||^2 + ||db||^2)``, exceeds ``c``, every gradient is scaled
+    by ``c / norm``; then with ``clip_value=v`` every element is clamped to
+    ``[-v, v]``. Each is None (off) or a positive finite number; see the
+    module documentation for the details.
     """
 
     name = "sgd"
@@ -70,8 +76,12 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam with bias correction; weight decay (added to the gradient) on weights only.
 
-    ``g`` is first clipped by ``clip_norm`` and ``clip_value`` when they are
-    set (see the module documentation).
+    Gradient clipping comes first, before weight decay and the moments: with
+    ``clip_norm=c``, when the global norm of the raw gradient over every
+    layer, ``sqrt(sum ||dW||^2 + ||db||^2)``, exceeds ``c``, every gradient is
+    scaled by ``c / norm``; then with ``clip_value=v`` every element is
+    clamped to ``[-v, v]``. Each is None (off) or a positive finite number;
+    see the module documentation for the details.
     """
 
     name = "adam"
