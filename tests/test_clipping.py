@@ -1,7 +1,9 @@
 """Gradient clipping (clip_norm, clip_value of cb.SGD and cb.Adam): worked
 examples, the compiled engine against the reference over training
-trajectories, no-op thresholds, validation, save/load, the refusal of a
-non-finite gradient norm, and results that do not depend on the thread count."""
+trajectories (fixed cases and hypothesis), no-op thresholds, validation,
+save/load and files from before clipping, the refusal of a non-finite
+gradient norm, results that do not depend on the thread count, and no
+allocation in a clipped compiled step."""
 import json
 import math
 import warnings
@@ -317,15 +319,15 @@ def test_random_networks_and_thresholds_agree(case):
     probe = cb.reference.Network(case["sizes"], case["activations"], loss=case["loss"],
                                  dtype=dtype, seed=case["seed"])
     gradients = [g for pair in probe.loss_and_gradients(*batches[0])[1] for g in pair]
-    settings_ = dict(case["optimizer"])
-    cls = settings_.pop("cls")
+    options = dict(case["optimizer"])
+    cls = options.pop("cls")
     if case["norm_fraction"] is not None:
-        settings_["clip_norm"] = max(case["norm_fraction"] * ops.global_norm(gradients), 1e-12)
+        options["clip_norm"] = max(case["norm_fraction"] * ops.global_norm(gradients), 1e-12)
     if case["value_fraction"] is not None:
         biggest = max(float(np.abs(g).max()) for g in gradients)
-        settings_["clip_value"] = max(case["value_fraction"] * biggest, 1e-12)
+        options["clip_value"] = max(case["value_fraction"] * biggest, 1e-12)
     compiled, reference = (
-        Net(case["sizes"], case["activations"], loss=case["loss"], optimizer=cls(**settings_),
+        Net(case["sizes"], case["activations"], loss=case["loss"], optimizer=cls(**options),
             dtype=dtype, seed=case["seed"])
         for Net in (cb.Network, cb.reference.Network))
     for X, Y in batches:
