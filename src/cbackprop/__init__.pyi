@@ -34,20 +34,24 @@ class Optimizer:
     name: str
     lr: float
     weight_decay: float
+    clip_norm: float | None
+    clip_value: float | None
     def config(self) -> dict[str, object]: ...
 
 class SGD(Optimizer):
     momentum: float
     nesterov: bool
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None: ...
+                 weight_decay: float = 0.0, clip_norm: float | None = None,
+                 clip_value: float | None = None) -> None: ...
 
 class Adam(Optimizer):
     beta1: float
     beta2: float
     eps: float
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None: ...
+                 eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float | None = None,
+                 clip_value: float | None = None) -> None: ...
 
 class StopTraining(Exception): ...
 

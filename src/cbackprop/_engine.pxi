@@ -112,6 +112,7 @@ cdef struct Layout:
     Py_ssize_t pack_b_offset
     int n_threads                    # for the GEMMs of this call
     double* column_totals            # scratch of the widest layer's width
+    double* norm_partials            # scratch: one double per NORM_CHUNK parameters
 
 
 cdef struct LossSettings:
@@ -214,31 +215,50 @@ cdef double loss_and_gradients_pass(const Layout* L, Py_ssize_t m, const real* X
     return value
 
 
+cdef enum StepRefusal:
+    STEP_TAKEN = 0
+    STEP_UPDATE_OVERFLOWS = 1        # a new parameter or moment would not be finite
+    STEP_GRADIENT_NOT_FINITE = 2     # clip_norm is set and the gradient norm is not finite
+
+
 cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
                             const int64_t* labels, const LossSettings* loss,
                             const OptimizerSettings* opt, real* params, real* grads,
                             real* moment1, real* moment2, real* ws,
-                            bint* update_overflows) noexcept nogil:
-    """Forward, loss, backward, then the update of every layer. Nothing is
-    written when the loss is not finite, or when the update would make any
-    parameter or moment non-finite (``update_overflows``): a diverging step
-    leaves the network as it was."""
+                            int* refused) noexcept nogil:
+    """Forward, loss, backward, then the update of every layer (with clipped
+    gradients when the settings ask for it). Nothing is written when the loss
+    is not finite, or when the step is ``refused``: the gradient norm that
+    clip_norm needs is not finite, or the update would make a parameter or
+    moment non-finite. A diverging step leaves the network as it was."""
     cdef Py_ssize_t layer
     cdef int attempt
     cdef bint write
-    update_overflows[0] = False
+    cdef double norm
+    cdef OptimizerSettings step = opt[0]   # with this step's clipping factor
+    refused[0] = STEP_TAKEN
     forward_pass(L, m, X, params, ws)
     cdef double value = output_loss(L, m, Y, labels, loss, ws)
     if not isfinite(value):
         return value
     for layer in range(L.n_layers - 1, -1, -1):
         backward_layer(L, m, layer, X, params, grads, ws)
+    step.gradient_scale = 1
+    if step.clip_norm > 0:
+        # Every parameter's gradient: the flat array from W0 to the last bias.
+        norm = gradient_norm(L.bias_offset[L.n_layers - 1] + L.sizes[L.n_layers], grads,
+                             L.norm_partials, L.n_threads)
+        if not isfinite(norm):
+            refused[0] = STEP_GRADIENT_NOT_FINITE
+            return value
+        if norm > step.clip_norm:
+            step.gradient_scale = step.clip_norm / norm
     # A dry run over every layer first: only a step that stays finite is written.
     for attempt in range(2):
         write = attempt == 1
         for layer in range(L.n_layers):
-            if not update_layer(L, layer, opt, params, grads, moment1, moment2, write):
-                update_overflows[0] = True
+            if not update_layer(L, layer, &step, params, grads, moment1, moment2, write):
+                refused[0] = STEP_UPDATE_OVERFLOWS
                 return value
     return value
 
@@ -299,6 +319,7 @@ cdef class Engine:
     cdef readonly cnp.ndarray workspace
     cdef cnp.ndarray _sizes, _activations, _weight_offset, _bias_offset, _output_offset
     cdef cnp.ndarray _column_totals
+    cdef cnp.ndarray _norm_partials
     cdef Py_ssize_t workspace_shift    # elements from the array start to the aligned base
     cdef readonly Py_ssize_t capacity
     cdef readonly Py_ssize_t n_params
@@ -339,6 +360,10 @@ cdef class Engine:
         self.layout.output_offset = <Py_ssize_t*>data(self._output_offset)
         self._column_totals = np.zeros(max(sizes), dtype=np.float64)
         self.layout.column_totals = <double*>data(self._column_totals)
+        n_chunks = (cursor + NORM_CHUNK - 1) // NORM_CHUNK
+        self._norm_partials = np.zeros(n_chunks + GUARD, dtype=np.float64)
+        self.param_guards.add(self._norm_partials, n_chunks, "the partial sums of the gradient norm")
+        self.layout.norm_partials = <double*>data(self._norm_partials)
         self.capacity = 0
         self.step_count = 0
 
@@ -475,6 +500,10 @@ cdef class Engine:
         opt.momentum = opt.beta1 = opt.beta2 = opt.eps = 0
         opt.bias_correction1 = opt.bias_correction2 = 1
         opt.nesterov = False
+        clip_norm, clip_value = optimizer.clip_norm, optimizer.clip_value
+        opt.clip_norm = 0.0 if clip_norm is None else clip_norm
+        opt.clip_value = INFINITY if clip_value is None else clip_value
+        opt.gradient_scale = 1.0
         if optimizer.name == "adam":
             opt.kind = OPT_ADAM
             opt.beta1 = optimizer.beta1
@@ -539,20 +568,24 @@ cdef class Engine:
         cdef LossSettings settings = self._loss_settings(loss)
         cdef OptimizerSettings opt = self._optimizer_settings(optimizer)
         cdef double value
-        cdef bint update_overflows
+        cdef int refused
         with nogil:
             if self.is_float32:
                 value = train_step_pass(&self.layout, b.m, <float*>b.X, <float*>b.Y, b.labels,
                                         &settings, &opt, <float*>b.params, <float*>b.grads,
                                         <float*>b.moment1, <float*>b.moment2, <float*>b.ws,
-                                        &update_overflows)
+                                        &refused)
             else:
                 value = train_step_pass(&self.layout, b.m, <double*>b.X, <double*>b.Y, b.labels,
                                         &settings, &opt, <double*>b.params, <double*>b.grads,
                                         <double*>b.moment1, <double*>b.moment2, <double*>b.ws,
-                                        &update_overflows)
+                                        &refused)
         self._verify("train_step")
-        if update_overflows:
+        if refused == STEP_GRADIENT_NOT_FINITE:
+            raise FloatingPointError(
+                f"the global gradient norm is not finite (loss {value:.6g}; training diverged); "
+                "parameters were not updated")
+        if refused == STEP_UPDATE_OVERFLOWS:
             raise FloatingPointError(
                 f"the update of this step overflows {'float32' if self.is_float32 else 'float64'} "
                 f"(loss {value:.6g}; training diverged); parameters were not updated")

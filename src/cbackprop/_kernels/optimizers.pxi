@@ -3,7 +3,14 @@
 # by the caller. The same element functions serve a dry run that only
 # reports whether the step would leave every value finite, so a step that
 # would overflow is refused before anything is written.
-from libc.math cimport sqrt, sqrtf
+#
+# Gradient clipping is fused into the same passes: the engine computes the
+# global gradient norm once per step (gradient_norm) and hands the factor and
+# the clamp bound down in the settings; each element is clipped as it is
+# read, so the dry run and the write step with the same clipped gradient and
+# the gradient array keeps the raw one. Without clipping the loops are the
+# unclipped ones, chosen once per block.
+from libc.math cimport INFINITY, fabs, isfinite, isinf, sqrt, sqrtf
 from cython.parallel cimport prange
 
 cdef enum OptimizerKind:
@@ -22,6 +29,9 @@ cdef struct OptimizerSettings:
     double eps
     double bias_correction1   # 1 - beta1**t
     double bias_correction2   # 1 - beta2**t
+    double clip_norm          # 0: off
+    double clip_value         # infinity: off
+    double gradient_scale     # this step's factor: clip_norm / ||g|| when that is < 1, else 1
 
 
 cdef inline bint sgd_element(real p, real g, real v, real lr, real momentum, bint nesterov,
@@ -53,12 +63,22 @@ cdef inline bint adam_element(real p, real g, real m, real v, real lr, real beta
             & ((v_new[0] - v_new[0]) == 0))
 
 
+cdef inline real clipped(real g, real scale, real limit) noexcept nogil:
+    """``g * scale`` clamped to ``[-limit, limit]``; NaN stays NaN."""
+    g = g * scale
+    g = limit if g > limit else g
+    return -limit if g < -limit else g
+
+
 cdef bint update_range(Py_ssize_t count, Py_ssize_t start, real* param, const real* grad,
                        real* moment1, real* moment2, const OptimizerSettings* opt,
                        double weight_decay, bint write) noexcept nogil:
     """Step a range of one parameter block: with ``write``, store the new values;
     without, only report whether every one of them would be finite. (Separate
     loops for the two, so that each compiles to straight-line vector code.)"""
+    if opt.gradient_scale != 1 or isfinite(opt.clip_value):
+        return update_range_clipped(count, start, param, grad, moment1, moment2, opt,
+                                    weight_decay, write)
     cdef Py_ssize_t i, end = start + count
     cdef real p_new, m_new, v_new
     cdef real lr = <real>opt.lr, decay = <real>weight_decay
@@ -86,6 +106,41 @@ cdef bint update_range(Py_ssize_t count, Py_ssize_t start, real* param, const re
     return finite
 
 
+cdef bint update_range_clipped(Py_ssize_t count, Py_ssize_t start, real* param,
+                               const real* grad, real* moment1, real* moment2,
+                               const OptimizerSettings* opt, double weight_decay,
+                               bint write) noexcept nogil:
+    """``update_range`` stepping with the clipped gradient (``clipped``)."""
+    cdef Py_ssize_t i, end = start + count
+    cdef real p_new, m_new, v_new
+    cdef real lr = <real>opt.lr, decay = <real>weight_decay
+    cdef real momentum = <real>opt.momentum, beta1 = <real>opt.beta1, beta2 = <real>opt.beta2
+    cdef real eps = <real>opt.eps
+    cdef real correction1 = <real>opt.bias_correction1, correction2 = <real>opt.bias_correction2
+    cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
+    cdef bint nesterov = opt.nesterov
+    cdef int finite = 1
+    if opt.kind == OPT_ADAM and write:
+        for i in range(start, end):
+            adam_element(param[i], clipped(grad[i], scale, limit), moment1[i], moment2[i], lr,
+                         beta1, beta2, eps, correction1, correction2, decay,
+                         &param[i], &moment1[i], &moment2[i])
+    elif opt.kind == OPT_ADAM:
+        for i in range(start, end):
+            finite &= adam_element(param[i], clipped(grad[i], scale, limit), moment1[i],
+                                   moment2[i], lr, beta1, beta2, eps, correction1, correction2,
+                                   decay, &p_new, &m_new, &v_new)
+    elif write:
+        for i in range(start, end):
+            sgd_element(param[i], clipped(grad[i], scale, limit), moment1[i], lr, momentum,
+                        nesterov, decay, &param[i], &moment1[i])
+    else:
+        for i in range(start, end):
+            finite &= sgd_element(param[i], clipped(grad[i], scale, limit), moment1[i], lr,
+                                  momentum, nesterov, decay, &p_new, &v_new)
+    return finite
+
+
 cdef enum:
     UPDATE_CHUNK = 32768   # elements per thread task; smaller blocks stay on one thread
 
@@ -105,3 +160,66 @@ cdef bint optimizer_update(Py_ssize_t count, real* param, const real* grad, real
                                     weight_decay, write)
         return bad == 0
     return update_range(count, 0, param, grad, moment1, moment2, opt, weight_decay, write)
+
+
+# -- the global gradient norm, for clip_norm ---------------------------------------------
+cdef enum:
+    NORM_CHUNK = 32768   # elements per partial sum
+
+
+cdef double sum_of_squares(Py_ssize_t start, Py_ssize_t end, const real* grad) noexcept nogil:
+    """``sum(grad[start:end]**2)`` in double. Four interleaved partial sums: a
+    fixed order (so a fixed result) that does not wait on one addition chain."""
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t i, stop4 = start + (end - start) // 4 * 4
+    for i in range(start, stop4, 4):
+        s0 += <double>grad[i] * <double>grad[i]
+        s1 += <double>grad[i + 1] * <double>grad[i + 1]
+        s2 += <double>grad[i + 2] * <double>grad[i + 2]
+        s3 += <double>grad[i + 3] * <double>grad[i + 3]
+    for i in range(stop4, end):
+        s0 += <double>grad[i] * <double>grad[i]
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef double gradient_norm(Py_ssize_t count, const real* grad, double* partials,
+                          int n_threads) noexcept nogil:
+    """The Euclidean norm of ``grad[:count]``, accumulated in double; not finite
+    when an element is not. ``partials``: one double per NORM_CHUNK elements.
+
+    The sum is taken over fixed chunks whose partial sums are added in order,
+    so the result is the same to the bit for any thread count; a large
+    gradient spreads the chunks over the threads."""
+    cdef Py_ssize_t chunk, n_chunks = (count + NORM_CHUNK - 1) // NORM_CHUNK
+    cdef double total = 0
+    if n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
+        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+            partials[chunk] = sum_of_squares(chunk * NORM_CHUNK,
+                                             min(count, (chunk + 1) * <Py_ssize_t>NORM_CHUNK), grad)
+        for chunk in range(n_chunks):
+            total = total + partials[chunk]
+    else:
+        for chunk in range(n_chunks):
+            total = total + sum_of_squares(chunk * NORM_CHUNK,
+                                           min(count, (chunk + 1) * <Py_ssize_t>NORM_CHUNK), grad)
+    if isinf(total):
+        return rescaled_norm(count, grad)
+    return sqrt(total)
+
+
+cdef double rescaled_norm(Py_ssize_t count, const real* grad) noexcept nogil:
+    """The norm when the squares overflow double (elements beyond ~1e154, so
+    float64 only): summed after dividing by the largest magnitude. Rare, so
+    serial."""
+    cdef Py_ssize_t i
+    cdef double biggest = 0, total = 0, x
+    for i in range(count):
+        x = fabs(<double>grad[i])
+        if not x <= biggest:   # NaN too
+            biggest = x
+    if not isfinite(biggest):
+        return biggest
+    for i in range(count):
+        x = <double>grad[i] / biggest
+        total = total + x * x
+    return biggest * sqrt(total)

@@ -94,7 +94,8 @@ class Network(NetworkBase):
             return loss
         opt = self._optimizer
         params = self._weights + self._biases
-        gradients = [gw for gw, _ in grads] + [gb for _, gb in grads]
+        gradients = ops.clip_gradients([gw for gw, _ in grads] + [gb for _, gb in grads],
+                                       opt.clip_norm, opt.clip_value)
         n_weights = len(self._weights)
         t = self._step_count + 1
         stepped = []

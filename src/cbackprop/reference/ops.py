@@ -210,3 +210,52 @@ def adam_step(param, grad, m, v, t, lr, beta1, beta2, eps):
     m_hat = m / (1 - beta1 ** t)
     v_hat = v / (1 - beta2 ** t)
     return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+# -- gradient clipping: raw gradients in, the gradients the optimizer steps with out --
+def global_norm(gradients):
+    """``sqrt(sum of every squared element of every array)``, accumulated in float64.
+
+    Squares beyond the float64 range (elements above ~1e154) are summed after
+    dividing by the largest magnitude, so only a norm that is itself beyond
+    the range, or a NaN or infinite element, gives a non-finite result.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite norm is a result
+        squares = sum(float(np.sum(np.square(g, dtype=np.float64))) for g in gradients)
+        if np.isinf(squares):
+            biggest = max(float(np.abs(g).max(initial=0)) for g in gradients)
+            if np.isfinite(biggest):
+                squares = sum(float(np.sum(np.square(g / np.float64(biggest))))
+                              for g in gradients)
+                return biggest * float(np.sqrt(squares))
+        return float(np.sqrt(squares))
+
+
+def clip_gradients(gradients, clip_norm, clip_value):
+    """The gradients to step with: scaled by ``clip_norm / global_norm`` when the
+    global norm exceeds ``clip_norm``, then clamped to ``[-clip_value, clip_value]``
+    (a threshold of None turns that clipping off). Returns a new list; the
+    arrays given are never modified.
+
+    Raises FloatingPointError when ``clip_norm`` is set and the global norm is
+    not finite: a step with such a gradient is refused.
+    """
+    gradients = list(gradients)
+    if clip_norm is not None:
+        norm = global_norm(gradients)
+        if not np.isfinite(norm):
+            raise FloatingPointError(f"the global gradient norm is {norm} (training diverged); "
+                                     "parameters were not updated")
+        if norm > clip_norm:
+            # The factor in double, rounded once to the gradients' dtype.
+            gradients = [g * g.dtype.type(clip_norm / norm) for g in gradients]
+    if clip_value is not None:
+        clipped = []
+        for g in gradients:
+            # The bound rounded to the gradients' dtype (a float32 bound above the
+            # float32 range is infinity, which clamps nothing).
+            with np.errstate(over="ignore"):
+                limit = np.float64(clip_value).astype(g.dtype)
+            clipped.append(np.clip(g, -limit, limit))
+        gradients = clipped
+    return gradients
