@@ -333,3 +333,23 @@ def test_engine_optimizer_state_round_trips_and_refuses_wrong_shapes(dtype):
         net._engine.restore_optimizer_state(moment1, moment2, -1)
     with pytest.raises(TypeError):
         net._engine.restore_optimizer_state(None, moment2, steps)
+
+
+def test_clipped_step_is_described_and_matches_train_step(Net):
+    """With clip_norm and clip_value the text says so, and the parameters after
+    the step are those of a twin's train_step."""
+    optimizer = cb.SGD(lr=0.1, clip_norm=1.0, clip_value=0.5)
+    net, twin = two_layer(Net), two_layer(Net)
+    net.optimizer, twin.optimizer = optimizer, cb.SGD(lr=0.1, clip_norm=1.0, clip_value=0.5)
+    X, Y = np.array([[1.0, 2.0]]), np.array([[3.0]])
+    trace = net.trace(X, Y)
+    twin.train_step(X, Y)
+    for layer, weights, bias in zip(trace.layers, *twin.get_params()):
+        np.testing.assert_array_equal(layer.weights_after, weights)
+        np.testing.assert_array_equal(layer.bias_after, bias)
+    text = str(trace)
+    norm = np.sqrt(sum(np.sum(layer.grad_weights ** 2) + np.sum(layer.grad_bias ** 2)
+                       for layer in trace.layers))
+    assert f"‖g‖ = {norm:.6g}" in text and "clamped to [−0.5, 0.5]" in text
+    assert "W1 ← W1 − 0.1·clip(dW1)" in text
+    assert max(len(line) for line in text.splitlines()) <= 130

@@ -97,7 +97,8 @@ class Trace:
         activations = ", ".join(layer.activation for layer in self.layers)
         lines = [
             f"One training step of a {widths} network ({activations}), {self.X.dtype}, batch of {m}",
-            f"loss {self.loss_function!r}, optimizer {self.optimizer!r}",
+            f"loss {self.loss_function!r}",
+            f"optimizer {self.optimizer!r}",
             "the step was applied" if self.applied
             else "the step was not applied: the network is as it was before",
             "",
@@ -123,6 +124,9 @@ class Trace:
             lines.append(show(f"dW{l} = A{l - 1}ᵀ @ δ{l}", layer.grad_weights))
             lines.append(show(f"db{l} = column sums of δ{l}", layer.grad_bias))
         lines += ["", f"Update by {self.optimizer!r}"]
+        clipping = _clipping_note(self.optimizer, self.layers)
+        if clipping:
+            lines.append(clipping)
         if self.optimizer.name == "adam":
             b1, b2 = self.optimizer.beta1, self.optimizer.beta2
             lines.append(f"  per parameter: m ← {b1:g}·m + {1 - b1:g}·g, "
@@ -242,8 +246,28 @@ def _output_delta_formula(loss, activation, n, output_shape):
     return f"δ{n} = dL/dZ{n} = dL/dA{n} ⊙ {activation}'(Z{n})", grad_a
 
 
+def _clipping_note(optimizer, layers):
+    """The line saying how the gradients were clipped before the update, or None."""
+    clip_norm = getattr(optimizer, "clip_norm", None)
+    clip_value = getattr(optimizer, "clip_value", None)
+    if clip_norm is None and clip_value is None:
+        return None
+    lines = ["  the gradients are clipped first (clip(dW), clip(db) below):"]
+    if clip_norm is not None:
+        norm = np.sqrt(sum(np.sum(np.square(grad, dtype=np.float64))
+                           for layer in layers for grad in (layer.grad_weights, layer.grad_bias)))
+        lines.append(f"    g ← g·min(1, {clip_norm:g}/‖g‖), ‖g‖ = {norm:.6g} over all layers")
+    if clip_value is not None:
+        lines.append(f"    {'then ' if clip_norm is not None else ''}each element clamped to "
+                     f"[−{clip_value:g}, {clip_value:g}]")
+    return "\n".join(lines)
+
+
 def _update_formula(optimizer, param, grad, decayed):
     """``(right-hand side, note)`` of the update of ``param`` by ``optimizer``."""
+    if getattr(optimizer, "clip_norm", None) is not None or \
+            getattr(optimizer, "clip_value", None) is not None:
+        grad = f"clip({grad})"
     g, notes = grad, []
     decay = getattr(optimizer, "weight_decay", 0.0)
     if decayed and decay:  # weight decay applies to weights only
