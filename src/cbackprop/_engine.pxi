@@ -215,10 +215,11 @@ cdef double loss_and_gradients_pass(const Layout* L, Py_ssize_t m, const real* X
     return value
 
 
-cdef enum StepRefusal:
+cdef enum StepOutcome:
     STEP_TAKEN = 0
     STEP_UPDATE_OVERFLOWS = 1        # a new parameter or moment would not be finite
     STEP_GRADIENT_NOT_FINITE = 2     # clip_norm is set and the gradient norm is not finite
+    STEP_TAKEN_IN_SPARE_BUFFERS = 3  # SGD: the new values are in grads (and moment2): swap
 
 
 cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
@@ -230,7 +231,9 @@ cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const 
     gradients when the settings ask for it). Nothing is written when the loss
     is not finite, or when the step is ``refused``: the gradient norm that
     clip_norm needs is not finite, or the update would make a parameter or
-    moment non-finite. A diverging step leaves the network as it was."""
+    moment non-finite. A diverging step leaves the network as it was.
+    An SGD step leaves its new parameters in ``grads`` and its new velocities
+    in ``moment2`` (STEP_TAKEN_IN_SPARE_BUFFERS): the caller swaps the buffers."""
     cdef Py_ssize_t layer
     cdef int attempt
     cdef bint write
@@ -253,7 +256,15 @@ cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const 
             return value
         if norm > step.clip_norm:
             step.gradient_scale = step.clip_norm / norm
-    # A dry run over every layer first: only a step that stays finite is written.
+    if step.kind == OPT_SGD:
+        # Into the spare buffers, checked as written; the caller swaps them in.
+        for layer in range(L.n_layers):
+            if not update_layer(L, layer, &step, params, grads, moment1, moment2, True):
+                refused[0] = STEP_UPDATE_OVERFLOWS
+                return value
+        refused[0] = STEP_TAKEN_IN_SPARE_BUFFERS
+        return value
+    # Adam: a dry run over every layer first; only a step that stays finite is written.
     for attempt in range(2):
         write = attempt == 1
         for layer in range(L.n_layers):
@@ -348,8 +359,12 @@ cdef class Engine:
         self.moment2 = np.zeros(cursor + GUARD, dtype=dtype)
         self.n_params = cursor
         self.param_guards = Guards()
-        for array, name in ((self.params, "parameters"), (self.grads, "gradients"),
-                            (self.moment1, "first moments"), (self.moment2, "second moments")):
+        # (SGD steps swap parameters with gradients, and velocities with the
+        # second moments: the names cover either buffer of a pair.)
+        for array, name in ((self.params, "parameters or gradients"),
+                            (self.grads, "parameters or gradients"),
+                            (self.moment1, "moments or velocities"),
+                            (self.moment2, "moments or velocities")):
             self.param_guards.add(array, cursor, name)
         self.workspace_guards = Guards()
         self.layout.n_layers = n_layers
@@ -368,7 +383,9 @@ cdef class Engine:
         self.step_count = 0
 
     def parameter_views(self):
-        """``(weights, biases)``: lists of views into the flat parameter array."""
+        """``(weights, biases)``: lists of views into the flat parameter array.
+        Valid until the next train_step: SGD steps swap the parameter and
+        gradient buffers."""
         return self._views(self.params)
 
     def gradient_copies(self):
@@ -581,6 +598,10 @@ cdef class Engine:
                                         <double*>b.moment1, <double*>b.moment2, <double*>b.ws,
                                         &refused)
         self._verify("train_step")
+        if refused == STEP_TAKEN_IN_SPARE_BUFFERS:
+            self.params, self.grads = self.grads, self.params
+            if opt.momentum != 0:
+                self.moment1, self.moment2 = self.moment2, self.moment1
         if refused == STEP_GRADIENT_NOT_FINITE:
             raise FloatingPointError(
                 f"the global gradient norm is not finite (loss {value:.6g}; training diverged); "

@@ -17,14 +17,15 @@ class Network(NetworkBase):
     def _build(self, weights, biases):
         self._engine = _engine.Engine(self._sizes, self._activations, self._dtype,
                                       self._loss.name)
-        self._views = self._engine.parameter_views()
         self._assign_parameters(weights, biases)
 
     def _parameters(self):
-        return self._views
+        # Fresh views each time: SGD steps swap the engine's parameter buffer.
+        return self._engine.parameter_views()
 
     def _assign_parameters(self, weights, biases):
-        for view, value in zip(self._views[0] + self._views[1], weights + biases):
+        views = self._engine.parameter_views()
+        for view, value in zip(views[0] + views[1], weights + biases):
             view[...] = value
 
     def _reset_optimizer_state(self):

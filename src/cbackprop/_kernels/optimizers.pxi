@@ -1,15 +1,20 @@
-# Optimizer updates over one parameter block, in place. Weight decay is
-# passed as 0 for biases; Adam's bias corrections are computed once per step
-# by the caller. The same element functions serve a dry run that only
-# reports whether the step would leave every value finite, so a step that
-# would overflow is refused before anything is written.
+# Optimizer updates over one parameter block. Weight decay is passed as 0
+# for biases; Adam's bias corrections are computed once per step by the
+# caller. A step that would leave a value non-finite is refused whole, so
+# nothing may be written until every new value is known to be finite:
+#
+# - SGD writes its new parameters into the gradient buffer (the gradients
+#   are read once, in the same iteration) and its new velocities into the
+#   unused second-moment buffer, reporting whether all are finite; the engine
+#   then swaps the buffers. One pass over p, g (and v): no dry run.
+# - Adam has three outputs and no spare buffers: a dry run reports whether
+#   the step stays finite, then a second pass writes in place.
 #
 # Gradient clipping is fused into the same passes: the engine computes the
 # global gradient norm once per step (gradient_norm) and hands the factor and
 # the clamp bound down in the settings; each element is clipped as it is
-# read, so the dry run and the write step with the same clipped gradient and
-# the gradient array keeps the raw one. Without clipping the loops are the
-# unclipped ones, chosen once per block.
+# read. Without clipping the loops are the unclipped ones, chosen once per
+# block.
 from libc.math cimport INFINITY, fabs, isfinite, isinf, sqrt, sqrtf
 from cython.parallel cimport prange
 
@@ -34,18 +39,26 @@ cdef struct OptimizerSettings:
     double gradient_scale     # this step's factor: clip_norm / ||g|| when that is < 1, else 1
 
 
-cdef inline bint sgd_element(real p, real g, real v, real lr, real momentum, bint nesterov,
-                             real decay, real* p_new, real* v_new) noexcept nogil:
-    """One parameter's SGD step; False when the new values are not finite."""
+cdef inline bint stays_finite(real x) noexcept nogil:
+    # x - x is 0 exactly when x is finite; callers combine with & (not `and`)
+    # to keep their loops branch-free.
+    return (x - x) == 0
+
+
+cdef inline bint sgd_element(real p, real g, real lr, real decay, real* p_new) noexcept nogil:
+    """One parameter's SGD step without momentum; False when it is not finite."""
+    p_new[0] = p - lr * (g + decay * p)
+    return stays_finite(p_new[0])
+
+
+cdef inline bint sgd_momentum_element(real p, real g, real v, real lr, real momentum,
+                                      bint nesterov, real decay, real* p_new,
+                                      real* v_new) noexcept nogil:
+    """One parameter's SGD step with (Nesterov) momentum; False when not finite."""
     g = g + decay * p
-    if momentum == 0:
-        p_new[0] = p - lr * g
-        v_new[0] = v
-    else:
-        v_new[0] = momentum * v + g
-        p_new[0] = p - lr * (g + momentum * v_new[0] if nesterov else v_new[0])
-    # x - x is 0 exactly when x is finite; & (not `and`) keeps the loop branch-free.
-    return ((p_new[0] - p_new[0]) == 0) & ((v_new[0] - v_new[0]) == 0)
+    v_new[0] = momentum * v + g
+    p_new[0] = p - lr * (g + momentum * v_new[0] if nesterov else v_new[0])
+    return stays_finite(p_new[0]) & stays_finite(v_new[0])
 
 
 cdef inline bint adam_element(real p, real g, real m, real v, real lr, real beta1, real beta2,
@@ -59,8 +72,7 @@ cdef inline bint adam_element(real p, real g, real m, real v, real lr, real beta
         p_new[0] = p - lr * (m_new[0] / correction1) / (sqrtf(v_new[0] / correction2) + eps)
     else:
         p_new[0] = p - lr * (m_new[0] / correction1) / (sqrt(v_new[0] / correction2) + eps)
-    return (((p_new[0] - p_new[0]) == 0) & ((m_new[0] - m_new[0]) == 0)
-            & ((v_new[0] - v_new[0]) == 0))
+    return stays_finite(p_new[0]) & stays_finite(m_new[0]) & stays_finite(v_new[0])
 
 
 cdef inline real clipped(real g, real scale, real limit) noexcept nogil:
@@ -70,87 +82,92 @@ cdef inline real clipped(real g, real scale, real limit) noexcept nogil:
     return -limit if g < -limit else g
 
 
-cdef bint update_range(Py_ssize_t count, Py_ssize_t start, real* param, const real* grad,
-                       real* moment1, real* moment2, const OptimizerSettings* opt,
-                       double weight_decay, bint write) noexcept nogil:
-    """Step a range of one parameter block: with ``write``, store the new values;
-    without, only report whether every one of them would be finite. (Separate
-    loops for the two, so that each compiles to straight-line vector code.)"""
-    if opt.gradient_scale != 1 or isfinite(opt.clip_value):
-        return update_range_clipped(count, start, param, grad, moment1, moment2, opt,
-                                    weight_decay, write)
+cdef bint sgd_range(Py_ssize_t count, Py_ssize_t start, const real* param, real* grad,
+                    const real* velocity, real* velocity_out, const OptimizerSettings* opt,
+                    double weight_decay) noexcept nogil:
+    """SGD over a range of one block: the new parameters replace the gradients
+    in ``grad``, the new velocities go to ``velocity_out`` (with momentum);
+    returns whether all of them are finite."""
     cdef Py_ssize_t i, end = start + count
-    cdef real p_new, m_new, v_new
-    cdef real lr = <real>opt.lr, decay = <real>weight_decay
-    cdef real momentum = <real>opt.momentum, beta1 = <real>opt.beta1, beta2 = <real>opt.beta2
-    cdef real eps = <real>opt.eps
-    cdef real correction1 = <real>opt.bias_correction1, correction2 = <real>opt.bias_correction2
-    cdef bint nesterov = opt.nesterov
-    cdef int finite = 1
-    if opt.kind == OPT_ADAM and write:
-        for i in range(start, end):
-            adam_element(param[i], grad[i], moment1[i], moment2[i], lr, beta1, beta2, eps,
-                         correction1, correction2, decay, &param[i], &moment1[i], &moment2[i])
-    elif opt.kind == OPT_ADAM:
-        for i in range(start, end):
-            finite &= adam_element(param[i], grad[i], moment1[i], moment2[i], lr, beta1, beta2,
-                                   eps, correction1, correction2, decay, &p_new, &m_new, &v_new)
-    elif write:
-        for i in range(start, end):
-            sgd_element(param[i], grad[i], moment1[i], lr, momentum, nesterov, decay,
-                        &param[i], &moment1[i])
-    else:
-        for i in range(start, end):
-            finite &= sgd_element(param[i], grad[i], moment1[i], lr, momentum, nesterov, decay,
-                                  &p_new, &v_new)
-    return finite
-
-
-cdef bint update_range_clipped(Py_ssize_t count, Py_ssize_t start, real* param,
-                               const real* grad, real* moment1, real* moment2,
-                               const OptimizerSettings* opt, double weight_decay,
-                               bint write) noexcept nogil:
-    """``update_range`` stepping with the clipped gradient (``clipped``)."""
-    cdef Py_ssize_t i, end = start + count
-    cdef real p_new, m_new, v_new
-    cdef real lr = <real>opt.lr, decay = <real>weight_decay
-    cdef real momentum = <real>opt.momentum, beta1 = <real>opt.beta1, beta2 = <real>opt.beta2
-    cdef real eps = <real>opt.eps
-    cdef real correction1 = <real>opt.bias_correction1, correction2 = <real>opt.bias_correction2
+    cdef real lr = <real>opt.lr, decay = <real>weight_decay, momentum = <real>opt.momentum
     cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
     cdef bint nesterov = opt.nesterov
-    cdef int finite = 1
-    if opt.kind == OPT_ADAM and write:
+    cdef int ok = 1
+    if opt.gradient_scale != 1 or isfinite(opt.clip_value):
+        if momentum == 0:
+            for i in range(start, end):
+                ok &= sgd_element(param[i], clipped(grad[i], scale, limit), lr, decay, &grad[i])
+        else:
+            for i in range(start, end):
+                ok &= sgd_momentum_element(param[i], clipped(grad[i], scale, limit), velocity[i],
+                                           lr, momentum, nesterov, decay, &grad[i],
+                                           &velocity_out[i])
+    elif momentum == 0:
         for i in range(start, end):
-            adam_element(param[i], clipped(grad[i], scale, limit), moment1[i], moment2[i], lr,
-                         beta1, beta2, eps, correction1, correction2, decay,
-                         &param[i], &moment1[i], &moment2[i])
-    elif opt.kind == OPT_ADAM:
+            ok &= sgd_element(param[i], grad[i], lr, decay, &grad[i])
+    else:
         for i in range(start, end):
-            finite &= adam_element(param[i], clipped(grad[i], scale, limit), moment1[i],
+            ok &= sgd_momentum_element(param[i], grad[i], velocity[i], lr, momentum, nesterov,
+                                       decay, &grad[i], &velocity_out[i])
+    return ok
+
+
+cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, real* param, const real* grad,
+                     real* moment1, real* moment2, const OptimizerSettings* opt,
+                     double weight_decay, bint write) noexcept nogil:
+    """Adam over a range of one block: with ``write``, store the new values in
+    place; without, only report whether every one of them would be finite.
+    (Separate loops for the two, so that each compiles to straight-line
+    vector code.)"""
+    cdef Py_ssize_t i, end = start + count
+    cdef real p_new, m_new, v_new
+    cdef real lr = <real>opt.lr, decay = <real>weight_decay
+    cdef real beta1 = <real>opt.beta1, beta2 = <real>opt.beta2, eps = <real>opt.eps
+    cdef real correction1 = <real>opt.bias_correction1, correction2 = <real>opt.bias_correction2
+    cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
+    cdef int ok = 1
+    if opt.gradient_scale != 1 or isfinite(opt.clip_value):
+        if write:
+            for i in range(start, end):
+                adam_element(param[i], clipped(grad[i], scale, limit), moment1[i], moment2[i],
+                             lr, beta1, beta2, eps, correction1, correction2, decay,
+                             &param[i], &moment1[i], &moment2[i])
+        else:
+            for i in range(start, end):
+                ok &= adam_element(param[i], clipped(grad[i], scale, limit), moment1[i],
                                    moment2[i], lr, beta1, beta2, eps, correction1, correction2,
                                    decay, &p_new, &m_new, &v_new)
     elif write:
         for i in range(start, end):
-            sgd_element(param[i], clipped(grad[i], scale, limit), moment1[i], lr, momentum,
-                        nesterov, decay, &param[i], &moment1[i])
+            adam_element(param[i], grad[i], moment1[i], moment2[i], lr, beta1, beta2, eps,
+                         correction1, correction2, decay, &param[i], &moment1[i], &moment2[i])
     else:
         for i in range(start, end):
-            finite &= sgd_element(param[i], clipped(grad[i], scale, limit), moment1[i], lr,
-                                  momentum, nesterov, decay, &p_new, &v_new)
-    return finite
+            ok &= adam_element(param[i], grad[i], moment1[i], moment2[i], lr, beta1, beta2,
+                               eps, correction1, correction2, decay, &p_new, &m_new, &v_new)
+    return ok
+
+
+cdef inline bint update_range(Py_ssize_t count, Py_ssize_t start, real* param, real* grad,
+                              real* moment1, real* moment2, const OptimizerSettings* opt,
+                              double weight_decay, bint write) noexcept nogil:
+    if opt.kind == OPT_ADAM:
+        return adam_range(count, start, param, grad, moment1, moment2, opt, weight_decay, write)
+    return sgd_range(count, start, param, grad, moment1, moment2, opt, weight_decay)
 
 
 cdef enum:
     UPDATE_CHUNK = 32768   # elements per thread task; smaller blocks stay on one thread
 
 
-cdef bint optimizer_update(Py_ssize_t count, real* param, const real* grad, real* moment1,
+cdef bint optimizer_update(Py_ssize_t count, real* param, real* grad, real* moment1,
                            real* moment2, const OptimizerSettings* opt, double weight_decay,
                            bint write, int n_threads) noexcept nogil:
-    """``update_range`` over a whole block, split into chunks over the threads
-    when it is large (each element is independent, so the result does not
-    depend on the thread count). Returns whether all new values are finite."""
+    """One block's update (SGD: into the gradient and second-moment buffers,
+    ``write`` ignored; Adam: a dry run, or with ``write`` in place), split into
+    chunks over the threads when it is large (each element is independent, so
+    the result does not depend on the thread count). Returns whether all new
+    values are finite (Adam's write pass: always True)."""
     cdef Py_ssize_t chunk, n_chunks = (count + UPDATE_CHUNK - 1) // UPDATE_CHUNK
     cdef int bad = 0
     if n_threads > 1 and n_chunks > 1:
