@@ -1,19 +1,21 @@
-# Products with a narrow output, N <= NARROW_MAX_N (an output layer of 10
-# classes): the packed 6x8 / 6x16 micro-tiles would spend a sixth to a third
-# of their FMAs on padding columns and read A once per 8 (or 16) columns.
-# These kernels instead give every vector lane a real result and read A once:
+# Products with a narrow output, below the threading threshold (an output
+# layer of 10 classes): the packed 6x8 / 6x16 micro-tiles would spend a sixth
+# to a third of their FMAs on padding columns and read A once per 8 (or 16)
+# columns. Two kernels give every vector lane a real result instead:
 #
-# - op(A) = Xᵀ (rows of op(A) adjacent in memory, the dW = A_prevᵀ δ of an
-#   output layer): vectors run down the rows of C, each step loads a vector
-#   of A and broadcasts up to NARROW_COLS values of B;
-# - op(A) = X (each row of op(A) contiguous along K, Z = A_prev @ W of an
-#   output layer): vectors run along K, as dot products of a row of A with a
-#   column of B (B transposed into the packing buffer once per K panel), and
-#   are summed across lanes once per tile and panel.
+# - rows of op(A) adjacent in memory (op(A) = Xᵀ, the dW = A_prevᵀ δ of an
+#   output layer), 2 <= N <= NARROW_MAX_N: vectors run down the rows of C;
+#   each step loads 8 (float64) or 16 (float32) rows of A, in place, and
+#   broadcasts the values of one group of at most NARROW_COLS columns of B.
+#   Columns are split into groups as evenly as possible; a group with fewer
+#   columns repeats its last one (the extra results are dropped). Rows left
+#   over (fewer than a vector tile) go to the general GEMM.
+# - 9 or 10 columns, any op(A) (Z = A_prev @ W of an output layer): columns
+#   0-7 in whole vectors as usual, columns 8-9 two rows per vector (see
+#   "ten columns" below), over 4 (float64) or 8 (float32) rows of A read in
+#   place.
 #
-# Columns are split into groups of at most NARROW_COLS; a group with fewer
-# columns repeats its last column (the extra results are dropped). Rows left
-# over at the end (fewer than a vector tile) go to the general GEMM.
+# Other narrow products take the general GEMM.
 
 cdef extern from "immintrin.h" nogil:
     ctypedef struct __m128d:
