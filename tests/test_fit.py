@@ -2,6 +2,7 @@
 progress display, Ctrl-C, argument checks; both implementations, both dtypes."""
 import functools
 import math
+import os
 import pickle
 import signal
 import threading
@@ -395,6 +396,40 @@ def test_ctrl_c_in_a_callback_keeps_the_epoch_and_restores_nothing(Net, dtype):
                                   callbacks=[interrupt_at_third])
     assert history.interrupted and len(history["loss"]) == 3 and history.best_epoch == 0
     assert_params_equal(net, at_interrupt)
+
+
+def send_ctrl_c_after(at_epoch):
+    """A callback that presses Ctrl-C (a real SIGINT) after epoch ``at_epoch``."""
+    def callback(net, epoch, logs):
+        if epoch == at_epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+    return callback
+
+
+@pytest.mark.parametrize("at_epoch", [1, 2], ids=["middle epoch", "last epoch"])
+def test_ctrl_c_between_steps_takes_no_further_step(Net, dtype, at_epoch):
+    """A SIGINT between two steps (here from a callback) stops fit before the
+    next step, also in the last epoch: interrupted, nothing restored."""
+    net, X, Y, X_val, Y_val = regression_problem(Net, dtype)
+    twin, *_ = regression_problem(Net, dtype)
+    history = net.fit(X, Y, epochs=3, batch_size=8, seed=7, patience=5,
+                      validation_data=(X_val, Y_val), callbacks=[send_ctrl_c_after(at_epoch)])
+    assert history.interrupted and history.stop_reason == "interrupted"
+    assert len(history["loss"]) == len(history["val_loss"]) == at_epoch + 1
+    shuffle = np.random.default_rng(7)
+    for epoch in range(at_epoch + 1):
+        order = shuffle.permutation(len(X))
+        for start in range(0, len(X), 8):
+            twin.train_step(X[order][start:start + 8], Y[order][start:start + 8])
+    assert_params_equal(net, params_of(twin))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_in_the_last_epoch_restores_nothing(Net, dtype):
+    history, net, held = fit_to_plan(Net, dtype, "loss", plan=[0.5, 1.0, 2.0], patience=3,
+                                     callbacks=[send_ctrl_c_after(2)])
+    assert history.interrupted and len(history["loss"]) == 3 and history.best_epoch == 0
+    assert_params_equal(net, held[2])
 
 
 def test_fit_runs_outside_the_main_thread(Net):
