@@ -13,6 +13,7 @@ import threading
 
 from . import _io, _training
 from ._init import check_init, initial_parameters
+from ._signals import sigint_deferred
 from ._validation import (
     as_batch,
     as_dtype,
@@ -96,7 +97,8 @@ class NetworkBase:
         """Copy ``weights`` and ``biases`` in, cast to the network's dtype.
 
         All of them are checked before any is written, so a bad list leaves
-        the network unchanged.
+        the network unchanged; a Ctrl-C while they are written waits until
+        all are in.
         """
         n_layers = len(self._sizes) - 1
         weights, biases = list(weights), list(biases)
@@ -115,7 +117,7 @@ class NetworkBase:
                 array = as_dtype(name, array, self._dtype)
                 check_finite(name, array)
                 out.append(array)
-        with self._lock:
+        with self._lock, sigint_deferred():   # written whole, even on Ctrl-C
             self._assign_parameters(new_weights, new_biases)
 
     # -- computation -----------------------------------------------------------
@@ -211,10 +213,12 @@ class NetworkBase:
           line per finished epoch; to a file or pipe, only the latter.
           ``verbose=False`` writes nothing.
         - Ctrl-C (``KeyboardInterrupt``) ends training cleanly: the running
-          step completes (a second Ctrl-C does not wait), and fit returns the
-          history of the completed epochs with ``history.interrupted`` set;
-          the parameters are those after the last completed step, even with
-          ``restore_best``.
+          step (or validation, or callback) completes, no further step runs
+          (a second Ctrl-C does not wait for the step, but its update is still
+          written whole or not at all), and fit returns the history of the
+          completed epochs with ``history.interrupted`` set; the parameters
+          are those after the last completed step, even with ``restore_best``
+          (nothing is restored), also when Ctrl-C comes in the last epoch.
 
         A diverging step raises FloatingPointError (parameters as after the
         previous step), as ``train_step`` does. :class:`cbackprop.History`
