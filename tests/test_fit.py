@@ -474,6 +474,7 @@ BAD_ARGUMENTS = [
     (dict(min_delta=float("nan")), ValueError, "min_delta"),
     (dict(min_delta=float("inf")), ValueError, "min_delta"),
     (dict(min_delta="0.1"), TypeError, "min_delta"),
+    (dict(min_delta=10**400), ValueError, "min_delta"),
     (dict(restore_best="yes"), TypeError, "restore_best"),
     (dict(restore_best=None), TypeError, "restore_best"),
     (dict(callbacks=print), TypeError, "list"),

@@ -7,7 +7,10 @@ def finite_float(name, value):
     """Return ``value`` as a float, or raise if it is not a finite real number."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:   # an int (or Fraction) beyond float's range
+        raise ValueError(f"{name} must be finite, got a number too large for a float") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value

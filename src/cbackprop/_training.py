@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from ._checks import finite_float
 from ._progress import ProgressDisplay
 from ._validation import check_seed
 from .losses import BCE, CrossEntropy
@@ -279,11 +280,10 @@ def _count(name, value, minimum):
 
 
 def _check_min_delta(min_delta):
-    if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real):
-        raise TypeError(f"min_delta must be a real number, got {min_delta!r}")
-    if not (math.isfinite(min_delta) and min_delta >= 0):
+    min_delta = finite_float("min_delta", min_delta)
+    if min_delta < 0:
         raise ValueError(f"min_delta must be finite and >= 0, got {min_delta}")
-    return float(min_delta)
+    return min_delta
 
 
 def _check_callbacks(callbacks):
