@@ -243,6 +243,17 @@ def test_trace_holds_copies(Net, rng):
     assert trace.optimizer.lr == 0.01
 
 
+@pytest.mark.parametrize("targets", ["labels", "one-hot"])
+def test_cross_entropy_text_describes_y_as_printed(Net, targets):
+    net, X, labels = problem(Net, "float64", "sgd")
+    Y = labels if targets == "labels" else np.eye(3)[labels]
+    text = str(net.trace(X, Y))
+    if targets == "labels":
+        assert "one-hot" not in text and "class label" in text and "onehot(Y)" in text
+    else:
+        assert "Y one-hot" in text and "class label" not in text
+
+
 def test_large_layers_are_summarised(Net, rng):
     net = Net([40, 50, 3], ["relu", "identity"], dtype="float32", seed=0)
     X, Y = rng.normal(size=(30, 40)), rng.normal(size=(30, 3))
