@@ -197,10 +197,12 @@ class NetworkBase:
         - Early stopping, on when ``patience`` (an int >= 1) is given: it follows
           ``val_loss`` with validation data, else the training ``loss``, and
           stops after ``patience`` epochs in a row that did not lower it by
-          more than ``min_delta``. With ``restore_best`` the network then ends
-          with the parameters of ``history.best_epoch`` (the optimizer's state
-          is not rewound), whether the epochs ran out, patience did or a
-          callback stopped training.
+          more than ``min_delta``. With ``restore_best`` (the default; it acts
+          only together with ``patience``) the network then ends with the
+          parameters of ``history.best_epoch`` (the optimizer's state is not
+          rewound), whether the epochs ran out, patience did or a callback
+          stopped training, but not after Ctrl-C. Without ``patience``,
+          ``restore_best`` does nothing: the last parameters stay.
         - ``callbacks``: a list of callables, each called after every epoch as
           ``callback(net, epoch, logs)``, ``epoch`` 0-based and ``logs`` a new
           dict of that epoch's figures (the keys of the history, one float
