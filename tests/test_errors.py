@@ -221,6 +221,18 @@ def test_invalid_hyper_parameter_assigned_later(Net, cls, name, value, rng):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("value", [np.True_, np.False_, True, False])
+def test_nesterov_takes_python_and_numpy_bools(value):
+    opt = cb.SGD(momentum=0.9, nesterov=value)
+    assert opt.nesterov is bool(value)
+
+
+@pytest.mark.parametrize("value", ["yes", None, 2, 0.5])
+def test_nesterov_refuses_other_values(value):
+    with pytest.raises(ValueError, match="nesterov"):
+        cb.SGD(momentum=0.9, nesterov=value)
+
+
 def test_boundary_hyper_parameters_are_valid(Net, rng):
     """lr = 0, momentum = 0 and betas = 0 lie inside the allowed ranges; lr = 0 changes nothing."""
     cb.Adam(lr=0.0, beta1=0.0, beta2=0.0, eps=1e-12)

@@ -477,10 +477,35 @@ BAD_ARGUMENTS = [
     (dict(min_delta=10**400), ValueError, "min_delta"),
     (dict(restore_best="yes"), TypeError, "restore_best"),
     (dict(restore_best=None), TypeError, "restore_best"),
+    (dict(restore_best=1), TypeError, "restore_best"),
+    (dict(shuffle="no"), TypeError, "shuffle"),
+    (dict(shuffle=0), TypeError, "shuffle"),
+    (dict(shuffle=None), TypeError, "shuffle"),
     (dict(callbacks=print), TypeError, "list"),
     (dict(callbacks=7), TypeError, "callbacks"),
     (dict(callbacks=[print, "not callable"]), TypeError, "callable"),
 ]
+
+
+@pytest.mark.parametrize("verbose", ["yes", 1, None])
+def test_verbose_must_be_a_bool(Net, verbose, capsys):
+    net, X, Y, _, _ = regression_problem(Net, "float64")
+    before = params_of(net)
+    with pytest.raises(TypeError, match="verbose"):
+        net.fit(X, Y, epochs=2, verbose=verbose)
+    assert_params_equal(net, before)
+    assert capsys.readouterr().out == ""
+
+
+def test_numpy_bools_are_bools(Net):
+    net, X, Y, X_val, Y_val = regression_problem(Net, "float64")
+    twin, *_ = regression_problem(Net, "float64")
+    history = net.fit(X, Y, epochs=2, shuffle=np.False_, verbose=np.False_,
+                      restore_best=np.True_, patience=1, validation_data=(X_val, Y_val))
+    twin_history = twin.fit(X, Y, epochs=2, shuffle=False, verbose=False,
+                            restore_best=True, patience=1, validation_data=(X_val, Y_val))
+    assert history == twin_history
+    assert_params_equal(net, params_of(twin))
 
 
 @pytest.mark.parametrize("kwargs, error, match", BAD_ARGUMENTS,

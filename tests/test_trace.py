@@ -287,6 +287,26 @@ def test_bad_arguments_change_nothing(Net):
     assert_same_params(net, two_layer(Net))
 
 
+@pytest.mark.parametrize("apply", [np.False_, np.True_])
+def test_numpy_bool_apply_is_accepted(Net, apply):
+    net, twin = two_layer(Net), two_layer(Net)
+    X, Y = TWO_LAYER_BATCHES["(1,2) X, (1,1) Y"]
+    trace = net.trace(X, Y, apply=apply)
+    assert trace.applied is bool(apply)
+    if apply:
+        twin.train_step(X, Y)
+    assert_same_params(net, twin)
+
+
+@pytest.mark.parametrize("apply", [1, 0, None])
+def test_non_bool_apply_is_a_type_error(Net, apply):
+    net = two_layer(Net)
+    X, Y = TWO_LAYER_BATCHES["(1,2) X, (1,1) Y"]
+    with pytest.raises(TypeError, match="apply"):
+        net.trace(X, Y, apply=apply)
+    assert_same_params(net, two_layer(Net))
+
+
 @pytest.mark.parametrize("apply", [False, True])
 def test_a_diverging_step_raises_and_changes_nothing(Net, apply):
     """As train_step: FloatingPointError, parameters and optimizer state as before."""

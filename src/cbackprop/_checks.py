@@ -2,6 +2,8 @@
 import math
 import numbers
 
+import numpy as np
+
 
 def finite_float(name, value):
     """Return ``value`` as a float, or raise if it is not a finite real number."""
@@ -14,6 +16,14 @@ def finite_float(name, value):
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
+
+
+def boolean(name, value):
+    """``value`` as a bool: Python's or NumPy's True or False, nothing else
+    (not 0/1, not a string: ``shuffle="no"`` must not mean True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def in_range(name, value, low, high, *, low_open=False, high_open=True):

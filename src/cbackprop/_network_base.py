@@ -12,6 +12,7 @@ import math
 import threading
 
 from . import _io, _training
+from ._checks import boolean
 from ._init import check_init, initial_parameters
 from ._signals import sigint_deferred
 from ._validation import (
@@ -259,8 +260,7 @@ class NetworkBase:
         :meth:`train_step` had been called. Raises what ``train_step`` raises
         (FloatingPointError for a diverging step, which changes nothing).
         """
-        if not isinstance(apply, bool):
-            raise TypeError(f"apply must be True or False, got {apply!r}")
+        apply = boolean("apply", apply)
         # Imported here: _trace needs the reference Network, a subclass of this one.
         from ._trace import record_trace
 

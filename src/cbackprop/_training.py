@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from ._checks import finite_float
+from ._checks import boolean, finite_float
 from ._progress import ProgressDisplay
 from ._validation import check_seed
 from .losses import BCE, CrossEntropy
@@ -70,8 +70,9 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     batch_size = _count("batch_size", batch_size, minimum=1)
     patience = None if patience is None else _count("patience", patience, minimum=1)
     min_delta = _check_min_delta(min_delta)
-    if not isinstance(restore_best, (bool, np.bool_)):
-        raise TypeError(f"restore_best must be True or False, got {restore_best!r}")
+    shuffle = boolean("shuffle", shuffle)
+    verbose = boolean("verbose", verbose)
+    restore_best = boolean("restore_best", restore_best)
     callbacks = _check_callbacks(callbacks)
     X, Y = net._batch(X, Y)
     validation = None if validation_data is None else _Validation(net, validation_data)
