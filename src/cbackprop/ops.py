@@ -51,7 +51,8 @@ from numpy.lib.array_utils import byte_bounds
 
 from ._backend import engine as _engine
 from ._checks import boolean
-from ._validation import ACTIVATIONS as _ACTIVATION_NAMES
+from ._names import ACTIVATIONS as _ACTIVATION_NAMES
+from ._names import ALIASES as _ALIASES
 from .losses import MSE
 
 __all__ = ["gemm", "dense_forward", "dense_backward", "activation_forward",
@@ -59,7 +60,6 @@ __all__ = ["gemm", "dense_forward", "dense_backward", "activation_forward",
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _FLOATS_SET = frozenset(_FLOATS)   # native byte order only
-_ALIASES = {"linear": "identity"}
 
 
 # -- the boundary ----------------------------------------------------------------------
