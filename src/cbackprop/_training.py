@@ -119,6 +119,7 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
                     break
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
+        history.stopped_epoch = None   # a Ctrl-C just after a stop by patience or callback wins
         # A second Ctrl-C may land between two appends: keep the lists aligned.
         complete = min(len(values) for values in history.values())
         for values in history.values():
