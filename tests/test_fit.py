@@ -425,6 +425,28 @@ def test_ctrl_c_between_steps_takes_no_further_step(Net, dtype, at_epoch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_during_validation_keeps_the_epoch_and_skips_the_callbacks(Net, dtype,
+                                                                           monkeypatch):
+    net, X, Y, X_val, Y_val = regression_problem(Net, dtype)
+    twin, *_ = regression_problem(Net, dtype)
+    real_loss_value = net._loss_value
+
+    def loss_value(X, Y):
+        if X.shape[0] == len(X_val):   # the validation set, not a training batch
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_loss_value(X, Y)
+
+    monkeypatch.setattr(net, "_loss_value", loss_value)
+    called = []
+    history = net.fit(X, Y, epochs=3, batch_size=8, shuffle=False,
+                      validation_data=(X_val, Y_val), callbacks=[lambda *args: called.append(1)])
+    assert history.interrupted and len(history["loss"]) == len(history["val_loss"]) == 1
+    assert called == []
+    for start in range(0, len(X), 8):
+        twin.train_step(X[start:start + 8], Y[start:start + 8])
+    assert_params_equal(net, params_of(twin))
+
+
 def test_ctrl_c_in_the_last_epoch_restores_nothing(Net, dtype):
     history, net, held = fit_to_plan(Net, dtype, "loss", plan=[0.5, 1.0, 2.0], patience=3,
                                      callbacks=[send_ctrl_c_after(2)])
