@@ -1,6 +1,7 @@
 """Every error of CONTRACT.md's Errors section fires, names the problem, and
 leaves the network's parameters as they were; unusual but valid inputs work.
 """
+import fractions
 import math
 import warnings
 
@@ -169,13 +170,37 @@ BAD_HYPER = [
     (cb.Adam, "eps", -1e-8),
     (cb.Adam, "eps", math.nan),
 ]
-BAD_HYPER_IDS = [f"{cls.__name__}-{name}={value}" for cls, name, value in BAD_HYPER]
+# Integers too large for a float are out of range (ValueError), not OverflowError.
+NUMERIC_HYPER = {cb.SGD: ["lr", "momentum", "weight_decay", "clip_norm", "clip_value"],
+                 cb.Adam: ["lr", "beta1", "beta2", "eps", "weight_decay", "clip_norm", "clip_value"]}
+BAD_HYPER += [(cls, name, sign * 10**400) for cls, names in NUMERIC_HYPER.items()
+              for name in names for sign in (1, -1)]
+BAD_HYPER += [(cb.SGD, "lr", fractions.Fraction(10**400, 3))]
+
+
+def short(value):
+    text = str(value)
+    return text if len(text) < 20 else f"{type(value).__name__}({text[:4]}...)"
+
+
+BAD_HYPER_IDS = [f"{cls.__name__}-{name}={short(value)}" for cls, name, value in BAD_HYPER]
 
 
 @pytest.mark.parametrize("cls, name, value", BAD_HYPER, ids=BAD_HYPER_IDS)
 def test_invalid_hyper_parameter_at_construction(cls, name, value):
     with pytest.raises(ValueError, match=name):
         cls(**{name: value})
+
+
+@pytest.mark.parametrize("value", [10**400, -10**400, fractions.Fraction(10**400, 3)],
+                         ids=["10**400", "-10**400", "Fraction(10**400, 3)"])
+def test_huge_mse_scale_is_a_value_error(value):
+    with pytest.raises(ValueError, match="scale"):
+        cb.MSE(scale=value)
+    loss = cb.MSE()
+    with pytest.raises(ValueError, match="scale"):
+        loss.scale = value
+    assert loss.scale == 1.0
 
 
 @pytest.mark.parametrize("cls, name, value", BAD_HYPER, ids=BAD_HYPER_IDS)
@@ -194,6 +219,18 @@ def test_invalid_hyper_parameter_assigned_later(Net, cls, name, value, rng):
     twin.train_step(X, Y)
     for got, want in zip(sum(net.get_params(), []), sum(twin.get_params(), [])):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("value", [np.True_, np.False_, True, False])
+def test_nesterov_takes_python_and_numpy_bools(value):
+    opt = cb.SGD(momentum=0.9, nesterov=value)
+    assert opt.nesterov is bool(value)
+
+
+@pytest.mark.parametrize("value", ["yes", None, 2, 0.5])
+def test_nesterov_refuses_other_values(value):
+    with pytest.raises(ValueError, match="nesterov"):
+        cb.SGD(momentum=0.9, nesterov=value)
 
 
 def test_boundary_hyper_parameters_are_valid(Net, rng):

@@ -3,6 +3,7 @@
 Each runs in a fresh interpreter that imports the cbackprop under test: the
 source tree or the installed wheel, whichever this test session imported.
 """
+import importlib.util
 import os
 import re
 import subprocess
@@ -49,6 +50,23 @@ def test_regression_stops_early_near_the_noise_floor(tmp_path):
     assert final < 0.05, output                      # the mean alone scores about 0.5
     assert final == figure("val loss", output)       # the best epoch's parameters are back
     assert figure("epochs run:", output) < 500, output
+
+
+def test_regression_says_nothing_was_restored_when_the_best_epoch_is_the_last(monkeypatch,
+                                                                               capsys):
+    """Cut to 3 epochs, the validation loss still falls every epoch: the best
+    epoch is the last and restore_best has nothing to put back."""
+    spec = importlib.util.spec_from_file_location("regression_example", EXAMPLES / "regression.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    fit = cb.Network.fit
+    monkeypatch.setattr(cb.Network, "fit",
+                        lambda self, *args, **kwargs: fit(self, *args, **{**kwargs, "epochs": 3}))
+    example.main()
+    output = capsys.readouterr().out
+    assert "(completed)" in output and "best epoch: 3," in output, output
+    assert "restored" not in output and "the last epoch" in output, output
+    assert figure("final val loss:", output) == figure("val loss", output)
 
 
 def test_digits_are_classified(tmp_path):

@@ -2,6 +2,7 @@
 progress display, Ctrl-C, argument checks; both implementations, both dtypes."""
 import functools
 import math
+import os
 import pickle
 import signal
 import threading
@@ -397,6 +398,62 @@ def test_ctrl_c_in_a_callback_keeps_the_epoch_and_restores_nothing(Net, dtype):
     assert_params_equal(net, at_interrupt)
 
 
+def send_ctrl_c_after(at_epoch):
+    """A callback that presses Ctrl-C (a real SIGINT) after epoch ``at_epoch``."""
+    def callback(net, epoch, logs):
+        if epoch == at_epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+    return callback
+
+
+@pytest.mark.parametrize("at_epoch", [1, 2], ids=["middle epoch", "last epoch"])
+def test_ctrl_c_between_steps_takes_no_further_step(Net, dtype, at_epoch):
+    """A SIGINT between two steps (here from a callback) stops fit before the
+    next step, also in the last epoch: interrupted, nothing restored."""
+    net, X, Y, X_val, Y_val = regression_problem(Net, dtype)
+    twin, *_ = regression_problem(Net, dtype)
+    history = net.fit(X, Y, epochs=3, batch_size=8, seed=7, patience=5,
+                      validation_data=(X_val, Y_val), callbacks=[send_ctrl_c_after(at_epoch)])
+    assert history.interrupted and history.stop_reason == "interrupted"
+    assert len(history["loss"]) == len(history["val_loss"]) == at_epoch + 1
+    shuffle = np.random.default_rng(7)
+    for epoch in range(at_epoch + 1):
+        order = shuffle.permutation(len(X))
+        for start in range(0, len(X), 8):
+            twin.train_step(X[order][start:start + 8], Y[order][start:start + 8])
+    assert_params_equal(net, params_of(twin))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_during_validation_keeps_the_epoch_and_skips_the_callbacks(Net, dtype,
+                                                                           monkeypatch):
+    net, X, Y, X_val, Y_val = regression_problem(Net, dtype)
+    twin, *_ = regression_problem(Net, dtype)
+    real_loss_value = net._loss_value
+
+    def loss_value(X, Y):
+        if X.shape[0] == len(X_val):   # the validation set, not a training batch
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_loss_value(X, Y)
+
+    monkeypatch.setattr(net, "_loss_value", loss_value)
+    called = []
+    history = net.fit(X, Y, epochs=3, batch_size=8, shuffle=False,
+                      validation_data=(X_val, Y_val), callbacks=[lambda *args: called.append(1)])
+    assert history.interrupted and len(history["loss"]) == len(history["val_loss"]) == 1
+    assert called == []
+    for start in range(0, len(X), 8):
+        twin.train_step(X[start:start + 8], Y[start:start + 8])
+    assert_params_equal(net, params_of(twin))
+
+
+def test_ctrl_c_in_the_last_epoch_restores_nothing(Net, dtype):
+    history, net, held = fit_to_plan(Net, dtype, "loss", plan=[0.5, 1.0, 2.0], patience=3,
+                                     callbacks=[send_ctrl_c_after(2)])
+    assert history.interrupted and len(history["loss"]) == 3 and history.best_epoch == 0
+    assert_params_equal(net, held[2])
+
+
 def test_fit_runs_outside_the_main_thread(Net):
     """Only the main thread may install signal handlers: elsewhere fit leaves them alone."""
     net, X, Y, X_val, Y_val = regression_problem(Net, "float64")
@@ -439,12 +496,38 @@ BAD_ARGUMENTS = [
     (dict(min_delta=float("nan")), ValueError, "min_delta"),
     (dict(min_delta=float("inf")), ValueError, "min_delta"),
     (dict(min_delta="0.1"), TypeError, "min_delta"),
+    (dict(min_delta=10**400), ValueError, "min_delta"),
     (dict(restore_best="yes"), TypeError, "restore_best"),
     (dict(restore_best=None), TypeError, "restore_best"),
+    (dict(restore_best=1), TypeError, "restore_best"),
+    (dict(shuffle="no"), TypeError, "shuffle"),
+    (dict(shuffle=0), TypeError, "shuffle"),
+    (dict(shuffle=None), TypeError, "shuffle"),
     (dict(callbacks=print), TypeError, "list"),
     (dict(callbacks=7), TypeError, "callbacks"),
     (dict(callbacks=[print, "not callable"]), TypeError, "callable"),
 ]
+
+
+@pytest.mark.parametrize("verbose", ["yes", 1, None])
+def test_verbose_must_be_a_bool(Net, verbose, capsys):
+    net, X, Y, _, _ = regression_problem(Net, "float64")
+    before = params_of(net)
+    with pytest.raises(TypeError, match="verbose"):
+        net.fit(X, Y, epochs=2, verbose=verbose)
+    assert_params_equal(net, before)
+    assert capsys.readouterr().out == ""
+
+
+def test_numpy_bools_are_bools(Net):
+    net, X, Y, X_val, Y_val = regression_problem(Net, "float64")
+    twin, *_ = regression_problem(Net, "float64")
+    history = net.fit(X, Y, epochs=2, shuffle=np.False_, verbose=np.False_,
+                      restore_best=np.True_, patience=1, validation_data=(X_val, Y_val))
+    twin_history = twin.fit(X, Y, epochs=2, shuffle=False, verbose=False,
+                            restore_best=True, patience=1, validation_data=(X_val, Y_val))
+    assert history == twin_history
+    assert_params_equal(net, params_of(twin))
 
 
 @pytest.mark.parametrize("kwargs, error, match", BAD_ARGUMENTS,

@@ -188,7 +188,7 @@ def test_repr_names_the_numbers(Net, rng):
     assert text.startswith("GradientCheck(max=") and "per_layer=[" in text and "eps=1e-05" in text
 
 
-@pytest.mark.parametrize("eps", [0.0, -1e-6, float("nan"), float("inf")])
+@pytest.mark.parametrize("eps", [0.0, -1e-6, float("nan"), float("inf"), 10**400])
 def test_bad_eps_is_a_value_error(Net, eps, rng):
     net, X, Y = problem(Net, "tanh", "identity+mse", "float64", rng)
     with pytest.raises(ValueError, match="eps"):

@@ -1,6 +1,8 @@
 """Package-level behaviour: thread settings, the command-line self-check."""
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,3 +57,26 @@ def test_python_m_cbackprop_self_check():
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"kernel path: {cb.kernel_path}" in result.stdout
     assert result.stdout.count(" ok") == 2
+
+
+
+def test_reference_ops_imports_only_numpy_and_the_names():
+    """The reference maths stays plain NumPy: besides numpy it reads only the
+    module of activation names (constants), never the compiled engine."""
+    source = (Path(cb.reference.__file__).parent / "ops.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+    assert imported == {"numpy", ".._names"}
+
+
+def test_activation_names_are_defined_once():
+    from cbackprop import _names, _validation
+    from cbackprop.reference import ops as reference_ops
+
+    assert _validation._ALIASES is reference_ops.ALIASES is cb.ops._ALIASES is _names.ALIASES
+    assert _validation.ACTIVATIONS is cb.ops._ACTIVATION_NAMES is _names.ACTIVATIONS
+    assert set(reference_ops.ACTIVATIONS) == set(_names.ACTIVATIONS)

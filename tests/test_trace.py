@@ -243,6 +243,17 @@ def test_trace_holds_copies(Net, rng):
     assert trace.optimizer.lr == 0.01
 
 
+@pytest.mark.parametrize("targets", ["labels", "one-hot"])
+def test_cross_entropy_text_describes_y_as_printed(Net, targets):
+    net, X, labels = problem(Net, "float64", "sgd")
+    Y = labels if targets == "labels" else np.eye(3)[labels]
+    text = str(net.trace(X, Y))
+    if targets == "labels":
+        assert "one-hot" not in text and "class label" in text and "onehot(Y)" in text
+    else:
+        assert "Y one-hot" in text and "class label" not in text
+
+
 def test_large_layers_are_summarised(Net, rng):
     net = Net([40, 50, 3], ["relu", "identity"], dtype="float32", seed=0)
     X, Y = rng.normal(size=(30, 40)), rng.normal(size=(30, 3))
@@ -273,6 +284,26 @@ def test_bad_arguments_change_nothing(Net):
         net.trace(np.array([[np.nan, 1.0]]), Y)
     with pytest.raises(TypeError):
         net.trace(X, np.array([["a"]]))
+    assert_same_params(net, two_layer(Net))
+
+
+@pytest.mark.parametrize("apply", [np.False_, np.True_])
+def test_numpy_bool_apply_is_accepted(Net, apply):
+    net, twin = two_layer(Net), two_layer(Net)
+    X, Y = TWO_LAYER_BATCHES["(1,2) X, (1,1) Y"]
+    trace = net.trace(X, Y, apply=apply)
+    assert trace.applied is bool(apply)
+    if apply:
+        twin.train_step(X, Y)
+    assert_same_params(net, twin)
+
+
+@pytest.mark.parametrize("apply", [1, 0, None])
+def test_non_bool_apply_is_a_type_error(Net, apply):
+    net = two_layer(Net)
+    X, Y = TWO_LAYER_BATCHES["(1,2) X, (1,1) Y"]
+    with pytest.raises(TypeError, match="apply"):
+        net.trace(X, Y, apply=apply)
     assert_same_params(net, two_layer(Net))
 
 

@@ -2,15 +2,28 @@
 import math
 import numbers
 
+import numpy as np
+
 
 def finite_float(name, value):
     """Return ``value`` as a float, or raise if it is not a finite real number."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:   # an int (or Fraction) beyond float's range
+        raise ValueError(f"{name} must be finite, got a number too large for a float") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
+
+
+def boolean(name, value):
+    """``value`` as a bool: Python's or NumPy's True or False, nothing else
+    (not 0/1, not a string: ``shuffle="no"`` must not mean True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def in_range(name, value, low, high, *, low_open=False, high_open=True):

@@ -71,9 +71,10 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     differences are dominated by rounding) the error relative to a tenth of
     the largest. ``per_layer`` reports the worst entry of each layer.
 
-    Expect below 1e-6 (typically 1e-8) for a correct float64 network with
-    the default ``eps``, and below 1e-3 (typically 1e-6) for a float32 one;
-    a wrong gradient scores 1e-2 and up. An entry whose pre-activation sits within ``eps`` of a relu
+    With the default ``eps``, a correct network typically scores about
+    1e-8 in float64 and 1e-6 in float32 (measured over 90 small networks of
+    every activation and loss: at most 1.4e-7 and 4e-6); a wrong gradient
+    scores 1e-2 and up. An entry whose pre-activation sits within ``eps`` of a relu
     kink has a finite difference that straddles it, and a large error for
     that reason alone.
 

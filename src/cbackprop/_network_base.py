@@ -12,7 +12,9 @@ import math
 import threading
 
 from . import _io, _training
+from ._checks import boolean
 from ._init import check_init, initial_parameters
+from ._signals import sigint_deferred
 from ._validation import (
     as_batch,
     as_dtype,
@@ -96,7 +98,8 @@ class NetworkBase:
         """Copy ``weights`` and ``biases`` in, cast to the network's dtype.
 
         All of them are checked before any is written, so a bad list leaves
-        the network unchanged.
+        the network unchanged; a Ctrl-C while they are written waits until
+        all are in.
         """
         n_layers = len(self._sizes) - 1
         weights, biases = list(weights), list(biases)
@@ -115,7 +118,7 @@ class NetworkBase:
                 array = as_dtype(name, array, self._dtype)
                 check_finite(name, array)
                 out.append(array)
-        with self._lock:
+        with self._lock, sigint_deferred():   # written whole, even on Ctrl-C
             self._assign_parameters(new_weights, new_biases)
 
     # -- computation -----------------------------------------------------------
@@ -195,10 +198,12 @@ class NetworkBase:
         - Early stopping, on when ``patience`` (an int >= 1) is given: it follows
           ``val_loss`` with validation data, else the training ``loss``, and
           stops after ``patience`` epochs in a row that did not lower it by
-          more than ``min_delta``. With ``restore_best`` the network then ends
-          with the parameters of ``history.best_epoch`` (the optimizer's state
-          is not rewound), whether the epochs ran out, patience did or a
-          callback stopped training.
+          more than ``min_delta``. With ``restore_best`` (the default; it acts
+          only together with ``patience``) the network then ends with the
+          parameters of ``history.best_epoch`` (the optimizer's state is not
+          rewound), whether the epochs ran out, patience did or a callback
+          stopped training, but not after Ctrl-C. Without ``patience``,
+          ``restore_best`` does nothing: the last parameters stay.
         - ``callbacks``: a list of callables, each called after every epoch as
           ``callback(net, epoch, logs)``, ``epoch`` 0-based and ``logs`` a new
           dict of that epoch's figures (the keys of the history, one float
@@ -211,10 +216,12 @@ class NetworkBase:
           line per finished epoch; to a file or pipe, only the latter.
           ``verbose=False`` writes nothing.
         - Ctrl-C (``KeyboardInterrupt``) ends training cleanly: the running
-          step completes (a second Ctrl-C does not wait), and fit returns the
-          history of the completed epochs with ``history.interrupted`` set;
-          the parameters are those after the last completed step, even with
-          ``restore_best``.
+          step (or validation, or callback) completes, no further step runs
+          (a second Ctrl-C does not wait for the step, but its update is still
+          written whole or not at all), and fit returns the history of the
+          completed epochs with ``history.interrupted`` set; the parameters
+          are those after the last completed step, even with ``restore_best``
+          (nothing is restored), also when Ctrl-C comes in the last epoch.
 
         A diverging step raises FloatingPointError (parameters as after the
         previous step), as ``train_step`` does. :class:`cbackprop.History`
@@ -253,8 +260,7 @@ class NetworkBase:
         :meth:`train_step` had been called. Raises what ``train_step`` raises
         (FloatingPointError for a diverging step, which changes nothing).
         """
-        if not isinstance(apply, bool):
-            raise TypeError(f"apply must be True or False, got {apply!r}")
+        apply = boolean("apply", apply)
         # Imported here: _trace needs the reference Network, a subclass of this one.
         from ._trace import record_trace
 

@@ -109,14 +109,15 @@ class Trace:
             lines.append(show(f"Z{l} = A{l - 1} @ W{l} + b{l}", layer.z))
             lines.append(show(f"A{l} = {layer.activation}(Z{l})", layer.a))
         lines.append(show("Y", self.Y))
-        formula, note = _loss_formula(self.loss_function, n, self.layers[-1].z.shape)
+        labels = self.Y.ndim == 1   # cross-entropy targets given as class labels
+        formula, note = _loss_formula(self.loss_function, n, self.layers[-1].z.shape, labels)
         lines.append(show(formula, self.loss, note))
         lines += ["", "Backward pass"]
         for l in range(n, 0, -1):
             layer = self.layers[l - 1]
             if l == n:
                 rule, note = _output_delta_formula(self.loss_function, layer.activation, n,
-                                                   layer.z.shape)
+                                                   layer.z.shape, labels)
             else:
                 rule = f"δ{l} = dL/dZ{l} = (δ{l + 1} @ W{l + 1}ᵀ) ⊙ {layer.activation}'(Z{l})"
                 note = None
@@ -216,8 +217,8 @@ def _times(coefficient, term):
     return term if coefficient == 1 else f"{coefficient:g}·{term}"
 
 
-def _loss_formula(loss, n, output_shape):
-    """``(formula, note)`` of the loss."""
+def _loss_formula(loss, n, output_shape, labels):
+    """``(formula, note)`` of the loss; ``labels``: Y holds class labels, not one-hot rows."""
     m, k = output_shape
     if isinstance(loss, MSE):
         total = _times(loss.scale, f"Σ(A{n} − Y)²")
@@ -227,15 +228,20 @@ def _loss_formula(loss, n, output_shape):
     if isinstance(loss, BCE):
         return f"L = −Σ(Y·log A{n} + (1 − Y)·log(1 − A{n}))/N", f"N = {m * k}"
     assert isinstance(loss, CrossEntropy)
+    if labels:
+        return f"L = −Σᵢ log A{n}[i, Y[i]]/m", f"m = {m}, Y[i] the class label of sample i"
     return f"L = −Σ(Y·log A{n})/m", f"m = {m}, Y one-hot"
 
 
-def _output_delta_formula(loss, activation, n, output_shape):
-    """``(formula, note)`` of the output layer's delta."""
+def _output_delta_formula(loss, activation, n, output_shape, labels):
+    """``(formula, note)`` of the output layer's delta (``labels`` as in _loss_formula)."""
     m, k = output_shape
     if isinstance(loss, BCE):
         return f"δ{n} = dL/dZ{n} = (A{n} − Y)/N", f"BCE and sigmoid fused, N = {m * k}"
     if isinstance(loss, CrossEntropy):
+        if labels:
+            return (f"δ{n} = dL/dZ{n} = (A{n} − onehot(Y))/m",
+                    f"cross-entropy and softmax fused, m = {m}")
         return f"δ{n} = dL/dZ{n} = (A{n} − Y)/m", f"cross-entropy and softmax fused, m = {m}"
     assert isinstance(loss, MSE)
     grad_a = f"dL/dA{n} = {_times(2 * loss.scale, f'(A{n} − Y)')}"

@@ -3,8 +3,9 @@ early stopping, callbacks, the progress display and a clean stop on Ctrl-C.
 
 It drives a network only through its validated boundary (``_batch``) and its
 hooks (``_checked_step``, ``_loss_value``, ``_forward``), so the compiled and
-the reference Network train identically. Per step it adds only an attribute
-test (a stop requested by Ctrl-C) and, with ``verbose``, one clock read.
+the reference Network train identically. Per step it adds only two flag
+tests, before and after it (a stop requested by Ctrl-C), and, with
+``verbose``, one clock read.
 """
 import math
 import numbers
@@ -13,6 +14,7 @@ import threading
 
 import numpy as np
 
+from ._checks import boolean, finite_float
 from ._progress import ProgressDisplay
 from ._validation import check_seed
 from .losses import BCE, CrossEntropy
@@ -68,8 +70,9 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     batch_size = _count("batch_size", batch_size, minimum=1)
     patience = None if patience is None else _count("patience", patience, minimum=1)
     min_delta = _check_min_delta(min_delta)
-    if not isinstance(restore_best, (bool, np.bool_)):
-        raise TypeError(f"restore_best must be True or False, got {restore_best!r}")
+    shuffle = boolean("shuffle", shuffle)
+    verbose = boolean("verbose", verbose)
+    restore_best = boolean("restore_best", restore_best)
     callbacks = _check_callbacks(callbacks)
     X, Y = net._batch(X, Y)
     validation = None if validation_data is None else _Validation(net, validation_data)
@@ -83,8 +86,13 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     display = ProgressDisplay(epochs, -(-m // batch_size)) if verbose else None
     epoch = 0
     try:
+        # A Ctrl-C is honoured at the next of these checks: before and after
+        # every step, after the epoch's figures are recorded, after the
+        # callbacks, and when the loop ends (on leaving the ``with``), so no
+        # step runs after it and an interrupted fit restores nothing.
         with _CtrlCStopsAfterStep() as ctrl_c:
             for epoch in range(epochs):
+                ctrl_c.check()
                 if display is not None:
                     display.start_epoch(epoch)
                 if shuffle:
@@ -102,19 +110,23 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
                 history.best_epoch = tracker.best_epoch
                 if display is not None:
                     display.end_epoch(figures)
+                ctrl_c.check()
                 stopped_by_callback = _run_callbacks(callbacks, net, epoch, figures)
+                ctrl_c.check()
                 if out_of_patience or stopped_by_callback:
                     history.stopped_epoch = epoch
                     history.stop_reason = "early_stopping" if out_of_patience else "callback"
                     break
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
+        history.stopped_epoch = None   # a Ctrl-C just after a stop by patience or callback wins
         # A second Ctrl-C may land between two appends: keep the lists aligned.
         complete = min(len(values) for values in history.values())
         for values in history.values():
             del values[complete:]
         if display is not None:
-            display.note(f"interrupted during epoch {epoch + 1}/{epochs}: {complete} epoch(s) "
+            when = "after" if complete == epoch + 1 else "during"
+            display.note(f"interrupted {when} epoch {epoch + 1}/{epochs}: {complete} epoch(s) "
                          "complete; parameters as after the last completed step")
         return history
     finally:
@@ -137,9 +149,9 @@ def _run_epoch(step, X, Y, batch_size, ctrl_c, display):
     total = 0.0
     for start in range(0, m, batch_size):
         stop = min(start + batch_size, m)
+        ctrl_c.check()
         total += step(X[start:stop], Y[start:stop]) * (stop - start)
-        if ctrl_c.requested:
-            raise KeyboardInterrupt
+        ctrl_c.check()
         # With verbose, one clock read per step; a redraw at most every 0.1 s.
         if display is not None and clock() >= display.next_draw:
             display.draw_batch(start // batch_size + 1, total / stop)
@@ -210,9 +222,12 @@ class _BestTracker:
 
 class _CtrlCStopsAfterStep:
     """Turns the first Ctrl-C into a request (``requested``) that the loop
-    honours after the running step: a step interrupted half-way could leave
-    the reference Network's parameters and moments half updated. A second
-    Ctrl-C raises KeyboardInterrupt at once, as usual.
+    honours at its next ``check()``, so the running step (or validation, or
+    callback) completes. A second Ctrl-C raises KeyboardInterrupt at once, as
+    usual (a step's writes still complete: both Networks write an update as
+    one piece). Leaving the ``with`` without an error raises KeyboardInterrupt
+    for a request not yet honoured, after the handler is put back, so a
+    Ctrl-C that came after the last check is not lost.
 
     Signal handlers belong to the main thread; elsewhere, and when the program
     installed its own handler, nothing is changed (and KeyboardInterrupt is
@@ -233,9 +248,15 @@ class _CtrlCStopsAfterStep:
         self.requested = True
         signal.signal(signal.SIGINT, self._previous)
 
-    def __exit__(self, *exc_info):
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, exc_type, exc_value, traceback):
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+        if exc_type is None:
+            self.check()
         return False
 
 
@@ -261,11 +282,10 @@ def _count(name, value, minimum):
 
 
 def _check_min_delta(min_delta):
-    if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real):
-        raise TypeError(f"min_delta must be a real number, got {min_delta!r}")
-    if not (math.isfinite(min_delta) and min_delta >= 0):
+    min_delta = finite_float("min_delta", min_delta)
+    if min_delta < 0:
         raise ValueError(f"min_delta must be finite and >= 0, got {min_delta}")
-    return float(min_delta)
+    return min_delta
 
 
 def _check_callbacks(callbacks):

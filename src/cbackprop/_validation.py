@@ -9,10 +9,10 @@ import numbers
 
 import numpy as np
 
+from ._names import ACTIVATIONS
+from ._names import ALIASES as _ALIASES
 from .losses import BCE, CrossEntropy
 
-ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity", "leaky_relu", "softmax")
-_ALIASES = {"linear": "identity"}
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 

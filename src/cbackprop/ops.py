@@ -50,7 +50,9 @@ import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
 from ._backend import engine as _engine
-from ._validation import ACTIVATIONS as _ACTIVATION_NAMES
+from ._checks import boolean
+from ._names import ACTIVATIONS as _ACTIVATION_NAMES
+from ._names import ALIASES as _ALIASES
 from .losses import MSE
 
 __all__ = ["gemm", "dense_forward", "dense_backward", "activation_forward",
@@ -58,7 +60,6 @@ __all__ = ["gemm", "dense_forward", "dense_backward", "activation_forward",
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _FLOATS_SET = frozenset(_FLOATS)   # native byte order only
-_ALIASES = {"linear": "identity"}
 
 
 # -- the boundary ----------------------------------------------------------------------
@@ -136,12 +137,6 @@ def _activation_code(name):
     return _engine.ACTIVATION_CODES[canonical]
 
 
-def _flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
-
-
 def _same_shape(name, x, shape, what):
     if x.shape != shape:
         raise ValueError(f"{name} must have shape {shape} ({what}), got {x.shape}")
@@ -161,7 +156,7 @@ def gemm(a, b, trans_a=False, trans_b=False, out=None):
     Returns ``out``, ``(M, N)``, which must not share memory with ``a`` or ``b``.
     Runs on the threads of :func:`cbackprop.set_num_threads` above ~3e6 flops.
     """
-    trans_a, trans_b = _flag("trans_a", trans_a), _flag("trans_b", trans_b)
+    trans_a, trans_b = boolean("trans_a", trans_a), boolean("trans_b", trans_b)
     a = _float_array("a", a, 2)
     b = _float_array("b", b, 2, a.dtype)
     M, K = a.shape[::-1] if trans_a else a.shape
@@ -212,7 +207,7 @@ def dense_backward(delta, a_prev, weights, grad_weights=None, grad_bias=None, gr
     it into the previous layer's delta with :func:`activation_backward`, in
     place. No output may share memory with an input or another output.
     """
-    need_grad_a_prev = _flag("need_grad_a_prev", need_grad_a_prev)
+    need_grad_a_prev = boolean("need_grad_a_prev", need_grad_a_prev)
     delta = _float_array("delta", delta, 2)
     a_prev = _float_array("a_prev", a_prev, 2, delta.dtype)
     weights = _float_array("weights", weights, 2, delta.dtype)

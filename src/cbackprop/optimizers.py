@@ -21,7 +21,7 @@ returns, which clipping does not change):
 
 Each is ``None`` (off, the default) or a positive finite number.
 """
-from ._checks import Settings, in_range, non_negative, positive
+from ._checks import Settings, boolean, in_range, non_negative, positive
 
 
 class Optimizer(Settings):
@@ -37,10 +37,12 @@ def _clip_threshold(name, value):
     return None if value is None else positive(name, value)
 
 
-def _boolean(name, value):
-    if not isinstance(value, (bool, int)) or value not in (0, 1):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+def _flag(name, value):
+    """A bool setting: as ``boolean``, but an invalid hyper-parameter is a ValueError."""
+    try:
+        return boolean(name, value)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class SGD(Optimizer):
@@ -59,7 +61,7 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
-    _checks = {"lr": non_negative, "momentum": _unit_interval, "nesterov": _boolean,
+    _checks = {"lr": non_negative, "momentum": _unit_interval, "nesterov": _flag,
                "weight_decay": non_negative, "clip_norm": _clip_threshold,
                "clip_value": _clip_threshold}
 

@@ -4,6 +4,7 @@ import functools
 import numpy as np
 
 from .._network_base import NetworkBase
+from .._signals import sigint_deferred
 from ..losses import BCE, MSE, CrossEntropy
 from . import ops
 
@@ -114,11 +115,13 @@ class Network(NetworkBase):
             raise FloatingPointError(
                 f"the update of this step overflows {self._dtype.name} (loss {loss:.6g}; "
                 "training diverged); parameters were not updated")
-        for i, (new_param, new_m1, new_m2) in enumerate(stepped):
-            params[i][...] = new_param
-            self._moment1[i][...] = new_m1
-            self._moment2[i][...] = new_m2
-        self._step_count = t
+        # Everything is computed: write it as one piece (a Ctrl-C waits).
+        with sigint_deferred():
+            for i, (new_param, new_m1, new_m2) in enumerate(stepped):
+                params[i][...] = new_param
+                self._moment1[i][...] = new_m1
+                self._moment2[i][...] = new_m2
+            self._step_count = t
         return loss
 
     # -- optimizer state out and back in (Network.trace undoes a trial step) -----------

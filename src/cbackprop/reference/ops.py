@@ -16,6 +16,8 @@ arguments (``cbackprop.ops`` is the checked boundary).
 """
 import numpy as np
 
+from .._names import ALIASES
+
 LEAKY_SLOPE = 0.01
 
 
@@ -37,7 +39,7 @@ def gemm(a, b, trans_a=False, trans_b=False, out=None):
 def dense_forward(a_prev, weights, bias, activation="identity", out=None):
     """``f(a_prev @ weights + bias)``; the default activation gives ``Z`` itself."""
     z = a_prev @ weights + bias
-    return _into(out, ACTIVATIONS[_ALIASES.get(activation, activation)][0](z))
+    return _into(out, ACTIVATIONS[ALIASES.get(activation, activation)][0](z))
 
 
 def dense_backward(delta, a_prev, weights, grad_weights=None, grad_bias=None, grad_a_prev=None,
@@ -114,12 +116,9 @@ ACTIVATIONS = {
 }
 
 
-_ALIASES = {"linear": "identity"}
-
-
 def activation_forward(name, z, out=None):
     """``f(z)`` for the activation called ``name`` (a new array, even for identity)."""
-    a = ACTIVATIONS[_ALIASES.get(name, name)][0](z)
+    a = ACTIVATIONS[ALIASES.get(name, name)][0](z)
     return _into(out, a.copy() if a is z and out is None else a)
 
 
@@ -127,7 +126,7 @@ def activation_backward(name, grad_a, a, out=None):
     """``grad_a ⊙ f'(z)`` from the output ``a = f(z)`` alone: the backward
     functions above read only ``a``, except relu's and leaky relu's, which
     read the sign of ``z``, and that is the sign of ``a``."""
-    grad_z = ACTIVATIONS[_ALIASES.get(name, name)][1](grad_a, a, a)
+    grad_z = ACTIVATIONS[ALIASES.get(name, name)][1](grad_a, a, a)
     return _into(out, grad_z.copy() if grad_z is grad_a and out is None else grad_z)
 
 

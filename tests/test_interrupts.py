@@ -1,0 +1,107 @@
+"""Ctrl-C never leaves a network half updated: a SIGINT that lands while a
+step's update or set_params is being written is delivered once every array
+is written (fit's own handling of Ctrl-C is tested in test_fit.py)."""
+import inspect
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+import cbackprop as cb
+import cbackprop.network
+from cbackprop._signals import sigint_deferred
+
+
+def params_of(net):
+    weights, biases = net.get_params()
+    return weights + biases
+
+
+def assert_same(a, b):
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def ctrl_c_at(function, fragment):
+    """A context that sends SIGINT when ``function`` first reaches the line
+    holding ``fragment`` (the line has not run yet)."""
+    function = inspect.unwrap(function)
+    lines, first = inspect.getsourcelines(function)
+    target = first + next(i for i, text in enumerate(lines) if fragment in text)
+    code = function.__code__
+
+    def local(frame, event, arg):
+        if event == "line" and frame.f_lineno == target and not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return local
+
+    def on_call(frame, event, arg):
+        return local if frame.f_code is code else None
+
+    class Context:
+        def __enter__(self):
+            sys.settrace(on_call)
+
+        def __exit__(self, *exc_info):
+            sys.settrace(None)
+            assert sent, f"{function.__qualname__} never reached {fragment!r}"
+
+    sent = []
+    return Context()
+
+
+def test_sigint_deferred_delivers_after_the_block():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("rest of the block")
+    assert done == ["rest of the block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigint_deferred_changes_nothing_without_a_signal():
+    with sigint_deferred():
+        pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def two_layer(Net, optimizer):
+    return Net([3, 4, 2], ["tanh", "identity"], optimizer=optimizer, seed=0)
+
+
+@pytest.mark.parametrize("optimizer", [lambda: cb.SGD(lr=0.1, momentum=0.9),
+                                       lambda: cb.Adam(lr=0.01)], ids=["sgd-momentum", "adam"])
+def test_ctrl_c_during_the_reference_update_writes_it_whole(optimizer):
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    net, twin = two_layer(cb.reference.Network, optimizer()), two_layer(cb.reference.Network,
+                                                                         optimizer())
+    for n in (net, twin):
+        n.train_step(X, Y)     # non-zero moments
+    twin.train_step(X, Y)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_at(cb.reference.Network._train_step, "self._moment1[i][...] = new_m1"):
+            net.train_step(X, Y)
+    assert_same(params_of(net), params_of(twin))
+    # moments and step count too: the next steps agree
+    for _ in range(2):
+        assert net.train_step(X, Y) == twin.train_step(X, Y)
+    assert_same(params_of(net), params_of(twin))
+
+
+@pytest.mark.parametrize("Net, fragment", [
+    (cb.reference.Network, "self._biases = "),
+    (cbackprop.network.Network, "view[...] = value"),
+], ids=["reference", "compiled"])
+def test_ctrl_c_during_set_params_writes_them_whole(Net, fragment):
+    net = two_layer(Net, None)
+    new = two_layer(Net, None)
+    new.set_params([w + 1 for w in new.get_params()[0]], [b + 1 for b in new.get_params()[1]])
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_at(Net._assign_parameters, fragment):
+            net.set_params(*new.get_params())
+    assert_same(params_of(net), params_of(new))
