@@ -221,13 +221,14 @@ def test_invalid_hyper_parameter_assigned_later(Net, cls, name, value, rng):
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("value", [np.True_, np.False_, True, False])
+@pytest.mark.parametrize("value", [np.True_, np.False_, True, False, 0, 1])
 def test_nesterov_takes_python_and_numpy_bools(value):
+    """And the integers 0 and 1, which it has always accepted."""
     opt = cb.SGD(momentum=0.9, nesterov=value)
     assert opt.nesterov is bool(value)
 
 
-@pytest.mark.parametrize("value", ["yes", None, 2, 0.5])
+@pytest.mark.parametrize("value", ["yes", None, 2, -1, 0.5, 1.0])
 def test_nesterov_refuses_other_values(value):
     with pytest.raises(ValueError, match="nesterov"):
         cb.SGD(momentum=0.9, nesterov=value)
