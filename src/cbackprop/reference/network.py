@@ -4,7 +4,6 @@ import functools
 import numpy as np
 
 from .._network_base import NetworkBase
-from .._signals import sigint_deferred
 from ..losses import BCE, MSE, CrossEntropy
 from . import ops
 
@@ -115,13 +114,11 @@ class Network(NetworkBase):
             raise FloatingPointError(
                 f"the update of this step overflows {self._dtype.name} (loss {loss:.6g}; "
                 "training diverged); parameters were not updated")
-        # Everything is computed: write it as one piece (a Ctrl-C waits).
-        with sigint_deferred():
-            for i, (new_param, new_m1, new_m2) in enumerate(stepped):
-                params[i][...] = new_param
-                self._moment1[i][...] = new_m1
-                self._moment2[i][...] = new_m2
-            self._step_count = t
+        new_params, new_m1, new_m2 = (list(values) for values in zip(*stepped))
+        # Everything is computed: the new state replaces the old in one C call,
+        # so a Ctrl-C lands before it or after it, never in the middle.
+        vars(self).update(_weights=new_params[:n_weights], _biases=new_params[n_weights:],
+                          _moment1=new_m1, _moment2=new_m2, _step_count=t)
         return loss
 
     # -- optimizer state out and back in (Network.trace undoes a trial step) -----------
