@@ -209,10 +209,14 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                 if team > 1:
                     cbackprop_barrier()   # both panels packed
                 share(a_slivers * b_slivers, thread, team, &first, &last)
+                # Row slivers vary fastest: consecutive tiles reuse one B sliver.
+                # (i, j) of tile s = j * a_slivers + i, stepped without a division.
+                i = first % a_slivers
+                j = first // a_slivers
                 for s in range(first, last):
-                    # Row slivers vary fastest: consecutive tiles reuse one B sliver.
-                    i = s % a_slivers
-                    j = s // a_slivers
+                    if i == a_slivers:
+                        i = 0
+                        j += 1
                     if pack_a_panel:
                         a_sliver = pack_a + i * mr * kc
                         a_rs = 1
@@ -230,6 +234,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                     microkernel(kc, a_sliver, a_rs, a_cs, b_sliver, b_rs,
                                 C + (ic + i * mr) * ldc + jc + j * nr, ldc,
                                 min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
+                    i += 1
                 if team > 1:
                     cbackprop_barrier()   # panels free to be repacked
                 ic += gemm_mc(<real*>NULL)
