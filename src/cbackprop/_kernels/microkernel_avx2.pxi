@@ -61,6 +61,22 @@ cdef inline void microkernel(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_s
             microkernel_f64(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
 
 
+cdef inline void store_row_f64(double* out, __m256d lo, __m256d hi, bint overwrite) noexcept nogil:
+    if not overwrite:
+        lo = _mm256_add_pd(lo, _mm256_loadu_pd(out))
+        hi = _mm256_add_pd(hi, _mm256_loadu_pd(out + 4))
+    _mm256_storeu_pd(out, lo)
+    _mm256_storeu_pd(out + 4, hi)
+
+
+cdef inline void store_row_f32(float* out, __m256 lo, __m256 hi, bint overwrite) noexcept nogil:
+    if not overwrite:
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(out))
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(out + 8))
+    _mm256_storeu_ps(out, lo)
+    _mm256_storeu_ps(out + 8, hi)
+
+
 cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
                                  const double* b, Py_ssize_t b_rs, double* C, Py_ssize_t ldc, Py_ssize_t rows,
                                  Py_ssize_t cols, bint overwrite) noexcept nogil:
@@ -102,41 +118,36 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs
         c51 = _mm256_fmadd_pd(ai, b1, c51)
         k += a_cs
         b += b_rs
-    # Edge tiles go through a local tile; only their valid part reaches C.
+    if cols == 8:
+        # Whole rows (a full tile, or the last rows of A): straight into C.
+        store_row_f64(C, c00, c01, overwrite)
+        if rows > 1:
+            store_row_f64(C + 1 * ldc, c10, c11, overwrite)
+        if rows > 2:
+            store_row_f64(C + 2 * ldc, c20, c21, overwrite)
+        if rows > 3:
+            store_row_f64(C + 3 * ldc, c30, c31, overwrite)
+        if rows > 4:
+            store_row_f64(C + 4 * ldc, c40, c41, overwrite)
+        if rows > 5:
+            store_row_f64(C + 5 * ldc, c50, c51, overwrite)
+        return
+    # Tiles cut by the last columns go through a local tile; only their valid
+    # part reaches C.
     cdef double tile[AVX2_MR * 8]
-    cdef double* out = C
-    cdef Py_ssize_t ld = ldc
-    cdef bint full = rows == AVX2_MR and cols == 8
-    if not full:
-        out = tile
-        ld = 8
-    elif not overwrite:
-        c00 = _mm256_add_pd(c00, _mm256_loadu_pd(out))
-        c01 = _mm256_add_pd(c01, _mm256_loadu_pd(out + 4))
-        c10 = _mm256_add_pd(c10, _mm256_loadu_pd(out + 1 * ld))
-        c11 = _mm256_add_pd(c11, _mm256_loadu_pd(out + 1 * ld + 4))
-        c20 = _mm256_add_pd(c20, _mm256_loadu_pd(out + 2 * ld))
-        c21 = _mm256_add_pd(c21, _mm256_loadu_pd(out + 2 * ld + 4))
-        c30 = _mm256_add_pd(c30, _mm256_loadu_pd(out + 3 * ld))
-        c31 = _mm256_add_pd(c31, _mm256_loadu_pd(out + 3 * ld + 4))
-        c40 = _mm256_add_pd(c40, _mm256_loadu_pd(out + 4 * ld))
-        c41 = _mm256_add_pd(c41, _mm256_loadu_pd(out + 4 * ld + 4))
-        c50 = _mm256_add_pd(c50, _mm256_loadu_pd(out + 5 * ld))
-        c51 = _mm256_add_pd(c51, _mm256_loadu_pd(out + 5 * ld + 4))
-    _mm256_storeu_pd(out, c00)
-    _mm256_storeu_pd(out + 4, c01)
-    _mm256_storeu_pd(out + 1 * ld, c10)
-    _mm256_storeu_pd(out + 1 * ld + 4, c11)
-    _mm256_storeu_pd(out + 2 * ld, c20)
-    _mm256_storeu_pd(out + 2 * ld + 4, c21)
-    _mm256_storeu_pd(out + 3 * ld, c30)
-    _mm256_storeu_pd(out + 3 * ld + 4, c31)
-    _mm256_storeu_pd(out + 4 * ld, c40)
-    _mm256_storeu_pd(out + 4 * ld + 4, c41)
-    _mm256_storeu_pd(out + 5 * ld, c50)
-    _mm256_storeu_pd(out + 5 * ld + 4, c51)
-    if not full:
-        store_tile(tile, 8, C, ldc, rows, cols, overwrite)
+    _mm256_storeu_pd(tile + 0, c00)
+    _mm256_storeu_pd(tile + 4, c01)
+    _mm256_storeu_pd(tile + 8, c10)
+    _mm256_storeu_pd(tile + 12, c11)
+    _mm256_storeu_pd(tile + 16, c20)
+    _mm256_storeu_pd(tile + 20, c21)
+    _mm256_storeu_pd(tile + 24, c30)
+    _mm256_storeu_pd(tile + 28, c31)
+    _mm256_storeu_pd(tile + 32, c40)
+    _mm256_storeu_pd(tile + 36, c41)
+    _mm256_storeu_pd(tile + 40, c50)
+    _mm256_storeu_pd(tile + 44, c51)
+    store_tile(tile, 8, C, ldc, rows, cols, overwrite)
 
 
 cdef inline void microkernel_f64_half(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
@@ -240,41 +251,36 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
         c51 = _mm256_fmadd_ps(ai, b1, c51)
         k += a_cs
         b += b_rs
-    # Edge tiles go through a local tile; only their valid part reaches C.
+    if cols == 16:
+        # Whole rows (a full tile, or the last rows of A): straight into C.
+        store_row_f32(C, c00, c01, overwrite)
+        if rows > 1:
+            store_row_f32(C + 1 * ldc, c10, c11, overwrite)
+        if rows > 2:
+            store_row_f32(C + 2 * ldc, c20, c21, overwrite)
+        if rows > 3:
+            store_row_f32(C + 3 * ldc, c30, c31, overwrite)
+        if rows > 4:
+            store_row_f32(C + 4 * ldc, c40, c41, overwrite)
+        if rows > 5:
+            store_row_f32(C + 5 * ldc, c50, c51, overwrite)
+        return
+    # Tiles cut by the last columns go through a local tile; only their valid
+    # part reaches C.
     cdef float tile[AVX2_MR * 16]
-    cdef float* out = C
-    cdef Py_ssize_t ld = ldc
-    cdef bint full = rows == AVX2_MR and cols == 16
-    if not full:
-        out = tile
-        ld = 16
-    elif not overwrite:
-        c00 = _mm256_add_ps(c00, _mm256_loadu_ps(out))
-        c01 = _mm256_add_ps(c01, _mm256_loadu_ps(out + 8))
-        c10 = _mm256_add_ps(c10, _mm256_loadu_ps(out + 1 * ld))
-        c11 = _mm256_add_ps(c11, _mm256_loadu_ps(out + 1 * ld + 8))
-        c20 = _mm256_add_ps(c20, _mm256_loadu_ps(out + 2 * ld))
-        c21 = _mm256_add_ps(c21, _mm256_loadu_ps(out + 2 * ld + 8))
-        c30 = _mm256_add_ps(c30, _mm256_loadu_ps(out + 3 * ld))
-        c31 = _mm256_add_ps(c31, _mm256_loadu_ps(out + 3 * ld + 8))
-        c40 = _mm256_add_ps(c40, _mm256_loadu_ps(out + 4 * ld))
-        c41 = _mm256_add_ps(c41, _mm256_loadu_ps(out + 4 * ld + 8))
-        c50 = _mm256_add_ps(c50, _mm256_loadu_ps(out + 5 * ld))
-        c51 = _mm256_add_ps(c51, _mm256_loadu_ps(out + 5 * ld + 8))
-    _mm256_storeu_ps(out, c00)
-    _mm256_storeu_ps(out + 8, c01)
-    _mm256_storeu_ps(out + 1 * ld, c10)
-    _mm256_storeu_ps(out + 1 * ld + 8, c11)
-    _mm256_storeu_ps(out + 2 * ld, c20)
-    _mm256_storeu_ps(out + 2 * ld + 8, c21)
-    _mm256_storeu_ps(out + 3 * ld, c30)
-    _mm256_storeu_ps(out + 3 * ld + 8, c31)
-    _mm256_storeu_ps(out + 4 * ld, c40)
-    _mm256_storeu_ps(out + 4 * ld + 8, c41)
-    _mm256_storeu_ps(out + 5 * ld, c50)
-    _mm256_storeu_ps(out + 5 * ld + 8, c51)
-    if not full:
-        store_tile(tile, 16, C, ldc, rows, cols, overwrite)
+    _mm256_storeu_ps(tile + 0, c00)
+    _mm256_storeu_ps(tile + 8, c01)
+    _mm256_storeu_ps(tile + 16, c10)
+    _mm256_storeu_ps(tile + 24, c11)
+    _mm256_storeu_ps(tile + 32, c20)
+    _mm256_storeu_ps(tile + 40, c21)
+    _mm256_storeu_ps(tile + 48, c30)
+    _mm256_storeu_ps(tile + 56, c31)
+    _mm256_storeu_ps(tile + 64, c40)
+    _mm256_storeu_ps(tile + 72, c41)
+    _mm256_storeu_ps(tile + 80, c50)
+    _mm256_storeu_ps(tile + 88, c51)
+    store_tile(tile, 16, C, ldc, rows, cols, overwrite)
 
 
 cdef inline void microkernel_f32_half(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
