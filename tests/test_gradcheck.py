@@ -6,16 +6,10 @@ gradient is wrong, never change the network, and reject bad arguments.
 """
 import numpy as np
 import pytest
+from test_gradient_check import HIDDEN_FORWARD
 
 import cbackprop as cb
 
-HIDDEN_FORWARD = {
-    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
-    "relu": lambda z: np.maximum(z, 0),
-    "tanh": np.tanh,
-    "identity": lambda z: z,
-    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
-}
 HIDDEN = sorted(HIDDEN_FORWARD)
 
 # name -> (output activation, loss, target kind)

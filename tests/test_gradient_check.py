@@ -43,20 +43,23 @@ def make_targets(kind, rng, m=M, k=SIZES[-1]):
     return np.eye(k)[labels]
 
 
+# The hidden activations, written out independently of the package.
+HIDDEN_FORWARD = {
+    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "relu": lambda z: np.maximum(z, 0),
+    "tanh": np.tanh,
+    "identity": lambda z: z,
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+}
+
+
 def hidden_preactivations(weights, biases, activations, X):
     """The Z of each hidden layer, computed in plain NumPy."""
-    act = {
-        "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
-        "relu": lambda z: np.maximum(z, 0),
-        "tanh": np.tanh,
-        "identity": lambda z: z,
-        "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
-    }
     A, out = X, []
     for W, b, name in zip(weights[:-1], biases[:-1], activations[:-1]):
         Z = A @ W + b
         out.append(Z)
-        A = act[name](Z)
+        A = HIDDEN_FORWARD[name](Z)
     return out
 
 

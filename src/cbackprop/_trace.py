@@ -20,7 +20,6 @@ import numpy as np
 
 from ._twin import reference_twin
 from .losses import BCE, MSE, CrossEntropy
-from .reference import ops
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -177,17 +176,7 @@ def _reference_pass(twin, X, Y):
     """``(pre_activations, activations, deltas)`` of the reference ``twin``;
     ``activations[0]`` is X and ``deltas[l] = dL/dZ`` of layer ``l``."""
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging step shows as inf/NaN
-        pre_activations, activations = twin._forward_pass(X)
-        _, delta = twin._output_loss(pre_activations[-1], activations[-1], Y)
-        weights, _ = twin._parameters()
-        deltas = [None] * len(weights)
-        for layer in reversed(range(len(weights))):
-            deltas[layer] = delta
-            if layer > 0:
-                backward = ops.ACTIVATIONS[twin.activations[layer - 1]][1]
-                delta = backward(delta @ weights[layer].T, pre_activations[layer - 1],
-                                 activations[layer])
-    return pre_activations, activations, deltas
+        return twin._backward_pass(X, Y)[2]
 
 
 def _settings_copy(settings):

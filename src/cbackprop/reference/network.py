@@ -74,17 +74,26 @@ class Network(NetworkBase):
 
     @_overflow_is_a_result
     def _loss_and_gradients(self, X, Y):
+        loss, grads, _ = self._backward_pass(X, Y)
+        return loss, grads
+
+    def _backward_pass(self, X, Y):
+        """``(loss, grads, passes)``: the gradients of every layer and, for
+        ``Network.trace``, ``passes = (pre_activations, activations, deltas)``
+        with ``deltas[l] = dL/dZ`` of layer ``l``."""
         pre_activations, activations = self._forward_pass(X)
         loss, delta = self._output_loss(pre_activations[-1], activations[-1], Y)
         grads = [None] * len(self._weights)
+        deltas = [None] * len(self._weights)
         for layer in reversed(range(len(self._weights))):
+            deltas[layer] = delta
             grad_weights, grad_bias, grad_a_prev = ops.dense_backward(
                 delta, activations[layer], self._weights[layer])
             grads[layer] = (grad_weights, grad_bias)
             if layer > 0:
                 backward = ops.ACTIVATIONS[self._activations[layer - 1]][1]
                 delta = backward(grad_a_prev, pre_activations[layer - 1], activations[layer])
-        return loss, grads
+        return loss, grads, (pre_activations, activations, deltas)
 
     # -- optimizer step ----------------------------------------------------------------
     @_overflow_is_a_result
