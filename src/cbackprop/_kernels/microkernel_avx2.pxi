@@ -20,11 +20,24 @@ cdef extern from "immintrin.h" nogil:
     __m256 _mm256_fmadd_ps(__m256, __m256, __m256)
     __m256 _mm256_add_ps(__m256, __m256)
     void _mm256_storeu_ps(float*, __m256)
+    void _mm_prefetch(const char*, int)
+    int _MM_HINT_T0
 
 cdef enum:
     AVX2_MR = 6
     AVX2_NR_F64 = 8
     AVX2_NR_F32 = 16
+
+# The full-width kernels come in two heights, chosen at compile time: six rows,
+# and four for a last row sliver of at most four (64 rows are 10 x 6 + 4;
+# computing that 4 as 6 would waste 3% of a 64-row product's FMAs).
+ctypedef struct SixRows:
+    char unused
+ctypedef struct FourRows:
+    char unused
+ctypedef fused tile_height:
+    SixRows
+    FourRows
 
 
 cdef inline Py_ssize_t microkernel_mr(real* kind) noexcept nogil:
@@ -52,13 +65,29 @@ cdef inline void microkernel(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_s
     if real is float:
         if cols <= AVX2_NR_F32 // 2:
             microkernel_f32_half(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+        elif rows <= 4:
+            microkernel_f32(<FourRows*>NULL, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
         else:
-            microkernel_f32(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+            microkernel_f32(<SixRows*>NULL, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
     else:
         if cols <= AVX2_NR_F64 // 2:
             microkernel_f64_half(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+        elif rows <= 4:
+            microkernel_f64(<FourRows*>NULL, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
         else:
-            microkernel_f64(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+            microkernel_f64(<SixRows*>NULL, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+
+
+cdef inline void prefetch_tile(const void* C, Py_ssize_t ldc_bytes, Py_ssize_t rows,
+                               Py_ssize_t row_bytes) noexcept nogil:
+    """Ask for the lines of a tile of C before its FMAs start: a large C is
+    not in cache, and a miss on the final stores would stall every tile."""
+    cdef const char* row = <const char*>C
+    cdef Py_ssize_t i
+    for i in range(rows):
+        _mm_prefetch(row, _MM_HINT_T0)
+        _mm_prefetch(row + row_bytes - 1, _MM_HINT_T0)
+        row += ldc_bytes
 
 
 cdef inline void store_row_f64(double* out, __m256d lo, __m256d hi, bint overwrite) noexcept nogil:
@@ -77,7 +106,7 @@ cdef inline void store_row_f32(float* out, __m256 lo, __m256 hi, bint overwrite)
     _mm256_storeu_ps(out + 8, hi)
 
 
-cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+cdef inline void microkernel_f64(tile_height* height, Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
                                  const double* b, Py_ssize_t b_rs, double* C, Py_ssize_t ldc, Py_ssize_t rows,
                                  Py_ssize_t cols, bint overwrite) noexcept nogil:
     # Rows past the edge re-read the last real row; their results are dropped.
@@ -95,6 +124,7 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs
     cdef __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd()
     cdef __m256d b0, b1, ai
     cdef Py_ssize_t p, k = 0
+    prefetch_tile(C, ldc * sizeof(double), rows, cols * sizeof(double))
     for p in range(kc):
         b0 = _mm256_loadu_pd(b)
         b1 = _mm256_loadu_pd(b + 4)
@@ -110,12 +140,13 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs
         ai = _mm256_broadcast_sd(a3 + k)
         c30 = _mm256_fmadd_pd(ai, b0, c30)
         c31 = _mm256_fmadd_pd(ai, b1, c31)
-        ai = _mm256_broadcast_sd(a4 + k)
-        c40 = _mm256_fmadd_pd(ai, b0, c40)
-        c41 = _mm256_fmadd_pd(ai, b1, c41)
-        ai = _mm256_broadcast_sd(a5 + k)
-        c50 = _mm256_fmadd_pd(ai, b0, c50)
-        c51 = _mm256_fmadd_pd(ai, b1, c51)
+        if tile_height is SixRows:
+            ai = _mm256_broadcast_sd(a4 + k)
+            c40 = _mm256_fmadd_pd(ai, b0, c40)
+            c41 = _mm256_fmadd_pd(ai, b1, c41)
+            ai = _mm256_broadcast_sd(a5 + k)
+            c50 = _mm256_fmadd_pd(ai, b0, c50)
+            c51 = _mm256_fmadd_pd(ai, b1, c51)
         k += a_cs
         b += b_rs
     if cols == 8:
@@ -127,10 +158,11 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs
             store_row_f64(C + 2 * ldc, c20, c21, overwrite)
         if rows > 3:
             store_row_f64(C + 3 * ldc, c30, c31, overwrite)
-        if rows > 4:
-            store_row_f64(C + 4 * ldc, c40, c41, overwrite)
-        if rows > 5:
-            store_row_f64(C + 5 * ldc, c50, c51, overwrite)
+        if tile_height is SixRows:
+            if rows > 4:
+                store_row_f64(C + 4 * ldc, c40, c41, overwrite)
+            if rows > 5:
+                store_row_f64(C + 5 * ldc, c50, c51, overwrite)
         return
     # Tiles cut by the last columns go through a local tile; only their valid
     # part reaches C.
@@ -143,10 +175,11 @@ cdef inline void microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs
     _mm256_storeu_pd(tile + 20, c21)
     _mm256_storeu_pd(tile + 24, c30)
     _mm256_storeu_pd(tile + 28, c31)
-    _mm256_storeu_pd(tile + 32, c40)
-    _mm256_storeu_pd(tile + 36, c41)
-    _mm256_storeu_pd(tile + 40, c50)
-    _mm256_storeu_pd(tile + 44, c51)
+    if tile_height is SixRows:
+        _mm256_storeu_pd(tile + 32, c40)
+        _mm256_storeu_pd(tile + 36, c41)
+        _mm256_storeu_pd(tile + 40, c50)
+        _mm256_storeu_pd(tile + 44, c51)
     store_tile(tile, 8, C, ldc, rows, cols, overwrite)
 
 
@@ -210,7 +243,7 @@ cdef inline void microkernel_f64_half(Py_ssize_t kc, const double* a, Py_ssize_t
         store_tile(tile, 4, C, ldc, rows, cols, overwrite)
 
 
-cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+cdef inline void microkernel_f32(tile_height* height, Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
                                  const float* b, Py_ssize_t b_rs, float* C, Py_ssize_t ldc, Py_ssize_t rows,
                                  Py_ssize_t cols, bint overwrite) noexcept nogil:
     # Rows past the edge re-read the last real row; their results are dropped.
@@ -228,6 +261,7 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
     cdef __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps()
     cdef __m256 b0, b1, ai
     cdef Py_ssize_t p, k = 0
+    prefetch_tile(C, ldc * sizeof(float), rows, cols * sizeof(float))
     for p in range(kc):
         b0 = _mm256_loadu_ps(b)
         b1 = _mm256_loadu_ps(b + 8)
@@ -243,12 +277,13 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
         ai = _mm256_broadcast_ss(a3 + k)
         c30 = _mm256_fmadd_ps(ai, b0, c30)
         c31 = _mm256_fmadd_ps(ai, b1, c31)
-        ai = _mm256_broadcast_ss(a4 + k)
-        c40 = _mm256_fmadd_ps(ai, b0, c40)
-        c41 = _mm256_fmadd_ps(ai, b1, c41)
-        ai = _mm256_broadcast_ss(a5 + k)
-        c50 = _mm256_fmadd_ps(ai, b0, c50)
-        c51 = _mm256_fmadd_ps(ai, b1, c51)
+        if tile_height is SixRows:
+            ai = _mm256_broadcast_ss(a4 + k)
+            c40 = _mm256_fmadd_ps(ai, b0, c40)
+            c41 = _mm256_fmadd_ps(ai, b1, c41)
+            ai = _mm256_broadcast_ss(a5 + k)
+            c50 = _mm256_fmadd_ps(ai, b0, c50)
+            c51 = _mm256_fmadd_ps(ai, b1, c51)
         k += a_cs
         b += b_rs
     if cols == 16:
@@ -260,10 +295,11 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
             store_row_f32(C + 2 * ldc, c20, c21, overwrite)
         if rows > 3:
             store_row_f32(C + 3 * ldc, c30, c31, overwrite)
-        if rows > 4:
-            store_row_f32(C + 4 * ldc, c40, c41, overwrite)
-        if rows > 5:
-            store_row_f32(C + 5 * ldc, c50, c51, overwrite)
+        if tile_height is SixRows:
+            if rows > 4:
+                store_row_f32(C + 4 * ldc, c40, c41, overwrite)
+            if rows > 5:
+                store_row_f32(C + 5 * ldc, c50, c51, overwrite)
         return
     # Tiles cut by the last columns go through a local tile; only their valid
     # part reaches C.
@@ -276,10 +312,11 @@ cdef inline void microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
     _mm256_storeu_ps(tile + 40, c21)
     _mm256_storeu_ps(tile + 48, c30)
     _mm256_storeu_ps(tile + 56, c31)
-    _mm256_storeu_ps(tile + 64, c40)
-    _mm256_storeu_ps(tile + 72, c41)
-    _mm256_storeu_ps(tile + 80, c50)
-    _mm256_storeu_ps(tile + 88, c51)
+    if tile_height is SixRows:
+        _mm256_storeu_ps(tile + 64, c40)
+        _mm256_storeu_ps(tile + 72, c41)
+        _mm256_storeu_ps(tile + 80, c50)
+        _mm256_storeu_ps(tile + 88, c51)
     store_tile(tile, 16, C, ldc, rows, cols, overwrite)
 
 
