@@ -77,3 +77,51 @@ def test_narrow_products(trans_a, trans_b, N, dtype):
         C0 = rng.standard_normal((M, N)).astype(dtype)
         C = engine.gemm_product(A, B, trans_a, trans_b, C0.copy())
         _assert_close(C, expected + C0, K, dtype)
+
+
+def _at_offset(array, offset):
+    """A C-contiguous copy of ``array`` starting ``offset`` elements into a
+    fresh buffer, so its address has any alignment the dtype allows."""
+    buffer = np.empty(array.size + 16, dtype=array.dtype)
+    start = (-buffer.ctypes.data // array.itemsize) % 8 + offset   # 64-byte aligned + offset
+    view = buffer[start:start + array.size].reshape(array.shape)
+    view[...] = array
+    return view
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("offset_b", [0, 1, 2, 4])
+def test_operands_of_any_alignment(trans_a, trans_b, offset_b, dtype):
+    """B is read in place or packed depending on its alignment and size, and
+    a last row sliver of at most four rows takes the four-row kernel: every
+    combination gives the same product, with and without accumulating."""
+    rng = np.random.default_rng(offset_b)
+    for M, N, K in [(64, 64, 64), (70, 16, 300), (4, 24, 9), (94, 40, 64), (64, 400, 200)]:
+        A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
+        A, B = _at_offset(A, 1), _at_offset(B, offset_b)
+        _assert_close(engine.gemm_product(A, B, trans_a, trans_b, poison=True), expected, K, dtype)
+        C0 = _at_offset(rng.standard_normal((M, N)).astype(dtype), 0)
+        C = engine.gemm_product(A, B, trans_a, trans_b, C0.copy())
+        _assert_close(C, expected + C0, K, dtype)
+
+
+@pytest.fixture
+def restore_engine_threads():
+    before = engine.get_num_threads()
+    yield
+    engine.set_num_threads(before)
+
+
+@pytest.mark.parametrize("K", [10, 64, 65, 300])
+def test_threaded_products_equal_one_thread(K, dtype, restore_engine_threads):
+    """Every micro-tile is computed whole by one thread whichever order the
+    tiles are dealt in (along the rows of C for short K), so a team's
+    product is bit-identical to one thread's."""
+    rng = np.random.default_rng(K)
+    A, B, _ = _operands(rng, 389, 301, K, False, True, dtype)
+    products = []
+    for threads in (1, 2, 3):
+        engine.set_num_threads(threads)
+        products.append(engine.gemm_product(A, B, False, True, poison=True))
+    for product in products[1:]:
+        np.testing.assert_array_equal(product, products[0])
