@@ -51,8 +51,11 @@ against ``numpy.matmul`` on the same operands, for the three products of a
 dense layer (``X@W``, ``X^T@D`` for dW, ``D@W^T`` for the delta passed back),
 at the layer shapes of the mnist, deep, wide and big configs and at square
 n x n x n shapes, in both dtypes and at every thread count. All of one
-library's timings run in one phase (then a pause, then the other's); each
-figure is the best of several samples of a few calls; GFLOP/s = 2*M*K*N / t.
+library's timings run in one phase (then a pause, then the other's), and the
+phases alternate four times (once with --quick); each figure is the best of
+all its samples of a few calls (12, or 2 with --quick), so a burst of load
+from outside the machine must last through every phase of one library to
+bias a ratio; GFLOP/s = 2*M*K*N / t.
 
 Targets (the project's issue) are printed as PASS/FAIL after the tables;
 they do not change the exit code. All figures go to
@@ -156,7 +159,7 @@ def parse_args(argv=None):
     args.warmup_steps = 1 if args.quick else 5
     args.warmup_s = 0.01 if args.quick else 0.03
     args.gemm_squares = GEMM_SQUARES_QUICK if args.quick else GEMM_SQUARES
-    args.gemm_rounds = 1 if args.quick else 2       # phases per library
+    args.gemm_rounds = 1 if args.quick else 4       # phases per library
     args.gemm_samples = 2 if args.quick else 3      # samples per round
     args.gemm_target_s = 0.003 if args.quick else 0.01  # one sample
     return args
