@@ -29,8 +29,11 @@ while after a parallel region; on a 2-core machine those spinning threads
 steal the cores from whichever library runs next. So for each (config,
 dtype) a worker warms up all implementations (a rough per-step estimate that
 fixes the block length N), then runs *phases* separated by
-``time.sleep(0.3)``: every compiled repeat, then every reference repeat, then
-every torch repeat. Each repeat times a block of N consecutive steps with
+``time.sleep(0.3)``: up to four compiled repeats, the same reference repeats,
+the same torch repeats, and again until every repeat has run (11 repeats:
+phases of 4, 4 and 3), so that a slow spell on a shared machine falls on
+all implementations' repeats alike rather than on one implementation's
+whole phase. Each repeat times a block of N consecutive steps with
 ``time.perf_counter`` and the garbage collector off; N is chosen so that a
 block of the slower of compiled/reference takes about ``--target-ms`` (torch
 gets its own N for the same duration). The figure is the median per-step
@@ -87,6 +90,7 @@ MALLOC_VARS = {"MALLOC_MMAP_THRESHOLD_": "100000000", "MALLOC_TRIM_THRESHOLD_": 
 LEARNING_RATE = 1e-4
 POOL_SIZE = 4
 PAUSE_S = 0.3  # longer than OpenBLAS's (~0.1 s) and libgomp's spin-wait before sleeping
+PHASE_REPEATS = 4  # repeats of one implementation per phase; the phases take turns
 
 GEMM_CONFIGS = ("mnist", "deep", "wide", "big")
 GEMM_SQUARES = (64, 128, 256, 512, 1024)
@@ -348,6 +352,12 @@ def warm_up(train_step, pool, min_steps, min_seconds):
     return (time.perf_counter() - start) / steps
 
 
+def phase_lengths(repeats):
+    """Repeats per phase: at most PHASE_REPEATS, as even as possible (11 -> 4, 4, 3)."""
+    phases = -(-repeats // PHASE_REPEATS)
+    return [repeats // phases + (1 if i < repeats % phases else 0) for i in range(phases)]
+
+
 def compiled_phase(net, pool, repeats, n, first_step):
     """Time ``repeats`` blocks of ``n`` steps, saving the parameters (and the
     step index) each block starts from, for the other implementations."""
@@ -408,10 +418,23 @@ def bench_config(name, dtype, args, torch):
         implementations["torch"] = (torch_net, torch_net.convert(pool))
     n, n_torch = block_lengths(implementations, args)
 
-    pause()
-    starts, snapshots, c_seconds, c_losses = compiled_phase(compiled, pool, args.repeats, n, 0)
-    pause()
-    r_seconds, r_losses = replay_phase(reference, pool, starts, snapshots, n)
+    c_seconds, c_losses, r_seconds, r_losses, t_seconds, t_losses = [], [], [], [], [], []
+    step = 0
+    for repeats in phase_lengths(args.repeats):
+        pause()
+        starts, snapshots, seconds, losses = compiled_phase(compiled, pool, repeats, n, step)
+        c_seconds += seconds
+        c_losses += losses
+        step = starts[-1] + n
+        pause()
+        seconds, losses = replay_phase(reference, pool, starts, snapshots, n)
+        r_seconds += seconds
+        r_losses += losses
+        if torch is not None:
+            pause()
+            seconds, losses = replay_phase(*implementations["torch"], starts, snapshots, n_torch)
+            t_seconds += seconds
+            t_losses += losses
     result = {
         "config": name, "sizes": sizes, "batch": batch, "dtype": dtype,
         "threads": args.threads[0], "repeats": args.repeats, "block_steps": n,
@@ -424,8 +447,6 @@ def bench_config(name, dtype, args, torch):
         "torch_first_step_rel_dloss": None, "error": None,
     }
     if torch is not None:
-        pause()
-        t_seconds, t_losses = replay_phase(*implementations["torch"], starts, snapshots, n_torch)
         result["torch_us_samples"] = microseconds(t_seconds, n_torch)
         result["torch_first_step_rel_dloss"] = relative_difference(
             [block[0] for block in c_losses], [block[0] for block in t_losses])
@@ -642,7 +663,7 @@ def print_header(args, workers):
     print("cbackprop train_step benchmark: compiled vs reference"
           + (" vs torch" if first["torch"] else "")
           + f" ({'quick' if args.quick else 'thorough'}; {args.repeats} repeats of ~"
-          f"{args.target_ms:g} ms blocks per implementation, in separate phases; "
+          f"{args.target_ms:g} ms blocks per implementation, in alternating phases; "
           f"SGD lr={args.lr:g}, mse, relu/identity)")
     print(f"cpu: {first['cpu']} ({first['cpu_count']} logical cpus), {first['platform']}")
     print(f"python {first['python']}, numpy {first['numpy']} (BLAS: {first['blas']}), "
