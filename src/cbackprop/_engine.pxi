@@ -317,6 +317,16 @@ cdef struct Buffers:
     void* ws
 
 
+cdef cnp.ndarray aligned_zeros(Py_ssize_t n, object dtype):
+    """n zeros starting on a 64-byte boundary (a view into a slightly larger
+    array), so that the first layer's weights can be read in place by the
+    GEMM, which needs 32-byte aligned rows for that."""
+    itemsize = np.dtype(dtype).itemsize
+    block = np.zeros(n + 64 // itemsize, dtype=dtype)
+    shift = (-block.ctypes.data % 64) // itemsize
+    return block[shift:shift + n]
+
+
 cdef class Engine:
     """Parameters, optimizer state and workspaces of one network, and its passes.
 
@@ -353,10 +363,10 @@ cdef class Engine:
             cursor += sizes[layer] * sizes[layer + 1]
             self._bias_offset[layer] = cursor
             cursor += sizes[layer + 1]
-        self.params = np.zeros(cursor + GUARD, dtype=dtype)
-        self.grads = np.zeros(cursor + GUARD, dtype=dtype)
-        self.moment1 = np.zeros(cursor + GUARD, dtype=dtype)
-        self.moment2 = np.zeros(cursor + GUARD, dtype=dtype)
+        self.params = aligned_zeros(cursor + GUARD, dtype)
+        self.grads = aligned_zeros(cursor + GUARD, dtype)
+        self.moment1 = aligned_zeros(cursor + GUARD, dtype)
+        self.moment2 = aligned_zeros(cursor + GUARD, dtype)
         self.n_params = cursor
         self.param_guards = Guards()
         # (SGD steps swap parameters with gradients, and velocities with the
