@@ -80,3 +80,18 @@ def test_activation_names_are_defined_once():
     assert _validation._ALIASES is reference_ops.ALIASES is cb.ops._ALIASES is _names.ALIASES
     assert _validation.ACTIVATIONS is cb.ops._ACTIVATION_NAMES is _names.ACTIVATIONS
     assert set(reference_ops.ACTIVATIONS) == set(_names.ACTIVATIONS)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", [cb.SGD(0.01, momentum=0.9), cb.Adam(1e-3)])
+def test_parameter_buffers_start_on_64_bytes(dtype, optimizer):
+    """The GEMM reads the first layer's weights in place only from 32-byte
+    aligned rows: the engine's parameter buffers start on 64 bytes, and still
+    do after SGD steps have swapped them with the gradient buffers."""
+    net = cb.Network([784, 128, 10], ["relu", "identity"], optimizer=optimizer, dtype=dtype, seed=0)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((64, 784)), rng.standard_normal((64, 10))
+    for _ in range(3):
+        engine = net._engine
+        assert engine.params.ctypes.data % 64 == 0 and engine.grads.ctypes.data % 64 == 0
+        net.train_step(X, Y)
