@@ -24,6 +24,24 @@ cdef extern from *:
     void cbackprop_barrier() nogil
     int cbackprop_team_size() nogil
 
+cdef extern from *:
+    """
+    static Py_ssize_t cbackprop_fetch_add(Py_ssize_t* counter, Py_ssize_t n) {
+        return __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+    }
+    static Py_ssize_t cbackprop_load(Py_ssize_t* counter) {
+        return __atomic_load_n(counter, __ATOMIC_RELAXED);
+    }
+    """
+    Py_ssize_t cbackprop_fetch_add(Py_ssize_t* counter, Py_ssize_t n) nogil
+    Py_ssize_t cbackprop_load(Py_ssize_t* counter) nogil
+
+cdef enum:
+    # A team of up to this many threads balances its micro-tiles by stealing
+    # (see gemm_blocks); a larger one keeps the static split alone.
+    MAX_STEALING_TEAM = 16
+    COUNTER_STRIDE = 8        # Py_ssize_t per counter: one cache line each
+
 # Below this many flops (~60 µs on one core) a GEMM runs on one thread: the
 # fork, the barriers and a late-waking second thread cost more than it saves.
 cdef double PARALLEL_MIN_FLOPS = 3.0e6
@@ -145,6 +163,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     """
     cdef Py_ssize_t i, j
     cdef int thread = 0, team = 1
+    cdef Py_ssize_t next_tile[MAX_STEALING_TEAM * COUNTER_STRIDE]
     if K == 0:
         if not accumulate:
             for i in range(M):
@@ -161,9 +180,10 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
             thread = threadid()
             team = cbackprop_team_size()
             gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b,
-                        thread, team)
+                        thread, team, next_tile)
         return
-    gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b, 0, 1)
+    gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b, 0, 1,
+                next_tile)
 
 
 cdef inline void share(Py_ssize_t count, int thread, int team, Py_ssize_t* first,
@@ -177,13 +197,23 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       const real* A, Py_ssize_t rsa, Py_ssize_t csa,
                       const real* B, Py_ssize_t rsb, Py_ssize_t csb,
                       real* C, Py_ssize_t ldc, bint accumulate,
-                      real* pack_a, real* pack_b, int thread, int team) noexcept nogil:
+                      real* pack_a, real* pack_b, int thread, int team,
+                      Py_ssize_t* next_tile) noexcept nogil:
     """The five BLIS loops, run by every thread of a team of ``team``.
 
     All threads walk the jc/pc/ic blocks together; each packs its share of
     the slivers of every panel and computes its share of the micro-tiles of
     every block, with a barrier wherever a panel must be complete (before
     use) or free (before it is repacked). A team of one needs no barriers.
+
+    A thread claims the tiles of its share through its own counter in
+    ``next_tile`` (MAX_STEALING_TEAM x COUNTER_STRIDE, shared by the team), in
+    runs that shrink as the share empties; with its share done, it claims
+    what is left of the others' one tile at a time. A thread slowed by a busy
+    core then holds the barrier for a tile or two, not for the rest of its
+    share, while most tiles are still computed by the thread that packed
+    their B slivers. Each tile is computed whole by one thread, so results
+    do not depend on which thread that is.
     """
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
@@ -191,8 +221,10 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef Py_ssize_t a_rs, a_cs, b_rs
     cdef const real* a_sliver
     cdef const real* b_sliver
-    cdef Py_ssize_t n_fast, fast, slow
+    cdef Py_ssize_t n_fast, fast, slow, tiles, owner_first, owner_last, run
+    cdef int turn, owner
     cdef bint overwrite, pack_a_panel, read_b_in_place, along_rows_of_c
+    cdef bint stealing = 1 < team <= MAX_STEALING_TEAM
     jc = 0
     while jc < N:
         nc = min(<Py_ssize_t>GEMM_NC, N - jc)
@@ -225,45 +257,69 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                         pack_sliver_a(min(mr, mc - s * mr), kc,
                                       A + (ic + s * mr) * rsa + pc * csa, rsa, csa,
                                       pack_a + s * mr * kc)
+                tiles = a_slivers * b_slivers
+                if stealing:
+                    # No thread touches a counter between the barrier that
+                    # ends one block's tiles and the one that starts the next's.
+                    share(tiles, thread, team, &owner_first, &owner_last)
+                    next_tile[thread * COUNTER_STRIDE] = owner_first
                 if team > 1:
                     cbackprop_barrier()   # both panels packed
-                share(a_slivers * b_slivers, thread, team, &first, &last)
                 # Row slivers vary fastest, so consecutive tiles reuse one B
                 # sliver, unless kc is so short that the stores of C dominate:
                 # then column slivers do, and C is written row by row.
                 # Tile s is (fast, slow) in that order, stepped without a division.
                 along_rows_of_c = kc <= C_ROW_ORDER_MAX_KC
                 n_fast = b_slivers if along_rows_of_c else a_slivers
-                fast = first % n_fast
-                slow = first // n_fast
-                for s in range(first, last):
-                    if fast == n_fast:
-                        fast = 0
-                        slow += 1
-                    if along_rows_of_c:
-                        i = slow
-                        j = fast
-                    else:
-                        i = fast
-                        j = slow
-                    if pack_a_panel:
-                        a_sliver = pack_a + i * mr * kc
-                        a_rs = 1
-                        a_cs = mr
-                    else:
-                        a_sliver = A + (ic + i * mr) * rsa + pc * csa
-                        a_rs = rsa
-                        a_cs = csa
-                    if read_b_in_place and min(nr, nc - j * nr) == nr:
-                        b_sliver = B + pc * rsb + jc + j * nr
-                        b_rs = rsb
-                    else:
-                        b_sliver = pack_b + j * nr * kc
-                        b_rs = nr
-                    microkernel(kc, a_sliver, a_rs, a_cs, b_sliver, b_rs,
-                                C + (ic + i * mr) * ldc + jc + j * nr, ldc,
-                                min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
-                    fast += 1
+                # Turn 0: this thread's own share; then the others', stolen.
+                for turn in range(team if stealing else 1):
+                    owner = (thread + turn) % team
+                    share(tiles, owner, team, &owner_first, &owner_last)
+                    while True:
+                        if stealing:
+                            run = 1
+                            if turn == 0:
+                                run = max(<Py_ssize_t>1, (owner_last - cbackprop_load(
+                                    &next_tile[owner * COUNTER_STRIDE])) // 4)
+                            first = cbackprop_fetch_add(&next_tile[owner * COUNTER_STRIDE], run)
+                            if first >= owner_last:
+                                break
+                            last = min(owner_last, first + run)
+                        else:
+                            first = owner_first
+                            last = owner_last
+                        fast = first % n_fast
+                        slow = first // n_fast
+                        for s in range(first, last):
+                            if fast == n_fast:
+                                fast = 0
+                                slow += 1
+                            if along_rows_of_c:
+                                i = slow
+                                j = fast
+                            else:
+                                i = fast
+                                j = slow
+                            if pack_a_panel:
+                                a_sliver = pack_a + i * mr * kc
+                                a_rs = 1
+                                a_cs = mr
+                            else:
+                                a_sliver = A + (ic + i * mr) * rsa + pc * csa
+                                a_rs = rsa
+                                a_cs = csa
+                            if read_b_in_place and min(nr, nc - j * nr) == nr:
+                                b_sliver = B + pc * rsb + jc + j * nr
+                                b_rs = rsb
+                            else:
+                                b_sliver = pack_b + j * nr * kc
+                                b_rs = nr
+                            microkernel(kc, a_sliver, a_rs, a_cs, b_sliver, b_rs,
+                                        C + (ic + i * mr) * ldc + jc + j * nr, ldc,
+                                        min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
+                            fast += 1
+                        if not stealing:
+                            break
                 if team > 1:
                     cbackprop_barrier()   # panels free to be repacked
                 ic += gemm_mc(<real*>NULL)

@@ -373,7 +373,7 @@ cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
             i += rows_per_tile
         if full_rows < M:
             gemm_blocks(M - full_rows, N, K, A + full_rows, rsa, csa, B, rsb, csb,
-                        C + full_rows * ldc, ldc, accumulate, pack_a, pack_b, 0, 1)
+                        C + full_rows * ldc, ldc, accumulate, pack_a, pack_b, 0, 1, NULL)
         return True
     if 8 < N <= 10:
         ten_rows = TEN_ROWS_F32 if real is float else TEN_ROWS_F64
