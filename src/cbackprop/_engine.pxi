@@ -319,8 +319,8 @@ cdef struct Buffers:
 
 cdef cnp.ndarray aligned_zeros(Py_ssize_t n, object dtype):
     """n zeros starting on a 64-byte boundary (a view into a slightly larger
-    array), so that the first layer's weights can be read in place by the
-    GEMM, which needs 32-byte aligned rows for that."""
+    array), so that the GEMM can read the first layer's weights in place: it
+    does so only from rows that start on 64-byte cache lines."""
     itemsize = np.dtype(dtype).itemsize
     block = np.zeros(n + 64 // itemsize, dtype=dtype)
     shift = (-block.ctypes.data % 64) // itemsize
