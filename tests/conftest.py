@@ -1,4 +1,6 @@
 """Shared fixtures: every contract test runs against both implementations."""
+import signal
+
 import numpy as np
 import pytest
 
@@ -21,3 +23,14 @@ def dtype(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def python_sigint_handler():
+    """The interrupt tests send this process real SIGINTs and check that
+    Python's own handler is back afterwards. A non-interactive shell that
+    starts the suite in the background leaves SIGINT ignored (POSIX), and
+    Python then keeps it ignored; so the suite installs that handler itself."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
