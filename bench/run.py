@@ -57,9 +57,9 @@ n x n x n shapes, in both dtypes and at every thread count. The operands
 start on 64 bytes, as the engine's own buffers do: the engine reads a small
 product's B in place only from rows on 64-byte lines and packs it otherwise
 (from numpy's 16-byte aligned arrays, X^T@D 64x64x64 in float64 measures
-~0.90 of numpy.matmul instead of ~0.94). All of one library's timings run
-in one phase (then a pause, then the other's), and the phases alternate
-four times (once with --quick); each figure is the best of
+~0.90 of numpy.matmul instead of ~0.94: see alignment.py). All of one
+library's timings run in one phase (then a pause, then the other's), and
+the phases alternate four times (once with --quick); each figure is the best of
 all its samples of a few calls (12, or 2 with --quick), so a burst of load
 from outside the machine must last through every phase of one library to
 bias a ratio; GFLOP/s = 2*M*K*N / t.
