@@ -78,7 +78,8 @@ cdef inline bint b_rows_on_cache_lines(const real* B, Py_ssize_t rsb) noexcept n
     step of a B sliver read in place is one whole line. On 64x64x64 in float64,
     reading B in place was 3-7% faster than packing it from 64-byte aligned
     rows, 2-3% slower from 16-byte aligned rows (split loads), and for Xᵀ@δ
-    4% slower from 32-byte aligned ones (two lines per step)."""
+    4% slower from 32-byte aligned ones (two lines per step): see
+    bench/alignment.py."""
     return (<size_t>B) % 64 == 0 and (rsb * sizeof(real)) % 64 == 0
 
 
