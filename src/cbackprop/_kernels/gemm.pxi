@@ -109,9 +109,7 @@ cdef inline void pack_sliver_a(Py_ssize_t rows, Py_ssize_t kc, const real* A, Py
             for i in range(mr):
                 packed[p * mr + i] = A[p * csa + i]
     elif rows == mr and csa == 1:        # op(A) = X: an MR x kc transpose
-        for p in range(kc):
-            for i in range(mr):
-                packed[p * mr + i] = A[i * rsa + p]
+        pack_a_transposed(kc, A, rsa, packed)
     else:
         for p in range(kc):
             for i in range(rows):
@@ -130,9 +128,7 @@ cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py
             for j in range(nr):
                 packed[p * nr + j] = B[p * rsb + j]
     elif cols == nr and rsb == 1:        # op(B) = Wᵀ: a kc x NR transpose
-        for p in range(kc):
-            for j in range(nr):
-                packed[p * nr + j] = B[j * csb + p]
+        pack_b_transposed(kc, B, csb, packed)
     else:
         for p in range(kc):
             for j in range(cols):

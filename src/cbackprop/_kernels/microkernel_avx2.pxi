@@ -381,3 +381,4 @@ cdef inline void microkernel_f32_half(Py_ssize_t kc, const float* a, Py_ssize_t 
 
 
 include "narrow_avx2.pxi"
+include "pack_avx2.pxi"

@@ -43,3 +43,21 @@ cdef inline bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                              real* pack_a, real* pack_b) noexcept nogil:
     """The portable build has no narrow-product kernels: every product takes the blocked loops."""
     return False
+
+
+cdef inline void pack_b_transposed(Py_ssize_t kc, const real* B, Py_ssize_t csb,
+                                   real* packed) noexcept nogil:
+    """packed[p*NR + j] = B[j*csb + p]: NR rows of W, kc values each, as a B sliver."""
+    cdef Py_ssize_t p, j
+    for p in range(kc):
+        for j in range(GENERIC_NR):
+            packed[p * GENERIC_NR + j] = B[j * csb + p]
+
+
+cdef inline void pack_a_transposed(Py_ssize_t kc, const real* A, Py_ssize_t rsa,
+                                   real* packed) noexcept nogil:
+    """packed[p*MR + i] = A[i*rsa + p]: MR rows of X, kc values each, as an A sliver."""
+    cdef Py_ssize_t p, i
+    for p in range(kc):
+        for i in range(GENERIC_MR):
+            packed[p * GENERIC_MR + i] = A[i * rsa + p]
