@@ -80,17 +80,18 @@ def test_narrow_products(trans_a, trans_b, N, dtype):
 
 
 def _at_offset(array, offset):
-    """A C-contiguous copy of ``array`` starting ``offset`` elements into a
-    fresh buffer, so its address has any alignment the dtype allows."""
-    buffer = np.empty(array.size + 16, dtype=array.dtype)
-    start = (-buffer.ctypes.data // array.itemsize) % 8 + offset   # 64-byte aligned + offset
+    """A C-contiguous copy of ``array`` starting ``offset`` elements past a
+    64-byte line, so its address has any alignment the dtype allows."""
+    per_line = 64 // array.itemsize
+    buffer = np.empty(array.size + 2 * per_line, dtype=array.dtype)
+    start = -(buffer.ctypes.data // array.itemsize) % per_line + offset
     view = buffer[start:start + array.size].reshape(array.shape)
     view[...] = array
     return view
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
-@pytest.mark.parametrize("offset_b", [0, 1, 2, 4])
+@pytest.mark.parametrize("offset_b", [0, 1, 2, 4, 8])
 def test_operands_of_any_alignment(trans_a, trans_b, offset_b, dtype):
     """B is read in place or packed depending on its alignment and size, and
     a last row sliver of at most four rows takes the four-row kernel: every
@@ -114,9 +115,10 @@ def restore_engine_threads():
 
 @pytest.mark.parametrize("K", [10, 64, 65, 300])
 def test_threaded_products_equal_one_thread(K, dtype, restore_engine_threads):
-    """Every micro-tile is computed whole by one thread whichever order the
-    tiles are dealt in (along the rows of C for short K), so a team's
-    product is bit-identical to one thread's."""
+    """Every micro-tile is computed whole by one thread, whichever thread
+    that is (a thread done with its share steals the others' tiles) and
+    whichever order the tiles run in (along the rows of C for short K), so
+    a team's product is bit-identical to one thread's."""
     rng = np.random.default_rng(K)
     A, B, _ = _operands(rng, 389, 301, K, False, True, dtype)
     products = []
