@@ -2,7 +2,9 @@
 
 ``CBACKPROP_DEBUG_CYTHON=1`` turns Cython's bounds, wraparound and
 initialisation checks back on for a test build; ``CBACKPROP_NO_OPENMP=1``
-builds a serial engine.
+builds a serial engine; ``CBACKPROP_TEST_TILES=1`` adds a test-only engine
+(never put in a wheel) that compiles the AVX-512 tile logic for AVX2, so an
+AVX2-only machine tests it (``CBACKPROP_CPU=avx512_on_avx2``).
 """
 import os
 import platform
@@ -58,12 +60,14 @@ def openmp_flags():
 OPENMP = openmp_flags()
 
 
-def engine(name, extra_flags=()):
+def engine(name, isa, extra_flags=()):
+    """The engine built as ``cbackprop.<name>``; ``isa`` picks the row of the
+    blocking table in _kernels/tiles.h, ``extra_flags`` the instructions."""
     return Extension(
         f"cbackprop.{name}",
         [f"src/cbackprop/{name}.pyx"],
-        include_dirs=[np.get_include()],
-        define_macros=NUMPY_MACROS,
+        include_dirs=[np.get_include(), "src/cbackprop/_kernels"],
+        define_macros=NUMPY_MACROS + [("CB_ISA", f"CB_ISA_{isa.upper()}")],
         extra_compile_args=BASE_FLAGS + OPENMP + list(extra_flags),
         extra_link_args=OPENMP,
     )
@@ -73,11 +77,23 @@ def is_x86_64():
     return platform.machine().lower() in ("x86_64", "amd64")
 
 
-# The same engine twice: baseline flags for any CPU, and an AVX2/FMA build
-# that cbackprop._backend imports only after a run-time CPU check.
-ENGINES = [engine("_engine_baseline")]
+AVX2_FLAGS = ["-mavx2", "-mfma"]
+# x86-64-v4's AVX-512 subsets, named one by one (gcc 12 also takes
+# -march=x86-64-v4, which would add BMI/MOVBE/... that the run-time check does not test).
+AVX512_FLAGS = AVX2_FLAGS + ["-mavx512f", "-mavx512cd", "-mavx512bw", "-mavx512dq", "-mavx512vl"]
+
+# The same engine three times: baseline flags for any CPU, and AVX2/FMA and
+# AVX-512 builds that cbackprop._backend imports only after a run-time CPU check.
+ENGINES = [engine("_engine_baseline", "baseline")]
 if is_x86_64() and os.name != "nt":
-    ENGINES.append(engine("_engine_avx2", ["-mavx2", "-mfma"]))
+    ENGINES.append(engine("_engine_avx2", "avx2", AVX2_FLAGS))
+    ENGINES.append(engine("_engine_avx512", "avx512", AVX512_FLAGS))
+    if os.environ.get("CBACKPROP_TEST_TILES", "") not in ("", "0"):
+        # The AVX-512 table row (12-row tiles of 64-byte vectors) compiled for
+        # AVX2: the compiler splits each vector in two. Slow, for tests only.
+        # -Wno-psabi: gcc notes that 64-byte vectors would be passed differently
+        # across a call boundary; every such function is static, so no ABI is involved.
+        ENGINES.append(engine("_engine_avx512_on_avx2", "avx512", AVX2_FLAGS + ["-Wno-psabi"]))
 
 setup(
     ext_modules=cythonize(

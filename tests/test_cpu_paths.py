@@ -1,6 +1,7 @@
-"""Both compiled engines pass the whole suite: the test run itself uses the
-fastest engine this CPU supports; this test reruns every other test file
-in a subprocess with the portable baseline engine forced."""
+"""Every compiled engine build passes the whole suite: the test run itself
+uses the fastest build this CPU supports; this file reruns every other test
+file in a subprocess with each other build the CPU can run forced, and
+checks how a path is chosen and refused."""
 import os
 import subprocess
 import sys
@@ -9,24 +10,83 @@ from pathlib import Path
 import pytest
 
 import cbackprop as cb
+from cbackprop import _backend
+
+AUTO = os.environ.get("CBACKPROP_CPU", "auto").strip().lower() in ("", "auto")
+# Only a run on the automatic choice reruns the others (a forced run is one of those reruns,
+# or CI's run of a test-only build).
+OTHER_PATHS = [path for path in _backend.available_paths() if AUTO and path != cb.kernel_path]
 
 
-@pytest.mark.skipif(cb.kernel_path == "baseline", reason="this run already uses the baseline engine")
-def test_suite_passes_on_the_baseline_engine():
+def _forced(path, code):
+    env = dict(os.environ, CBACKPROP_CPU=path)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("path", OTHER_PATHS)
+def test_suite_passes_on_every_other_engine_build(path):
     tests = Path(__file__).parent
-    env = dict(os.environ, CBACKPROP_CPU="baseline")
-    probe = subprocess.run([sys.executable, "-c", "import cbackprop; print(cbackprop.kernel_path)"],
-                           env=env, capture_output=True, text=True, check=True)
-    assert probe.stdout.strip() == "baseline"
+    probe = _forced(path, "import cbackprop; print(cbackprop.kernel_path)")
+    assert probe.returncode == 0 and probe.stdout.strip() == path, probe.stderr
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(tests),
          "--ignore", __file__],
-        env=env, capture_output=True, text=True, cwd=tests.parent)
+        env=dict(os.environ, CBACKPROP_CPU=path), capture_output=True, text=True, cwd=tests.parent)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+@pytest.mark.skipif(not AUTO, reason="CBACKPROP_CPU forces a build for this run")
+def test_auto_picks_the_fastest_build_the_cpu_runs():
+    assert cb.kernel_path == _backend.available_paths()[0]
+    assert "baseline" in _backend.available_paths()
+    if sys.platform.startswith("linux") and os.uname().machine == "x86_64":
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+        has_avx512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags
+        has_avx2 = {"avx2", "fma"} <= flags
+        expected = "avx512" if has_avx512 else "avx2" if has_avx2 else "baseline"
+        assert cb.kernel_path == expected
+
+
+def test_each_build_reports_its_own_tile_table():
+    shapes = {"avx512": (64, 12), "avx2": (32, 6), "baseline": (16, 4)}
+    for path in _backend.available_paths():
+        table = _backend._import(path).tile_table()
+        assert table["isa"] == path
+        assert (table["vector_bytes"], table["mr"]) == shapes[path]
+        for dtype, size in (("float64", 8), ("float32", 4)):
+            assert table["nr"][dtype] * size == 2 * table["vector_bytes"]
+            assert table["mc"][dtype] % table["mr"] == 0
+            assert table["nc"] % table["nr"][dtype] == 0
+
+
 def test_unknown_cpu_request_is_refused():
-    env = dict(os.environ, CBACKPROP_CPU="sse9")
-    result = subprocess.run([sys.executable, "-c", "import cbackprop"], env=env,
-                            capture_output=True, text=True)
+    result = _forced("sse9", "import cbackprop")
     assert result.returncode != 0 and "CBACKPROP_CPU" in result.stderr
+
+
+def test_a_build_the_cpu_cannot_run_is_refused(monkeypatch):
+    """As on a CPU without AVX-512: forcing it names the build and what is missing."""
+    features = dict(_backend._engine_baseline.cpu_features(), avx512f=False)
+
+    class WithoutAvx512:
+        @staticmethod
+        def cpu_runs(build):
+            return build != "avx512"
+
+        @staticmethod
+        def cpu_features():
+            return features
+
+    monkeypatch.setattr(_backend, "_engine_baseline", WithoutAvx512)
+    monkeypatch.setenv("CBACKPROP_CPU", "avx512")
+    with pytest.raises(ImportError, match=r"CBACKPROP_CPU=avx512.*avx512f"):
+        _backend._choose()
+    monkeypatch.setenv("CBACKPROP_CPU", "auto")
+    assert _backend._choose()[1] != "avx512"
+
+
+def test_python_m_cbackprop_names_the_path_and_the_cpu_flags():
+    result = subprocess.run([sys.executable, "-m", "cbackprop"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"kernel path: {cb.kernel_path}" in result.stdout
+    assert "avx512f=" in result.stdout and "os_zmm=" in result.stdout

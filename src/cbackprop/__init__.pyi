@@ -9,7 +9,7 @@ from . import ops as ops
 from . import reference as reference
 
 __version__: str
-kernel_path: Literal["avx2", "baseline"]
+kernel_path: Literal["avx512", "avx2", "baseline"]
 
 ArrayLike: TypeAlias = npt.ArrayLike
 Activation: TypeAlias = Literal["sigmoid", "relu", "tanh", "identity", "linear", "leaky_relu", "softmax"]

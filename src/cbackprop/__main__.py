@@ -5,6 +5,7 @@ import sys
 import numpy as np
 
 import cbackprop as cb
+from cbackprop import _backend
 
 # (sizes, activations, loss, label targets?) small enough to run in a blink.
 CHECKS = [
@@ -45,6 +46,13 @@ def self_check():
 def main():
     print(f"cbackprop {cb.__version__} (numpy {np.__version__}, python {sys.version.split()[0]})")
     print(f"kernel path: {cb.kernel_path}")
+    features = _backend._engine_baseline.cpu_features()
+    print("cpu: " + " ".join(f"{name}={'yes' if present else 'no'}" for name, present in features.items()))
+    print(f"engine builds this CPU runs: {', '.join(_backend.available_paths())}")
+    table = _backend.engine.tile_table()
+    print(f"register tiles: {table['vector_bytes']}-byte vectors, MR x NR = "
+          f"{table['mr']} x {table['nr']['float64']} (float64), "
+          f"{table['mr']} x {table['nr']['float32']} (float32)")
     print(f"threads: {cb.get_num_threads()}")
     worst = self_check()
     ok = True

@@ -1,32 +1,63 @@
 """Which compiled engine runs, chosen once at import.
 
-The engine is compiled twice from the same source: with baseline flags, and
-with ``-mavx2 -mfma``. The AVX2 build is imported only when the CPU reports
-both features. ``CBACKPROP_CPU=baseline`` forces the portable build (so both
-paths are tested on one machine).
+The engine is compiled three times from the same sources (its GEMM tiles from
+one template, ``_kernels/tiles.h``): with baseline flags, with ``-mavx2
+-mfma``, and for x86-64-v4 (AVX-512 F/CD/BW/DQ/VL). The fastest build the
+CPU and the OS support is imported; ``CBACKPROP_CPU=baseline|avx2|avx512``
+forces one (so every path is tested on one machine) and refuses one this CPU
+cannot run.
 """
 import os
 
 from . import _engine_baseline
 
+#: Fastest first.
+PATHS = ("avx512", "avx2", "baseline")
+#: Test-only builds, only when forced (and built: CBACKPROP_TEST_TILES=1),
+#: with the instructions they need.
+TEST_PATHS = {"avx512_on_avx2": "avx2"}
+
+
+def _import(path):
+    if path == "avx512":
+        from . import _engine_avx512 as module
+    elif path == "avx2":
+        from . import _engine_avx2 as module
+    elif path == "avx512_on_avx2":
+        from . import _engine_avx512_on_avx2 as module
+    else:
+        module = _engine_baseline
+    return module
+
+
+def available_paths():
+    """The engine builds this CPU can run and this installation has, fastest first."""
+    paths = []
+    for path in PATHS:
+        if not _engine_baseline.cpu_runs(path):
+            continue
+        try:
+            _import(path)
+        except ImportError:  # not built (a non-x86 build)
+            continue
+        paths.append(path)
+    return paths
+
 
 def _choose():
     requested = os.environ.get("CBACKPROP_CPU", "auto").strip().lower() or "auto"
-    if requested not in ("auto", "baseline", "avx2"):
-        raise ImportError(f"CBACKPROP_CPU must be 'auto', 'baseline' or 'avx2', got {requested!r}")
-    if requested == "baseline":
-        return _engine_baseline, "baseline"
-    if not _engine_baseline.cpu_has_avx2_fma():
-        if requested == "avx2":
-            raise ImportError("CBACKPROP_CPU=avx2, but this CPU lacks AVX2/FMA")
-        return _engine_baseline, "baseline"
-    try:
-        from . import _engine_avx2
-    except ImportError:  # built without the AVX2 variant (a non-x86 build)
-        if requested == "avx2":
-            raise
-        return _engine_baseline, "baseline"
-    return _engine_avx2, "avx2"
+    if requested not in ("auto",) + PATHS + tuple(TEST_PATHS):
+        raise ImportError(f"CBACKPROP_CPU must be 'auto', {', '.join(map(repr, PATHS))}, "
+                          f"got {requested!r}")
+    if requested != "auto":
+        if not _engine_baseline.cpu_runs(TEST_PATHS.get(requested, requested)):
+            features = _engine_baseline.cpu_features()
+            missing = [name for name, present in features.items() if not present]
+            raise ImportError(f"CBACKPROP_CPU={requested}, but this CPU (or its OS) cannot run "
+                              f"that build; missing: {', '.join(missing)}")
+        return _import(requested), requested
+    path = available_paths()[0]
+    return _import(path), path
 
 
 engine, kernel_path = _choose()

@@ -4,6 +4,5 @@ ctypedef fused real:
     float
     double
 
-include "_kernels/microkernel_avx2.pxi"
 include "_engine.pxi"
 include "_ops.pxi"

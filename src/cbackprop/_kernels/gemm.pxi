@@ -5,10 +5,12 @@
 # routine. Five loops (jc by NC, pc by KC, ic by MC, jr by NR, ir by MR) feed
 # a register-tiled micro-kernel from packed panels; the packing zero-pads
 # edges, so the same micro-kernel serves every tile and only the final store
-# looks at the real tile size. The micro-kernel and MR/NR come from the
-# variant file included before this one (generic loops or AVX2/FMA).
+# looks at the real tile size. The micro-kernels, MR/NR and the blocking
+# constants come from tiles.pxi: one C source compiled per CPU class.
 
 from cython.parallel cimport parallel, threadid
+
+include "tiles.pxi"
 
 cdef extern from *:
     """
@@ -59,14 +61,8 @@ cdef enum:
     # At most this many K steps per panel, tiles run along the rows of C
     # (measured: δ@Wᵀ 128x10x256 +6%, 256x10x1024 +12% in float64).
     C_ROW_ORDER_MAX_KC = 64
-    GEMM_KC = 256   # K per packed panel: an MR x KC and a KC x NR sliver stay in L1/L2
-    GEMM_NC = 4096  # columns of B packed at once (multiple of every NR used)
-
-
-cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:
-    """Rows of A packed at once (a multiple of every MR): an MC x KC block
-    of 144 KiB in either dtype stays in L2 beside the B slivers."""
-    return 144 if real is float else 72
+    # Widest product the narrow kernel serves (two groups of CB_NARROW_COLS).
+    NARROW_MAX_N = 10
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -81,20 +77,6 @@ cdef inline bint b_rows_on_cache_lines(const real* B, Py_ssize_t rsb) noexcept n
     4% slower from 32-byte aligned ones (two lines per step): see
     bench/alignment.py."""
     return (<size_t>B) % 64 == 0 and (rsb * sizeof(real)) % 64 == 0
-
-
-cdef inline void store_tile(const real* tile, Py_ssize_t tile_ld, real* C, Py_ssize_t ldc,
-                            Py_ssize_t rows, Py_ssize_t cols, bint overwrite) noexcept nogil:
-    """The valid rows x cols corner of a micro-tile into C (edge tiles)."""
-    cdef Py_ssize_t i, j
-    if overwrite:
-        for i in range(rows):
-            for j in range(cols):
-                C[i * ldc + j] = tile[i * tile_ld + j]
-    else:
-        for i in range(rows):
-            for j in range(cols):
-                C[i * ldc + j] += tile[i * tile_ld + j]
 
 
 cdef inline void pack_sliver_a(Py_ssize_t rows, Py_ssize_t kc, const real* A, Py_ssize_t rsa,
@@ -139,11 +121,11 @@ cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py
 
 cdef inline Py_ssize_t gemm_pack_a_size(Py_ssize_t max_m, Py_ssize_t max_k, real* kind) noexcept nogil:
     """Elements of the A-panel buffer for products with M <= max_m and K <= max_k."""
-    return round_up(min(gemm_mc(kind), max_m), microkernel_mr(kind)) * min(<Py_ssize_t>GEMM_KC, max_k)
+    return round_up(min(gemm_mc(kind), max_m), microkernel_mr(kind)) * min(CB_KC, max_k)
 
 
 cdef inline Py_ssize_t gemm_pack_b_size(Py_ssize_t max_n, Py_ssize_t max_k, real* kind) noexcept nogil:
-    return round_up(min(<Py_ssize_t>GEMM_NC, max_n), microkernel_nr(kind)) * min(<Py_ssize_t>GEMM_KC, max_k)
+    return round_up(min(CB_NC, max_n), microkernel_nr(kind)) * min(CB_KC, max_k)
 
 
 cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -215,8 +197,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
     cdef Py_ssize_t jc, pc, ic, nc, kc, mc, a_slivers, b_slivers, first, last, s, i, j
-    cdef Py_ssize_t a_rs, a_cs, b_rs
-    cdef const real* a_sliver
+    cdef Py_ssize_t b_rs
     cdef const real* b_sliver
     cdef Py_ssize_t n_fast, fast, slow, tiles, owner_first, owner_last, run
     cdef int turn, owner
@@ -224,11 +205,11 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef bint stealing = 1 < team <= MAX_STEALING_TEAM
     jc = 0
     while jc < N:
-        nc = min(<Py_ssize_t>GEMM_NC, N - jc)
+        nc = min(CB_NC, N - jc)
         b_slivers = (nc + nr - 1) // nr
         pc = 0
         while pc < K:
-            kc = min(<Py_ssize_t>GEMM_KC, K - pc)
+            kc = min(CB_KC, K - pc)
             overwrite = pc == 0 and not accumulate
             # A B panel that few rows of A meet is read in place when its rows
             # are contiguous (X@W, Xᵀ@δ): packing it would cost more than
@@ -297,28 +278,66 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                             else:
                                 i = fast
                                 j = slow
-                            if pack_a_panel:
-                                a_sliver = pack_a + i * mr * kc
-                                a_rs = 1
-                                a_cs = mr
-                            else:
-                                a_sliver = A + (ic + i * mr) * rsa + pc * csa
-                                a_rs = rsa
-                                a_cs = csa
                             if read_b_in_place and min(nr, nc - j * nr) == nr:
                                 b_sliver = B + pc * rsb + jc + j * nr
                                 b_rs = rsb
                             else:
                                 b_sliver = pack_b + j * nr * kc
                                 b_rs = nr
-                            microkernel(kc, a_sliver, a_rs, a_cs, b_sliver, b_rs,
-                                        C + (ic + i * mr) * ldc + jc + j * nr, ldc,
-                                        min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
+                            if pack_a_panel:
+                                microkernel_packed(kc, pack_a + i * mr * kc, b_sliver, b_rs,
+                                                   C + (ic + i * mr) * ldc + jc + j * nr, ldc,
+                                                   min(mr, mc - i * mr), min(nr, nc - j * nr),
+                                                   overwrite)
+                            else:
+                                microkernel(kc, A + (ic + i * mr) * rsa + pc * csa, rsa, csa,
+                                            b_sliver, b_rs, C + (ic + i * mr) * ldc + jc + j * nr,
+                                            ldc, min(mr, mc - i * mr), min(nr, nc - j * nr),
+                                            overwrite)
                             fast += 1
                         if not stealing:
                             break
                 if team > 1:
                     cbackprop_barrier()   # panels free to be repacked
                 ic += gemm_mc(<real*>NULL)
-            pc += GEMM_KC
-        jc += GEMM_NC
+            pc += CB_KC
+        jc += CB_NC
+
+
+# -- narrow products ---------------------------------------------------------------------
+cdef inline void narrow_groups(Py_ssize_t N, Py_ssize_t group, Py_ssize_t* first,
+                               Py_ssize_t* cols) noexcept nogil:
+    """Columns [first, first + cols) of group ``group``: N split as evenly as possible."""
+    cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS
+    cdef Py_ssize_t base = N // n_groups, extra = N % n_groups
+    first[0] = group * base + min(group, extra)
+    cols[0] = base + (1 if group < extra else 0)
+
+
+cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                      const real* A, Py_ssize_t rsa, Py_ssize_t csa,
+                      const real* B, Py_ssize_t rsb, Py_ssize_t csb,
+                      real* C, Py_ssize_t ldc, bint accumulate,
+                      real* pack_a, real* pack_b) noexcept nogil:
+    """C = op(A) @ op(B) (or +=) by the narrow kernel, on one thread, when op(A)'s
+    rows are adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an output
+    layer): a packed tile would spend most of its lanes on padding columns.
+    False (and nothing done) for any other shape. Rows left over (fewer than
+    one narrow tile) go to the blocked loops."""
+    cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
+    cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS
+    cdef Py_ssize_t i, g, first, cols, full_rows
+    if N > NARROW_MAX_N or N < 2 or rsa != 1 or M < rows_per_tile or K < 1:
+        return False
+    full_rows = M // rows_per_tile * rows_per_tile
+    i = 0
+    while i < full_rows:
+        for g in range(n_groups):
+            narrow_groups(N, g, &first, &cols)
+            narrow_rows(K, A + i, csa, B + first * csb, rsb, csb, cols,
+                        C + i * ldc + first, ldc, not accumulate)
+        i += rows_per_tile
+    if full_rows < M:
+        gemm_blocks(M - full_rows, N, K, A + full_rows, rsa, csa, B, rsb, csb,
+                    C + full_rows * ldc, ldc, accumulate, pack_a, pack_b, 0, 1, NULL)
+    return True

@@ -1,0 +1,117 @@
+/* The register-tiled kernels of the GEMM, one source for every CPU class.
+ *
+ * Written once with GCC vector extensions (GCC and Clang) and compiled once
+ * per engine build: the build defines CB_ISA, which picks a row of the
+ * blocking table below; the compiler flags of that build (-mavx2 -mfma,
+ * -mavx512f ..., or none) decide which instructions a vector operation
+ * becomes. One vector is CB_VECTOR_BYTES wide; a 64-byte vector compiled
+ * without AVX-512 is split by the compiler into two 32-byte halves, which is
+ * how the AVX-512 tile logic is tested on AVX2-only machines
+ * (CBACKPROP_TEST_TILES=1, see setup.py).
+ *
+ * The interface every build provides, for each dtype suffix (f64, f32):
+ *
+ *   cb_microkernel_<sfx>(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+ *       C[:rows, :cols] (= or +=) op(A) sliver @ B sliver over kc steps;
+ *       rows <= CB_MR, cols <= cb_nr_<sfx>. Row i of the A sliver at step p is
+ *       a[i*a_rs + p*a_cs]; the B sliver's NR values of step p start at
+ *       b[p*b_rs]. Rows past `rows` re-read the last row (results dropped);
+ *       columns past `cols` of B must be readable (packing zero-pads them).
+ *       Without `overwrite` C is added to; with it C is never read.
+ *   cb_pack_a_transposed_<sfx>(kc, A, rsa, packed)    packed[p*MR + i] = A[i*rsa + p]
+ *   cb_pack_b_transposed_<sfx>(kc, B, csb, packed)    packed[p*NR + j] = B[j*csb + p]
+ *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
+ *       C[:CB_NARROW_ROWS_<sfx>, :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
+ *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
+ *       narrow output layer, read in place).
+ */
+#ifndef CBACKPROP_TILES_H
+#define CBACKPROP_TILES_H
+
+#include <stddef.h>
+
+#if !defined(__GNUC__)
+#error "cbackprop's kernels are written with GCC/Clang vector extensions"
+#endif
+
+#define CB_ISA_BASELINE 0
+#define CB_ISA_AVX2 1
+#define CB_ISA_AVX512 2
+
+#ifndef CB_ISA
+#define CB_ISA CB_ISA_BASELINE
+#endif
+
+/* The blocking table: one row per CPU class.
+ *
+ *   CB_VECTOR_BYTES  width of one vector register
+ *   CB_MR            rows of a register tile (both dtypes)
+ *   CB_NV            vectors per tile row: NR = CB_NV * lanes (a tile holds
+ *                    MR * NV accumulators, which must fit the register file
+ *                    with NV B vectors and one broadcast beside them)
+ *   CB_HEIGHTS(X)    the tile heights compiled, ascending, CB_MR last: an
+ *                    edge sliver of r rows takes the smallest height >= r
+ *   CB_MC_<sfx>      rows of A packed at once (a multiple of CB_MR)
+ *   CB_KC            K steps per packed panel
+ *   CB_NC            columns of B packed at once (a multiple of every NR)
+ */
+#if CB_ISA == CB_ISA_AVX512
+#define CB_ISA_NAME "avx512"
+#define CB_VECTOR_BYTES 64
+#define CB_MR 12           /* 24 zmm accumulators of 32 */
+#define CB_NV 2
+#define CB_HEIGHTS(X) X(4) X(8) X(12)
+#define CB_MC_F64 96
+#define CB_MC_F32 192
+#define CB_KC 256
+#define CB_NC 4096
+#elif CB_ISA == CB_ISA_AVX2
+#define CB_ISA_NAME "avx2"
+#define CB_VECTOR_BYTES 32
+#define CB_MR 6            /* 12 ymm accumulators of 16 */
+#define CB_NV 2
+#define CB_HEIGHTS(X) X(4) X(6)
+#define CB_MC_F64 72
+#define CB_MC_F32 144
+#define CB_KC 256
+#define CB_NC 4096
+#else
+#define CB_ISA_NAME "baseline"
+#define CB_VECTOR_BYTES 16
+#define CB_MR 4            /* 8 xmm accumulators of 16 */
+#define CB_NV 2
+#define CB_HEIGHTS(X) X(2) X(4)
+#define CB_MC_F64 72
+#define CB_MC_F32 144
+#define CB_KC 256
+#define CB_NC 4096
+#endif
+
+/* The narrow kernel: columns of B per group, and vectors down the rows of C. */
+#define CB_NARROW_COLS 5
+#define CB_NARROW_NV 2
+
+/* gcc cannot see that a local tile written through vector stores is
+ * initialised before its corner is copied out. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define CB_REAL double
+#define CB_SFX f64
+#define CB_MC CB_MC_F64
+#include "tiles_template.h"
+#undef CB_REAL
+#undef CB_SFX
+#undef CB_MC
+
+#define CB_REAL float
+#define CB_SFX f32
+#define CB_MC CB_MC_F32
+#include "tiles_template.h"
+#undef CB_REAL
+#undef CB_SFX
+#undef CB_MC
+
+#pragma GCC diagnostic pop
+
+#endif

@@ -1,0 +1,108 @@
+# The register tiles and the blocking table of this engine build, from the one
+# C source every build compiles (tiles.h; the build's CB_ISA macro picks the
+# table row and its compiler flags the instructions), as fused-type helpers
+# for gemm.pxi.
+
+cdef extern from "tiles.h" nogil:
+    const char* CB_ISA_NAME
+    const Py_ssize_t CB_MR
+    const Py_ssize_t CB_KC
+    const Py_ssize_t CB_NC
+    const Py_ssize_t CB_VECTOR_BYTES
+    const Py_ssize_t CB_NARROW_COLS
+    Py_ssize_t cb_nr_f64() noexcept
+    Py_ssize_t cb_nr_f32() noexcept
+    Py_ssize_t cb_mc_f64() noexcept
+    Py_ssize_t cb_mc_f32() noexcept
+    Py_ssize_t cb_narrow_rows_per_tile_f64() noexcept
+    Py_ssize_t cb_narrow_rows_per_tile_f32() noexcept
+    void cb_microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                            const double* b, Py_ssize_t b_rs, double* C, Py_ssize_t ldc,
+                            Py_ssize_t rows, Py_ssize_t cols, int overwrite) noexcept
+    void cb_microkernel_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                            const float* b, Py_ssize_t b_rs, float* C, Py_ssize_t ldc,
+                            Py_ssize_t rows, Py_ssize_t cols, int overwrite) noexcept
+    void cb_microkernel_packed_f64(Py_ssize_t kc, const double* a, const double* b, Py_ssize_t b_rs,
+                                   double* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                                   int overwrite) noexcept
+    void cb_microkernel_packed_f32(Py_ssize_t kc, const float* a, const float* b, Py_ssize_t b_rs,
+                                   float* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                                   int overwrite) noexcept
+    void cb_pack_a_transposed_f64(Py_ssize_t kc, const double* A, Py_ssize_t rsa, double* packed) noexcept
+    void cb_pack_a_transposed_f32(Py_ssize_t kc, const float* A, Py_ssize_t rsa, float* packed) noexcept
+    void cb_pack_b_transposed_f64(Py_ssize_t kc, const double* B, Py_ssize_t csb, double* packed) noexcept
+    void cb_pack_b_transposed_f32(Py_ssize_t kc, const float* B, Py_ssize_t csb, float* packed) noexcept
+    void cb_narrow_rows_f64(Py_ssize_t K, const double* a, Py_ssize_t a_cs, const double* b,
+                            Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, double* C,
+                            Py_ssize_t ldc, int overwrite) noexcept
+    void cb_narrow_rows_f32(Py_ssize_t K, const float* a, Py_ssize_t a_cs, const float* b,
+                            Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, float* C,
+                            Py_ssize_t ldc, int overwrite) noexcept
+
+
+def tile_table():
+    """This build's blocking table: ISA, vector bytes, MR, NR and MC per dtype, KC, NC."""
+    return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
+            "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
+            "mc": {"float64": cb_mc_f64(), "float32": cb_mc_f32()},
+            "kc": CB_KC, "nc": CB_NC}
+
+
+cdef inline Py_ssize_t microkernel_mr(real* kind) noexcept nogil:
+    return CB_MR
+
+
+cdef inline Py_ssize_t microkernel_nr(real* kind) noexcept nogil:
+    return cb_nr_f32() if real is float else cb_nr_f64()
+
+
+cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:
+    """Rows of A packed at once (a multiple of MR)."""
+    return cb_mc_f32() if real is float else cb_mc_f64()
+
+
+cdef inline Py_ssize_t narrow_rows_per_tile(real* kind) noexcept nogil:
+    return cb_narrow_rows_per_tile_f32() if real is float else cb_narrow_rows_per_tile_f64()
+
+
+cdef inline void microkernel(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                             const real* b, Py_ssize_t b_rs, real* C, Py_ssize_t ldc,
+                             Py_ssize_t rows, Py_ssize_t cols, bint overwrite) noexcept nogil:
+    if real is float:
+        cb_microkernel_f32(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+    else:
+        cb_microkernel_f64(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+
+
+cdef inline void microkernel_packed(Py_ssize_t kc, const real* a, const real* b, Py_ssize_t b_rs,
+                                    real* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                                    bint overwrite) noexcept nogil:
+    if real is float:
+        cb_microkernel_packed_f32(kc, a, b, b_rs, C, ldc, rows, cols, overwrite)
+    else:
+        cb_microkernel_packed_f64(kc, a, b, b_rs, C, ldc, rows, cols, overwrite)
+
+
+cdef inline void pack_a_transposed(Py_ssize_t kc, const real* A, Py_ssize_t rsa,
+                                   real* packed) noexcept nogil:
+    if real is float:
+        cb_pack_a_transposed_f32(kc, A, rsa, packed)
+    else:
+        cb_pack_a_transposed_f64(kc, A, rsa, packed)
+
+
+cdef inline void pack_b_transposed(Py_ssize_t kc, const real* B, Py_ssize_t csb,
+                                   real* packed) noexcept nogil:
+    if real is float:
+        cb_pack_b_transposed_f32(kc, B, csb, packed)
+    else:
+        cb_pack_b_transposed_f64(kc, B, csb, packed)
+
+
+cdef inline void narrow_rows(Py_ssize_t K, const real* a, Py_ssize_t a_cs, const real* b,
+                             Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, real* C,
+                             Py_ssize_t ldc, bint overwrite) noexcept nogil:
+    if real is float:
+        cb_narrow_rows_f32(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
+    else:
+        cb_narrow_rows_f64(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)

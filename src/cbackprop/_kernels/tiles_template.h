@@ -1,0 +1,215 @@
+/* The kernels of tiles.h for one dtype: included once per dtype with CB_REAL
+ * (the element type), CB_SFX (its suffix) and CB_MC defined. See tiles.h for
+ * the interface and the blocking table.
+ *
+ * A tile is written as loops of compile-time trip count over arrays of
+ * vectors; every caller passes literal heights and widths to an
+ * always_inline body, so the compiler unrolls the loops and keeps the
+ * accumulators in registers. `c += a * b` becomes one FMA where the build
+ * has FMA (GCC and Clang contract by default in GNU C).
+ */
+#define CB_CAT_(a, b) a##_##b
+#define CB_CAT(a, b) CB_CAT_(a, b)
+#define CB_(name) CB_CAT(name, CB_SFX)
+
+/* Element-aligned, so that a load or store at any element is one unaligned
+ * vector instruction; may_alias, as vectors are read from plain arrays. */
+typedef CB_REAL CB_(cb_vec) __attribute__((vector_size(CB_VECTOR_BYTES), aligned(sizeof(CB_REAL)), may_alias));
+#define CB_VEC CB_(cb_vec)
+#define CB_LANES ((ptrdiff_t)(CB_VECTOR_BYTES / sizeof(CB_REAL)))
+
+static inline ptrdiff_t CB_(cb_nr)(void) { return CB_NV * CB_LANES; }
+static inline ptrdiff_t CB_(cb_mc)(void) { return CB_MC; }
+static inline ptrdiff_t CB_(cb_narrow_rows_per_tile)(void) { return CB_NARROW_NV * CB_LANES; }
+
+static inline CB_VEC CB_(cb_splat)(CB_REAL x) {
+    /* x - 0 is exact for every x (-0.0 included), so the compiler folds it
+     * into one broadcast; x + 0 is not (-0.0 + 0 = +0.0) and costs an add. */
+    return x - (CB_VEC){0};
+}
+
+static inline CB_VEC CB_(cb_load)(const CB_REAL* p) { return *(const CB_VEC*)p; }
+static inline void CB_(cb_store)(CB_REAL* p, CB_VEC v) { *(CB_VEC*)p = v; }
+
+static inline void CB_(cb_store_corner)(const CB_REAL* tile, ptrdiff_t tile_ld, CB_REAL* C,
+                                        ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols,
+                                        int overwrite) {
+    for (ptrdiff_t i = 0; i < rows; i++)
+        for (ptrdiff_t j = 0; j < cols; j++)
+            C[i * ldc + j] = overwrite ? tile[i * tile_ld + j] : C[i * ldc + j] + tile[i * tile_ld + j];
+}
+
+/* The tile body: HEIGHT x (WIDTH vectors), both compile-time constants at every
+ * call. PACKED: A is a packed sliver (row i of step p at a[p*a_cs + i], zero
+ * rows past the edge); otherwise rows are a_rs apart and those past `rows`
+ * re-read the last real one. */
+static inline __attribute__((always_inline)) void
+CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
+             const CB_REAL* a, ptrdiff_t a_rs, ptrdiff_t a_cs,
+             const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
+             ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
+    CB_VEC acc[CB_MR][CB_NV];
+    const CB_REAL* row[CB_MR];
+    for (int i = 0; i < HEIGHT; i++) {
+        row[i] = PACKED ? a + i : a + (i < rows ? i : rows - 1) * a_rs;
+        for (int j = 0; j < WIDTH; j++)
+            acc[i][j] = (CB_VEC){0};
+    }
+    /* A large C is not in cache: ask for its lines before the FMAs, so the
+     * final stores do not stall on a miss. */
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        __builtin_prefetch(C + i * ldc, 1);
+        __builtin_prefetch(C + i * ldc + cols - 1, 1);
+    }
+    ptrdiff_t k = 0;
+    for (ptrdiff_t p = 0; p < kc; p++) {
+        CB_VEC bv[CB_NV];
+        for (int j = 0; j < WIDTH; j++)
+            bv[j] = CB_(cb_load)(b + j * CB_LANES);
+        for (int i = 0; i < HEIGHT; i++) {
+            CB_VEC ai = CB_(cb_splat)(row[i][k]);
+            for (int j = 0; j < WIDTH; j++)
+                acc[i][j] += ai * bv[j];
+        }
+        k += a_cs;
+        b += b_rs;
+    }
+    if (cols == WIDTH * CB_LANES) {
+        /* Whole rows (a full tile, or the last rows of C): straight into C. */
+        for (int i = 0; i < HEIGHT; i++) {
+            if (i >= rows)
+                break;
+            for (int j = 0; j < WIDTH; j++) {
+                CB_REAL* out = C + i * ldc + j * CB_LANES;
+                CB_VEC result = acc[i][j];
+                if (!overwrite)
+                    result += CB_(cb_load)(out);
+                CB_(cb_store)(out, result);
+            }
+        }
+        return;
+    }
+    /* Tiles cut by the last columns go through a local tile; only their
+     * valid part reaches C. */
+    CB_REAL tile[CB_MR * CB_NV * CB_VECTOR_BYTES / sizeof(CB_REAL)];
+    for (int i = 0; i < HEIGHT; i++)
+        for (int j = 0; j < WIDTH; j++)
+            CB_(cb_store)(tile + i * WIDTH * CB_LANES + j * CB_LANES, acc[i][j]);
+    CB_(cb_store_corner)(tile, WIDTH * CB_LANES, C, ldc, rows, cols, overwrite);
+}
+
+/* One function per (height, width) the table lists, for each A layout. */
+#define CB_DEFINE_TILE(H)                                                                     \
+    static void CB_CAT(CB_(cb_tile_packed), H##x1)(ptrdiff_t kc, const CB_REAL* a,            \
+        ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,          \
+        ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                                      \
+        CB_(cb_tile)(H, 1, 1, kc, a, 1, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }      \
+    static void CB_CAT(CB_(cb_tile_packed), H##xN)(ptrdiff_t kc, const CB_REAL* a,            \
+        ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,          \
+        ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                                      \
+        CB_(cb_tile)(H, CB_NV, 1, kc, a, 1, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }  \
+    static void CB_CAT(CB_(cb_tile_strided), H##x1)(ptrdiff_t kc, const CB_REAL* a,           \
+        ptrdiff_t a_rs, ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C,         \
+        ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                       \
+        CB_(cb_tile)(H, 1, 0, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }   \
+    static void CB_CAT(CB_(cb_tile_strided), H##xN)(ptrdiff_t kc, const CB_REAL* a,           \
+        ptrdiff_t a_rs, ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C,         \
+        ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                       \
+        CB_(cb_tile)(H, CB_NV, 0, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }
+CB_HEIGHTS(CB_DEFINE_TILE)
+#undef CB_DEFINE_TILE
+
+/* An edge sliver of at most one vector of columns takes a one-vector-wide
+ * tile (an output layer of 10 in float64 on AVX2 is 8 + 2 columns, not
+ * 8 + 8), and one of r rows the smallest height >= r. */
+static void CB_(cb_microkernel_packed)(ptrdiff_t kc, const CB_REAL* a, const CB_REAL* b,
+                                       ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
+                                       ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
+#define CB_PICK(H)                                                                            \
+    if (rows <= H) {                                                                          \
+        if (cols <= CB_LANES)                                                                 \
+            CB_CAT(CB_(cb_tile_packed), H##x1)(kc, a, CB_MR, b, b_rs, C, ldc, rows, cols, overwrite); \
+        else                                                                                  \
+            CB_CAT(CB_(cb_tile_packed), H##xN)(kc, a, CB_MR, b, b_rs, C, ldc, rows, cols, overwrite); \
+        return;                                                                               \
+    }
+    CB_HEIGHTS(CB_PICK)
+#undef CB_PICK
+}
+
+static void CB_(cb_microkernel)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, ptrdiff_t a_cs,
+                                const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
+                                ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
+#define CB_PICK(H)                                                                            \
+    if (rows <= H) {                                                                          \
+        if (cols <= CB_LANES)                                                                 \
+            CB_CAT(CB_(cb_tile_strided), H##x1)(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); \
+        else                                                                                  \
+            CB_CAT(CB_(cb_tile_strided), H##xN)(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); \
+        return;                                                                               \
+    }
+    CB_HEIGHTS(CB_PICK)
+#undef CB_PICK
+}
+
+/* Packing that transposes: W read as Wᵀ (B of δ@Wᵀ) and X read row by row
+ * (A of X@W) have their K steps along memory; a packed sliver wants each
+ * step's NR (or MR) values side by side. */
+static void CB_(cb_pack_a_transposed)(ptrdiff_t kc, const CB_REAL* A, ptrdiff_t rsa,
+                                      CB_REAL* packed) {
+    for (int i = 0; i < CB_MR; i++)
+        for (ptrdiff_t p = 0; p < kc; p++)
+            packed[p * CB_MR + i] = A[i * rsa + p];
+}
+
+static void CB_(cb_pack_b_transposed)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t csb,
+                                      CB_REAL* packed) {
+    const ptrdiff_t nr = CB_NV * CB_LANES;
+    for (ptrdiff_t j = 0; j < nr; j++)
+        for (ptrdiff_t p = 0; p < kc; p++)
+            packed[p * nr + j] = B[j * csb + p];
+}
+
+/* Narrow products with op(A)'s rows adjacent in memory (op(A) = Xᵀ, the
+ * dW = A_prevᵀ δ of an output layer of <= 10): vectors run down the rows of
+ * C, so every lane holds a real result; each step loads NARROW_NV vectors of
+ * A in place and broadcasts one value of each of `cols` columns of B (a
+ * group with fewer than CB_NARROW_COLS repeats its last column). */
+static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
+                                const CB_REAL* b, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t cols,
+                                CB_REAL* C, ptrdiff_t ldc, int overwrite) {
+    const CB_REAL* column[CB_NARROW_COLS];
+    CB_VEC acc[CB_NARROW_COLS][CB_NARROW_NV];
+    for (int j = 0; j < CB_NARROW_COLS; j++) {
+        column[j] = b + (j < cols ? j : cols - 1) * csb;
+        for (int v = 0; v < CB_NARROW_NV; v++)
+            acc[j][v] = (CB_VEC){0};
+    }
+    ptrdiff_t k = 0;
+    for (ptrdiff_t p = 0; p < K; p++) {
+        CB_VEC av[CB_NARROW_NV];
+        for (int v = 0; v < CB_NARROW_NV; v++)
+            av[v] = CB_(cb_load)(a + v * CB_LANES);
+        for (int j = 0; j < CB_NARROW_COLS; j++) {
+            CB_VEC bj = CB_(cb_splat)(column[j][k]);
+            for (int v = 0; v < CB_NARROW_NV; v++)
+                acc[j][v] += av[v] * bj;
+        }
+        a += a_cs;
+        k += rsb;
+    }
+    /* Column j of the tile is t[j][:]; C wants it across its rows. */
+    CB_REAL t[CB_NARROW_COLS][CB_NARROW_NV * CB_VECTOR_BYTES / sizeof(CB_REAL)];
+    for (int j = 0; j < CB_NARROW_COLS; j++)
+        for (int v = 0; v < CB_NARROW_NV; v++)
+            CB_(cb_store)(&t[j][v * CB_LANES], acc[j][v]);
+    for (ptrdiff_t i = 0; i < CB_NARROW_NV * CB_LANES; i++)
+        for (ptrdiff_t j = 0; j < cols; j++)
+            C[i * ldc + j] = overwrite ? t[j][i] : C[i * ldc + j] + t[j][i];
+}
+
+#undef CB_VEC
+#undef CB_LANES
+#undef CB_
+#undef CB_CAT
+#undef CB_CAT_
