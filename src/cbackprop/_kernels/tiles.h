@@ -45,6 +45,7 @@
 /* The blocking table: one row per CPU class.
  *
  *   CB_VECTOR_BYTES  width of one vector register
+ *   CB_LANES_<sfx>   its lanes per dtype (literals, for the shuffle tables)
  *   CB_MR            rows of a register tile (both dtypes)
  *   CB_NV            vectors per tile row: NR = CB_NV * lanes (a tile holds
  *                    MR * NV accumulators, which must fit the register file
@@ -58,6 +59,8 @@
 #if CB_ISA == CB_ISA_AVX512
 #define CB_ISA_NAME "avx512"
 #define CB_VECTOR_BYTES 64
+#define CB_LANES_F64 8
+#define CB_LANES_F32 16
 #define CB_MR 12           /* 24 zmm accumulators of 32 */
 #define CB_NV 2
 #define CB_HEIGHTS(X) X(4) X(8) X(12)
@@ -68,6 +71,8 @@
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
+#define CB_LANES_F64 4
+#define CB_LANES_F32 8
 #define CB_MR 6            /* 12 ymm accumulators of 16 */
 #define CB_NV 2
 #define CB_HEIGHTS(X) X(4) X(6)
@@ -78,6 +83,8 @@
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
+#define CB_LANES_F64 2
+#define CB_LANES_F32 4
 #define CB_MR 4            /* 8 xmm accumulators of 16 */
 #define CB_NV 2
 #define CB_HEIGHTS(X) X(2) X(4)
@@ -96,21 +103,48 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+/* Two-vector shuffles by a constant list of lane indices (GCC and Clang
+ * spell them differently); CB_INTERLEAVE_<LO|HI>_<lanes> interleave the low
+ * (high) halves of two vectors: [a0 b0 a1 b1 ...]. */
+#if defined(__clang__)
+#define CB_SHUFFLE(index_type, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define CB_SHUFFLE(index_type, a, b, ...) __builtin_shuffle(a, b, (index_type){__VA_ARGS__})
+#endif
+#define CB_INTERLEAVE_LO_2 0, 2
+#define CB_INTERLEAVE_HI_2 1, 3
+#define CB_INTERLEAVE_LO_4 0, 4, 1, 5
+#define CB_INTERLEAVE_HI_4 2, 6, 3, 7
+#define CB_INTERLEAVE_LO_8 0, 8, 1, 9, 2, 10, 3, 11
+#define CB_INTERLEAVE_HI_8 4, 12, 5, 13, 6, 14, 7, 15
+#define CB_INTERLEAVE_LO_16 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define CB_INTERLEAVE_HI_16 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#define CB_CAT2_(a, b) a##b
+#define CB_CAT2(a, b) CB_CAT2_(a, b)
+
 #define CB_REAL double
 #define CB_SFX f64
 #define CB_MC CB_MC_F64
+#define CB_LANES_N CB_LANES_F64
+#define CB_INDEX long long
 #include "tiles_template.h"
 #undef CB_REAL
 #undef CB_SFX
 #undef CB_MC
+#undef CB_LANES_N
+#undef CB_INDEX
 
 #define CB_REAL float
 #define CB_SFX f32
 #define CB_MC CB_MC_F32
+#define CB_LANES_N CB_LANES_F32
+#define CB_INDEX int
 #include "tiles_template.h"
 #undef CB_REAL
 #undef CB_SFX
 #undef CB_MC
+#undef CB_LANES_N
+#undef CB_INDEX
 
 #pragma GCC diagnostic pop
 

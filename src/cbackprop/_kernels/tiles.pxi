@@ -38,6 +38,41 @@ cdef extern from "tiles.h" nogil:
     void cb_narrow_rows_f32(Py_ssize_t K, const float* a, Py_ssize_t a_cs, const float* b,
                             Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, float* C,
                             Py_ssize_t ldc, int overwrite) noexcept
+    double cb_fma_probe_f64(Py_ssize_t iterations) noexcept
+    float cb_fma_probe_f32(Py_ssize_t iterations) noexcept
+    Py_ssize_t cb_fma_probe_flops_f64(Py_ssize_t iterations) noexcept
+    Py_ssize_t cb_fma_probe_flops_f32(Py_ssize_t iterations) noexcept
+
+
+def fma_peak_gflops(str dtype="float64", double seconds=0.05, int repeats=5):
+    """This build's measured FMA peak on one core, in GFLOP/s: the best of
+    ``repeats`` timed runs of independent vector FMA chains (``seconds`` each)."""
+    import time
+    cdef Py_ssize_t iterations = 1 << 16
+    cdef Py_ssize_t flops
+    cdef double elapsed, best = 0.0, sink = 0.0
+    cdef bint is_float32 = dtype == "float32"
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    for attempt in range(repeats + 64):
+        start = time.perf_counter()
+        with nogil:
+            if is_float32:
+                sink += cb_fma_probe_f32(iterations)
+            else:
+                sink += cb_fma_probe_f64(iterations)
+        elapsed = time.perf_counter() - start
+        flops = cb_fma_probe_flops_f32(iterations) if is_float32 else cb_fma_probe_flops_f64(iterations)
+        if elapsed < seconds and attempt < 64:   # calibrating: grow the run
+            iterations *= 2
+            continue
+        best = max(best, flops / elapsed / 1e9)
+        repeats -= 1
+        if repeats == 0:
+            break
+    if sink != sink:   # uses the chains' results, so the compiler keeps them
+        raise FloatingPointError("the FMA probe produced NaN")
+    return best
 
 
 def tile_table():

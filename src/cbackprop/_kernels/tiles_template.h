@@ -153,20 +153,73 @@ static void CB_(cb_microkernel)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, 
 }
 
 /* Packing that transposes: W read as Wᵀ (B of δ@Wᵀ) and X read row by row
- * (A of X@W) have their K steps along memory; a packed sliver wants each
- * step's NR (or MR) values side by side. */
+ * (A of X@W) have their K steps along memory, while a packed sliver wants
+ * each step's NR (or MR) values side by side. Blocks of lanes x lanes are
+ * loaded as vectors along K and transposed in registers; element by element
+ * the packing of Wᵀ cost as much as the FMAs of a 64-row δ@Wᵀ. */
+typedef CB_INDEX CB_(cb_index) __attribute__((vector_size(CB_VECTOR_BYTES)));
+
+static inline __attribute__((always_inline)) void CB_(cb_transpose)(CB_VEC* r) {
+    /* log2(lanes) rounds of interleaving row i with row i + lanes/2 turn
+     * rows into columns: afterwards r[q][i] holds what r[i][q] held. */
+    for (int round = 1; round < CB_LANES_N; round *= 2) {
+        CB_VEC t[CB_LANES_N];
+        for (int i = 0; i < CB_LANES_N / 2; i++) {
+            t[2 * i] = CB_SHUFFLE(CB_(cb_index), r[i], r[i + CB_LANES_N / 2],
+                                  CB_CAT2(CB_INTERLEAVE_LO_, CB_LANES_N));
+            t[2 * i + 1] = CB_SHUFFLE(CB_(cb_index), r[i], r[i + CB_LANES_N / 2],
+                                      CB_CAT2(CB_INTERLEAVE_HI_, CB_LANES_N));
+        }
+        for (int i = 0; i < CB_LANES_N; i++)
+            r[i] = t[i];
+    }
+}
+
 static void CB_(cb_pack_a_transposed)(ptrdiff_t kc, const CB_REAL* A, ptrdiff_t rsa,
                                       CB_REAL* packed) {
-    for (int i = 0; i < CB_MR; i++)
-        for (ptrdiff_t p = 0; p < kc; p++)
+    ptrdiff_t p = 0;
+    /* Rows go in groups of one vector's lanes (the last group repeats row
+     * MR-1). A group that ends past row MR-1 still stores whole vectors: the
+     * extra lanes land on the next step's first rows, which the first group
+     * overwrites afterwards (groups run last to first); only the sliver's
+     * last step stores lane by lane. */
+    for (; p + CB_LANES_N <= kc; p += CB_LANES_N) {
+        for (int group = (CB_MR - 1) / CB_LANES_N * CB_LANES_N; group >= 0; group -= CB_LANES_N) {
+            CB_VEC r[CB_LANES_N];
+            for (int i = 0; i < CB_LANES_N; i++)
+                r[i] = CB_(cb_load)(A + (group + i < CB_MR ? group + i : CB_MR - 1) * rsa + p);
+            CB_(cb_transpose)(r);
+            for (int q = 0; q < CB_LANES_N; q++) {
+                CB_REAL* out = packed + (p + q) * CB_MR + group;
+                if (group + CB_LANES_N <= CB_MR || p + q + 1 < kc)
+                    CB_(cb_store)(out, r[q]);
+                else
+                    for (int i = 0; i < CB_MR - group; i++)
+                        out[i] = r[q][i];
+            }
+        }
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < CB_MR; i++)
             packed[p * CB_MR + i] = A[i * rsa + p];
 }
 
 static void CB_(cb_pack_b_transposed)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t csb,
                                       CB_REAL* packed) {
-    const ptrdiff_t nr = CB_NV * CB_LANES;
-    for (ptrdiff_t j = 0; j < nr; j++)
-        for (ptrdiff_t p = 0; p < kc; p++)
+    const ptrdiff_t nr = CB_NV * CB_LANES_N;
+    ptrdiff_t p = 0;
+    for (; p + CB_LANES_N <= kc; p += CB_LANES_N) {
+        for (int group = 0; group < nr; group += CB_LANES_N) {
+            CB_VEC r[CB_LANES_N];
+            for (int j = 0; j < CB_LANES_N; j++)
+                r[j] = CB_(cb_load)(B + (group + j) * csb + p);
+            CB_(cb_transpose)(r);
+            for (int q = 0; q < CB_LANES_N; q++)
+                CB_(cb_store)(packed + (p + q) * nr + group, r[q]);
+        }
+    }
+    for (; p < kc; p++)
+        for (ptrdiff_t j = 0; j < nr; j++)
             packed[p * nr + j] = B[j * csb + p];
 }
 
@@ -206,6 +259,30 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
     for (ptrdiff_t i = 0; i < CB_NARROW_NV * CB_LANES; i++)
         for (ptrdiff_t j = 0; j < cols; j++)
             C[i * ldc + j] = overwrite ? t[j][i] : C[i * ldc + j] + t[j][i];
+}
+
+/* The FMA peak of one core with this build's vectors: independent chains of
+ * vector FMAs, enough of them to cover the latency of two FMA units.
+ * Returns a value that depends on every chain, so none is optimised away;
+ * a call performs iterations * CB_PROBE_CHAINS * lanes FMAs. */
+#define CB_PROBE_CHAINS 12
+static CB_REAL CB_(cb_fma_probe)(ptrdiff_t iterations) {
+    CB_VEC acc[CB_PROBE_CHAINS];
+    const CB_VEC scale = CB_(cb_splat)((CB_REAL)0.999999);
+    const CB_VEC shift = CB_(cb_splat)((CB_REAL)1e-6);
+    for (int c = 0; c < CB_PROBE_CHAINS; c++)
+        acc[c] = CB_(cb_splat)((CB_REAL)c);
+    for (ptrdiff_t it = 0; it < iterations; it++)
+        for (int c = 0; c < CB_PROBE_CHAINS; c++)
+            acc[c] = acc[c] * scale + shift;
+    CB_REAL total = 0;
+    for (int c = 0; c < CB_PROBE_CHAINS; c++)
+        for (ptrdiff_t l = 0; l < CB_LANES; l++)
+            total += acc[c][l];
+    return total;
+}
+static inline ptrdiff_t CB_(cb_fma_probe_flops)(ptrdiff_t iterations) {
+    return 2 * iterations * CB_PROBE_CHAINS * CB_LANES;
 }
 
 #undef CB_VEC
