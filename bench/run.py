@@ -4,8 +4,8 @@ engine's GEMM against ``numpy.matmul``.
 
 Usage, from the repository root::
 
-    PYTHONPATH=src python bench/run.py              # thorough: ~2.5 minutes on 2 idle cores
-    PYTHONPATH=src python bench/run.py --quick      # under a minute, everything included
+    PYTHONPATH=src python bench/run.py              # thorough: a few minutes on 2 idle cores
+    PYTHONPATH=src python bench/run.py --quick      # < 1 minute per thread count, all included
     PYTHONPATH=src python bench/run.py --configs tiny,mnist --dtypes float32 --threads 2
 
 What is timed: one ``net.train_step(X, Y)`` (forward, backward, SGD update,
@@ -49,25 +49,47 @@ is 1. The torch model starts each repeat from the same saved parameters
 (``W`` transposed into ``Linear.weight``); its first-step loss is compared to
 the compiled one and printed, but never fails the run.
 
+The machine. Before timing anything each worker records the vector ISA
+(``cb.kernel_path``: the engine build chosen at import), its GEMM tile table
+(``engine.tile_table()``) and the CPU flags it was chosen from, and measures
+this build's FMA peak on one core per benchmarked dtype
+(``engine.fma_peak_gflops``: independent vector FMA chains, ~0.5 s each). At
+T threads the peak a figure is compared with is T x that per-core peak. For
+``big`` the table gives its FMA-limit time: the FLOPs of one step's matrix
+products (X@W and dW = X^T@D for every layer, D@W^T for every layer but the
+first; 2*m*n_in*n_out each) at that peak, and the step's multiple of it.
+
 GEMM. ``cbackprop._backend.engine.gemm_product(A, B, trans_a, trans_b)``
-against ``numpy.matmul`` on the same operands, for the three products of a
-dense layer (``X@W``, ``X^T@D`` for dW, ``D@W^T`` for the delta passed back),
-at the layer shapes of the mnist, deep, wide and big configs and at square
-n x n x n shapes, in both dtypes and at every thread count. The operands
-start on 64 bytes, as the engine's own buffers do: the engine reads a small
-product's B in place only from rows on 64-byte lines and packs it otherwise
-(from numpy's 16-byte aligned arrays, X^T@D 64x64x64 in float64 measures
-~0.90 of numpy.matmul instead of ~0.94: see alignment.py). All of one
-library's timings run in one phase (then a pause, then the other's), and
-the phases alternate four times (once with --quick); each figure is the best of
-all its samples of a few calls (12, or 2 with --quick), so a burst of load
-from outside the machine must last through every phase of one library to
-bias a ratio; GFLOP/s = 2*M*K*N / t.
+against ``numpy.matmul`` on the same operands. The shape classes: the three
+products of a dense layer (``X@W``, ``X^T@D`` for dW, ``D@W^T`` for the delta
+passed back) at the layer shapes of the mnist, deep, wide and big configs;
+``small``, M x K x N = 32x64x128, 64x64x64 and 128x128x128; and ``squares``,
+n x n x n with n = 256, 512, 1024 (512 and 1024 with --quick); small products
+and squares each in the three forms. Both dtypes, at every thread count. The
+operands start on 64 bytes, as the engine's own buffers do: the engine reads
+a small product's B in place only from rows on 64-byte lines and packs it
+otherwise (from numpy's 16-byte aligned arrays, X^T@D 64x64x64 in float64
+measures ~0.90 of numpy.matmul instead of ~0.94: see alignment.py). A round
+is one phase per library (every product timed with ours, a pause, every
+product with numpy.matmul, a pause); three rounds run, also with --quick. A
+phase takes a few samples per product (4, or 2 with --quick) of a few calls
+each (~10 ms, 3 ms with --quick). GFLOP/s = 2*M*K*N / t from the best sample
+over all rounds, also shown as a fraction of the peak. A ratio is the median
+of three interleaved runs in one process: per round, ours best-in-round
+GFLOP/s / numpy best-in-round GFLOP/s, and the median of the three, so a
+burst of load from outside must spoil two rounds of one library to bias it.
 
 Targets (the project's issue) are printed as PASS/FAIL after the tables;
-they do not change the exit code. All figures go to
-``bench/results/latest.json`` (or ``--json``) and, when matplotlib is
-importable, a bar chart to ``bench/results/speedups.png`` (or ``--png``).
+they do not change the exit code. train_step: tiny >= 15x and small >= 4x
+the reference at every thread count, and faster than torch; mnist, deep,
+wide and big >= 1.2x the reference and faster than torch at 1 thread, >= 1.3x
+the reference at 2 threads; big at 1 thread within 1.25x of its FMA-limit
+time. GEMM at 1 thread, per class and dtype: median ratio >= 0.95 and none
+below 0.90; 1024x1024x1024 >= 85 % of the peak in every form; every product
+with M, K and N <= 128 >= 0.95. All figures (every sample, the peaks, the
+ISA, tile table and CPU flags) go to ``bench/results/latest.json`` (or
+``--json``) and, when matplotlib is importable, a bar chart to
+``bench/results/speedups.png`` (or ``--png``).
 """
 import argparse
 import os
@@ -97,15 +119,27 @@ PAUSE_S = 0.3  # longer than OpenBLAS's (~0.1 s) and libgomp's spin-wait before 
 PHASE_REPEATS = 4  # repeats of one implementation per phase; the phases take turns
 
 GEMM_CONFIGS = ("mnist", "deep", "wide", "big")
-GEMM_SQUARES = (64, 128, 256, 512, 1024)
-GEMM_SQUARES_QUICK = (128, 512)
-GEMM_CLASSES = ("X@W", "X^T@D", "D@W^T")
+GEMM_FORMS = ("X@W", "X^T@D", "D@W^T")
+GEMM_SMALL = ((32, 64, 128), (64, 64, 64), (128, 128, 128))  # (M, K, N)
+GEMM_SQUARES = (256, 512, 1024)
+GEMM_SQUARES_QUICK = (512, 1024)
+# A layer's products are classed by form; the small products and the squares
+# (each timed in the three forms) are classes of their own.
+GEMM_CLASSES = GEMM_FORMS + ("small", "squares")
+GEMM_ROUNDS = 3  # alternating (ours phase, numpy phase) rounds; a ratio is their median
+FMA_LIMIT_CONFIGS = ("big",)  # configs whose step is compared with its FMA-limit time
 
-# speedup = reference us / compiled us, per dtype: (at 1 thread, at 2 threads)
-TARGETS = {"tiny": (15.0, 15.0), "small": (4.0, 4.0), "mnist": (1.1, 1.3),
-           "deep": (1.1, 1.3), "wide": (1.0, 1.2), "big": (1.0, 1.2)}
-GEMM_TARGET = 0.9  # ours / numpy.matmul, minimum per shape class, at 1 thread
-TORCH_TARGET = 1.0  # torch us / compiled us, every config
+# Targets (the project's issue), per dtype.
+# reference us / compiled us: tiny and small at every thread count ...
+SPEEDUP_TARGETS_ALL_THREADS = {"tiny": 15.0, "small": 4.0}
+# ... the others {threads: goal}
+SPEEDUP_TARGETS_BY_THREADS = {1: 1.2, 2: 1.3}
+TORCH_TARGET = 1.0  # torch us / compiled us: tiny and small always, the others at 1 thread
+FMA_LIMIT_TARGET = 1.25  # compiled step / FMA-limit time, FMA_LIMIT_CONFIGS at 1 thread
+# ours / numpy.matmul at 1 thread, per class and dtype: median, and every shape
+GEMM_MEDIAN_TARGET, GEMM_MIN_TARGET = 0.95, 0.90
+GEMM_PEAK_SIZE, GEMM_PEAK_TARGET = 1024, 0.85  # n x n x n at 1 thread: ours / FMA peak
+SMALL_PRODUCT, SMALL_PRODUCT_TARGET = 128, 0.95  # every product with M, K, N <= 128
 
 
 def comma_list(text):
@@ -117,7 +151,8 @@ def parse_args(argv=None):
         description="Time train_step of the compiled network against the NumPy reference "
                     "(and PyTorch), and the engine's GEMM against numpy.matmul.")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer repeats, shorter blocks, fewer GEMM shapes (under a minute)")
+                        help="fewer repeats, shorter blocks, fewer GEMM samples and squares "
+                             "(under a minute per thread count)")
     parser.add_argument("--threads", default="1,2",
                         help="thread counts, one worker process each (default 1,2)")
     parser.add_argument("--configs", nargs="+", metavar="NAME",
@@ -167,8 +202,7 @@ def parse_args(argv=None):
     args.warmup_steps = 1 if args.quick else 5
     args.warmup_s = 0.01 if args.quick else 0.03
     args.gemm_squares = GEMM_SQUARES_QUICK if args.quick else GEMM_SQUARES
-    args.gemm_rounds = 1 if args.quick else 4       # phases per library
-    args.gemm_samples = 2 if args.quick else 3      # samples per round
+    args.gemm_samples = 2 if args.quick else 4      # samples per library per round
     args.gemm_target_s = 0.003 if args.quick else 0.01  # one sample
     return args
 
@@ -187,6 +221,7 @@ if ARGS is not None:
 import gc  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import operator  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
@@ -198,7 +233,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cbackprop as cb  # noqa: E402
-from cbackprop._backend import engine  # noqa: E402
+from cbackprop._backend import _engine_baseline, engine  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -253,6 +288,8 @@ def worker_info(torch, torch_skipped):
         "cb_get_num_threads": cb.get_num_threads(),
         "torch_get_num_threads": torch.get_num_threads() if torch else None,
         "kernel_path": cb.kernel_path,
+        "tile_table": engine.tile_table(),
+        "cpu_features": _engine_baseline.cpu_features(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": blas_info(),
@@ -265,6 +302,12 @@ def worker_info(torch, torch_skipped):
         "hostname": platform.node(),
         "platform": platform.platform(),
     }
+
+
+def measure_fma_peak(dtypes):
+    """{dtype: GFLOP/s} of this build's vector FMA on one core (~0.5 s each):
+    what the machine can do, against which the GEMM and the big step are read."""
+    return {dtype: engine.fma_peak_gflops(dtype) for dtype in dtypes}
 
 
 # ------------------------------------------------------------ the networks
@@ -314,6 +357,27 @@ class TorchNet:
 
     def convert(self, pool):
         return [(self.torch.from_numpy(X), self.torch.from_numpy(Y)) for X, Y in pool]
+
+
+def matmul_flops_per_step(sizes, batch):
+    """FLOPs of the matrix products of one train_step: X@W and dW = X^T@D for
+    every layer, D@W^T (the delta passed back) for every layer but the first;
+    2*m*n_in*n_out each."""
+    flops = 0
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        products = 2 if layer == 0 else 3
+        flops += products * 2 * batch * n_in * n_out
+    return flops
+
+
+def add_fma_limit(result, peak_per_core):
+    """The time the step's products would take at threads x the per-core FMA
+    peak, and the compiled step's multiple of it."""
+    flops = matmul_flops_per_step(result["sizes"], result["batch"])
+    peak = result["threads"] * peak_per_core[result["dtype"]] * 1e9
+    result["fma_limit_us"] = flops / peak * 1e6
+    result["step_over_limit"] = result["compiled_us"] / result["fma_limit_us"]
+    return result
 
 
 def make_batch_pool(sizes, batch, dtype, seed):
@@ -484,8 +548,8 @@ def bench_config_safely(name, dtype, args, torch):
 
 # -------------------------------------------------------------------- GEMM
 
-def gemm_layer_shapes(configs, squares):
-    """{(m, n_in, n_out): label} for the selected configs' layers, then squares."""
+def gemm_layer_shapes(configs):
+    """{(m, n_in, n_out): label} for the selected configs' layers."""
     shapes = {}
     for name in GEMM_CONFIGS:
         if name not in configs:
@@ -493,29 +557,44 @@ def gemm_layer_shapes(configs, squares):
         sizes, batch = CONFIGS[name]
         for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
             shapes.setdefault((batch, n_in, n_out), {}).setdefault(name, []).append(str(layer))
-    labels = {key: " ".join(f"{name} L{','.join(ls)}" for name, ls in by_config.items())
-              for key, by_config in shapes.items()}
-    for n in squares:
-        labels.setdefault((n, n, n), f"square {n}")
-    return labels
+    return {key: " ".join(f"{name} L{','.join(ls)}" for name, ls in by_config.items())
+            for key, by_config in shapes.items()}
+
+
+def layer_products(m, n_in, n_out):
+    """(form, M, K, N) of the three products of a dense layer with batch m."""
+    return [("X@W", m, n_in, n_out), ("X^T@D", n_in, m, n_out), ("D@W^T", m, n_out, n_in)]
+
+
+def gemm_case(form, M, K, N, cls, source):
+    """An M x K x N product in one of the forms of a dense layer's products:
+    X@W     A (M x K), B (K x N)
+    X^T@D   A (K x M) read transposed, B (K x N)          (dW = X^T @ delta)
+    D@W^T   A (M x K), B (N x K) read transposed          (delta @ W^T)
+    """
+    a_shape, b_shape = {"X@W": ((M, K), (K, N)), "X^T@D": ((K, M), (K, N)),
+                        "D@W^T": ((M, K), (N, K))}[form]
+    return {"class": cls, "form": form, "source": source, "M": M, "K": K, "N": N,
+            "a_shape": a_shape, "b_shape": b_shape,
+            "trans_a": form == "X^T@D", "trans_b": form == "D@W^T"}
 
 
 def gemm_cases(configs, squares):
-    """The three products of each dense layer shape:
-    X@W     (m x n_in) @ (n_in x n_out)
-    X^T@D   A (m x n_in), B (m x n_out), trans_a       -> n_in x n_out
-    D@W^T   A (m x n_out), B (n_in x n_out), trans_b   -> m x n_in
-    """
-    cases = []
-    for (m, n_in, n_out), label in gemm_layer_shapes(configs, squares).items():
-        for cls, a_shape, b_shape, trans_a, trans_b, mkn in (
-                ("X@W", (m, n_in), (n_in, n_out), False, False, (m, n_in, n_out)),
-                ("X^T@D", (m, n_in), (m, n_out), True, False, (n_in, m, n_out)),
-                ("D@W^T", (m, n_out), (n_in, n_out), False, True, (m, n_out, n_in))):
-            cases.append({"class": cls, "source": label, "M": mkn[0], "K": mkn[1], "N": mkn[2],
-                          "a_shape": a_shape, "b_shape": b_shape,
-                          "trans_a": trans_a, "trans_b": trans_b})
-    return cases
+    """The three products of each layer shape of the selected configs (classed
+    by form), then the small products and the squares in the three forms. A
+    product listed twice is timed once, under its first class."""
+    products = {}
+    for (m, n_in, n_out), label in gemm_layer_shapes(configs).items():
+        for form, M, K, N in layer_products(m, n_in, n_out):
+            products.setdefault((form, M, K, N), (form, label))
+    groups = [("small", "small", GEMM_SMALL)]
+    groups += [("squares", f"square {n}", [(n, n, n)]) for n in squares]
+    for cls, label, shapes in groups:
+        for M, K, N in shapes:
+            for form in GEMM_FORMS:
+                products.setdefault((form, M, K, N), (cls, label))
+    return [gemm_case(form, M, K, N, cls, label)
+            for (form, M, K, N), (cls, label) in products.items()]
 
 
 def aligned_copy(array):
@@ -558,38 +637,59 @@ def call_overhead_us(args):
     """Per-call time of a 1x1x1 float64 product: the fixed cost (argument
     checks, allocation of the output and, for ours, of the pack buffers)
     inside every GEMM figure; it dominates the products with N or K = 10."""
-    ours, theirs = gemm_operands(gemm_cases([], [1])[0], "float64", np.random.default_rng(0))
+    case = gemm_case("X@W", 1, 1, 1, "overhead", "1x1x1")
+    ours, theirs = gemm_operands(case, "float64", np.random.default_rng(0))
     return {lib: min(time_calls(fn, 2000) for _ in range(3)) * 1e6
             for lib, fn in (("ours", ours), ("numpy", theirs))}
 
 
-def bench_gemm(args):
-    """GFLOP/s of the engine's GEMM and of numpy.matmul, one library per phase."""
+def median_round_ratio(ours_rounds, numpy_rounds):
+    """(median, per-round ratios) of ours/numpy speed, each round's ratio from
+    the best sample (seconds) of each library in that round."""
+    ratios = [min(theirs) / min(ours) for ours, theirs in zip(ours_rounds, numpy_rounds)]
+    return statistics.median(ratios), ratios
+
+
+def summarise_gemm(row, peak_gflops):
+    """GFLOP/s from the best sample over all rounds, as a fraction of
+    ``peak_gflops`` too; the ratio is the median over rounds."""
+    flops = 2.0 * row["M"] * row["K"] * row["N"]
+    for lib in ("ours", "numpy"):
+        best = min(min(samples) for samples in row[f"{lib}_s_samples"])
+        row[f"{lib}_gflops"] = flops / best / 1e9
+        row[f"{lib}_of_peak"] = row[f"{lib}_gflops"] / peak_gflops
+    row["peak_gflops"] = peak_gflops
+    row["ratio"], row["round_ratios"] = median_round_ratio(row["ours_s_samples"],
+                                                           row["numpy_s_samples"])
+    return row
+
+
+def bench_gemm(args, peak_per_core):
+    """GFLOP/s of the engine's GEMM and of numpy.matmul: GEMM_ROUNDS rounds of
+    one phase per library, every product in each phase."""
     rng = np.random.default_rng(args.seed)
+    threads = args.threads[0]
     rows = []
     for case in gemm_cases(args.configs, args.gemm_squares):
         for dtype in args.dtypes:
             ours, theirs = gemm_operands(case, dtype, rng)
             expected = theirs()
             err = float(np.max(np.abs(ours() - expected)) / max(np.max(np.abs(expected)), 1e-300))
-            rows.append(dict(case, dtype=dtype, threads=args.threads[0], rel_err=err,
+            rows.append(dict(case, dtype=dtype, threads=threads, rel_err=err,
                              fns={"ours": ours, "numpy": theirs}, calls={},
                              ours_s_samples=[], numpy_s_samples=[]))
-    for _ in range(args.gemm_rounds):
+    for _ in range(GEMM_ROUNDS):
         for lib in ("ours", "numpy"):
             pause()
             for row in rows:
                 fn = row["fns"][lib]
                 if lib not in row["calls"]:
                     row["calls"][lib] = calls_per_sample(fn, args.gemm_target_s)
-                row[f"{lib}_s_samples"] += [time_calls(fn, row["calls"][lib])
-                                            for _ in range(args.gemm_samples)]
+                row[f"{lib}_s_samples"].append([time_calls(fn, row["calls"][lib])
+                                                for _ in range(args.gemm_samples)])
     for row in rows:
         del row["fns"], row["a_shape"], row["b_shape"]
-        flops = 2.0 * row["M"] * row["K"] * row["N"]
-        row["ours_gflops"] = flops / min(row["ours_s_samples"]) / 1e9
-        row["numpy_gflops"] = flops / min(row["numpy_s_samples"]) / 1e9
-        row["ratio"] = row["ours_gflops"] / row["numpy_gflops"]
+        summarise_gemm(row, threads * peak_per_core[row["dtype"]])
     return rows
 
 
@@ -597,13 +697,18 @@ def worker_main(args):
     start = time.perf_counter()
     torch, torch_skipped = load_torch(args)
     info = worker_info(torch, torch_skipped)
+    info["fma_peak_gflops"] = measure_fma_peak(args.dtypes)
+    log(args, f"[{args.threads[0]} thr] FMA peak per core {info['fma_peak_gflops']} GFLOP/s")
     results = []
     for name in args.configs:
         for dtype in args.dtypes:
-            results.append(bench_config_safely(name, dtype, args, torch))
+            result = bench_config_safely(name, dtype, args, torch)
+            if name in FMA_LIMIT_CONFIGS and not result.get("error"):
+                add_fma_limit(result, info["fma_peak_gflops"])
+            results.append(result)
             log(args, f"[{args.threads[0]} thr] {name} {dtype} done at "
                       f"{time.perf_counter() - start:.1f} s")
-    gemm = [] if args.no_gemm else bench_gemm(args)
+    gemm = [] if args.no_gemm else bench_gemm(args, info["fma_peak_gflops"])
     log(args, f"[{args.threads[0]} thr] GEMM done at {time.perf_counter() - start:.1f} s")
     info["gemm_call_overhead_us"] = None if args.no_gemm else call_overhead_us(args)
     info["wall_s"] = time.perf_counter() - start
@@ -680,9 +785,10 @@ def print_header(args, workers):
           f"{args.target_ms:g} ms blocks per implementation, in alternating phases; "
           f"SGD lr={args.lr:g}, mse, relu/identity)")
     print(f"cpu: {first['cpu']} ({first['cpu_count']} logical cpus), {first['platform']}")
+    print(f"cpu flags: {describe_cpu_features(first['cpu_features'])}")
+    print(f"vector ISA: {describe_isa(first)}; {describe_peaks(workers)}")
     print(f"python {first['python']}, numpy {first['numpy']} (BLAS: {first['blas']}), "
-          f"cbackprop {first['cbackprop']} (kernel_path={first['kernel_path']}), "
-          f"torch {first['torch'] or '-'}")
+          f"cbackprop {first['cbackprop']}, torch {first['torch'] or '-'}")
     if not first["torch"]:
         print(f"torch: {first['torch_skipped']}; torch columns left out")
     for w in workers:
@@ -698,6 +804,34 @@ def print_header(args, workers):
     print()
 
 
+def describe_isa(info):
+    """e.g. 'avx512 (64-byte vectors, tiles 12x16 f64 / 12x32 f32)'."""
+    table = info["tile_table"]
+    tiles = " / ".join(f"{table['mr']}x{nr} {dtype.replace('float', 'f')}"
+                       for dtype, nr in table["nr"].items())
+    return f"{info['kernel_path']} ({table['vector_bytes']}-byte vectors, tiles {tiles})"
+
+
+def describe_cpu_features(features):
+    present = [name for name, on in features.items() if on]
+    absent = [name for name, on in features.items() if not on]
+    return " ".join(present) + (f" (absent: {' '.join(absent)})" if absent else "")
+
+
+def describe_peaks(workers):
+    """The per-core FMA peak each worker measured."""
+    parts = []
+    for w in workers:
+        peaks = ", ".join(f"{gflops:.1f} GF/s {dtype}"
+                          for dtype, gflops in w["info"]["fma_peak_gflops"].items())
+        parts.append(peaks + (f" ({w['threads']}-thread worker)" if len(workers) > 1 else ""))
+    return "measured FMA peak per core: " + "; ".join(parts)
+
+
+def fmt_x(value):
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def train_columns(with_torch):
     columns = [  # (header, width, formatter); the first three left-aligned
         ("config", 6, lambda r: r["config"]),
@@ -711,8 +845,12 @@ def train_columns(with_torch):
     if with_torch:
         columns += [
             ("torch us", 10, lambda r: fmt(r["torch_us"], ",.1f")),
-            ("vs torch", 8, lambda r: fmt(r["speedup_vs_torch"], ".2f") + "x"),
+            ("vs torch", 8, lambda r: fmt_x(r["speedup_vs_torch"])),
         ]
+    columns += [
+        ("FMA-limit us", 12, lambda r: fmt(r.get("fma_limit_us"), ",.1f")),
+        ("step / limit", 12, lambda r: fmt_x(r.get("step_over_limit"))),
+    ]
     columns.append(("ref |dL|/|L|", 12, lambda r: f"{r['max_rel_dloss']:.1e}"))
     if with_torch:
         columns.append(("torch |dL|/|L|", 14,
@@ -745,47 +883,28 @@ def print_train_table(results, with_torch):
             print(format_cells([fmt_fn(r) for _, _, fmt_fn in columns], columns))
     print("\nus = microseconds per train_step (median over repeats); vs ref = reference/compiled"
           + ("; vs torch = torch/compiled" if with_torch else "")
+          + f";\nFMA-limit us ({', '.join(FMA_LIMIT_CONFIGS)}) = FLOPs of the step's matrix "
+            "products (X@W and X^T@D for every layer, D@W^T for all but the first)\n"
+            "  / (threads x the per-core FMA peak); step / limit = compiled us / FMA-limit us"
           + ";\nref |dL|/|L| = max over all timed steps (limit 1e-6 float64, 1e-3 float32)"
           + ("; torch |dL|/|L| = max over first steps of repeats, report only "
              "(* above that limit)" if with_torch else ""))
 
 
-def gemm_table(gemm, dtypes, threads):
-    """{(class, M, K, N, source): {(dtype, threads): row}} in measurement order."""
-    table = {}
-    for row in gemm:
-        key = (row["class"], row["M"], row["K"], row["N"], row["source"])
-        table.setdefault(key, {})[(row["dtype"], row["threads"])] = row
-    columns = [(d, t) for d in dtypes for t in threads]
-    order = {cls: i for i, cls in enumerate(GEMM_CLASSES)}
-    return dict(sorted(table.items(), key=lambda kv: order[kv[0][0]])), columns
+def shape_text(row):
+    return f"{row['M']}x{row['K']}x{row['N']} {row['form']}"
 
 
 def print_gemm(gemm, dtypes, threads, workers):
-    table, columns = gemm_table(gemm, dtypes, threads)
-    print("\nGEMM: engine.gemm_product vs numpy.matmul, GFLOP/s (best of "
-          f"{len(gemm[0]['ours_s_samples'])} samples), ratio = ours/numpy")
-    head = f"{'class':<6} {'M x K x N':<16} {'from':<18}"
-    print(head + "".join(f" | {d} {t} thr".ljust(22) for d, t in columns))
-    print(" " * len(head) + "".join(" |  ours  numpy  ratio".ljust(22) for _ in columns))
-    print("-" * (len(head) + 22 * len(columns)))
-    for (cls, M, K, N, source), cells in table.items():
-        line = f"{cls:<6} {f'{M}x{K}x{N}':<16} {source[:18]:<18}"
-        for col in columns:
-            row = cells.get(col)
-            line += (f" | {row['ours_gflops']:5.1f} {row['numpy_gflops']:6.1f} {row['ratio']:6.2f}"
-                     if row else " | " + "-".center(19)).ljust(22)
-        print(line)
-    worst = gemm_minima(gemm)
-    print("\nminimum ratio ours/numpy per shape class (at shape M x K x N):")
-    print(f"{'class':<6}" + "".join(f" | {d} {t} thr".ljust(24) for d, t in columns))
-    for cls in GEMM_CLASSES:
-        line = f"{cls:<6}"
-        for col in columns:
-            row = worst.get((cls,) + col)
-            line += (f" | {row['ratio']:.2f} ({row['M']}x{row['K']}x{row['N']})"
-                     if row else " | -").ljust(24)
-        print(line)
+    rounds = len(gemm[0]["ours_s_samples"])
+    samples = len(gemm[0]["ours_s_samples"][0])
+    print(f"\nGEMM: engine.gemm_product (ours) vs numpy.matmul, {rounds} rounds of one phase per "
+          f"library, {samples} samples per phase.\nGF/s = 2*M*K*N / t, best sample over all "
+          f"rounds; % = of the FMA peak at T threads, T x the per-core peak;\nratio = ours/numpy, "
+          f"the median over the {rounds} rounds of ours best-in-round / numpy best-in-round")
+    for dtype in dtypes:
+        print_gemm_table([r for r in gemm if r["dtype"] == dtype], dtype, threads)
+    print_gemm_summary(gemm, dtypes, threads)
     errors = [r["rel_err"] for r in gemm]
     print(f"largest |ours - numpy| / max|numpy| over all products: {max(errors):.1e}")
     for w in workers:
@@ -794,52 +913,157 @@ def print_gemm(gemm, dtypes, threads, workers):
               f"ours {overhead['ours']:.2f} us, numpy {overhead['numpy']:.2f} us")
 
 
-def gemm_minima(gemm):
-    """{(class, dtype, threads): the row with the smallest ratio}."""
-    worst = {}
+def print_gemm_table(rows, dtype, threads):
+    """One dtype: a line per product, a column group per thread count."""
+    order = {cls: i for i, cls in enumerate(GEMM_CLASSES)}
+    products = {}
+    for r in sorted(rows, key=lambda r: order[r["class"]]):
+        key = (r["class"], r["form"], r["M"], r["K"], r["N"], r["source"])
+        products.setdefault(key, {})[r["threads"]] = r
+    peaks = {r["threads"]: r["peak_gflops"] for r in rows}
+    cell = 34
+    head = f"{'form':<6} {'M x K x N':<16} {'from':<18}"
+    titles = "".join(f" | {t} thr, peak {peaks[t]:.1f} GF/s".ljust(cell)
+                     for t in threads if t in peaks)
+    print(f"\n{dtype:<{len(head)}}{titles}".rstrip())
+    print(head + "".join(f" | {'ours':>6} {'%':>5} {'numpy':>6} {'%':>5} {'ratio':>5}"
+                         for t in threads if t in peaks))
+    print("-" * (len(head) + cell * len(peaks)))
+    previous = None
+    for (cls, form, M, K, N, source), cells in products.items():
+        if previous and previous != cls:
+            print()
+        previous = cls
+        line = f"{form:<6} {f'{M}x{K}x{N}':<16} {source[:18]:<18}"
+        for t in threads:
+            r = cells.get(t)
+            if t in peaks:
+                line += (f" | {r['ours_gflops']:6.1f} {100 * r['ours_of_peak']:4.0f}% "
+                         f"{r['numpy_gflops']:6.1f} {100 * r['numpy_of_peak']:4.0f}% "
+                         f"{r['ratio']:5.2f}" if r else " | " + "-".center(cell - 3))
+        print(line.rstrip())
+
+
+def gemm_class_summary(gemm):
+    """{(class, dtype, threads): (median ratio, the row with the smallest ratio)}."""
+    groups = {}
     for row in gemm:
-        key = (row["class"], row["dtype"], row["threads"])
-        if key not in worst or row["ratio"] < worst[key]["ratio"]:
-            worst[key] = row
-    return worst
+        groups.setdefault((row["class"], row["dtype"], row["threads"]), []).append(row)
+    return {key: (statistics.median(r["ratio"] for r in rows), min(rows, key=lambda r: r["ratio"]))
+            for key, rows in groups.items()}
+
+
+def print_gemm_summary(gemm, dtypes, threads):
+    summary = gemm_class_summary(gemm)
+    cell = 38
+    print("\nratio ours/numpy per class: median, minimum (at M x K x N form)")
+    print((f"{'class':<8} {'dtype':<7}" + "".join(f" | {t} thr".ljust(cell) for t in threads))
+          .rstrip())
+    for cls in GEMM_CLASSES:
+        for dtype in dtypes:
+            if not any((cls, dtype, t) in summary for t in threads):
+                continue
+            line = f"{cls:<8} {dtype:<7}"
+            for t in threads:
+                median, worst = summary.get((cls, dtype, t), (None, None))
+                line += (f" | {median:4.2f}  {worst['ratio']:4.2f} ({shape_text(worst)})"
+                         if worst else " | -").ljust(cell)
+            print(line.rstrip())
 
 
 # ------------------------------------------------------------------ targets
 
-def evaluate_targets(results, gemm, threads):
-    """[(what, measured or None, target, passed)] for the issue's targets."""
+COMPARISONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le}
+TORCH_TARGET_ALL_THREADS = ("tiny", "small")
+
+
+def target(what, measured, op, goal, unit="x"):
+    """One verdict; a figure that was not measured (None) fails."""
+    passed = measured is not None and COMPARISONS[op](measured, goal)
+    return {"what": what, "measured": measured, "op": op, "target": goal, "unit": unit,
+            "pass": passed}
+
+
+def reference_target(config, threads):
+    """The reference/compiled speedup required, or None where none is set."""
+    if config in SPEEDUP_TARGETS_ALL_THREADS:
+        return SPEEDUP_TARGETS_ALL_THREADS[config]
+    return SPEEDUP_TARGETS_BY_THREADS.get(threads)
+
+
+def train_targets(results):
     checks = []
-    by_key = {(r["config"], r["dtype"], r["threads"]): r for r in results}
-    for (name, dtype, t), r in by_key.items():
-        if t in (1, 2):
-            speedup = None if r.get("error") else r["speedup"]
-            goal = TARGETS[name][t - 1]
-            checks.append((f"{name} {dtype} {t} thr: reference/compiled", speedup, goal,
-                           speedup is not None and speedup >= goal))
-    if 1 in threads and gemm:
-        for (cls, dtype, t), row in gemm_minima(gemm).items():
-            if t == 1:
-                checks.append((f"GEMM {cls} {dtype} 1 thr: min ours/numpy", row["ratio"],
-                               GEMM_TARGET, row["ratio"] >= GEMM_TARGET))
-    for (name, dtype, t), r in by_key.items():
-        if r.get("speedup_vs_torch") is not None:
-            s = r["speedup_vs_torch"]
-            checks.append((f"{name} {dtype} {t} thr: torch/compiled", s, TORCH_TARGET,
-                           s > TORCH_TARGET))
+    for r in results:
+        goal = reference_target(r["config"], r["threads"])
+        if goal is not None:
+            checks.append(target(f"{r['config']} {r['dtype']} {r['threads']} thr: "
+                                 "reference/compiled", r.get("speedup"), ">=", goal))
+    for r in results:
+        if r.get("speedup_vs_torch") is not None and (
+                r["config"] in TORCH_TARGET_ALL_THREADS or r["threads"] == 1):
+            checks.append(target(f"{r['config']} {r['dtype']} {r['threads']} thr: torch/compiled",
+                                 r["speedup_vs_torch"], ">", TORCH_TARGET))
+    for r in results:
+        if r["config"] in FMA_LIMIT_CONFIGS and r["threads"] == 1:
+            checks.append(target(f"{r['config']} {r['dtype']} 1 thr: compiled step / FMA limit",
+                                 r.get("step_over_limit"), "<=", FMA_LIMIT_TARGET))
     return checks
+
+
+def gemm_targets(gemm):
+    one_thread = [r for r in gemm if r["threads"] == 1]
+    checks = []
+    for (cls, dtype, _), (median, worst) in gemm_class_summary(one_thread).items():
+        checks.append(target(f"GEMM {cls} {dtype} 1 thr: median ours/numpy", median,
+                             ">=", GEMM_MEDIAN_TARGET))
+        checks.append(target(f"GEMM {cls} {dtype} 1 thr: min ours/numpy ({shape_text(worst)})",
+                             worst["ratio"], ">=", GEMM_MIN_TARGET))
+    n = GEMM_PEAK_SIZE
+    dtypes = list(dict.fromkeys(r["dtype"] for r in one_thread))
+    for dtype in dtypes:
+        squares = [r for r in one_thread if r["dtype"] == dtype and r["M"] == r["K"] == r["N"] == n]
+        if squares:  # the three forms
+            worst = min(squares, key=lambda r: r["ours_of_peak"])
+            checks.append(target(f"GEMM {n}x{n}x{n} {dtype} 1 thr: min ours / FMA peak "
+                                 f"({worst['form']})", worst["ours_of_peak"], ">=",
+                                 GEMM_PEAK_TARGET, unit="%"))
+    for dtype in dtypes:
+        small = [r for r in one_thread
+                 if r["dtype"] == dtype and max(r["M"], r["K"], r["N"]) <= SMALL_PRODUCT]
+        if small:
+            worst = min(small, key=lambda r: r["ratio"])
+            checks.append(target(f"GEMM M,K,N <= {SMALL_PRODUCT} {dtype} 1 thr: min ours/numpy "
+                                 f"({shape_text(worst)})", worst["ratio"], ">=",
+                                 SMALL_PRODUCT_TARGET))
+    return checks
+
+
+def evaluate_targets(results, gemm):
+    """The issue's targets, as dicts (what, measured, op, target, unit, pass)."""
+    return train_targets(results) + gemm_targets(gemm)
+
+
+def format_figure(value, unit):
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f}%" if unit == "%" else f"{value:.2f}x"
+
+
+def format_goal(goal, unit):
+    return f"{100 * goal:g}%" if unit == "%" else f"{goal:g}x"
 
 
 def print_targets(checks):
     print("\nTargets (informational: they do not change the exit code)")
     if not checks:
-        print("  none apply (targets are set for 1 and 2 threads)")
+        print("  none apply (most targets are set for 1 and 2 threads)")
         return
-    width = max(len(what) for what, *_ in checks)
-    for what, measured, goal, passed in checks:
-        shown = "    n/a " if measured is None else f"{measured:7.2f}x"
-        goal_text = (">" if what.endswith("torch/compiled") else ">=") + f" {goal:g}x"
-        print(f"  {what:<{width}}  {shown}  {goal_text:<8}  {'PASS' if passed else 'FAIL'}")
-    failed = sum(not passed for *_, passed in checks)
+    width = max(len(c["what"]) for c in checks)
+    for c in checks:
+        goal = f"{c['op']} {format_goal(c['target'], c['unit'])}"
+        print(f"  {c['what']:<{width}}  {format_figure(c['measured'], c['unit']):>8}  "
+              f"{goal:<8}  {'PASS' if c['pass'] else 'FAIL'}")
+    failed = sum(not c["pass"] for c in checks)
     print(f"  {len(checks) - failed} of {len(checks)} targets pass")
 
 
@@ -851,7 +1075,7 @@ def write_json(path, args, workers, results, gemm, checks):
     first = workers[0]["info"]
     payload = {
         "machine": {k: first[k] for k in ("cpu", "cpu_count", "machine", "hostname", "platform",
-                                          "blas", "kernel_path")},
+                                          "blas", "kernel_path", "tile_table", "cpu_features")},
         "versions": {k: first[k] for k in ("python", "numpy", "cbackprop", "torch")},
         "threads": [w["threads"] for w in workers],
         "workers": [dict(w["info"], threads=w["threads"]) for w in workers],
@@ -859,12 +1083,11 @@ def write_json(path, args, workers, results, gemm, checks):
                      "warmup_steps": args.warmup_steps, "seed": args.seed, "lr": args.lr,
                      "loss": "mse", "pool_size": POOL_SIZE, "pause_s": PAUSE_S,
                      "tolerance": TOLERANCE, "malloc_env": MALLOC_VARS,
-                     "gemm_rounds": args.gemm_rounds, "gemm_samples": args.gemm_samples,
+                     "gemm_rounds": GEMM_ROUNDS, "gemm_samples": args.gemm_samples,
                      "gemm_target_s": args.gemm_target_s},
         "results": results,
         "gemm": gemm,
-        "targets": [{"what": w, "measured": m, "target": g, "pass": p}
-                    for w, m, g, p in checks],
+        "targets": checks,
     }
     path.write_text(json.dumps(payload, indent=1) + "\n")
     return path
@@ -901,20 +1124,20 @@ def plot_speedups(path, results, configs, dtypes, threads, with_torch, title):
     for ax, (field, label, show_targets) in zip(axes[:, 0], panels):
         for i, (dtype, t) in enumerate(series):
             shade = colours[dtype](0.45 + 0.45 * threads.index(t) / max(1, len(threads) - 1))
-            xs, ys = [], []
+            xs, ys, goals = [], [], []
             for c, name in enumerate(configs):
                 value = by_key.get((name, dtype, t), {}).get(field)
                 if value:
                     xs.append(c - 0.4 + width * (i + 0.5))
                     ys.append(value)
+                    goals.append(reference_target(name, t))
             bars = ax.bar(xs, ys, width * 0.92, color=shade, label=f"{dtype}, {t} thr")
             ax.bar_label(bars, labels=[f"{y:.2g}" if y < 10 else f"{y:.0f}" for y in ys],
                          fontsize=7, padding=1)
-            if show_targets and t in (1, 2):
-                goals = [TARGETS[name][t - 1] for name in configs
-                         if by_key.get((name, dtype, t), {}).get(field)]
-                ax.hlines(goals, [x - width * 0.4 for x in xs], [x + width * 0.4 for x in xs],
-                          colors="black", linewidth=1.5,
+            if show_targets:
+                marked = [(x, goal) for x, goal in zip(xs, goals) if goal is not None]
+                ax.hlines([goal for _, goal in marked], [x - width * 0.4 for x, _ in marked],
+                          [x + width * 0.4 for x, _ in marked], colors="black", linewidth=1.5,
                           label="target" if i == 0 else None)
         ax.axhline(1.0, color="crimson", linewidth=1, linestyle="--", label="1x")
         set_log_ticks(ax, [r[field] for r in results if r.get(field)])
@@ -969,7 +1192,7 @@ def parent_main(args):
     print_train_table(results, with_torch)
     if gemm:
         print_gemm(gemm, args.dtypes, args.threads, workers)
-    checks = evaluate_targets(results, gemm, args.threads)
+    checks = evaluate_targets(results, gemm)
     print_targets(checks)
 
     json_path, png_path = output_paths(args)

@@ -1,11 +1,14 @@
 """bench/alignment.py runs and prints its grid (its figures are timings, so
-only their shape is checked; bench/run.py --quick runs in CI)."""
+only their shape is checked; bench/run.py --quick runs in CI), and the pure
+helpers of bench/run.py give hand-computed answers."""
+import importlib.util
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import cbackprop as cb
@@ -26,3 +29,38 @@ def test_alignment_grid(dtype, shape, tmp_path):
     for row in rows:
         cells = re.findall(r"([0-9.]+)/\s*([0-9.]+)", row)
         assert len(cells) == 4 and all(float(ours) > 0 and float(numpy) > 0 for ours, numpy in cells)
+
+
+def load_bench_run():
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_matmul_flops_per_step():
+    run = load_bench_run()
+    # sizes 2, 3, 4, batch 5: layer 1 has X@W and X^T@D, 2*5*2*3 = 60 each;
+    # layer 2 also has D@W^T, 3 x 2*5*3*4 = 360. Total 480.
+    assert run.matmul_flops_per_step([2, 3, 4], 5) == 480
+    assert run.matmul_flops_per_step([1024, 1024, 1024], 512) == 5 * 2 * 512 * 1024 * 1024
+
+
+def test_gemm_cases_are_the_products_they_name():
+    run = load_bench_run()
+    cases = run.gemm_cases(["mnist"], [512])
+    assert {c["class"] for c in cases} == set(run.GEMM_CLASSES)
+    assert {(c["M"], c["K"], c["N"]) for c in cases if c["class"] == "small"} == set(run.GEMM_SMALL)
+    for case in cases:
+        A, B = np.empty(case["a_shape"]), np.empty(case["b_shape"])
+        opA = A.T if case["trans_a"] else A
+        opB = B.T if case["trans_b"] else B
+        assert opA.shape == (case["M"], case["K"]) and opB.shape == (case["K"], case["N"]), case
+
+
+def test_median_round_ratio():
+    run = load_bench_run()
+    # seconds; per round numpy best / ours best: 1.8/0.9, 1.0/2.0, 1.2/1.0
+    median, ratios = run.median_round_ratio([[1.0, 0.9], [2.0], [1.0]],
+                                            [[1.8], [1.0, 1.1], [1.2]])
+    assert ratios == pytest.approx([2.0, 0.5, 1.2]) and median == pytest.approx(1.2)
