@@ -127,3 +127,36 @@ def test_threaded_products_equal_one_thread(K, dtype, restore_engine_threads):
         products.append(engine.gemm_product(A, B, False, True, poison=True))
     for product in products[1:]:
         np.testing.assert_array_equal(product, products[0])
+
+
+def _tile_edges(dtype):
+    """Sizes around every boundary of the running build's blocking table:
+    the tile heights it compiles (MR and the shorter ones), NR and one
+    vector of columns, MC, KC, and the A-packing threshold (more than 8 B
+    slivers), each minus one, exact and plus one."""
+    table = engine.tile_table()
+    mr, nr, mc, kc = table["mr"], table["nr"][dtype], table["mc"][dtype], table["kc"]
+    lanes = nr // 2
+    rows = sorted({n for edge in (4, 8, mr, 2 * mr, mc) for n in (edge - 1, edge, edge + 1) if n > 0})
+    cols = sorted({n for edge in (lanes, nr, 8 * nr) for n in (edge - 1, edge, edge + 1)})
+    depths = [1, lanes - 1, lanes + 1, kc, kc + lanes + 3]
+    return rows, cols, depths
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_edges_of_this_builds_tiles(trans_a, trans_b, dtype):
+    """Every row, column and depth edge of the tile table of the build that
+    runs (CI runs the suite on each build, the test-only 12-row one included),
+    read in place and packed (the column counts cross the A-packing threshold),
+    with and without accumulating."""
+    rows, cols, depths = _tile_edges(dtype)
+    rng = np.random.default_rng(len(rows))
+    for M in rows:
+        for N in cols:
+            K = depths[(M + N) % len(depths)]
+            A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
+            _assert_close(engine.gemm_product(A, B, trans_a, trans_b, poison=True), expected, K, dtype)
+            if (M + N) % 3 == 0:
+                C0 = rng.standard_normal((M, N)).astype(dtype)
+                _assert_close(engine.gemm_product(A, B, trans_a, trans_b, C0.copy()), expected + C0,
+                              K, dtype)
