@@ -52,6 +52,9 @@
  *                    with NV B vectors and one broadcast beside them)
  *   CB_HEIGHTS(X)    the tile heights compiled, ascending, CB_MR last: an
  *                    edge sliver of r rows takes the smallest height >= r
+ *   CB_WIDTHS(X, H)  the widths (in vectors) compiled for height H,
+ *                    ascending, CB_NV last: an edge sliver of c columns takes
+ *                    the narrowest width >= c
  *   CB_MC_<sfx>      rows of A packed at once (a multiple of CB_MR)
  *   CB_KC            K steps per packed panel
  *   CB_NC            columns of B packed at once (a multiple of every NR)
@@ -64,6 +67,7 @@
 #define CB_MR 12           /* 24 zmm accumulators of 32 */
 #define CB_NV 2
 #define CB_HEIGHTS(X) X(4) X(8) X(12)
+#define CB_WIDTHS(X, H) X(H, 1) X(H, 2)
 #define CB_MC_F64 96
 #define CB_MC_F32 192
 #define CB_KC 256
@@ -76,6 +80,7 @@
 #define CB_MR 6            /* 12 ymm accumulators of 16 */
 #define CB_NV 2
 #define CB_HEIGHTS(X) X(4) X(6)
+#define CB_WIDTHS(X, H) X(H, 1) X(H, 2)
 #define CB_MC_F64 72
 #define CB_MC_F32 144
 #define CB_KC 256
@@ -88,6 +93,7 @@
 #define CB_MR 4            /* 8 xmm accumulators of 16 */
 #define CB_NV 2
 #define CB_HEIGHTS(X) X(2) X(4)
+#define CB_WIDTHS(X, H) X(H, 1) X(H, 2)
 #define CB_MC_F64 72
 #define CB_MC_F32 144
 #define CB_KC 256

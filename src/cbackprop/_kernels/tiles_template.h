@@ -8,6 +8,9 @@
  * accumulators in registers. `c += a * b` becomes one FMA where the build
  * has FMA (GCC and Clang contract by default in GNU C).
  */
+#ifndef CB_KLOOP_PRAGMA
+#define CB_KLOOP_PRAGMA
+#endif
 #define CB_CAT_(a, b) a##_##b
 #define CB_CAT(a, b) CB_CAT_(a, b)
 #define CB_(name) CB_CAT(name, CB_SFX)
@@ -62,6 +65,7 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
         __builtin_prefetch(C + i * ldc + cols - 1, 1);
     }
     ptrdiff_t k = 0;
+    CB_KLOOP_PRAGMA
     for (ptrdiff_t p = 0; p < kc; p++) {
         CB_VEC bv[CB_NV];
         for (int j = 0; j < WIDTH; j++)
@@ -99,58 +103,54 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
 }
 
 /* One function per (height, width) the table lists, for each A layout. */
-#define CB_DEFINE_TILE(H)                                                                     \
-    static void CB_CAT(CB_(cb_tile_packed), H##x1)(ptrdiff_t kc, const CB_REAL* a,            \
+#define CB_DEFINE_TILE(H, W)                                                                  \
+    static void CB_CAT(CB_(cb_tile_packed), H##x##W)(ptrdiff_t kc, const CB_REAL* a,          \
         ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,          \
         ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                                      \
-        CB_(cb_tile)(H, 1, 1, kc, a, 1, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }      \
-    static void CB_CAT(CB_(cb_tile_packed), H##xN)(ptrdiff_t kc, const CB_REAL* a,            \
-        ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,          \
-        ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                                      \
-        CB_(cb_tile)(H, CB_NV, 1, kc, a, 1, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }  \
-    static void CB_CAT(CB_(cb_tile_strided), H##x1)(ptrdiff_t kc, const CB_REAL* a,           \
+        CB_(cb_tile)(H, W, 1, kc, a, 1, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }      \
+    static void CB_CAT(CB_(cb_tile_strided), H##x##W)(ptrdiff_t kc, const CB_REAL* a,         \
         ptrdiff_t a_rs, ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C,         \
         ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                       \
-        CB_(cb_tile)(H, 1, 0, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }   \
-    static void CB_CAT(CB_(cb_tile_strided), H##xN)(ptrdiff_t kc, const CB_REAL* a,           \
-        ptrdiff_t a_rs, ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C,         \
-        ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                       \
-        CB_(cb_tile)(H, CB_NV, 0, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }
-CB_HEIGHTS(CB_DEFINE_TILE)
+        CB_(cb_tile)(H, W, 0, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }
+#define CB_DEFINE_TILES_OF_HEIGHT(H) CB_WIDTHS(CB_DEFINE_TILE, H)
+CB_HEIGHTS(CB_DEFINE_TILES_OF_HEIGHT)
+#undef CB_DEFINE_TILES_OF_HEIGHT
 #undef CB_DEFINE_TILE
 
-/* An edge sliver of at most one vector of columns takes a one-vector-wide
- * tile (an output layer of 10 in float64 on AVX2 is 8 + 2 columns, not
- * 8 + 8), and one of r rows the smallest height >= r. */
+/* An edge sliver of r rows takes the smallest height >= r, and one of c
+ * columns the narrowest width >= c (an output layer of 10 in float64 on AVX2
+ * is 8 + 2 columns: a two-vector tile and a one-vector one, not 8 + 8). */
+#define CB_PICK_WIDTH(H, W)                                                                   \
+    if (width <= W) {                                                                         \
+        CB_PICKED(H, W);                                                                      \
+        return;                                                                               \
+    }
+#define CB_PICK_HEIGHT(H)                                                                     \
+    if (rows <= H) {                                                                          \
+        CB_WIDTHS(CB_PICK_WIDTH, H)                                                           \
+    }
+
 static void CB_(cb_microkernel_packed)(ptrdiff_t kc, const CB_REAL* a, const CB_REAL* b,
                                        ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
                                        ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
-#define CB_PICK(H)                                                                            \
-    if (rows <= H) {                                                                          \
-        if (cols <= CB_LANES)                                                                 \
-            CB_CAT(CB_(cb_tile_packed), H##x1)(kc, a, CB_MR, b, b_rs, C, ldc, rows, cols, overwrite); \
-        else                                                                                  \
-            CB_CAT(CB_(cb_tile_packed), H##xN)(kc, a, CB_MR, b, b_rs, C, ldc, rows, cols, overwrite); \
-        return;                                                                               \
-    }
-    CB_HEIGHTS(CB_PICK)
-#undef CB_PICK
+    const ptrdiff_t width = (cols + CB_LANES - 1) / CB_LANES;
+#define CB_PICKED(H, W) \
+    CB_CAT(CB_(cb_tile_packed), H##x##W)(kc, a, CB_MR, b, b_rs, C, ldc, rows, cols, overwrite)
+    CB_HEIGHTS(CB_PICK_HEIGHT)
+#undef CB_PICKED
 }
 
 static void CB_(cb_microkernel)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, ptrdiff_t a_cs,
                                 const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
                                 ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
-#define CB_PICK(H)                                                                            \
-    if (rows <= H) {                                                                          \
-        if (cols <= CB_LANES)                                                                 \
-            CB_CAT(CB_(cb_tile_strided), H##x1)(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); \
-        else                                                                                  \
-            CB_CAT(CB_(cb_tile_strided), H##xN)(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); \
-        return;                                                                               \
-    }
-    CB_HEIGHTS(CB_PICK)
-#undef CB_PICK
+    const ptrdiff_t width = (cols + CB_LANES - 1) / CB_LANES;
+#define CB_PICKED(H, W) \
+    CB_CAT(CB_(cb_tile_strided), H##x##W)(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+    CB_HEIGHTS(CB_PICK_HEIGHT)
+#undef CB_PICKED
 }
+#undef CB_PICK_HEIGHT
+#undef CB_PICK_WIDTH
 
 /* Packing that transposes: W read as Wᵀ (B of δ@Wᵀ) and X read row by row
  * (A of X@W) have their K steps along memory, while a packed sliver wants
