@@ -64,3 +64,19 @@ def test_median_round_ratio():
     median, ratios = run.median_round_ratio([[1.0, 0.9], [2.0], [1.0]],
                                             [[1.8], [1.0, 1.1], [1.2]])
     assert ratios == pytest.approx([2.0, 0.5, 1.2]) and median == pytest.approx(1.2)
+
+
+def test_paths_compares_every_build_the_cpu_runs(tmp_path):
+    """bench/paths.py (a smoke run) times each engine build this CPU can run
+    in its own forced process and names the fastest of them."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    env.pop("CBACKPROP_CPU", None)
+    result = subprocess.run([sys.executable, str(BENCH / "paths.py"), "--quick"], capture_output=True,
+                            text=True, env=env, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    from cbackprop import _backend
+    header = result.stdout.splitlines()[1].split()
+    assert header[2:] == _backend.available_paths()
+    fastest = re.search(r"fastest on the big train_step: (\w+)", result.stdout).group(1)
+    assert fastest in _backend.available_paths()
