@@ -319,16 +319,21 @@ cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       const real* B, Py_ssize_t rsb, Py_ssize_t csb,
                       real* C, Py_ssize_t ldc, bint accumulate,
                       real* pack_a, real* pack_b) noexcept nogil:
-    """C = op(A) @ op(B) (or +=) by the narrow kernel, on one thread, when op(A)'s
-    rows are adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an output
-    layer): a packed tile would spend most of its lanes on padding columns.
-    False (and nothing done) for any other shape. Rows left over (fewer than
-    one narrow tile) go to the blocked loops."""
+    """C = op(A) @ op(B) (or +=) by the narrow kernels, on one thread: when
+    op(A)'s rows are adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an
+    output layer), vectors down the rows of C; otherwise, for 9 or 10
+    columns (an output layer's forward pass), the ten-column tiles. A packed
+    tile would spend a third or more of its lanes on padding columns. False
+    (and nothing done) for any other shape. Rows left over (fewer than one
+    narrow tile) go to the blocked loops."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
     cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS
     cdef Py_ssize_t i, g, first, cols, full_rows
-    if N > NARROW_MAX_N or N < 2 or rsa != 1 or M < rows_per_tile or K < 1:
+    if N > NARROW_MAX_N or N < 2 or K < 1:
         return False
+    if rsa != 1 or M < rows_per_tile:
+        return (N >= 9 and ten_pays(<real*>NULL)
+                and ten_columns(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_b))
     full_rows = M // rows_per_tile * rows_per_tile
     i = 0
     while i < full_rows:
@@ -340,4 +345,24 @@ cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     if full_rows < M:
         gemm_blocks(M - full_rows, N, K, A + full_rows, rsa, csa, B, rsb, csb,
                     C + full_rows * ldc, ldc, accumulate, pack_a, pack_b, 0, 1, NULL)
+    return True
+
+
+cdef bint ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                      const real* A, Py_ssize_t rsa, Py_ssize_t csa,
+                      const real* B, Py_ssize_t rsb, Py_ssize_t csb,
+                      real* C, Py_ssize_t ldc, bint accumulate, real* pack_b) noexcept nogil:
+    """C = op(A) @ op(B) (or +=) for N of 9 or 10 by the ten-column tiles, K
+    in panels of CB_KC packed once each (pack_b holds gemm_pack_b_size(N, K))."""
+    cdef Py_ssize_t rows = ten_rows(<real*>NULL)
+    cdef Py_ssize_t pc = 0, kc, i
+    while pc < K:
+        kc = min(CB_KC, K - pc)
+        pack_ten(kc, N, B + pc * rsb, rsb, csb, pack_b)
+        i = 0
+        while i < M:
+            ten_tile(kc, A + i * rsa + pc * csa, rsa, csa, pack_b, C + i * ldc, ldc,
+                     min(rows, M - i), N, pc == 0 and not accumulate)
+            i += rows
+        pc += CB_KC
     return True

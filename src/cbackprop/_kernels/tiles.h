@@ -20,6 +20,12 @@
  *       Without `overwrite` C is added to; with it C is never read.
  *   cb_pack_a_transposed_<sfx>(kc, A, rsa, packed)    packed[p*MR + i] = A[i*rsa + p]
  *   cb_pack_b_transposed_<sfx>(kc, B, csb, packed)    packed[p*NR + j] = B[j*csb + p]
+ *   cb_pack_ten_<sfx>(kc, cols, B, rsb, csb, packed), cb_ten_<sfx>(kc, a, a_rs, a_cs,
+ *       packed, C, ldc, rows, cols, overwrite)
+ *       C[:rows, :cols] (=|+=) op(A) rows @ op(B) for 9 <= cols <= 10 and
+ *       rows <= cb_ten_rows_<sfx>(), from B packed by cb_pack_ten_<sfx>
+ *       (cb_ten_width_<sfx>() values per K step): every lane a real result;
+ *       used where cb_ten_pays_<sfx>().
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:CB_NARROW_ROWS_<sfx>, :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
@@ -125,6 +131,19 @@
 #define CB_INTERLEAVE_HI_8 4, 12, 5, 13, 6, 14, 7, 15
 #define CB_INTERLEAVE_LO_16 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
 #define CB_INTERLEAVE_HI_16 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+/* Makes the compiler treat a vector as computed in a register: a splat used
+ * by a shuffle is then loaded by one broadcast from memory (a load-port
+ * operation), instead of rebuilt lane by lane from the scalar with shuffles
+ * that compete with the FMAs for their pipes. */
+#if defined(__AVX512F__)
+#define CB_IN_REGISTER(v) __asm__("" : "+v"(v))
+#elif (defined(__x86_64__) || defined(__i386__)) && CB_VECTOR_BYTES <= 32
+#define CB_IN_REGISTER(v) __asm__("" : "+x"(v))
+#elif defined(__aarch64__)
+#define CB_IN_REGISTER(v) __asm__("" : "+w"(v))
+#else
+#define CB_IN_REGISTER(v) ((void)0)
+#endif
 #define CB_CAT2_(a, b) a##b
 #define CB_CAT2(a, b) CB_CAT2_(a, b)
 

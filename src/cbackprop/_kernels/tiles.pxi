@@ -38,6 +38,22 @@ cdef extern from "tiles.h" nogil:
     void cb_narrow_rows_f32(Py_ssize_t K, const float* a, Py_ssize_t a_cs, const float* b,
                             Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, float* C,
                             Py_ssize_t ldc, int overwrite) noexcept
+    bint cb_ten_pays_f64() noexcept
+    bint cb_ten_pays_f32() noexcept
+    Py_ssize_t cb_ten_rows_f64() noexcept
+    Py_ssize_t cb_ten_rows_f32() noexcept
+    Py_ssize_t cb_ten_width_f64() noexcept
+    Py_ssize_t cb_ten_width_f32() noexcept
+    void cb_pack_ten_f64(Py_ssize_t kc, Py_ssize_t cols, const double* B, Py_ssize_t rsb,
+                         Py_ssize_t csb, double* packed) noexcept
+    void cb_pack_ten_f32(Py_ssize_t kc, Py_ssize_t cols, const float* B, Py_ssize_t rsb,
+                         Py_ssize_t csb, float* packed) noexcept
+    void cb_ten_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                    const double* b, double* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                    int overwrite) noexcept
+    void cb_ten_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                    const float* b, float* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                    int overwrite) noexcept
     double cb_fma_probe_f64(Py_ssize_t iterations) noexcept
     float cb_fma_probe_f32(Py_ssize_t iterations) noexcept
     Py_ssize_t cb_fma_probe_flops_f64(Py_ssize_t iterations) noexcept
@@ -141,3 +157,29 @@ cdef inline void narrow_rows(Py_ssize_t K, const real* a, Py_ssize_t a_cs, const
         cb_narrow_rows_f32(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
     else:
         cb_narrow_rows_f64(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
+
+
+cdef inline bint ten_pays(real* kind) noexcept nogil:
+    """Whether products of 9-10 columns take the ten-column tiles in this build."""
+    return cb_ten_pays_f32() if real is float else cb_ten_pays_f64()
+
+
+cdef inline Py_ssize_t ten_rows(real* kind) noexcept nogil:
+    return cb_ten_rows_f32() if real is float else cb_ten_rows_f64()
+
+
+cdef inline void pack_ten(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py_ssize_t rsb,
+                          Py_ssize_t csb, real* packed) noexcept nogil:
+    if real is float:
+        cb_pack_ten_f32(kc, cols, B, rsb, csb, packed)
+    else:
+        cb_pack_ten_f64(kc, cols, B, rsb, csb, packed)
+
+
+cdef inline void ten_tile(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+                          const real* b, real* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                          bint overwrite) noexcept nogil:
+    if real is float:
+        cb_ten_f32(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+    else:
+        cb_ten_f64(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
