@@ -44,9 +44,6 @@ cdef enum:
     MAX_STEALING_TEAM = 16
     COUNTER_STRIDE = 8        # Py_ssize_t per counter: one cache line each
 
-# Below this many flops (~60 µs on one core) a GEMM runs on one thread: the
-# fork, the barriers and a late-waking second thread cost more than it saves.
-cdef double PARALLEL_MIN_FLOPS = 3.0e6
 
 cdef enum:
     # A panel meeting at most this many B slivers is read in place: packing
@@ -149,7 +146,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                 for j in range(N):
                     C[i * ldc + j] = 0
         return
-    if 2.0 * M * N * K < PARALLEL_MIN_FLOPS:
+    if 2.0 * M * N * K < CB_PARALLEL_MIN_FLOPS:
         # The choice depends on the shape alone, so results never depend on
         # the thread count.
         if narrow_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b):

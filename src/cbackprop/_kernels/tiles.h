@@ -64,6 +64,8 @@
  *   CB_MC_<sfx>      rows of A packed at once (a multiple of CB_MR)
  *   CB_KC            K steps per packed panel
  *   CB_NC            columns of B packed at once (a multiple of every NR)
+ *   CB_PARALLEL_MIN_FLOPS  products below this many flops run on one thread
+ *                    (a fork and its barriers cost more than they save)
  */
 #if CB_ISA == CB_ISA_AVX512
 #define CB_ISA_NAME "avx512"
@@ -78,6 +80,7 @@
 #define CB_MC_F32 192
 #define CB_KC 256
 #define CB_NC 4096
+#define CB_PARALLEL_MIN_FLOPS 3.0e6
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
@@ -91,6 +94,7 @@
 #define CB_MC_F32 144
 #define CB_KC 256
 #define CB_NC 4096
+#define CB_PARALLEL_MIN_FLOPS 3.0e6
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
@@ -104,6 +108,7 @@
 #define CB_MC_F32 144
 #define CB_KC 256
 #define CB_NC 4096
+#define CB_PARALLEL_MIN_FLOPS 3.0e6
 #endif
 
 /* The narrow kernel: columns of B per group, and vectors down the rows of C. */

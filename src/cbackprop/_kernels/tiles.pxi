@@ -8,6 +8,7 @@ cdef extern from "tiles.h" nogil:
     const Py_ssize_t CB_MR
     const Py_ssize_t CB_KC
     const Py_ssize_t CB_NC
+    const double CB_PARALLEL_MIN_FLOPS
     const Py_ssize_t CB_VECTOR_BYTES
     const Py_ssize_t CB_NARROW_COLS
     Py_ssize_t cb_nr_f64() noexcept
@@ -96,7 +97,7 @@ def tile_table():
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
             "mc": {"float64": cb_mc_f64(), "float32": cb_mc_f32()},
-            "kc": CB_KC, "nc": CB_NC}
+            "kc": CB_KC, "nc": CB_NC, "parallel_min_flops": CB_PARALLEL_MIN_FLOPS}
 
 
 cdef inline Py_ssize_t microkernel_mr(real* kind) noexcept nogil:
