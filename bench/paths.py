@@ -8,7 +8,7 @@ then AVX2, then baseline). Where the widest is not the fastest (AMD Zen 4
 executes each 512-bit FMA as two 256-bit halves, so its AVX-512 peak is its
 AVX2 peak), this script is how to tell: for each build it measures, in its
 own process forced with ``CBACKPROP_CPU`` and pinned to one thread, the FMA
-peak per core, the GEMM at the dense-layer shapes of the mnist and big
+peak per core, its register tile alone on packed panels, the GEMM at the dense-layer shapes of the mnist and big
 configurations, and the big configuration's ``train_step``, and names the
 fastest. Set ``CBACKPROP_CPU`` to it to use another build than the default.
 """
@@ -56,9 +56,10 @@ def measure(quick):
     cb.set_num_threads(1)
     repeats, min_seconds = (2, 0.02) if quick else (5, 0.1)
     rng = np.random.default_rng(0)
-    figures = {"path": cb.kernel_path, "peak": {}, "gemm": {}, "big_step_ms": {}}
+    figures = {"path": cb.kernel_path, "peak": {}, "tile": {}, "gemm": {}, "big_step_ms": {}}
     for dtype in ("float64", "float32"):
         figures["peak"][dtype] = engine.fma_peak_gflops(dtype)
+        figures["tile"][dtype] = engine.tile_gflops(dtype)
         for M, K, N, trans_a, trans_b, label in GEMM_SHAPES:
             A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
             B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
@@ -88,6 +89,8 @@ def print_table(runs):
     print(f"{'one thread':32s}" + "".join(f"{path:>12s}" for path in paths))
     for dtype in ("float64", "float32"):
         print(f"{'FMA peak GF/s ' + dtype:32s}" + "".join(f"{run['peak'][dtype]:12.1f}" for run in runs))
+    for dtype in ("float64", "float32"):
+        print(f"{'register tile GF/s ' + dtype:32s}" + "".join(f"{run['tile'][dtype]:12.1f}" for run in runs))
     for key in runs[0]["gemm"]:
         print(f"{'GF/s ' + key:32s}" + "".join(f"{run['gemm'][key]:12.1f}" for run in runs))
     for dtype in ("float64", "float32"):

@@ -53,7 +53,10 @@ The machine. Before timing anything each worker records the vector ISA
 (``cb.kernel_path``: the engine build chosen at import), its GEMM tile table
 (``engine.tile_table()``) and the CPU flags it was chosen from, and measures
 this build's FMA peak on one core per benchmarked dtype
-(``engine.fma_peak_gflops``: independent vector FMA chains, ~0.5 s each). At
+(``engine.fma_peak_gflops``: independent vector FMA chains, ~0.5 s each),
+and the GF/s of its full register tile alone on packed panels
+(``engine.tile_gflops``: the GEMM's inner loop without packing or edges, the
+ceiling of what the blocked loops around it can reach). At
 T threads the peak a figure is compared with is T x that per-core peak. For
 ``big`` the table gives its FMA-limit time: the FLOPs of one step's matrix
 products (X@W and dW = X^T@D for every layer, D@W^T for every layer but the
@@ -698,6 +701,7 @@ def worker_main(args):
     torch, torch_skipped = load_torch(args)
     info = worker_info(torch, torch_skipped)
     info["fma_peak_gflops"] = measure_fma_peak(args.dtypes)
+    info["tile_gflops"] = {dtype: engine.tile_gflops(dtype) for dtype in args.dtypes}
     log(args, f"[{args.threads[0]} thr] FMA peak per core {info['fma_peak_gflops']} GFLOP/s")
     results = []
     for name in args.configs:
@@ -822,7 +826,10 @@ def describe_peaks(workers):
     """The per-core FMA peak each worker measured."""
     parts = []
     for w in workers:
+        tiles = w["info"].get("tile_gflops", {})
         peaks = ", ".join(f"{gflops:.1f} GF/s {dtype}"
+                          + (f" (register tile alone {tiles[dtype]:.1f}, {tiles[dtype] / gflops:.0%})"
+                             if dtype in tiles else "")
                           for dtype, gflops in w["info"]["fma_peak_gflops"].items())
         parts.append(peaks + (f" ({w['threads']}-thread worker)" if len(workers) > 1 else ""))
     return "measured FMA peak per core: " + "; ".join(parts)

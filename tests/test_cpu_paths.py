@@ -90,3 +90,17 @@ def test_python_m_cbackprop_names_the_path_and_the_cpu_flags():
     assert result.returncode == 0, result.stderr
     assert f"kernel path: {cb.kernel_path}" in result.stdout
     assert "avx512f=" in result.stdout and "os_zmm=" in result.stdout
+
+
+@pytest.mark.parametrize("probe", ["fma_peak_gflops", "tile_gflops"])
+def test_the_speed_probes_of_every_build_run(probe):
+    """The bench's FMA peak and register-tile probes answer a positive rate in
+    both dtypes on every build (their figures are the bench's business), and
+    refuse an unknown dtype."""
+    for path in _backend.available_paths():
+        measure = getattr(_backend._import(path), probe)
+        for dtype in ("float64", "float32"):
+            gflops = measure(dtype, seconds=0.002, repeats=1)
+            assert 0 < gflops < float("inf")
+        with pytest.raises(ValueError, match="dtype"):
+            measure("int8")

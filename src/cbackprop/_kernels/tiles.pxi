@@ -92,6 +92,45 @@ def fma_peak_gflops(str dtype="float64", double seconds=0.05, int repeats=5):
     return best
 
 
+def tile_gflops(str dtype="float64", double seconds=0.05, int repeats=5):
+    """GFLOP/s of this build's full register tile alone, on one core: MR x NR
+    tiles over KC steps of packed panels (A slivers from L2, one B sliver
+    in L1), as the GEMM's inner loops run it, without packing or edges. Read
+    against fma_peak_gflops: what the tile leaves on the table."""
+    import time
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    cdef bint is_float32 = dtype == "float32"
+    cdef Py_ssize_t mr = CB_MR, nr = cb_nr_f32() if is_float32 else cb_nr_f64()
+    cdef Py_ssize_t kc = CB_KC, tiles = 32, calls = 1, call, t
+    cdef cnp.ndarray a = np.full(mr * kc * tiles, 1e-3, dtype=dtype)
+    cdef cnp.ndarray b = np.full(kc * nr, 1e-3, dtype=dtype)
+    cdef cnp.ndarray c = np.zeros(mr * nr, dtype=dtype)
+    cdef char* pa = <char*>cnp.PyArray_DATA(a)
+    cdef char* pb = <char*>cnp.PyArray_DATA(b)
+    cdef char* pc = <char*>cnp.PyArray_DATA(c)
+    cdef double elapsed, best = 0.0
+    while True:
+        start = time.perf_counter()
+        with nogil:
+            for call in range(calls):
+                for t in range(tiles):
+                    if is_float32:
+                        cb_microkernel_packed_f32(kc, <float*>pa + t * mr * kc, <float*>pb, nr,
+                                                  <float*>pc, nr, mr, nr, 0)
+                    else:
+                        cb_microkernel_packed_f64(kc, <double*>pa + t * mr * kc, <double*>pb, nr,
+                                                  <double*>pc, nr, mr, nr, 0)
+        elapsed = time.perf_counter() - start
+        if elapsed < seconds:     # calibrating: grow the run
+            calls *= 2
+            continue
+        best = max(best, 2.0 * mr * nr * kc * tiles * calls / elapsed / 1e9)
+        repeats -= 1
+        if repeats == 0:
+            return best
+
+
 def tile_table():
     """This build's blocking table: ISA, vector bytes, MR, NR and MC per dtype, KC, NC."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
