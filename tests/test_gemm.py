@@ -68,7 +68,7 @@ def test_does_not_read_c_without_accumulate(dtype):
 @pytest.mark.parametrize("N", range(2, 12))
 def test_narrow_products(trans_a, trans_b, N, dtype):
     """Output-layer widths (the narrow kernels take N <= 10 below the threading
-    threshold): row counts around their tiles (4, 8, 16), K across panels
+    threshold): row counts around their tiles (4 to 32 rows), K across panels
     (256), with and without accumulating into C."""
     rng = np.random.default_rng(N)
     for M, K in [(4, 3), (8, 300), (16, 64), (37, 530), (130, 257)]:
@@ -94,7 +94,7 @@ def _at_offset(array, offset):
 @pytest.mark.parametrize("offset_b", [0, 1, 2, 4, 8])
 def test_operands_of_any_alignment(trans_a, trans_b, offset_b, dtype):
     """B is read in place or packed depending on its alignment and size, and
-    a last row sliver of at most four rows takes the four-row kernel: every
+    a last row sliver takes a shorter tile (four rows or more): every
     combination gives the same product, with and without accumulating."""
     rng = np.random.default_rng(offset_b)
     for M, N, K in [(64, 64, 64), (70, 16, 300), (4, 24, 9), (94, 40, 64), (64, 400, 200)]:
