@@ -361,3 +361,95 @@ def test_unsavable_path_raises_oserror_and_leaves_nothing(impl, where, tmp_path,
     assert (work / "a_file").read_bytes() == b"x"
     assert (work / "a_dir").is_dir() and not any((work / "a_dir").iterdir())
     assert stray_temp_files(before_tmp, set(os.listdir(system_tmp))) == []
+
+
+# --------------------------------------------------------------------------
+# (e) archives that would inflate far past their size
+# --------------------------------------------------------------------------
+
+BOMB_ELEMENTS = 16_000_000   # 128 MB of float64 zeros, ~125 KB deflated
+
+
+def write_member(zip_file, name, header_array_like, data_bytes, extra_zero_bytes=0):
+    """An .npy member written in chunks: a header describing ``header_array_like``
+    (dtype and shape only), then ``data_bytes``, then ``extra_zero_bytes`` zeros."""
+    import io
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(
+        header_array_like))
+    with zip_file.open(name + ".npy", "w", force_zip64=True) as member:
+        member.write(header.getvalue())   # the magic string and the header
+        member.write(data_bytes)
+        chunk = bytes(1 << 20)
+        for start in range(0, extra_zero_bytes, len(chunk)):
+            member.write(chunk[: min(len(chunk), extra_zero_bytes - start)])
+
+
+def write_bomb(path, fields, bomb):
+    """The fields of a real network, deflated, with W0 replaced by ``bomb``:
+    'declares' (a header asking for BOMB_ELEMENTS float64) or 'inflates'
+    (W0's own header and data, then BOMB_ELEMENTS * 8 bytes more)."""
+    import zipfile
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in fields.items():
+            if name != "W0":
+                write_member(archive, name, value, np.ascontiguousarray(value).tobytes())
+        W0 = np.ascontiguousarray(fields["W0"])
+        if bomb == "declares":
+            like = np.lib.stride_tricks.as_strided(np.zeros(1), (BOMB_ELEMENTS,), (0,))
+            write_member(archive, "W0", like, b"", 8 * BOMB_ELEMENTS)
+        else:
+            write_member(archive, "W0", W0, W0.tobytes(), 8 * BOMB_ELEMENTS)
+
+
+def peak_rss_mb_of_load(path, legit):
+    """Peak resident memory (MB) of a fresh process that imports cbackprop and
+    loads ``path``: its VmHWM, which (unlike ru_maxrss) starts afresh at exec."""
+    import subprocess
+    import sys
+    code = ("import re, sys, cbackprop as cb\n"
+            "try:\n    cb.Network.load(sys.argv[1])\n"
+            "except ValueError as exc:\n    print('refused:', exc)\n"
+            "else:\n    print('loaded')\n"
+            "status = open('/proc/self/status').read()\n"
+            "print(int(re.search(r'VmHWM:\\s*(\\d+)', status).group(1)) / 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[0] == ("loaded" if legit else out[0]) and (legit or out[0].startswith("refused:")), out
+    return float(out[1])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory read from Linux's /proc")
+@pytest.mark.parametrize("bomb", ["declares", "inflates"])
+def test_a_member_that_would_inflate_is_refused_before_its_data(bomb, tmp_path):
+    """A small archive whose W0 header asks for 128 MB, or whose W0 member holds
+    128 MB more than its header declares, is refused (ValueError) with the
+    peak memory of loading it within a few MB of loading the real file."""
+    fields = saved_fields(tmp_path)
+    legit, hostile = tmp_path / "legit.npz", tmp_path / "bomb.npz"
+    write_archive(legit, fields)
+    write_bomb(hostile, fields, bomb)
+    assert hostile.stat().st_size < 2_000_000
+    with pytest.raises(ValueError, match="W0"):
+        cb.Network.load(hostile)
+    with pytest.raises(ValueError, match="W0"):
+        cb.reference.Network.load(hostile)
+    assert peak_rss_mb_of_load(hostile, legit=False) < peak_rss_mb_of_load(legit, legit=True) + 8
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_refusals_never_advise_allow_pickle(impl, tmp_path):
+    """A pickle, an object .npy and an .npz with an object member are refused
+    without repeating NumPy's advice to pass allow_pickle=True."""
+    import pickle
+    Net = IMPLEMENTATIONS[impl]
+    objects = np.empty(2, dtype=object)
+    files = {"net.pkl": pickle.dumps({"W0": [1, 2]}), "net.npy": None, "net.npz": None}
+    np.save(tmp_path / "net.npy", objects, allow_pickle=True)
+    fields = saved_fields(tmp_path)
+    np.savez(tmp_path / "net.npz", **{**fields, "W0": objects})
+    (tmp_path / "net.pkl").write_bytes(files["net.pkl"])
+    for name in files:
+        with pytest.raises(ValueError) as refused:
+            Net.load(tmp_path / name)
+        assert "allow_pickle" not in str(refused.value), (name, str(refused.value))

@@ -2,19 +2,30 @@
 
 Loading validates every field before building the network, so a truncated,
 corrupted or hostile file ends in ``ValueError`` (or ``OSError`` from the
-filesystem) and never runs code.
+filesystem) and never runs code. Each member's ``.npy`` header (dtype and
+shape) is read and checked first, against the architecture for the
+parameters and against small bounds for the other fields, and only then is
+its data decompressed, never past what the header declares: a small file
+cannot make ``load`` inflate gigabytes before an error.
 """
 import json
+import math
 import os
 import tempfile
+import zipfile
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from .losses import loss_from_config
 from .optimizers import optimizer_from_config
 
 FORMAT = "cbackprop-network"
 VERSION = 1
+# Fields other than the parameters are small: a string of at most this many
+# characters (the loss and optimizer JSON), at most this many layers.
+MAX_TEXT_CHARS = 1 << 16
+MAX_LAYERS = 1 << 16
 
 
 def save_network(net, path):
@@ -56,16 +67,14 @@ def _write_atomically(path, fields):
 def load_network(cls, path):
     path = os.fspath(path)
     try:
-        archive = np.load(path, allow_pickle=False)
+        archive = zipfile.ZipFile(path)
     except OSError:
         raise
-    except Exception as exc:  # not an archive, or it asks for a pickle
-        raise ValueError(f"{path!r} is not a saved cbackprop network: {exc}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path!r} is not a saved cbackprop network (a bare .npy array)")
+    except Exception as exc:  # not a zip archive (an .npy, a pickle, noise, a cut file)
+        raise ValueError(f"{path!r} is not a saved cbackprop network ({exc})") from None
     try:
         with archive:
-            spec = _read_fields(archive)
+            spec = _read_fields(_Archive(archive))
     except ValueError:
         raise
     except Exception as exc:  # truncated or corrupted members
@@ -76,30 +85,77 @@ def load_network(cls, path):
     return net
 
 
+class _Archive:
+    """The ``.npy`` members of an ``.npz``, each read only once its header passes a check."""
+
+    def __init__(self, zip_file):
+        self._zip = zip_file
+        self.files = {name[:-4] for name in zip_file.namelist() if name.endswith(".npy")}
+
+    def read(self, name, check):
+        """Member ``name`` as an array. ``check(dtype, shape)`` sees its header
+        first and raises ValueError to refuse it; the data is then read up to
+        the size the header declares, and a member holding more is refused."""
+        info = self._zip.getinfo(name + ".npy")
+        with self._zip.open(info) as member:
+            try:
+                version = npy_format.read_magic(member)
+                if version == (1, 0):
+                    shape, fortran_order, dtype = npy_format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, fortran_order, dtype = npy_format.read_array_header_2_0(member)
+                else:
+                    raise ValueError(f"unsupported .npy version {version}")
+            except ValueError as exc:
+                raise ValueError(f"field {name!r} has no readable .npy header: {exc}") from None
+            if dtype.hasobject:
+                raise ValueError(f"field {name!r} holds Python objects (which would need a pickle)")
+            check(dtype, shape)
+            size = math.prod(shape) * dtype.itemsize
+            if info.file_size != member.tell() + size:
+                raise ValueError(f"field {name!r} holds {info.file_size - member.tell()} bytes of "
+                                 f"data where its header declares {size}")
+            data = member.read(size)
+            if len(data) != size or member.read(1):
+                raise ValueError(f"field {name!r} does not hold the data its header declares")
+        array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+        return array.copy()
+
+
 def _read_fields(archive):
-    def field(name):
+    def field(name, check):
         if name not in archive.files:
             raise ValueError(f"the file is not a saved cbackprop network: field {name!r} is missing")
-        return archive[name]
+        return archive.read(name, check)
 
     def text(name):
-        value = field(name)
-        if value.dtype.kind != "U" or value.ndim != 0:
-            raise ValueError(f"field {name!r} must be a string")
-        return str(value)
+        def check(dtype, shape):
+            if dtype.kind != "U" or shape != () or dtype.itemsize > 4 * MAX_TEXT_CHARS:
+                raise ValueError(f"field {name!r} must be a string of at most {MAX_TEXT_CHARS} "
+                                 f"characters")
+        return str(field(name, check))
+
+    def integers(name, max_length=None):
+        def check(dtype, shape):
+            if dtype.kind != "i" or dtype.itemsize > 8 or len(shape) != (0 if max_length is None else 1) \
+                    or (max_length is not None and shape[0] > max_length):
+                raise ValueError(f"field {name!r} is invalid: {dtype} of shape {shape}")
+        return field(name, check)
 
     if text("format") != FORMAT:
         raise ValueError("the file is not a saved cbackprop network (wrong format tag)")
-    version = field("version")
-    if version.dtype.kind != "i" or version.ndim != 0 or int(version) != VERSION:
+    version = integers("version")
+    if int(version) != VERSION:
         raise ValueError(f"unsupported cbackprop file version {version!r} (this build reads {VERSION})")
-    sizes = field("sizes")
-    if sizes.dtype.kind != "i" or sizes.ndim != 1 or sizes.size < 2 or (sizes < 1).any():
+    sizes = integers("sizes", max_length=MAX_LAYERS + 1)
+    if sizes.size < 2 or (sizes < 1).any():
         raise ValueError(f"field 'sizes' is invalid: {sizes!r}")
     sizes = [int(s) for s in sizes]
-    activations = field("activations")
-    if activations.dtype.kind != "U" or activations.shape != (len(sizes) - 1,):
-        raise ValueError("field 'activations' must hold one name per weight layer")
+
+    def names(dtype, shape):
+        if dtype.kind != "U" or shape != (len(sizes) - 1,) or dtype.itemsize > 4 * MAX_TEXT_CHARS:
+            raise ValueError("field 'activations' must hold one name per weight layer")
+    activations = field("activations", names)
     dtype = text("dtype")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"field 'dtype' is invalid: {dtype!r}")
@@ -107,10 +163,11 @@ def _read_fields(archive):
     for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         for name, shape, out in ((f"W{layer}", (fan_in, fan_out), weights),
                                  (f"b{layer}", (fan_out,), biases)):
-            array = field(name)
-            if array.dtype != np.dtype(dtype) or array.shape != shape:
-                raise ValueError(f"field {name!r} must be {dtype} of shape {shape}, "
-                                 f"got {array.dtype} {array.shape}")
+            def parameter(declared_dtype, declared_shape, name=name, shape=shape):
+                if declared_dtype != np.dtype(dtype) or declared_shape != shape:
+                    raise ValueError(f"field {name!r} must be {dtype} of shape {shape}, "
+                                     f"got {declared_dtype} {declared_shape}")
+            array = field(name, parameter)
             if not np.isfinite(array).all():
                 raise ValueError(f"field {name!r} contains NaN or infinity")
             out.append(array)
