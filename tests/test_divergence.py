@@ -1,7 +1,10 @@
 """A diverging train_step (finite inputs, non-finite loss) raises
 FloatingPointError and changes nothing: not the parameters, not the optimizer
 state (momentum velocities, Adam moments, Adam's step count). A network that
-survived a failed step then trains exactly like a twin that never saw it."""
+survived a failed step then trains exactly like a twin that never saw it.
+
+In fit, the error also says where training stopped (epoch and batch, from 1)
+and carries the history of the finished epochs as ``err.history``."""
 import warnings
 
 import numpy as np
@@ -160,8 +163,16 @@ def test_failed_step_in_fit(impl, optimizer):
     Y[20:] = 1e200  # the third minibatch of 10 (no shuffling) diverges
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(FloatingPointError):
+        with pytest.raises(FloatingPointError) as excinfo:
             net.fit(X, Y, epochs=1, batch_size=10, shuffle=False)
+    # train_step's message first, then where fit stopped; no epoch had finished.
+    message = str(excinfo.value)
+    assert message.startswith("the loss is inf on this batch (training diverged); "
+                              "parameters were not updated")
+    assert "at epoch 1, batch 3 of 3" in message
+    history = excinfo.value.history
+    assert isinstance(history, cb.History) and history == {"loss": []}
+    assert history.stop_reason == "diverged" and history.best_epoch is None
     twin.train_step(X[:10], Y[:10])
     twin.train_step(X[10:20], Y[10:20])
     for a, b in zip(snapshot(net), snapshot(twin)):
@@ -193,3 +204,154 @@ def test_float32_step_whose_update_overflows(impl):
     params = snapshot(net)
     assert all(np.isfinite(p).all() for p in params), (
         f"train_step returned the finite loss {loss:.3g} but left non-finite parameters")
+
+
+# -- fit: where it stopped, and the epochs it finished ------------------------------------
+def zeros_but_batch_seven(m=115, batch_size=10):
+    """Inputs that are zero except in the 7th of 12 minibatches (the last one
+    of 5 rows): once the first-layer weights are huge, only that batch's
+    loss overflows."""
+    rng = np.random.default_rng(7)
+    X = np.zeros((m, SIZES[0]))
+    X[6 * batch_size:7 * batch_size] = rng.uniform(0.5, 1.0, size=(batch_size, SIZES[0]))
+    Y = rng.standard_normal((m, SIZES[-1]))
+    X_val, Y_val = rng.standard_normal((9, SIZES[0])), rng.standard_normal((9, SIZES[-1]))
+    return X, Y, (X_val, Y_val)
+
+
+def huge_first_layer(net):
+    """Positive first-layer weights ~1e156: an input of ~1 then gives outputs
+    whose squares overflow, while weight decay's 1e-3 * W, squared by Adam,
+    stays finite."""
+    weights, biases = net.get_params()
+    weights[0] = (np.abs(weights[0]) + 1) * 1e156
+    net.set_params(weights, biases)
+
+
+def build_for_fit(Net, optimizer):
+    return Net(SIZES, ["leaky_relu", "identity"], loss="mse", optimizer=OPTIMIZERS[optimizer](),
+               seed=21)
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_fit_error_says_where_and_carries_the_finished_epochs(impl, optimizer):
+    """Two epochs train; a callback then makes the first-layer weights huge, so
+    the 7th batch of the 3rd epoch diverges. The error names that position,
+    carries the two epochs' history (as a fit of two epochs returns it) and
+    leaves the parameters as after the 6th batch of epoch 3 (no best epoch
+    restored)."""
+    Net = IMPLEMENTATIONS[impl]
+    X, Y, validation = zeros_but_batch_seven()
+
+    def blow_up_after_epoch_two(net, epoch, logs):
+        if epoch == 1:
+            huge_first_layer(net)
+
+    net = build_for_fit(Net, optimizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(FloatingPointError) as excinfo:
+            net.fit(X, Y, epochs=5, batch_size=10, shuffle=False, validation_data=validation,
+                    patience=3, restore_best=True, callbacks=[blow_up_after_epoch_two])
+    error = excinfo.value
+    assert str(error).startswith("the loss is inf on this batch (training diverged)")
+    assert "at epoch 3, batch 7 of 12" in str(error)
+    assert "2 finished epochs" in str(error)
+
+    twin = build_for_fit(Net, optimizer)
+    expected = twin.fit(X, Y, epochs=2, batch_size=10, shuffle=False,
+                        validation_data=validation, patience=3)
+    history = error.history
+    assert isinstance(history, cb.History)
+    assert history == expected and list(history) == ["loss", "val_loss"]
+    assert len(history["loss"]) == 2
+    assert history.best_epoch == expected.best_epoch
+    assert history.stop_reason == "diverged" and history.stopped_epoch is None
+    assert not history.interrupted
+
+    # Parameters and optimizer state: as after the six good steps of epoch 3.
+    huge_first_layer(twin)
+    for start in range(0, 60, 10):
+        twin.train_step(X[start:start + 10], Y[start:start + 10])
+    for a, b in zip(snapshot(net), snapshot(twin)):
+        np.testing.assert_array_equal(a, b)
+    for start in range(70, 115, 10):
+        assert net.train_step(X[start:start + 10], Y[start:start + 10]) == \
+            twin.train_step(X[start:start + 10], Y[start:start + 10])
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_error_in_the_first_epoch(impl, dtype):
+    """Huge (finite) inputs in the 4th of 5 batches: epoch 1, batch 4 of 5, an
+    empty history, and the parameters of the three good steps."""
+    Net = IMPLEMENTATIONS[impl]
+    net = build(Net, dtype, "adam", "cross_entropy")
+    twin = build(Net, dtype, "adam", "cross_entropy")
+    X, Y = good_batches("cross_entropy", count=1, m=45)[0]
+    X[30:40] = np.finfo(dtype).max / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(FloatingPointError, match="at epoch 1, batch 4 of 5") as excinfo:
+            net.fit(X, Y, epochs=3, batch_size=10, shuffle=False)
+    assert excinfo.value.history == {"loss": []}
+    assert "0 finished epochs" in str(excinfo.value)
+    for start in range(0, 30, 10):
+        twin.train_step(X[start:start + 10], Y[start:start + 10])
+    for a, b in zip(snapshot(net), snapshot(twin)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_fit_error_counts_batches_in_the_shuffled_order(impl):
+    """With shuffling, the batch number is the position in that epoch's order."""
+    Net = IMPLEMENTATIONS[impl]
+    net = build(Net, "float64", "sgd-momentum", "mse")
+    X, Y = good_batches("mse", count=1, m=40)[0]
+    Y = Y.copy()
+    Y[17] = 1e200   # one bad row
+    order = np.random.default_rng(4).permutation(40)   # fit's first epoch order for seed=4
+    batch = int(np.flatnonzero(order == 17)[0]) // 8 + 1
+    with pytest.raises(FloatingPointError, match=f"at epoch 1, batch {batch} of 5"):
+        net.fit(X, Y, epochs=2, batch_size=8, seed=4)
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_fit_verbose_notes_the_divergence(impl, capsys):
+    Net = IMPLEMENTATIONS[impl]
+    net = build_for_fit(Net, "adam")
+    X, Y, _ = zeros_but_batch_seven()
+    with pytest.raises(FloatingPointError):
+        net.fit(X, Y, epochs=4, batch_size=10, shuffle=False, verbose=True,
+                callbacks=[lambda net, epoch, logs: huge_first_layer(net) if epoch == 0 else None])
+    out = capsys.readouterr().out
+    assert "training diverged at epoch 2, batch 7 of 12" in out
+    assert out.count("epoch 1/4") == 1 and out.endswith("\n")
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_a_callbacks_own_floating_point_error_is_left_alone(impl):
+    """Only a diverging step of fit gets a position and a history."""
+    Net = IMPLEMENTATIONS[impl]
+    net = build_for_fit(Net, "sgd-momentum")
+    X, Y = good_batches("mse", count=1, m=20)[0]
+
+    def failing(net, epoch, logs):
+        raise FloatingPointError("the callback's own")
+
+    with pytest.raises(FloatingPointError) as excinfo:
+        net.fit(X, Y, epochs=2, batch_size=10, callbacks=[failing])
+    assert str(excinfo.value) == "the callback's own"
+    assert not hasattr(excinfo.value, "history")
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_train_step_message_is_unchanged(impl):
+    """Outside fit, the message says nothing of epochs and there is no history."""
+    Net = IMPLEMENTATIONS[impl]
+    net = build(Net, "float64", "adam", "mse")
+    X, Y = bad_batch("huge-targets", "mse", "float64")
+    with pytest.raises(FloatingPointError) as excinfo:
+        net.train_step(X, Y)
+    assert "epoch" not in str(excinfo.value) and not hasattr(excinfo.value, "history")

@@ -59,7 +59,7 @@ class History(dict[str, list[float]]):
     monitor: Literal["loss", "val_loss"]
     best_epoch: int | None
     stopped_epoch: int | None
-    stop_reason: Literal["completed", "early_stopping", "callback", "interrupted"]
+    stop_reason: Literal["completed", "early_stopping", "callback", "interrupted", "diverged"]
     @property
     def interrupted(self) -> bool: ...
 

@@ -6,10 +6,14 @@ C-contiguous arrays of the network's dtype (``_build``, ``_parameters``,
 ``_assign_parameters``, ``_reset_optimizer_state``, ``_forward``,
 ``_loss_value``, ``_loss_and_gradients``, ``_train_step``), and ``trace`` takes the
 optimizer state out and puts it back through two more
-(``_optimizer_state``, ``_restore_optimizer_state``).
+(``_optimizer_state``, ``_restore_optimizer_state``); pickle and copy use
+those too, so one ``__getstate__``/``__setstate__`` serves both classes.
 """
+import copy
 import math
 import threading
+
+import numpy as np
 
 from . import _io, _training
 from ._checks import boolean
@@ -28,13 +32,24 @@ from ._validation import (
     check_values,
     numeric_array,
 )
-from .losses import make_loss
-from .optimizers import make_optimizer
+from .losses import loss_from_config, make_loss
+from .optimizers import make_optimizer, optimizer_from_config
+
+#: Version of the state that ``__getstate__`` writes and ``__setstate__`` reads.
+STATE_VERSION = 1
 
 
 class NetworkBase:
     def __init__(self, sizes, activations, loss="mse", optimizer=None, dtype="float64",
                  init="auto", seed=None):
+        self._describe(sizes, activations, dtype, loss, optimizer)
+        weights, biases = initial_parameters(self._sizes, self._activations, check_init(init),
+                                             check_seed(seed), self._dtype)
+        self._build(weights, biases)
+        self._reset_optimizer_state()
+
+    def _describe(self, sizes, activations, dtype, loss, optimizer):
+        """Check and set what every network holds besides its arithmetic."""
         sizes = check_sizes(sizes)
         activations = check_activations(activations, len(sizes) - 1)
         dtype = check_dtype(dtype)
@@ -49,10 +64,6 @@ class NetworkBase:
         self._dtype = dtype
         self._loss = loss
         self._optimizer = make_optimizer(optimizer)
-        weights, biases = initial_parameters(sizes, activations, check_init(init),
-                                             check_seed(seed), dtype)
-        self._build(weights, biases)
-        self._reset_optimizer_state()
 
     # -- read-only description -------------------------------------------------
     @property
@@ -223,9 +234,15 @@ class NetworkBase:
           are those after the last completed step, even with ``restore_best``
           (nothing is restored), also when Ctrl-C comes in the last epoch.
 
-        A diverging step raises FloatingPointError (parameters as after the
-        previous step), as ``train_step`` does. :class:`cbackprop.History`
-        lists the history's keys and attributes.
+        - A diverging step raises FloatingPointError, as ``train_step`` does,
+          with the parameters (and optimizer state) as after the previous
+          step. Its message ends with where fit stopped (``"...; fit stopped
+          at epoch 3, batch 7 of 12 ..."``, both numbered from 1, batches in
+          the epoch's order) and ``err.history`` holds the history of the
+          epochs finished before it (``stop_reason == "diverged"``; nothing
+          is restored, even with ``restore_best``).
+
+        :class:`cbackprop.History` lists the history's keys and attributes.
         """
         return _training.fit(self, X, Y, epochs, batch_size, shuffle, seed, verbose,
                              validation_data, patience, min_delta, restore_best, callbacks)
@@ -240,6 +257,64 @@ class NetworkBase:
     def load(cls, path):
         """A network read from a file written by :meth:`save`; never unpickles."""
         return _io.load_network(cls, path)
+
+    # -- copies and pickles ------------------------------------------------------------
+    def __getstate__(self):
+        """The network as plain data, for ``pickle`` and ``copy``.
+
+        A dict of strings, numbers, lists, small dicts and NumPy arrays:
+        architecture, dtype, loss and optimizer (names and settings),
+        parameters, and the optimizer state (momentum velocities, Adam's
+        moments and step count, in the implementation's own layout), so a
+        network restored from it trains on bit for bit like the original.
+        Never the compiled engine, workspaces or the lock: ``__setstate__``
+        builds them anew. Attributes whose names do not start with ``_``
+        (set by the user: the network itself has none) are carried as they
+        are; the number of threads is the process's (``cb.set_num_threads``),
+        not the network's, and is not carried. A pickle loads as the class it
+        was taken from (compiled or reference).
+        """
+        with self._lock:   # parameters and optimizer state of the same moment
+            weights, biases = self.get_params()
+            optimizer_state = self._optimizer_state()
+        return {
+            "version": STATE_VERSION,
+            "sizes": list(self._sizes),
+            "activations": list(self._activations),
+            "dtype": self._dtype.name,
+            "loss": {"name": self._loss.name, "config": self._loss.config()},
+            "optimizer": {"name": self._optimizer.name, "config": self._optimizer.config()},
+            "weights": weights,
+            "biases": biases,
+            "optimizer_state": optimizer_state,
+            "attributes": {name: value for name, value in vars(self).items()
+                           if not name.startswith("_")},
+        }
+
+    def __setstate__(self, state):
+        """Rebuild the network from what :meth:`__getstate__` returned."""
+        version = state.get("version") if isinstance(state, dict) else None
+        if version != STATE_VERSION:
+            raise ValueError(f"not a cbackprop network state of version {STATE_VERSION} "
+                             f"(got version {version!r})")
+        self._describe(state["sizes"], state["activations"], state["dtype"],
+                       loss_from_config(**state["loss"]),
+                       optimizer_from_config(**state["optimizer"]))
+        # Built on zeros, then set_params checks and copies the carried values.
+        self._build([np.zeros((n_in, n_out), self._dtype)
+                     for n_in, n_out in zip(self._sizes[:-1], self._sizes[1:])],
+                    [np.zeros(n_out, self._dtype) for n_out in self._sizes[1:]])
+        self.set_params(state["weights"], state["biases"])
+        self._reset_optimizer_state()
+        self._restore_optimizer_state(state["optimizer_state"])
+        vars(self).update(state["attributes"])
+
+    def __copy__(self):
+        """``copy.copy(net)`` is ``copy.deepcopy(net)``: a network that shares
+        nothing with this one (parameters, optimizer state, loss and optimizer
+        objects), so training either never changes the other. A shallow copy
+        would share the parameters and engine, which nothing could use safely."""
+        return copy.deepcopy(self)
 
     # -- inspection ----------------------------------------------------------------
     def trace(self, X, Y, apply=False):

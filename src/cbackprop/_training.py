@@ -1,5 +1,6 @@
 """The training loop behind ``Network.fit``: minibatches, validation figures,
-early stopping, callbacks, the progress display and a clean stop on Ctrl-C.
+early stopping, callbacks, the progress display, a clean stop on Ctrl-C and
+a diverging step's error that keeps the finished epochs.
 
 It drives a network only through its validated boundary (``_batch``) and its
 hooks (``_checked_step``, ``_loss_value``, ``_forward``), so the compiled and
@@ -45,8 +46,9 @@ class History(dict):
       ``min_delta``, or ``None`` when no epoch completed;
     - ``stopped_epoch``: the epoch after which early stopping or a callback
       ended training, ``None`` when every epoch ran or on Ctrl-C;
-    - ``stop_reason``: ``"completed"``, ``"early_stopping"``, ``"callback"``
-      or ``"interrupted"``;
+    - ``stop_reason``: ``"completed"``, ``"early_stopping"``, ``"callback"``,
+      ``"interrupted"``, or ``"diverged"`` (on the history that the
+      ``FloatingPointError`` of a diverging step carries as ``err.history``);
     - ``interrupted``: ``True`` when Ctrl-C (``KeyboardInterrupt``) ended
       training; the lists then hold only the epochs completed before it.
     """
@@ -83,8 +85,22 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     tracker = _BestTracker(net, min_delta, patience,
                            keep_best=restore_best and patience is not None)
     m = X.shape[0]
-    display = ProgressDisplay(epochs, -(-m // batch_size)) if verbose else None
+    n_batches = -(-m // batch_size)
+    display = ProgressDisplay(epochs, n_batches) if verbose else None
     epoch = 0
+
+    def diverged(error, batch):
+        """Say where the step failed and hand over the finished epochs (the
+        failing step changed nothing; nothing is restored)."""
+        history.stop_reason = "diverged"
+        finished = len(history["loss"])
+        where = f"epoch {epoch + 1}, batch {batch} of {n_batches}"
+        error.args = (f"{error}; fit stopped at {where} (err.history holds the {finished} "
+                      f"finished epoch{'' if finished == 1 else 's'})",)
+        error.history = history
+        if display is not None:
+            display.note(f"training diverged at {where}; parameters as before that step")
+
     try:
         # A Ctrl-C is honoured at the next of these checks: before and after
         # every step, after the epoch's figures are recorded, after the
@@ -101,7 +117,7 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
                 else:
                     X_epoch, Y_epoch = X, Y
                 figures = {"loss": _run_epoch(net._checked_step, X_epoch, Y_epoch, batch_size,
-                                              ctrl_c, display)}
+                                              ctrl_c, display, diverged)}
                 if validation is not None:
                     figures.update(validation.figures(net))
                 for key, value in figures.items():
@@ -142,15 +158,22 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     return history
 
 
-def _run_epoch(step, X, Y, batch_size, ctrl_c, display):
-    """One pass of ``step`` over the minibatches of ``X, Y``; the mean loss."""
+def _run_epoch(step, X, Y, batch_size, ctrl_c, display, diverged):
+    """One pass of ``step`` over the minibatches of ``X, Y``; the mean loss.
+
+    A step's FloatingPointError goes to ``diverged(error, batch)`` (``batch``
+    numbered from 1) and is raised on."""
     m = X.shape[0]
     clock = None if display is None else display.clock
     total = 0.0
     for start in range(0, m, batch_size):
         stop = min(start + batch_size, m)
         ctrl_c.check()
-        total += step(X[start:stop], Y[start:stop]) * (stop - start)
+        try:
+            total += step(X[start:stop], Y[start:stop]) * (stop - start)
+        except FloatingPointError as error:
+            diverged(error, start // batch_size + 1)
+            raise
         ctrl_c.check()
         # With verbose, one clock read per step; a redraw at most every 0.1 s.
         if display is not None and clock() >= display.next_draw:

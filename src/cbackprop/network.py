@@ -12,6 +12,10 @@ class Network(NetworkBase):
     ``Network(sizes, activations, loss="mse", optimizer=None, dtype="float64",
     init="auto", seed=None)``; see the package documentation for the
     conventions. ``cbackprop.reference.Network`` is its NumPy twin.
+
+    Networks pickle and deep-copy with their optimizer state, and a copy
+    trains on bit for bit like the original; ``copy.copy`` makes the same
+    independent (deep) copy. See ``NetworkBase.__getstate__``.
     """
 
     def _build(self, weights, biases):

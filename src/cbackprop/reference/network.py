@@ -22,7 +22,8 @@ def _overflow_is_a_result(method):
 
 
 class Network(NetworkBase):
-    """Same arguments, methods and results as :class:`cbackprop.Network`, in plain NumPy."""
+    """Same arguments, methods and results as :class:`cbackprop.Network`, in plain NumPy
+    (pickles and copies too: a pickle of one loads as this class)."""
 
     def _build(self, weights, biases):
         self._weights = weights
