@@ -68,6 +68,8 @@ def architectures(draw):
     sizes = draw(st.lists(st.integers(1, 64), min_size=n_layers + 1, max_size=n_layers + 1))
     hidden = draw(st.lists(st.sampled_from(HIDDEN), min_size=n_layers - 1, max_size=n_layers - 1))
     output, kind = draw(st.sampled_from(HEADS))
+    if output == "softmax" and sizes[-1] < 2:
+        sizes[-1] = 2  # a softmax output of width 1 is refused (it cannot learn)
     if kind == "mse":
         loss = draw(st.one_of(
             st.just("mse"),

@@ -11,10 +11,13 @@
 # its boundary, the value checks by one C pass (check_values).
 cimport numpy as cnp
 import numpy as np
-from libc.math cimport isfinite, pow
+from libc.math cimport fabs, isfinite, pow
 from libc.stdint cimport int64_t
 
 cnp.import_array()
+
+# The boundary's wording and tolerance, shared with the reference's checks.
+from cbackprop._validation import label_error, probability_error, probability_tolerance
 
 include "_kernels/gemm.pxi"
 include "_kernels/activations.pxi"
@@ -285,7 +288,8 @@ cdef inline bint update_layer(const Layout* L, Py_ssize_t layer, const Optimizer
 
 
 cdef int check_batch(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
-                     const int64_t* labels, int loss_kind, Py_ssize_t* bad_index) noexcept nogil:
+                     const int64_t* labels, int loss_kind, double tolerance,
+                     Py_ssize_t* bad_index) noexcept nogil:
     cdef Py_ssize_t k = L.sizes[L.n_layers]
     if not all_finite(m * L.sizes[0], X):
         return CHECK_X_NOT_FINITE
@@ -296,6 +300,10 @@ cdef int check_batch(const Layout* L, Py_ssize_t m, const real* X, const real* Y
         return CHECK_Y_NOT_FINITE
     if Y != NULL and loss_kind == LOSS_BCE and not all_in_unit_interval(m * k, Y):
         return CHECK_TARGET_OUTSIDE_UNIT
+    if Y != NULL and loss_kind == LOSS_CROSS_ENTROPY:
+        bad_index[0] = first_bad_probability_row(m, k, Y, tolerance)
+        if bad_index[0] >= 0:
+            return CHECK_TARGET_NOT_PROBABILITY
     return CHECK_OK
 
 
@@ -346,6 +354,7 @@ cdef class Engine:
     cdef readonly Py_ssize_t n_params
     cdef Guards param_guards, workspace_guards
     cdef int loss_kind
+    cdef double target_tolerance       # of cross-entropy target row sums
     cdef readonly long step_count
 
     def __cinit__(self, sizes, activations, dtype, loss):
@@ -353,6 +362,7 @@ cdef class Engine:
         n_layers = len(sizes) - 1
         self.is_float32 = np.dtype(dtype) == np.float32
         self.loss_kind = LOSS_CODES[loss]
+        self.target_tolerance = probability_tolerance(dtype, sizes[n_layers])
         self._sizes = np.array(sizes, dtype=np.intp)
         self._activations = np.array([ACTIVATION_CODES[a] for a in activations], dtype=np.intc)
         self._weight_offset = np.zeros(n_layers, dtype=np.intp)
@@ -495,20 +505,25 @@ cdef class Engine:
         cdef Buffers b = self._data_pointers(X, Y)
         cdef Py_ssize_t bad = -1
         cdef int result
+        cdef Py_ssize_t k = self.layout.sizes[self.layout.n_layers]
+        cdef double tolerance = self.target_tolerance
         with nogil:
             if self.is_float32:
-                result = check_batch(&self.layout, b.m, <float*>b.X, <float*>b.Y, b.labels, self.loss_kind, &bad)
+                result = check_batch(&self.layout, b.m, <float*>b.X, <float*>b.Y, b.labels,
+                                     self.loss_kind, tolerance, &bad)
             else:
-                result = check_batch(&self.layout, b.m, <double*>b.X, <double*>b.Y, b.labels, self.loss_kind, &bad)
+                result = check_batch(&self.layout, b.m, <double*>b.X, <double*>b.Y, b.labels,
+                                     self.loss_kind, tolerance, &bad)
         if result == CHECK_X_NOT_FINITE:
             raise ValueError("X contains NaN or infinity")
         if result == CHECK_Y_NOT_FINITE:
             raise ValueError("Y contains NaN or infinity")
         if result == CHECK_LABEL_OUT_OF_RANGE:
-            raise ValueError(f"class label {Y[bad]} (sample {bad}) out of range "
-                             f"[0, {self.layout.sizes[self.layout.n_layers]})")
+            raise label_error(Y, bad, k)
         if result == CHECK_TARGET_OUTSIDE_UNIT:
             raise ValueError("bce targets Y must lie in [0, 1]")
+        if result == CHECK_TARGET_NOT_PROBABILITY:
+            raise probability_error(Y, bad)
 
     cdef LossSettings _loss_settings(self, loss):
         cdef LossSettings settings

@@ -29,6 +29,7 @@ from ._validation import (
     check_loss_fits,
     check_seed,
     check_sizes,
+    check_softmax_width,
     check_values,
     numeric_array,
 )
@@ -52,6 +53,7 @@ class NetworkBase:
         """Check and set what every network holds besides its arithmetic."""
         sizes = check_sizes(sizes)
         activations = check_activations(activations, len(sizes) - 1)
+        check_softmax_width(activations, sizes)
         dtype = check_dtype(dtype)
         loss = make_loss(loss)
         check_loss_fits(loss, activations[-1])

@@ -47,6 +47,14 @@ def check_activations(activations, n_layers):
     return activations
 
 
+def check_softmax_width(activations, sizes):
+    """A softmax output of width 1 is always 1: its cross-entropy is 0 and it
+    can never learn, so it is refused at construction."""
+    if activations[-1] == "softmax" and sizes[-1] < 2:
+        raise ValueError(f"a softmax output layer needs at least 2 outputs, got {sizes[-1]} "
+                         "(for one output, use a sigmoid output with loss 'bce')")
+
+
 def check_dtype(dtype):
     try:
         dtype = np.dtype(dtype)
@@ -72,14 +80,14 @@ def check_seed(seed):
     return seed
 
 
-def numeric_array(name, data):
+def numeric_array(name, data, hint=""):
     """``data`` as an ndarray of a real numeric dtype (no copy when possible)."""
     try:
         array = np.asarray(data)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{name} could not be read as an array: {exc}") from None
     if array.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}{hint}")
     return array
 
 
@@ -96,11 +104,12 @@ def as_dtype(name, array, dtype):
 def as_batch(X, n_inputs, dtype):
     """Returns ``(X2d, single)``: a C-contiguous ``(m, n_inputs)`` batch of ``dtype``."""
     X = numeric_array("X", X)
+    given = X.shape   # reported as passed, not as reshaped
     single = X.ndim == 1
     if single:
         X = X.reshape(1, -1)
     if X.ndim != 2 or X.shape[1] != n_inputs:
-        raise ValueError(f"X must have shape (m, {n_inputs}) or ({n_inputs},), got {np.shape(X)}")
+        raise ValueError(f"X must have shape (m, {n_inputs}) or ({n_inputs},), got {given}")
     if X.shape[0] == 0:
         raise ValueError("X is an empty batch (0 samples)")
     return as_dtype("X", X, dtype), single
@@ -109,21 +118,46 @@ def as_batch(X, n_inputs, dtype):
 def as_targets(Y, m, n_outputs, loss, dtype, single):
     """Targets as ``(m, n_outputs)`` of ``dtype``, or int64 class labels ``(m,)``.
 
-    Labels are returned only for cross-entropy; their range is checked with
-    the other values (``check_values``).
+    Boolean targets mean 0 and 1 for ``bce`` and for one-hot ``cross_entropy``
+    rows (not as class labels, nor for ``mse``). Labels are returned only for
+    cross-entropy; labels the int64 cast would change (beyond its range, or
+    fractional) are refused here, the range of the others is checked with the
+    other values (``check_values``).
     """
-    Y = numeric_array("Y", Y)
-    if isinstance(loss, CrossEntropy) and _looks_like_labels(Y, m, single):
-        return _as_labels(Y.reshape(m))
+    is_ce = isinstance(loss, CrossEntropy)
+    boolean = _is_bool_data(Y)
+    if boolean:
+        Y = np.asarray(Y)
+        if isinstance(loss, BCE) or (is_ce and not _looks_like_labels(Y, m, single)):
+            Y = Y.astype(dtype)
+    Y = numeric_array("Y", Y, hint=_BOOL_HINT if boolean else "")
+    if is_ce and _looks_like_labels(Y, m, single):
+        return _as_labels(Y.reshape(m), n_outputs)
     if Y.shape == (m, n_outputs):
         pass
     elif Y.shape == (m,) and n_outputs == 1:
         Y = Y.reshape(m, 1)
     elif single and Y.shape in ((n_outputs,), ()) and Y.size == n_outputs:
         Y = Y.reshape(1, n_outputs)
+    elif is_ce:
+        hint = (": give class labels as a 1-D array (for example Y.ravel())"
+                if Y.shape == (m, 1) else "")
+        raise ValueError(f"Y must have shape ({m}, {n_outputs}) (one probability row per sample) "
+                         f"or ({m},) (integer class labels) for cross_entropy, got {Y.shape}{hint}")
     else:
         raise ValueError(f"Y must have shape ({m}, {n_outputs}) to match the output, got {Y.shape}")
     return as_dtype("Y", Y, dtype)
+
+
+_BOOL_HINT = (" (boolean Y is read as 0/1 targets only for loss 'bce' and for one-hot "
+              "cross_entropy rows)")
+
+
+def _is_bool_data(Y):
+    try:
+        return np.asarray(Y).dtype == np.bool_
+    except (ValueError, TypeError):
+        return False
 
 
 def _looks_like_labels(Y, m, single):
@@ -132,13 +166,59 @@ def _looks_like_labels(Y, m, single):
     return Y.shape == (m,) or (single and Y.ndim == 0)
 
 
-def _as_labels(Y):
+def _as_labels(Y, n_classes):
     if Y.dtype.kind == "f":
         if not np.all(np.isfinite(Y)):
             raise ValueError("class labels contain NaN or infinity")
         if np.any(Y != np.round(Y)):
             raise ValueError("class labels must be whole numbers")
+    if Y.dtype.kind != "i" or Y.dtype.itemsize > 8:
+        # uint64 and float labels may not survive the cast to int64 (2**64 - 1
+        # would become -1): their range is checked on the values as given.
+        outside = (Y < 0) | (Y >= n_classes)
+        if outside.any():
+            raise label_error(Y, int(np.flatnonzero(outside)[0]), n_classes)
     return np.ascontiguousarray(Y, dtype=np.int64)
+
+
+def label_error(labels, sample, n_classes):
+    """The error for the first class label out of range (both implementations)."""
+    return ValueError(f"class label {labels[sample].item()!r} (sample {sample}) out of range "
+                      f"[0, {n_classes})")
+
+
+def probability_tolerance(dtype, n_classes):
+    """How far a row of cross-entropy targets may sum from 1.
+
+    A base (1e-6 for float32, 1e-12 for float64) plus one unit roundoff per
+    entry: a row computed in the dtype (a softmax, a smoothed label) or cast
+    to it sums to 1 only within about k roundings. The sum itself is taken in
+    float64.
+    """
+    dtype = np.dtype(dtype)
+    base = 1e-6 if dtype == np.float32 else 1e-12
+    return base + n_classes * float(np.finfo(dtype).eps)
+
+
+def first_bad_probability_row(Y):
+    """Index of the first row of ``Y`` that is not a probability vector, or -1."""
+    tolerance = probability_tolerance(Y.dtype, Y.shape[1])
+    bad = ((Y < 0) | (Y > 1)).any(axis=1)
+    bad |= np.abs(Y.sum(axis=1, dtype=np.float64) - 1.0) > tolerance
+    return int(np.flatnonzero(bad)[0]) if bad.any() else -1
+
+
+def probability_error(Y, row):
+    """The error for row ``row`` of cross-entropy targets (both implementations)."""
+    values = Y[row]
+    outside = values[(values < 0) | (values > 1)]
+    if outside.size:
+        what = f"has entry {outside[0].item()!r} outside [0, 1]"
+    else:
+        what = f"sums to {float(values.sum(dtype=np.float64))!r}"
+    return ValueError(
+        f"cross_entropy targets must be probability rows (entries in [0, 1], each row "
+        f"summing to 1, one-hot or soft labels): row {row} of Y {what}")
 
 
 def check_values(X, Y, loss, n_outputs):
@@ -152,6 +232,10 @@ def check_values(X, Y, loss, n_outputs):
     check_finite("Y", Y)
     if isinstance(loss, BCE) and (Y.min() < 0 or Y.max() > 1):
         raise ValueError("bce targets Y must lie in [0, 1]")
+    if isinstance(loss, CrossEntropy):
+        row = first_bad_probability_row(Y)
+        if row >= 0:
+            raise probability_error(Y, row)
 
 
 def check_finite(name, array):
@@ -160,7 +244,6 @@ def check_finite(name, array):
 
 
 def check_labels(labels, n_classes):
-    low, high = labels.min(), labels.max()
-    if low < 0 or high >= n_classes:
-        bad = low if low < 0 else high
-        raise ValueError(f"class label {bad} out of range [0, {n_classes})")
+    outside = (labels < 0) | (labels >= n_classes)
+    if outside.any():
+        raise label_error(labels, int(np.flatnonzero(outside)[0]), n_classes)

@@ -35,6 +35,7 @@ class BCE(Loss):
     """Binary cross-entropy on a sigmoid output, computed from the pre-activation.
 
     ``L = -sum(Y*log(A) + (1-Y)*log(1-A)) / N``; targets must lie in [0, 1].
+    Boolean targets (``y > 0``) are read as 0 and 1.
     """
 
     name = "bce"
@@ -43,8 +44,14 @@ class BCE(Loss):
 class CrossEntropy(Loss):
     """Categorical cross-entropy on a softmax output, computed from the logits.
 
-    ``L = -sum(Y * log(softmax(Z))) / m``; ``Y`` is one-hot ``(m, k)`` or
-    integer class labels ``(m,)``.
+    ``L = -sum(Y * log(softmax(Z))) / m``; ``Y`` is integer class labels
+    ``(m,)`` or ``(m, k)`` rows that are probability vectors: one-hot (float
+    or boolean) or soft labels, each entry in [0, 1] and each row summing to 1
+    (within ``1e-6`` for float32, ``1e-12`` for float64, plus one unit
+    roundoff of the dtype per class); anything else is a ValueError naming
+    the first bad row. Class labels as a column ``(m, 1)`` are refused: pass
+    them 1-D. The softmax output needs at least 2 units (checked when the
+    network is built).
     """
 
     name = "cross_entropy"
