@@ -36,8 +36,8 @@ def main(verbose=False):
                       verbose=verbose, validation_data=(X[val], labels[val]), patience=5)
     best = history.best_epoch
     print(f"epochs run: {len(history['loss'])} ({history.stop_reason})")
-    print(f"best epoch {best + 1}: val loss {history['val_loss'][best]:.4f}, "
-          f"val accuracy {history['val_accuracy'][best]:.4f}")
+    print(f"best epoch {best}: val loss {history['val_loss'][best - 1]:.4f}, "
+          f"val accuracy {history['val_accuracy'][best - 1]:.4f}")
     predicted = net.predict(X[test]).argmax(axis=1)
     print(f"test accuracy: {np.mean(predicted == labels[test]):.4f} on {len(test)} digits")
 

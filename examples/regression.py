@@ -33,7 +33,7 @@ def main(verbose=False):
     history = net.fit(X_train, Y_train, epochs=500, batch_size=32, seed=0, verbose=verbose,
                       validation_data=(X_val, Y_val), patience=20)
     print(f"epochs run: {len(history['loss'])} of 500 ({history.stop_reason})")
-    best, last = history.best_epoch, len(history["loss"]) - 1
+    best, last = history.best_epoch, len(history["loss"])   # epochs numbered from 1
     # restore_best (on by default, with patience) puts the best epoch's
     # parameters back unless they are already the last ones or Ctrl-C stopped fit.
     if history.interrupted:
@@ -42,7 +42,7 @@ def main(verbose=False):
         kept = "the last epoch, so its parameters are the ones kept"
     else:
         kept = "its parameters restored"
-    print(f"best epoch: {best + 1}, val loss {history['val_loss'][best]:.5f}, {kept}")
+    print(f"best epoch: {best}, val loss {history['val_loss'][best - 1]:.5f}, {kept}")
     print(f"final val loss: {net.loss(X_val, Y_val):.5f} (noise floor {NOISE ** 2:.5f})")
 
 

@@ -453,3 +453,37 @@ def test_refusals_never_advise_allow_pickle(impl, tmp_path):
         with pytest.raises(ValueError) as refused:
             Net.load(tmp_path / name)
         assert "allow_pickle" not in str(refused.value), (name, str(refused.value))
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_bytes_and_path_like_paths_save_and_load(impl, tmp_path):
+    Net = IMPLEMENTATIONS[impl]
+    net = make_net(Net, seed=4)
+    for path in (os.fsencode(tmp_path / "bytes.npz"), tmp_path / "pathlib.npz", str(tmp_path / "str.npz")):
+        net.save(path)
+        assert_same_params(net, Net.load(path))
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="symbolic links")
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_saving_onto_a_symlink_writes_its_target_and_keeps_the_link(impl, tmp_path):
+    """As ``open(link, "w")`` would: the file the link points to is replaced
+    (atomically), the link itself stays a link."""
+    Net = IMPLEMENTATIONS[impl]
+    target, link = tmp_path / "models" / "v1.npz", tmp_path / "current.npz"
+    target.parent.mkdir()
+    make_net(Net, seed=1).save(target)
+    os.symlink(target, link)
+    newer = make_net(Net, seed=2)
+    newer.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert_same_params(newer, Net.load(target))
+    assert_same_params(newer, Net.load(link))
+    assert sorted(os.listdir(target.parent)) == ["v1.npz"]   # no temporary file left
+
+
+def test_help_describes_the_constructor_arguments():
+    import pydoc
+    text = pydoc.render_doc(cb.Network, renderer=pydoc.plaintext)
+    for argument in ("sizes", "activations", "loss", "optimizer", "dtype", "init", "seed"):
+        assert f"``{argument}``" in text, argument

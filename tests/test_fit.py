@@ -68,7 +68,7 @@ def test_plain_fit_history_is_just_the_loss(Net, dtype):
     assert list(history) == ["loss"] and len(history["loss"]) == 3
     assert history.monitor == "loss" and history.stop_reason == "completed"
     assert history.stopped_epoch is None and not history.interrupted
-    assert history.best_epoch == int(np.argmin(history["loss"]))
+    assert history.best_epoch == int(np.argmin(history["loss"])) + 1   # numbered from 1
     again = pickle.loads(pickle.dumps(history))
     assert again == history and again.best_epoch == history.best_epoch
 
@@ -200,11 +200,11 @@ def fit_to_plan(Net, dtype, monitor, plan=PLANNED, callbacks=(), **kwargs):
 
 
 @pytest.mark.parametrize("monitor", ["loss", "val_loss"])
-@pytest.mark.parametrize("patience, min_delta, best_epoch, stopped_epoch", [
-    (2, 0.0, 8, None),     # every epoch improves: no stop
-    (2, 0.05, 3, 5),       # 0.69 and 0.68 are within 0.05 of 0.7
-    (3, 0.05, 3, 6),
-    (2, 0.2, 0, 2),        # 0.9 and 0.86 are within 0.2 of 1.0
+@pytest.mark.parametrize("patience, min_delta, best_epoch, stopped_epoch", [   # from 1
+    (2, 0.0, 9, None),     # every epoch improves: no stop
+    (2, 0.05, 4, 6),       # 0.69 and 0.68 are within 0.05 of 0.7
+    (3, 0.05, 4, 7),
+    (2, 0.2, 1, 3),        # 0.9 and 0.86 are within 0.2 of 1.0
 ])
 def test_early_stopping_on_a_planned_sequence(Net, dtype, monitor, patience, min_delta,
                                               best_epoch, stopped_epoch):
@@ -212,16 +212,16 @@ def test_early_stopping_on_a_planned_sequence(Net, dtype, monitor, patience, min
     assert history.monitor == monitor
     assert history.best_epoch == best_epoch
     assert history.stopped_epoch == stopped_epoch
-    ran = len(PLANNED) if stopped_epoch is None else stopped_epoch + 1
+    ran = len(PLANNED) if stopped_epoch is None else stopped_epoch
     assert len(history["loss"]) == len(held) == ran
     assert history.stop_reason == ("completed" if stopped_epoch is None else "early_stopping")
-    assert_params_equal(net, held[best_epoch])         # restored exactly
+    assert_params_equal(net, held[best_epoch - 1])     # restored exactly
 
 
 def test_without_restore_best_the_last_parameters_stay(Net, dtype):
     history, net, held = fit_to_plan(Net, dtype, "val_loss", patience=2, min_delta=0.05,
                                      restore_best=False)
-    assert (history.best_epoch, history.stopped_epoch) == (3, 5)
+    assert (history.best_epoch, history.stopped_epoch) == (4, 6)
     # What the planning callback set after the last epoch, for an epoch 6 never run.
     weights, biases = planned_parameters(1.0 / 7, PLANNED[6], 6)
     assert_params_equal(net, [p.astype(dtype) for p in weights + biases])
@@ -230,16 +230,16 @@ def test_without_restore_best_the_last_parameters_stay(Net, dtype):
 @pytest.mark.parametrize("monitor", ["loss", "val_loss"])
 def test_best_parameters_are_restored_when_the_epochs_run_out(Net, dtype, monitor):
     history, net, held = fit_to_plan(Net, dtype, monitor, plan=[1.0, 0.5, 0.7, 0.8], patience=5)
-    assert history.stop_reason == "completed" and history.best_epoch == 1
+    assert history.stop_reason == "completed" and history.best_epoch == 2
     assert_params_equal(net, held[1])
 
 
 def test_without_patience_nothing_is_restored(Net, dtype):
     history, net, held = fit_to_plan(Net, dtype, "loss", plan=[1.0, 0.5, 0.7, 0.8])
-    assert history.stop_reason == "completed" and history.best_epoch == 1
+    assert history.stop_reason == "completed" and history.best_epoch == 2
     assert_params_equal(net, held[3])
     history, net, held = fit_to_plan(Net, dtype, "val_loss", min_delta=0.8)
-    assert history.best_epoch == 0            # no later epoch is 0.8 below 1.0
+    assert history.best_epoch == 1            # no later epoch is 0.8 below 1.0
     assert_params_equal(net, held[-1])
 
 
@@ -269,7 +269,7 @@ def test_a_callback_can_stop_training(Net, dtype, how):
     history = net.fit(X, Y, epochs=10, batch_size=8, seed=0, validation_data=(X_val, Y_val),
                       callbacks=[stop_after_third, lambda net, epoch, logs: later.append(epoch)])
     assert calls == [0, 1, 2] and len(history["loss"]) == len(history["val_loss"]) == 3
-    assert history.stop_reason == "callback" and history.stopped_epoch == 2
+    assert history.stop_reason == "callback" and history.stopped_epoch == 3   # the third
     # Returning True lets the other callbacks of the epoch run; raising does not.
     assert later == ([0, 1, 2] if how == "return True" else [0, 1])
 
@@ -394,7 +394,7 @@ def test_ctrl_c_in_a_callback_keeps_the_epoch_and_restores_nothing(Net, dtype):
 
     history, net, _ = fit_to_plan(Net, dtype, "loss", plan=[0.5, 1.0, 2.0, 3.0], patience=3,
                                   callbacks=[interrupt_at_third])
-    assert history.interrupted and len(history["loss"]) == 3 and history.best_epoch == 0
+    assert history.interrupted and len(history["loss"]) == 3 and history.best_epoch == 1
     assert_params_equal(net, at_interrupt)
 
 
@@ -450,7 +450,7 @@ def test_ctrl_c_during_validation_keeps_the_epoch_and_skips_the_callbacks(Net, d
 def test_ctrl_c_in_the_last_epoch_restores_nothing(Net, dtype):
     history, net, held = fit_to_plan(Net, dtype, "loss", plan=[0.5, 1.0, 2.0], patience=3,
                                      callbacks=[send_ctrl_c_after(2)])
-    assert history.interrupted and len(history["loss"]) == 3 and history.best_epoch == 0
+    assert history.interrupted and len(history["loss"]) == 3 and history.best_epoch == 1
     assert_params_equal(net, held[2])
 
 

@@ -44,7 +44,9 @@ def save_network(net, path):
     for layer, (w, b) in enumerate(zip(weights, biases)):
         fields[f"W{layer}"] = w
         fields[f"b{layer}"] = b
-    _write_atomically(os.fspath(path), fields)
+    # A bytes path becomes text (tempfile cannot mix the two), and a symbolic
+    # link its target, so the atomic replace updates the file it points to.
+    _write_atomically(os.path.realpath(os.fsdecode(os.fspath(path))), fields)
 
 
 def _write_atomically(path, fields):
@@ -65,7 +67,7 @@ def _write_atomically(path, fields):
 
 
 def load_network(cls, path):
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))
     try:
         archive = zipfile.ZipFile(path)
     except OSError:

@@ -43,6 +43,30 @@ STATE_VERSION = 1
 class NetworkBase:
     def __init__(self, sizes, activations, loss="mse", optimizer=None, dtype="float64",
                  init="auto", seed=None):
+        """A dense feed-forward network.
+
+        - ``sizes``: layer widths, input first (``[2, 3, 1]``: 2 inputs, a
+          hidden layer of 3, 1 output); at least two, each >= 1.
+        - ``activations``: one name per weight layer (``len(sizes) - 1``):
+          ``"sigmoid"``, ``"relu"``, ``"tanh"``, ``"identity"`` (alias
+          ``"linear"``), ``"leaky_relu"`` (slope 0.01), ``"softmax"`` (last
+          layer only, at least 2 outputs).
+        - ``loss``: ``"mse"``, ``"bce"``, ``"cross_entropy"``, or an instance
+          of :class:`cbackprop.MSE`, :class:`cbackprop.BCE`,
+          :class:`cbackprop.CrossEntropy`.
+        - ``optimizer``: :class:`cbackprop.SGD` (``SGD()`` when ``None``) or
+          :class:`cbackprop.Adam`; assignable later (``net.optimizer = ...``,
+          ``net.optimizer.lr = ...`` takes effect on the next step).
+        - ``dtype``: ``"float32"`` or ``"float64"`` (NumPy dtypes too): every
+          parameter and computation uses it.
+        - ``init``: ``"auto"`` (He for relu/leaky_relu layers, Glorot
+          otherwise), ``"xavier"`` or ``"he"``; biases start at 0.
+        - ``seed``: an int; the same seed gives the same initial parameters
+          in both implementations.
+
+        Layer ``l`` computes ``Z = A_prev @ W + b``, ``W`` of shape
+        ``(sizes[l-1], sizes[l])``; a batch ``X`` is ``(m, sizes[0])``.
+        """
         self._describe(sizes, activations, dtype, loss, optimizer)
         weights, biases = initial_parameters(self._sizes, self._activations, check_init(init),
                                              check_seed(seed), self._dtype)
@@ -218,7 +242,9 @@ class NetworkBase:
           stopped training, but not after Ctrl-C. Without ``patience``,
           ``restore_best`` does nothing: the last parameters stay.
         - ``callbacks``: a list of callables, each called after every epoch as
-          ``callback(net, epoch, logs)``, ``epoch`` 0-based and ``logs`` a new
+          ``callback(net, epoch, logs)``, ``epoch`` the 0-based index of the
+          epoch into the history's lists (``history.best_epoch`` and the
+          progress line count from 1: epoch ``epoch + 1``) and ``logs`` a new
           dict of that epoch's figures (the keys of the history, one float
           each). A callback may change the network (e.g. ``net.optimizer.lr``).
           Returning ``True`` (the epoch's other callbacks still run) or raising
@@ -252,7 +278,10 @@ class NetworkBase:
     # -- files -------------------------------------------------------------------
     def save(self, path):
         """Write architecture, dtype, parameters, loss and optimizer settings to ``path``
-        (an ``.npz`` archive without pickles), atomically."""
+        (an ``.npz`` archive without pickles), atomically: a failed save leaves
+        any existing file as it was. ``path`` is a ``str``, ``bytes`` or
+        path-like object; saving onto a symbolic link writes the file it
+        points to (the link stays), as writing through ``open`` would."""
         _io.save_network(self, path)
 
     @classmethod

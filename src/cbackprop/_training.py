@@ -38,12 +38,14 @@ class History(dict):
       correctly after the epoch (only with ``validation_data`` and a
       ``cross_entropy`` or ``bce`` loss).
 
-    Attributes (epochs are 0-based indices into those lists):
+    Attributes (epochs numbered from 1, as the progress line shows them:
+    epoch ``e``'s figures are ``history[key][e - 1]``):
 
     - ``monitor``: the key early stopping and ``best_epoch`` follow,
       ``"val_loss"`` with validation data, else ``"loss"``;
     - ``best_epoch``: the last epoch that improved ``monitor`` by more than
-      ``min_delta``, or ``None`` when no epoch completed;
+      ``min_delta`` (its loss is ``history[monitor][best_epoch - 1]``), or
+      ``None`` when no epoch completed;
     - ``stopped_epoch``: the epoch after which early stopping or a callback
       ended training, ``None`` when every epoch ran or on Ctrl-C;
     - ``stop_reason``: ``"completed"``, ``"early_stopping"``, ``"callback"``,
@@ -123,14 +125,14 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
                 for key, value in figures.items():
                     history[key].append(value)
                 out_of_patience = tracker.update(epoch, figures[history.monitor])
-                history.best_epoch = tracker.best_epoch
+                history.best_epoch = None if tracker.best_epoch is None else tracker.best_epoch + 1
                 if display is not None:
                     display.end_epoch(figures)
                 ctrl_c.check()
                 stopped_by_callback = _run_callbacks(callbacks, net, epoch, figures)
                 ctrl_c.check()
                 if out_of_patience or stopped_by_callback:
-                    history.stopped_epoch = epoch
+                    history.stopped_epoch = epoch + 1
                     history.stop_reason = "early_stopping" if out_of_patience else "callback"
                     break
     except KeyboardInterrupt:
