@@ -1,10 +1,11 @@
 """``check_gradients``: a network's back-propagated gradients against central
 finite differences of its loss, taken in float64.
 
-The finite differences are taken on a float64 reference twin of the network
-(same sizes, activations and loss, the network's parameters cast up), so a
-float32 network is checked against derivatives free of float32 rounding,
-and the network itself is never perturbed.
+The finite differences are taken with the float64 reference maths
+(:mod:`cbackprop.reference.passes`) on copies of the network's parameters
+cast up, with its activations and loss, so a float32 network is checked
+against derivatives free of float32 rounding, and the network itself is
+never perturbed.
 """
 import dataclasses
 import numbers
@@ -13,8 +14,8 @@ import numpy as np
 
 from ._checks import finite_float
 from ._network_base import NetworkBase
-from ._twin import reference_twin
 from ._validation import check_seed
+from .reference import passes
 
 # The relative error of one gradient entry is |a - n| / max(|a|, |n|, floor),
 # a the back-propagated value and n the finite difference. A central
@@ -59,8 +60,8 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
 
     Each checked entry ``p`` gets the numerical derivative
     ``(L(p + eps) - L(p - eps)) / (2 eps)`` of the loss, computed in float64
-    on a reference twin of ``net`` holding ``net``'s parameters (cast up
-    from float32 if need be) and the batch as ``net`` sees it. Its relative
+    by the reference maths on copies of ``net``'s parameters (cast up from
+    float32 if need be) and the batch as ``net`` sees it. Its relative
     error against the back-propagated value ``a`` is
 
         |a - n| / max(|a|, |n|, floor),  floor = max(0.1 * s, 1e-8)
@@ -101,12 +102,19 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
 
     # The batch as the network sees it (its own checks, cast to its dtype).
     X, Y = net._batch(X, Y)
-    with net._lock:  # the gradients and the twin's parameters from the same moment
+    with net._lock:  # the gradients and the parameters from the same moment
         _, analytic = net.loss_and_gradients(X, Y)
-        twin = reference_twin(net, np.float64)
+        weights, biases = net.get_params()
+    # float64 C-order copies of our own, perturbed in place.
+    weights = [np.array(w, dtype=np.float64, order="C") for w in weights]
+    biases = [np.array(b, dtype=np.float64, order="C") for b in biases]
     X64 = X.astype(np.float64)
     Y64 = Y if Y.dtype == np.int64 else Y.astype(np.float64)  # class labels stay labels
-    weights, biases = twin._parameters()   # the twin's own arrays, perturbed in place
+
+    def loss_at_current_parameters():
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is a result (inf/NaN)
+            return passes.loss_value(weights, biases, net.activations, net.loss_function,
+                                     X64, Y64)
 
     per_layer, checked = [], []
     for layer, (dW, db) in enumerate(analytic):
@@ -118,20 +126,21 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
         for i, entry in enumerate(entries):
             # Entries run over W's, then b's, each in C order.
             array, index = (W.reshape(-1), entry) if entry < W.size else (b, entry - W.size)
-            numeric[i] = _central_difference(twin, array, index, eps, X64, Y64)
+            numeric[i] = _central_difference(loss_at_current_parameters, array, index, eps)
         backprop = np.concatenate([dW.ravel(), db.ravel()]).astype(np.float64)[entries]
         per_layer.append(_worst_relative_error(backprop, numeric))
         checked.append(int(entries.size))
     return GradientCheck(per_layer=tuple(per_layer), checked=tuple(checked), eps=eps)
 
 
-def _central_difference(twin, array, index, eps, X, Y):
-    """dL/dp of the twin's parameter ``array[index]`` (a view into its parameters)."""
+def _central_difference(loss, array, index, eps):
+    """dL/dp of the parameter ``array[index]``, ``array`` (or the array it is a
+    view of) one of those ``loss()`` reads."""
     original = array[index]
     array[index] = original + eps
-    plus = twin._loss_value(X, Y)
+    plus = loss()
     array[index] = original - eps
-    minus = twin._loss_value(X, Y)
+    minus = loss()
     array[index] = original
     return (plus - minus) / (2 * eps)
 

@@ -1,13 +1,17 @@
 """What the compiled and the reference Network share: arguments, validation
 at the boundary, parameters in and out, fit, save and load.
 
-Subclasses supply the arithmetic through five hooks that receive validated,
+Subclasses supply the arithmetic through hooks that receive validated,
 C-contiguous arrays of the network's dtype (``_build``, ``_parameters``,
 ``_assign_parameters``, ``_reset_optimizer_state``, ``_forward``,
 ``_loss_value``, ``_loss_and_gradients``, ``_train_step``), and ``trace`` takes the
 optimizer state out and puts it back through two more
 (``_optimizer_state``, ``_restore_optimizer_state``); pickle and copy use
 those too, so one ``__getstate__``/``__setstate__`` serves both classes.
+``trace`` gets the reference maths of a pass from the class attribute
+``_reference_intermediates`` (:func:`cbackprop.reference.passes.intermediates`):
+this module never imports :mod:`cbackprop.reference`, whose ``__init__``
+imports the reference Network, a subclass of this class.
 """
 import copy
 import math
@@ -15,7 +19,7 @@ import threading
 
 import numpy as np
 
-from . import _io, _training
+from . import _io, _trace, _training
 from ._checks import boolean
 from ._init import check_init, initial_parameters
 from ._signals import sigint_deferred
@@ -367,9 +371,6 @@ class NetworkBase:
         (FloatingPointError for a diverging step, which changes nothing).
         """
         apply = boolean("apply", apply)
-        # Imported here: _trace needs the reference Network, a subclass of this one.
-        from ._trace import record_trace
-
         X, Y = self._batch(X, Y)
-        return record_trace(self, X, Y, apply)
+        return _trace.record_trace(self, X, Y, apply)
 

@@ -4,7 +4,7 @@ its rendering as text in the style of a hand-worked backpropagation example.
 Where the numbers come from:
 
 - ``z``, ``a`` and ``delta`` of every layer are recomputed by the NumPy
-  reference maths (:mod:`cbackprop.reference.ops`), in the network's dtype,
+  reference maths (:mod:`cbackprop.reference.passes`), in the network's dtype,
   from the parameters the network holds before the step. For the compiled
   network they agree with its own intermediates to within the contract's
   tolerance (1e-10 relative in float64, 1e-4 in float32).
@@ -18,7 +18,6 @@ import textwrap
 
 import numpy as np
 
-from ._twin import reference_twin
 from .losses import BCE, MSE, CrossEntropy
 
 
@@ -148,8 +147,6 @@ def record_trace(net, X, Y, apply):
     ``net._batch``; with ``apply=False`` the network's parameters and optimizer
     state are put back exactly as they were."""
     with net._lock:
-        # The intermediates are recomputed from the parameters before the step.
-        twin = reference_twin(net, net.dtype)
         loss_function, optimizer = _settings_copy(net.loss_function), _settings_copy(net.optimizer)
         weights_before, biases_before = net.get_params()
         _, grads = net._loss_and_gradients(X, Y)
@@ -161,9 +158,11 @@ def record_trace(net, X, Y, apply):
             if not apply:
                 net._assign_parameters(weights_before, biases_before)
                 net._restore_optimizer_state(state)
-    pre_activations, activations, deltas = _reference_pass(twin, X, Y)
+    # The intermediates are recomputed from the parameters before the step.
+    pre_activations, activations, deltas = _reference_pass(net, weights_before, biases_before,
+                                                           loss_function, X, Y)
     layers = tuple(
-        LayerTrace(activation=twin.activations[i], z=pre_activations[i], a=activations[i + 1],
+        LayerTrace(activation=net.activations[i], z=pre_activations[i], a=activations[i + 1],
                    delta=deltas[i], grad_weights=grads[i][0], grad_bias=grads[i][1],
                    weights_before=weights_before[i], bias_before=biases_before[i],
                    weights_after=weights_after[i], bias_after=biases_after[i])
@@ -172,11 +171,15 @@ def record_trace(net, X, Y, apply):
                  loss_function=loss_function, optimizer=optimizer)
 
 
-def _reference_pass(twin, X, Y):
-    """``(pre_activations, activations, deltas)`` of the reference ``twin``;
-    ``activations[0]`` is X and ``deltas[l] = dL/dZ`` of layer ``l``."""
+def _reference_pass(net, weights, biases, loss, X, Y):
+    """``(pre_activations, activations, deltas)`` of the reference maths with
+    ``net``'s architecture and these parameters; ``activations[0]`` is X and
+    ``deltas[l] = dL/dZ`` of layer ``l``."""
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging step shows as inf/NaN
-        return twin._backward_pass(X, Y)[2]
+        # reference.passes.intermediates, held by the network's class: importing
+        # the reference package here would import its Network, whose base class
+        # imports this module.
+        return net._reference_intermediates(weights, biases, net.activations, loss, X, Y)
 
 
 def _settings_copy(settings):

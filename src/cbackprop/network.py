@@ -4,6 +4,7 @@ import math
 
 from ._backend import engine as _engine
 from ._network_base import NetworkBase
+from .reference import passes
 
 
 class Network(NetworkBase):
@@ -17,6 +18,9 @@ class Network(NetworkBase):
     trains on bit for bit like the original; ``copy.copy`` makes the same
     independent (deep) copy. See ``NetworkBase.__getstate__``.
     """
+
+    # trace shows the NumPy reference maths' intermediates next to the engine's own numbers.
+    _reference_intermediates = staticmethod(passes.intermediates)
 
     def _build(self, weights, biases):
         self._engine = _engine.Engine(self._sizes, self._activations, self._dtype,

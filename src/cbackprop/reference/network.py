@@ -4,8 +4,7 @@ import functools
 import numpy as np
 
 from .._network_base import NetworkBase
-from ..losses import BCE, MSE, CrossEntropy
-from . import ops
+from . import ops, passes
 
 
 def _overflow_is_a_result(method):
@@ -25,6 +24,8 @@ class Network(NetworkBase):
     """Same arguments, methods and results as :class:`cbackprop.Network`, in plain NumPy
     (pickles and copies too: a pickle of one loads as this class)."""
 
+    _reference_intermediates = staticmethod(passes.intermediates)   # for trace
+
     def _build(self, weights, biases):
         self._weights = weights
         self._biases = biases
@@ -41,60 +42,20 @@ class Network(NetworkBase):
         self._moment1 = [np.zeros_like(p) for p in self._weights + self._biases]
         self._moment2 = [np.zeros_like(p) for p in self._weights + self._biases]
 
-    # -- forward and backward ----------------------------------------------------------
-    def _forward_pass(self, X):
-        """Pre-activations and activations of every layer; ``activations[0]`` is X."""
-        pre_activations, activations = [], [X]
-        for W, b, name in zip(self._weights, self._biases, self._activations):
-            z = ops.dense_forward(activations[-1], W, b)
-            pre_activations.append(z)
-            activations.append(ops.ACTIVATIONS[name][0](z))
-        return pre_activations, activations
-
+    # -- forward and backward: the pure passes of reference/passes.py ------------------
     @_overflow_is_a_result
     def _forward(self, X):
-        return self._forward_pass(X)[1][-1]
-
-    def _output_loss(self, z, a, Y):
-        """The loss and ``delta = dL/dZ`` of the output layer."""
-        loss = self._loss
-        if isinstance(loss, CrossEntropy):
-            if Y.dtype == np.int64:
-                Y = ops.one_hot(Y, z.shape[1], z.dtype)
-            return ops.cross_entropy_loss(z, Y)
-        if isinstance(loss, BCE):
-            return ops.bce_loss(z, Y)
-        assert isinstance(loss, MSE)
-        value, grad_a = ops.mse_loss(a, Y, loss.scale, loss.reduction)
-        return value, ops.ACTIVATIONS[self._activations[-1]][1](grad_a, z, a)
+        return passes.forward(self._weights, self._biases, self._activations, X)[1][-1]
 
     @_overflow_is_a_result
     def _loss_value(self, X, Y):
-        pre_activations, activations = self._forward_pass(X)
-        return self._output_loss(pre_activations[-1], activations[-1], Y)[0]
+        return passes.loss_value(self._weights, self._biases, self._activations, self._loss, X, Y)
 
     @_overflow_is_a_result
     def _loss_and_gradients(self, X, Y):
-        loss, grads, _ = self._backward_pass(X, Y)
+        loss, grads, _ = passes.backward(self._weights, self._biases, self._activations,
+                                         self._loss, X, Y)
         return loss, grads
-
-    def _backward_pass(self, X, Y):
-        """``(loss, grads, passes)``: the gradients of every layer and, for
-        ``Network.trace``, ``passes = (pre_activations, activations, deltas)``
-        with ``deltas[l] = dL/dZ`` of layer ``l``."""
-        pre_activations, activations = self._forward_pass(X)
-        loss, delta = self._output_loss(pre_activations[-1], activations[-1], Y)
-        grads = [None] * len(self._weights)
-        deltas = [None] * len(self._weights)
-        for layer in reversed(range(len(self._weights))):
-            deltas[layer] = delta
-            grad_weights, grad_bias, grad_a_prev = ops.dense_backward(
-                delta, activations[layer], self._weights[layer])
-            grads[layer] = (grad_weights, grad_bias)
-            if layer > 0:
-                backward = ops.ACTIVATIONS[self._activations[layer - 1]][1]
-                delta = backward(grad_a_prev, pre_activations[layer - 1], activations[layer])
-        return loss, grads, (pre_activations, activations, deltas)
 
     # -- optimizer step ----------------------------------------------------------------
     @_overflow_is_a_result
