@@ -21,7 +21,10 @@ import pytest
 
 import cbackprop as cb
 
-PACKAGE_DIR = Path(cb.__file__).resolve().parent
+# The sources beside these tests (an installed wheel has no .pyx files to read);
+# the installed package only when the tests run without the source tree.
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "src" / "cbackprop"
+PACKAGE_DIR = SOURCE_DIR if (SOURCE_DIR / "__init__.py").exists() else Path(cb.__file__).resolve().parent
 ROOT = PACKAGE_DIR.name   # "cbackprop"
 ENGINE_PREFIX = f"{ROOT}._engine_"
 # The Python modules that import the compiled engine (besides the engines themselves).
@@ -43,7 +46,9 @@ def python_sources():
 
 def engine_sources():
     """``{module name: path}`` of the compiled engine modules (one .pyx each)."""
-    return {module_name(path): path for path in sorted(PACKAGE_DIR.glob("_engine_*.pyx"))}
+    sources = {module_name(path): path for path in sorted(PACKAGE_DIR.glob("_engine_*.pyx"))}
+    assert sources, f"no engine sources (_engine_*.pyx) under {PACKAGE_DIR}"
+    return sources
 
 
 def resolve(module, is_package, level, name):
