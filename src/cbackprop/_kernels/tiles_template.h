@@ -8,9 +8,6 @@
  * accumulators in registers. `c += a * b` becomes one FMA where the build
  * has FMA (GCC and Clang contract by default in GNU C).
  */
-#ifndef CB_KLOOP_PRAGMA
-#define CB_KLOOP_PRAGMA
-#endif
 #define CB_CAT_(a, b) a##_##b
 #define CB_CAT(a, b) CB_CAT_(a, b)
 #define CB_(name) CB_CAT(name, CB_SFX)
@@ -42,6 +39,11 @@ static inline void CB_(cb_store_corner)(const CB_REAL* tile, ptrdiff_t tile_ld, 
             C[i * ldc + j] = overwrite ? tile[i * tile_ld + j] : C[i * ldc + j] + tile[i * tile_ld + j];
 }
 
+/* The most rows a tile body is given: a register tile's, or the narrow
+ * kernel's columns of B (it is a tile of C transposed, see cb_narrow_rows). */
+#define CB_TILE_ROWS (CB_MR > CB_NARROW_COLS ? CB_MR : CB_NARROW_COLS)
+_Static_assert(CB_NARROW_NV <= CB_NV, "the narrow kernel's vectors fit a tile row");
+
 /* The tile body: HEIGHT x (WIDTH vectors), both compile-time constants at every
  * call. PACKED: A is a packed sliver (row i of step p at a[p*a_cs + i], zero
  * rows past the edge); otherwise rows are a_rs apart and those past `rows`
@@ -51,8 +53,8 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
              const CB_REAL* a, ptrdiff_t a_rs, ptrdiff_t a_cs,
              const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
              ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
-    CB_VEC acc[CB_MR][CB_NV];
-    const CB_REAL* row[CB_MR];
+    CB_VEC acc[CB_TILE_ROWS][CB_NV];
+    const CB_REAL* row[CB_TILE_ROWS];
     for (int i = 0; i < HEIGHT; i++) {
         row[i] = PACKED ? a + i : a + (i < rows ? i : rows - 1) * a_rs;
         for (int j = 0; j < WIDTH; j++)
@@ -65,7 +67,6 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
         __builtin_prefetch(C + i * ldc + cols - 1, 1);
     }
     ptrdiff_t k = 0;
-    CB_KLOOP_PRAGMA
     for (ptrdiff_t p = 0; p < kc; p++) {
         CB_VEC bv[CB_NV];
         for (int j = 0; j < WIDTH; j++)
@@ -244,32 +245,14 @@ static void CB_(cb_pack_b_transposed)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t 
 static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
                                 const CB_REAL* b, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t cols,
                                 CB_REAL* C, ptrdiff_t ldc, int overwrite) {
-    const CB_REAL* column[CB_NARROW_COLS];
-    CB_VEC acc[CB_NARROW_COLS][CB_NARROW_NV];
-    for (int j = 0; j < CB_NARROW_COLS; j++) {
-        column[j] = b + (j < cols ? j : cols - 1) * csb;
-        for (int v = 0; v < CB_NARROW_NV; v++)
-            acc[j][v] = (CB_VEC){0};
-    }
-    ptrdiff_t k = 0;
-    for (ptrdiff_t p = 0; p < K; p++) {
-        CB_VEC av[CB_NARROW_NV];
-        for (int v = 0; v < CB_NARROW_NV; v++)
-            av[v] = CB_(cb_load)(a + v * CB_LANES);
-        for (int j = 0; j < CB_NARROW_COLS; j++) {
-            CB_VEC bj = CB_(cb_splat)(column[j][k]);
-            for (int v = 0; v < CB_NARROW_NV; v++)
-                acc[j][v] += av[v] * bj;
-        }
-        a += a_cs;
-        k += rsb;
-    }
-    /* Column j of the tile is t[j][:]; C wants it across its rows. */
-    CB_REAL t[CB_NARROW_COLS][CB_NARROW_NV * CB_VECTOR_BYTES / sizeof(CB_REAL)];
-    for (int j = 0; j < CB_NARROW_COLS; j++)
-        for (int v = 0; v < CB_NARROW_NV; v++)
-            CB_(cb_store)(&t[j][v * CB_LANES], acc[j][v]);
-    for (ptrdiff_t i = 0; i < CB_NARROW_NV * CB_LANES; i++)
+    /* Cᵀ's tile: the columns of B take the place of A's rows (column j at
+     * b[j*csb + p*rsb]) and NARROW_NV vectors of A's adjacent rows the place
+     * of the B sliver. Row j of t is column j of C. */
+    enum { ROWS_OF_C = CB_NARROW_NV * CB_VECTOR_BYTES / sizeof(CB_REAL) };
+    CB_REAL t[CB_NARROW_COLS][ROWS_OF_C];
+    CB_(cb_tile)(CB_NARROW_COLS, CB_NARROW_NV, 0, K, b, csb, rsb, a, a_cs, &t[0][0], ROWS_OF_C,
+                 cols, ROWS_OF_C, 1);
+    for (ptrdiff_t i = 0; i < ROWS_OF_C; i++)
         for (ptrdiff_t j = 0; j < cols; j++)
             C[i * ldc + j] = overwrite ? t[j][i] : C[i * ldc + j] + t[j][i];
 }
