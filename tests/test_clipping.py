@@ -156,6 +156,7 @@ OPTIMIZERS = {
     "momentum": lambda **clip: cb.SGD(lr=0.1, momentum=0.9, weight_decay=0.01, **clip),
     "nesterov": lambda **clip: cb.SGD(lr=0.1, momentum=0.8, nesterov=True, **clip),
     "adam": lambda **clip: cb.Adam(lr=0.02, weight_decay=0.001, **clip),
+    "rmsprop": lambda **clip: cb.RMSprop(lr=0.01, momentum=0.5, weight_decay=0.001, **clip),
 }
 
 # Thresholds below the gradients these nets see, so that clipping acts on

@@ -26,6 +26,8 @@ OPTIMIZERS = [
     lambda: cb.SGD(lr=0.05, momentum=0.5, weight_decay=0.01),
     lambda: cb.Adam(lr=0.01),
     lambda: cb.Adam(lr=0.005, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.001),
+    lambda: cb.RMSprop(lr=0.005),
+    lambda: cb.RMSprop(lr=0.002, alpha=0.9, eps=1e-6, momentum=0.9, weight_decay=0.001),
 ]
 
 

@@ -22,6 +22,7 @@ OPTIMIZERS = {
     "adam": lambda: cb.Adam(lr=0.01),
     "adam-decay-clip": lambda: cb.Adam(lr=0.02, beta1=0.8, beta2=0.99, eps=1e-6,
                                        weight_decay=1e-3, clip_norm=0.5),
+    "rmsprop-momentum": lambda: cb.RMSprop(lr=0.01, momentum=0.9, weight_decay=1e-3),
 }
 
 ROUND_TRIPS = {

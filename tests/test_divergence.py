@@ -17,6 +17,8 @@ IMPLEMENTATIONS = {"compiled": cb.Network, "reference": cb.reference.Network}
 OPTIMIZERS = {
     "adam": lambda: cb.Adam(lr=1e-2),
     "adam-decay": lambda: cb.Adam(lr=5e-3, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=1e-3),
+    "rmsprop": lambda: cb.RMSprop(lr=1e-3),
+    "rmsprop-momentum-decay": lambda: cb.RMSprop(lr=1e-3, momentum=0.5, weight_decay=1e-3),
     "sgd-momentum": lambda: cb.SGD(lr=0.01, momentum=0.9),
     "sgd-nesterov": lambda: cb.SGD(lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3),
 }

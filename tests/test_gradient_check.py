@@ -6,12 +6,14 @@ hidden layers. Since the finite differences are taken of ``net.loss``, a
 second group of tests checks that ``net.loss`` and ``net.forward`` compute
 the contract's definitions, so the gradient is of the right function.
 """
+import math
+
 import numpy as np
 import pytest
 
 import cbackprop as cb
+from registry_cases import HIDDEN
 
-HIDDEN = ["sigmoid", "relu", "tanh", "identity", "leaky_relu"]
 
 # name -> (output activation, loss factory, target kind)
 OUTPUTS = {
@@ -50,6 +52,10 @@ HIDDEN_FORWARD = {
     "tanh": np.tanh,
     "identity": lambda z: z,
     "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    # Φ(z) from the C library's erf, element by element.
+    "gelu": lambda z: z * (1 + np.vectorize(math.erf)(z / math.sqrt(2))) / 2,
+    "gelu_tanh": lambda z: z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3))) / 2,
+    "silu": lambda z: z / (1 + np.exp(-z)),
 }
 
 
@@ -143,16 +149,8 @@ def test_gradient_check_detects_a_wrong_gradient(Net, rng):
 
 
 def np_activation(name, Z):
-    if name == "sigmoid":
-        return 1 / (1 + np.exp(-Z))
-    if name == "relu":
-        return np.maximum(Z, 0)
-    if name == "tanh":
-        return np.tanh(Z)
-    if name == "identity":
-        return Z
-    if name == "leaky_relu":
-        return np.where(Z > 0, Z, 0.01 * Z)
+    if name in HIDDEN_FORWARD:
+        return HIDDEN_FORWARD[name](Z)
     if name == "softmax":
         E = np.exp(Z - Z.max(axis=1, keepdims=True))
         return E / E.sum(axis=1, keepdims=True)

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 import cbackprop as cb
 from cbackprop import _backend, ops
 from cbackprop.reference import ops as ref
+from registry_cases import ACTIVATION_NAMES as ACTIVATIONS
+from registry_cases import NEEDS_Z
 
 TOL = {"float32": 1e-5, "float64": 1e-12}
-ACTIVATIONS = ["sigmoid", "relu", "tanh", "identity", "linear", "leaky_relu", "softmax"]
 # (m, n_in, n_out): 1x1, odd sizes around the micro-tiles, and above MC (the
 # GEMM packs 72 rows of A at a time in float64, 144 in float32), KC (256) and
 # the engine's threading threshold.
@@ -117,7 +118,8 @@ def test_activation_forward_and_backward(shape, activation, dtype, rng):
     a = ops.activation_forward(activation, z)
     close(a, ref.activation_forward(activation, z), dtype)
     grad_a = rng.standard_normal(shape).astype(dtype)
-    close(ops.activation_backward(activation, grad_a, a), ref.activation_backward(activation, grad_a, a),
+    close(ops.activation_backward(activation, grad_a, a, z=z),
+          ref.activation_backward(activation, grad_a, a, z=z),
           dtype, shape[1] if activation == "softmax" else 1)
 
 
@@ -129,25 +131,54 @@ def test_activations_work_in_place(activation, dtype, rng):
     assert ops.activation_forward(activation, buffer, out=buffer) is buffer
     close(buffer, a, dtype)
     grad_a = rng.standard_normal(z.shape).astype(dtype)
-    expected = ref.activation_backward(activation, grad_a, buffer)
-    assert ops.activation_backward(activation, grad_a, buffer, out=grad_a) is grad_a
+    expected = ref.activation_backward(activation, grad_a, buffer, z=z)
+    assert ops.activation_backward(activation, grad_a, buffer, out=grad_a, z=z) is grad_a
     close(grad_a, expected, dtype, 7)
     out = np.empty_like(z)
-    assert ops.activation_backward(activation, expected, buffer, out=out) is out
+    assert ops.activation_backward(activation, expected, buffer, out=out, z=z) is out
 
 
-@pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax"])
+@pytest.mark.parametrize("activation", NEEDS_Z)
+def test_activations_whose_derivative_needs_z_take_it(activation, dtype, rng):
+    """gelu, gelu_tanh and silu: f' is not a function of f(z), so z= is
+    required (and checked); the result is the derivative at z, whatever a is."""
+    z = (3 * rng.standard_normal((6, 5))).astype(dtype)
+    a = ops.activation_forward(activation, z)
+    grad_a = rng.standard_normal(z.shape).astype(dtype)
+    for impl in (ops.activation_backward, ops.mse):
+        args = (grad_a, a) if impl is ops.activation_backward else (a, grad_a)
+        kwargs = {} if impl is ops.activation_backward else {"activation": activation}
+        name = (activation,) if impl is ops.activation_backward else ()
+        with pytest.raises(ValueError, match="needs z="):
+            impl(*name, *args, **kwargs)
+        with pytest.raises(ValueError, match="z must have"):
+            impl(*name, *args, **kwargs, z=z[:, :4])
+    close(ops.activation_backward(activation, grad_a, np.zeros_like(a), z=z),
+          ref.activation_backward(activation, grad_a, a, z=z), dtype)
+
+
+def test_z_is_read_only_where_the_derivative_needs_it(dtype, rng):
+    z = (3 * rng.standard_normal((6, 5))).astype(dtype)
+    a = ops.activation_forward("tanh", z)
+    grad_a = rng.standard_normal(z.shape).astype(dtype)
+    np.testing.assert_array_equal(ops.activation_backward("tanh", grad_a, a, z=np.zeros_like(z)),
+                                  ops.activation_backward("tanh", grad_a, a))
+
+
+@pytest.mark.parametrize("activation", [name for name in ACTIVATIONS if name != "linear"])
 @pytest.mark.parametrize("scale, reduction", [(1.0, "mean"), (0.5, "sum"), (3.0, "mean")])
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (300, 513)])
 def test_mse(shape, scale, reduction, activation, dtype, rng):
-    a = ref.activation_forward(activation, rng.standard_normal(shape).astype(dtype))
+    z = rng.standard_normal(shape).astype(dtype)
+    a = ref.activation_forward(activation, z)
     y = rng.standard_normal(shape).astype(dtype)
-    loss, delta = ops.mse(a, y, scale, reduction, activation)
-    ref_loss, ref_delta = ref.mse(a, y, scale, reduction, activation)
+    loss, delta = ops.mse(a, y, scale, reduction, activation, z=z)
+    ref_loss, ref_delta = ref.mse(a, y, scale, reduction, activation, z=z)
     close_loss(loss, ref_loss, dtype)
     close(delta, ref_delta, dtype, shape[1])
     out = np.empty_like(a)
-    assert ops.mse(a, y, scale=scale, reduction=reduction, activation=activation, out=out)[1] is out
+    assert ops.mse(a, y, scale=scale, reduction=reduction, activation=activation, out=out,
+                   z=z)[1] is out
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (300, 513)])
@@ -258,7 +289,7 @@ def test_empty_dimensions(dtype):
         for shape in ((0, 3), (3, 0)):
             assert ops.activation_forward(name, np.ones(shape, dtype)).shape == shape
             ones = np.ones(shape, dtype)
-            assert ops.activation_backward(name, ones, ones).shape == shape
+            assert ops.activation_backward(name, ones, ones, z=ones.copy()).shape == shape
     no_rows = (np.ones((0, 3), dtype), np.ones((0, 2), dtype), np.ones((2, 3), dtype))
     grad_weights, grad_bias, grad_a_prev = ops.dense_backward(*no_rows)
     np.testing.assert_array_equal(grad_weights, np.zeros((2, 3)))
@@ -337,7 +368,7 @@ def _bad_calls():
         ("label -1", lambda: ops.cross_entropy(a, np.array([0, 1, -1, 0])), ValueError),
         ("label k", lambda: ops.cross_entropy(a, np.array([0, 1, 2, 0])), ValueError),
         ("huge label", lambda: ops.cross_entropy(a, np.array([0, 1, 2**63, 0], np.uint64)), ValueError),
-        ("unknown activation", lambda: ops.activation_forward("gelu", a), ValueError),
+        ("unknown activation", lambda: ops.activation_forward("elu", a), ValueError),
         ("activation not a name", lambda: ops.activation_forward(a, "relu"), TypeError),
         ("dense activation", lambda: ops.dense_forward(x, w, b, "swish"), ValueError),
         ("mse activation", lambda: ops.mse(a, a.copy(), activation="Relu"), ValueError),
@@ -473,14 +504,16 @@ def test_random_layers_agree_with_the_reference(m, n_in, n_out, activation, dtyp
     a_prev *= np.asarray(magnitude, dtype)
     a = ops.dense_forward(a_prev, weights, bias, activation)
     close(a, ref.dense_forward(a_prev, weights, bias, activation), dtype, n_in)
+    z = ops.dense_forward(a_prev, weights, bias)
     y = rng.random((m, n_out)).astype(dtype)
-    for loss, ours in (("mse", ops.mse(a, y, 2.0, "sum", activation)), ("bce", ops.bce(a, y)),
+    for loss, ours in (("mse", ops.mse(a, y, 2.0, "sum", activation, z=z)), ("bce", ops.bce(a, y)),
                        ("cross_entropy", ops.cross_entropy(a, y))):
-        theirs = ref.mse(a, y, 2.0, "sum", activation) if loss == "mse" else getattr(ref, loss)(a, y)
+        theirs = (ref.mse(a, y, 2.0, "sum", activation, z=z) if loss == "mse"
+                  else getattr(ref, loss)(a, y))
         close_loss(ours[0], theirs[0], dtype)
         close(ours[1], theirs[1], dtype, n_out)
-    delta = ops.activation_backward(activation, y, a)
-    close(delta, ref.activation_backward(activation, y, a), dtype, n_out)
+    delta = ops.activation_backward(activation, y, a, z=z)
+    close(delta, ref.activation_backward(activation, y, a, z=z), dtype, n_out)
     for ours, theirs, k in zip(ops.dense_backward(delta, a_prev, weights),
                                ref.dense_backward(delta, a_prev, weights), (m, m, n_out)):
         close(ours, theirs, dtype, k)

@@ -60,9 +60,9 @@ def test_python_m_cbackprop_self_check():
 
 
 
-def test_reference_ops_imports_only_numpy_and_the_names():
-    """The reference maths stays plain NumPy: besides numpy it reads only the
-    module of activation names (constants), never the compiled engine."""
+def test_reference_ops_imports_only_numpy_and_the_registry():
+    """The reference maths stays plain NumPy: besides numpy and math it reads
+    only the activation registry (constants), never the compiled engine."""
     source = (Path(cb.reference.__file__).parent / "ops.py").read_text()
     imported = set()
     for node in ast.walk(ast.parse(source)):
@@ -70,16 +70,16 @@ def test_reference_ops_imports_only_numpy_and_the_names():
             imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.add("." * node.level + (node.module or ""))
-    assert imported == {"numpy", ".._names"}
+    assert imported == {"math", "numpy", ".._activations"}
 
 
 def test_activation_names_are_defined_once():
-    from cbackprop import _names, _validation
+    from cbackprop import _activations, _validation
     from cbackprop.reference import ops as reference_ops
 
-    assert _validation._ALIASES is reference_ops.ALIASES is cb.ops._ALIASES is _names.ALIASES
-    assert _validation.ACTIVATIONS is cb.ops._ACTIVATION_NAMES is _names.ACTIVATIONS
-    assert set(reference_ops.ACTIVATIONS) == set(_names.ACTIVATIONS)
+    assert _validation._ALIASES is reference_ops.ALIASES is cb.ops._ALIASES is _activations.ALIASES
+    assert _validation.ACTIVATIONS is cb.ops._ACTIVATION_NAMES is _activations.ACTIVATIONS
+    assert set(reference_ops.ACTIVATIONS) == set(_activations.REGISTRY)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

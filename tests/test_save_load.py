@@ -13,6 +13,7 @@ OPTIMIZERS = {
     "sgd": lambda: cb.SGD(lr=0.05),
     "sgd-nesterov-decay": lambda: cb.SGD(lr=0.02, momentum=0.8, nesterov=True, weight_decay=1e-3),
     "adam": lambda: cb.Adam(lr=3e-3, beta1=0.8, beta2=0.99, eps=1e-7, weight_decay=1e-4),
+    "rmsprop": lambda: cb.RMSprop(lr=3e-3, alpha=0.9, eps=1e-7, momentum=0.5, weight_decay=1e-4),
 }
 
 # name -> (sizes, activations, loss factory, target maker)
@@ -23,9 +24,13 @@ ARCHITECTURES = {
     "bce": ([3, 4, 2], ["sigmoid", "sigmoid"], lambda: cb.BCE(), lambda rng, m: rng.uniform(size=(m, 2))),
     "cross_entropy": ([3, 6, 3], ["linear", "softmax"], lambda: "cross_entropy",
                       lambda rng, m: rng.integers(0, 3, size=m)),
+    "gelu-silu": ([3, 5, 4, 2], ["gelu", "silu", "gelu_tanh"], lambda: "mse",
+                  lambda rng, m: rng.normal(size=(m, 2))),
 }
 
-OPT_FIELDS = {cb.SGD: ("lr", "momentum", "nesterov", "weight_decay"), cb.Adam: ("lr", "beta1", "beta2", "eps", "weight_decay")}
+OPT_FIELDS = {cb.SGD: ("lr", "momentum", "nesterov", "weight_decay"),
+              cb.Adam: ("lr", "beta1", "beta2", "eps", "weight_decay"),
+              cb.RMSprop: ("lr", "alpha", "eps", "momentum", "weight_decay")}
 
 
 def build(Net, arch, optimizer, dtype, rng):

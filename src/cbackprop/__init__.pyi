@@ -12,7 +12,9 @@ __version__: str
 kernel_path: Literal["avx512", "avx2", "baseline"]
 
 ArrayLike: TypeAlias = npt.ArrayLike
-Activation: TypeAlias = Literal["sigmoid", "relu", "tanh", "identity", "linear", "leaky_relu", "softmax"]
+# The names of the activation registry (_activations.py) and its alias; a test keeps them equal.
+Activation: TypeAlias = Literal["sigmoid", "relu", "tanh", "identity", "linear", "leaky_relu", "softmax",
+                               "gelu", "gelu_tanh", "silu"]
 Gradients: TypeAlias = list[tuple[np.ndarray, np.ndarray]]
 
 class Loss:
@@ -53,6 +55,14 @@ class Adam(Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float | None = None,
                  clip_value: float | None = None) -> None: ...
 
+class RMSprop(Optimizer):
+    alpha: float
+    eps: float
+    momentum: float
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 momentum: float = 0.0, weight_decay: float = 0.0, clip_norm: float | None = None,
+                 clip_value: float | None = None) -> None: ...
+
 class StopTraining(Exception): ...
 
 class History(dict[str, list[float]]):
@@ -83,7 +93,7 @@ class Network:
     @property
     def optimizer(self) -> Optimizer: ...
     @optimizer.setter
-    def optimizer(self, optimizer: Optimizer | Literal["sgd", "adam"] | None) -> None: ...
+    def optimizer(self, optimizer: Optimizer | Literal["sgd", "adam", "rmsprop"] | None) -> None: ...
     def get_params(self) -> tuple[list[np.ndarray], list[np.ndarray]]: ...
     def set_params(self, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike]) -> None: ...
     def forward(self, X: ArrayLike) -> np.ndarray: ...

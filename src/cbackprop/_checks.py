@@ -1,4 +1,5 @@
 """Validated hyper-parameter holders, the base of losses and optimizers."""
+import itertools
 import math
 import numbers
 
@@ -46,21 +47,30 @@ def positive(name, value):
     return in_range(name, value, 0.0, math.inf, low_open=True)
 
 
+_VERSIONS = itertools.count()
+
+
 class Settings:
     """Plain attributes validated on every assignment, so an instance never
     holds an invalid value and reading one from a training step is cheap.
 
     Subclasses map each setting's name to its check in ``_checks``.
+
+    Every assignment also gives the object a new ``_version`` (unique across
+    all settings objects), so that the engine can keep what it derived from
+    the settings until one of them changes.
     """
 
     name = None
     _checks = {}
+    _version = -1
 
     def __setattr__(self, field, value):
         check = self._checks.get(field)
         if check is None:
             raise AttributeError(f"{type(self).__name__} has no setting {field!r}")
         object.__setattr__(self, field, check(field, value))
+        object.__setattr__(self, "_version", next(_VERSIONS))
 
     def config(self):
         """The settings needed to rebuild this object (used by save/load)."""

@@ -18,6 +18,9 @@ cnp.import_array()
 
 # The boundary's wording and tolerance, shared with the reference's checks.
 from cbackprop._validation import label_error, probability_error, probability_tolerance
+# The registries: the kernels' codes come from there, never from names here.
+from cbackprop._activations import NEEDS_Z as _NEEDS_Z
+from cbackprop._activations import REGISTRY as _ACTIVATIONS
 
 include "_kernels/gemm.pxi"
 include "_kernels/activations.pxi"
@@ -55,8 +58,6 @@ def set_num_threads(int n):
 def get_num_threads():
     return num_threads
 
-
-LOSS_CODES = {"mse": LOSS_MSE, "bce": LOSS_BCE, "cross_entropy": LOSS_CROSS_ENTROPY}
 
 cdef enum:
     ALIGN = 16  # workspace blocks start on 64-byte boundaries (16 floats)
@@ -109,6 +110,8 @@ cdef struct Layout:
     const Py_ssize_t* weight_offset  # into params / grads / moments
     const Py_ssize_t* bias_offset
     const Py_ssize_t* output_offset  # into the workspace: A of each layer
+    const Py_ssize_t* z_offset       # Z of each layer: A itself for those activated in
+                                     # place, the logits for the last layer
     Py_ssize_t logits_offset         # Z of the last layer (losses need it)
     Py_ssize_t delta_offset[2]       # ping-pong deltas of consecutive layers
     Py_ssize_t pack_a_offset
@@ -135,8 +138,7 @@ cdef void forward_pass(const Layout* L, Py_ssize_t m, const real* X, const real*
         n_in = L.sizes[layer]
         n_out = L.sizes[layer + 1]
         a = ws + L.output_offset[layer]
-        # Hidden layers are activated in place; the output layer keeps Z for the loss.
-        z = ws + L.logits_offset if layer == L.n_layers - 1 else a
+        z = ws + L.z_offset[layer]
         gemm(m, n_out, n_in, a_prev, n_in, 1, params + L.weight_offset[layer], n_out, 1,
              z, n_out, False, ws + L.pack_a_offset, ws + L.pack_b_offset, L.n_threads)
         bias_activation_forward(m, n_out, z, params + L.bias_offset[layer], a,
@@ -156,7 +158,7 @@ cdef double output_loss(const Layout* L, Py_ssize_t m, const real* Y, const int6
         return bce_loss(m, k, Z, A, Y, delta)
     if loss.kind == LOSS_CROSS_ENTROPY:
         return cross_entropy_loss(m, k, Z, A, Y, labels, delta)
-    return mse_loss(m, k, A, Y, loss.scale, loss.reduction_sum, L.activations[last], delta)
+    return mse_loss(m, k, A, Z, Y, loss.scale, loss.reduction_sum, L.activations[last], delta)
 
 
 cdef void column_sums(Py_ssize_t m, Py_ssize_t n, const real* values, real* sums,
@@ -204,7 +206,8 @@ cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const 
         # delta_prev = (delta @ Wᵀ) ⊙ f'(Z_prev), W read transposed.
         gemm(m, n_in, n_out, delta, n_out, 1, params + L.weight_offset[layer], 1, n_out,
              delta_prev, n_in, False, pack_a, pack_b, L.n_threads)
-        activation_backward(m * n_in, delta_prev, a_prev, L.activations[layer - 1], L.n_threads)
+        activation_backward(m * n_in, delta_prev, a_prev, ws + L.z_offset[layer - 1],
+                            L.activations[layer - 1], L.n_threads)
 
 
 cdef double loss_and_gradients_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
@@ -259,7 +262,7 @@ cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const 
             return value
         if norm > step.clip_norm:
             step.gradient_scale = step.clip_norm / norm
-    if step.kind == OPT_SGD:
+    if writes_spare_buffers(step.kind):
         # Into the spare buffers, checked as written; the caller swaps them in.
         for layer in range(L.n_layers):
             if not update_layer(L, layer, &step, params, grads, moment1, moment2, True):
@@ -267,7 +270,7 @@ cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const 
                 return value
         refused[0] = STEP_TAKEN_IN_SPARE_BUFFERS
         return value
-    # Adam: a dry run over every layer first; only a step that stays finite is written.
+    # In place: a dry run over every layer first; only a step that stays finite is written.
     for attempt in range(2):
         write = attempt == 1
         for layer in range(L.n_layers):
@@ -346,7 +349,8 @@ cdef class Engine:
     cdef readonly cnp.ndarray grads
     cdef cnp.ndarray moment1, moment2
     cdef readonly cnp.ndarray workspace
-    cdef cnp.ndarray _sizes, _activations, _weight_offset, _bias_offset, _output_offset
+    cdef cnp.ndarray _sizes, _activations, _weight_offset, _bias_offset, _output_offset, _z_offset
+    cdef object _needs_z               # per layer: does its activation's derivative read Z
     cdef cnp.ndarray _column_totals
     cdef cnp.ndarray _norm_partials
     cdef Py_ssize_t workspace_shift    # elements from the array start to the aligned base
@@ -356,18 +360,22 @@ cdef class Engine:
     cdef int loss_kind
     cdef double target_tolerance       # of cross-entropy target row sums
     cdef readonly long step_count
+    cdef OptimizerSettings settings    # of settings_of at settings_version
+    cdef object settings_of, settings_version
 
     def __cinit__(self, sizes, activations, dtype, loss):
         cdef Py_ssize_t layer, cursor = 0
         n_layers = len(sizes) - 1
         self.is_float32 = np.dtype(dtype) == np.float32
-        self.loss_kind = LOSS_CODES[loss]
+        self.loss_kind = loss.code
         self.target_tolerance = probability_tolerance(dtype, sizes[n_layers])
         self._sizes = np.array(sizes, dtype=np.intp)
-        self._activations = np.array([ACTIVATION_CODES[a] for a in activations], dtype=np.intc)
+        self._activations = np.array([_ACTIVATIONS[a].code for a in activations], dtype=np.intc)
+        self._needs_z = [a in _NEEDS_Z for a in activations]
         self._weight_offset = np.zeros(n_layers, dtype=np.intp)
         self._bias_offset = np.zeros(n_layers, dtype=np.intp)
         self._output_offset = np.zeros(n_layers, dtype=np.intp)
+        self._z_offset = np.zeros(n_layers, dtype=np.intp)
         for layer in range(n_layers):
             self._weight_offset[layer] = cursor
             cursor += sizes[layer] * sizes[layer + 1]
@@ -393,6 +401,7 @@ cdef class Engine:
         self.layout.weight_offset = <Py_ssize_t*>data(self._weight_offset)
         self.layout.bias_offset = <Py_ssize_t*>data(self._bias_offset)
         self.layout.output_offset = <Py_ssize_t*>data(self._output_offset)
+        self.layout.z_offset = <Py_ssize_t*>data(self._z_offset)
         self._column_totals = np.zeros(max(sizes), dtype=np.float64)
         self.layout.column_totals = <double*>data(self._column_totals)
         n_chunks = (cursor + NORM_CHUNK - 1) // NORM_CHUNK
@@ -449,6 +458,14 @@ cdef class Engine:
         L.logits_offset = cursor
         regions.append((cursor, m * L.sizes[L.n_layers], "the logits"))
         cursor = round_up(cursor + m * L.sizes[L.n_layers] + GUARD, ALIGN)
+        # Hidden layers are activated in place unless their derivative needs Z.
+        for layer in range(L.n_layers - 1):
+            self._z_offset[layer] = self._output_offset[layer]
+            if self._needs_z[layer]:
+                self._z_offset[layer] = cursor
+                regions.append((cursor, m * L.sizes[layer + 1], f"the pre-activations of layer {layer}"))
+                cursor = round_up(cursor + m * L.sizes[layer + 1] + GUARD, ALIGN)
+        self._z_offset[L.n_layers - 1] = L.logits_offset
         for layer in range(2):
             L.delta_offset[layer] = cursor
             regions.append((cursor, m * widest, f"delta buffer {layer}"))
@@ -536,27 +553,24 @@ cdef class Engine:
         return settings
 
     cdef OptimizerSettings _optimizer_settings(self, optimizer):
+        """The kernel's settings of the next step: what every optimizer has is
+        read here, the rest is the optimizer's own (``_kernel_settings``).
+        Kept from step to step until the optimizer or one of its settings
+        changes (a Python dict to C struct conversion costs ~0.4 µs a call)."""
         cdef OptimizerSettings opt
-        opt.lr = optimizer.lr
-        opt.weight_decay = optimizer.weight_decay
-        opt.momentum = opt.beta1 = opt.beta2 = opt.eps = 0
-        opt.bias_correction1 = opt.bias_correction2 = 1
-        opt.nesterov = False
-        clip_norm, clip_value = optimizer.clip_norm, optimizer.clip_value
-        opt.clip_norm = 0.0 if clip_norm is None else clip_norm
-        opt.clip_value = INFINITY if clip_value is None else clip_value
-        opt.gradient_scale = 1.0
-        if optimizer.name == "adam":
-            opt.kind = OPT_ADAM
-            opt.beta1 = optimizer.beta1
-            opt.beta2 = optimizer.beta2
-            opt.eps = optimizer.eps
-            opt.bias_correction1 = 1.0 - pow(opt.beta1, self.step_count + 1)
-            opt.bias_correction2 = 1.0 - pow(opt.beta2, self.step_count + 1)
-        else:
-            opt.kind = OPT_SGD
-            opt.momentum = optimizer.momentum
-            opt.nesterov = optimizer.nesterov
+        if optimizer is not self.settings_of or optimizer._version != self.settings_version:
+            opt = {**OPTIMIZER_DEFAULTS, **optimizer._kernel_settings()}
+            opt.kind = optimizer.code
+            opt.lr = optimizer.lr
+            opt.weight_decay = optimizer.weight_decay
+            clip_norm, clip_value = optimizer.clip_norm, optimizer.clip_value
+            opt.clip_norm = 0.0 if clip_norm is None else clip_norm
+            opt.clip_value = INFINITY if clip_value is None else clip_value
+            self.settings = opt
+            self.settings_of = optimizer
+            self.settings_version = optimizer._version
+        opt = self.settings
+        start_step(&opt, self.step_count + 1)
         return opt
 
     def forward(self, cnp.ndarray X):

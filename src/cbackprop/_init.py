@@ -2,6 +2,8 @@
 the same seed gives the same starting parameters in each."""
 import numpy as np
 
+from ._activations import REGISTRY
+
 INITS = ("auto", "xavier", "he")
 
 
@@ -12,7 +14,8 @@ def check_init(init):
 
 
 def initial_parameters(sizes, activations, init, seed, dtype):
-    """He-normal for relu-like layers, Glorot-uniform otherwise (``init="auto"``);
+    """He-normal or Glorot-uniform, as each activation's registry entry says for
+    ``init="auto"`` (He for relu and leaky_relu);
     biases start at zero. Drawn in float64 then cast, so float32 and float64
     nets with the same seed start from the same values."""
     rng = np.random.default_rng(seed)
@@ -20,7 +23,7 @@ def initial_parameters(sizes, activations, init, seed, dtype):
     for fan_in, fan_out, activation in zip(sizes[:-1], sizes[1:], activations):
         scheme = init
         if scheme == "auto":
-            scheme = "he" if activation in ("relu", "leaky_relu") else "xavier"
+            scheme = REGISTRY[activation].init
         if scheme == "he":
             w = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
         else:

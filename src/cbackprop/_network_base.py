@@ -15,6 +15,7 @@ imports the reference Network, a subclass of this class.
 """
 import copy
 import math
+import textwrap
 import threading
 
 import numpy as np
@@ -37,11 +38,35 @@ from ._validation import (
     check_values,
     numeric_array,
 )
-from .losses import loss_from_config, make_loss
-from .optimizers import make_optimizer, optimizer_from_config
+from ._activations import REGISTRY as ACTIVATION_REGISTRY
+from .losses import LOSSES, loss_from_config, make_loss
+from .optimizers import OPTIMIZERS, make_optimizer, optimizer_from_config
 
 #: Version of the state that ``__getstate__`` writes and ``__setstate__`` reads.
 STATE_VERSION = 1
+
+
+def _constructor_doc(template):
+    """The constructor's documentation with the registries' names filled in."""
+    def names(values):
+        return ", ".join(f'``"{value}"``' for value in values)
+
+    def classes(values):
+        return ", ".join(f":class:`cbackprop.{cls.__name__}`" for cls in values)
+
+    def bullet(text):
+        return textwrap.fill(text, width=78, initial_indent=" " * 8 + "- ",
+                             subsequent_indent=" " * 10)
+
+    return template.format(
+        activations=bullet(f"``activations``: one name per weight layer (``len(sizes) - 1``): "
+                           f"{names(ACTIVATION_REGISTRY)} (alias ``\"linear\"`` for identity; "
+                           "softmax on the last layer only, with at least 2 outputs)."),
+        loss=bullet(f"``loss``: {names(LOSSES)}, or an instance of {classes(LOSSES.values())}."),
+        optimizer=bullet(f"``optimizer``: {classes(OPTIMIZERS.values())} (``SGD()`` when "
+                         f"``None``; or a name, {names(OPTIMIZERS)}); assignable later "
+                         "(``net.optimizer = ...``, ``net.optimizer.lr = ...`` takes effect "
+                         "on the next step)."))
 
 
 class NetworkBase:
@@ -51,20 +76,14 @@ class NetworkBase:
 
         - ``sizes``: layer widths, input first (``[2, 3, 1]``: 2 inputs, a
           hidden layer of 3, 1 output); at least two, each >= 1.
-        - ``activations``: one name per weight layer (``len(sizes) - 1``):
-          ``"sigmoid"``, ``"relu"``, ``"tanh"``, ``"identity"`` (alias
-          ``"linear"``), ``"leaky_relu"`` (slope 0.01), ``"softmax"`` (last
-          layer only, at least 2 outputs).
-        - ``loss``: ``"mse"``, ``"bce"``, ``"cross_entropy"``, or an instance
-          of :class:`cbackprop.MSE`, :class:`cbackprop.BCE`,
-          :class:`cbackprop.CrossEntropy`.
-        - ``optimizer``: :class:`cbackprop.SGD` (``SGD()`` when ``None``) or
-          :class:`cbackprop.Adam`; assignable later (``net.optimizer = ...``,
-          ``net.optimizer.lr = ...`` takes effect on the next step).
+{activations}
+{loss}
+{optimizer}
         - ``dtype``: ``"float32"`` or ``"float64"`` (NumPy dtypes too): every
           parameter and computation uses it.
         - ``init``: ``"auto"`` (He for relu/leaky_relu layers, Glorot
-          otherwise), ``"xavier"`` or ``"he"``; biases start at 0.
+          otherwise: each activation's registry entry says), ``"xavier"`` or
+          ``"he"``; biases start at 0.
         - ``seed``: an int; the same seed gives the same initial parameters
           in both implementations.
 
@@ -76,6 +95,8 @@ class NetworkBase:
                                              check_seed(seed), self._dtype)
         self._build(weights, biases)
         self._reset_optimizer_state()
+
+    __init__.__doc__ = _constructor_doc(__init__.__doc__)
 
     def _describe(self, sizes, activations, dtype, loss, optimizer):
         """Check and set what every network holds besides its arithmetic."""

@@ -9,50 +9,6 @@ from libc.string cimport memcpy
 
 
 # -- kernels the training passes do not need --------------------------------------------
-cdef void activation_forward_all(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A,
-                                 int activation, int n_threads) noexcept nogil:
-    """A = f(Z) without a bias (A may be Z): the forward half of bias_activation_forward."""
-    cdef Py_ssize_t count = m * n
-    cdef Py_ssize_t chunk, n_chunks = (count + ELEMENT_CHUNK - 1) // ELEMENT_CHUNK
-    if count == 0:
-        return
-    if activation == ACT_SOFTMAX:
-        softmax_rows(m, n, Z, A)
-    elif n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
-        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
-            activation_range(chunk * ELEMENT_CHUNK,
-                             min(count, (chunk + 1) * <Py_ssize_t>ELEMENT_CHUNK), Z, A, activation)
-    else:
-        activation_range(0, count, Z, A, activation)
-
-
-cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A,
-                                  int activation) noexcept nogil:
-    # The same expressions as bias_rows, one loop per activation.
-    cdef Py_ssize_t i
-    cdef real z
-    if activation == ACT_RELU:
-        for i in range(first, last):
-            z = Z[i]
-            A[i] = z if z > 0 else 0
-    elif activation == ACT_LEAKY_RELU:
-        for i in range(first, last):
-            z = Z[i]
-            A[i] = z if z > 0 else <real>LEAKY_SLOPE * z
-    elif activation == ACT_SIGMOID:
-        for i in range(first, last):
-            A[i] = sigmoid(Z[i])
-    elif activation == ACT_TANH:
-        for i in range(first, last):
-            if real is float:
-                A[i] = tanhf(Z[i])
-            else:
-                A[i] = tanh(Z[i])
-    elif A != Z:
-        for i in range(first, last):
-            A[i] = Z[i]
-
-
 cdef double bce_from_logits(Py_ssize_t count, const real* Z, const real* Y,
                             real* delta) noexcept nogil:
     """bce_loss without a stored sigmoid output: each element is read before its
@@ -242,17 +198,20 @@ def op_activation_forward(int activation, cnp.ndarray z, cnp.ndarray out):
     cdef int n_threads = num_threads
     with nogil:
         if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
-            activation_forward_all(m, n, <float*>zp, <float*>ap, activation, n_threads)
+            activation_forward(m, n, <float*>zp, <float*>ap, activation, n_threads)
         else:
-            activation_forward_all(m, n, <double*>zp, <double*>ap, activation, n_threads)
+            activation_forward(m, n, <double*>zp, <double*>ap, activation, n_threads)
     return out
 
 
-def op_activation_backward(int activation, cnp.ndarray grad_a, cnp.ndarray a, cnp.ndarray out):
-    """out = grad_a ⊙ f'(z), f' written through a = f(z); out may be grad_a."""
+def op_activation_backward(int activation, cnp.ndarray grad_a, cnp.ndarray a, cnp.ndarray z,
+                           cnp.ndarray out):
+    """out = grad_a ⊙ f'(z), f' written through a = f(z) or read from z (which
+    may be a for the activations that do not need it); out may be grad_a."""
     cdef Py_ssize_t m = a.shape[0], n = a.shape[1]
     cdef void* g = data(grad_a)
     cdef void* ap = data(a)
+    cdef void* zp = data(z)
     cdef void* gz = data(out)
     cdef bint is_float32 = cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT
     cdef int n_threads = num_threads
@@ -265,29 +224,32 @@ def op_activation_backward(int activation, cnp.ndarray grad_a, cnp.ndarray a, cn
             if activation == ACT_SOFTMAX:
                 softmax_backward(m, n, <float*>gz, <float*>ap)
             else:
-                activation_backward(m * n, <float*>gz, <float*>ap, activation, n_threads)
+                activation_backward(m * n, <float*>gz, <float*>ap, <float*>zp, activation, n_threads)
         else:
             if activation == ACT_SOFTMAX:
                 softmax_backward(m, n, <double*>gz, <double*>ap)
             else:
-                activation_backward(m * n, <double*>gz, <double*>ap, activation, n_threads)
+                activation_backward(m * n, <double*>gz, <double*>ap, <double*>zp, activation,
+                                    n_threads)
     return out
 
 
-def op_mse(cnp.ndarray a, cnp.ndarray y, double scale, bint reduction_sum, int activation,
-           cnp.ndarray out):
-    """The engine's MSE: the loss, and out = dL/dZ of an output layer with this activation."""
+def op_mse(cnp.ndarray a, cnp.ndarray y, cnp.ndarray z, double scale, bint reduction_sum,
+           int activation, cnp.ndarray out):
+    """The engine's MSE: the loss, and out = dL/dZ of an output layer with this
+    activation (z: its pre-activation, or a when the derivative does not need it)."""
     cdef Py_ssize_t m = a.shape[0], n = a.shape[1]
     cdef void* ap = data(a)
+    cdef void* zp = data(z)
     cdef void* yp = data(y)
     cdef void* dp = data(out)
     cdef double value
     with nogil:
         if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
-            value = mse_loss(m, n, <float*>ap, <float*>yp, scale, reduction_sum, activation,
+            value = mse_loss(m, n, <float*>ap, <float*>zp, <float*>yp, scale, reduction_sum, activation,
                              <float*>dp)
         else:
-            value = mse_loss(m, n, <double*>ap, <double*>yp, scale, reduction_sum, activation,
+            value = mse_loss(m, n, <double*>ap, <double*>zp, <double*>yp, scale, reduction_sum, activation,
                              <double*>dp)
     return value, out
 

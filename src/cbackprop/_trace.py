@@ -126,11 +126,9 @@ class Trace:
         clipping = _clipping_note(self.optimizer, self.layers)
         if clipping:
             lines.append(clipping)
-        if self.optimizer.name == "adam":
-            b1, b2 = self.optimizer.beta1, self.optimizer.beta2
-            lines.append(f"  per parameter: m ← {b1:g}·m + {1 - b1:g}·g, "
-                         f"v ← {b2:g}·v + {1 - b2:g}·g², m̂ = m/(1 − {b1:g}ᵗ), "
-                         f"v̂ = v/(1 − {b2:g}ᵗ), t the step's number")
+        state = self.optimizer._trace_state()
+        if state:
+            lines.append(state)
         for l, layer in enumerate(self.layers, start=1):
             for param, grad, before, after, decayed in (
                 (f"W{l}", f"dW{l}", layer.weights_before, layer.weights_after, True),
@@ -271,19 +269,6 @@ def _update_formula(optimizer, param, grad, decayed):
     if decayed and decay:  # weight decay applies to weights only
         g = "g"
         notes.append(f"g = {grad} + {decay:g}·{param}")
-    lr = getattr(optimizer, "lr", 0.0)
-    if optimizer.name != "sgd":
-        if optimizer.name == "adam":
-            rule = f"{param} − {lr:g}·m̂/(√v̂ + {optimizer.eps:g})"
-        else:  # an optimizer this text does not know yet
-            rule = f"the {optimizer.name} step of {param}"
-        if not notes:
-            notes.append(f"g = {grad}")
-    elif optimizer.momentum == 0:
-        rule = f"{param} − {lr:g}·{g}"
-    else:
-        mu = optimizer.momentum
-        step = f"({g} + {mu:g}·v)" if optimizer.nesterov else "v"
-        rule = f"{param} − {lr:g}·{step}"
-        notes.append(f"v ← {mu:g}·v + {g}")
+    rule, state_notes = optimizer._trace_rule(param, g)
+    notes += [note for note in state_notes if note != "g = g"]   # g is already defined
     return rule, ", ".join(notes) or None

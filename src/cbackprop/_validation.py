@@ -9,8 +9,8 @@ import numbers
 
 import numpy as np
 
-from ._names import ACTIVATIONS
-from ._names import ALIASES as _ALIASES
+from ._activations import ACTIVATIONS, REGISTRY
+from ._activations import ALIASES as _ALIASES
 from .losses import BCE, CrossEntropy
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -42,8 +42,8 @@ def check_activations(activations, n_layers):
     for i, name in enumerate(activations):
         if name not in ACTIVATIONS:
             raise ValueError(f"unknown activation {name!r}: use one of {ACTIVATIONS} or 'linear'")
-        if name == "softmax" and i != n_layers - 1:
-            raise ValueError("softmax is only supported on the last layer")
+        if REGISTRY[name].output_only and i != n_layers - 1:
+            raise ValueError(f"{name} is only supported on the last layer")
     return activations
 
 
@@ -66,10 +66,9 @@ def check_dtype(dtype):
 
 
 def check_loss_fits(loss, output_activation):
-    if isinstance(loss, BCE) and output_activation != "sigmoid":
-        raise ValueError(f"loss 'bce' needs a sigmoid output layer, got {output_activation!r}")
-    if isinstance(loss, CrossEntropy) and output_activation != "softmax":
-        raise ValueError(f"loss 'cross_entropy' needs a softmax output layer, got {output_activation!r}")
+    needed = loss.output_activation
+    if needed is not None and output_activation != needed:
+        raise ValueError(f"loss {loss.name!r} needs a {needed} output layer, got {output_activation!r}")
 
 
 def check_seed(seed):

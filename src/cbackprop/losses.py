@@ -7,7 +7,16 @@ from ._checks import Settings, positive
 
 
 class Loss(Settings):
-    """Base class of the losses; ``name`` identifies the kernel."""
+    """Base class of the losses.
+
+    Each subclass is the loss's one registry entry: its ``name``, its kernel's
+    ``code`` (the LossKind of ``_kernels/losses.pxi``), the output activation
+    it requires (``output_activation``, None for any) and its settings. The
+    reference's maths is ``cbackprop.reference.passes.LOSSES[name]``.
+    """
+
+    code = None
+    output_activation = None
 
 
 def _reduction(name, value):
@@ -24,6 +33,7 @@ class MSE(Loss):
     """
 
     name = "mse"
+    code = 0
     _checks = {"scale": positive, "reduction": _reduction}
 
     def __init__(self, scale=1.0, reduction="mean"):
@@ -39,6 +49,8 @@ class BCE(Loss):
     """
 
     name = "bce"
+    code = 1
+    output_activation = "sigmoid"
 
 
 class CrossEntropy(Loss):
@@ -55,23 +67,28 @@ class CrossEntropy(Loss):
     """
 
     name = "cross_entropy"
+    code = 2
+    output_activation = "softmax"
 
 
-_BY_NAME = {"mse": MSE, "bce": BCE, "cross_entropy": CrossEntropy}
+# The registry: every loss class by name.
+LOSSES = {cls.name: cls for cls in (MSE, BCE, CrossEntropy)}
+
+# What ``from cbackprop.losses import *`` (and so ``cbackprop``) exports.
+__all__ = [cls.__name__ for cls in LOSSES.values()]
 
 
 def make_loss(spec):
     """A loss instance from a name or an instance (instances are used as given)."""
     if isinstance(spec, Loss):
         return spec
-    if isinstance(spec, str) and spec in _BY_NAME:
-        return _BY_NAME[spec]()
-    raise ValueError(
-        f"unknown loss {spec!r}: use one of {sorted(_BY_NAME)} or a cb.MSE/cb.BCE/cb.CrossEntropy instance"
-    )
+    if isinstance(spec, str) and spec in LOSSES:
+        return LOSSES[spec]()
+    classes = "/".join(f"cb.{cls.__name__}" for cls in LOSSES.values())
+    raise ValueError(f"unknown loss {spec!r}: use one of {sorted(LOSSES)} or a {classes} instance")
 
 
 def loss_from_config(name, config):
-    if name not in _BY_NAME:
+    if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}")
-    return _BY_NAME[name](**config)
+    return LOSSES[name](**config)

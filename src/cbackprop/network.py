@@ -24,7 +24,7 @@ class Network(NetworkBase):
 
     def _build(self, weights, biases):
         self._engine = _engine.Engine(self._sizes, self._activations, self._dtype,
-                                      self._loss.name)
+                                      self._loss)
         self._assign_parameters(weights, biases)
 
     def _parameters(self):

@@ -51,8 +51,10 @@ from numpy.lib.array_utils import byte_bounds
 
 from ._backend import engine as _engine
 from ._checks import boolean
-from ._names import ACTIVATIONS as _ACTIVATION_NAMES
-from ._names import ALIASES as _ALIASES
+from ._activations import ACTIVATIONS as _ACTIVATION_NAMES
+from ._activations import ALIASES as _ALIASES
+from ._activations import NEEDS_Z as _NEEDS_Z
+from ._activations import REGISTRY as _ACTIVATION_REGISTRY
 from .losses import MSE
 
 __all__ = ["gemm", "dense_forward", "dense_backward", "activation_forward",
@@ -134,7 +136,22 @@ def _activation_code(name):
     canonical = _ALIASES.get(name, name)
     if canonical not in _ACTIVATION_NAMES:
         raise ValueError(f"unknown activation {name!r}: use one of {_ACTIVATION_NAMES} or 'linear'")
-    return _engine.ACTIVATION_CODES[canonical]
+    return _ACTIVATION_REGISTRY[canonical].code
+
+
+def _pre_activation(name, z, a):
+    """``z`` checked against ``a`` when given; the activations whose derivative
+    needs it (gelu, gelu_tanh, silu) refuse to go without it. None otherwise:
+    the kernel then reads only ``a``."""
+    canonical = _ALIASES.get(name, name)
+    if z is None:
+        if canonical in _NEEDS_Z:
+            raise ValueError(f"activation {name!r} needs z=, the pre-activation: its derivative "
+                             "cannot be written through a = f(z)")
+        return None
+    z = _float_array("z", z, 2, a.dtype)
+    _same_shape("z", z, a.shape, "the shape of a")
+    return z
 
 
 def _same_shape(name, x, shape, what):
@@ -239,32 +256,39 @@ def activation_forward(name, z, out=None):
     return _engine.op_activation_forward(code, z, out)
 
 
-def activation_backward(name, grad_a, a, out=None):
-    """``grad_a ⊙ f'(z)`` (softmax: its Jacobian-vector product), written through
-    the activation's output ``a = f(z)``: sigmoid ``a(1-a)``, tanh ``1-a²``,
-    relu and leaky_relu by the sign of ``a`` (the sign of ``z``).
+def activation_backward(name, grad_a, a, out=None, *, z=None):
+    """``grad_a ⊙ f'(z)`` (softmax: its Jacobian-vector product). Most
+    derivatives are written through the activation's output ``a = f(z)``:
+    sigmoid ``a(1-a)``, tanh ``1-a²``, relu and leaky_relu by the sign of ``a``
+    (the sign of ``z``). Those of gelu, gelu_tanh and silu need the
+    pre-activation itself: pass it as ``z=`` (a ValueError without it); for
+    the others ``z`` is checked but not read.
 
-    ``grad_a`` (dL/dA) and ``a`` are ``(m, n)``; returns dL/dZ in ``out``,
-    which may be ``grad_a`` itself (in place) but must not share memory with ``a``.
+    ``grad_a`` (dL/dA), ``a`` and ``z`` are ``(m, n)``; returns dL/dZ in ``out``,
+    which may be ``grad_a`` itself (in place) but must not share memory with
+    ``a`` or ``z``.
     """
     code = _activation_code(name)
     grad_a = _float_array("grad_a", grad_a, 2)
     a = _float_array("a", a, 2, grad_a.dtype)
     _same_shape("a", a, grad_a.shape, "the shape of grad_a")
-    out = _output("out", out, a.shape, a.dtype, [("grad_a", grad_a), ("a", a)], in_place="grad_a")
-    return _engine.op_activation_backward(code, grad_a, a, out)
+    z = _pre_activation(name, z, a)
+    inputs = [("grad_a", grad_a), ("a", a)] + ([("z", z)] if z is not None else [])
+    out = _output("out", out, a.shape, a.dtype, inputs, in_place="grad_a")
+    return _engine.op_activation_backward(code, grad_a, a, z if z is not None else a, out)
 
 
 # -- losses with fused output deltas -------------------------------------------------------
-def mse(a, y, scale=1.0, reduction="mean", activation="identity", out=None):
+def mse(a, y, scale=1.0, reduction="mean", activation="identity", out=None, *, z=None):
     """Mean squared error ``scale * sum((a - y)**2) / N`` (``reduction="sum"``:
     no division by ``N = a.size``), as ``cb.MSE(scale, reduction)``.
 
     Returns ``(loss, delta)``: the loss as a float (accumulated in float64) and
     ``delta`` in ``out``: ``dL/dA`` for the default ``activation="identity"``,
     or, fused, ``dL/dZ`` of an output layer with that activation whose output
-    is ``a``. ``a`` and ``y`` are ``(m, n)``, not empty; ``out`` must not share
-    memory with them.
+    is ``a`` (gelu, gelu_tanh and silu need its pre-activation ``z=`` too, as in
+    :func:`activation_backward`). ``a`` and ``y`` are ``(m, n)``, not empty;
+    ``out`` must not share memory with them.
     """
     settings = MSE(scale=scale, reduction=reduction)   # checks both
     code = _activation_code(activation)
@@ -272,8 +296,11 @@ def mse(a, y, scale=1.0, reduction="mean", activation="identity", out=None):
     y = _float_array("y", y, 2, a.dtype)
     _same_shape("y", y, a.shape, "the shape of a")
     _not_empty("a", a)
-    out = _output("out", out, a.shape, a.dtype, [("a", a), ("y", y)])
-    return _engine.op_mse(a, y, settings.scale, settings.reduction == "sum", code, out)
+    z = _pre_activation(activation, z, a)
+    inputs = [("a", a), ("y", y)] + ([("z", z)] if z is not None else [])
+    out = _output("out", out, a.shape, a.dtype, inputs)
+    return _engine.op_mse(a, y, z if z is not None else a, settings.scale,
+                          settings.reduction == "sum", code, out)
 
 
 def bce(z, y, out=None):

@@ -5,7 +5,7 @@ one optimizer object may be shared and replaced freely; assigning a new
 optimizer to ``net.optimizer`` starts from fresh state. Changing a
 hyper-parameter (``net.optimizer.lr = 0.05``) takes effect on the next step.
 
-Both optimizers clip gradients on request, before weight decay and the
+Every optimizer clips gradients on request, before weight decay and the
 update; ``g`` is the raw gradient of the loss (what ``loss_and_gradients``
 returns, which clipping does not change):
 
@@ -25,7 +25,33 @@ from ._checks import Settings, boolean, in_range, non_negative, positive
 
 
 class Optimizer(Settings):
-    """Base class of the optimizers; ``name`` identifies the update kernel."""
+    """Base class of the optimizers.
+
+    Each subclass is the optimizer's one registry entry: its ``name``, its
+    kernel's ``code`` (the OptimizerKind of ``_kernels/optimizers.pxi``), its
+    hyper-parameters and their checks, what the kernel reads of them
+    (``_kernel_settings``) and the update rule as ``Network.trace`` shows it.
+    The reference's step is ``cbackprop.reference.ops.OPTIMIZER_STEPS[name]``.
+    Every optimizer has ``lr``, ``weight_decay``, ``clip_norm`` and
+    ``clip_value``, which the engine reads itself.
+    """
+
+    code = None
+
+    def _kernel_settings(self):
+        """The kernel's settings (OptimizerSettings fields) beyond lr, weight
+        decay and clipping. Whatever depends on the step's number (Adam's bias
+        corrections) is computed by the kernel's ``start_step``."""
+        raise NotImplementedError
+
+    def _trace_rule(self, param, g):
+        """``(rule, notes)``: the right-hand side of ``param ← rule`` for the
+        gradient written ``g``, and notes on the state it uses."""
+        raise NotImplementedError
+
+    def _trace_state(self):
+        """A line on the per-parameter state, or None."""
+        return None
 
 
 def _unit_interval(name, value):
@@ -64,6 +90,7 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
+    code = 0
     _checks = {"lr": non_negative, "momentum": _unit_interval, "nesterov": _flag,
                "weight_decay": non_negative, "clip_norm": _clip_threshold,
                "clip_value": _clip_threshold}
@@ -76,6 +103,16 @@ class SGD(Optimizer):
         self.weight_decay = weight_decay
         self.clip_norm = clip_norm
         self.clip_value = clip_value
+
+    def _kernel_settings(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
+
+    def _trace_rule(self, param, g):
+        lr, mu = f"{self.lr:g}", self.momentum
+        if mu == 0:
+            return f"{param} − {lr}·{g}", []
+        step = f"({g} + {mu:g}·v)" if self.nesterov else "v"
+        return f"{param} − {lr}·{step}", [f"v ← {mu:g}·v + {g}"]
 
 
 class Adam(Optimizer):
@@ -90,6 +127,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    code = 1
     _checks = {"lr": non_negative, "beta1": _unit_interval, "beta2": _unit_interval,
                "eps": positive, "weight_decay": non_negative, "clip_norm": _clip_threshold,
                "clip_value": _clip_threshold}
@@ -104,8 +142,67 @@ class Adam(Optimizer):
         self.clip_norm = clip_norm
         self.clip_value = clip_value
 
+    def _kernel_settings(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-_BY_NAME = {"sgd": SGD, "adam": Adam}
+    def _trace_rule(self, param, g):
+        return f"{param} − {self.lr:g}·m̂/(√v̂ + {self.eps:g})", [f"g = {g}"]
+
+    def _trace_state(self):
+        b1, b2 = self.beta1, self.beta2
+        return (f"  per parameter: m ← {b1:g}·m + {1 - b1:g}·g, v ← {b2:g}·v + {1 - b2:g}·g², "
+                f"m̂ = m/(1 − {b1:g}ᵗ), v̂ = v/(1 − {b2:g}ᵗ), t the step's number")
+
+
+class RMSprop(Optimizer):
+    """RMSprop as ``torch.optim.RMSprop`` (not centered) defines it.
+
+    With weight decay ``g <- g + weight_decay * W`` on weights only; then
+    ``v <- alpha * v + (1 - alpha) * g²`` and ``W <- W - lr * g / (sqrt(v) + eps)``;
+    with momentum ``mu``, ``buf <- mu * buf + g / (sqrt(v) + eps)`` and
+    ``W <- W - lr * buf``. ``v`` and ``buf`` start at 0.
+
+    Gradient clipping comes first, before weight decay, as for the other
+    optimizers (see the module documentation).
+    """
+
+    name = "rmsprop"
+    code = 2
+    _checks = {"lr": non_negative, "alpha": _unit_interval, "eps": positive,
+               "momentum": _unit_interval, "weight_decay": non_negative,
+               "clip_norm": _clip_threshold, "clip_value": _clip_threshold}
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0,
+                 clip_norm=None, clip_value=None):
+        self.lr = lr
+        self.alpha = alpha
+        self.eps = eps
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+
+    def _kernel_settings(self):
+        return {"alpha": self.alpha, "eps": self.eps, "momentum": self.momentum}
+
+    def _trace_rule(self, param, g):
+        if self.momentum == 0:
+            return f"{param} − {self.lr:g}·g/(√v + {self.eps:g})", [f"g = {g}"]
+        return f"{param} − {self.lr:g}·buf", [f"g = {g}"]
+
+    def _trace_state(self):
+        a, mu = self.alpha, self.momentum
+        line = f"  per parameter: v ← {a:g}·v + {1 - a:g}·g²"
+        if mu:
+            line += f", buf ← {mu:g}·buf + g/(√v + {self.eps:g})"
+        return line
+
+
+# The registry: every optimizer class by name.
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, RMSprop)}
+
+# What ``from cbackprop.optimizers import *`` (and so ``cbackprop``) exports.
+__all__ = [cls.__name__ for cls in OPTIMIZERS.values()]
 
 
 def make_optimizer(spec):
@@ -113,12 +210,13 @@ def make_optimizer(spec):
         return SGD()
     if isinstance(spec, Optimizer):
         return spec
-    if isinstance(spec, str) and spec in _BY_NAME:
-        return _BY_NAME[spec]()
-    raise ValueError(f"unknown optimizer {spec!r}: use cb.SGD(...), cb.Adam(...), 'sgd' or 'adam'")
+    if isinstance(spec, str) and spec in OPTIMIZERS:
+        return OPTIMIZERS[spec]()
+    classes = ", ".join(f"cb.{cls.__name__}(...)" for cls in OPTIMIZERS.values())
+    raise ValueError(f"unknown optimizer {spec!r}: use {classes} or one of {tuple(OPTIMIZERS)}")
 
 
 def optimizer_from_config(name, config):
-    if name not in _BY_NAME:
+    if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}")
-    return _BY_NAME[name](**config)
+    return OPTIMIZERS[name](**config)

@@ -1,7 +1,11 @@
-# Activations, forward and backward. The backward passes need only the
-# layer's output A (sigmoid: A(1-A), tanh: 1-A², relu/leaky: A > 0 iff Z > 0),
-# so hidden layers keep A alone and are activated in place.
-from libc.math cimport exp, expf, tanh, tanhf
+# Activations, forward and backward. Most derivatives are written through
+# the layer's output A (sigmoid: A(1-A), tanh: 1-A², relu/leaky: A > 0 iff
+# Z > 0), so those hidden layers keep A alone and are activated in place;
+# gelu, gelu_tanh and silu need Z, which the engine keeps for them.
+#
+# The codes are the registry's (cbackprop/_activations.py): an activation is
+# its entry there plus its branch in activation_range and slope_range.
+from libc.math cimport erf, erff, exp, expf, tanh, tanhf
 from cython.parallel cimport prange
 
 cdef enum Activation:
@@ -11,10 +15,9 @@ cdef enum Activation:
     ACT_IDENTITY = 3
     ACT_LEAKY_RELU = 4
     ACT_SOFTMAX = 5
-
-ACTIVATION_CODES = {"sigmoid": ACT_SIGMOID, "relu": ACT_RELU, "tanh": ACT_TANH,
-                    "identity": ACT_IDENTITY, "leaky_relu": ACT_LEAKY_RELU,
-                    "softmax": ACT_SOFTMAX}
+    ACT_GELU = 6
+    ACT_GELU_TANH = 7
+    ACT_SILU = 8
 
 cdef double LEAKY_SLOPE = 0.01
 
@@ -26,10 +29,68 @@ cdef inline real real_exp(real x) noexcept nogil:
         return exp(x)
 
 
+cdef inline real real_tanh(real x) noexcept nogil:
+    if real is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline real real_erf(real x) noexcept nogil:
+    if real is float:
+        return erff(x)
+    else:
+        return erf(x)
+
+
 cdef inline real sigmoid(real z) noexcept nogil:
     # exp(-|z|) never overflows; the two branches are the two stable forms.
     cdef real e = real_exp(-z if z >= 0 else z)
     return 1 / (1 + e) if z >= 0 else e / (1 + e)
+
+
+cdef double SQRT_HALF = 0.7071067811865476        # 1/√2
+cdef double INV_SQRT_2PI = 0.3989422804014327     # 1/√(2π)
+cdef double SQRT_2_OVER_PI = 0.7978845608028654   # √(2/π)
+cdef double GELU_CUBIC = 0.044715
+
+
+cdef inline real gelu_tanh_inner(real z) noexcept nogil:
+    return <real>SQRT_2_OVER_PI * (z + <real>GELU_CUBIC * z * z * z)
+
+
+cdef inline real activation_value(real z, int activation) noexcept nogil:
+    """f(z) of one element-wise activation (softmax is row-wise, not here)."""
+    if activation == ACT_RELU:
+        return z if z > 0 else 0
+    if activation == ACT_LEAKY_RELU:
+        return z if z > 0 else <real>LEAKY_SLOPE * z
+    if activation == ACT_SIGMOID:
+        return sigmoid(z)
+    if activation == ACT_TANH:
+        return real_tanh(z)
+    if activation == ACT_GELU:
+        return <real>0.5 * z * (1 + real_erf(z * <real>SQRT_HALF))
+    if activation == ACT_GELU_TANH:
+        return <real>0.5 * z * (1 + real_tanh(gelu_tanh_inner(z)))
+    if activation == ACT_SILU:
+        return z * sigmoid(z)
+    return z
+
+
+cdef inline real slope_from_z(real z, int activation) noexcept nogil:
+    """f'(z) of the activations whose derivative needs z."""
+    cdef real t, s
+    if activation == ACT_GELU:
+        # d/dz z Φ(z) = Φ(z) + z φ(z)
+        return (<real>0.5 * (1 + real_erf(z * <real>SQRT_HALF))
+                + z * <real>INV_SQRT_2PI * real_exp(<real>-0.5 * z * z))
+    if activation == ACT_GELU_TANH:
+        t = real_tanh(gelu_tanh_inner(z))
+        return (<real>0.5 * (1 + t) + <real>0.5 * z * (1 - t * t) * <real>SQRT_2_OVER_PI
+                * (1 + 3 * <real>GELU_CUBIC * z * z))
+    s = sigmoid(z)   # silu
+    return s * (1 + z * (1 - s))
 
 
 cdef void softmax_rows(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A) noexcept nogil:
@@ -58,7 +119,8 @@ cdef enum:
 
 cdef void bias_activation_forward(Py_ssize_t m, Py_ssize_t n, real* Z, const real* bias,
                                   real* A, int activation, int n_threads) noexcept nogil:
-    """Z += bias (per column) and A = f(Z), in one pass; A may be Z itself."""
+    """Z += bias (per column) and A = f(Z), row by row while the row is in
+    cache; A may be Z itself."""
     cdef Py_ssize_t i
     if activation == ACT_SOFTMAX:
         bias_rows(0, m, n, Z, bias, Z, ACT_IDENTITY)
@@ -72,56 +134,78 @@ cdef void bias_activation_forward(Py_ssize_t m, Py_ssize_t n, real* Z, const rea
 
 cdef inline void bias_rows(Py_ssize_t first, Py_ssize_t last, Py_ssize_t n, real* Z,
                            const real* bias, real* A, int activation) noexcept nogil:
-    """Rows [first, last): one loop per activation (not a switch per element),
-    so that each vectorises."""
-    cdef Py_ssize_t i, j, k
-    cdef real z
-    cdef bint keep_z = A != Z
+    cdef Py_ssize_t i, j
     for i in range(first, last):
-        k = i * n
-        if keep_z:
-            for j in range(n):
-                Z[k + j] += bias[j]
-        if activation == ACT_RELU:
-            for j in range(n):
-                z = Z[k + j] if keep_z else Z[k + j] + bias[j]
-                A[k + j] = z if z > 0 else 0
-        elif activation == ACT_LEAKY_RELU:
-            for j in range(n):
-                z = Z[k + j] if keep_z else Z[k + j] + bias[j]
-                A[k + j] = z if z > 0 else <real>LEAKY_SLOPE * z
-        elif activation == ACT_SIGMOID:
-            for j in range(n):
-                A[k + j] = sigmoid(Z[k + j] if keep_z else Z[k + j] + bias[j])
-        elif activation == ACT_TANH:
-            for j in range(n):
-                z = Z[k + j] if keep_z else Z[k + j] + bias[j]
-                if real is float:
-                    A[k + j] = tanhf(z)
-                else:
-                    A[k + j] = tanh(z)
-        else:
-            for j in range(n):
-                A[k + j] = Z[k + j] if keep_z else Z[k + j] + bias[j]
+        for j in range(n):
+            Z[i * n + j] += bias[j]
+        activation_range(i * n, (i + 1) * n, Z, A, activation)
 
 
-cdef void activation_backward(Py_ssize_t count, real* grad, const real* A,
+cdef void activation_forward(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A,
+                             int activation, int n_threads) noexcept nogil:
+    """A = f(Z) (A may be Z), split over the threads in chunks when large."""
+    cdef Py_ssize_t count = m * n
+    cdef Py_ssize_t chunk, n_chunks = (count + ELEMENT_CHUNK - 1) // ELEMENT_CHUNK
+    if activation == ACT_SOFTMAX:
+        softmax_rows(m, n, Z, A)
+    elif n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
+        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+            activation_range(chunk * ELEMENT_CHUNK,
+                             min(count, (chunk + 1) * <Py_ssize_t>ELEMENT_CHUNK), Z, A, activation)
+    else:
+        activation_range(0, count, Z, A, activation)
+
+
+cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A,
+                                  int activation) noexcept nogil:
+    # One loop per activation (activation_value inlined with a constant
+    # code), not a switch per element, so that each loop vectorises.
+    cdef Py_ssize_t i
+    if activation == ACT_RELU:
+        for i in range(first, last):
+            A[i] = activation_value(Z[i], ACT_RELU)
+    elif activation == ACT_LEAKY_RELU:
+        for i in range(first, last):
+            A[i] = activation_value(Z[i], ACT_LEAKY_RELU)
+    elif activation == ACT_SIGMOID:
+        for i in range(first, last):
+            A[i] = activation_value(Z[i], ACT_SIGMOID)
+    elif activation == ACT_TANH:
+        for i in range(first, last):
+            A[i] = activation_value(Z[i], ACT_TANH)
+    elif activation == ACT_GELU:
+        for i in range(first, last):
+            A[i] = activation_value(Z[i], ACT_GELU)
+    elif activation == ACT_GELU_TANH:
+        for i in range(first, last):
+            A[i] = activation_value(Z[i], ACT_GELU_TANH)
+    elif activation == ACT_SILU:
+        for i in range(first, last):
+            A[i] = activation_value(Z[i], ACT_SILU)
+    elif A != Z:
+        for i in range(first, last):
+            A[i] = Z[i]
+
+
+cdef void activation_backward(Py_ssize_t count, real* grad, const real* A, const real* Z,
                               int activation, int n_threads) noexcept nogil:
-    """grad (dL/dA on entry) becomes dL/dZ, in place, with f'(Z) written through
-    A = f(Z): sigmoid A(1-A), tanh 1-A², relu/leaky A > 0 iff Z > 0."""
+    """grad (dL/dA on entry) becomes dL/dZ, in place: f'(Z) written through
+    A = f(Z) (sigmoid A(1-A), tanh 1-A², relu/leaky A > 0 iff Z > 0), or read
+    from Z for gelu, gelu_tanh and silu (Z may be A for the others)."""
     cdef Py_ssize_t chunk, n_chunks = (count + ELEMENT_CHUNK - 1) // ELEMENT_CHUNK
     if activation == ACT_IDENTITY:
         return
     if n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
         for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
             slope_range(chunk * ELEMENT_CHUNK,
-                        min(count, (chunk + 1) * <Py_ssize_t>ELEMENT_CHUNK), grad, A, activation)
+                        min(count, (chunk + 1) * <Py_ssize_t>ELEMENT_CHUNK), grad, A, Z,
+                        activation)
     else:
-        slope_range(0, count, grad, A, activation)
+        slope_range(0, count, grad, A, Z, activation)
 
 
 cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, const real* A,
-                             int activation) noexcept nogil:
+                             const real* Z, int activation) noexcept nogil:
     cdef Py_ssize_t i
     if activation == ACT_RELU:
         for i in range(first, last):
@@ -135,6 +219,15 @@ cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, cons
     elif activation == ACT_TANH:
         for i in range(first, last):
             grad[i] *= 1 - A[i] * A[i]
+    elif activation == ACT_GELU:
+        for i in range(first, last):
+            grad[i] *= slope_from_z(Z[i], ACT_GELU)
+    elif activation == ACT_GELU_TANH:
+        for i in range(first, last):
+            grad[i] *= slope_from_z(Z[i], ACT_GELU_TANH)
+    elif activation == ACT_SILU:
+        for i in range(first, last):
+            grad[i] *= slope_from_z(Z[i], ACT_SILU)
 
 
 cdef void softmax_backward(Py_ssize_t m, Py_ssize_t n, real* grad, const real* A) noexcept nogil:

@@ -11,9 +11,10 @@ cdef enum LossKind:
     LOSS_CROSS_ENTROPY = 2
 
 
-cdef double mse_loss(Py_ssize_t m, Py_ssize_t n, const real* A, const real* Y,
+cdef double mse_loss(Py_ssize_t m, Py_ssize_t n, const real* A, const real* Z, const real* Y,
                      double scale, bint reduction_sum, int activation, real* delta) noexcept nogil:
-    """scale * sum((A - Y)²) / N, delta = dL/dA ⊙ f'(Z) (a row-wise JVP for softmax)."""
+    """scale * sum((A - Y)²) / N, delta = dL/dA ⊙ f'(Z) (a row-wise JVP for
+    softmax); Z is read only by the activations whose derivative needs it."""
     cdef Py_ssize_t i
     cdef double divisor = 1.0 if reduction_sum else <double>(m * n)
     cdef real grad_scale = <real>(2.0 * scale / divisor)
@@ -25,7 +26,7 @@ cdef double mse_loss(Py_ssize_t m, Py_ssize_t n, const real* A, const real* Y,
     if activation == ACT_SOFTMAX:
         softmax_backward(m, n, delta, A)
     else:
-        activation_backward(m * n, delta, A, activation, 1)
+        activation_backward(m * n, delta, A, Z, activation, 1)
     return scale * total / divisor
 
 

@@ -7,20 +7,25 @@
 #   are read once, in the same iteration) and its new velocities into the
 #   unused second-moment buffer, reporting whether all are finite; the engine
 #   then swaps the buffers. One pass over p, g (and v): no dry run.
-# - Adam has three outputs and no spare buffers: a dry run reports whether
-#   the step stays finite, then a second pass writes in place.
+# - Adam and RMSprop have three outputs and no spare buffers: a dry run
+#   reports whether the step stays finite, then a second pass writes in place.
+#
+# The codes are the registry's (the ``code`` of each class in
+# cbackprop/optimizers.py): an optimizer is its class there, its element
+# function and range loop here, and its case in update_range.
 #
 # Gradient clipping is fused into the same passes: the engine computes the
 # global gradient norm once per step (gradient_norm) and hands the factor and
 # the clamp bound down in the settings; each element is clipped as it is
 # read. Without clipping the loops are the unclipped ones, chosen once per
 # block.
-from libc.math cimport INFINITY, fabs, isfinite, isinf, sqrt, sqrtf
+from libc.math cimport INFINITY, fabs, isfinite, isinf, pow, sqrt, sqrtf
 from cython.parallel cimport prange
 
 cdef enum OptimizerKind:
     OPT_SGD = 0
     OPT_ADAM = 1
+    OPT_RMSPROP = 2
 
 
 cdef struct OptimizerSettings:
@@ -32,11 +37,32 @@ cdef struct OptimizerSettings:
     double beta1
     double beta2
     double eps
+    double alpha              # RMSprop's smoothing constant
     double bias_correction1   # 1 - beta1**t
     double bias_correction2   # 1 - beta2**t
     double clip_norm          # 0: off
     double clip_value         # infinity: off
     double gradient_scale     # this step's factor: clip_norm / ||g|| when that is < 1, else 1
+
+# Every field, for the engine to fill from an optimizer's own settings (a
+# dict converts to the struct only when it names every field).
+OPTIMIZER_DEFAULTS = dict(kind=OPT_SGD, lr=0.0, momentum=0.0, nesterov=False, weight_decay=0.0,
+                          beta1=0.0, beta2=0.0, eps=0.0, alpha=0.0, bias_correction1=1.0,
+                          bias_correction2=1.0, clip_norm=0.0, clip_value=INFINITY,
+                          gradient_scale=1.0)
+
+
+cdef inline void start_step(OptimizerSettings* opt, long step) noexcept nogil:
+    """What depends on the step's number (from 1): Adam's bias corrections."""
+    if opt.kind == OPT_ADAM:
+        opt.bias_correction1 = 1.0 - pow(opt.beta1, step)
+        opt.bias_correction2 = 1.0 - pow(opt.beta2, step)
+
+
+cdef inline bint writes_spare_buffers(int kind) noexcept nogil:
+    """SGD's step goes into the gradient and second-moment buffers (the engine
+    swaps them in); the others write in place after a dry run."""
+    return kind == OPT_SGD
 
 
 cdef inline bint stays_finite(real x) noexcept nogil:
@@ -73,6 +99,26 @@ cdef inline bint adam_element(real p, real g, real m, real v, real lr, real beta
     else:
         p_new[0] = p - lr * (m_new[0] / correction1) / (sqrt(v_new[0] / correction2) + eps)
     return stays_finite(p_new[0]) & stays_finite(m_new[0]) & stays_finite(v_new[0])
+
+
+cdef inline bint rmsprop_element(real p, real g, real v, real buf, real lr, real alpha,
+                                 real eps, real momentum, real decay, real* p_new, real* v_new,
+                                 real* buf_new) noexcept nogil:
+    """One parameter's RMSprop step (torch's, not centered); False when not finite."""
+    cdef real step
+    g = g + decay * p
+    v_new[0] = alpha * v + (1 - alpha) * g * g
+    if real is float:
+        step = g / (sqrtf(v_new[0]) + eps)
+    else:
+        step = g / (sqrt(v_new[0]) + eps)
+    if momentum != 0:
+        buf_new[0] = momentum * buf + step
+        step = buf_new[0]
+    else:
+        buf_new[0] = buf
+    p_new[0] = p - lr * step
+    return stays_finite(p_new[0]) & stays_finite(v_new[0]) & stays_finite(buf_new[0])
 
 
 cdef inline real clipped(real g, real scale, real limit) noexcept nogil:
@@ -148,11 +194,37 @@ cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, real* param, const real
     return ok
 
 
+cdef bint rmsprop_range(Py_ssize_t count, Py_ssize_t start, real* param, const real* grad,
+                        real* square_avg, real* buf, const OptimizerSettings* opt,
+                        double weight_decay, bint write) noexcept nogil:
+    """RMSprop over a range of one block, as adam_range: with ``write`` in
+    place, without it a dry run. (Scalar code with loop-invariant branches;
+    the vectorised-maths issue gives it the clipped/unclipped split.)"""
+    cdef Py_ssize_t i, end = start + count
+    cdef real p_new, v_new, buf_new, g
+    cdef real lr = <real>opt.lr, decay = <real>weight_decay, alpha = <real>opt.alpha
+    cdef real eps = <real>opt.eps, momentum = <real>opt.momentum
+    cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
+    cdef bint clip = opt.gradient_scale != 1 or isfinite(opt.clip_value)
+    cdef int ok = 1
+    for i in range(start, end):
+        g = clipped(grad[i], scale, limit) if clip else grad[i]
+        if write:
+            rmsprop_element(param[i], g, square_avg[i], buf[i], lr, alpha, eps, momentum, decay,
+                            &param[i], &square_avg[i], &buf[i])
+        else:
+            ok &= rmsprop_element(param[i], g, square_avg[i], buf[i], lr, alpha, eps, momentum,
+                                  decay, &p_new, &v_new, &buf_new)
+    return ok
+
+
 cdef inline bint update_range(Py_ssize_t count, Py_ssize_t start, real* param, real* grad,
                               real* moment1, real* moment2, const OptimizerSettings* opt,
                               double weight_decay, bint write) noexcept nogil:
     if opt.kind == OPT_ADAM:
         return adam_range(count, start, param, grad, moment1, moment2, opt, weight_decay, write)
+    if opt.kind == OPT_RMSPROP:
+        return rmsprop_range(count, start, param, grad, moment1, moment2, opt, weight_decay, write)
     return sgd_range(count, start, param, grad, moment1, moment2, opt, weight_decay)
 
 
@@ -164,10 +236,10 @@ cdef bint optimizer_update(Py_ssize_t count, real* param, real* grad, real* mome
                            real* moment2, const OptimizerSettings* opt, double weight_decay,
                            bint write, int n_threads) noexcept nogil:
     """One block's update (SGD: into the gradient and second-moment buffers,
-    ``write`` ignored; Adam: a dry run, or with ``write`` in place), split into
+    ``write`` ignored; the others: a dry run, or with ``write`` in place), split into
     chunks over the threads when it is large (each element is independent, so
     the result does not depend on the thread count). Returns whether all new
-    values are finite (Adam's write pass: always True)."""
+    values are finite (a write pass: always True)."""
     cdef Py_ssize_t chunk, n_chunks = (count + UPDATE_CHUNK - 1) // UPDATE_CHUNK
     cdef int bad = 0
     if n_threads > 1 and n_chunks > 1:

@@ -73,13 +73,8 @@ class Network(NetworkBase):
         for i, (param, grad) in enumerate(zip(params, gradients)):
             if i < n_weights and opt.weight_decay:
                 grad = grad + opt.weight_decay * param
-            if opt.name == "adam":
-                stepped.append(ops.adam_step(param, grad, self._moment1[i], self._moment2[i], t,
-                                             opt.lr, opt.beta1, opt.beta2, opt.eps))
-            else:
-                new_param, velocity = ops.sgd_step(param, grad, self._moment1[i], opt.lr,
-                                                   opt.momentum, opt.nesterov)
-                stepped.append((new_param, velocity, self._moment2[i]))
+            stepped.append(ops.OPTIMIZER_STEPS[opt.name](param, grad, self._moment1[i],
+                                                          self._moment2[i], t, opt))
         # A step that would leave anything non-finite is refused whole.
         if not all(np.isfinite(value).all() for values in stepped for value in values):
             raise FloatingPointError(

@@ -14,9 +14,11 @@ The functions of :mod:`cbackprop.ops` (``gemm``, ``dense_forward``,
 and results, ``out=`` included; like every function here they trust their
 arguments (``cbackprop.ops`` is the checked boundary).
 """
+import math
+
 import numpy as np
 
-from .._names import ALIASES
+from .._activations import ALIASES, REGISTRY
 
 LEAKY_SLOPE = 0.01
 
@@ -106,14 +108,50 @@ def softmax_backward(grad_a, z, a):
     return a * (grad_a - (grad_a * a).sum(axis=1, keepdims=True))
 
 
-ACTIVATIONS = {
-    "sigmoid": (sigmoid_forward, sigmoid_backward),
-    "relu": (relu_forward, relu_backward),
-    "tanh": (tanh_forward, tanh_backward),
-    "identity": (identity_forward, identity_backward),
-    "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
-    "softmax": (softmax_forward, softmax_backward),
-}
+def _erf(x):
+    # NumPy has no erf: the C library's, element by element, in float64.
+    return np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64)).astype(x.dtype)
+
+
+def _normal_pdf(z):
+    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def gelu_forward(z):
+    return 0.5 * z * (1 + _erf(z / math.sqrt(2)))
+
+
+def gelu_backward(grad_a, z, a):
+    # d/dz z Φ(z) = Φ(z) + z φ(z)
+    return grad_a * (0.5 * (1 + _erf(z / math.sqrt(2))) + z * _normal_pdf(z))
+
+
+GELU_TANH_SCALE = math.sqrt(2 / math.pi)
+GELU_TANH_CUBIC = 0.044715
+
+
+def gelu_tanh_forward(z):
+    return 0.5 * z * (1 + np.tanh(GELU_TANH_SCALE * (z + GELU_TANH_CUBIC * z ** 3)))
+
+
+def gelu_tanh_backward(grad_a, z, a):
+    t = np.tanh(GELU_TANH_SCALE * (z + GELU_TANH_CUBIC * z ** 3))
+    inner = GELU_TANH_SCALE * (1 + 3 * GELU_TANH_CUBIC * z * z)
+    return grad_a * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * inner)
+
+
+def silu_forward(z):
+    return z * sigmoid_forward(z)
+
+
+def silu_backward(grad_a, z, a):
+    s = sigmoid_forward(z)
+    return grad_a * s * (1 + z * (1 - s))
+
+
+# (forward, backward) of every activation of the registry, by its name.
+ACTIVATIONS = {name: (globals()[f"{name}_forward"], globals()[f"{name}_backward"])
+               for name in REGISTRY}
 
 
 def activation_forward(name, z, out=None):
@@ -122,11 +160,15 @@ def activation_forward(name, z, out=None):
     return _into(out, a.copy() if a is z and out is None else a)
 
 
-def activation_backward(name, grad_a, a, out=None):
-    """``grad_a ⊙ f'(z)`` from the output ``a = f(z)`` alone: the backward
-    functions above read only ``a``, except relu's and leaky relu's, which
-    read the sign of ``z``, and that is the sign of ``a``."""
-    grad_z = ACTIVATIONS[ALIASES.get(name, name)][1](grad_a, a, a)
+def activation_backward(name, grad_a, a, out=None, *, z=None):
+    """``grad_a ⊙ f'(z)``. The derivatives of the activations whose registry
+    entry says ``"output"`` are written through ``a = f(z)`` alone (relu's and
+    leaky relu's read the sign of ``z``, which is the sign of ``a``); gelu,
+    gelu_tanh and silu read ``z``, which they need."""
+    name = ALIASES.get(name, name)
+    if REGISTRY[name].derivative == "output":
+        z = a
+    grad_z = ACTIVATIONS[name][1](grad_a, z, a)
     return _into(out, grad_z.copy() if grad_z is grad_a and out is None else grad_z)
 
 
@@ -171,11 +213,12 @@ def one_hot(labels, n_classes, dtype):
     return encoded
 
 
-def mse(a, y, scale=1.0, reduction="mean", activation="identity", out=None):
+def mse(a, y, scale=1.0, reduction="mean", activation="identity", out=None, *, z=None):
     """``(loss, delta)``: :func:`mse_loss`, its gradient taken through the output
-    layer's activation (``dL/dA`` itself for identity)."""
+    layer's activation (``dL/dA`` itself for identity; ``z`` as in
+    :func:`activation_backward`)."""
     loss, grad_a = mse_loss(a, y, scale, reduction)
-    return float(loss), _into(out, activation_backward(activation, grad_a, a))
+    return float(loss), _into(out, activation_backward(activation, grad_a, a, z=z))
 
 
 def bce(z, y, out=None):
@@ -209,6 +252,30 @@ def adam_step(param, grad, m, v, t, lr, beta1, beta2, eps):
     m_hat = m / (1 - beta1 ** t)
     v_hat = v / (1 - beta2 ** t)
     return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def rmsprop_step(param, grad, square_avg, buf, lr, alpha, eps, momentum):
+    """``(new_param, new_square_avg, new_buf)`` as torch.optim.RMSprop:
+    ``v <- alpha v + (1 - alpha) g²``, then ``W - lr g / (sqrt(v) + eps)``, or with
+    momentum ``buf <- momentum buf + g / (sqrt(v) + eps)`` and ``W - lr buf``."""
+    square_avg = alpha * square_avg + (1 - alpha) * grad * grad
+    step = grad / (np.sqrt(square_avg) + eps)
+    if momentum == 0:
+        return param - lr * step, square_avg, buf
+    buf = momentum * buf + step
+    return param - lr * buf, square_avg, buf
+
+
+# Every optimizer's step by its name, on one uniform signature: the parameter,
+# its (decayed) gradient, its two state arrays, the step's number t (from 1)
+# and the optimizer; returns the new parameter and state.
+OPTIMIZER_STEPS = {
+    "sgd": lambda p, g, velocity, unused, t, o: (
+        *sgd_step(p, g, velocity, o.lr, o.momentum, o.nesterov), unused),
+    "adam": lambda p, g, m, v, t, o: adam_step(p, g, m, v, t, o.lr, o.beta1, o.beta2, o.eps),
+    "rmsprop": lambda p, g, square_avg, buf, t, o: rmsprop_step(
+        p, g, square_avg, buf, o.lr, o.alpha, o.eps, o.momentum),
+}
 
 
 # -- gradient clipping: raw gradients in, the gradients the optimizer steps with out --

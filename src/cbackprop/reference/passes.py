@@ -30,19 +30,31 @@ def forward(weights, biases, activations, X):
     return Z, A
 
 
+def _cross_entropy(loss, activation, z, a, Y):
+    if Y.dtype == np.int64:   # class labels
+        Y = ops.one_hot(Y, z.shape[1], z.dtype)
+    return ops.cross_entropy_loss(z, Y)
+
+
+def _mse(loss, activation, z, a, Y):
+    value, grad_a = ops.mse_loss(a, Y, loss.scale, loss.reduction)
+    return value, ops.ACTIVATIONS[activation][1](grad_a, z, a)
+
+
+# Every loss of the registry (cbackprop/losses.py) by its name:
+# (loss settings, output activation, z, a, Y) -> (L, δ).
+LOSSES = {
+    "mse": _mse,
+    "bce": lambda loss, activation, z, a, Y: ops.bce_loss(z, Y),
+    "cross_entropy": _cross_entropy,
+}
+
+
 def output_loss(loss, activation, z, a, Y):
     """``(L, δ)``: the loss and ``δ = dL/dZ`` of the output layer, from its
     pre-activation ``z`` and activation ``a``. BCE and cross-entropy give the
     fused delta; MSE goes through ``dL/dA`` and the activation's backward."""
-    if loss.name == "cross_entropy":
-        if Y.dtype == np.int64:   # class labels
-            Y = ops.one_hot(Y, z.shape[1], z.dtype)
-        return ops.cross_entropy_loss(z, Y)
-    if loss.name == "bce":
-        return ops.bce_loss(z, Y)
-    assert loss.name == "mse", loss
-    value, grad_a = ops.mse_loss(a, Y, loss.scale, loss.reduction)
-    return value, ops.ACTIVATIONS[activation][1](grad_a, z, a)
+    return LOSSES[loss.name](loss, activation, z, a, Y)
 
 
 def loss_value(weights, biases, activations, loss, X, Y):
