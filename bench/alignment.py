@@ -78,7 +78,7 @@ def main():
         for offset_b in OFFSETS:
             A, B = at_offset(a_values, offset_a), at_offset(b_values, offset_b)
             op_a, op_b = (A.T if trans_a else A), (B.T if trans_b else B)
-            ours, numpy = best_seconds([lambda: engine.gemm_product(A, B, trans_a, trans_b),
+            ours, numpy = best_seconds([lambda: engine.op_gemm(A, B, trans_a, trans_b),
                                         lambda: op_a @ op_b], calls, args.samples)
             cells.append(f"{flops / ours / 1e9:5.1f}/{flops / numpy / 1e9:5.1f} ")
         print(f"A+{offset_a:<4d}  " + " ".join(cells), flush=True)

@@ -63,7 +63,7 @@ def measure(quick):
         for M, K, N, trans_a, trans_b, label in GEMM_SHAPES:
             A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
             B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
-            seconds = best_seconds(lambda: engine.gemm_product(A, B, trans_a, trans_b),
+            seconds = best_seconds(lambda: engine.op_gemm(A, B, trans_a, trans_b),
                                    repeats, min_seconds)
             figures["gemm"][f"{label} {dtype}"] = 2.0 * M * K * N / seconds / 1e9
         sizes, batch = BIG

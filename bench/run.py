@@ -62,7 +62,7 @@ T threads the peak a figure is compared with is T x that per-core peak. For
 products (X@W and dW = X^T@D for every layer, D@W^T for every layer but the
 first; 2*m*n_in*n_out each) at that peak, and the step's multiple of it.
 
-GEMM. ``cbackprop._backend.engine.gemm_product(A, B, trans_a, trans_b)``
+GEMM. ``cbackprop._backend.engine.op_gemm(A, B, trans_a, trans_b)``
 against ``numpy.matmul`` on the same operands. The shape classes: the three
 products of a dense layer (``X@W``, ``X^T@D`` for dW, ``D@W^T`` for the delta
 passed back) at the layer shapes of the mnist, deep, wide and big configs;
@@ -613,7 +613,7 @@ def aligned_copy(array):
 def gemm_operands(case, dtype, rng):
     A = aligned_copy(rng.standard_normal(case["a_shape"]).astype(dtype))
     B = aligned_copy(rng.standard_normal(case["b_shape"]).astype(dtype))
-    ours = lambda: engine.gemm_product(A, B, case["trans_a"], case["trans_b"])  # noqa: E731
+    ours = lambda: engine.op_gemm(A, B, case["trans_a"], case["trans_b"])  # noqa: E731
     opA = A.T if case["trans_a"] else A
     opB = B.T if case["trans_b"] else B
     theirs = lambda: opA @ opB  # noqa: E731
@@ -905,7 +905,7 @@ def shape_text(row):
 def print_gemm(gemm, dtypes, threads, workers):
     rounds = len(gemm[0]["ours_s_samples"])
     samples = len(gemm[0]["ours_s_samples"][0])
-    print(f"\nGEMM: engine.gemm_product (ours) vs numpy.matmul, {rounds} rounds of one phase per "
+    print(f"\nGEMM: engine.op_gemm (ours) vs numpy.matmul, {rounds} rounds of one phase per "
           f"library, {samples} samples per phase.\nGF/s = 2*M*K*N / t, best sample over all "
           f"rounds; % = of the FMA peak at T threads, T x the per-core peak;\nratio = ours/numpy, "
           f"the median over the {rounds} rounds of ours best-in-round / numpy best-in-round")

@@ -18,6 +18,21 @@ def _operands(rng, M, N, K, trans_a, trans_b, dtype):
     return A, B, expected
 
 
+def product(A, B, trans_a=False, trans_b=False, poison=True):
+    """op(A) @ op(B) by the engine's GEMM entry, into a C filled with NaN: a
+    GEMM that read C without accumulating would leak it into the result."""
+    M = A.shape[1] if trans_a else A.shape[0]
+    N = B.shape[0] if trans_b else B.shape[1]
+    C = np.full((M, N), np.nan if poison else 0, dtype=A.dtype)
+    assert engine.op_gemm(A, B, trans_a, trans_b, C) is C
+    return C
+
+
+def accumulate(A, B, trans_a, trans_b, C):
+    """C += op(A) @ op(B)."""
+    return engine.op_gemm(A, B, trans_a, trans_b, C, accumulate=True)
+
+
 def _assert_close(C, expected, K, dtype):
     scale = np.sqrt(K) * max(1.0, np.abs(expected).max())
     np.testing.assert_allclose(C, expected, rtol=0, atol=TOL[dtype] * scale)
@@ -29,7 +44,7 @@ def test_matches_matmul_over_shapes(trans_a, trans_b, M, dtype):
     rng = np.random.default_rng(M)
     for N, K in [(1, 1), (3, 17), (9, 5), (10, 33), (12, 7), (13, 6), (17, 257), (31, 2), (145, 9)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
-        C = engine.gemm_product(A, B, trans_a, trans_b, poison=True)
+        C = product(A, B, trans_a, trans_b)
         assert C.dtype == np.dtype(dtype) and C.shape == (M, N)
         _assert_close(C, expected, K, dtype)
 
@@ -40,28 +55,28 @@ def test_multiple_blocks_in_every_loop(shape, dtype):
     M, N, K = shape
     rng = np.random.default_rng(1)
     A, B, expected = _operands(rng, M, N, K, False, False, dtype)
-    _assert_close(engine.gemm_product(A, B, poison=True), expected, K, dtype)
+    _assert_close(product(A, B), expected, K, dtype)
 
 
 def test_accumulates_into_c_when_given(dtype):
     rng = np.random.default_rng(2)
     A, B, expected = _operands(rng, 19, 23, 300, False, True, dtype)
     C0 = rng.standard_normal((19, 23)).astype(dtype)
-    C = engine.gemm_product(A, B, False, True, C0.copy())
+    C = accumulate(A, B, False, True, C0.copy())
     _assert_close(C, expected + C0, 300, dtype)
 
 
 def test_empty_inner_dimension_gives_zeros(dtype):
     A = np.empty((4, 0), dtype=dtype)
     B = np.empty((0, 3), dtype=dtype)
-    np.testing.assert_array_equal(engine.gemm_product(A, B, poison=True), np.zeros((4, 3)))
+    np.testing.assert_array_equal(product(A, B), np.zeros((4, 3)))
 
 
 def test_does_not_read_c_without_accumulate(dtype):
     """C starts as NaN (poison=True): a kernel that read it would leak NaN."""
     rng = np.random.default_rng(3)
     A, B, _ = _operands(rng, 7, 9, 11, False, False, dtype)
-    assert np.isfinite(engine.gemm_product(A, B, poison=True)).all()
+    assert np.isfinite(product(A, B)).all()
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
@@ -73,9 +88,9 @@ def test_narrow_products(trans_a, trans_b, N, dtype):
     rng = np.random.default_rng(N)
     for M, K in [(4, 3), (8, 300), (16, 64), (37, 530), (130, 257)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
-        _assert_close(engine.gemm_product(A, B, trans_a, trans_b, poison=True), expected, K, dtype)
+        _assert_close(product(A, B, trans_a, trans_b), expected, K, dtype)
         C0 = rng.standard_normal((M, N)).astype(dtype)
-        C = engine.gemm_product(A, B, trans_a, trans_b, C0.copy())
+        C = accumulate(A, B, trans_a, trans_b, C0.copy())
         _assert_close(C, expected + C0, K, dtype)
 
 
@@ -100,9 +115,9 @@ def test_operands_of_any_alignment(trans_a, trans_b, offset_b, dtype):
     for M, N, K in [(64, 64, 64), (70, 16, 300), (4, 24, 9), (94, 40, 64), (64, 400, 200)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
         A, B = _at_offset(A, 1), _at_offset(B, offset_b)
-        _assert_close(engine.gemm_product(A, B, trans_a, trans_b, poison=True), expected, K, dtype)
+        _assert_close(product(A, B, trans_a, trans_b), expected, K, dtype)
         C0 = _at_offset(rng.standard_normal((M, N)).astype(dtype), 0)
-        C = engine.gemm_product(A, B, trans_a, trans_b, C0.copy())
+        C = accumulate(A, B, trans_a, trans_b, C0.copy())
         _assert_close(C, expected + C0, K, dtype)
 
 
@@ -124,9 +139,9 @@ def test_threaded_products_equal_one_thread(K, dtype, restore_engine_threads):
     products = []
     for threads in (1, 2, 3):
         engine.set_num_threads(threads)
-        products.append(engine.gemm_product(A, B, False, True, poison=True))
-    for product in products[1:]:
-        np.testing.assert_array_equal(product, products[0])
+        products.append(product(A, B, False, True))
+    for threaded in products[1:]:
+        np.testing.assert_array_equal(threaded, products[0])
 
 
 def _tile_edges(dtype):
@@ -155,8 +170,8 @@ def test_edges_of_this_builds_tiles(trans_a, trans_b, dtype):
         for N in cols:
             K = depths[(M + N) % len(depths)]
             A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
-            _assert_close(engine.gemm_product(A, B, trans_a, trans_b, poison=True), expected, K, dtype)
+            _assert_close(product(A, B, trans_a, trans_b), expected, K, dtype)
             if (M + N) % 3 == 0:
                 C0 = rng.standard_normal((M, N)).astype(dtype)
-                _assert_close(engine.gemm_product(A, B, trans_a, trans_b, C0.copy()), expected + C0,
+                _assert_close(accumulate(A, B, trans_a, trans_b, C0.copy()), expected + C0,
                               K, dtype)

@@ -2,65 +2,10 @@
 # cbackprop.ops. cbackprop/ops.py checks every argument first (dtypes,
 # shapes, C order, alignment, writable outputs, which outputs may alias
 # which inputs), so the op_* functions below trust them, as the Engine's
-# methods do. Each releases the GIL and picks the float or double kernel
-# once. Included after _engine.pxi (it uses num_threads, Guards and data()).
-from libc.math cimport exp, fabs, log, log1p
+# methods do. Each releases the GIL and picks the float or double kernels
+# once (an op of several kernels through its fused *_typed function).
+# Included after _engine.pxi (it uses num_threads, Guards and data()).
 from libc.string cimport memcpy
-
-
-# -- kernels the training passes do not need --------------------------------------------
-cdef double bce_from_logits(Py_ssize_t count, const real* Z, const real* Y,
-                            real* delta) noexcept nogil:
-    """bce_loss without a stored sigmoid output: each element is read before its
-    delta is written, so delta may be Z (or Y) itself."""
-    cdef Py_ssize_t i
-    cdef double total = 0, z64
-    cdef real z, y
-    for i in range(count):
-        z = Z[i]
-        y = Y[i]
-        z64 = z
-        total += (z64 if z64 > 0 else 0.0) - <double>y * z64 + log1p(exp(-fabs(z64)))
-        delta[i] = (sigmoid(z) - y) / <real>count
-    return total / count
-
-
-cdef double cross_entropy_from_logits(Py_ssize_t m, Py_ssize_t k, const real* Z, const real* Y,
-                                      const int64_t* labels, real* delta) noexcept nogil:
-    """cross_entropy_loss row by row, with softmax(Z) written straight into delta:
-    each row's loss is taken before its softmax, so delta may be Z itself."""
-    cdef Py_ssize_t i, j, row, label
-    cdef double total = 0, row_max, exp_sum, log_sum_exp, target_sum, row_loss
-    cdef real a_label
-    for i in range(m):
-        row = i * k
-        row_max = Z[row]
-        for j in range(1, k):
-            if Z[row + j] > row_max:
-                row_max = Z[row + j]
-        exp_sum = 0
-        for j in range(k):
-            exp_sum += exp(<double>Z[row + j] - row_max)
-        log_sum_exp = row_max + log(exp_sum)
-        if Y == NULL:
-            label = labels[i]
-            total += log_sum_exp - <double>Z[row + label]
-            softmax_rows(1, k, Z + row, delta + row)
-            a_label = delta[row + label]
-            for j in range(k):
-                delta[row + j] = delta[row + j] / <real>m
-            delta[row + label] = (a_label - 1) / <real>m
-        else:
-            target_sum = 0
-            row_loss = 0
-            for j in range(k):
-                target_sum += Y[row + j]
-                row_loss += <double>Y[row + j] * (log_sum_exp - <double>Z[row + j])
-            total += row_loss
-            softmax_rows(1, k, Z + row, delta + row)
-            for j in range(k):
-                delta[row + j] = (delta[row + j] * <real>target_sum - Y[row + j]) / <real>m
-    return total / m
 
 
 # -- workspaces of one call ----------------------------------------------------------------
@@ -103,13 +48,24 @@ cdef class OpScratch:
 
 
 # -- the ops: arguments already checked by cbackprop/ops.py -----------------------------
-def op_gemm(cnp.ndarray a, cnp.ndarray b, bint trans_a, bint trans_b, cnp.ndarray out):
-    """out = op(a) @ op(b)."""
-    cdef Py_ssize_t M = out.shape[0], N = out.shape[1]
+def op_gemm(cnp.ndarray a, cnp.ndarray b, bint trans_a=False, bint trans_b=False,
+            cnp.ndarray out=None, *, bint accumulate=False):
+    """out = op(a) @ op(b), in a new array when ``out`` is None: the engine's one
+    GEMM entry, behind cb.ops.gemm (which checks the arguments; this trusts
+    them: C-contiguous 2-D arrays of one float dtype, inner dimensions that
+    agree). The bench and the tests call it directly; ``accumulate`` (out +=
+    op(a) @ op(b)) is internal, for the tests."""
+    cdef Py_ssize_t M = a.shape[1] if trans_a else a.shape[0]
     cdef Py_ssize_t K = a.shape[0] if trans_a else a.shape[1]
+    cdef Py_ssize_t N = b.shape[0] if trans_b else b.shape[1]
     cdef Py_ssize_t rsa = 1 if trans_a else K, csa = M if trans_a else 1
     cdef Py_ssize_t rsb = 1 if trans_b else N, csb = K if trans_b else 1
-    cdef int typenum = cnp.PyArray_TYPE(out)
+    cdef int typenum = cnp.PyArray_TYPE(a)
+    cdef cnp.npy_intp dims[2]
+    if out is None:
+        dims[0] = M
+        dims[1] = N
+        out = cnp.PyArray_EMPTY(2, dims, typenum, 0)
     cdef OpScratch scratch = OpScratch(typenum, M, N, K)
     cdef void* pa = data(a)
     cdef void* pb = data(b)
@@ -117,41 +73,56 @@ def op_gemm(cnp.ndarray a, cnp.ndarray b, bint trans_a, bint trans_b, cnp.ndarra
     cdef int n_threads = num_threads
     with nogil:
         if typenum == cnp.NPY_FLOAT:
-            gemm(M, N, K, <float*>pa, rsa, csa, <float*>pb, rsb, csb, <float*>c, N, False,
+            gemm(M, N, K, <float*>pa, rsa, csa, <float*>pb, rsb, csb, <float*>c, N, accumulate,
                  <float*>scratch.pack_a, <float*>scratch.pack_b, n_threads)
         else:
-            gemm(M, N, K, <double*>pa, rsa, csa, <double*>pb, rsb, csb, <double*>c, N, False,
+            gemm(M, N, K, <double*>pa, rsa, csa, <double*>pb, rsb, csb, <double*>c, N, accumulate,
                  <double*>scratch.pack_a, <double*>scratch.pack_b, n_threads)
-    scratch.verify("ops.gemm")
+    scratch.verify("gemm")
     return out
+
+
+cdef void dense_forward_typed(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, const real* x,
+                             const void* weights, const void* bias, void* z, int activation,
+                             OpScratch scratch, int n_threads) noexcept nogil:
+    gemm(m, n_out, n_in, x, n_in, 1, <const real*>weights, n_out, 1, <real*>z, n_out, False,
+         <real*>scratch.pack_a, <real*>scratch.pack_b, n_threads)
+    if m * n_out > 0:
+        bias_activation_forward(m, n_out, <real*>z, <const real*>bias, <real*>z, activation,
+                                n_threads)
 
 
 def op_dense_forward(cnp.ndarray a_prev, cnp.ndarray weights, cnp.ndarray bias, int activation,
                      cnp.ndarray out):
     """out = f(a_prev @ weights + bias): the GEMM, then bias and activation in one pass."""
     cdef Py_ssize_t m = a_prev.shape[0], n_in = a_prev.shape[1], n_out = weights.shape[1]
-    cdef int typenum = cnp.PyArray_TYPE(out)
-    cdef OpScratch scratch = OpScratch(typenum, m, n_out, n_in)
+    cdef OpScratch scratch = OpScratch(cnp.PyArray_TYPE(out), m, n_out, n_in)
     cdef void* x = data(a_prev)
     cdef void* w = data(weights)
-    cdef void* bs = data(bias)
+    cdef void* b = data(bias)
     cdef void* z = data(out)
     cdef int n_threads = num_threads
     with nogil:
-        if typenum == cnp.NPY_FLOAT:
-            gemm(m, n_out, n_in, <float*>x, n_in, 1, <float*>w, n_out, 1, <float*>z, n_out, False,
-                 <float*>scratch.pack_a, <float*>scratch.pack_b, n_threads)
-            if m * n_out > 0:
-                bias_activation_forward(m, n_out, <float*>z, <float*>bs, <float*>z, activation,
-                                        n_threads)
+        if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
+            dense_forward_typed(m, n_in, n_out, <float*>x, w, b, z, activation, scratch, n_threads)
         else:
-            gemm(m, n_out, n_in, <double*>x, n_in, 1, <double*>w, n_out, 1, <double*>z, n_out,
-                 False, <double*>scratch.pack_a, <double*>scratch.pack_b, n_threads)
-            if m * n_out > 0:
-                bias_activation_forward(m, n_out, <double*>z, <double*>bs, <double*>z, activation,
-                                        n_threads)
+            dense_forward_typed(m, n_in, n_out, <double*>x, w, b, z, activation, scratch, n_threads)
     scratch.verify("ops.dense_forward")
     return out
+
+
+cdef void dense_backward_typed(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, const real* delta,
+                              const void* a_prev, const void* weights, void* grad_weights,
+                              void* grad_bias, void* grad_a_prev, OpScratch scratch,
+                              int n_threads) noexcept nogil:
+    cdef real* pack_a = <real*>scratch.pack_a
+    cdef real* pack_b = <real*>scratch.pack_b
+    gemm(n_in, n_out, m, <const real*>a_prev, 1, n_in, delta, n_out, 1, <real*>grad_weights,
+         n_out, False, pack_a, pack_b, n_threads)
+    column_sums(m, n_out, delta, <real*>grad_bias, scratch.column_totals, n_threads)
+    if grad_a_prev != NULL:
+        gemm(m, n_in, n_out, delta, n_out, 1, <const real*>weights, 1, n_out, <real*>grad_a_prev,
+             n_in, False, pack_a, pack_b, n_threads)
 
 
 def op_dense_backward(cnp.ndarray delta, cnp.ndarray a_prev, cnp.ndarray weights,
@@ -159,33 +130,21 @@ def op_dense_backward(cnp.ndarray delta, cnp.ndarray a_prev, cnp.ndarray weights
     """grad_weights = a_prevᵀ @ delta, grad_bias = delta summed over rows and, unless
     grad_a_prev is None, grad_a_prev = delta @ weightsᵀ (transposes read through strides)."""
     cdef Py_ssize_t m = delta.shape[0], n_out = delta.shape[1], n_in = a_prev.shape[1]
-    cdef int typenum = cnp.PyArray_TYPE(delta)
-    cdef bint need_grad_a_prev = grad_a_prev is not None
     # Panels for both products: (n_in x n_out, K = m) and (m x n_in, K = n_out).
-    cdef OpScratch scratch = OpScratch(typenum, max(n_in, m), max(n_out, n_in), max(m, n_out),
-                                       n_out)
+    cdef OpScratch scratch = OpScratch(cnp.PyArray_TYPE(delta), max(n_in, m), max(n_out, n_in),
+                                       max(m, n_out), n_out)
     cdef void* d = data(delta)
     cdef void* x = data(a_prev)
     cdef void* w = data(weights)
     cdef void* gw = data(grad_weights)
     cdef void* gb = data(grad_bias)
-    cdef void* gx = data(grad_a_prev) if need_grad_a_prev else NULL
+    cdef void* gx = data(grad_a_prev) if grad_a_prev is not None else NULL
     cdef int n_threads = num_threads
     with nogil:
-        if typenum == cnp.NPY_FLOAT:
-            gemm(n_in, n_out, m, <float*>x, 1, n_in, <float*>d, n_out, 1, <float*>gw, n_out,
-                 False, <float*>scratch.pack_a, <float*>scratch.pack_b, n_threads)
-            column_sums(m, n_out, <float*>d, <float*>gb, scratch.column_totals, n_threads)
-            if need_grad_a_prev:
-                gemm(m, n_in, n_out, <float*>d, n_out, 1, <float*>w, 1, n_out, <float*>gx, n_in,
-                     False, <float*>scratch.pack_a, <float*>scratch.pack_b, n_threads)
+        if cnp.PyArray_TYPE(delta) == cnp.NPY_FLOAT:
+            dense_backward_typed(m, n_in, n_out, <float*>d, x, w, gw, gb, gx, scratch, n_threads)
         else:
-            gemm(n_in, n_out, m, <double*>x, 1, n_in, <double*>d, n_out, 1, <double*>gw, n_out,
-                 False, <double*>scratch.pack_a, <double*>scratch.pack_b, n_threads)
-            column_sums(m, n_out, <double*>d, <double*>gb, scratch.column_totals, n_threads)
-            if need_grad_a_prev:
-                gemm(m, n_in, n_out, <double*>d, n_out, 1, <double*>w, 1, n_out, <double*>gx,
-                     n_in, False, <double*>scratch.pack_a, <double*>scratch.pack_b, n_threads)
+            dense_backward_typed(m, n_in, n_out, <double*>d, x, w, gw, gb, gx, scratch, n_threads)
     scratch.verify("ops.dense_backward")
     return grad_weights, grad_bias, grad_a_prev
 
@@ -204,6 +163,14 @@ def op_activation_forward(int activation, cnp.ndarray z, cnp.ndarray out):
     return out
 
 
+cdef void activation_backward_typed(Py_ssize_t m, Py_ssize_t n, real* grad, const void* a,
+                                   const void* z, int activation, int n_threads) noexcept nogil:
+    if activation == ACT_SOFTMAX:
+        softmax_backward(m, n, grad, <const real*>a)
+    else:
+        activation_backward(m * n, grad, <const real*>a, <const real*>z, activation, n_threads)
+
+
 def op_activation_backward(int activation, cnp.ndarray grad_a, cnp.ndarray a, cnp.ndarray z,
                            cnp.ndarray out):
     """out = grad_a ⊙ f'(z), f' written through a = f(z) or read from z (which
@@ -213,24 +180,16 @@ def op_activation_backward(int activation, cnp.ndarray grad_a, cnp.ndarray a, cn
     cdef void* ap = data(a)
     cdef void* zp = data(z)
     cdef void* gz = data(out)
-    cdef bint is_float32 = cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT
     cdef int n_threads = num_threads
+    if m * n == 0:
+        return out
     with nogil:
-        if gz != g and m * n > 0:
-            memcpy(gz, g, m * n * (4 if is_float32 else 8))
-        if m * n == 0:
-            pass
-        elif is_float32:
-            if activation == ACT_SOFTMAX:
-                softmax_backward(m, n, <float*>gz, <float*>ap)
-            else:
-                activation_backward(m * n, <float*>gz, <float*>ap, <float*>zp, activation, n_threads)
+        if gz != g:
+            memcpy(gz, g, m * n * cnp.PyArray_ITEMSIZE(out))
+        if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
+            activation_backward_typed(m, n, <float*>gz, ap, zp, activation, n_threads)
         else:
-            if activation == ACT_SOFTMAX:
-                softmax_backward(m, n, <double*>gz, <double*>ap)
-            else:
-                activation_backward(m * n, <double*>gz, <double*>ap, <double*>zp, activation,
-                                    n_threads)
+            activation_backward_typed(m, n, <double*>gz, ap, zp, activation, n_threads)
     return out
 
 
@@ -246,11 +205,11 @@ def op_mse(cnp.ndarray a, cnp.ndarray y, cnp.ndarray z, double scale, bint reduc
     cdef double value
     with nogil:
         if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
-            value = mse_loss(m, n, <float*>ap, <float*>zp, <float*>yp, scale, reduction_sum, activation,
-                             <float*>dp)
+            value = mse_loss(m, n, <float*>ap, <float*>zp, <float*>yp, scale, reduction_sum,
+                             activation, <float*>dp)
         else:
-            value = mse_loss(m, n, <double*>ap, <double*>zp, <double*>yp, scale, reduction_sum, activation,
-                             <double*>dp)
+            value = mse_loss(m, n, <double*>ap, <double*>zp, <double*>yp, scale, reduction_sum,
+                             activation, <double*>dp)
     return value, out
 
 
@@ -263,9 +222,9 @@ def op_bce(cnp.ndarray z, cnp.ndarray y, cnp.ndarray out):
     cdef double value
     with nogil:
         if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
-            value = bce_from_logits(count, <float*>zp, <float*>yp, <float*>dp)
+            value = bce_loss(count, <float*>zp, <float*>yp, <float*>dp)
         else:
-            value = bce_from_logits(count, <double*>zp, <double*>yp, <double*>dp)
+            value = bce_loss(count, <double*>zp, <double*>yp, <double*>dp)
     return value, out
 
 
@@ -287,7 +246,7 @@ def op_cross_entropy(cnp.ndarray z, cnp.ndarray y, cnp.ndarray out):
             raise ValueError(f"class label {y[bad]} (sample {bad}) out of range [0, {k})")
     with nogil:
         if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
-            value = cross_entropy_from_logits(m, k, <float*>zp, <float*>yp, labels, <float*>dp)
+            value = cross_entropy_loss(m, k, <float*>zp, <float*>yp, labels, <float*>dp)
         else:
-            value = cross_entropy_from_logits(m, k, <double*>zp, <double*>yp, labels, <double*>dp)
+            value = cross_entropy_loss(m, k, <double*>zp, <double*>yp, labels, <double*>dp)
     return value, out

@@ -1,0 +1,265 @@
+# The training passes: each strings the kernels into one nogil call over a
+# network's parameters (flat arrays laid out W0, b0, W1, b1, ...) and its
+# workspace (regions laid out by Workspace.reserve). run_pass picks the
+# float or double instantiation once per pass.
+
+cdef struct Layout:
+    Py_ssize_t n_layers
+    const Py_ssize_t* sizes          # n_layers + 1 widths
+    const int* activations           # one code per layer
+    const Py_ssize_t* weight_offset  # into params / grads / moments
+    const Py_ssize_t* bias_offset
+    const Py_ssize_t* output_offset  # into the workspace: A of each layer
+    const Py_ssize_t* z_offset       # Z of each layer: A itself for those activated in
+                                     # place, the logits for the last layer
+    Py_ssize_t logits_offset         # Z of the last layer (losses need it)
+    Py_ssize_t delta_offset[2]       # ping-pong deltas of consecutive layers
+    Py_ssize_t pack_a_offset
+    Py_ssize_t pack_b_offset
+    int n_threads                    # for the GEMMs of this call
+    double* column_totals            # scratch of the widest layer's width
+    double* norm_partials            # scratch: one double per NORM_CHUNK parameters
+
+
+cdef struct LossSettings:
+    int kind
+    double scale
+    bint reduction_sum
+
+
+# -- passes ------------------------------------------------------------------------------
+cdef void forward_pass(const Layout* L, Py_ssize_t m, const real* X, const real* params,
+                       real* ws) noexcept nogil:
+    cdef Py_ssize_t layer, n_in, n_out
+    cdef const real* a_prev = X
+    cdef real* a
+    cdef real* z
+    for layer in range(L.n_layers):
+        n_in = L.sizes[layer]
+        n_out = L.sizes[layer + 1]
+        a = ws + L.output_offset[layer]
+        z = ws + L.z_offset[layer]
+        gemm(m, n_out, n_in, a_prev, n_in, 1, params + L.weight_offset[layer], n_out, 1,
+             z, n_out, False, ws + L.pack_a_offset, ws + L.pack_b_offset, L.n_threads)
+        bias_activation_forward(m, n_out, z, params + L.bias_offset[layer], a,
+                                L.activations[layer], L.n_threads)
+        a_prev = a
+
+
+cdef double output_loss(const Layout* L, Py_ssize_t m, const real* Y, const int64_t* labels,
+                        const LossSettings* loss, real* ws) noexcept nogil:
+    """The loss of the last forward pass; writes the output delta."""
+    cdef Py_ssize_t last = L.n_layers - 1
+    cdef Py_ssize_t k = L.sizes[L.n_layers]
+    cdef real* A = ws + L.output_offset[last]
+    cdef real* Z = ws + L.logits_offset
+    cdef real* delta = ws + L.delta_offset[last % 2]
+    if loss.kind == LOSS_BCE:
+        return bce_loss(m * k, Z, Y, delta)
+    if loss.kind == LOSS_CROSS_ENTROPY:
+        return cross_entropy_loss(m, k, Z, Y, labels, delta)
+    return mse_loss(m, k, A, Z, Y, loss.scale, loss.reduction_sum, L.activations[last], delta)
+
+
+cdef void column_sums(Py_ssize_t m, Py_ssize_t n, const real* values, real* sums,
+                      double* totals, int n_threads) noexcept nogil:
+    """sums = values.sum(axis=0), accumulated row by row in double (``totals``:
+    n scratch); large ones split by column blocks, so every column is summed in
+    the same order whatever the thread count."""
+    cdef Py_ssize_t block, n_blocks = (n + 63) // 64
+    if n_threads > 1 and m * n >= PARALLEL_MIN_ELEMENTS and n_blocks > 1:
+        for block in prange(n_blocks, num_threads=n_threads, schedule="static"):
+            sum_columns(m, n, block * 64, min(n, (block + 1) * <Py_ssize_t>64), values, sums,
+                        totals)
+    else:
+        sum_columns(m, n, 0, n, values, sums, totals)
+
+
+cdef inline void sum_columns(Py_ssize_t m, Py_ssize_t n, Py_ssize_t first, Py_ssize_t last,
+                             const real* values, real* sums, double* totals) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for j in range(first, last):
+        totals[j] = 0
+    for i in range(m):
+        for j in range(first, last):
+            totals[j] += values[i * n + j]
+    for j in range(first, last):
+        sums[j] = <real>totals[j]
+
+
+cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const real* X,
+                         const real* params, real* grads, real* ws) noexcept nogil:
+    """grad_W, grad_b of ``layer`` from its delta, and the delta of the layer below
+    (computed with this layer's weights, before any update)."""
+    cdef Py_ssize_t n_in = L.sizes[layer], n_out = L.sizes[layer + 1]
+    cdef real* delta = ws + L.delta_offset[layer % 2]
+    cdef const real* a_prev = X if layer == 0 else ws + L.output_offset[layer - 1]
+    cdef real* delta_prev
+    cdef real* pack_a = ws + L.pack_a_offset
+    cdef real* pack_b = ws + L.pack_b_offset
+    # grad_W = A_prevᵀ @ delta: A_prev read transposed through its strides.
+    gemm(n_in, n_out, m, a_prev, 1, n_in, delta, n_out, 1,
+         grads + L.weight_offset[layer], n_out, False, pack_a, pack_b, L.n_threads)
+    column_sums(m, n_out, delta, grads + L.bias_offset[layer], L.column_totals, L.n_threads)
+    if layer > 0:
+        delta_prev = ws + L.delta_offset[(layer - 1) % 2]
+        # delta_prev = (delta @ Wᵀ) ⊙ f'(Z_prev), W read transposed.
+        gemm(m, n_in, n_out, delta, n_out, 1, params + L.weight_offset[layer], 1, n_out,
+             delta_prev, n_in, False, pack_a, pack_b, L.n_threads)
+        activation_backward(m * n_in, delta_prev, a_prev, ws + L.z_offset[layer - 1],
+                            L.activations[layer - 1], L.n_threads)
+
+
+cdef double loss_and_gradients_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
+                                    const int64_t* labels, const LossSettings* loss,
+                                    const real* params, real* grads, real* ws) noexcept nogil:
+    cdef Py_ssize_t layer
+    forward_pass(L, m, X, params, ws)
+    cdef double value = output_loss(L, m, Y, labels, loss, ws)
+    for layer in range(L.n_layers - 1, -1, -1):
+        backward_layer(L, m, layer, X, params, grads, ws)
+    return value
+
+
+cdef enum StepOutcome:
+    STEP_TAKEN = 0
+    STEP_UPDATE_OVERFLOWS = 1        # a new parameter or moment would not be finite
+    STEP_GRADIENT_NOT_FINITE = 2     # clip_norm is set and the gradient norm is not finite
+    STEP_TAKEN_IN_SPARE_BUFFERS = 3  # SGD: the new values are in grads (and moment2): swap
+
+
+cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
+                            const int64_t* labels, const LossSettings* loss,
+                            const OptimizerSettings* opt, real* params, real* grads,
+                            real* moment1, real* moment2, real* ws,
+                            int* refused) noexcept nogil:
+    """Forward, loss, backward, then the update of every layer (with clipped
+    gradients when the settings ask for it). Nothing is written when the loss
+    is not finite, or when the step is ``refused``: the gradient norm that
+    clip_norm needs is not finite, or the update would make a parameter or
+    moment non-finite. A diverging step leaves the network as it was.
+    An SGD step leaves its new parameters in ``grads`` and its new velocities
+    in ``moment2`` (STEP_TAKEN_IN_SPARE_BUFFERS): the caller swaps the buffers."""
+    cdef Py_ssize_t layer
+    cdef int attempt
+    cdef bint write
+    cdef double norm
+    cdef OptimizerSettings step = opt[0]   # with this step's clipping factor
+    refused[0] = STEP_TAKEN
+    forward_pass(L, m, X, params, ws)
+    cdef double value = output_loss(L, m, Y, labels, loss, ws)
+    if not isfinite(value):
+        return value
+    for layer in range(L.n_layers - 1, -1, -1):
+        backward_layer(L, m, layer, X, params, grads, ws)
+    step.gradient_scale = 1
+    if step.clip_norm > 0:
+        # Every parameter's gradient: the flat array from W0 to the last bias.
+        norm = gradient_norm(L.bias_offset[L.n_layers - 1] + L.sizes[L.n_layers], grads,
+                             L.norm_partials, L.n_threads)
+        if not isfinite(norm):
+            refused[0] = STEP_GRADIENT_NOT_FINITE
+            return value
+        if norm > step.clip_norm:
+            step.gradient_scale = step.clip_norm / norm
+    if writes_spare_buffers(step.kind):
+        # Into the spare buffers, checked as written; the caller swaps them in.
+        for layer in range(L.n_layers):
+            if not update_layer(L, layer, &step, params, grads, moment1, moment2, True):
+                refused[0] = STEP_UPDATE_OVERFLOWS
+                return value
+        refused[0] = STEP_TAKEN_IN_SPARE_BUFFERS
+        return value
+    # In place: a dry run over every layer first; only a step that stays finite is written.
+    for attempt in range(2):
+        write = attempt == 1
+        for layer in range(L.n_layers):
+            if not update_layer(L, layer, &step, params, grads, moment1, moment2, write):
+                refused[0] = STEP_UPDATE_OVERFLOWS
+                return value
+    return value
+
+
+cdef inline bint update_layer(const Layout* L, Py_ssize_t layer, const OptimizerSettings* opt,
+                              real* params, real* grads, real* moment1, real* moment2,
+                              bint write) noexcept nogil:
+    cdef Py_ssize_t w = L.weight_offset[layer], b = L.bias_offset[layer]
+    return (optimizer_update(L.sizes[layer] * L.sizes[layer + 1], params + w, grads + w,
+                             moment1 + w, moment2 + w, opt, opt.weight_decay, write, L.n_threads)
+            and optimizer_update(L.sizes[layer + 1], params + b, grads + b, moment1 + b,
+                                 moment2 + b, opt, 0.0, write, L.n_threads))
+
+
+cdef int check_batch(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
+                     const int64_t* labels, int loss_kind, double tolerance,
+                     Py_ssize_t* bad_index) noexcept nogil:
+    cdef Py_ssize_t k = L.sizes[L.n_layers]
+    if not all_finite(m * L.sizes[0], X):
+        return CHECK_X_NOT_FINITE
+    if labels != NULL:
+        bad_index[0] = first_label_out_of_range(m, labels, k)
+        return CHECK_LABEL_OUT_OF_RANGE if bad_index[0] >= 0 else CHECK_OK
+    if Y != NULL and not all_finite(m * k, Y):
+        return CHECK_Y_NOT_FINITE
+    if Y != NULL and loss_kind == LOSS_BCE and not all_in_unit_interval(m * k, Y):
+        return CHECK_TARGET_OUTSIDE_UNIT
+    if Y != NULL and loss_kind == LOSS_CROSS_ENTROPY:
+        bad_index[0] = first_bad_probability_row(m, k, Y, tolerance)
+        if bad_index[0] >= 0:
+            return CHECK_TARGET_NOT_PROBABILITY
+    return CHECK_OK
+
+
+# -- one dtype dispatch per pass -------------------------------------------------------
+cdef enum Pass:
+    PASS_FORWARD = 0
+    PASS_LOSS = 1
+    PASS_GRADIENTS = 2
+    PASS_STEP = 3
+    PASS_CHECK = 4
+
+
+cdef struct Call:
+    # Everything one pass reads or writes, gathered with the GIL held.
+    Py_ssize_t m
+    const void* X
+    const void* Y              # float targets, or NULL
+    const int64_t* labels      # class labels, or NULL
+    void* params
+    void* grads
+    void* moment1
+    void* moment2
+    void* ws
+    const LossSettings* loss
+    const OptimizerSettings* optimizer
+    double target_tolerance    # PASS_CHECK: of cross-entropy target row sums
+    double value               # out: the loss
+    int outcome                # out: a StepOutcome, or a CheckResult for PASS_CHECK
+    Py_ssize_t bad_index       # out: PASS_CHECK's first bad label or row
+
+
+cdef void typed_pass(Pass which, const Layout* L, Call* c, const real* X) noexcept nogil:
+    cdef const real* Y = <const real*>c.Y
+    cdef real* params = <real*>c.params
+    cdef real* grads = <real*>c.grads
+    cdef real* ws = <real*>c.ws
+    if which == PASS_FORWARD:
+        forward_pass(L, c.m, X, params, ws)
+    elif which == PASS_LOSS:
+        forward_pass(L, c.m, X, params, ws)
+        c.value = output_loss(L, c.m, Y, c.labels, c.loss, ws)
+    elif which == PASS_GRADIENTS:
+        c.value = loss_and_gradients_pass(L, c.m, X, Y, c.labels, c.loss, params, grads, ws)
+    elif which == PASS_STEP:
+        c.value = train_step_pass(L, c.m, X, Y, c.labels, c.loss, c.optimizer, params, grads,
+                                  <real*>c.moment1, <real*>c.moment2, ws, &c.outcome)
+    else:
+        c.outcome = check_batch(L, c.m, X, Y, c.labels, c.loss.kind, c.target_tolerance,
+                                &c.bad_index)
+
+
+cdef inline void run_pass(Pass which, const Layout* L, Call* c, bint is_float32) noexcept nogil:
+    if is_float32:
+        typed_pass(which, L, c, <const float*>c.X)
+    else:
+        typed_pass(which, L, c, <const double*>c.X)
