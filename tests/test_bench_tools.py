@@ -1,7 +1,7 @@
 """bench/alignment.py runs and prints its grid (its figures are timings, so
 only their shape is checked; bench/run.py --quick runs in CI), and the pure
-helpers of bench/run.py give hand-computed answers."""
-import importlib.util
+helpers of bench/run.py (in bench/benchlib/) give hand-computed answers."""
+import importlib
 import os
 import re
 import subprocess
@@ -31,26 +31,28 @@ def test_alignment_grid(dtype, shape, tmp_path):
         assert len(cells) == 4 and all(float(ours) > 0 and float(numpy) > 0 for ours, numpy in cells)
 
 
-def load_bench_run():
-    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_bench_module(name):
+    """``benchlib.<name>``, the package bench/run.py runs, imported from bench/."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module(f"benchlib.{name}")
+    finally:
+        sys.path.remove(str(BENCH))
 
 
 def test_matmul_flops_per_step():
-    run = load_bench_run()
+    networks = load_bench_module("networks")
     # sizes 2, 3, 4, batch 5: layer 1 has X@W and X^T@D, 2*5*2*3 = 60 each;
     # layer 2 also has D@W^T, 3 x 2*5*3*4 = 360. Total 480.
-    assert run.matmul_flops_per_step([2, 3, 4], 5) == 480
-    assert run.matmul_flops_per_step([1024, 1024, 1024], 512) == 5 * 2 * 512 * 1024 * 1024
+    assert networks.matmul_flops_per_step([2, 3, 4], 5) == 480
+    assert networks.matmul_flops_per_step([1024, 1024, 1024], 512) == 5 * 2 * 512 * 1024 * 1024
 
 
 def test_gemm_cases_are_the_products_they_name():
-    run = load_bench_run()
-    cases = run.gemm_cases(["mnist"], [512])
-    assert {c["class"] for c in cases} == set(run.GEMM_CLASSES)
-    assert {(c["M"], c["K"], c["N"]) for c in cases if c["class"] == "small"} == set(run.GEMM_SMALL)
+    gemm, settings = load_bench_module("gemm"), load_bench_module("settings")
+    cases = gemm.gemm_cases(["mnist"], [512])
+    assert {c["class"] for c in cases} == set(settings.GEMM_CLASSES)
+    assert {(c["M"], c["K"], c["N"]) for c in cases if c["class"] == "small"} == set(settings.GEMM_SMALL)
     for case in cases:
         A, B = np.empty(case["a_shape"]), np.empty(case["b_shape"])
         opA = A.T if case["trans_a"] else A
@@ -59,10 +61,10 @@ def test_gemm_cases_are_the_products_they_name():
 
 
 def test_median_round_ratio():
-    run = load_bench_run()
+    gemm = load_bench_module("gemm")
     # seconds; per round numpy best / ours best: 1.8/0.9, 1.0/2.0, 1.2/1.0
-    median, ratios = run.median_round_ratio([[1.0, 0.9], [2.0], [1.0]],
-                                            [[1.8], [1.0, 1.1], [1.2]])
+    median, ratios = gemm.median_round_ratio([[1.0, 0.9], [2.0], [1.0]],
+                                             [[1.8], [1.0, 1.1], [1.2]])
     assert ratios == pytest.approx([2.0, 0.5, 1.2]) and median == pytest.approx(1.2)
 
 

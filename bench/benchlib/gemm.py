@@ -1,0 +1,159 @@
+"""The engine's GEMM (``engine.op_gemm``) against ``numpy.matmul``: the
+products of the dense layers, small products and squares, in rounds of one
+phase per library (bench/README.md, "GEMM")."""
+import gc
+import math
+import statistics
+import time
+
+import numpy as np
+
+from cbackprop._backend import engine
+
+from .settings import CONFIGS, GEMM_CONFIGS, GEMM_FORMS, GEMM_ROUNDS, GEMM_SMALL
+from .timing import pause
+
+
+def gemm_layer_shapes(configs):
+    """{(m, n_in, n_out): label} for the selected configs' layers."""
+    shapes = {}
+    for name in GEMM_CONFIGS:
+        if name not in configs:
+            continue
+        sizes, batch = CONFIGS[name]
+        for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
+            shapes.setdefault((batch, n_in, n_out), {}).setdefault(name, []).append(str(layer))
+    return {key: " ".join(f"{name} L{','.join(ls)}" for name, ls in by_config.items())
+            for key, by_config in shapes.items()}
+
+
+def layer_products(m, n_in, n_out):
+    """(form, M, K, N) of the three products of a dense layer with batch m."""
+    return [("X@W", m, n_in, n_out), ("X^T@D", n_in, m, n_out), ("D@W^T", m, n_out, n_in)]
+
+
+def gemm_case(form, M, K, N, cls, source):
+    """An M x K x N product in one of the forms of a dense layer's products:
+    X@W     A (M x K), B (K x N)
+    X^T@D   A (K x M) read transposed, B (K x N)          (dW = X^T @ delta)
+    D@W^T   A (M x K), B (N x K) read transposed          (delta @ W^T)
+    """
+    a_shape, b_shape = {"X@W": ((M, K), (K, N)), "X^T@D": ((K, M), (K, N)),
+                        "D@W^T": ((M, K), (N, K))}[form]
+    return {"class": cls, "form": form, "source": source, "M": M, "K": K, "N": N,
+            "a_shape": a_shape, "b_shape": b_shape,
+            "trans_a": form == "X^T@D", "trans_b": form == "D@W^T"}
+
+
+def gemm_cases(configs, squares):
+    """The three products of each layer shape of the selected configs (classed
+    by form), then the small products and the squares in the three forms. A
+    product listed twice is timed once, under its first class."""
+    products = {}
+    for (m, n_in, n_out), label in gemm_layer_shapes(configs).items():
+        for form, M, K, N in layer_products(m, n_in, n_out):
+            products.setdefault((form, M, K, N), (form, label))
+    groups = [("small", "small", GEMM_SMALL)]
+    groups += [("squares", f"square {n}", [(n, n, n)]) for n in squares]
+    for cls, label, shapes in groups:
+        for M, K, N in shapes:
+            for form in GEMM_FORMS:
+                products.setdefault((form, M, K, N), (cls, label))
+    return [gemm_case(form, M, K, N, cls, label)
+            for (form, M, K, N), (cls, label) in products.items()]
+
+
+def aligned_copy(array):
+    """``array`` copied to a buffer starting on 64 bytes, as the engine's own
+    activations, deltas and parameters do (numpy's allocator gives 16)."""
+    block = np.empty(array.nbytes + 64, dtype=np.uint8)
+    start = -block.ctypes.data % 64
+    out = block[start:start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def gemm_operands(case, dtype, rng):
+    A = aligned_copy(rng.standard_normal(case["a_shape"]).astype(dtype))
+    B = aligned_copy(rng.standard_normal(case["b_shape"]).astype(dtype))
+    ours = lambda: engine.op_gemm(A, B, case["trans_a"], case["trans_b"])  # noqa: E731
+    opA = A.T if case["trans_a"] else A
+    opB = B.T if case["trans_b"] else B
+    theirs = lambda: opA @ opB  # noqa: E731
+    return ours, theirs
+
+
+def time_calls(fn, calls):
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - start) / calls
+    finally:
+        gc.enable()
+
+
+def calls_per_sample(fn, target_s):
+    fn()  # warm-up
+    return max(1, math.ceil(target_s / time_calls(fn, 1)))
+
+
+def call_overhead_us(args):
+    """Per-call time of a 1x1x1 float64 product: the fixed cost (argument
+    checks, allocation of the output and, for ours, of the pack buffers)
+    inside every GEMM figure; it dominates the products with N or K = 10."""
+    case = gemm_case("X@W", 1, 1, 1, "overhead", "1x1x1")
+    ours, theirs = gemm_operands(case, "float64", np.random.default_rng(0))
+    return {lib: min(time_calls(fn, 2000) for _ in range(3)) * 1e6
+            for lib, fn in (("ours", ours), ("numpy", theirs))}
+
+
+def median_round_ratio(ours_rounds, numpy_rounds):
+    """(median, per-round ratios) of ours/numpy speed, each round's ratio from
+    the best sample (seconds) of each library in that round."""
+    ratios = [min(theirs) / min(ours) for ours, theirs in zip(ours_rounds, numpy_rounds)]
+    return statistics.median(ratios), ratios
+
+
+def summarise_gemm(row, peak_gflops):
+    """GFLOP/s from the best sample over all rounds, as a fraction of
+    ``peak_gflops`` too; the ratio is the median over rounds."""
+    flops = 2.0 * row["M"] * row["K"] * row["N"]
+    for lib in ("ours", "numpy"):
+        best = min(min(samples) for samples in row[f"{lib}_s_samples"])
+        row[f"{lib}_gflops"] = flops / best / 1e9
+        row[f"{lib}_of_peak"] = row[f"{lib}_gflops"] / peak_gflops
+    row["peak_gflops"] = peak_gflops
+    row["ratio"], row["round_ratios"] = median_round_ratio(row["ours_s_samples"],
+                                                           row["numpy_s_samples"])
+    return row
+
+
+def bench_gemm(args, peak_per_core):
+    """GFLOP/s of the engine's GEMM and of numpy.matmul: GEMM_ROUNDS rounds of
+    one phase per library, every product in each phase."""
+    rng = np.random.default_rng(args.seed)
+    threads = args.threads[0]
+    rows = []
+    for case in gemm_cases(args.configs, args.gemm_squares):
+        for dtype in args.dtypes:
+            ours, theirs = gemm_operands(case, dtype, rng)
+            expected = theirs()
+            err = float(np.max(np.abs(ours() - expected)) / max(np.max(np.abs(expected)), 1e-300))
+            rows.append(dict(case, dtype=dtype, threads=threads, rel_err=err,
+                             fns={"ours": ours, "numpy": theirs}, calls={},
+                             ours_s_samples=[], numpy_s_samples=[]))
+    for _ in range(GEMM_ROUNDS):
+        for lib in ("ours", "numpy"):
+            pause()
+            for row in rows:
+                fn = row["fns"][lib]
+                if lib not in row["calls"]:
+                    row["calls"][lib] = calls_per_sample(fn, args.gemm_target_s)
+                row[f"{lib}_s_samples"].append([time_calls(fn, row["calls"][lib])
+                                                for _ in range(args.gemm_samples)])
+    for row in rows:
+        del row["fns"], row["a_shape"], row["b_shape"]
+        summarise_gemm(row, threads * peak_per_core[row["dtype"]])
+    return rows

@@ -1,0 +1,356 @@
+"""What the parent prints and writes: the header, the train_step and GEMM
+tables, the targets as PASS/FAIL, the JSON, and the cross-check verdict.
+Imports neither NumPy nor cbackprop: it reads the workers' figures."""
+import json
+import operator
+import statistics
+from pathlib import Path
+
+from .settings import (FMA_LIMIT_CONFIGS, FMA_LIMIT_TARGET, GEMM_CLASSES, GEMM_MEDIAN_TARGET,
+                       GEMM_MIN_TARGET, GEMM_PEAK_SIZE, GEMM_PEAK_TARGET, GEMM_ROUNDS, MALLOC_VARS,
+                       PAUSE_S, POOL_SIZE, RESULTS_DIR, SMALL_PRODUCT, SMALL_PRODUCT_TARGET,
+                       SPEEDUP_TARGETS_ALL_THREADS, SPEEDUP_TARGETS_BY_THREADS, TOLERANCE,
+                       TORCH_TARGET)
+
+
+# ---------------------------------------------------------------- tables
+
+def fmt(value, spec, missing="-"):
+    return missing if value is None else format(value, spec)
+
+
+def print_header(args, workers):
+    first = workers[0]["info"]
+    print("cbackprop train_step benchmark: compiled vs reference"
+          + (" vs torch" if first["torch"] else "")
+          + f" ({'quick' if args.quick else 'thorough'}; {args.repeats} repeats of ~"
+          f"{args.target_ms:g} ms blocks per implementation, in alternating phases; "
+          f"SGD lr={args.lr:g}, mse, relu/identity)")
+    print(f"cpu: {first['cpu']} ({first['cpu_count']} logical cpus), {first['platform']}")
+    print(f"cpu flags: {describe_cpu_features(first['cpu_features'])}")
+    print(f"vector ISA: {describe_isa(first)}; {describe_peaks(workers)}")
+    print(f"python {first['python']}, numpy {first['numpy']} (BLAS: {first['blas']}), "
+          f"cbackprop {first['cbackprop']}, torch {first['torch'] or '-'}")
+    if not first["torch"]:
+        print(f"torch: {first['torch_skipped']}; torch columns left out")
+    for w in workers:
+        info = w["info"]
+        env = ", ".join(f"{k}={v}" for k, v in info["env"].items())
+        print(f"worker threads={w['threads']}: {env}; cb.get_num_threads()="
+              f"{info['cb_get_num_threads']}, torch.get_num_threads()="
+              f"{fmt(info['torch_get_num_threads'], 'd')}; wall {info['wall_s']:.1f} s, "
+              f"other processes kept {fmt(info['other_load_cores'], '.2f', '?')} cores busy")
+    if any((w["info"]["other_load_cores"] or 0) > 0.2 for w in workers):
+        print("WARNING: other processes were running; at 2 threads on 2 cores a busy core "
+              "can slow any library by several times (see bench/README.md)")
+    print()
+
+
+def describe_isa(info):
+    """e.g. 'avx512 (64-byte vectors, tiles 12x16 f64 / 12x32 f32)'."""
+    table = info["tile_table"]
+    tiles = " / ".join(f"{table['mr']}x{nr} {dtype.replace('float', 'f')}"
+                       for dtype, nr in table["nr"].items())
+    return f"{info['kernel_path']} ({table['vector_bytes']}-byte vectors, tiles {tiles})"
+
+
+def describe_cpu_features(features):
+    present = [name for name, on in features.items() if on]
+    absent = [name for name, on in features.items() if not on]
+    return " ".join(present) + (f" (absent: {' '.join(absent)})" if absent else "")
+
+
+def describe_peaks(workers):
+    """The per-core FMA peak each worker measured."""
+    parts = []
+    for w in workers:
+        tiles = w["info"].get("tile_gflops", {})
+        peaks = ", ".join(f"{gflops:.1f} GF/s {dtype}"
+                          + (f" (register tile alone {tiles[dtype]:.1f}, {tiles[dtype] / gflops:.0%})"
+                             if dtype in tiles else "")
+                          for dtype, gflops in w["info"]["fma_peak_gflops"].items())
+        parts.append(peaks + (f" ({w['threads']}-thread worker)" if len(workers) > 1 else ""))
+    return "measured FMA peak per core: " + "; ".join(parts)
+
+
+def fmt_x(value):
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def train_columns(with_torch):
+    columns = [  # (header, width, formatter); the first three left-aligned
+        ("config", 6, lambda r: r["config"]),
+        ("dtype", 7, lambda r: r["dtype"]),
+        ("thr", 3, lambda r: str(r["threads"])),
+        ("steps", 8, lambda r: f"{r['repeats']}x{r['block_steps']}"),
+        ("compiled us", 11, lambda r: f"{r['compiled_us']:,.1f}"),
+        ("reference us", 12, lambda r: f"{r['reference_us']:,.1f}"),
+        ("vs ref", 7, lambda r: f"{r['speedup']:.2f}x"),
+    ]
+    if with_torch:
+        columns += [
+            ("torch us", 10, lambda r: fmt(r["torch_us"], ",.1f")),
+            ("vs torch", 8, lambda r: fmt_x(r["speedup_vs_torch"])),
+        ]
+    columns += [
+        ("FMA-limit us", 12, lambda r: fmt(r.get("fma_limit_us"), ",.1f")),
+        ("step / limit", 12, lambda r: fmt_x(r.get("step_over_limit"))),
+    ]
+    columns.append(("ref |dL|/|L|", 12, lambda r: f"{r['max_rel_dloss']:.1e}"))
+    if with_torch:
+        columns.append(("torch |dL|/|L|", 14,
+                        lambda r: fmt(r["torch_first_step_rel_dloss"], ".1e")
+                        + ("*" if (r["torch_first_step_rel_dloss"] or 0) > r["tolerance"]
+                           else " ")))
+    columns.append(("check", 5, lambda r: "ok" if r["ok"] else "FAIL"))
+    return columns
+
+
+def format_cells(values, columns):
+    return "  ".join(f"{v:<{w}}" if i < 3 else f"{v:>{w}}"
+                     for i, (v, (_, w, _)) in enumerate(zip(values, columns)))
+
+
+def print_train_table(results, with_torch):
+    columns = train_columns(with_torch)
+    header = format_cells([h for h, _, _ in columns], columns)
+    print(header)
+    print("-" * len(header))
+    previous = None
+    for r in results:
+        if previous and previous != r["config"]:
+            print()
+        previous = r["config"]
+        if r.get("error"):
+            print(format_cells([r["config"], r["dtype"], str(r["threads"])], columns[:3])
+                  + f"  FAIL ({r['error']})")
+        else:
+            print(format_cells([fmt_fn(r) for _, _, fmt_fn in columns], columns))
+    print("\nus = microseconds per train_step (median over repeats); vs ref = reference/compiled"
+          + ("; vs torch = torch/compiled" if with_torch else "")
+          + f";\nFMA-limit us ({', '.join(FMA_LIMIT_CONFIGS)}) = FLOPs of the step's matrix "
+            "products (X@W and X^T@D for every layer, D@W^T for all but the first)\n"
+            "  / (threads x the per-core FMA peak); step / limit = compiled us / FMA-limit us"
+          + ";\nref |dL|/|L| = max over all timed steps (limit 1e-6 float64, 1e-3 float32)"
+          + ("; torch |dL|/|L| = max over first steps of repeats, report only "
+             "(* above that limit)" if with_torch else ""))
+
+
+def shape_text(row):
+    return f"{row['M']}x{row['K']}x{row['N']} {row['form']}"
+
+
+def print_gemm(gemm, dtypes, threads, workers):
+    rounds = len(gemm[0]["ours_s_samples"])
+    samples = len(gemm[0]["ours_s_samples"][0])
+    print(f"\nGEMM: engine.op_gemm (ours) vs numpy.matmul, {rounds} rounds of one phase per "
+          f"library, {samples} samples per phase.\nGF/s = 2*M*K*N / t, best sample over all "
+          f"rounds; % = of the FMA peak at T threads, T x the per-core peak;\nratio = ours/numpy, "
+          f"the median over the {rounds} rounds of ours best-in-round / numpy best-in-round")
+    for dtype in dtypes:
+        print_gemm_table([r for r in gemm if r["dtype"] == dtype], dtype, threads)
+    print_gemm_summary(gemm, dtypes, threads)
+    errors = [r["rel_err"] for r in gemm]
+    print(f"largest |ours - numpy| / max|numpy| over all products: {max(errors):.1e}")
+    for w in workers:
+        overhead = w["info"]["gemm_call_overhead_us"]
+        print(f"fixed cost per call (1x1x1 float64), {w['threads']} thr: "
+              f"ours {overhead['ours']:.2f} us, numpy {overhead['numpy']:.2f} us")
+
+
+def print_gemm_table(rows, dtype, threads):
+    """One dtype: a line per product, a column group per thread count."""
+    order = {cls: i for i, cls in enumerate(GEMM_CLASSES)}
+    products = {}
+    for r in sorted(rows, key=lambda r: order[r["class"]]):
+        key = (r["class"], r["form"], r["M"], r["K"], r["N"], r["source"])
+        products.setdefault(key, {})[r["threads"]] = r
+    peaks = {r["threads"]: r["peak_gflops"] for r in rows}
+    cell = 34
+    head = f"{'form':<6} {'M x K x N':<16} {'from':<18}"
+    titles = "".join(f" | {t} thr, peak {peaks[t]:.1f} GF/s".ljust(cell)
+                     for t in threads if t in peaks)
+    print(f"\n{dtype:<{len(head)}}{titles}".rstrip())
+    print(head + "".join(f" | {'ours':>6} {'%':>5} {'numpy':>6} {'%':>5} {'ratio':>5}"
+                         for t in threads if t in peaks))
+    print("-" * (len(head) + cell * len(peaks)))
+    previous = None
+    for (cls, form, M, K, N, source), cells in products.items():
+        if previous and previous != cls:
+            print()
+        previous = cls
+        line = f"{form:<6} {f'{M}x{K}x{N}':<16} {source[:18]:<18}"
+        for t in threads:
+            r = cells.get(t)
+            if t in peaks:
+                line += (f" | {r['ours_gflops']:6.1f} {100 * r['ours_of_peak']:4.0f}% "
+                         f"{r['numpy_gflops']:6.1f} {100 * r['numpy_of_peak']:4.0f}% "
+                         f"{r['ratio']:5.2f}" if r else " | " + "-".center(cell - 3))
+        print(line.rstrip())
+
+
+def gemm_class_summary(gemm):
+    """{(class, dtype, threads): (median ratio, the row with the smallest ratio)}."""
+    groups = {}
+    for row in gemm:
+        groups.setdefault((row["class"], row["dtype"], row["threads"]), []).append(row)
+    return {key: (statistics.median(r["ratio"] for r in rows), min(rows, key=lambda r: r["ratio"]))
+            for key, rows in groups.items()}
+
+
+def print_gemm_summary(gemm, dtypes, threads):
+    summary = gemm_class_summary(gemm)
+    cell = 38
+    print("\nratio ours/numpy per class: median, minimum (at M x K x N form)")
+    print((f"{'class':<8} {'dtype':<7}" + "".join(f" | {t} thr".ljust(cell) for t in threads))
+          .rstrip())
+    for cls in GEMM_CLASSES:
+        for dtype in dtypes:
+            if not any((cls, dtype, t) in summary for t in threads):
+                continue
+            line = f"{cls:<8} {dtype:<7}"
+            for t in threads:
+                median, worst = summary.get((cls, dtype, t), (None, None))
+                line += (f" | {median:4.2f}  {worst['ratio']:4.2f} ({shape_text(worst)})"
+                         if worst else " | -").ljust(cell)
+            print(line.rstrip())
+
+
+# ------------------------------------------------------------------ targets
+
+COMPARISONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le}
+TORCH_TARGET_ALL_THREADS = ("tiny", "small")
+
+
+def target(what, measured, op, goal, unit="x"):
+    """One verdict; a figure that was not measured (None) fails."""
+    passed = measured is not None and COMPARISONS[op](measured, goal)
+    return {"what": what, "measured": measured, "op": op, "target": goal, "unit": unit,
+            "pass": passed}
+
+
+def reference_target(config, threads):
+    """The reference/compiled speedup required, or None where none is set."""
+    if config in SPEEDUP_TARGETS_ALL_THREADS:
+        return SPEEDUP_TARGETS_ALL_THREADS[config]
+    return SPEEDUP_TARGETS_BY_THREADS.get(threads)
+
+
+def train_targets(results):
+    checks = []
+    for r in results:
+        goal = reference_target(r["config"], r["threads"])
+        if goal is not None:
+            checks.append(target(f"{r['config']} {r['dtype']} {r['threads']} thr: "
+                                 "reference/compiled", r.get("speedup"), ">=", goal))
+    for r in results:
+        if r.get("speedup_vs_torch") is not None and (
+                r["config"] in TORCH_TARGET_ALL_THREADS or r["threads"] == 1):
+            checks.append(target(f"{r['config']} {r['dtype']} {r['threads']} thr: torch/compiled",
+                                 r["speedup_vs_torch"], ">", TORCH_TARGET))
+    for r in results:
+        if r["config"] in FMA_LIMIT_CONFIGS and r["threads"] == 1:
+            checks.append(target(f"{r['config']} {r['dtype']} 1 thr: compiled step / FMA limit",
+                                 r.get("step_over_limit"), "<=", FMA_LIMIT_TARGET))
+    return checks
+
+
+def gemm_targets(gemm):
+    one_thread = [r for r in gemm if r["threads"] == 1]
+    checks = []
+    for (cls, dtype, _), (median, worst) in gemm_class_summary(one_thread).items():
+        checks.append(target(f"GEMM {cls} {dtype} 1 thr: median ours/numpy", median,
+                             ">=", GEMM_MEDIAN_TARGET))
+        checks.append(target(f"GEMM {cls} {dtype} 1 thr: min ours/numpy ({shape_text(worst)})",
+                             worst["ratio"], ">=", GEMM_MIN_TARGET))
+    n = GEMM_PEAK_SIZE
+    dtypes = list(dict.fromkeys(r["dtype"] for r in one_thread))
+    for dtype in dtypes:
+        squares = [r for r in one_thread if r["dtype"] == dtype and r["M"] == r["K"] == r["N"] == n]
+        if squares:  # the three forms
+            worst = min(squares, key=lambda r: r["ours_of_peak"])
+            checks.append(target(f"GEMM {n}x{n}x{n} {dtype} 1 thr: min ours / FMA peak "
+                                 f"({worst['form']})", worst["ours_of_peak"], ">=",
+                                 GEMM_PEAK_TARGET, unit="%"))
+    for dtype in dtypes:
+        small = [r for r in one_thread
+                 if r["dtype"] == dtype and max(r["M"], r["K"], r["N"]) <= SMALL_PRODUCT]
+        if small:
+            worst = min(small, key=lambda r: r["ratio"])
+            checks.append(target(f"GEMM M,K,N <= {SMALL_PRODUCT} {dtype} 1 thr: min ours/numpy "
+                                 f"({shape_text(worst)})", worst["ratio"], ">=",
+                                 SMALL_PRODUCT_TARGET))
+    return checks
+
+
+def evaluate_targets(results, gemm):
+    """The issue's targets, as dicts (what, measured, op, target, unit, pass)."""
+    return train_targets(results) + gemm_targets(gemm)
+
+
+def format_figure(value, unit):
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f}%" if unit == "%" else f"{value:.2f}x"
+
+
+def format_goal(goal, unit):
+    return f"{100 * goal:g}%" if unit == "%" else f"{goal:g}x"
+
+
+def print_targets(checks):
+    print("\nTargets (informational: they do not change the exit code)")
+    if not checks:
+        print("  none apply (most targets are set for 1 and 2 threads)")
+        return
+    width = max(len(c["what"]) for c in checks)
+    for c in checks:
+        goal = f"{c['op']} {format_goal(c['target'], c['unit'])}"
+        print(f"  {c['what']:<{width}}  {format_figure(c['measured'], c['unit']):>8}  "
+              f"{goal:<8}  {'PASS' if c['pass'] else 'FAIL'}")
+    failed = sum(not c["pass"] for c in checks)
+    print(f"  {len(checks) - failed} of {len(checks)} targets pass")
+
+
+# ------------------------------------------------------------------ outputs
+
+def write_json(path, args, workers, results, gemm, checks):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = workers[0]["info"]
+    payload = {
+        "machine": {k: first[k] for k in ("cpu", "cpu_count", "machine", "hostname", "platform",
+                                          "blas", "kernel_path", "tile_table", "cpu_features")},
+        "versions": {k: first[k] for k in ("python", "numpy", "cbackprop", "torch")},
+        "threads": [w["threads"] for w in workers],
+        "workers": [dict(w["info"], threads=w["threads"]) for w in workers],
+        "settings": {"quick": args.quick, "repeats": args.repeats, "target_ms": args.target_ms,
+                     "warmup_steps": args.warmup_steps, "seed": args.seed, "lr": args.lr,
+                     "loss": "mse", "pool_size": POOL_SIZE, "pause_s": PAUSE_S,
+                     "tolerance": TOLERANCE, "malloc_env": MALLOC_VARS,
+                     "gemm_rounds": GEMM_ROUNDS, "gemm_samples": args.gemm_samples,
+                     "gemm_target_s": args.gemm_target_s},
+        "results": results,
+        "gemm": gemm,
+        "targets": checks,
+    }
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    return path
+
+
+def output_paths(args):
+    json_path = Path(args.json) if args.json else RESULTS_DIR / "latest.json"
+    if args.png:
+        png_path = Path(args.png)
+    else:
+        png_path = json_path.with_suffix(".png") if args.json else RESULTS_DIR / "speedups.png"
+    return json_path, png_path
+
+
+def report_cross_check(results):
+    failed = [r for r in results if not r["ok"]]
+    for r in failed:
+        reason = r["error"] or (f"max |dloss|/|loss| = {r['max_rel_dloss']:.2e} "
+                                f"> {r['tolerance']:g}")
+        print(f"CROSS-CHECK FAILED: {r['config']} {r['dtype']} {r['threads']} thr: {reason}")
+    return failed

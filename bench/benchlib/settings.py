@@ -1,0 +1,128 @@
+"""The benchmark's settings: configurations, dtypes, constants and targets,
+and the command line. Imports neither NumPy nor cbackprop: bench/run.py
+reads the thread counts from here before either loads."""
+import argparse
+import os
+from pathlib import Path
+
+
+CONFIGS = {
+    # name: (layer sizes, batch size)
+    "tiny": ([2, 2, 1], 4),
+    "small": ([64, 32, 10], 32),
+    "mnist": ([784, 128, 10], 64),
+    "deep": ([256, 256, 256, 256, 10], 128),
+    "wide": ([1024, 1024, 10], 256),
+    "big": ([1024, 1024, 1024], 512),
+}
+DTYPES = ("float64", "float32")
+TOLERANCE = {"float64": 1e-6, "float32": 1e-3}
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# glibc: serve allocations below 100 MB from the heap and do not trim it, so
+# the reference does not mmap/munmap (and page-fault on) its temporaries.
+MALLOC_VARS = {"MALLOC_MMAP_THRESHOLD_": "100000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
+# Small enough that when a relu pre-activation sits within float32 rounding of
+# zero (so the two nets take different branches for one step) the losses part
+# by ~1e-4 relative, well inside the float32 tolerance.
+LEARNING_RATE = 1e-4
+POOL_SIZE = 4
+PAUSE_S = 0.3  # longer than OpenBLAS's (~0.1 s) and libgomp's spin-wait before sleeping
+PHASE_REPEATS = 4  # repeats of one implementation per phase; the phases take turns
+
+GEMM_CONFIGS = ("mnist", "deep", "wide", "big")
+GEMM_FORMS = ("X@W", "X^T@D", "D@W^T")
+GEMM_SMALL = ((32, 64, 128), (64, 64, 64), (128, 128, 128))  # (M, K, N)
+GEMM_SQUARES = (256, 512, 1024)
+GEMM_SQUARES_QUICK = (512, 1024)
+# A layer's products are classed by form; the small products and the squares
+# (each timed in the three forms) are classes of their own.
+GEMM_CLASSES = GEMM_FORMS + ("small", "squares")
+GEMM_ROUNDS = 3  # alternating (ours phase, numpy phase) rounds; a ratio is their median
+FMA_LIMIT_CONFIGS = ("big",)  # configs whose step is compared with its FMA-limit time
+
+# Targets (the project's issue), per dtype.
+# reference us / compiled us: tiny and small at every thread count ...
+SPEEDUP_TARGETS_ALL_THREADS = {"tiny": 15.0, "small": 4.0}
+# ... the others {threads: goal}
+SPEEDUP_TARGETS_BY_THREADS = {1: 1.2, 2: 1.3}
+TORCH_TARGET = 1.0  # torch us / compiled us: tiny and small always, the others at 1 thread
+FMA_LIMIT_TARGET = 1.25  # compiled step / FMA-limit time, FMA_LIMIT_CONFIGS at 1 thread
+# ours / numpy.matmul at 1 thread, per class and dtype: median, and every shape
+GEMM_MEDIAN_TARGET, GEMM_MIN_TARGET = 0.95, 0.90
+GEMM_PEAK_SIZE, GEMM_PEAK_TARGET = 1024, 0.85  # n x n x n at 1 thread: ours / FMA peak
+SMALL_PRODUCT, SMALL_PRODUCT_TARGET = 128, 0.95  # every product with M, K, N <= 128
+
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
+RUN_SCRIPT = BENCH_DIR / "run.py"  # what the parent starts with --worker
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+def comma_list(text):
+    return [item for item in text.replace(",", " ").split() if item]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Time train_step of the compiled network against the NumPy reference "
+                    "(and PyTorch), and the engine's GEMM against numpy.matmul.")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats, shorter blocks, fewer GEMM samples and squares "
+                             "(under a minute per thread count)")
+    parser.add_argument("--threads", default="1,2",
+                        help="thread counts, one worker process each (default 1,2)")
+    parser.add_argument("--configs", nargs="+", metavar="NAME",
+                        help=f"subset of: {', '.join(CONFIGS)} (space or comma separated)")
+    parser.add_argument("--dtypes", nargs="+", metavar="DTYPE",
+                        help="float64 and/or float32 (default both)")
+    parser.add_argument("--repeats", type=int, help="timed blocks per implementation")
+    parser.add_argument("--target-ms", type=float,
+                        help="wall time of one block of the slower implementation")
+    parser.add_argument("--lr", type=float, default=LEARNING_RATE,
+                        help=f"SGD learning rate (default {LEARNING_RATE:g})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
+    parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM section")
+    parser.add_argument("--json", metavar="PATH",
+                        help="where to write the figures (default bench/results/latest.json)")
+    parser.add_argument("--png", metavar="PATH",
+                        help="where to draw the chart (default bench/results/speedups.png, "
+                             "or the --json path with .png)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="workers print a progress line per measurement (stderr)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    args.configs = [n for item in (args.configs or CONFIGS) for n in comma_list(item)]
+    unknown = [n for n in args.configs if n not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
+    args.dtypes = [d for item in (args.dtypes or DTYPES) for d in comma_list(item)]
+    if not args.dtypes or any(d not in DTYPES for d in args.dtypes):
+        parser.error(f"--dtypes: choose from {list(DTYPES)}")
+    try:
+        args.threads = [int(t) for t in comma_list(args.threads)]
+    except ValueError:
+        parser.error("--threads takes integers, e.g. 1,2")
+    if not args.threads or min(args.threads) < 1:
+        parser.error("--threads must be >= 1")
+    if args.worker and (len(args.threads) != 1 or not args.out):
+        parser.error("--worker takes one --threads value and --out")
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 11
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.target_ms is None:
+        args.target_ms = 25.0 if args.quick else 150.0
+    args.warmup_steps = 1 if args.quick else 5
+    args.warmup_s = 0.01 if args.quick else 0.03
+    args.gemm_squares = GEMM_SQUARES_QUICK if args.quick else GEMM_SQUARES
+    args.gemm_samples = 2 if args.quick else 4      # samples per library per round
+    args.gemm_target_s = 0.003 if args.quick else 0.01  # one sample
+    return args
+
+
+def pin_threads(n):
+    for name in THREAD_VARS:
+        os.environ[name] = str(n)
