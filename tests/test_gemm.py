@@ -175,3 +175,26 @@ def test_edges_of_this_builds_tiles(trans_a, trans_b, dtype):
                 C0 = rng.standard_normal((M, N)).astype(dtype)
                 _assert_close(accumulate(A, B, trans_a, trans_b, C0.copy()), expected + C0,
                               K, dtype)
+
+
+def _on_cache_lines(array):
+    """A copy of ``array`` starting on a 64-byte boundary."""
+    block = np.empty(array.size + 64 // array.itemsize, dtype=array.dtype)
+    shift = (-block.ctypes.data % 64) // array.itemsize
+    copy = block[shift:shift + array.size].reshape(array.shape)
+    copy[...] = array
+    return copy
+
+
+@pytest.mark.parametrize("M,K,N", [(64, 300, 4208), (96, 784, 128), (7, 1030, 528)])
+def test_a_large_b_read_in_place(M, K, N, dtype):
+    """Few rows of A and B's rows on cache lines: B is read in place, however
+    large (the AVX-512 builds), or packed past CB_B_IN_PLACE_MAX_BYTES_F64
+    (float64 on the others); across KC and NC blocks either way."""
+    rng = np.random.default_rng(M)
+    A, B, expected = _operands(rng, M, N, K, False, False, dtype)
+    B = _on_cache_lines(B)
+    assert B.ctypes.data % 64 == 0 and B.strides[0] % 64 == 0
+    _assert_close(product(A, B), expected, K, dtype)
+    C0 = rng.standard_normal((M, N)).astype(dtype)
+    _assert_close(accumulate(A, B, False, False, C0.copy()), expected + C0, K, dtype)

@@ -6,7 +6,7 @@ gradient is wrong, never change the network, and reject bad arguments.
 """
 import numpy as np
 import pytest
-from test_gradient_check import HIDDEN_FORWARD
+from test_backprop_gradients import HIDDEN_FORWARD
 
 import cbackprop as cb
 

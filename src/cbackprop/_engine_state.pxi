@@ -23,7 +23,9 @@ cdef class OptimizerState:
         """The kernel's settings of the next step: what every optimizer has is
         read here, the rest is the optimizer's own (``_kernel_settings``).
         Kept from step to step until the optimizer or one of its settings
-        changes (a Python dict to C struct conversion costs ~0.4 µs a call)."""
+        changes: converting a dict to the struct on every step adds about a
+        third to a tiny network's step (bench/README.md, "The engine's
+        thresholds")."""
         cdef OptimizerSettings opt
         if optimizer is not self.settings_of or optimizer._version != self.settings_version:
             opt = {**OPTIMIZER_DEFAULTS, **optimizer._kernel_settings()}

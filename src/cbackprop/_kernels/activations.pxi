@@ -132,13 +132,23 @@ cdef void bias_activation_forward(Py_ssize_t m, Py_ssize_t n, real* Z, const rea
         bias_rows(0, m, n, Z, bias, A, activation)
 
 
+cdef enum:
+    # bias_rows adds the bias to about this many elements of Z, then activates
+    # them in one loop while they are still in L1: long loops for narrow layers.
+    BIAS_BLOCK_ELEMENTS = 4096
+
+
 cdef inline void bias_rows(Py_ssize_t first, Py_ssize_t last, Py_ssize_t n, real* Z,
                            const real* bias, real* A, int activation) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(first, last):
-        for j in range(n):
-            Z[i * n + j] += bias[j]
-        activation_range(i * n, (i + 1) * n, Z, A, activation)
+    cdef Py_ssize_t i, j, block_end
+    cdef Py_ssize_t rows_per_block = max(<Py_ssize_t>1, BIAS_BLOCK_ELEMENTS // max(n, <Py_ssize_t>1))
+    while first < last:
+        block_end = min(last, first + rows_per_block)
+        for i in range(first, block_end):
+            for j in range(n):
+                Z[i * n + j] += bias[j]
+        activation_range(first * n, block_end * n, Z, A, activation)
+        first = block_end
 
 
 cdef void activation_forward(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A,

@@ -45,18 +45,22 @@ cdef enum:
     COUNTER_STRIDE = 8        # Py_ssize_t per counter: one cache line each
 
 
+# The thresholds below choose between ways of running one product; each is
+# where the two ways' timings cross. bench/README.md ("The engine's
+# thresholds") gives the measurements and the commands that repeat them.
 cdef enum:
-    # A panel meeting at most this many B slivers is read in place: packing
-    # it costs more than it saves (measured on 64-128 squares, 10-wide layers).
+    # A panel meeting at most this many B slivers is read in place: each A
+    # sliver is then used too few times for its packing to pay off.
     PACK_A_MIN_B_SLIVERS = 8
-    # Products with at most this many rows read a row-major B in place...
+    # Products with at most this many rows read a row-major B in place (its
+    # slivers are used by few A slivers, so packing them would not pay), in
+    # float64 only if B is at most CB_B_IN_PLACE_MAX_BYTES_F64 (tiles.h):
+    # on the AVX2 CPUs measured, a larger B streamed from L3 with a whole
+    # row's stride was slower than packed once; the AVX-512 ones prefetch it
+    # well enough to read any size in place.
     B_IN_PLACE_MAX_M = 96
-    # ...in float64 only if B is at most this large: a bigger one streamed in
-    # place from L3 with a stride of a whole row was 4-8% slower than packed
-    # (64x784x128, 64x256x256), while float32 gained 5-7% in place at any size.
-    B_IN_PLACE_MAX_BYTES_F64 = 256 * 1024
-    # At most this many K steps per panel, tiles run along the rows of C
-    # (measured: δ@Wᵀ 128x10x256 +6%, 256x10x1024 +12% in float64).
+    # At most this many K steps per panel, tiles run along the rows of C: with
+    # short panels the stores of C dominate, and row order keeps them in line.
     C_ROW_ORDER_MAX_KC = 64
     # Widest product the narrow kernel serves (two groups of CB_NARROW_COLS).
     NARROW_MAX_N = 10
@@ -68,11 +72,9 @@ cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
 
 cdef inline bint b_rows_on_cache_lines(const real* B, Py_ssize_t rsb) noexcept nogil:
     """Whether every row of B starts on a 64-byte cache line, so that each
-    step of a B sliver read in place is one whole line. On 64x64x64 in float64,
-    reading B in place was 3-7% faster than packing it from 64-byte aligned
-    rows, 2-3% slower from 16-byte aligned rows (split loads), and for Xᵀ@δ
-    4% slower from 32-byte aligned ones (two lines per step): see
-    bench/alignment.py."""
+    step of a B sliver read in place is one whole line. From rows that do
+    not, every step splits across two lines, and packing B is faster
+    (bench/alignment.py shows both for any shape)."""
     return (<size_t>B) % 64 == 0 and (rsb * sizeof(real)) % 64 == 0
 
 
@@ -213,7 +215,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
             # it saves. Its partial last sliver is still packed (zero padding).
             read_b_in_place = (csb == 1 and M <= B_IN_PLACE_MAX_M
                                and b_rows_on_cache_lines(B, rsb)
-                               and (real is float or K * N * sizeof(double) <= B_IN_PLACE_MAX_BYTES_F64))
+                               and (real is float or K * N * sizeof(double) <= CB_B_IN_PLACE_MAX_BYTES_F64))
             share(b_slivers, thread, team, &first, &last)
             for s in range(first, last):
                 if not read_b_in_place or min(nr, nc - s * nr) < nr:

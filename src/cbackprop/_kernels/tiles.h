@@ -66,6 +66,8 @@
  *   CB_NC            columns of B packed at once (a multiple of every NR)
  *   CB_PARALLEL_MIN_FLOPS  products below this many flops run on one thread
  *                    (a fork and its barriers cost more than they save)
+ *   CB_B_IN_PLACE_MAX_BYTES_F64  a float64 B read in place (see gemm.pxi)
+ *                    is at most this large; beyond, it is packed
  */
 #if CB_ISA == CB_ISA_AVX512
 #define CB_ISA_NAME "avx512"
@@ -81,6 +83,7 @@
 #define CB_KC 256
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
+#define CB_B_IN_PLACE_MAX_BYTES_F64 ((ptrdiff_t)1 << 40)   /* no limit */
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
@@ -95,6 +98,7 @@
 #define CB_KC 256
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
+#define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
@@ -109,7 +113,13 @@
 #define CB_KC 256
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
+#define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #endif
+
+/* Ten-column tiles that would use half vectors (float32 on AVX-512) win on
+ * short K and lose on long K, so the padded tile serves those products
+ * (bench/README.md, "The engine's thresholds"). */
+#define CB_TEN_HALF_VECTORS 0
 
 /* The narrow kernel: columns of B per group, and vectors down the rows of C. */
 #define CB_NARROW_COLS 5

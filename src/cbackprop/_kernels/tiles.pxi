@@ -9,6 +9,7 @@ cdef extern from "tiles.h" nogil:
     const Py_ssize_t CB_KC
     const Py_ssize_t CB_NC
     const double CB_PARALLEL_MIN_FLOPS
+    const Py_ssize_t CB_B_IN_PLACE_MAX_BYTES_F64
     const Py_ssize_t CB_VECTOR_BYTES
     const Py_ssize_t CB_NARROW_COLS
     Py_ssize_t cb_nr_f64() noexcept
@@ -136,7 +137,8 @@ def tile_table():
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
             "mc": {"float64": cb_mc_f64(), "float32": cb_mc_f32()},
-            "kc": CB_KC, "nc": CB_NC, "parallel_min_flops": CB_PARALLEL_MIN_FLOPS}
+            "kc": CB_KC, "nc": CB_NC, "parallel_min_flops": CB_PARALLEL_MIN_FLOPS,
+            "b_in_place_max_bytes_f64": CB_B_IN_PLACE_MAX_BYTES_F64}
 
 
 cdef inline Py_ssize_t microkernel_mr(real* kind) noexcept nogil:

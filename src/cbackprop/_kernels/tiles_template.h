@@ -277,10 +277,11 @@ typedef CB_INDEX CB_(cb_ten_index) __attribute__((vector_size(CB_TEN_LANES * siz
 #define CB_TEN_VEC CB_(cb_ten_vec)
 
 static inline ptrdiff_t CB_(cb_ten_rows)(void) { return CB_TEN_LANES; }
-/* Whether the ten-column tiles beat a padded tile: only with whole vectors
- * (in float32 on AVX-512 they use half vectors, and lost 3-9 % to a padded
- * 16-lane tile on 64x128x10 and 128x256x10). */
-static inline int CB_(cb_ten_pays)(void) { return CB_TEN_LANES == CB_LANES_N; }
+/* Whether the ten-column tiles beat a padded tile: with whole vectors, and
+ * with half vectors (float32 on AVX-512) only if CB_TEN_HALF_VECTORS says so. */
+static inline int CB_(cb_ten_pays)(void) {
+    return CB_TEN_LANES == CB_LANES_N || CB_TEN_HALF_VECTORS;
+}
 static inline ptrdiff_t CB_(cb_ten_width)(void) { return 8 + CB_TEN_LANES; }
 
 static inline CB_TEN_VEC CB_(cb_ten_pairs)(const CB_TEN_VEC* splats) {

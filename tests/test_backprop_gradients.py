@@ -5,6 +5,8 @@ activation against every output-activation/loss pair, several outputs, two
 hidden layers. Since the finite differences are taken of ``net.loss``, a
 second group of tests checks that ``net.loss`` and ``net.forward`` compute
 the contract's definitions, so the gradient is of the right function.
+(``cb.check_gradients``, the checker users call, has its own tests in
+test_gradcheck.py.)
 """
 import math
 

@@ -1,0 +1,130 @@
+"""A/B of one engine threshold: the engine build this CPU runs, against the
+same C source with one constant changed, timed interleaved in one process.
+
+The constants are the GEMM's thresholds: an ``enum`` of
+``_kernels/gemm.pxi`` or a ``#define`` of ``_kernels/tiles.h`` (a header
+change reaches every build). Needs an in-place build, which leaves the
+generated C beside the sources::
+
+    python setup.py build_ext --inplace
+    PYTHONPATH=src python bench/thresholds.py C_ROW_ORDER_MAX_KC=0 float64 128x10x256T,256x10x1024T
+    PYTHONPATH=src python bench/thresholds.py CB_B_IN_PLACE_MAX_BYTES_F64=262144 float64 64x784x128
+
+A shape is M x K x N, with ``t`` for op(A) = Aᵀ and ``T`` for op(B) = Bᵀ (as
+bench/alignment.py); operands start on 64 bytes, as the engine's own do.
+Each line gives GF/s of the build as it is and of the variant, the best of
+15 rounds of ~0.1 s each, one thread; the variant's ratio > 1 means the
+changed value is faster. bench/README.md ("The engine's thresholds") lists
+what was measured this way.
+"""
+import argparse
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[name] = "1"
+
+import numpy as np  # noqa: E402  (after pinning the thread counts)
+
+import cbackprop as cb  # noqa: E402
+
+PACKAGE = Path(cb.__file__).resolve().parent
+# The instruction flags of each build (setup.py's AVX2_FLAGS / AVX512_FLAGS).
+ISA_FLAGS = {"baseline": [], "avx2": ["-mavx2", "-mfma"],
+             "avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512cd", "-mavx512bw", "-mavx512dq",
+                        "-mavx512vl"]}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("change", help="NAME=VALUE: a gemm.pxi enum or a tiles.h #define")
+    parser.add_argument("dtype", choices=["float32", "float64"])
+    parser.add_argument("shapes", help="comma-separated, e.g. 64x784x128,256x10x1024T")
+    return parser.parse_args()
+
+
+def build_variant(name, value, workdir):
+    """The running build's C with ``name`` set to ``value``, compiled into workdir."""
+    path = cb.kernel_path
+    module = f"_engine_{path}"
+    source = (PACKAGE / f"{module}.c").read_text()
+    headers = workdir / "headers"
+    headers.mkdir()
+    for header in (PACKAGE / "_kernels").glob("*.h"):
+        (headers / header.name).write_text(header.read_text())
+    enum = re.compile(rf"(__pyx_e_\w*_{name} = )[^,\n]+,")
+    define = re.compile(rf"^#define {name} .*$", re.M)
+    tiles = (headers / "tiles.h").read_text()
+    if enum.search(source):
+        source = enum.sub(rf"\g<1>{value},", source)
+    elif define.search(tiles):
+        (headers / "tiles.h").write_text(define.sub(f"#define {name} {value}", tiles))
+    else:
+        sys.exit(f"{name} is neither an enum of {module}.c nor a #define of tiles.h")
+    (workdir / f"{module}.c").write_text(source)
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()
+    flags = ["-O3", "-fno-math-errno", "-g0", "-fPIC", "-fopenmp", "-fwrapv",
+             "-DNPY_NO_DEPRECATED_API=NPY_2_0_API_VERSION", f"-DCB_ISA=CB_ISA_{path.upper()}",
+             f"-I{headers}", f"-I{np.get_include()}", f"-I{sysconfig.get_paths()['include']}"]
+    target = workdir / f"{module}{suffix}"
+    subprocess.run(compiler + flags + ISA_FLAGS[path] + ["-shared", str(workdir / f"{module}.c"),
+                                                          "-o", str(target)], check=True)
+    return module, target
+
+
+def load(module, path):
+    spec = importlib.util.spec_from_file_location(f"cbackprop.{module}", path)
+    engine = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(engine)
+    engine.set_num_threads(1)
+    return engine
+
+
+def on_cache_lines(shape, dtype, rng):
+    size = int(np.prod(shape))
+    block = np.empty(size + 64, dtype)
+    shift = (-block.ctypes.data % 64) // block.itemsize
+    array = block[shift:shift + size].reshape(shape)
+    array[...] = rng.standard_normal(shape)
+    return array
+
+
+def main():
+    args = parse_args()
+    name, value = args.change.split("=", 1)
+    print(f"{cb.kernel_path} build, {args.dtype}, one thread: as built vs {name}={value}")
+    with tempfile.TemporaryDirectory() as tmp:
+        module, variant_path = build_variant(name, value, Path(tmp))
+        engines = {"as built": load(module, PACKAGE / variant_path.name),
+                   "variant": load(module, variant_path)}
+        rng = np.random.default_rng(0)
+        for shape in args.shapes.split(","):
+            trans_a, trans_b = shape.endswith("t"), shape.endswith("T")
+            M, K, N = (int(n) for n in shape.rstrip("tT").split("x"))
+            A = on_cache_lines((K, M) if trans_a else (M, K), args.dtype, rng)
+            B = on_cache_lines((N, K) if trans_b else (K, N), args.dtype, rng)
+            C = on_cache_lines((M, N), args.dtype, rng)
+            calls = max(1, int(2e8 / (2 * M * N * K)))
+            best = dict.fromkeys(engines, float("inf"))
+            for _ in range(15):
+                for label, engine in engines.items():
+                    start = time.perf_counter()
+                    for _ in range(calls):
+                        engine.op_gemm(A, B, trans_a, trans_b, C)
+                    best[label] = min(best[label], (time.perf_counter() - start) / calls)
+            rates = {label: 2 * M * N * K / seconds / 1e9 for label, seconds in best.items()}
+            print(f"  {shape:<16} as built {rates['as built']:6.1f} GF/s   variant "
+                  f"{rates['variant']:6.1f} GF/s   variant / as built "
+                  f"{rates['variant'] / rates['as built']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
