@@ -8,6 +8,8 @@
 from libc.math cimport erf, erff, exp, expf, tanh, tanhf
 from cython.parallel cimport prange
 
+include "vmath.pxi"
+
 cdef enum Activation:
     ACT_SIGMOID = 0
     ACT_RELU = 1
@@ -104,7 +106,9 @@ cdef void softmax_rows(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A) noexc
                 row_max = Z[i * n + j]
         total = 0
         for j in range(n):
-            A[i * n + j] = real_exp(Z[i * n + j] - row_max)
+            A[i * n + j] = Z[i * n + j] - row_max
+        vector_exp(n, A + i * n, A + i * n)
+        for j in range(n):
             total += A[i * n + j]
         for j in range(n):
             A[i * n + j] = <real>(A[i * n + j] / total)
@@ -169,7 +173,8 @@ cdef void activation_forward(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A,
 cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A,
                                   int activation) noexcept nogil:
     # One loop per activation (activation_value inlined with a constant
-    # code), not a switch per element, so that each loop vectorises.
+    # code), not a switch per element, so that each loop vectorises; those
+    # with a transcendental run vmath.h's vector kernels.
     cdef Py_ssize_t i
     if activation == ACT_RELU:
         for i in range(first, last):
@@ -178,11 +183,9 @@ cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real*
         for i in range(first, last):
             A[i] = activation_value(Z[i], ACT_LEAKY_RELU)
     elif activation == ACT_SIGMOID:
-        for i in range(first, last):
-            A[i] = activation_value(Z[i], ACT_SIGMOID)
+        vector_sigmoid(last - first, Z + first, A + first)
     elif activation == ACT_TANH:
-        for i in range(first, last):
-            A[i] = activation_value(Z[i], ACT_TANH)
+        vector_tanh(last - first, Z + first, A + first)
     elif activation == ACT_GELU:
         for i in range(first, last):
             A[i] = activation_value(Z[i], ACT_GELU)
@@ -190,8 +193,7 @@ cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real*
         for i in range(first, last):
             A[i] = activation_value(Z[i], ACT_GELU_TANH)
     elif activation == ACT_SILU:
-        for i in range(first, last):
-            A[i] = activation_value(Z[i], ACT_SILU)
+        vector_silu(last - first, Z + first, A + first)
     elif A != Z:
         for i in range(first, last):
             A[i] = Z[i]

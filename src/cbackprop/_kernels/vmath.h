@@ -1,0 +1,54 @@
+/* Vectorised transcendentals over arrays, one source for every CPU class.
+ *
+ * Like tiles.h, written with GCC vector extensions and compiled once per
+ * engine build (CB_VECTOR_BYTES from its row of the table in tiles.h), so
+ * each build runs them on its own vector width. No libm call per element:
+ * exp and expm1 are a Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a
+ * Taylor polynomial in r of enough terms for the dtype, and a scale by 2^n
+ * built from its exponent bits (in two halves, so that subnormal results
+ * round once); sigmoid and tanh are written through them.
+ *
+ * The interface, for each dtype suffix (f64, f32); y may be x itself:
+ *
+ *   cb_vexp_<sfx>(n, x, y)      y = exp(x)
+ *   cb_vexpm1_<sfx>(n, x, y)    y = exp(x) - 1, accurate near 0
+ *   cb_vsigmoid_<sfx>(n, x, y)  y = 1 / (1 + exp(-x)), from exp(-|x|)
+ *   cb_vtanh_<sfx>(n, x, y)     y = tanh(x) = u / (u + 2), u = expm1(2|x|), signed
+ *   cb_vsilu_<sfx>(n, x, y)     y = x * sigmoid(x)
+ *
+ * NaN gives NaN, ±inf and overflow their limits, and results are within a
+ * few ulp of the correctly rounded ones (tests/test_vmath.py sweeps each
+ * function's range against mpmath).
+ */
+#ifndef CBACKPROP_VMATH_H
+#define CBACKPROP_VMATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "tiles.h"
+
+#define CB_VM_CAT_(a, b) a##_##b
+#define CB_VM_CAT(a, b) CB_VM_CAT_(a, b)
+
+#define CB_VM_DOUBLE 1
+#define CB_REAL double
+#define CB_VM_INT int64_t
+#define CB_VM_SFX f64
+#include "vmath_template.h"
+#undef CB_VM_DOUBLE
+#undef CB_REAL
+#undef CB_VM_INT
+#undef CB_VM_SFX
+
+#define CB_VM_DOUBLE 0
+#define CB_REAL float
+#define CB_VM_INT int32_t
+#define CB_VM_SFX f32
+#include "vmath_template.h"
+#undef CB_VM_DOUBLE
+#undef CB_REAL
+#undef CB_VM_INT
+#undef CB_VM_SFX
+
+#endif

@@ -1,0 +1,88 @@
+# The vectorised transcendentals of vmath.h (one C source compiled per engine
+# build, like the tiles) as fused-type helpers for the activation and loss
+# kernels, and vector_math, which applies one to an array (for the tests and
+# the bench).
+
+cdef extern from "vmath.h" nogil:
+    void cb_vexp_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_vexp_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    void cb_vexpm1_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_vexpm1_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    void cb_vsigmoid_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_vsigmoid_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    void cb_vtanh_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_vtanh_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    void cb_vsilu_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_vsilu_f32(Py_ssize_t n, const float* x, float* y) noexcept
+
+
+cdef inline void vector_exp(Py_ssize_t n, const real* x, real* y) noexcept nogil:
+    if real is float:
+        cb_vexp_f32(n, x, y)
+    else:
+        cb_vexp_f64(n, x, y)
+
+
+cdef inline void vector_sigmoid(Py_ssize_t n, const real* x, real* y) noexcept nogil:
+    if real is float:
+        cb_vsigmoid_f32(n, x, y)
+    else:
+        cb_vsigmoid_f64(n, x, y)
+
+
+cdef inline void vector_tanh(Py_ssize_t n, const real* x, real* y) noexcept nogil:
+    if real is float:
+        cb_vtanh_f32(n, x, y)
+    else:
+        cb_vtanh_f64(n, x, y)
+
+
+cdef inline void vector_silu(Py_ssize_t n, const real* x, real* y) noexcept nogil:
+    if real is float:
+        cb_vsilu_f32(n, x, y)
+    else:
+        cb_vsilu_f64(n, x, y)
+
+
+cdef inline void vector_expm1(Py_ssize_t n, const real* x, real* y) noexcept nogil:
+    if real is float:
+        cb_vexpm1_f32(n, x, y)
+    else:
+        cb_vexpm1_f64(n, x, y)
+
+
+VECTOR_MATH = ("exp", "expm1", "sigmoid", "tanh", "silu")
+
+
+cdef void apply_vector_math(int which, Py_ssize_t n, const real* x, real* y) noexcept nogil:
+    if which == 0:
+        vector_exp(n, x, y)
+    elif which == 1:
+        vector_expm1(n, x, y)
+    elif which == 2:
+        vector_sigmoid(n, x, y)
+    elif which == 3:
+        vector_tanh(n, x, y)
+    else:
+        vector_silu(n, x, y)
+
+
+def vector_math(str name, cnp.ndarray x not None):
+    """``name`` (one of VECTOR_MATH) of every element of a C-contiguous
+    float32/float64 array, by this build's vector kernels: a new array."""
+    if name not in VECTOR_MATH:
+        raise ValueError(f"unknown function {name!r}: use one of {VECTOR_MATH}")
+    if x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
+        raise TypeError("x must be a C-contiguous float32 or float64 array")
+    cdef cnp.ndarray y = np.empty_like(x)
+    cdef Py_ssize_t n = x.size
+    cdef int which = VECTOR_MATH.index(name)
+    cdef void* src = cnp.PyArray_DATA(x)
+    cdef void* dst = cnp.PyArray_DATA(y)
+    cdef bint single = x.dtype == np.float32
+    with nogil:
+        if single:
+            apply_vector_math(which, n, <const float*>src, <float*>dst)
+        else:
+            apply_vector_math(which, n, <const double*>src, <double*>dst)
+    return y

@@ -1,0 +1,177 @@
+/* The functions of vmath.h for one dtype: included once per dtype with
+ * CB_REAL, CB_VM_INT (the integer of its width), CB_VM_SFX and CB_VM_DOUBLE
+ * defined. Vector comparisons give integer vectors of all-ones or zero
+ * lanes; C has no vector ?:, so a choice between two vectors is a bitwise
+ * select (cb_vm_select).
+ */
+#define CB_VM_(name) CB_VM_CAT(name, CB_VM_SFX)
+#define VM CB_VM_(cb_vm)
+#define VMI CB_VM_(cb_vmi)
+#define VM_LANES ((ptrdiff_t)(CB_VECTOR_BYTES / sizeof(CB_REAL)))
+
+typedef CB_REAL VM __attribute__((vector_size(CB_VECTOR_BYTES), aligned(sizeof(CB_REAL)), may_alias));
+typedef CB_VM_INT VMI __attribute__((vector_size(CB_VECTOR_BYTES), aligned(sizeof(CB_REAL)), may_alias));
+
+#if CB_VM_DOUBLE
+#define VM_MANTISSA_BITS 52
+#define VM_EXPONENT_BIAS 1023
+#define VM_SIGN_BIT ((CB_VM_INT)1 << 63)
+#define VM_SHIFTER 0x1.8p52            /* adding it rounds to an integer, kept in the low bits */
+#define VM_LN2_HI 6.93147180369123816490e-01   /* ln 2 in two parts (fdlibm's): */
+#define VM_LN2_LO 1.90821492927058770002e-10   /* n * LN2_HI is exact for |n| < 2^11 */
+#define VM_EXP_MAX 709.79                 /* exp above: inf */
+#define VM_EXP_MIN (-760.0)       /* below every result's subnormals, x exp(x) included */
+#define VM_TANH_SATURATES 20.0            /* tanh(20) rounds to 1 */
+/* exp(r) = 1 + r Q(r) and expm1(r) = r Q(r), Q(r) = Σ_{k < VM_TERMS} r^k / (k+1)!:
+ * on |r| <= ln2/2 the first term left out is below 1e-17 of either. The
+ * table holds 1/15! .. 1/1!, 1/0!. */
+#define VM_TERMS 14
+static const CB_REAL CB_VM_(cb_vm_inverse_factorials)[16] = {
+    1.0 / 1307674368000.0, 1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0,
+    1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0,
+    1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 1.0 / 2.0, 1.0, 1.0};
+#else
+#define VM_MANTISSA_BITS 23
+#define VM_EXPONENT_BIAS 127
+#define VM_SIGN_BIT ((CB_VM_INT)1 << 31)
+#define VM_SHIFTER 0x1.8p23f
+#define VM_LN2_HI 0.693145751953125f
+#define VM_LN2_LO 1.428606765330187e-06f
+#define VM_EXP_MAX 88.73f
+#define VM_EXP_MIN (-112.0f)
+#define VM_TANH_SATURATES 10.0f           /* tanh(10) rounds to 1 */
+/* As for float64, with terms to 1/8! (below 1e-9 left out). */
+#define VM_TERMS 8
+static const CB_REAL CB_VM_(cb_vm_inverse_factorials)[16] = {
+    0, 0, 0, 0, 0, 0, 0,
+    1.0f / 40320.0f, 1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f,
+    1.0f / 6.0f, 1.0f / 2.0f, 1.0f, 1.0f};
+#endif
+#define VM_LOG2E ((CB_REAL)1.4426950408889634)
+
+static inline VM CB_VM_(cb_vm_splat)(CB_REAL x) { return x - (VM){0}; }
+
+static inline VM CB_VM_(cb_vm_select)(VMI mask, VM if_set, VM if_clear) {
+    return (VM)(((VMI)if_set & mask) | ((VMI)if_clear & ~mask));
+}
+
+/* x clamped to [VM_EXP_MIN, VM_EXP_MAX] (NaN stays NaN), reduced to
+ * r = x - n ln2 with n an integer; returns r, n in *n. */
+static inline VM CB_VM_(cb_vm_reduce)(VM x, VMI* n) {
+    x = CB_VM_(cb_vm_select)((VMI)(x > VM_EXP_MAX), CB_VM_(cb_vm_splat)(VM_EXP_MAX), x);
+    x = CB_VM_(cb_vm_select)((VMI)(x < VM_EXP_MIN), CB_VM_(cb_vm_splat)(VM_EXP_MIN), x);
+    VM t = x * VM_LOG2E + VM_SHIFTER;
+    VM k = t - VM_SHIFTER;
+    *n = (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
+    return (x - k * VM_LN2_HI) - k * VM_LN2_LO;
+}
+
+/* 2^n for integer lanes in [-2 * bias - mantissa bits, 2 * bias + 2], as two
+ * factors whose product is 2^n: each a normal number. */
+static inline VM CB_VM_(cb_vm_scale)(VM p, VMI n) {
+    VMI half = n >> 1;
+    VM first = (VM)((half + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
+    VM second = (VM)((n - half + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
+    return p * first * second;
+}
+
+/* Q(r) by Horner: 1/VM_TERMS! first, 1/1! last (the table's entry 14). */
+static inline VM CB_VM_(cb_vm_q)(VM r) {
+    const CB_REAL* c = CB_VM_(cb_vm_inverse_factorials) + 15 - VM_TERMS;
+    VM q = CB_VM_(cb_vm_splat)(c[0]);
+    for (int k = 1; k < VM_TERMS; k++)
+        q = q * r + c[k];
+    return q;
+}
+
+static inline VM CB_VM_(cb_vm_exp)(VM x) {
+    VMI n;
+    VM r = CB_VM_(cb_vm_reduce)(x, &n);
+    VM p = CB_VM_(cb_vm_q)(r) * r + 1;
+    return CB_VM_(cb_vm_scale)(p, n);
+}
+
+static inline VM CB_VM_(cb_vm_expm1)(VM x) {
+    VMI n;
+    VM r = CB_VM_(cb_vm_reduce)(x, &n);
+    VM p = CB_VM_(cb_vm_q)(r) * r;     /* expm1(r) */
+    /* expm1(x) = 2^n expm1(r) + (2^n - 1), with 2^n - 1 exact; where 2^n
+     * dwarfs the 1 (or is beyond the range), exp(x) - 1 loses nothing. */
+    VM power = CB_VM_(cb_vm_scale)(CB_VM_(cb_vm_splat)(1), n);
+    VM moderate = CB_VM_(cb_vm_scale)(p, n) + (power - 1);
+    VM large = CB_VM_(cb_vm_scale)(p + 1, n) - 1;
+    VM result = CB_VM_(cb_vm_select)((VMI)(n > VM_MANTISSA_BITS + 2), large, moderate);
+    return CB_VM_(cb_vm_select)((VMI)(n == 0), p, result);   /* -0 stays -0 */
+}
+
+static inline VM CB_VM_(cb_vm_abs)(VM x) { return (VM)((VMI)x & ~VM_SIGN_BIT); }
+
+/* e = exp(-|x|) (never overflows) and r = 1 / (1 + e); x < 0 lanes of
+ * the result are factor * e * r, scaled by 2^n last, so that a subnormal
+ * result is rounded once. */
+static inline VM CB_VM_(cb_vm_logistic)(VM x, VM factor) {
+    VMI n;
+    VM reduced = CB_VM_(cb_vm_reduce)((VM)((VMI)x | VM_SIGN_BIT), &n);
+    VM p = CB_VM_(cb_vm_q)(reduced) * reduced + 1;
+    VM r = 1 / (1 + CB_VM_(cb_vm_scale)(p, n));
+    VM negative = CB_VM_(cb_vm_scale)(p * (factor * r), n);
+    return CB_VM_(cb_vm_select)((VMI)(x >= 0), factor * r, negative);
+}
+
+static inline VM CB_VM_(cb_vm_sigmoid)(VM x) {
+    return CB_VM_(cb_vm_logistic)(x, CB_VM_(cb_vm_splat)(1));
+}
+
+static inline VM CB_VM_(cb_vm_tanh)(VM x) {
+    VM a = CB_VM_(cb_vm_abs)(x);
+    a = CB_VM_(cb_vm_select)((VMI)(a > VM_TANH_SATURATES), CB_VM_(cb_vm_splat)(VM_TANH_SATURATES), a);
+    /* u = expm1(2a) with 0 <= 2a <= 2 VM_TANH_SATURATES: no clamping, and
+     * 2^n is one normal number (n < 64); u = 2^n expm1(r) + (2^n - 1). */
+    VM twice = a + a;
+    VM t = twice * VM_LOG2E + VM_SHIFTER;
+    VM k = t - VM_SHIFTER;
+    VMI n = (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
+    VM r = (twice - k * VM_LN2_HI) - k * VM_LN2_LO;
+    VM power = (VM)((n + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
+    VM u = (CB_VM_(cb_vm_q)(r) * r) * power + (power - 1);
+    VM tanh_a = u / (u + 2);
+    return (VM)((VMI)tanh_a | ((VMI)x & VM_SIGN_BIT));
+}
+
+static inline VM CB_VM_(cb_vm_silu)(VM x) { return CB_VM_(cb_vm_logistic)(x, x); }
+
+/* y[i] = f(x[i]) for i < n: whole vectors, then the tail through a padded one. */
+#define CB_VM_ARRAY(name)                                                              \
+    static inline void CB_VM_(cb_v##name)(ptrdiff_t n, const CB_REAL* x, CB_REAL* y) { \
+        ptrdiff_t i = 0;                                                               \
+        for (; i + VM_LANES <= n; i += VM_LANES)                                       \
+            *(VM*)(y + i) = CB_VM_(cb_vm_##name)(*(const VM*)(x + i));                 \
+        if (i < n) {                                                                   \
+            VM tail = {0};                                                             \
+            memcpy(&tail, x + i, (size_t)(n - i) * sizeof(CB_REAL));                   \
+            tail = CB_VM_(cb_vm_##name)(tail);                                         \
+            memcpy(y + i, &tail, (size_t)(n - i) * sizeof(CB_REAL));                   \
+        }                                                                              \
+    }
+CB_VM_ARRAY(exp)
+CB_VM_ARRAY(expm1)
+CB_VM_ARRAY(sigmoid)
+CB_VM_ARRAY(tanh)
+CB_VM_ARRAY(silu)
+#undef CB_VM_ARRAY
+
+#undef VM_MANTISSA_BITS
+#undef VM_EXPONENT_BIAS
+#undef VM_SIGN_BIT
+#undef VM_SHIFTER
+#undef VM_LN2_HI
+#undef VM_LN2_LO
+#undef VM_EXP_MAX
+#undef VM_EXP_MIN
+#undef VM_TANH_SATURATES
+#undef VM_TERMS
+#undef VM_LOG2E
+#undef VM_LANES
+#undef VMI
+#undef VM
+#undef CB_VM_
