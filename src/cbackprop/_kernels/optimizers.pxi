@@ -112,12 +112,9 @@ cdef inline bint rmsprop_element(real p, real g, real v, real buf, real lr, real
         step = g / (sqrtf(v_new[0]) + eps)
     else:
         step = g / (sqrt(v_new[0]) + eps)
-    if momentum != 0:
-        buf_new[0] = momentum * buf + step
-        step = buf_new[0]
-    else:
-        buf_new[0] = buf
-    p_new[0] = p - lr * step
+    # Without momentum the buffer keeps its value (a select, not a branch).
+    buf_new[0] = momentum * buf + step if momentum != 0 else buf
+    p_new[0] = p - lr * (buf_new[0] if momentum != 0 else step)
     return stays_finite(p_new[0]) & stays_finite(v_new[0]) & stays_finite(buf_new[0])
 
 
@@ -198,23 +195,33 @@ cdef bint rmsprop_range(Py_ssize_t count, Py_ssize_t start, real* param, const r
                         real* square_avg, real* buf, const OptimizerSettings* opt,
                         double weight_decay, bint write) noexcept nogil:
     """RMSprop over a range of one block, as adam_range: with ``write`` in
-    place, without it a dry run. (Scalar code with loop-invariant branches;
-    the vectorised-maths issue gives it the clipped/unclipped split.)"""
+    place, without it a dry run (separate loops, each straight-line vector
+    code; the momentum test is the same for every element)."""
     cdef Py_ssize_t i, end = start + count
-    cdef real p_new, v_new, buf_new, g
+    cdef real p_new, v_new, buf_new
     cdef real lr = <real>opt.lr, decay = <real>weight_decay, alpha = <real>opt.alpha
     cdef real eps = <real>opt.eps, momentum = <real>opt.momentum
     cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
-    cdef bint clip = opt.gradient_scale != 1 or isfinite(opt.clip_value)
     cdef int ok = 1
-    for i in range(start, end):
-        g = clipped(grad[i], scale, limit) if clip else grad[i]
+    if opt.gradient_scale != 1 or isfinite(opt.clip_value):
         if write:
-            rmsprop_element(param[i], g, square_avg[i], buf[i], lr, alpha, eps, momentum, decay,
-                            &param[i], &square_avg[i], &buf[i])
+            for i in range(start, end):
+                rmsprop_element(param[i], clipped(grad[i], scale, limit), square_avg[i], buf[i],
+                                lr, alpha, eps, momentum, decay, &param[i], &square_avg[i],
+                                &buf[i])
         else:
-            ok &= rmsprop_element(param[i], g, square_avg[i], buf[i], lr, alpha, eps, momentum,
-                                  decay, &p_new, &v_new, &buf_new)
+            for i in range(start, end):
+                ok &= rmsprop_element(param[i], clipped(grad[i], scale, limit), square_avg[i],
+                                      buf[i], lr, alpha, eps, momentum, decay, &p_new, &v_new,
+                                      &buf_new)
+    elif write:
+        for i in range(start, end):
+            rmsprop_element(param[i], grad[i], square_avg[i], buf[i], lr, alpha, eps, momentum,
+                            decay, &param[i], &square_avg[i], &buf[i])
+    else:
+        for i in range(start, end):
+            ok &= rmsprop_element(param[i], grad[i], square_avg[i], buf[i], lr, alpha, eps,
+                                  momentum, decay, &p_new, &v_new, &buf_new)
     return ok
 
 
