@@ -21,7 +21,25 @@ cdef enum Activation:
     ACT_GELU_TANH = 7
     ACT_SILU = 8
 
-cdef double LEAKY_SLOPE = 0.01
+# The constants are C literals, not module globals: with Python's
+# -fno-strict-aliasing a global might alias the arrays a loop writes, and
+# would be re-read on every element, which stops the loop vectorising.
+cdef extern from *:
+    """
+    #define CB_LEAKY_SLOPE 0.01
+    #define CB_SQRT_HALF 0.7071067811865476        /* 1/sqrt(2) */
+    #define CB_INV_SQRT_2PI 0.3989422804014327     /* 1/sqrt(2 pi) */
+    #define CB_SQRT_2_OVER_PI 0.7978845608028654   /* sqrt(2/pi) */
+    #define CB_GELU_CUBIC 0.044715
+    """
+    const double LEAKY_SLOPE "CB_LEAKY_SLOPE"
+    const double SQRT_HALF "CB_SQRT_HALF"
+    const double INV_SQRT_2PI "CB_INV_SQRT_2PI"
+    const double SQRT_2_OVER_PI "CB_SQRT_2_OVER_PI"
+    const double GELU_CUBIC "CB_GELU_CUBIC"
+
+cdef enum:
+    VECTOR_CHUNK = 256   # elements per stack buffer of the passes that call vmath.h
 
 
 cdef inline real real_exp(real x) noexcept nogil:
@@ -49,12 +67,6 @@ cdef inline real sigmoid(real z) noexcept nogil:
     # exp(-|z|) never overflows; the two branches are the two stable forms.
     cdef real e = real_exp(-z if z >= 0 else z)
     return 1 / (1 + e) if z >= 0 else e / (1 + e)
-
-
-cdef double SQRT_HALF = 0.7071067811865476        # 1/√2
-cdef double INV_SQRT_2PI = 0.3989422804014327     # 1/√(2π)
-cdef double SQRT_2_OVER_PI = 0.7978845608028654   # √(2/π)
-cdef double GELU_CUBIC = 0.044715
 
 
 cdef inline real gelu_tanh_inner(real z) noexcept nogil:
@@ -190,8 +202,7 @@ cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real*
         for i in range(first, last):
             A[i] = activation_value(Z[i], ACT_GELU)
     elif activation == ACT_GELU_TANH:
-        for i in range(first, last):
-            A[i] = activation_value(Z[i], ACT_GELU_TANH)
+        gelu_tanh_range(first, last, Z, A)
     elif activation == ACT_SILU:
         vector_silu(last - first, Z + first, A + first)
     elif A != Z:
@@ -235,11 +246,53 @@ cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, cons
         for i in range(first, last):
             grad[i] *= slope_from_z(Z[i], ACT_GELU)
     elif activation == ACT_GELU_TANH:
-        for i in range(first, last):
-            grad[i] *= slope_from_z(Z[i], ACT_GELU_TANH)
+        gelu_tanh_slope_range(first, last, grad, Z)
     elif activation == ACT_SILU:
-        for i in range(first, last):
-            grad[i] *= slope_from_z(Z[i], ACT_SILU)
+        silu_slope_range(first, last, grad, Z)
+
+
+# Chunks of VECTOR_CHUNK elements: the transcendental of a chunk by vmath.h
+# into a stack buffer, then the arithmetic around it in one vector loop.
+cdef void gelu_tanh_range(Py_ssize_t first, Py_ssize_t last, const real* Z,
+                          real* A) noexcept nogil:
+    cdef real t[VECTOR_CHUNK]
+    cdef Py_ssize_t start, j, n
+    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+        n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
+        for j in range(n):
+            t[j] = gelu_tanh_inner(Z[start + j])
+        vector_tanh(n, t, t)
+        for j in range(n):
+            A[start + j] = <real>0.5 * Z[start + j] * (1 + t[j])
+
+
+cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
+                                const real* Z) noexcept nogil:
+    cdef real t[VECTOR_CHUNK]
+    cdef real z
+    cdef Py_ssize_t start, j, n
+    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+        n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
+        for j in range(n):
+            t[j] = gelu_tanh_inner(Z[start + j])
+        vector_tanh(n, t, t)
+        for j in range(n):
+            z = Z[start + j]
+            grad[start + j] *= (<real>0.5 * (1 + t[j]) + <real>0.5 * z * (1 - t[j] * t[j])
+                                * <real>SQRT_2_OVER_PI * (1 + 3 * <real>GELU_CUBIC * z * z))
+
+
+cdef void silu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
+                           const real* Z) noexcept nogil:
+    cdef real s[VECTOR_CHUNK]
+    cdef real z
+    cdef Py_ssize_t start, j, n
+    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+        n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
+        vector_sigmoid(n, Z + start, s)
+        for j in range(n):
+            z = Z[start + j]
+            grad[start + j] *= s[j] * (1 + z * (1 - s[j]))
 
 
 cdef void softmax_backward(Py_ssize_t m, Py_ssize_t n, real* grad, const real* A) noexcept nogil:
