@@ -48,6 +48,34 @@ def test_matmul_flops_per_step():
     assert networks.matmul_flops_per_step([1024, 1024, 1024], 512) == 5 * 2 * 512 * 1024 * 1024
 
 
+@pytest.mark.parametrize("workload", ["relu-sgd", "sigmoid-adam", "tanh-momentum",
+                                      "softmax-ce-adam"])
+def test_a_block_replays_from_the_compiled_snapshot(workload):
+    """The cross-check's reference block starts from the compiled network's
+    parameters and optimizer state (Adam's moments and step count too):
+    both then take the same steps to rounding."""
+    networks = load_bench_module("networks")
+    sizes = [6, 5, 3]
+    compiled, reference = networks.build_networks(sizes, "float64", 0, 1e-2, workload)
+    pool = networks.make_batch_pool(sizes, 7, "float64", 0, workload)
+    for X, Y in pool:   # moments away from zero
+        compiled.train_step(X, Y)
+    state = networks.snapshot(compiled)
+    networks.restore(reference, state)
+    for X, Y in pool:
+        assert reference.train_step(X, Y) == pytest.approx(compiled.train_step(X, Y), rel=1e-12)
+    for ours, theirs in zip(*(net.get_params()[0] for net in (compiled, reference))):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_workloads_run_on_their_configs():
+    settings, workers = load_bench_module("settings"), load_bench_module("workers")
+    args = settings.parse_args(["--configs", "tiny,mnist", "--workloads", "relu-sgd",
+                                "softmax-ce-adam"])
+    assert workers.workload_configs(args) == [("relu-sgd", "tiny"), ("relu-sgd", "mnist"),
+                                              ("softmax-ce-adam", "mnist")]
+
+
 def test_gemm_cases_are_the_products_they_name():
     gemm, settings = load_bench_module("gemm"), load_bench_module("settings")
     cases = gemm.gemm_cases(["mnist"], [512])

@@ -10,7 +10,7 @@ from .settings import (FMA_LIMIT_CONFIGS, FMA_LIMIT_TARGET, GEMM_CLASSES, GEMM_M
                        GEMM_MIN_TARGET, GEMM_PEAK_SIZE, GEMM_PEAK_TARGET, GEMM_ROUNDS, MALLOC_VARS,
                        PAUSE_S, POOL_SIZE, RESULTS_DIR, SMALL_PRODUCT, SMALL_PRODUCT_TARGET,
                        SPEEDUP_TARGETS_ALL_THREADS, SPEEDUP_TARGETS_BY_THREADS, TOLERANCE,
-                       TORCH_TARGET)
+                       TORCH_TARGET, WORKLOADS)
 
 
 # ---------------------------------------------------------------- tables
@@ -25,7 +25,7 @@ def print_header(args, workers):
           + (" vs torch" if first["torch"] else "")
           + f" ({'quick' if args.quick else 'thorough'}; {args.repeats} repeats of ~"
           f"{args.target_ms:g} ms blocks per implementation, in alternating phases; "
-          f"SGD lr={args.lr:g}, mse, relu/identity)")
+          f"lr={args.lr:g}; workloads {', '.join(args.workloads)})")
     print(f"cpu: {first['cpu']} ({first['cpu_count']} logical cpus), {first['platform']}")
     print(f"cpu flags: {describe_cpu_features(first['cpu_features'])}")
     print(f"vector ISA: {describe_isa(first)}; {describe_peaks(workers)}")
@@ -111,13 +111,22 @@ def format_cells(values, columns):
                      for i, (v, (_, w, _)) in enumerate(zip(values, columns)))
 
 
+def describe_workload(workload):
+    hidden, output, loss, optimizer, settings, _ = WORKLOADS[workload]
+    extra = "".join(f", {k}={v}" for k, v in settings.items())
+    return f"{workload}: {hidden} hidden layers, {output} output, {loss}, {optimizer}{extra}"
+
+
 def print_train_table(results, with_torch):
     columns = train_columns(with_torch)
     header = format_cells([h for h, _, _ in columns], columns)
-    print(header)
-    print("-" * len(header))
-    previous = None
+    previous = previous_workload = None
     for r in results:
+        if r["workload"] != previous_workload:
+            print(("\n" if previous_workload else "") + describe_workload(r["workload"]))
+            print(header)
+            print("-" * len(header))
+            previous_workload, previous = r["workload"], None
         if previous and previous != r["config"]:
             print()
         previous = r["config"]
@@ -241,16 +250,17 @@ def train_targets(results):
     for r in results:
         goal = reference_target(r["config"], r["threads"])
         if goal is not None:
-            checks.append(target(f"{r['config']} {r['dtype']} {r['threads']} thr: "
+            checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} {r['threads']} thr: "
                                  "reference/compiled", r.get("speedup"), ">=", goal))
     for r in results:
         if r.get("speedup_vs_torch") is not None and (
                 r["config"] in TORCH_TARGET_ALL_THREADS or r["threads"] == 1):
-            checks.append(target(f"{r['config']} {r['dtype']} {r['threads']} thr: torch/compiled",
-                                 r["speedup_vs_torch"], ">", TORCH_TARGET))
+            checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} {r['threads']} thr: "
+                                 "torch/compiled", r["speedup_vs_torch"], ">", TORCH_TARGET))
     for r in results:
-        if r["config"] in FMA_LIMIT_CONFIGS and r["threads"] == 1:
-            checks.append(target(f"{r['config']} {r['dtype']} 1 thr: compiled step / FMA limit",
+        if r["config"] in FMA_LIMIT_CONFIGS and r["threads"] == 1 and r["workload"] == "relu-sgd":
+            checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} 1 thr: "
+                                 "compiled step / FMA limit",
                                  r.get("step_over_limit"), "<=", FMA_LIMIT_TARGET))
     return checks
 
@@ -326,7 +336,8 @@ def write_json(path, args, workers, results, gemm, checks):
         "workers": [dict(w["info"], threads=w["threads"]) for w in workers],
         "settings": {"quick": args.quick, "repeats": args.repeats, "target_ms": args.target_ms,
                      "warmup_steps": args.warmup_steps, "seed": args.seed, "lr": args.lr,
-                     "loss": "mse", "pool_size": POOL_SIZE, "pause_s": PAUSE_S,
+                     "workloads": {name: WORKLOADS[name] for name in args.workloads},
+                     "pool_size": POOL_SIZE, "pause_s": PAUSE_S,
                      "tolerance": TOLERANCE, "malloc_env": MALLOC_VARS,
                      "gemm_rounds": GEMM_ROUNDS, "gemm_samples": args.gemm_samples,
                      "gemm_target_s": args.gemm_target_s},
@@ -352,5 +363,6 @@ def report_cross_check(results):
     for r in failed:
         reason = r["error"] or (f"max |dloss|/|loss| = {r['max_rel_dloss']:.2e} "
                                 f"> {r['tolerance']:g}")
-        print(f"CROSS-CHECK FAILED: {r['config']} {r['dtype']} {r['threads']} thr: {reason}")
+        print(f"CROSS-CHECK FAILED: {r['workload']} {r['config']} {r['dtype']} {r['threads']} thr: "
+              f"{reason}")
     return failed

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from .networks import TorchNet, build_networks, make_batch_pool
+from .networks import TorchNet, build_networks, make_batch_pool, restore, snapshot
 from .settings import CONFIGS, PAUSE_S, PHASE_REPEATS, TOLERANCE
 
 
@@ -58,13 +58,14 @@ def phase_lengths(repeats):
 
 
 def compiled_phase(net, pool, repeats, n, first_step):
-    """Time ``repeats`` blocks of ``n`` steps, saving the parameters (and the
-    step index) each block starts from, for the other implementations."""
+    """Time ``repeats`` blocks of ``n`` steps, saving the parameters and
+    optimizer state (and the step index) each block starts from, for the
+    other implementations."""
     starts, snapshots, seconds, losses = [], [], [], []
     step = first_step
     for _ in range(repeats):
         starts.append(step)
-        snapshots.append(net.get_params())
+        snapshots.append(snapshot(net))
         elapsed, block_losses = time_block(net.train_step, batches_from(pool, step, n))
         seconds.append(elapsed)
         losses.append(block_losses)
@@ -73,10 +74,11 @@ def compiled_phase(net, pool, repeats, n, first_step):
 
 
 def replay_phase(net, pool, starts, snapshots, n):
-    """Time the same blocks from the same parameters on another implementation."""
+    """Time the same blocks from the same parameters (and, for the reference,
+    the same optimizer state) on another implementation."""
     seconds, losses = [], []
-    for start, (weights, biases) in zip(starts, snapshots):
-        net.set_params(weights, biases)
+    for start, state in zip(starts, snapshots):
+        restore(net, state)
         elapsed, block_losses = time_block(net.train_step, batches_from(pool, start, n))
         seconds.append(elapsed)
         losses.append(block_losses)
@@ -106,13 +108,13 @@ def block_lengths(implementations, args):
     return n, n_torch
 
 
-def bench_config(name, dtype, args, torch):
+def bench_config(workload, name, dtype, args, torch):
     sizes, batch = CONFIGS[name]
-    compiled, reference = build_networks(sizes, dtype, args.seed, args.lr)
-    pool = make_batch_pool(sizes, batch, dtype, args.seed)
+    compiled, reference = build_networks(sizes, dtype, args.seed, args.lr, workload)
+    pool = make_batch_pool(sizes, batch, dtype, args.seed, workload)
     implementations = {"compiled": (compiled, pool), "reference": (reference, pool)}
     if torch is not None:
-        torch_net = TorchNet(torch, sizes, dtype, args.lr)
+        torch_net = TorchNet(torch, sizes, dtype, args.lr, workload)
         torch_net.set_params(*compiled.get_params())
         implementations["torch"] = (torch_net, torch_net.convert(pool))
     n, n_torch = block_lengths(implementations, args)
@@ -135,7 +137,7 @@ def bench_config(name, dtype, args, torch):
             t_seconds += seconds
             t_losses += losses
     result = {
-        "config": name, "sizes": sizes, "batch": batch, "dtype": dtype,
+        "workload": workload, "config": name, "sizes": sizes, "batch": batch, "dtype": dtype,
         "threads": args.threads[0], "repeats": args.repeats, "block_steps": n,
         "compiled_us_samples": microseconds(c_seconds, n),
         "reference_us_samples": microseconds(r_seconds, n),
@@ -166,12 +168,12 @@ def summarise(result):
     return result
 
 
-def bench_config_safely(name, dtype, args, torch):
+def bench_config_safely(workload, name, dtype, args, torch):
     """A diverged or crashing config is a failed cross-check, not a crash."""
     try:
-        return bench_config(name, dtype, args, torch)
+        return bench_config(workload, name, dtype, args, torch)
     except (FloatingPointError, ValueError) as exc:
         sizes, batch = CONFIGS[name]
-        return {"config": name, "sizes": sizes, "batch": batch, "dtype": dtype,
+        return {"workload": workload, "config": name, "sizes": sizes, "batch": batch, "dtype": dtype,
                 "threads": args.threads[0], "ok": False,
                 "error": f"{type(exc).__name__}: {exc}"}

@@ -16,7 +16,7 @@ from .machine import load_torch, measure_fma_peak, measure_tile_gflops, worker_i
 from .networks import add_fma_limit
 from .report import (evaluate_targets, output_paths, print_gemm, print_header, print_targets,
                      print_train_table, report_cross_check, write_json)
-from .settings import FMA_LIMIT_CONFIGS, MALLOC_VARS, RUN_SCRIPT, THREAD_VARS
+from .settings import FMA_LIMIT_CONFIGS, MALLOC_VARS, RUN_SCRIPT, THREAD_VARS, WORKLOADS
 from .timing import bench_config_safely, log
 
 
@@ -28,13 +28,13 @@ def worker_main(args):
     info["tile_gflops"] = measure_tile_gflops(args.dtypes)
     log(args, f"[{args.threads[0]} thr] FMA peak per core {info['fma_peak_gflops']} GFLOP/s")
     results = []
-    for name in args.configs:
+    for workload, name in workload_configs(args):
         for dtype in args.dtypes:
-            result = bench_config_safely(name, dtype, args, torch)
+            result = bench_config_safely(workload, name, dtype, args, torch)
             if name in FMA_LIMIT_CONFIGS and not result.get("error"):
                 add_fma_limit(result, info["fma_peak_gflops"])
             results.append(result)
-            log(args, f"[{args.threads[0]} thr] {name} {dtype} done at "
+            log(args, f"[{args.threads[0]} thr] {workload} {name} {dtype} done at "
                       f"{time.perf_counter() - start:.1f} s")
     gemm = [] if args.no_gemm else bench_gemm(args, info["fma_peak_gflops"])
     log(args, f"[{args.threads[0]} thr] GEMM done at {time.perf_counter() - start:.1f} s")
@@ -44,9 +44,17 @@ def worker_main(args):
     return 0
 
 
+def workload_configs(args):
+    """(workload, config) pairs to time, in report order: each workload on the
+    chosen configs it runs on."""
+    return [(workload, name) for workload in args.workloads for name in args.configs
+            if WORKLOADS[workload][5] is None or name in WORKLOADS[workload][5]]
+
+
 def worker_command(args, threads, out):
     cmd = [sys.executable, str(RUN_SCRIPT), "--worker", "--threads", str(threads),
-           "--out", out, "--configs", *args.configs, "--dtypes", *args.dtypes,
+           "--out", out, "--configs", *args.configs, "--workloads", *args.workloads,
+           "--dtypes", *args.dtypes,
            "--repeats", str(args.repeats), "--target-ms", str(args.target_ms),
            "--lr", repr(args.lr), "--seed", str(args.seed)]
     for flag in ("quick", "no_torch", "no_gemm", "verbose"):
@@ -103,10 +111,11 @@ def parent_main(args):
         if figures is None:
             return 1
         workers.append(dict(figures, threads=threads))
-    order = {(n, d, t): i for i, (n, d, t) in enumerate(
-        (n, d, t) for n in args.configs for d in args.dtypes for t in args.threads)}
+    order = {key: i for i, key in enumerate(
+        (w, n, d, t) for w, n in workload_configs(args) for d in args.dtypes
+        for t in args.threads)}
     results = sorted((r for w in workers for r in w["results"]),
-                     key=lambda r: order[(r["config"], r["dtype"], r["threads"])])
+                     key=lambda r: order[(r["workload"], r["config"], r["dtype"], r["threads"])])
     gemm = [row for w in workers for row in w["gemm"]]
     with_torch = workers[0]["info"]["torch"] is not None
 
@@ -122,7 +131,7 @@ def parent_main(args):
     first = workers[0]["info"]
     title = (f"cbackprop train_step speedups, {first['cpu']}, kernel {first['kernel_path']}, "
              f"{time.strftime('%Y-%m-%d')}" + (" (quick)" if args.quick else ""))
-    drawn = plot_speedups(png_path, results, args.configs, args.dtypes, args.threads,
-                          with_torch, title)
+    drawn = plot_speedups(png_path, [r for r in results if r["workload"] == "relu-sgd"],
+                          args.configs, args.dtypes, args.threads, with_torch, title)
     print(f"chart drawn to {drawn}" if drawn else "matplotlib not importable: no chart")
     return 1 if report_cross_check(results) else 0
