@@ -10,7 +10,7 @@ from .settings import (FMA_LIMIT_CONFIGS, FMA_LIMIT_TARGET, GEMM_CLASSES, GEMM_M
                        GEMM_MIN_TARGET, GEMM_PEAK_SIZE, GEMM_PEAK_TARGET, GEMM_ROUNDS, MALLOC_VARS,
                        PAUSE_S, POOL_SIZE, RESULTS_DIR, SMALL_PRODUCT, SMALL_PRODUCT_TARGET,
                        SPEEDUP_TARGETS_ALL_THREADS, SPEEDUP_TARGETS_BY_THREADS, TOLERANCE,
-                       TORCH_TARGET, WORKLOADS)
+                       TORCH_TARGET, WORKLOADS, ELEMENTWISE_TARGET)
 
 
 # ---------------------------------------------------------------- tables
@@ -143,6 +143,28 @@ def print_train_table(results, with_torch):
           + ";\nref |dL|/|L| = max over all timed steps (limit 1e-6 float64, 1e-3 float32)"
           + ("; torch |dL|/|L| = max over first steps of repeats, report only "
              "(* above that limit)" if with_torch else ""))
+
+
+def print_elementwise(rows):
+    """ns per element of every element-wise pass, ours and the reference's NumPy."""
+    shape = "x".join(map(str, rows[0]["shape"]))
+    print(f"\nElement-wise passes on {shape} arrays: cb.ops vs the NumPy reference's twin, "
+          "ns per element (best of the rounds)")
+    threads = sorted({r["threads"] for r in rows})
+    dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+    by_key = {(r["pass"], r["dtype"], r["threads"]): r for r in rows}
+    header = f"{'pass':<28}" + "".join(f" | {d} {t} thr: ours  numpy  ratio"
+                                       for d in dtypes for t in threads)
+    print(header)
+    print("-" * len(header))
+    for name in dict.fromkeys(r["pass"] for r in rows):
+        cells = []
+        for d in dtypes:
+            for t in threads:
+                r = by_key.get((name, d, t))
+                cells.append(" | " + (f"{'':>{len(d) + len(str(t)) + 6}}{r['ours_ns']:6.2f} "
+                                      f"{r['numpy_ns']:6.2f} {r['ratio']:5.2f}x" if r else ""))
+        print(f"{name:<28}" + "".join(cells))
 
 
 def shape_text(row):
@@ -293,9 +315,15 @@ def gemm_targets(gemm):
     return checks
 
 
-def evaluate_targets(results, gemm):
+def elementwise_targets(rows):
+    """Every element-wise pass at 1 thread no slower than the reference's NumPy."""
+    return [target(f"{r['pass']} {r['dtype']} 1 thr: numpy/ours per element", r["ratio"], ">=",
+                   ELEMENTWISE_TARGET) for r in rows if r["threads"] == 1]
+
+
+def evaluate_targets(results, gemm, elementwise=()):
     """The issue's targets, as dicts (what, measured, op, target, unit, pass)."""
-    return train_targets(results) + gemm_targets(gemm)
+    return train_targets(results) + gemm_targets(gemm) + elementwise_targets(elementwise)
 
 
 def format_figure(value, unit):
@@ -324,7 +352,7 @@ def print_targets(checks):
 
 # ------------------------------------------------------------------ outputs
 
-def write_json(path, args, workers, results, gemm, checks):
+def write_json(path, args, workers, results, gemm, checks, elementwise=()):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     first = workers[0]["info"]
@@ -343,6 +371,7 @@ def write_json(path, args, workers, results, gemm, checks):
                      "gemm_target_s": args.gemm_target_s},
         "results": results,
         "gemm": gemm,
+        "elementwise": list(elementwise),
         "targets": checks,
     }
     path.write_text(json.dumps(payload, indent=1) + "\n")

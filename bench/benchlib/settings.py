@@ -47,6 +47,8 @@ GEMM_SQUARES_QUICK = (512, 1024)
 GEMM_CLASSES = GEMM_FORMS + ("small", "squares")
 GEMM_ROUNDS = 3  # alternating (ours phase, numpy phase) rounds; a ratio is their median
 FMA_LIMIT_CONFIGS = ("big",)  # configs whose step is compared with its FMA-limit time
+ELEMENTWISE_SHAPE = (128, 256)  # the arrays of the element-wise passes
+ELEMENTWISE_ROUNDS = 3
 
 # Targets (the project's issue), per dtype.
 # reference us / compiled us, every workload: tiny and small at every thread count ...
@@ -59,6 +61,7 @@ FMA_LIMIT_TARGET = 1.25  # compiled step / FMA-limit time, FMA_LIMIT_CONFIGS at 
 GEMM_MEDIAN_TARGET, GEMM_MIN_TARGET = 0.95, 0.90
 GEMM_PEAK_SIZE, GEMM_PEAK_TARGET = 1024, 0.85  # n x n x n at 1 thread: ours / FMA peak
 SMALL_PRODUCT, SMALL_PRODUCT_TARGET = 128, 0.95  # every product with M, K, N <= 128
+ELEMENTWISE_TARGET = 1.0  # numpy ns / ours ns of every element-wise pass, 1 thread
 
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
@@ -93,6 +96,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM section")
+    parser.add_argument("--no-elementwise", action="store_true",
+                        help="skip the element-wise passes (activations, losses)")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the figures (default bench/results/latest.json)")
     parser.add_argument("--png", metavar="PATH",
