@@ -1,4 +1,4 @@
-"""vmath.h's vector exp, expm1, sigmoid, tanh and silu, as the running
+"""vmath.h's vector exp, expm1, sigmoid, tanh, silu, log and log1p, as the running
 engine build compiles them: within 4 ulp of the correctly rounded result
 (mpmath at 113 bits) over a sweep of each function's whole range, both
 dtypes — saturation regions, subnormal inputs and results, the overflow and
@@ -24,6 +24,8 @@ EXACT = {
     "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
     "tanh": mpmath.tanh,
     "silu": _silu,
+    "log": mpmath.log,
+    "log1p": mpmath.log1p,
 }
 ULP_LIMIT = 4
 
@@ -41,6 +43,20 @@ def sweep(name, dtype):
     tiny_exponent = math.log10(float(info.smallest_subnormal))
     overflow = math.log(float(info.max))                  # exp overflows just above
     underflow = math.log(float(info.smallest_subnormal))  # exp(x) < the smallest subnormal
+    if name in ("log", "log1p"):
+        # Every binade from the smallest subnormal to the largest finite
+        # (for log1p also down to -1), and around 1 (log) or 0 (log1p); the
+        # sweep's end rounds to inf, which is checked too.
+        with np.errstate(over="ignore"):
+            huge_exponent = math.log10(float(info.max))
+            points = [np.logspace(tiny_exponent, huge_exponent, 9001),
+                      1 + np.linspace(-0.5, 0.5, 2001)]
+            if name == "log1p":
+                points += [-np.logspace(tiny_exponent, 0, 3001)[:-1], np.linspace(-1, 1, 2001)[1:]]
+            edges = np.array([float(info.smallest_normal), float(info.max), 1.0], dtype=dtype)
+            points.append(np.concatenate([np.nextafter(edges, np.inf), edges,
+                                          np.nextafter(edges, 0)]))
+            return np.concatenate(points).astype(dtype)
     span = {"exp": (underflow - 10, overflow + 10), "expm1": (underflow - 10, overflow + 10),
             "sigmoid": (-overflow - 20, overflow + 20), "tanh": (-30.0, 30.0),
             "silu": (-overflow - 20, overflow + 20)}[name]
@@ -80,22 +96,29 @@ def test_within_four_ulp_over_the_whole_range(name, dtype):
         f"{mpmath.nstr(EXACT[name](mpmath.mpf(float(x[worst]))), 20)}")
 
 
-SPECIAL = [   # x, then (exp, expm1, sigmoid, tanh, silu) of it
-    (0.0, (1.0, 0.0, 0.5, 0.0, 0.0)),
-    (-0.0, (1.0, -0.0, 0.5, -0.0, -0.0)),
-    (np.inf, (np.inf, np.inf, 1.0, 1.0, np.inf)),
-    (-np.inf, (0.0, -1.0, 0.0, -1.0, None)),   # silu(-inf) = -inf * 0: NaN, as torch's
+NAN = float("nan")
+SPECIAL = [   # x, then (exp, expm1, sigmoid, tanh, silu, log, log1p) of it; None: not checked
+    (0.0, (1.0, 0.0, 0.5, 0.0, 0.0, -np.inf, 0.0)),
+    (-0.0, (1.0, -0.0, 0.5, -0.0, -0.0, -np.inf, -0.0)),
+    (np.inf, (np.inf, np.inf, 1.0, 1.0, np.inf, np.inf, np.inf)),
+    (-np.inf, (0.0, -1.0, 0.0, -1.0, None, NAN, NAN)),   # silu(-inf) = -inf * 0: NaN, as torch's
+    (-1.0, (None, None, None, None, None, NAN, -np.inf)),
+    (-2.0, (None, None, None, None, None, NAN, NAN)),
 ]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_zeros_infinities_and_nan(dtype):
     for x, expected in SPECIAL:
-        for name, value in zip(("exp", "expm1", "sigmoid", "tanh", "silu"), expected):
+        for name, value in zip(("exp", "expm1", "sigmoid", "tanh", "silu", "log", "log1p"),
+                               expected):
             if value is None:
                 continue
             got = engine.vector_math(name, np.array([x], dtype=dtype))[0]
-            assert got == value and np.signbit(got) == np.signbit(value), (name, x, got)
+            if math.isnan(value):
+                assert np.isnan(got), (name, x, got)
+            else:
+                assert got == value and np.signbit(got) == np.signbit(value), (name, x, got)
     for name in EXACT:
         assert np.isnan(engine.vector_math(name, np.array([np.nan, -np.nan], dtype=dtype))).all()
 
@@ -113,7 +136,7 @@ def test_every_length_and_in_place(n, dtype):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown function"):
-        engine.vector_math("log", np.zeros(3))
+        engine.vector_math("erf", np.zeros(3))
     with pytest.raises(TypeError):
         engine.vector_math("exp", np.zeros(3, dtype=np.int64))
     with pytest.raises(TypeError):

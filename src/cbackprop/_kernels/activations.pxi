@@ -9,6 +9,7 @@ from libc.math cimport erf, erff, exp, expf, tanh, tanhf
 from cython.parallel cimport prange
 
 include "vmath.pxi"
+include "sums.pxi"
 
 cdef enum Activation:
     ACT_SIGMOID = 0
@@ -108,20 +109,16 @@ cdef inline real slope_from_z(real z, int activation) noexcept nogil:
 
 
 cdef void softmax_rows(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A) noexcept nogil:
+    """A = exp(Z - row max) / its row sum; A may be Z."""
     cdef Py_ssize_t i, j
     cdef real row_max
     cdef double total
     for i in range(m):
-        row_max = Z[i * n]
-        for j in range(1, n):
-            if Z[i * n + j] > row_max:
-                row_max = Z[i * n + j]
-        total = 0
+        row_max = maximum(n, Z + i * n)
         for j in range(n):
             A[i * n + j] = Z[i * n + j] - row_max
         vector_exp(n, A + i * n, A + i * n)
-        for j in range(n):
-            total += A[i * n + j]
+        total = sum_as_double(n, A + i * n)
         for j in range(n):
             A[i * n + j] = <real>(A[i * n + j] / total)
 
@@ -300,8 +297,6 @@ cdef void softmax_backward(Py_ssize_t m, Py_ssize_t n, real* grad, const real* A
     cdef Py_ssize_t i, j
     cdef double dot
     for i in range(m):
-        dot = 0
-        for j in range(n):
-            dot += grad[i * n + j] * A[i * n + j]
+        dot = dot_as_double(n, grad + i * n, A + i * n)
         for j in range(n):
             grad[i * n + j] = A[i * n + j] * <real>(grad[i * n + j] - dot)

@@ -21,10 +21,8 @@ cdef double mse_loss(Py_ssize_t m, Py_ssize_t n, const real* A, const real* Z, c
     cdef Py_ssize_t i
     cdef double divisor = 1.0 if reduction_sum else <double>(m * n)
     cdef real grad_scale = <real>(2.0 * scale / divisor)
-    cdef double total = 0, diff
+    cdef double total = squared_distance_as_double(m * n, A, Y)
     for i in range(m * n):
-        diff = <double>A[i] - <double>Y[i]
-        total += diff * diff
         delta[i] = grad_scale * (A[i] - Y[i])
     if activation == ACT_SOFTMAX:
         softmax_backward(m, n, delta, A)
@@ -35,17 +33,31 @@ cdef double mse_loss(Py_ssize_t m, Py_ssize_t n, const real* A, const real* Z, c
 
 cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta) noexcept nogil:
     """-mean(Y log σ(Z) + (1-Y) log(1-σ(Z))) = mean(max(Z,0) - Y Z + log1p(exp(-|Z|))),
-    and delta = (σ(Z) - Y) / N. Each element is read before its delta is
-    written, so delta may be Z (or Y) itself."""
-    cdef Py_ssize_t i
+    and delta = (σ(Z) - Y) / N, with σ(Z) from the same e = exp(-|Z|).
+    Chunks of VECTOR_CHUNK: e and log1p(e) by vmath.h into stack buffers,
+    then one vector loop. Each element is read before its delta is written,
+    so delta may be Z (or Y) itself."""
+    cdef real e[VECTOR_CHUNK]
+    cdef real softplus[VECTOR_CHUNK]
+    cdef double terms[VECTOR_CHUNK]
+    cdef Py_ssize_t start, j, n
     cdef double total = 0, z64
-    cdef real z, y
-    for i in range(count):
-        z = Z[i]
-        y = Y[i]
-        z64 = z
-        total += (z64 if z64 > 0 else 0.0) - <double>y * z64 + log1p(exp(-fabs(z64)))
-        delta[i] = (sigmoid(z) - y) / <real>count
+    cdef real z, y, s
+    for start in range(0, count, 256):   # VECTOR_CHUNK (a range step must be a literal)
+        n = min(<Py_ssize_t>VECTOR_CHUNK, count - start)
+        for j in range(n):
+            e[j] = -fabs(Z[start + j])
+        vector_exp(n, e, e)
+        vector_log1p(n, e, softplus)
+        for j in range(n):
+            z = Z[start + j]
+            y = Y[start + j]
+            z64 = z
+            terms[j] = (z64 if z64 > 0 else 0.0) - <double>y * z64 + <double>softplus[j]
+            s = 1 / (1 + e[j])
+            s = s if z >= 0 else e[j] * s
+            delta[start + j] = (s - y) / <real>count
+        total += sum_as_double(n, terms)
     return total / count
 
 
@@ -53,38 +65,37 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
                                const int64_t* labels, real* delta) noexcept nogil:
     """-sum(Y log softmax(Z)) / m from the logits; Y rows, or ``labels`` when Y
     is NULL. delta = (softmax(Z) * sum(Y_row) - Y) / m: the gradient for any
-    targets, equal to (softmax(Z) - Y) / m when rows sum to one. softmax(Z) is
-    written straight into delta after each row's loss is taken, so delta may
-    be Z itself."""
-    cdef Py_ssize_t i, j, row, label
-    cdef double total = 0, row_max, exp_sum, log_sum_exp, target_sum, row_loss
-    cdef real a_label
+    targets, equal to (softmax(Z) - Y) / m when rows sum to one. What the
+    loss needs of a row's Z is read before exp(Z - max) is written into its
+    delta, so delta may be Z itself."""
+    cdef Py_ssize_t i, j, row, label = 0
+    cdef double total = 0, exp_sum, log_sum_exp, target_sum = 0, target_dot_z = 0
+    cdef real row_max, z_label = 0, a_label
     for i in range(m):
         row = i * k
-        row_max = Z[row]
-        for j in range(1, k):
-            if Z[row + j] > row_max:
-                row_max = Z[row + j]
-        exp_sum = 0
-        for j in range(k):
-            exp_sum += exp(<double>Z[row + j] - row_max)
-        log_sum_exp = row_max + log(exp_sum)
+        row_max = maximum(k, Z + row)
         if Y == NULL:
             label = labels[i]
-            total += log_sum_exp - <double>Z[row + label]
-            softmax_rows(1, k, Z + row, delta + row)
+            z_label = Z[row + label]
+        else:
+            target_sum = sum_as_double(k, Y + row)
+            target_dot_z = dot_as_double(k, Y + row, Z + row)
+        for j in range(k):
+            delta[row + j] = Z[row + j] - row_max
+        vector_exp(k, delta + row, delta + row)
+        exp_sum = sum_as_double(k, delta + row)
+        log_sum_exp = row_max + log(exp_sum)
+        for j in range(k):   # softmax(Z), as softmax_rows has it
+            delta[row + j] = <real>(delta[row + j] / exp_sum)
+        if Y == NULL:
+            total += log_sum_exp - <double>z_label
             a_label = delta[row + label]
             for j in range(k):
                 delta[row + j] = delta[row + j] / <real>m
             delta[row + label] = (a_label - 1) / <real>m
         else:
-            target_sum = 0
-            row_loss = 0
-            for j in range(k):
-                target_sum += Y[row + j]
-                row_loss += <double>Y[row + j] * (log_sum_exp - <double>Z[row + j])
-            total += row_loss
-            softmax_rows(1, k, Z + row, delta + row)
+            # Σ_j Y_j (log_sum_exp - Z_j)
+            total += log_sum_exp * target_sum - target_dot_z
             for j in range(k):
                 delta[row + j] = (delta[row + j] * <real>target_sum - Y[row + j]) / <real>m
     return total / m

@@ -6,7 +6,8 @@
  * exp and expm1 are a Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a
  * Taylor polynomial in r of enough terms for the dtype, and a scale by 2^n
  * built from its exponent bits (in two halves, so that subnormal results
- * round once); sigmoid and tanh are written through them.
+ * round once); sigmoid and tanh are written through them; log splits off
+ * the exponent and sums the atanh series of the mantissa.
  *
  * The interface, for each dtype suffix (f64, f32); y may be x itself:
  *
@@ -15,6 +16,8 @@
  *   cb_vsigmoid_<sfx>(n, x, y)  y = 1 / (1 + exp(-x)), from exp(-|x|)
  *   cb_vtanh_<sfx>(n, x, y)     y = tanh(x) = u / (u + 2), u = expm1(2|x|), signed
  *   cb_vsilu_<sfx>(n, x, y)     y = x * sigmoid(x)
+ *   cb_vlog_<sfx>(n, x, y)      y = log(x): x = m 2^k, k ln2 + 2 atanh((m-1)/(m+1))
+ *   cb_vlog1p_<sfx>(n, x, y)    y = log(1 + x), accurate near 0
  *
  * NaN gives NaN, ±inf and overflow their limits, and results are within a
  * few ulp of the correctly rounded ones (tests/test_vmath.py sweeps each

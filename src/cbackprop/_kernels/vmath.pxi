@@ -14,6 +14,10 @@ cdef extern from "vmath.h" nogil:
     void cb_vtanh_f32(Py_ssize_t n, const float* x, float* y) noexcept
     void cb_vsilu_f64(Py_ssize_t n, const double* x, double* y) noexcept
     void cb_vsilu_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    void cb_vlog_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_vlog_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    void cb_vlog1p_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_vlog1p_f32(Py_ssize_t n, const float* x, float* y) noexcept
 
 
 cdef inline void vector_exp(Py_ssize_t n, const real* x, real* y) noexcept nogil:
@@ -51,7 +55,21 @@ cdef inline void vector_expm1(Py_ssize_t n, const real* x, real* y) noexcept nog
         cb_vexpm1_f64(n, x, y)
 
 
-VECTOR_MATH = ("exp", "expm1", "sigmoid", "tanh", "silu")
+cdef inline void vector_log(Py_ssize_t n, const real* x, real* y) noexcept nogil:
+    if real is float:
+        cb_vlog_f32(n, x, y)
+    else:
+        cb_vlog_f64(n, x, y)
+
+
+cdef inline void vector_log1p(Py_ssize_t n, const real* x, real* y) noexcept nogil:
+    if real is float:
+        cb_vlog1p_f32(n, x, y)
+    else:
+        cb_vlog1p_f64(n, x, y)
+
+
+VECTOR_MATH = ("exp", "expm1", "sigmoid", "tanh", "silu", "log", "log1p")
 
 
 cdef void apply_vector_math(int which, Py_ssize_t n, const real* x, real* y) noexcept nogil:
@@ -63,8 +81,12 @@ cdef void apply_vector_math(int which, Py_ssize_t n, const real* x, real* y) noe
         vector_sigmoid(n, x, y)
     elif which == 3:
         vector_tanh(n, x, y)
-    else:
+    elif which == 4:
         vector_silu(n, x, y)
+    elif which == 5:
+        vector_log(n, x, y)
+    else:
+        vector_log1p(n, x, y)
 
 
 def vector_math(str name, cnp.ndarray x not None):

@@ -48,6 +48,19 @@ static const CB_REAL CB_VM_(cb_vm_inverse_factorials)[16] = {
     1.0f / 6.0f, 1.0f / 2.0f, 1.0f, 1.0f};
 #endif
 #define VM_LOG2E ((CB_REAL)1.4426950408889634)
+#define VM_SQRT2 ((CB_REAL)1.4142135623730951)
+#if CB_VM_DOUBLE
+/* log(m) = 2 atanh(s) = 2 s Σ_{k < VM_LOG_TERMS} s^2k / (2k+1), |s| <= 3 - 2 sqrt 2 */
+#define VM_LOG_TERMS 12
+#define VM_SUBNORMAL_SCALE 0x1p54
+#define VM_SUBNORMAL_SHIFT 54
+#define VM_MIN_NORMAL 0x1p-1022
+#else
+#define VM_LOG_TERMS 6
+#define VM_SUBNORMAL_SCALE 0x1p25f
+#define VM_SUBNORMAL_SHIFT 25
+#define VM_MIN_NORMAL 0x1p-126f
+#endif
 
 static inline VM CB_VM_(cb_vm_splat)(CB_REAL x) { return x - (VM){0}; }
 
@@ -106,6 +119,49 @@ static inline VM CB_VM_(cb_vm_expm1)(VM x) {
 
 static inline VM CB_VM_(cb_vm_abs)(VM x) { return (VM)((VMI)x & ~VM_SIGN_BIT); }
 
+/* log(x) for x > 0 finite: x = m 2^k with m in [sqrt(1/2), sqrt(2)), then
+ * k ln2 + 2 atanh((m - 1) / (m + 1)); subnormal x scaled up first. The
+ * other inputs (0, negative, inf, NaN) are the caller's. */
+static inline VM CB_VM_(cb_vm_log_positive)(VM x) {
+    VMI subnormal = (VMI)(x < VM_MIN_NORMAL);
+    x = CB_VM_(cb_vm_select)(subnormal, x * VM_SUBNORMAL_SCALE, x);
+    VMI bits = (VMI)x;
+    VMI k = ((bits >> VM_MANTISSA_BITS) & (2 * VM_EXPONENT_BIAS + 1)) - VM_EXPONENT_BIAS;
+    k -= subnormal & VM_SUBNORMAL_SHIFT;
+    VM m = (VM)((bits & (((CB_VM_INT)1 << VM_MANTISSA_BITS) - 1))
+                | ((CB_VM_INT)VM_EXPONENT_BIAS << VM_MANTISSA_BITS));   /* [1, 2) */
+    VMI big = (VMI)(m > VM_SQRT2);
+    m = CB_VM_(cb_vm_select)(big, m * (CB_REAL)0.5, m);
+    k -= big;                                   /* big lanes are -1: k + 1 */
+    VM s = (m - 1) / (m + 1);
+    VM s2 = s * s;
+    VM series = CB_VM_(cb_vm_splat)((CB_REAL)1 / (2 * VM_LOG_TERMS - 1));
+    for (int j = VM_LOG_TERMS - 2; j >= 0; j--)
+        series = series * s2 + (CB_REAL)1 / (2 * j + 1);
+    VM kf = (VM)(k + (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER)) - VM_SHIFTER;   /* k as a real */
+    return kf * VM_LN2_HI + ((s + s) * series + kf * VM_LN2_LO);
+}
+
+static inline VM CB_VM_(cb_vm_log)(VM x) {
+    VM result = CB_VM_(cb_vm_log_positive)(x);
+    VM inf = CB_VM_(cb_vm_splat)((CB_REAL)__builtin_inf());
+    result = CB_VM_(cb_vm_select)((VMI)(x == inf), inf, result);
+    result = CB_VM_(cb_vm_select)((VMI)(x == 0), -inf, result);
+    result = CB_VM_(cb_vm_select)((VMI)(x != x), x, result);                /* NaN */
+    return CB_VM_(cb_vm_select)((VMI)(x < 0), CB_VM_(cb_vm_splat)((CB_REAL)__builtin_nan("")), result);
+}
+
+/* log1p(x) = log(u) + (x - (u - 1)) / u, u = 1 + x: the correction restores
+ * what rounding 1 + x lost. */
+static inline VM CB_VM_(cb_vm_log1p)(VM x) {
+    VM u = 1 + x;
+    VM result = CB_VM_(cb_vm_log)(u) + (x - (u - 1)) / u;
+    VM inf = CB_VM_(cb_vm_splat)((CB_REAL)__builtin_inf());
+    result = CB_VM_(cb_vm_select)((VMI)(u == inf), u, result);      /* x = inf, or u overflowed */
+    result = CB_VM_(cb_vm_select)((VMI)(u == 1), x, result);        /* tiny x: log1p(x) = x */
+    return CB_VM_(cb_vm_select)((VMI)(u == 0), -inf, result);
+}
+
 /* e = exp(-|x|) (never overflows) and r = 1 / (1 + e); x < 0 lanes of
  * the result are factor * e * r, scaled by 2^n last, so that a subnormal
  * result is rounded once. */
@@ -158,6 +214,8 @@ CB_VM_ARRAY(expm1)
 CB_VM_ARRAY(sigmoid)
 CB_VM_ARRAY(tanh)
 CB_VM_ARRAY(silu)
+CB_VM_ARRAY(log)
+CB_VM_ARRAY(log1p)
 #undef CB_VM_ARRAY
 
 #undef VM_MANTISSA_BITS
@@ -171,6 +229,11 @@ CB_VM_ARRAY(silu)
 #undef VM_TANH_SATURATES
 #undef VM_TERMS
 #undef VM_LOG2E
+#undef VM_SQRT2
+#undef VM_LOG_TERMS
+#undef VM_SUBNORMAL_SCALE
+#undef VM_SUBNORMAL_SHIFT
+#undef VM_MIN_NORMAL
 #undef VM_LANES
 #undef VMI
 #undef VM
