@@ -136,7 +136,8 @@ def parent_main(args):
     written = write_json(json_path, args, workers, results, gemm, checks, elementwise)
     print(f"\nfigures written to {written}")
     first = workers[0]["info"]
-    title = (f"cbackprop train_step speedups, {first['cpu']}, kernel {first['kernel_path']}, "
+    title = (f"cbackprop train_step speedups (relu-sgd), {first['cpu']}, "
+             f"kernel {first['kernel_path']}, "
              f"{time.strftime('%Y-%m-%d')}" + (" (quick)" if args.quick else ""))
     drawn = plot_speedups(png_path, [r for r in results if r["workload"] == "relu-sgd"],
                           args.configs, args.dtypes, args.threads, with_torch, title)
