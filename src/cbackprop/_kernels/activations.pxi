@@ -5,7 +5,7 @@
 #
 # The codes are the registry's (cbackprop/_activations.py): an activation is
 # its entry there plus its branch in activation_range and slope_range.
-from libc.math cimport erf, erff, exp, expf, tanh, tanhf
+from libc.math cimport erf, erff, exp, expf
 from cython.parallel cimport prange
 
 include "vmath.pxi"
@@ -50,13 +50,6 @@ cdef inline real real_exp(real x) noexcept nogil:
         return exp(x)
 
 
-cdef inline real real_tanh(real x) noexcept nogil:
-    if real is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
-
-
 cdef inline real real_erf(real x) noexcept nogil:
     if real is float:
         return erff(x)
@@ -64,48 +57,19 @@ cdef inline real real_erf(real x) noexcept nogil:
         return erf(x)
 
 
-cdef inline real sigmoid(real z) noexcept nogil:
-    # exp(-|z|) never overflows; the two branches are the two stable forms.
-    cdef real e = real_exp(-z if z >= 0 else z)
-    return 1 / (1 + e) if z >= 0 else e / (1 + e)
-
-
 cdef inline real gelu_tanh_inner(real z) noexcept nogil:
     return <real>SQRT_2_OVER_PI * (z + <real>GELU_CUBIC * z * z * z)
 
 
-cdef inline real activation_value(real z, int activation) noexcept nogil:
-    """f(z) of one element-wise activation (softmax is row-wise, not here)."""
-    if activation == ACT_RELU:
-        return z if z > 0 else 0
-    if activation == ACT_LEAKY_RELU:
-        return z if z > 0 else <real>LEAKY_SLOPE * z
-    if activation == ACT_SIGMOID:
-        return sigmoid(z)
-    if activation == ACT_TANH:
-        return real_tanh(z)
-    if activation == ACT_GELU:
-        return <real>0.5 * z * (1 + real_erf(z * <real>SQRT_HALF))
-    if activation == ACT_GELU_TANH:
-        return <real>0.5 * z * (1 + real_tanh(gelu_tanh_inner(z)))
-    if activation == ACT_SILU:
-        return z * sigmoid(z)
-    return z
+# GELU's erf is the one transcendental vmath.h does not have yet: scalar.
+cdef inline real gelu(real z) noexcept nogil:
+    return <real>0.5 * z * (1 + real_erf(z * <real>SQRT_HALF))
 
 
-cdef inline real slope_from_z(real z, int activation) noexcept nogil:
-    """f'(z) of the activations whose derivative needs z."""
-    cdef real t, s
-    if activation == ACT_GELU:
-        # d/dz z Φ(z) = Φ(z) + z φ(z)
-        return (<real>0.5 * (1 + real_erf(z * <real>SQRT_HALF))
-                + z * <real>INV_SQRT_2PI * real_exp(<real>-0.5 * z * z))
-    if activation == ACT_GELU_TANH:
-        t = real_tanh(gelu_tanh_inner(z))
-        return (<real>0.5 * (1 + t) + <real>0.5 * z * (1 - t * t) * <real>SQRT_2_OVER_PI
-                * (1 + 3 * <real>GELU_CUBIC * z * z))
-    s = sigmoid(z)   # silu
-    return s * (1 + z * (1 - s))
+cdef inline real gelu_slope(real z) noexcept nogil:
+    # d/dz z Φ(z) = Φ(z) + z φ(z)
+    return (<real>0.5 * (1 + real_erf(z * <real>SQRT_HALF))
+            + z * <real>INV_SQRT_2PI * real_exp(<real>-0.5 * z * z))
 
 
 cdef void softmax_rows(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A) noexcept nogil:
@@ -181,23 +145,22 @@ cdef void activation_forward(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A,
 
 cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A,
                                   int activation) noexcept nogil:
-    # One loop per activation (activation_value inlined with a constant
-    # code), not a switch per element, so that each loop vectorises; those
-    # with a transcendental run vmath.h's vector kernels.
+    # One loop per activation, not a switch per element, so that each loop
+    # vectorises; those with a transcendental run vmath.h's vector kernels.
     cdef Py_ssize_t i
     if activation == ACT_RELU:
         for i in range(first, last):
-            A[i] = activation_value(Z[i], ACT_RELU)
+            A[i] = Z[i] if Z[i] > 0 else 0
     elif activation == ACT_LEAKY_RELU:
         for i in range(first, last):
-            A[i] = activation_value(Z[i], ACT_LEAKY_RELU)
+            A[i] = Z[i] if Z[i] > 0 else <real>LEAKY_SLOPE * Z[i]
     elif activation == ACT_SIGMOID:
         vector_sigmoid(last - first, Z + first, A + first)
     elif activation == ACT_TANH:
         vector_tanh(last - first, Z + first, A + first)
     elif activation == ACT_GELU:
         for i in range(first, last):
-            A[i] = activation_value(Z[i], ACT_GELU)
+            A[i] = gelu(Z[i])
     elif activation == ACT_GELU_TANH:
         gelu_tanh_range(first, last, Z, A)
     elif activation == ACT_SILU:
@@ -241,7 +204,7 @@ cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, cons
             grad[i] *= 1 - A[i] * A[i]
     elif activation == ACT_GELU:
         for i in range(first, last):
-            grad[i] *= slope_from_z(Z[i], ACT_GELU)
+            grad[i] *= gelu_slope(Z[i])
     elif activation == ACT_GELU_TANH:
         gelu_tanh_slope_range(first, last, grad, Z)
     elif activation == ACT_SILU:
