@@ -76,6 +76,13 @@ def test_workloads_run_on_their_configs():
                                               ("softmax-ce-adam", "mnist")]
 
 
+def test_an_unknown_workload_is_refused(capsys):
+    settings = load_bench_module("settings")
+    with pytest.raises(SystemExit):
+        settings.parse_args(["--workloads", "relu-adagrad"])
+    assert "unknown workload" in capsys.readouterr().err
+
+
 def test_gemm_cases_are_the_products_they_name():
     gemm, settings = load_bench_module("gemm"), load_bench_module("settings")
     cases = gemm.gemm_cases(["mnist"], [512])

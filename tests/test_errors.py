@@ -169,10 +169,22 @@ BAD_HYPER = [
     (cb.Adam, "eps", 0.0),
     (cb.Adam, "eps", -1e-8),
     (cb.Adam, "eps", math.nan),
+    (cb.RMSprop, "lr", -1e-3),
+    (cb.RMSprop, "lr", math.nan),
+    (cb.RMSprop, "alpha", 1.0),
+    (cb.RMSprop, "alpha", -0.1),
+    (cb.RMSprop, "alpha", math.nan),
+    (cb.RMSprop, "eps", 0.0),
+    (cb.RMSprop, "eps", -1e-8),
+    (cb.RMSprop, "momentum", 1.0),
+    (cb.RMSprop, "momentum", -0.1),
+    (cb.RMSprop, "weight_decay", -0.1),
 ]
 # Integers too large for a float are out of range (ValueError), not OverflowError.
 NUMERIC_HYPER = {cb.SGD: ["lr", "momentum", "weight_decay", "clip_norm", "clip_value"],
-                 cb.Adam: ["lr", "beta1", "beta2", "eps", "weight_decay", "clip_norm", "clip_value"]}
+                 cb.Adam: ["lr", "beta1", "beta2", "eps", "weight_decay", "clip_norm", "clip_value"],
+                 cb.RMSprop: ["lr", "alpha", "eps", "momentum", "weight_decay", "clip_norm",
+                              "clip_value"]}
 BAD_HYPER += [(cls, name, sign * 10**400) for cls, names in NUMERIC_HYPER.items()
               for name in names for sign in (1, -1)]
 BAD_HYPER += [(cb.SGD, "lr", fractions.Fraction(10**400, 3))]
