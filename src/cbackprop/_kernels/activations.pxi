@@ -5,7 +5,6 @@
 #
 # The codes are the registry's (cbackprop/_activations.py): an activation is
 # its entry there plus its branch in activation_range and slope_range.
-from libc.math cimport erf, erff, exp, expf
 from cython.parallel cimport prange
 
 include "vmath.pxi"
@@ -43,33 +42,8 @@ cdef enum:
     VECTOR_CHUNK = 256   # elements per stack buffer of the passes that call vmath.h
 
 
-cdef inline real real_exp(real x) noexcept nogil:
-    if real is float:
-        return expf(x)
-    else:
-        return exp(x)
-
-
-cdef inline real real_erf(real x) noexcept nogil:
-    if real is float:
-        return erff(x)
-    else:
-        return erf(x)
-
-
 cdef inline real gelu_tanh_inner(real z) noexcept nogil:
     return <real>SQRT_2_OVER_PI * (z + <real>GELU_CUBIC * z * z * z)
-
-
-# GELU's erf is the one transcendental vmath.h does not have yet: scalar.
-cdef inline real gelu(real z) noexcept nogil:
-    return <real>0.5 * z * (1 + real_erf(z * <real>SQRT_HALF))
-
-
-cdef inline real gelu_slope(real z) noexcept nogil:
-    # d/dz z Φ(z) = Φ(z) + z φ(z)
-    return (<real>0.5 * (1 + real_erf(z * <real>SQRT_HALF))
-            + z * <real>INV_SQRT_2PI * real_exp(<real>-0.5 * z * z))
 
 
 cdef void softmax_rows(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A) noexcept nogil:
@@ -159,8 +133,7 @@ cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real*
     elif activation == ACT_TANH:
         vector_tanh(last - first, Z + first, A + first)
     elif activation == ACT_GELU:
-        for i in range(first, last):
-            A[i] = gelu(Z[i])
+        gelu_range(first, last, Z, A)
     elif activation == ACT_GELU_TANH:
         gelu_tanh_range(first, last, Z, A)
     elif activation == ACT_SILU:
@@ -203,8 +176,7 @@ cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, cons
         for i in range(first, last):
             grad[i] *= 1 - A[i] * A[i]
     elif activation == ACT_GELU:
-        for i in range(first, last):
-            grad[i] *= gelu_slope(Z[i])
+        gelu_slope_range(first, last, grad, Z)
     elif activation == ACT_GELU_TANH:
         gelu_tanh_slope_range(first, last, grad, Z)
     elif activation == ACT_SILU:
@@ -213,6 +185,39 @@ cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, cons
 
 # Chunks of VECTOR_CHUNK elements: the transcendental of a chunk by vmath.h
 # into a stack buffer, then the arithmetic around it in one vector loop.
+cdef void gelu_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A) noexcept nogil:
+    # z Φ(z), Φ(z) = (1 + erf(z / sqrt 2)) / 2
+    cdef real t[VECTOR_CHUNK]
+    cdef Py_ssize_t start, j, n
+    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+        n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
+        for j in range(n):
+            t[j] = Z[start + j] * <real>SQRT_HALF
+        vector_erf(n, t, t)
+        for j in range(n):
+            A[start + j] = <real>0.5 * Z[start + j] * (1 + t[j])
+
+
+cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
+                           const real* Z) noexcept nogil:
+    # d/dz z Φ(z) = Φ(z) + z φ(z), φ(z) = exp(-z²/2) / sqrt(2 pi)
+    cdef real t[VECTOR_CHUNK]
+    cdef real e[VECTOR_CHUNK]
+    cdef real z
+    cdef Py_ssize_t start, j, n
+    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+        n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
+        for j in range(n):
+            z = Z[start + j]
+            t[j] = z * <real>SQRT_HALF
+            e[j] = <real>-0.5 * z * z
+        vector_erf(n, t, t)
+        vector_exp(n, e, e)
+        for j in range(n):
+            grad[start + j] *= (<real>0.5 * (1 + t[j])
+                                + Z[start + j] * <real>INV_SQRT_2PI * e[j])
+
+
 cdef void gelu_tanh_range(Py_ssize_t first, Py_ssize_t last, const real* Z,
                           real* A) noexcept nogil:
     cdef real t[VECTOR_CHUNK]

@@ -18,6 +18,8 @@ cdef extern from "vmath.h" nogil:
     void cb_vlog_f32(Py_ssize_t n, const float* x, float* y) noexcept
     void cb_vlog1p_f64(Py_ssize_t n, const double* x, double* y) noexcept
     void cb_vlog1p_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    void cb_verf_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_verf_f32(Py_ssize_t n, const float* x, float* y) noexcept
 
 
 cdef inline void vector_exp(Py_ssize_t n, const real* x, real* y) noexcept nogil:
@@ -69,7 +71,14 @@ cdef inline void vector_log1p(Py_ssize_t n, const real* x, real* y) noexcept nog
         cb_vlog1p_f64(n, x, y)
 
 
-VECTOR_MATH = ("exp", "expm1", "sigmoid", "tanh", "silu", "log", "log1p")
+cdef inline void vector_erf(Py_ssize_t n, const real* x, real* y) noexcept nogil:
+    if real is float:
+        cb_verf_f32(n, x, y)
+    else:
+        cb_verf_f64(n, x, y)
+
+
+VECTOR_MATH = ("exp", "expm1", "sigmoid", "tanh", "silu", "log", "log1p", "erf")
 
 
 cdef void apply_vector_math(int which, Py_ssize_t n, const real* x, real* y) noexcept nogil:
@@ -85,8 +94,10 @@ cdef void apply_vector_math(int which, Py_ssize_t n, const real* x, real* y) noe
         vector_silu(n, x, y)
     elif which == 5:
         vector_log(n, x, y)
-    else:
+    elif which == 6:
         vector_log1p(n, x, y)
+    else:
+        vector_erf(n, x, y)
 
 
 def vector_math(str name, cnp.ndarray x not None):

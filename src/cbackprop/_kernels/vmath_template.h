@@ -55,12 +55,47 @@ static const CB_REAL CB_VM_(cb_vm_inverse_factorials)[16] = {
 #define VM_SUBNORMAL_SCALE 0x1p54
 #define VM_SUBNORMAL_SHIFT 54
 #define VM_MIN_NORMAL 0x1p-1022
+/* erf: see cb_vm_erf. erf(6) rounds to 1. The polynomials are Chebyshev
+ * interpolants fitted at 200 bits (their error is below 1e-17), highest
+ * degree first. */
+#define VM_ERF_SATURATES 6.0
+#define VM_ERF_SHIFT 3.0
+#define VM_ERF_MID 0.18888888888888888
+#define VM_ERF_INV_HALF 12.857142857142858
+#define VM_ERF_NEAR_TERMS 11
+#define VM_ERF_FAR_TERMS 18
+static const CB_REAL CB_VM_(cb_vm_erf_near)[VM_ERF_NEAR_TERMS] = {
+    1.1472499701094691e-08, -1.5940066854661717e-07, 1.643068417974155e-06,
+    -1.4924196305569617e-05, 0.00012055289567541706, -0.0008548326188759752,
+    0.005223977615420539, -0.026866170644428485, 0.11283791670952596, -0.37612638903183715,
+    1.1283791670955126};
+static const CB_REAL CB_VM_(cb_vm_erf_far)[VM_ERF_FAR_TERMS] = {
+    1.102228184945719e-13, -8.427179362939752e-13, -2.0180576367695723e-12,
+    3.087592787085223e-11, 2.2350900333052753e-11, -1.0076379462936465e-09,
+    -3.842145709010939e-10, 3.5535498852380445e-08, 5.0595585263447644e-08,
+    -1.3415802691277149e-06, -6.527719959888804e-06, 3.41547196467608e-05,
+    0.0006078348536726258, 0.004220725702226382, 0.01960103186714278, 0.06835875504600124,
+    0.18687815201363395, 0.2272447806013422};
 #else
 #define VM_LOG_TERMS 6
 #define VM_SUBNORMAL_SCALE 0x1p25f
 #define VM_SUBNORMAL_SHIFT 25
 #define VM_MIN_NORMAL 0x1p-126f
+#define VM_ERF_SATURATES 3.95f          /* erf(3.95) rounds to 1 */
+#define VM_ERF_SHIFT 2.0f
+#define VM_ERF_MID 0.26585179567337036f
+#define VM_ERF_INV_HALF 10.2265625f
+#define VM_ERF_NEAR_TERMS 7
+#define VM_ERF_FAR_TERMS 9
+static const CB_REAL CB_VM_(cb_vm_erf_near)[VM_ERF_NEAR_TERMS] = {
+    9.470462100580335e-05f, -0.0008356928010471165f, 0.005216789431869984f,
+    -0.02686477266252041f, 0.1128377839922905f, -0.37612637877464294f, 1.128379225730896f};
+static const CB_REAL CB_VM_(cb_vm_erf_far)[VM_ERF_FAR_TERMS] = {
+    -1.9815930230038248e-08f, 1.301116640206601e-06f, -1.4737099718331592e-06f,
+    -6.619680061703548e-05f, 3.445809124968946e-05f, 0.004765651188790798f,
+    0.039280522614717484f, 0.17944931983947754f, 0.2834740877151489f};
 #endif
+#define VM_ERF_NEAR_END ((CB_REAL)0.75)   /* where the two polynomials of erf meet */
 
 static inline VM CB_VM_(cb_vm_splat)(CB_REAL x) { return x - (VM){0}; }
 
@@ -196,6 +231,30 @@ static inline VM CB_VM_(cb_vm_tanh)(VM x) {
 
 static inline VM CB_VM_(cb_vm_silu)(VM x) { return CB_VM_(cb_vm_logistic)(x, x); }
 
+/* Horner's rule over a table, highest degree first. */
+static inline VM CB_VM_(cb_vm_polynomial)(VM x, const CB_REAL* c, int terms) {
+    VM p = CB_VM_(cb_vm_splat)(c[0]);
+    for (int k = 1; k < terms; k++)
+        p = p * x + c[k];
+    return p;
+}
+
+/* erf(a), a = |x|, signed as x: near zero a P(a²); from VM_ERF_NEAR_END on
+ * 1 - exp(-a²) R, where R = erfc(a) exp(a²) (smooth, from 0.6 down to 0.09)
+ * is a polynomial in s = (1/(VM_ERF_SHIFT + a) - mid) / half, which maps
+ * [VM_ERF_NEAR_END, VM_ERF_SATURATES] onto [-1, 1]. Below 1 - erfc the
+ * rounding of a² is harmless: its error scales erfc, not erf. */
+static inline VM CB_VM_(cb_vm_erf)(VM x) {
+    VM a = CB_VM_(cb_vm_abs)(x);
+    a = CB_VM_(cb_vm_select)((VMI)(a > VM_ERF_SATURATES), CB_VM_(cb_vm_splat)(VM_ERF_SATURATES), a);
+    VM square = a * a;
+    VM near = a * CB_VM_(cb_vm_polynomial)(square, CB_VM_(cb_vm_erf_near), VM_ERF_NEAR_TERMS);
+    VM s = (1 / (VM_ERF_SHIFT + a) - VM_ERF_MID) * VM_ERF_INV_HALF;
+    VM far = 1 - CB_VM_(cb_vm_exp)(-square) * CB_VM_(cb_vm_polynomial)(s, CB_VM_(cb_vm_erf_far), VM_ERF_FAR_TERMS);
+    VM erf_a = CB_VM_(cb_vm_select)((VMI)(a < VM_ERF_NEAR_END), near, far);
+    return (VM)((VMI)erf_a | ((VMI)x & VM_SIGN_BIT));
+}
+
 /* y[i] = f(x[i]) for i < n: whole vectors, then the tail through a padded one. */
 #define CB_VM_ARRAY(name)                                                              \
     static inline void CB_VM_(cb_v##name)(ptrdiff_t n, const CB_REAL* x, CB_REAL* y) { \
@@ -216,6 +275,7 @@ CB_VM_ARRAY(tanh)
 CB_VM_ARRAY(silu)
 CB_VM_ARRAY(log)
 CB_VM_ARRAY(log1p)
+CB_VM_ARRAY(erf)
 #undef CB_VM_ARRAY
 
 #undef VM_MANTISSA_BITS
@@ -234,6 +294,13 @@ CB_VM_ARRAY(log1p)
 #undef VM_SUBNORMAL_SCALE
 #undef VM_SUBNORMAL_SHIFT
 #undef VM_MIN_NORMAL
+#undef VM_ERF_SATURATES
+#undef VM_ERF_SHIFT
+#undef VM_ERF_MID
+#undef VM_ERF_INV_HALF
+#undef VM_ERF_NEAR_TERMS
+#undef VM_ERF_FAR_TERMS
+#undef VM_ERF_NEAR_END
 #undef VM_LANES
 #undef VMI
 #undef VM
