@@ -40,21 +40,35 @@ if DEBUG:
     NUMPY_MACROS.append(("CBACKPROP_DEBUG_GUARDS", "1"))
 
 
+def compiles(flags, source="int main(void) { return 0; }\n"):
+    """Whether the C compiler builds ``source`` with ``flags``."""
+    compiler = sysconfig.get_config_var("CC") or "cc"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "probe.c")
+        with open(path, "w") as f:
+            f.write(source)
+        command = compiler.split() + list(flags) + [path, "-o", os.path.join(tmp, "probe")]
+        try:
+            return subprocess.run(command, capture_output=True).returncode == 0
+        except OSError:
+            return False
+
+
 def openmp_flags():
     """``-fopenmp`` when the compiler takes it; otherwise the engine builds serial."""
     if os.environ.get("CBACKPROP_NO_OPENMP"):
         return []
-    compiler = sysconfig.get_config_var("CC") or "cc"
-    with tempfile.TemporaryDirectory() as tmp:
-        source = os.path.join(tmp, "probe.c")
-        with open(source, "w") as f:
-            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
-        command = compiler.split() + ["-fopenmp", source, "-o", os.path.join(tmp, "probe")]
-        try:
-            ok = subprocess.run(command, capture_output=True).returncode == 0
-        except OSError:
-            ok = False
-    return ["-fopenmp"] if ok else []
+    probe = "#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n"
+    return ["-fopenmp"] if compiles(["-fopenmp"], probe) else []
+
+
+# GCC vectorises a loop whose arrays might overlap by checking at run time
+# that they do not, but gives up past 10 such checks: the one-pass Adam and
+# RMSprop updates (4 arrays read, 3 written) need about 15 and then run
+# scalar, 4x slower (bench/README.md, "The engine's thresholds").
+ALIAS_CHECKS = ["--param", "vect-max-version-for-alias-checks=40"]
+if os.name != "nt" and compiles(ALIAS_CHECKS):
+    BASE_FLAGS += ALIAS_CHECKS
 
 
 OPENMP = openmp_flags()

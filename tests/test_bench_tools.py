@@ -117,3 +117,40 @@ def test_paths_compares_every_build_the_cpu_runs(tmp_path):
     assert header[2:] == _backend.available_paths()
     fastest = re.search(r"fastest on the big train_step: (\w+)", result.stdout).group(1)
     assert fastest in _backend.available_paths()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "rmsprop"])
+def test_apply_update_is_the_update_of_train_step(name, dtype):
+    """What bench/ times as an optimizer's update pass is the last part of a
+    training step: loss_and_gradients then apply_update give train_step's
+    parameters and state, bit for bit, step after step (spare buffers swapped)."""
+    updates = load_bench_module("updates")
+    nets = [cb.Network([4, 6, 3], ["tanh", "identity"], optimizer=updates.OPTIMIZERS[name](),
+                       dtype=dtype, seed=3) for _ in range(2)]
+    for net in nets:
+        net.optimizer.lr = 1e-2
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        X, Y = rng.standard_normal((5, 4)).astype(dtype), rng.standard_normal((5, 3)).astype(dtype)
+        nets[0].train_step(X, Y)
+        engine = nets[1]._engine
+        engine.loss_and_gradients(X, Y, nets[1]._loss)
+        engine.apply_update(nets[1]._optimizer)
+    for ours, theirs in zip(*(net.get_params()[0] + net.get_params()[1] for net in nets)):
+        np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs in zip(*(net._optimizer_state() for net in nets)):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_update_targets():
+    report = load_bench_module("report")
+    rows = [{"network": network, "dtype": "float64", "threads": 1, "optimizer": optimizer,
+             "ns_per_param": ns}
+            for network, optimizer, ns in [("in cache", "momentum", 0.2), ("in cache", "adam", 2.5),
+                                           ("beyond L2", "momentum", 1.0), ("beyond L2", "adam", 1.4)]]
+    checks = {c["what"]: c for c in report.update_targets(rows)}
+    in_cache = checks["Adam update float64 in cache 1 thr: ns per parameter"]
+    assert (in_cache["measured"], in_cache["target"], in_cache["pass"]) == (2.5, 2.0, False)
+    beyond = checks["Adam update float64 beyond L2 1 thr: Adam / momentum"]
+    assert beyond["measured"] == pytest.approx(1.4) and beyond["pass"]

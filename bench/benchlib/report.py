@@ -10,7 +10,8 @@ from .settings import (FMA_LIMIT_CONFIGS, FMA_LIMIT_TARGET, GEMM_CLASSES, GEMM_M
                        GEMM_MIN_TARGET, GEMM_PEAK_SIZE, GEMM_PEAK_TARGET, GEMM_ROUNDS, MALLOC_VARS,
                        PAUSE_S, POOL_SIZE, RESULTS_DIR, SMALL_PRODUCT, SMALL_PRODUCT_TARGET,
                        SPEEDUP_TARGETS_ALL_THREADS, SPEEDUP_TARGETS_BY_THREADS, TOLERANCE,
-                       TORCH_TARGET, WORKLOADS, ELEMENTWISE_TARGET)
+                       TORCH_TARGET, WORKLOADS, ELEMENTWISE_TARGET, ADAM_IN_CACHE_NS,
+                       ADAM_OVER_MOMENTUM_TARGET)
 
 
 # ---------------------------------------------------------------- tables
@@ -167,6 +168,25 @@ def print_elementwise(rows):
         print(f"{name:<28}" + "".join(cells))
 
 
+def print_updates(rows):
+    """ns per parameter of each optimizer's update pass, per network and dtype."""
+    print("\nOptimizer update passes (Engine.apply_update): ns per parameter, best of the rounds")
+    optimizers = list(dict.fromkeys(r["optimizer"] for r in rows))
+    header = (f"{'network':<10} {'parameters':>10} {'dtype':<8} {'thr':>3} | "
+              + " ".join(f"{name:>9}" for name in optimizers) + " | adam/momentum")
+    print(header)
+    print("-" * len(header))
+    by_key = {}
+    for r in rows:
+        by_key.setdefault((r["network"], r["dtype"], r["threads"]), {})[r["optimizer"]] = r
+    for (network, dtype, threads), cells in by_key.items():
+        first = next(iter(cells.values()))
+        ratio = cells["adam"]["ns_per_param"] / cells["momentum"]["ns_per_param"]
+        print(f"{network:<10} {first['n_params']:>10} {dtype:<8} {threads:>3} | "
+              + " ".join(f"{cells[name]['ns_per_param']:9.3f}" for name in optimizers)
+              + f" | {ratio:.2f}x")
+
+
 def shape_text(row):
     return f"{row['M']}x{row['K']}x{row['N']} {row['form']}"
 
@@ -321,18 +341,42 @@ def elementwise_targets(rows):
                    ELEMENTWISE_TARGET) for r in rows if r["threads"] == 1]
 
 
-def evaluate_targets(results, gemm, elementwise=()):
+def update_targets(rows):
+    """Adam's update pass at 1 thread: in cache at most ADAM_IN_CACHE_NS per
+    parameter; beyond L2 at most ADAM_OVER_MOMENTUM_TARGET x momentum's."""
+    checks = []
+    adam = {(r["network"], r["dtype"]): r for r in rows
+            if r["threads"] == 1 and r["optimizer"] == "adam"}
+    momentum = {(r["network"], r["dtype"]): r for r in rows
+                if r["threads"] == 1 and r["optimizer"] == "momentum"}
+    for (network, dtype), row in adam.items():
+        if network == "in cache":
+            checks.append(target(f"Adam update {dtype} in cache 1 thr: ns per parameter",
+                                 row["ns_per_param"], "<=", ADAM_IN_CACHE_NS[dtype], unit="ns"))
+        else:
+            checks.append(target(f"Adam update {dtype} {network} 1 thr: Adam / momentum",
+                                 row["ns_per_param"] / momentum[(network, dtype)]["ns_per_param"],
+                                 "<=", ADAM_OVER_MOMENTUM_TARGET))
+    return checks
+
+
+def evaluate_targets(results, gemm, elementwise=(), updates=()):
     """The issue's targets, as dicts (what, measured, op, target, unit, pass)."""
-    return train_targets(results) + gemm_targets(gemm) + elementwise_targets(elementwise)
+    return (train_targets(results) + gemm_targets(gemm) + elementwise_targets(elementwise)
+            + update_targets(updates))
 
 
 def format_figure(value, unit):
     if value is None:
         return "n/a"
+    if unit == "ns":
+        return f"{value:.2f} ns"
     return f"{100 * value:.1f}%" if unit == "%" else f"{value:.2f}x"
 
 
 def format_goal(goal, unit):
+    if unit == "ns":
+        return f"{goal:g} ns"
     return f"{100 * goal:g}%" if unit == "%" else f"{goal:g}x"
 
 
@@ -352,7 +396,7 @@ def print_targets(checks):
 
 # ------------------------------------------------------------------ outputs
 
-def write_json(path, args, workers, results, gemm, checks, elementwise=()):
+def write_json(path, args, workers, results, gemm, checks, elementwise=(), updates=()):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     first = workers[0]["info"]
@@ -372,6 +416,7 @@ def write_json(path, args, workers, results, gemm, checks, elementwise=()):
         "results": results,
         "gemm": gemm,
         "elementwise": list(elementwise),
+        "updates": list(updates),
         "targets": checks,
     }
     path.write_text(json.dumps(payload, indent=1) + "\n")

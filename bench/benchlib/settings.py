@@ -49,6 +49,10 @@ GEMM_ROUNDS = 3  # alternating (ours phase, numpy phase) rounds; a ratio is thei
 FMA_LIMIT_CONFIGS = ("big",)  # configs whose step is compared with its FMA-limit time
 ELEMENTWISE_SHAPE = (128, 256)  # the arrays of the element-wise passes
 ELEMENTWISE_ROUNDS = 3
+# The update passes' networks: 9,610 parameters (75 KiB in float64, in L1/L2),
+# and 4.2 M (34 MiB per float64 array: beyond L2, and beyond L3 for 4 arrays).
+UPDATE_NETWORKS = {"in cache": (64, 128, 10), "beyond L2": (2048, 2048, 10)}
+UPDATE_ROUNDS = 3
 
 # Targets (the project's issue), per dtype.
 # reference us / compiled us, every workload: tiny and small at every thread count ...
@@ -62,6 +66,10 @@ GEMM_MEDIAN_TARGET, GEMM_MIN_TARGET = 0.95, 0.90
 GEMM_PEAK_SIZE, GEMM_PEAK_TARGET = 1024, 0.85  # n x n x n at 1 thread: ours / FMA peak
 SMALL_PRODUCT, SMALL_PRODUCT_TARGET = 128, 0.95  # every product with M, K, N <= 128
 ELEMENTWISE_TARGET = 1.0  # numpy ns / ours ns of every element-wise pass, 1 thread
+# Adam's update pass at 1 thread: ns per parameter in cache, per dtype, and at
+# most this multiple of SGD with momentum's beyond L2.
+ADAM_IN_CACHE_NS = {"float64": 2.0, "float32": 1.0}
+ADAM_OVER_MOMENTUM_TARGET = 1.5
 
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
@@ -98,6 +106,8 @@ def parse_args(argv=None):
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM section")
     parser.add_argument("--no-elementwise", action="store_true",
                         help="skip the element-wise passes (activations, losses)")
+    parser.add_argument("--no-updates", action="store_true",
+                        help="skip the optimizer update passes")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the figures (default bench/results/latest.json)")
     parser.add_argument("--png", metavar="PATH",

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from .chart import plot_speedups
 from .elementwise import bench_elementwise
+from .updates import bench_updates
 from .gemm import bench_gemm, call_overhead_us
 from .machine import load_torch, measure_fma_peak, measure_tile_gflops, worker_info
 from .networks import add_fma_limit
 from .report import (evaluate_targets, output_paths, print_elementwise, print_gemm, print_header,
+                     print_updates,
                      print_targets, print_train_table, report_cross_check, write_json)
 from .settings import FMA_LIMIT_CONFIGS, MALLOC_VARS, RUN_SCRIPT, THREAD_VARS, WORKLOADS
 from .timing import bench_config_safely, log
@@ -38,12 +40,13 @@ def worker_main(args):
             log(args, f"[{args.threads[0]} thr] {workload} {name} {dtype} done at "
                       f"{time.perf_counter() - start:.1f} s")
     elementwise = [] if args.no_elementwise else bench_elementwise(args)
+    updates = [] if args.no_updates else bench_updates(args)
     gemm = [] if args.no_gemm else bench_gemm(args, info["fma_peak_gflops"])
     log(args, f"[{args.threads[0]} thr] GEMM done at {time.perf_counter() - start:.1f} s")
     info["gemm_call_overhead_us"] = None if args.no_gemm else call_overhead_us(args)
     info["wall_s"] = time.perf_counter() - start
     Path(args.out).write_text(json.dumps({"info": info, "results": results, "gemm": gemm,
-                                          "elementwise": elementwise}))
+                                          "elementwise": elementwise, "updates": updates}))
     return 0
 
 
@@ -60,7 +63,7 @@ def worker_command(args, threads, out):
            "--dtypes", *args.dtypes,
            "--repeats", str(args.repeats), "--target-ms", str(args.target_ms),
            "--lr", repr(args.lr), "--seed", str(args.seed)]
-    for flag in ("quick", "no_torch", "no_gemm", "no_elementwise", "verbose"):
+    for flag in ("quick", "no_torch", "no_gemm", "no_elementwise", "no_updates", "verbose"):
         if getattr(args, flag):
             cmd.append("--" + flag.replace("_", "-"))
     return cmd
@@ -121,19 +124,22 @@ def parent_main(args):
                      key=lambda r: order[(r["workload"], r["config"], r["dtype"], r["threads"])])
     gemm = [row for w in workers for row in w["gemm"]]
     elementwise = [row for w in workers for row in w["elementwise"]]
+    updates = [row for w in workers for row in w["updates"]]
     with_torch = workers[0]["info"]["torch"] is not None
 
     print_header(args, workers)
     print_train_table(results, with_torch)
     if elementwise:
         print_elementwise(elementwise)
+    if updates:
+        print_updates(updates)
     if gemm:
         print_gemm(gemm, args.dtypes, args.threads, workers)
-    checks = evaluate_targets(results, gemm, elementwise)
+    checks = evaluate_targets(results, gemm, elementwise, updates)
     print_targets(checks)
 
     json_path, png_path = output_paths(args)
-    written = write_json(json_path, args, workers, results, gemm, checks, elementwise)
+    written = write_json(json_path, args, workers, results, gemm, checks, elementwise, updates)
     print(f"\nfigures written to {written}")
     first = workers[0]["info"]
     title = (f"cbackprop train_step speedups (relu-sgd), {first['cpu']}, "

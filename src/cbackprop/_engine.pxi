@@ -13,6 +13,7 @@ cimport numpy as cnp
 import numpy as np
 from libc.math cimport fabs, isfinite
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 
 cnp.import_array()
 
@@ -191,7 +192,7 @@ cdef class Engine:
                 c.labels = <int64_t*>data(Y)
             else:
                 c.Y = data(Y)
-        c.params = c.grads = c.moment1 = c.moment2 = c.ws = NULL   # set by _run
+        c.params = c.grads = c.moment1 = c.moment2 = c.spare1 = c.spare2 = c.ws = NULL   # set by _run
         c.loss = &self.loss_settings
         c.optimizer = NULL
         c.target_tolerance = self.target_tolerance
@@ -209,6 +210,8 @@ cdef class Engine:
         c.grads = data(self.grads)
         c.moment1 = data(self.state.moment1)
         c.moment2 = data(self.state.moment2)
+        c.spare1 = data(self.state.spare1) if self.state.spare1 is not None else NULL
+        c.spare2 = data(self.state.spare2) if self.state.spare2 is not None else NULL
         c.ws = self.ws.base()
         with nogil:
             run_pass(which, &self.layout, c, self.is_float32)
@@ -260,12 +263,31 @@ cdef class Engine:
         cdef Call c = self._call(X, Y)
         self.loss_settings = loss_settings_of(loss)
         cdef OptimizerSettings opt = self.state.next_step(optimizer)
+        self.state.reserve_spares(moments_written(&opt))
         c.optimizer = &opt
         self._run(PASS_STEP, &c, "train_step")
+        self._take_step(&c, &opt)
+        return c.value
+
+    def apply_update(self, optimizer):
+        """The optimizer's step from the gradients now in ``grads`` (the update
+        pass of train_step alone, for bench/ to time: it leaves the old
+        parameters in ``grads``)."""
+        cdef Call c
+        memset(&c, 0, sizeof(Call))
+        cdef OptimizerSettings opt = self.state.next_step(optimizer)
+        self.state.reserve_spares(moments_written(&opt))
+        c.optimizer = &opt
+        c.value = 0.0
+        self._run(PASS_UPDATE, &c, "apply_update")
+        self._take_step(&c, &opt)
+
+    cdef int _take_step(self, Call* c, OptimizerSettings* opt) except -1:
+        """Swap in the spare buffers of a step taken; raise for one refused."""
         if c.outcome == STEP_TAKEN_IN_SPARE_BUFFERS:
             self.params, self.grads = self.grads, self.params
-            if opt.momentum != 0:
-                self.state.swap_moments()
+            self.state.swap_in_spares(moments_written(opt))
+            self.state.step_count += 1
         if c.outcome == STEP_GRADIENT_NOT_FINITE:
             raise FloatingPointError(
                 f"the global gradient norm is not finite (loss {c.value:.6g}; training diverged); "
@@ -274,9 +296,7 @@ cdef class Engine:
             raise FloatingPointError(
                 f"the update of this step overflows {'float32' if self.is_float32 else 'float64'} "
                 f"(loss {c.value:.6g}; training diverged); parameters were not updated")
-        if isfinite(c.value):
-            self.state.step_count += 1
-        return c.value
+        return 0
 
     cdef bint _is_batch(self, object X, object Y):
         """X and Y already have the exact form the passes take (so the Python

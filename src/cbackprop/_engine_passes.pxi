@@ -122,72 +122,69 @@ cdef double loss_and_gradients_pass(const Layout* L, Py_ssize_t m, const real* X
 
 
 cdef enum StepOutcome:
-    STEP_TAKEN = 0
     STEP_UPDATE_OVERFLOWS = 1        # a new parameter or moment would not be finite
     STEP_GRADIENT_NOT_FINITE = 2     # clip_norm is set and the gradient norm is not finite
-    STEP_TAKEN_IN_SPARE_BUFFERS = 3  # SGD: the new values are in grads (and moment2): swap
+    STEP_TAKEN_IN_SPARE_BUFFERS = 3  # the new values are in grads and the spares: swap them in
+    STEP_LOSS_NOT_FINITE = 4         # nothing computed beyond the loss
 
 
 cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
                             const int64_t* labels, const LossSettings* loss,
-                            const OptimizerSettings* opt, real* params, real* grads,
-                            real* moment1, real* moment2, real* ws,
-                            int* refused) noexcept nogil:
+                            const OptimizerSettings* opt, const real* params, real* grads,
+                            const real* moment1, const real* moment2, real* spare1,
+                            real* spare2, real* ws, int* outcome) noexcept nogil:
     """Forward, loss, backward, then the update of every layer (with clipped
-    gradients when the settings ask for it). Nothing is written when the loss
-    is not finite, or when the step is ``refused``: the gradient norm that
-    clip_norm needs is not finite, or the update would make a parameter or
-    moment non-finite. A diverging step leaves the network as it was.
-    An SGD step leaves its new parameters in ``grads`` and its new velocities
-    in ``moment2`` (STEP_TAKEN_IN_SPARE_BUFFERS): the caller swaps the buffers."""
+    gradients when the settings ask for it), written into the spare buffers:
+    the new parameters into ``grads``, the new optimizer state into ``spare1``
+    and ``spare2`` (optimizers.pxi). The caller swaps them in when the step
+    is taken (STEP_TAKEN_IN_SPARE_BUFFERS); the step is refused when the
+    loss is not finite, when the gradient norm that clip_norm needs is not,
+    or when a new parameter or moment would not be. A diverging step leaves
+    the network as it was."""
     cdef Py_ssize_t layer
-    cdef int attempt
-    cdef bint write
-    cdef double norm
-    cdef OptimizerSettings step = opt[0]   # with this step's clipping factor
-    refused[0] = STEP_TAKEN
+    outcome[0] = STEP_LOSS_NOT_FINITE
     forward_pass(L, m, X, params, ws)
     cdef double value = output_loss(L, m, Y, labels, loss, ws)
     if not isfinite(value):
         return value
     for layer in range(L.n_layers - 1, -1, -1):
         backward_layer(L, m, layer, X, params, grads, ws)
+    outcome[0] = update_pass(L, opt, params, grads, moment1, moment2, spare1, spare2)
+    return value
+
+
+cdef int update_pass(const Layout* L, const OptimizerSettings* opt, const real* params,
+                     real* grads, const real* moment1, const real* moment2, real* spare1,
+                     real* spare2) noexcept nogil:
+    """The optimizer's step from the gradients in ``grads``, into the spare
+    buffers as train_step_pass says; returns its StepOutcome."""
+    cdef Py_ssize_t layer
+    cdef double norm
+    cdef OptimizerSettings step = opt[0]   # with this step's clipping factor
     step.gradient_scale = 1
     if step.clip_norm > 0:
         # Every parameter's gradient: the flat array from W0 to the last bias.
         norm = gradient_norm(L.bias_offset[L.n_layers - 1] + L.sizes[L.n_layers], grads,
                              L.norm_partials, L.n_threads)
         if not isfinite(norm):
-            refused[0] = STEP_GRADIENT_NOT_FINITE
-            return value
+            return STEP_GRADIENT_NOT_FINITE
         if norm > step.clip_norm:
             step.gradient_scale = step.clip_norm / norm
-    if writes_spare_buffers(step.kind):
-        # Into the spare buffers, checked as written; the caller swaps them in.
-        for layer in range(L.n_layers):
-            if not update_layer(L, layer, &step, params, grads, moment1, moment2, True):
-                refused[0] = STEP_UPDATE_OVERFLOWS
-                return value
-        refused[0] = STEP_TAKEN_IN_SPARE_BUFFERS
-        return value
-    # In place: a dry run over every layer first; only a step that stays finite is written.
-    for attempt in range(2):
-        write = attempt == 1
-        for layer in range(L.n_layers):
-            if not update_layer(L, layer, &step, params, grads, moment1, moment2, write):
-                refused[0] = STEP_UPDATE_OVERFLOWS
-                return value
-    return value
+    for layer in range(L.n_layers):
+        if not update_layer(L, layer, &step, params, grads, moment1, moment2, spare1, spare2):
+            return STEP_UPDATE_OVERFLOWS
+    return STEP_TAKEN_IN_SPARE_BUFFERS
 
 
 cdef inline bint update_layer(const Layout* L, Py_ssize_t layer, const OptimizerSettings* opt,
-                              real* params, real* grads, real* moment1, real* moment2,
-                              bint write) noexcept nogil:
+                              const real* params, real* grads, const real* moment1,
+                              const real* moment2, real* spare1, real* spare2) noexcept nogil:
     cdef Py_ssize_t w = L.weight_offset[layer], b = L.bias_offset[layer]
     return (optimizer_update(L.sizes[layer] * L.sizes[layer + 1], params + w, grads + w,
-                             moment1 + w, moment2 + w, opt, opt.weight_decay, write, L.n_threads)
+                             moment1 + w, moment2 + w, spare1 + w, spare2 + w, opt,
+                             opt.weight_decay, L.n_threads)
             and optimizer_update(L.sizes[layer + 1], params + b, grads + b, moment1 + b,
-                                 moment2 + b, opt, 0.0, write, L.n_threads))
+                                 moment2 + b, spare1 + b, spare2 + b, opt, 0.0, L.n_threads))
 
 
 cdef int check_batch(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
@@ -217,6 +214,7 @@ cdef enum Pass:
     PASS_GRADIENTS = 2
     PASS_STEP = 3
     PASS_CHECK = 4
+    PASS_UPDATE = 5     # the optimizer's step alone, from the gradients in grads
 
 
 cdef struct Call:
@@ -229,6 +227,8 @@ cdef struct Call:
     void* grads
     void* moment1
     void* moment2
+    void* spare1               # PASS_STEP: where the new moments go (optimizers.pxi)
+    void* spare2
     void* ws
     const LossSettings* loss
     const OptimizerSettings* optimizer
@@ -252,7 +252,11 @@ cdef void typed_pass(Pass which, const Layout* L, Call* c, const real* X) noexce
         c.value = loss_and_gradients_pass(L, c.m, X, Y, c.labels, c.loss, params, grads, ws)
     elif which == PASS_STEP:
         c.value = train_step_pass(L, c.m, X, Y, c.labels, c.loss, c.optimizer, params, grads,
-                                  <real*>c.moment1, <real*>c.moment2, ws, &c.outcome)
+                                  <real*>c.moment1, <real*>c.moment2, <real*>c.spare1,
+                                  <real*>c.spare2, ws, &c.outcome)
+    elif which == PASS_UPDATE:
+        c.outcome = update_pass(L, c.optimizer, params, grads, <real*>c.moment1,
+                                <real*>c.moment2, <real*>c.spare1, <real*>c.spare2)
     else:
         c.outcome = check_batch(L, c.m, X, Y, c.labels, c.loss.kind, c.target_tolerance,
                                 &c.bad_index)

@@ -1,10 +1,13 @@
 # Optimizer state of one network: two moment buffers in the parameters'
 # layout (Adam: m and v; RMSprop: v and the momentum buffer; SGD: the
-# velocities and a spare buffer its step writes into), the count of steps
-# taken, and the kernel's settings derived from the optimizer object.
+# velocities), two spare buffers a step writes its new moments into (swapped
+# in when the step is taken), the count of steps taken, and the kernel's
+# settings derived from the optimizer object.
 
 cdef class OptimizerState:
     cdef cnp.ndarray moment1, moment2
+    cdef cnp.ndarray spare1, spare2    # None until an optimizer needs them
+    cdef Guards guards
     cdef readonly Py_ssize_t n_params
     cdef readonly long step_count
     cdef OptimizerSettings settings    # of settings_of at settings_version
@@ -14,9 +17,10 @@ cdef class OptimizerState:
         self.n_params = n_params
         self.moment1 = aligned_zeros(n_params + GUARD, dtype)
         self.moment2 = aligned_zeros(n_params + GUARD, dtype)
-        # (SGD steps swap the two: the name covers either.)
-        guards.add(self.moment1, n_params, "moments or velocities")
-        guards.add(self.moment2, n_params, "moments or velocities")
+        self.guards = guards
+        # (Steps swap moments with spares: the name covers either.)
+        guards.add(self.moment1, n_params, "moments, velocities or their spares")
+        guards.add(self.moment2, n_params, "moments, velocities or their spares")
         self.step_count = 0
 
     cdef OptimizerSettings next_step(self, optimizer):
@@ -42,9 +46,22 @@ cdef class OptimizerState:
         start_step(&opt, self.step_count + 1)
         return opt
 
-    cdef void swap_moments(self):
-        """SGD with momentum left its new velocities in the spare buffer."""
-        self.moment1, self.moment2 = self.moment2, self.moment1
+    cdef void reserve_spares(self, int count):
+        """The first ``count`` spare buffers, allocated on the first step that
+        writes them (SGD without momentum needs none)."""
+        if count >= 1 and self.spare1 is None:
+            self.spare1 = aligned_zeros(self.n_params + GUARD, self.moment1.dtype)
+            self.guards.add(self.spare1, self.n_params, "moments, velocities or their spares")
+        if count >= 2 and self.spare2 is None:
+            self.spare2 = aligned_zeros(self.n_params + GUARD, self.moment1.dtype)
+            self.guards.add(self.spare2, self.n_params, "moments, velocities or their spares")
+
+    cdef void swap_in_spares(self, int count):
+        """A step left its new moments in the first ``count`` spare buffers."""
+        if count >= 1:
+            self.moment1, self.spare1 = self.spare1, self.moment1
+        if count >= 2:
+            self.moment2, self.spare2 = self.spare2, self.moment2
 
     def reset(self):
         self.moment1[:self.n_params] = 0

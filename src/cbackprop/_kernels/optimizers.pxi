@@ -1,18 +1,25 @@
 # Optimizer updates over one parameter block. Weight decay is passed as 0
 # for biases; Adam's bias corrections are computed once per step by the
 # caller. A step that would leave a value non-finite is refused whole, so
-# nothing may be written until every new value is known to be finite:
+# nothing may be written in place until every new value is known to be
+# finite. Every optimizer therefore writes its step into spare buffers, in
+# one pass that reads each input once and reports whether all the new
+# values are finite; the engine swaps the buffers in only then:
 #
-# - SGD writes its new parameters into the gradient buffer (the gradients
-#   are read once, in the same iteration) and its new velocities into the
-#   unused second-moment buffer, reporting whether all are finite; the engine
-#   then swaps the buffers. One pass over p, g (and v): no dry run.
-# - Adam and RMSprop have three outputs and no spare buffers: a dry run
-#   reports whether the step stays finite, then a second pass writes in place.
+# - the new parameters go into the gradient buffer (each gradient is read
+#   in the same iteration that overwrites it);
+# - the new first and second state buffers (velocity; Adam's m and v;
+#   RMSprop's square average and momentum buffer) go into the engine's two
+#   spare buffers, spare1 and spare2 (moments_written says how many a kind
+#   writes).
+#
+# A dry run followed by an in-place pass would read everything twice:
+# Adam's update beyond L2 would cost 11 array streams instead of 7.
 #
 # The codes are the registry's (the ``code`` of each class in
 # cbackprop/optimizers.py): an optimizer is its class there, its element
-# function and range loop here, and its case in update_range.
+# function and range loop here, and its cases in update_range and
+# moments_written.
 #
 # Gradient clipping is fused into the same passes: the engine computes the
 # global gradient norm once per step (gradient_norm) and hands the factor and
@@ -59,10 +66,12 @@ cdef inline void start_step(OptimizerSettings* opt, long step) noexcept nogil:
         opt.bias_correction2 = 1.0 - pow(opt.beta2, step)
 
 
-cdef inline bint writes_spare_buffers(int kind) noexcept nogil:
-    """SGD's step goes into the gradient and second-moment buffers (the engine
-    swaps them in); the others write in place after a dry run."""
-    return kind == OPT_SGD
+cdef inline int moments_written(const OptimizerSettings* opt) noexcept nogil:
+    """How many state buffers a step writes into the spares (spare1 first):
+    SGD its velocities when it has momentum; Adam and RMSprop two each."""
+    if opt.kind == OPT_SGD:
+        return 1 if opt.momentum != 0 else 0
+    return 2
 
 
 cdef inline bint stays_finite(real x) noexcept nogil:
@@ -71,10 +80,14 @@ cdef inline bint stays_finite(real x) noexcept nogil:
     return (x - x) == 0
 
 
+# The element functions compute into locals and store last: a value read
+# back through an output pointer after another store might alias it, and
+# that reload keeps the loops from vectorising.
 cdef inline bint sgd_element(real p, real g, real lr, real decay, real* p_new) noexcept nogil:
     """One parameter's SGD step without momentum; False when it is not finite."""
-    p_new[0] = p - lr * (g + decay * p)
-    return stays_finite(p_new[0])
+    cdef real p_next = p - lr * (g + decay * p)
+    p_new[0] = p_next
+    return stays_finite(p_next)
 
 
 cdef inline bint sgd_momentum_element(real p, real g, real v, real lr, real momentum,
@@ -82,23 +95,32 @@ cdef inline bint sgd_momentum_element(real p, real g, real v, real lr, real mome
                                       real* v_new) noexcept nogil:
     """One parameter's SGD step with (Nesterov) momentum; False when not finite."""
     g = g + decay * p
-    v_new[0] = momentum * v + g
-    p_new[0] = p - lr * (g + momentum * v_new[0] if nesterov else v_new[0])
-    return stays_finite(p_new[0]) & stays_finite(v_new[0])
+    cdef real v_next = momentum * v + g
+    cdef real p_next = p - lr * (g + momentum * v_next if nesterov else v_next)
+    p_new[0] = p_next
+    v_new[0] = v_next
+    return stays_finite(p_next) & stays_finite(v_next)
 
 
-cdef inline bint adam_element(real p, real g, real m, real v, real lr, real beta1, real beta2,
-                              real eps, real correction1, real correction2, real decay,
+cdef inline bint adam_element(real p, real g, real m, real v, real step_size, real beta1,
+                              real beta2, real eps, real inverse_root2, real decay,
                               real* p_new, real* m_new, real* v_new) noexcept nogil:
-    """One parameter's Adam step; False when the new values are not finite."""
+    """One parameter's Adam step; False when the new values are not finite.
+    ``lr m̂ / (sqrt(v̂) + eps)`` as ``step_size m / (sqrt(v) inverse_root2 + eps)``
+    (step_size = lr / (1 - beta1^t), inverse_root2 = 1 / sqrt(1 - beta2^t), as
+    torch computes it): one division per element instead of three."""
     g = g + decay * p
-    m_new[0] = beta1 * m + (1 - beta1) * g
-    v_new[0] = beta2 * v + (1 - beta2) * g * g
+    cdef real m_next = beta1 * m + (1 - beta1) * g
+    cdef real v_next = beta2 * v + (1 - beta2) * g * g
+    cdef real p_next
     if real is float:
-        p_new[0] = p - lr * (m_new[0] / correction1) / (sqrtf(v_new[0] / correction2) + eps)
+        p_next = p - step_size * m_next / (sqrtf(v_next) * inverse_root2 + eps)
     else:
-        p_new[0] = p - lr * (m_new[0] / correction1) / (sqrt(v_new[0] / correction2) + eps)
-    return stays_finite(p_new[0]) & stays_finite(m_new[0]) & stays_finite(v_new[0])
+        p_next = p - step_size * m_next / (sqrt(v_next) * inverse_root2 + eps)
+    p_new[0] = p_next
+    m_new[0] = m_next
+    v_new[0] = v_next
+    return stays_finite(p_next) & stays_finite(m_next) & stays_finite(v_next)
 
 
 cdef inline bint rmsprop_element(real p, real g, real v, real buf, real lr, real alpha,
@@ -107,15 +129,18 @@ cdef inline bint rmsprop_element(real p, real g, real v, real buf, real lr, real
     """One parameter's RMSprop step (torch's, not centered); False when not finite."""
     cdef real step
     g = g + decay * p
-    v_new[0] = alpha * v + (1 - alpha) * g * g
+    cdef real v_next = alpha * v + (1 - alpha) * g * g
     if real is float:
-        step = g / (sqrtf(v_new[0]) + eps)
+        step = g / (sqrtf(v_next) + eps)
     else:
-        step = g / (sqrt(v_new[0]) + eps)
+        step = g / (sqrt(v_next) + eps)
     # Without momentum the buffer keeps its value (a select, not a branch).
-    buf_new[0] = momentum * buf + step if momentum != 0 else buf
-    p_new[0] = p - lr * (buf_new[0] if momentum != 0 else step)
-    return stays_finite(p_new[0]) & stays_finite(v_new[0]) & stays_finite(buf_new[0])
+    cdef real buf_next = momentum * buf + step if momentum != 0 else buf
+    cdef real p_next = p - lr * (buf_next if momentum != 0 else step)
+    p_new[0] = p_next
+    v_new[0] = v_next
+    buf_new[0] = buf_next
+    return stays_finite(p_next) & stays_finite(v_next) & stays_finite(buf_next)
 
 
 cdef inline real clipped(real g, real scale, real limit) noexcept nogil:
@@ -155,107 +180,91 @@ cdef bint sgd_range(Py_ssize_t count, Py_ssize_t start, const real* param, real*
     return ok
 
 
-cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, real* param, const real* grad,
-                     real* moment1, real* moment2, const OptimizerSettings* opt,
-                     double weight_decay, bint write) noexcept nogil:
-    """Adam over a range of one block: with ``write``, store the new values in
-    place; without, only report whether every one of them would be finite.
-    (Separate loops for the two, so that each compiles to straight-line
-    vector code.)"""
+cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, const real* param, real* grad,
+                     const real* moment1, const real* moment2, real* moment1_out,
+                     real* moment2_out, const OptimizerSettings* opt,
+                     double weight_decay) noexcept nogil:
+    """Adam over a range of one block: the new parameters replace the gradients
+    in ``grad``, the new moments go to ``moment1_out`` and ``moment2_out``;
+    returns whether all of them are finite."""
     cdef Py_ssize_t i, end = start + count
-    cdef real p_new, m_new, v_new
-    cdef real lr = <real>opt.lr, decay = <real>weight_decay
+    cdef real decay = <real>weight_decay
     cdef real beta1 = <real>opt.beta1, beta2 = <real>opt.beta2, eps = <real>opt.eps
-    cdef real correction1 = <real>opt.bias_correction1, correction2 = <real>opt.bias_correction2
+    cdef real step_size = <real>(opt.lr / opt.bias_correction1)
+    cdef real inverse_root2 = <real>(1 / sqrt(opt.bias_correction2))
     cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
     cdef int ok = 1
     if opt.gradient_scale != 1 or isfinite(opt.clip_value):
-        if write:
-            for i in range(start, end):
-                adam_element(param[i], clipped(grad[i], scale, limit), moment1[i], moment2[i],
-                             lr, beta1, beta2, eps, correction1, correction2, decay,
-                             &param[i], &moment1[i], &moment2[i])
-        else:
-            for i in range(start, end):
-                ok &= adam_element(param[i], clipped(grad[i], scale, limit), moment1[i],
-                                   moment2[i], lr, beta1, beta2, eps, correction1, correction2,
-                                   decay, &p_new, &m_new, &v_new)
-    elif write:
         for i in range(start, end):
-            adam_element(param[i], grad[i], moment1[i], moment2[i], lr, beta1, beta2, eps,
-                         correction1, correction2, decay, &param[i], &moment1[i], &moment2[i])
+            ok &= adam_element(param[i], clipped(grad[i], scale, limit), moment1[i], moment2[i],
+                               step_size, beta1, beta2, eps, inverse_root2, decay,
+                               &grad[i], &moment1_out[i], &moment2_out[i])
     else:
         for i in range(start, end):
-            ok &= adam_element(param[i], grad[i], moment1[i], moment2[i], lr, beta1, beta2,
-                               eps, correction1, correction2, decay, &p_new, &m_new, &v_new)
+            ok &= adam_element(param[i], grad[i], moment1[i], moment2[i], step_size, beta1,
+                               beta2, eps, inverse_root2, decay, &grad[i], &moment1_out[i],
+                               &moment2_out[i])
     return ok
 
 
-cdef bint rmsprop_range(Py_ssize_t count, Py_ssize_t start, real* param, const real* grad,
-                        real* square_avg, real* buf, const OptimizerSettings* opt,
-                        double weight_decay, bint write) noexcept nogil:
-    """RMSprop over a range of one block, as adam_range: with ``write`` in
-    place, without it a dry run (separate loops, each straight-line vector
-    code; the momentum test is the same for every element)."""
+cdef bint rmsprop_range(Py_ssize_t count, Py_ssize_t start, const real* param, real* grad,
+                        const real* square_avg, const real* buf, real* square_avg_out,
+                        real* buf_out, const OptimizerSettings* opt,
+                        double weight_decay) noexcept nogil:
+    """RMSprop over a range of one block, as adam_range (the momentum test is
+    the same for every element: a select, not a branch)."""
     cdef Py_ssize_t i, end = start + count
-    cdef real p_new, v_new, buf_new
     cdef real lr = <real>opt.lr, decay = <real>weight_decay, alpha = <real>opt.alpha
     cdef real eps = <real>opt.eps, momentum = <real>opt.momentum
     cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
     cdef int ok = 1
     if opt.gradient_scale != 1 or isfinite(opt.clip_value):
-        if write:
-            for i in range(start, end):
-                rmsprop_element(param[i], clipped(grad[i], scale, limit), square_avg[i], buf[i],
-                                lr, alpha, eps, momentum, decay, &param[i], &square_avg[i],
-                                &buf[i])
-        else:
-            for i in range(start, end):
-                ok &= rmsprop_element(param[i], clipped(grad[i], scale, limit), square_avg[i],
-                                      buf[i], lr, alpha, eps, momentum, decay, &p_new, &v_new,
-                                      &buf_new)
-    elif write:
         for i in range(start, end):
-            rmsprop_element(param[i], grad[i], square_avg[i], buf[i], lr, alpha, eps, momentum,
-                            decay, &param[i], &square_avg[i], &buf[i])
+            ok &= rmsprop_element(param[i], clipped(grad[i], scale, limit), square_avg[i], buf[i],
+                                  lr, alpha, eps, momentum, decay, &grad[i], &square_avg_out[i],
+                                  &buf_out[i])
     else:
         for i in range(start, end):
             ok &= rmsprop_element(param[i], grad[i], square_avg[i], buf[i], lr, alpha, eps,
-                                  momentum, decay, &p_new, &v_new, &buf_new)
+                                  momentum, decay, &grad[i], &square_avg_out[i], &buf_out[i])
     return ok
 
 
-cdef inline bint update_range(Py_ssize_t count, Py_ssize_t start, real* param, real* grad,
-                              real* moment1, real* moment2, const OptimizerSettings* opt,
-                              double weight_decay, bint write) noexcept nogil:
+cdef inline bint update_range(Py_ssize_t count, Py_ssize_t start, const real* param,
+                              real* grad, const real* moment1, const real* moment2,
+                              real* spare1, real* spare2, const OptimizerSettings* opt,
+                              double weight_decay) noexcept nogil:
     if opt.kind == OPT_ADAM:
-        return adam_range(count, start, param, grad, moment1, moment2, opt, weight_decay, write)
+        return adam_range(count, start, param, grad, moment1, moment2, spare1, spare2, opt,
+                          weight_decay)
     if opt.kind == OPT_RMSPROP:
-        return rmsprop_range(count, start, param, grad, moment1, moment2, opt, weight_decay, write)
-    return sgd_range(count, start, param, grad, moment1, moment2, opt, weight_decay)
+        return rmsprop_range(count, start, param, grad, moment1, moment2, spare1, spare2, opt,
+                             weight_decay)
+    return sgd_range(count, start, param, grad, moment1, spare1, opt, weight_decay)
 
 
 cdef enum:
     UPDATE_CHUNK = 32768   # elements per thread task; smaller blocks stay on one thread
 
 
-cdef bint optimizer_update(Py_ssize_t count, real* param, real* grad, real* moment1,
-                           real* moment2, const OptimizerSettings* opt, double weight_decay,
-                           bint write, int n_threads) noexcept nogil:
-    """One block's update (SGD: into the gradient and second-moment buffers,
-    ``write`` ignored; the others: a dry run, or with ``write`` in place), split into
+cdef bint optimizer_update(Py_ssize_t count, const real* param, real* grad,
+                           const real* moment1, const real* moment2, real* spare1,
+                           real* spare2, const OptimizerSettings* opt, double weight_decay,
+                           int n_threads) noexcept nogil:
+    """One block's update into the gradient and spare buffers, split into
     chunks over the threads when it is large (each element is independent, so
     the result does not depend on the thread count). Returns whether all new
-    values are finite (a write pass: always True)."""
+    values are finite."""
     cdef Py_ssize_t chunk, n_chunks = (count + UPDATE_CHUNK - 1) // UPDATE_CHUNK
     cdef int bad = 0
     if n_threads > 1 and n_chunks > 1:
         for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
             bad += not update_range(min(<Py_ssize_t>UPDATE_CHUNK, count - chunk * UPDATE_CHUNK),
-                                    chunk * UPDATE_CHUNK, param, grad, moment1, moment2, opt,
-                                    weight_decay, write)
+                                    chunk * UPDATE_CHUNK, param, grad, moment1, moment2,
+                                    spare1, spare2, opt, weight_decay)
         return bad == 0
-    return update_range(count, 0, param, grad, moment1, moment2, opt, weight_decay, write)
+    return update_range(count, 0, param, grad, moment1, moment2, spare1, spare2, opt,
+                        weight_decay)
 
 
 # -- the global gradient norm, for clip_norm ---------------------------------------------

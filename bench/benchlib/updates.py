@@ -1,0 +1,55 @@
+"""The optimizer's update pass alone (``Engine.apply_update``: the last part
+of a training step, from gradients already computed), in ns per parameter:
+SGD, SGD with momentum, Adam and RMSprop on a network whose parameters fit
+in cache and on one whose arrays are far beyond L2 (bench/README.md,
+"Optimizer updates")."""
+import numpy as np
+
+import cbackprop as cb
+
+from .gemm import calls_per_sample, time_calls
+from .settings import UPDATE_NETWORKS, UPDATE_ROUNDS
+
+OPTIMIZERS = {
+    "sgd": lambda: cb.SGD(lr=1e-6),
+    "momentum": lambda: cb.SGD(lr=1e-6, momentum=0.9),
+    "adam": lambda: cb.Adam(lr=1e-6),
+    "rmsprop": lambda: cb.RMSprop(lr=1e-6),
+}
+
+
+def update_call(sizes, dtype, optimizer):
+    """A network with gradients in place and the call that applies one update.
+    Each update leaves the old parameters where the gradients were, so the
+    next one steps along them: tiny steps (lr 1e-6), all finite."""
+    net = cb.Network(sizes, ["relu", "identity"], optimizer=optimizer, dtype=dtype, seed=0)
+    X = np.ones((4, sizes[0]), dtype)
+    Y = np.ones((4, sizes[-1]), dtype)
+    net.train_step(X, Y)
+    engine = net._engine
+    for _ in range(3):
+        # Until every buffer has been written once, writes still fault in
+        # pages (the state starts as calloc'd zeros) and swaps bring new ones.
+        engine.apply_update(optimizer)
+    return lambda: engine.apply_update(optimizer)
+
+
+def bench_updates(args):
+    """One row per (network, dtype, optimizer): ns per parameter, the best
+    sample over UPDATE_ROUNDS rounds that alternate the optimizers."""
+    rows = []
+    for label, sizes in UPDATE_NETWORKS.items():
+        n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+        for dtype in args.dtypes:
+            calls = {name: update_call(sizes, dtype, make()) for name, make in OPTIMIZERS.items()}
+            counts = {name: calls_per_sample(fn, 0.002 if args.quick else 0.01)
+                      for name, fn in calls.items()}
+            best = dict.fromkeys(calls, float("inf"))
+            for _ in range(UPDATE_ROUNDS):
+                for name, fn in calls.items():
+                    best[name] = min(best[name], time_calls(fn, counts[name]))
+            for name in calls:
+                rows.append({"network": label, "sizes": list(sizes), "n_params": n_params,
+                             "dtype": dtype, "threads": cb.get_num_threads(), "optimizer": name,
+                             "ns_per_param": best[name] / n_params * 1e9})
+    return rows
