@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import cbackprop as cb
 from cbackprop import _backend, ops
+from cbackprop._activations import ACTIVATIONS as ACTIVATION_NAMES
 from cbackprop.reference import ops as ref
 from registry_cases import ACTIVATION_NAMES as ACTIVATIONS
 from registry_cases import NEEDS_Z
@@ -517,3 +518,41 @@ def test_random_layers_agree_with_the_reference(m, n_in, n_out, activation, dtyp
     for ours, theirs, k in zip(ops.dense_backward(delta, a_prev, weights),
                                ref.dense_backward(delta, a_prev, weights), (m, m, n_out)):
         close(ours, theirs, dtype, k)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATION_NAMES))
+def test_the_fast_path_and_the_checked_path_agree(name, dtype, rng):
+    """Plain arrays skip the Python checks (_engine.elementwise_ready); a list
+    or a Fortran-ordered array goes through them and is converted: the same
+    kernels, the same bits."""
+    z = rng.standard_normal((6, 5)).astype(dtype)
+    grad = rng.standard_normal((6, 5)).astype(dtype)
+    assert _backend.engine.elementwise_ready((z,), None, -1)
+    assert not _backend.engine.elementwise_ready((np.asfortranarray(z),), None, -1)
+    a = ops.activation_forward(name, z)
+    np.testing.assert_array_equal(ops.activation_forward(name, np.asfortranarray(z)), a)
+    if dtype == "float64":
+        np.testing.assert_array_equal(ops.activation_forward(name, z.tolist()), a)
+    fast = ops.activation_backward(name, grad, a, z=z)
+    checked = ops.activation_backward(name, np.asfortranarray(grad), a, z=np.asfortranarray(z))
+    np.testing.assert_array_equal(fast, checked)
+
+
+def test_elementwise_ready_refuses_what_the_checks_refuse():
+    ready = _backend.engine.elementwise_ready
+    z = np.zeros((4, 3))
+    buffer = np.zeros((5, 3))
+    assert ready((z, z.copy()), z, 0)                      # in place, as allowed
+    assert not ready((z, z.copy()), z, 1)                  # in place on the wrong input
+    assert not ready((z, z), z, 0)                         # the other input is out too
+    assert not ready((buffer[:4],), buffer[1:], 0)         # a partial overlap
+    assert ready((buffer[:2],), buffer[2:4], -1)           # one buffer, no overlap
+    assert not ready((z,), np.zeros((4, 3), np.float32), -1)
+    assert not ready((z,), np.zeros((3, 4)), -1)
+    read_only = np.zeros((4, 3))
+    read_only.flags.writeable = False
+    assert not ready((z,), read_only, -1)
+    assert not ready((z, z.astype(np.float32)), None, -1)
+    assert not ready((z.astype(">f8"),), None, -1)
+    assert not ready((np.zeros((4, 3), np.int64),), None, -1)
+    assert not ready((np.zeros(12),), None, -1)

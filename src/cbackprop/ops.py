@@ -61,6 +61,9 @@ __all__ = ["gemm", "dense_forward", "dense_backward", "activation_forward",
            "activation_backward", "mse", "bce", "cross_entropy"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# Activation names and aliases -> kernel codes (the fast path's lookup).
+_CODES = {**{name: _ACTIVATION_REGISTRY[name].code for name in _ACTIVATION_NAMES},
+          **{alias: _ACTIVATION_REGISTRY[name].code for alias, name in _ALIASES.items()}}
 _FLOATS_SET = frozenset(_FLOATS)   # native byte order only
 
 
@@ -250,6 +253,9 @@ def activation_forward(name, z, out=None):
     """``f(z)`` for the activation ``name`` (softmax row-wise, subtracting the row
     maximum; sigmoid by its two stable branches). ``z`` is ``(m, n)``; returns
     ``out``, which may be ``z`` itself (in place)."""
+    code = _CODES.get(name) if type(name) is str else None
+    if code is not None and _engine.elementwise_ready((z,), out, 0):
+        return _engine.op_activation_forward(code, z, np.empty_like(z) if out is None else out)
     code = _activation_code(name)
     z = _float_array("z", z, 2)
     out = _output("out", out, z.shape, z.dtype, [("z", z)], in_place="z")
@@ -268,6 +274,13 @@ def activation_backward(name, grad_a, a, out=None, *, z=None):
     which may be ``grad_a`` itself (in place) but must not share memory with
     ``a`` or ``z``.
     """
+    code = _CODES.get(name) if type(name) is str else None
+    if code is not None and (z is not None or _ALIASES.get(name, name) not in _NEEDS_Z):
+        inputs = (grad_a, a) if z is None else (grad_a, a, z)
+        if _engine.elementwise_ready(inputs, out, 0):
+            return _engine.op_activation_backward(
+                code, grad_a, a, a if z is None else z,
+                np.empty_like(grad_a) if out is None else out)
     code = _activation_code(name)
     grad_a = _float_array("grad_a", grad_a, 2)
     a = _float_array("a", a, 2, grad_a.dtype)

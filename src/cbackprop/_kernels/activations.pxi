@@ -6,6 +6,7 @@
 # The codes are the registry's (cbackprop/_activations.py): an activation is
 # its entry there plus its branch in activation_range and slope_range.
 from cython.parallel cimport prange
+from libc.string cimport memcpy
 
 include "vmath.pxi"
 include "sums.pxi"
@@ -139,8 +140,7 @@ cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real*
     elif activation == ACT_SILU:
         vector_silu(last - first, Z + first, A + first)
     elif A != Z:
-        for i in range(first, last):
-            A[i] = Z[i]
+        memcpy(A + first, Z + first, (last - first) * sizeof(real))
 
 
 cdef void activation_backward(Py_ssize_t count, real* grad, const real* A, const real* Z,
