@@ -330,6 +330,10 @@ def test_verbose_in_a_terminal_rewrites_a_line_per_epoch(Net, capsys, monkeypatc
     monkeypatch.setattr(_training, "ProgressDisplay",
                         functools.partial(ProgressDisplay, live=True, clock=FakeClock(0.04)))
     net, X, Y, _, _ = regression_problem(Net, "float64")
+    if isinstance(net, cb.Network):
+        # The line is redrawn between compiled chunks, here of one step each
+        # (their 0.05 s would hold a whole epoch of this size).
+        monkeypatch.setattr(net, "_CHUNK_SECONDS", 0.0)
     history = net.fit(X, Y, epochs=2, batch_size=4, verbose=True)   # 10 batches an epoch
     out, _ = capsys.readouterr()
     lines = out.split("\n")
@@ -347,21 +351,42 @@ def test_verbose_in_a_terminal_rewrites_a_line_per_epoch(Net, capsys, monkeypatc
 
 # -- Ctrl-C --------------------------------------------------------------------------------------
 def interrupting_step(net, monkeypatch, at_call, how):
-    """Make the ``at_call``-th training step of ``net.fit`` meet a Ctrl-C."""
-    real_step, calls = net._checked_step, []
+    """Make the ``at_call``-th training step of ``net.fit`` meet a Ctrl-C. The
+    compiled Network runs fit's steps in compiled chunks: here one step per
+    chunk, the Ctrl-C pressed while the chunk ran (a SIGINT in the chunk
+    itself is tested by test_ctrl_c_inside_a_compiled_chunk)."""
+    calls = []
 
-    def step(X, Y):
+    def around(run_step):
         calls.append(1)
         if len(calls) == at_call and how == "raise before the step":
             raise KeyboardInterrupt
-        loss = real_step(X, Y)
+        result = run_step()
         if len(calls) == at_call:   # Ctrl-C pressed while the step ran
             signal.raise_signal(signal.SIGINT)
             if how == "two signals":
                 signal.raise_signal(signal.SIGINT)
-        return loss
+        return result
 
-    monkeypatch.setattr(net, "_checked_step", step)
+    if isinstance(net, cb.reference.Network):
+        real_step = net._checked_step
+        monkeypatch.setattr(net, "_checked_step", lambda X, Y: around(lambda: real_step(X, Y)))
+    else:
+        monkeypatch.setattr(net, "_CHUNK_SECONDS", 0.0)
+        monkeypatch.setattr(net, "_engine", EngineSpy(net._engine, around))
+
+
+class EngineSpy:
+    """An engine whose train_batches calls go through ``around(run_step)``."""
+
+    def __init__(self, engine, around):
+        self._engine, self._around = engine, around
+
+    def train_batches(self, *args):
+        return self._around(lambda: self._engine.train_batches(*args))
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
 
 
 @pytest.mark.parametrize("how, steps_taken", [("raise before the step", 5), ("signal", 6),

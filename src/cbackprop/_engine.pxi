@@ -18,7 +18,8 @@ from libc.string cimport memset
 cnp.import_array()
 
 # The boundary's wording and tolerance, shared with the reference's checks.
-from cbackprop._validation import label_error, probability_error, probability_tolerance
+from cbackprop._validation import (label_error, loss_not_finite_error, probability_error,
+                                   probability_tolerance)
 # The registries: the kernels' codes come from there, never from names here.
 from cbackprop._activations import NEEDS_Z as _NEEDS_Z
 from cbackprop._activations import REGISTRY as _ACTIVATIONS
@@ -29,6 +30,7 @@ include "_kernels/losses.pxi"
 include "_kernels/optimizers.pxi"
 include "_kernels/checks.pxi"
 include "_engine_passes.pxi"
+include "_engine_batches.pxi"
 include "_engine_memory.pxi"
 include "_engine_state.pxi"
 
@@ -74,6 +76,21 @@ cdef LossSettings loss_settings_of(loss):
         settings.scale = loss.scale
         settings.reduction_sum = loss.reduction == "sum"
     return settings
+
+
+cdef object step_error(int outcome, double value, bint is_float32):
+    """The FloatingPointError of a step refused with this StepOutcome."""
+    if outcome == STEP_LOSS_NOT_FINITE:
+        return loss_not_finite_error(value)
+    if outcome == STEP_GRADIENT_NOT_FINITE:
+        return FloatingPointError(
+            f"the global gradient norm is not finite (loss {value:.6g}; training diverged); "
+            "parameters were not updated")
+    if outcome == STEP_UPDATE_OVERFLOWS:
+        return FloatingPointError(
+            f"the update of this step overflows {'float32' if is_float32 else 'float64'} "
+            f"(loss {value:.6g}; training diverged); parameters were not updated")
+    return None
 
 
 cdef class Engine:
@@ -195,6 +212,7 @@ cdef class Engine:
         c.params = c.grads = c.moment1 = c.moment2 = c.spare1 = c.spare2 = c.ws = NULL   # set by _run
         c.loss = &self.loss_settings
         c.optimizer = NULL
+        c.batches = NULL
         c.target_tolerance = self.target_tolerance
         c.outcome = 0
         c.bad_index = -1
@@ -282,20 +300,59 @@ cdef class Engine:
         self._run(PASS_UPDATE, &c, "apply_update")
         self._take_step(&c, &opt)
 
+    def train_batches(self, cnp.ndarray X, cnp.ndarray Y, Py_ssize_t next_batch,
+                      Py_ssize_t batch_size, double total, loss, optimizer, double seconds,
+                      bint watch_sigint):
+        """Steps on the minibatches ``next_batch, next_batch + 1, ...`` of the
+        epoch's X and Y (already in the engine's form and checked), in one
+        nogil call of about ``seconds``, as Network.fit's loop of train_step
+        calls would take them; ``total`` is the epoch's running sum of batch
+        loss x batch rows. With ``watch_sigint`` (main thread only), a SIGINT
+        ends the call after the step it interrupts.
+
+        Returns ``(next_batch, total, error, interrupted)``: the first batch
+        not run, the new total, the FloatingPointError of a refused step (None
+        when every step was taken; the network is as after the previous
+        step) and whether a SIGINT came (the caller raises it again)."""
+        cdef Call c = self._call(X, Y)
+        cdef BatchRun run
+        cdef Py_ssize_t m = X.shape[0]
+        self.loss_settings = loss_settings_of(loss)
+        cdef OptimizerSettings opt = self.state.next_step(optimizer)
+        self.state.reserve_spares(moments_written(&opt))
+        c.optimizer = &opt
+        c.batches = &run
+        c.m = min(batch_size, m)   # the workspace's rows
+        run.rows = m
+        run.batch_size = batch_size
+        run.n_batches = (m + batch_size - 1) // batch_size
+        run.next_batch = next_batch
+        run.first_step = self.state.step_count + 1
+        run.seconds = seconds
+        run.total = total
+        run.watch_sigint = watch_sigint and cb_note_sigint_start() == 0
+        try:
+            self._run(PASS_BATCHES, &c, "fit")
+        finally:
+            if run.watch_sigint:
+                cb_note_sigint_stop()
+        if run.steps % 2:
+            self.params, self.grads = self.grads, self.params
+            self.state.swap_in_spares(moments_written(&opt))
+        self.state.step_count += run.steps
+        error = None
+        if run.outcome != STEP_TAKEN_IN_SPARE_BUFFERS:
+            error = step_error(run.outcome, run.value, self.is_float32)
+        return run.next_batch, run.total, error, bool(run.watch_sigint and cb_sigint_noted)
+
     cdef int _take_step(self, Call* c, OptimizerSettings* opt) except -1:
         """Swap in the spare buffers of a step taken; raise for one refused."""
         if c.outcome == STEP_TAKEN_IN_SPARE_BUFFERS:
             self.params, self.grads = self.grads, self.params
             self.state.swap_in_spares(moments_written(opt))
             self.state.step_count += 1
-        if c.outcome == STEP_GRADIENT_NOT_FINITE:
-            raise FloatingPointError(
-                f"the global gradient norm is not finite (loss {c.value:.6g}; training diverged); "
-                "parameters were not updated")
-        if c.outcome == STEP_UPDATE_OVERFLOWS:
-            raise FloatingPointError(
-                f"the update of this step overflows {'float32' if self.is_float32 else 'float64'} "
-                f"(loss {c.value:.6g}; training diverged); parameters were not updated")
+        elif c.outcome != STEP_LOSS_NOT_FINITE:
+            raise step_error(c.outcome, c.value, self.is_float32)
         return 0
 
     cdef bint _is_batch(self, object X, object Y):

@@ -215,6 +215,7 @@ cdef enum Pass:
     PASS_STEP = 3
     PASS_CHECK = 4
     PASS_UPDATE = 5     # the optimizer's step alone, from the gradients in grads
+    PASS_BATCHES = 6    # steps on consecutive minibatches (_engine_batches.pxi)
 
 
 cdef struct Call:
@@ -232,6 +233,7 @@ cdef struct Call:
     void* ws
     const LossSettings* loss
     const OptimizerSettings* optimizer
+    BatchRun* batches          # PASS_BATCHES: which batches, and how they went
     double target_tolerance    # PASS_CHECK: of cross-entropy target row sums
     double value               # out: the loss
     int outcome                # out: a StepOutcome, or a CheckResult for PASS_CHECK
@@ -254,6 +256,8 @@ cdef void typed_pass(Pass which, const Layout* L, Call* c, const real* X) noexce
         c.value = train_step_pass(L, c.m, X, Y, c.labels, c.loss, c.optimizer, params, grads,
                                   <real*>c.moment1, <real*>c.moment2, <real*>c.spare1,
                                   <real*>c.spare2, ws, &c.outcome)
+    elif which == PASS_BATCHES:
+        train_batches_pass(L, c, c.batches, X)
     elif which == PASS_UPDATE:
         c.outcome = update_pass(L, c.optimizer, params, grads, <real*>c.moment1,
                                 <real*>c.moment2, <real*>c.spare1, <real*>c.spare2)

@@ -36,8 +36,8 @@ from ._validation import (
     check_sizes,
     check_softmax_width,
     check_values,
-    numeric_array,
-)
+    loss_not_finite_error,
+    numeric_array)
 from ._activations import REGISTRY as ACTIVATION_REGISTRY
 from .losses import LOSSES, loss_from_config, make_loss
 from .optimizers import OPTIMIZERS, make_optimizer, optimizer_from_config
@@ -238,8 +238,15 @@ class NetworkBase:
 
     @staticmethod
     def _diverged(loss):
-        raise FloatingPointError(
-            f"the loss is {loss} on this batch (training diverged); parameters were not updated")
+        raise loss_not_finite_error(loss)
+
+    def _run_epoch(self, X, Y, batch_size, ctrl_c, display, diverged):
+        """fit's steps over the minibatches of one epoch (X and Y in the
+        epoch's order); the epoch's mean loss. A Python loop of
+        ``_checked_step`` here; the compiled Network runs it in compiled
+        chunks, to the same bits."""
+        return _training.run_epoch(self._checked_step, X, Y, batch_size, ctrl_c, display,
+                                   diverged)
 
     def fit(self, X, Y, epochs=10, batch_size=32, shuffle=True, seed=None, verbose=False, *,
             validation_data=None, patience=None, min_delta=0.0, restore_best=True,

@@ -3,10 +3,12 @@ early stopping, callbacks, the progress display, a clean stop on Ctrl-C and
 a diverging step's error that keeps the finished epochs.
 
 It drives a network only through its validated boundary (``_batch``) and its
-hooks (``_checked_step``, ``_loss_value``, ``_forward``), so the compiled and
-the reference Network train identically. Per step it adds only two flag
-tests, before and after it (a stop requested by Ctrl-C), and, with
-``verbose``, one clock read.
+hooks (``_run_epoch``, ``_checked_step``, ``_loss_value``, ``_forward``), so
+the compiled and the reference Network train identically. ``run_epoch`` is
+the reference's loop of steps: per step it adds only two flag tests, before
+and after it (a stop requested by Ctrl-C), and, with ``verbose``, one clock
+read. The compiled Network runs the same steps in compiled chunks
+(network.py).
 """
 import math
 import numbers
@@ -118,8 +120,8 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
                     X_epoch, Y_epoch = X[order], Y[order]
                 else:
                     X_epoch, Y_epoch = X, Y
-                figures = {"loss": _run_epoch(net._checked_step, X_epoch, Y_epoch, batch_size,
-                                              ctrl_c, display, diverged)}
+                figures = {"loss": net._run_epoch(X_epoch, Y_epoch, batch_size, ctrl_c,
+                                                  display, diverged)}
                 if validation is not None:
                     figures.update(validation.figures(net))
                 for key, value in figures.items():
@@ -160,7 +162,7 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     return history
 
 
-def _run_epoch(step, X, Y, batch_size, ctrl_c, display, diverged):
+def run_epoch(step, X, Y, batch_size, ctrl_c, display, diverged):
     """One pass of ``step`` over the minibatches of ``X, Y``; the mean loss.
 
     A step's FloatingPointError goes to ``diverged(error, batch)`` (``batch``
@@ -260,6 +262,11 @@ class _CtrlCStopsAfterStep:
     """
 
     __slots__ = ("requested", "_previous")
+
+    @property
+    def watching(self):
+        """Whether fit's handler is the one installed (main thread, no Ctrl-C yet)."""
+        return self._previous is not None and not self.requested
 
     def __enter__(self):
         self.requested = False

@@ -180,6 +180,12 @@ def _as_labels(Y, n_classes):
     return np.ascontiguousarray(Y, dtype=np.int64)
 
 
+def loss_not_finite_error(loss):
+    """The FloatingPointError of a step whose loss is not finite (nothing changed)."""
+    return FloatingPointError(
+        f"the loss is {loss} on this batch (training diverged); parameters were not updated")
+
+
 def label_error(labels, sample, n_classes):
     """The error for the first class label out of range (both implementations)."""
     return ValueError(f"class label {labels[sample].item()!r} (sample {sample}) out of range "

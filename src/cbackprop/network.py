@@ -1,6 +1,7 @@
 """The compiled Network: validation in Python at the boundary, every pass
 one nogil call into the Cython engine."""
 import math
+import signal
 
 from ._backend import engine as _engine
 from ._network_base import NetworkBase
@@ -72,6 +73,34 @@ class Network(NetworkBase):
 
     def _train_step(self, X, Y):
         return self._engine.train_step(X, Y, self._loss, self._optimizer)
+
+    # fit's epochs run in compiled chunks of about this many seconds: Python
+    # (the progress line, Ctrl-C's check) runs between them.
+    _CHUNK_SECONDS = 0.05
+
+    def _run_epoch(self, X, Y, batch_size, ctrl_c, display, diverged):
+        """The reference's loop of steps (NetworkBase._run_epoch), in compiled
+        chunks: the same steps on the same batches, the same running loss, the
+        same bits. A Ctrl-C stops a chunk after the step it interrupts."""
+        m = X.shape[0]
+        n_batches = -(-m // batch_size)
+        total, batch = 0.0, 0
+        while batch < n_batches:
+            ctrl_c.check()
+            with self._lock:
+                batch, total, error, interrupted = self._engine.train_batches(
+                    X, Y, batch, batch_size, total, self._loss, self._optimizer,
+                    self._CHUNK_SECONDS, ctrl_c.watching)
+            if interrupted:
+                # For Python's handler (fit's): it runs now and requests the stop.
+                signal.raise_signal(signal.SIGINT)
+            if error is not None:
+                diverged(error, batch + 1)
+                raise error
+            ctrl_c.check()
+            if display is not None and display.clock() >= display.next_draw:
+                display.draw_batch(batch, total / min(batch * batch_size, m))
+        return total / m
 
     # -- optimizer state out and back in (Network.trace undoes a trial step) -----------
     def _optimizer_state(self):

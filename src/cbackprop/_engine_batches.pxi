@@ -1,0 +1,114 @@
+# Minibatches in one nogil call: the loop of Network.fit's epochs, run in
+# compiled chunks of about CHUNK_SECONDS each, so that Python runs only
+# between chunks (the progress line, Ctrl-C's check). Each minibatch is the
+# same train_step_pass a train_step call runs, and the buffers are swapped
+# between steps as train_step swaps them, so a chunk of steps gives the same
+# bits as a Python loop of train_step calls over the same batches.
+#
+# Ctrl-C: while a chunk runs in the main thread, a C handler of SIGINT only
+# notes the signal; the loop stops after the step it interrupts, and the
+# caller raises the signal again for Python's own handler once the chunk
+# has returned.
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef extern from *:
+    """
+    #include <signal.h>
+    #include <string.h>
+    static volatile sig_atomic_t cb_sigint_noted = 0;
+    #ifdef _WIN32
+    static int cb_note_sigint_start(void) { cb_sigint_noted = 0; return -1; }
+    static void cb_note_sigint_stop(void) {}
+    #else
+    static struct sigaction cb_sigint_before;
+    static void cb_note_sigint(int signum) { (void)signum; cb_sigint_noted = 1; }
+    /* From here on SIGINT only sets cb_sigint_noted; 0 on success. */
+    static int cb_note_sigint_start(void) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = cb_note_sigint;
+        sigemptyset(&action.sa_mask);
+        cb_sigint_noted = 0;
+        return sigaction(SIGINT, &action, &cb_sigint_before);
+    }
+    /* Puts back the handler cb_note_sigint_start replaced. */
+    static void cb_note_sigint_stop(void) { sigaction(SIGINT, &cb_sigint_before, NULL); }
+    #endif
+    /* total + value * weight, the product rounded on its own (never fused
+     * into one FMA), as Python's `total += value * weight` computes it. */
+    static double cb_add_product(double total, double value, double weight) {
+        volatile double product = value * weight;
+        return total + product;
+    }
+    """
+    int cb_note_sigint_start() nogil
+    void cb_note_sigint_stop() nogil
+    int cb_sigint_noted
+    double cb_add_product(double total, double value, double weight) nogil
+
+
+cdef struct BatchRun:
+    Py_ssize_t rows            # of X (and Y): the epoch's samples in their order
+    Py_ssize_t batch_size
+    Py_ssize_t n_batches
+    Py_ssize_t next_batch      # in: the first batch to run; out: the first not run
+    long first_step            # the number (from 1) of the chunk's first step
+    double seconds             # the chunk ends after the first step past this long
+    bint watch_sigint          # stop after the step a SIGINT interrupts
+    double total               # in/out: the running sum of batch loss x batch rows
+    long steps                 # out: steps taken
+    double value               # out: the loss of the step that stopped the chunk
+    int outcome                # out: the StepOutcome of the last step run
+    bint interrupted           # out: a SIGINT came
+
+
+cdef inline double seconds_now() noexcept nogil:
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec + 1e-9 * now.tv_nsec
+
+
+cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
+                             const real* X) noexcept nogil:
+    """Steps on batches next_batch, next_batch + 1, ... of X and Y (rows
+    ``batch * batch_size`` on, the last one shorter), until the epoch ends,
+    the time is up, a SIGINT came or a step is refused (its outcome and
+    loss are left in ``run``; the network is as after the previous step)."""
+    cdef Py_ssize_t start, rows, n_in = L.sizes[0], k = L.sizes[L.n_layers]
+    cdef real* params = <real*>c.params
+    cdef real* grads = <real*>c.grads
+    cdef real* moment1 = <real*>c.moment1
+    cdef real* moment2 = <real*>c.moment2
+    cdef real* spare1 = <real*>c.spare1
+    cdef real* spare2 = <real*>c.spare2
+    cdef real* swap
+    cdef const real* Y = <const real*>c.Y
+    cdef OptimizerSettings opt = c.optimizer[0]
+    cdef int written = moments_written(&opt)
+    cdef double deadline = seconds_now() + run.seconds
+    run.steps = 0
+    run.interrupted = False
+    run.outcome = STEP_TAKEN_IN_SPARE_BUFFERS
+    while run.next_batch < run.n_batches:
+        start = run.next_batch * run.batch_size
+        rows = min(run.batch_size, run.rows - start)
+        start_step(&opt, run.first_step + run.steps)
+        run.value = train_step_pass(
+            L, rows, X + start * n_in, NULL if Y == NULL else Y + start * k,
+            NULL if c.labels == NULL else c.labels + start, c.loss, &opt, params, grads,
+            moment1, moment2, spare1, spare2, <real*>c.ws, &run.outcome)
+        if run.outcome != STEP_TAKEN_IN_SPARE_BUFFERS:
+            return
+        params, grads = grads, params
+        if written >= 1:
+            moment1, spare1 = spare1, moment1
+        if written >= 2:
+            moment2, spare2 = spare2, moment2
+        run.steps += 1
+        run.total = cb_add_product(run.total, run.value, <double>rows)
+        run.next_batch += 1
+        if run.watch_sigint and cb_sigint_noted:
+            run.interrupted = True
+            return
+        if seconds_now() >= deadline:
+            return

@@ -1,0 +1,100 @@
+"""The compiled Network's fit runs each epoch's steps in compiled chunks
+(Engine.train_batches): the same steps as a Python loop of train_step over
+the same permutations, to the bit, for every activation, loss, optimizer and
+clipping, in both dtypes, however the epoch is cut into chunks; and a
+Ctrl-C that lands inside a chunk stops it after the running step."""
+import copy
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cbackprop as cb
+from registry_cases import HIDDEN, optimizer_instances
+
+
+def params_of(net):
+    weights, biases = net.get_params()
+    return weights + biases
+
+
+def train_step_loop(net, X, Y, epochs, batch_size, seed):
+    """fit's epochs as a Python loop of train_step: the per-epoch mean losses."""
+    rng = np.random.default_rng(seed)
+    means = []
+    for _ in range(epochs):
+        order = rng.permutation(len(X))
+        X_epoch, Y_epoch = X[order], Y[order]
+        total = 0.0
+        for start in range(0, len(X), batch_size):
+            stop = min(start + batch_size, len(X))
+            total += net.train_step(X_epoch[start:stop], Y_epoch[start:stop]) * (stop - start)
+        means.append(total / len(X))
+    return means
+
+
+def problem(loss, dtype, rng):
+    X = rng.standard_normal((23, 4)).astype(dtype)
+    if loss == "mse":
+        return X, np.tanh(X[:, :2] + X[:, 2:]).astype(dtype), "identity", 2
+    if loss == "bce":
+        return X, (X[:, :2] > 0).astype(dtype), "sigmoid", 2
+    labels = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0.5)
+    return X, labels, "softmax", 3
+
+
+OPTIMIZERS = optimizer_instances() + [cb.Adam(lr=0.01, clip_norm=0.5),
+                                      cb.SGD(lr=0.05, momentum=0.9, clip_value=0.01)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("chunk_seconds", [0.0, 10.0], ids=["a step per chunk", "an epoch per chunk"])
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("loss", ["mse", "bce", "cross_entropy"])
+def test_chunks_take_the_steps_of_a_train_step_loop(loss, hidden, chunk_seconds, dtype,
+                                                    monkeypatch):
+    rng = np.random.default_rng(len(hidden) + len(loss))
+    X, Y, output, n_out = problem(loss, dtype, rng)
+    for optimizer in OPTIMIZERS:
+        nets = [cb.Network([4, 5, n_out], [hidden, output], loss=loss,
+                           optimizer=copy.deepcopy(optimizer), dtype=dtype, seed=1)
+                for _ in range(2)]
+        monkeypatch.setattr(nets[0], "_CHUNK_SECONDS", chunk_seconds)
+        history = nets[0].fit(X, Y, epochs=3, batch_size=5, seed=11)
+        means = train_step_loop(nets[1], X, Y, 3, 5, seed=11)
+        assert history["loss"] == means, optimizer
+        for ours, theirs in zip(params_of(nets[0]), params_of(nets[1]), strict=True):
+            np.testing.assert_array_equal(ours, theirs, err_msg=repr(optimizer))
+        for ours, theirs in zip(nets[0]._optimizer_state(), nets[1]._optimizer_state()):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_ctrl_c_inside_a_compiled_chunk_stops_it_after_the_running_step(monkeypatch):
+    """A real SIGINT from another thread while one long chunk runs (an epoch
+    of 400,000 single-row steps, about 0.2-0.5 s): fit returns interrupted,
+    having taken a whole number of steps, the same as that many train_step
+    calls, and fit's handler is gone."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400_000, 2))
+    Y = np.tanh(X[:, :1] - X[:, 1:])
+    net = cb.Network([2, 2, 1], ["tanh", "identity"], optimizer=cb.SGD(lr=0.01), seed=0)
+    twin = cb.Network([2, 2, 1], ["tanh", "identity"], optimizer=cb.SGD(lr=0.01), seed=0)
+    monkeypatch.setattr(net, "_CHUNK_SECONDS", 60.0)
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.perf_counter()
+    history = net.fit(X, Y, epochs=1, batch_size=1, shuffle=False)
+    elapsed = time.perf_counter() - started
+    timer.join()
+    assert history.interrupted and history["loss"] == []
+    steps = net._engine.step_count
+    assert 0 <= steps < len(X), steps
+    for row in range(steps):
+        twin.train_step(X[row:row + 1], Y[row:row + 1])
+    for ours, theirs in zip(params_of(net), params_of(twin), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert elapsed < 30, "the chunk did not stop at the Ctrl-C"
