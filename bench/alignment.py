@@ -60,6 +60,12 @@ def best_seconds(fns, calls, samples):
     return best
 
 
+def gflops_text(flops_per_second):
+    """GFLOP/s in 5 characters; tiny products (a debug build) keep 3 decimals."""
+    gflops = flops_per_second / 1e9
+    return f"{gflops:5.1f}" if gflops >= 1 else f"{gflops:5.3f}"
+
+
 def main():
     args = parse_args()
     engine.set_num_threads(1)
@@ -80,7 +86,7 @@ def main():
             op_a, op_b = (A.T if trans_a else A), (B.T if trans_b else B)
             ours, numpy = best_seconds([lambda: engine.op_gemm(A, B, trans_a, trans_b),
                                         lambda: op_a @ op_b], calls, args.samples)
-            cells.append(f"{flops / ours / 1e9:5.1f}/{flops / numpy / 1e9:5.1f} ")
+            cells.append(f"{gflops_text(flops / ours)}/{gflops_text(flops / numpy)} ")
         print(f"A+{offset_a:<4d}  " + " ".join(cells), flush=True)
 
 
