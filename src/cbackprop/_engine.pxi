@@ -112,6 +112,7 @@ cdef class Engine:
     cdef cnp.ndarray _sizes, _activations, _weight_offset, _bias_offset, _output_offset, _z_offset
     cdef cnp.ndarray _column_totals, _norm_partials
     cdef list _needs_z                 # per layer: does its activation's derivative read Z
+    cdef cnp.ndarray _gathered, _gathered_labels   # train_batches' rows of one batch
 
     def __cinit__(self, sizes, activations, dtype, loss):
         cdef Py_ssize_t layer, cursor = 0
@@ -300,15 +301,17 @@ cdef class Engine:
         self._run(PASS_UPDATE, &c, "apply_update")
         self._take_step(&c, &opt)
 
-    def train_batches(self, cnp.ndarray X, cnp.ndarray Y, Py_ssize_t next_batch,
-                      Py_ssize_t batch_size, double total, loss, optimizer, double seconds,
-                      bint watch_sigint):
+    def train_batches(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray order,
+                      Py_ssize_t next_batch, Py_ssize_t batch_size, double total, loss,
+                      optimizer, double seconds, bint watch_sigint):
         """Steps on the minibatches ``next_batch, next_batch + 1, ...`` of the
-        epoch's X and Y (already in the engine's form and checked), in one
-        nogil call of about ``seconds``, as Network.fit's loop of train_step
-        calls would take them; ``total`` is the epoch's running sum of batch
-        loss x batch rows. With ``watch_sigint`` (main thread only), a SIGINT
-        ends the call after the step it interrupts.
+        epoch, in one nogil call of about ``seconds``, as Network.fit's loop
+        of train_step calls would take them: X and Y already in the engine's
+        form and checked; ``order`` None (the rows as they are) or the
+        epoch's permutation of them (int64), each batch's rows gathered as
+        ``X[order][start:stop]`` would hold them. ``total`` is the epoch's
+        running sum of batch loss x batch rows. With ``watch_sigint`` (main
+        thread only), a SIGINT ends the call after the step it interrupts.
 
         Returns ``(next_batch, total, error, interrupted)``: the first batch
         not run, the new total, the FloatingPointError of a refused step (None
@@ -324,6 +327,14 @@ cdef class Engine:
         c.batches = &run
         c.m = min(batch_size, m)   # the workspace's rows
         run.rows = m
+        run.order = NULL
+        run.gathered = NULL
+        run.gathered_labels = NULL
+        if order is not None:
+            run.order = <const int64_t*>data(order)
+            self._reserve_gathered(batch_size)
+            run.gathered = data(self._gathered)
+            run.gathered_labels = <int64_t*>data(self._gathered_labels)
         run.batch_size = batch_size
         run.n_batches = (m + batch_size - 1) // batch_size
         run.next_batch = next_batch
@@ -344,6 +355,14 @@ cdef class Engine:
         if run.outcome != STEP_TAKEN_IN_SPARE_BUFFERS:
             error = step_error(run.outcome, run.value, self.is_float32)
         return run.next_batch, run.total, error, bool(run.watch_sigint and cb_sigint_noted)
+
+    cdef int _reserve_gathered(self, Py_ssize_t batch_size) except -1:
+        """Room for one batch's rows of X and Y, and its labels (kept between calls)."""
+        cdef Py_ssize_t n_in = self.layout.sizes[0], k = self.layout.sizes[self.layout.n_layers]
+        if self._gathered is None or self._gathered_labels.shape[0] < batch_size:
+            self._gathered = np.empty(batch_size * (n_in + k), dtype=self.params.dtype)
+            self._gathered_labels = np.empty(batch_size, dtype=np.int64)
+        return 0
 
     cdef int _take_step(self, Call* c, OptimizerSettings* opt) except -1:
         """Swap in the spare buffers of a step taken; raise for one refused."""

@@ -48,7 +48,10 @@ cdef extern from *:
 
 
 cdef struct BatchRun:
-    Py_ssize_t rows            # of X (and Y): the epoch's samples in their order
+    Py_ssize_t rows            # of X (and Y)
+    const int64_t* order       # the epoch's order of the rows (a permutation), or NULL
+    void* gathered             # batch_size rows of X, then of Y: a batch's rows in order
+    int64_t* gathered_labels   # batch_size labels
     Py_ssize_t batch_size
     Py_ssize_t n_batches
     Py_ssize_t next_batch      # in: the first batch to run; out: the first not run
@@ -71,7 +74,8 @@ cdef inline double seconds_now() noexcept nogil:
 cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
                              const real* X) noexcept nogil:
     """Steps on batches next_batch, next_batch + 1, ... of X and Y (rows
-    ``batch * batch_size`` on, the last one shorter), until the epoch ends,
+    ``batch * batch_size`` on, the last one shorter; with an order, the rows
+    ``order[batch * batch_size:]``), until the epoch ends,
     the time is up, a SIGINT came or a step is refused (its outcome and
     loss are left in ``run``; the network is as after the previous step)."""
     cdef Py_ssize_t start, rows, n_in = L.sizes[0], k = L.sizes[L.n_layers]
@@ -83,6 +87,13 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
     cdef real* spare2 = <real*>c.spare2
     cdef real* swap
     cdef const real* Y = <const real*>c.Y
+    # With an order, each batch's rows are copied into the gathered buffers first.
+    cdef real* gathered_X = <real*>run.gathered
+    cdef real* gathered_Y = NULL if Y == NULL else gathered_X + run.batch_size * n_in
+    cdef int64_t* gathered_labels = NULL if c.labels == NULL else run.gathered_labels
+    cdef const real* batch_X = gathered_X
+    cdef const real* batch_Y = gathered_Y
+    cdef const int64_t* batch_labels = gathered_labels
     cdef OptimizerSettings opt = c.optimizer[0]
     cdef int written = moments_written(&opt)
     cdef double deadline = seconds_now() + run.seconds
@@ -92,11 +103,17 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
     while run.next_batch < run.n_batches:
         start = run.next_batch * run.batch_size
         rows = min(run.batch_size, run.rows - start)
+        if run.order == NULL:
+            batch_X = X + start * n_in
+            batch_Y = NULL if Y == NULL else Y + start * k
+            batch_labels = NULL if c.labels == NULL else c.labels + start
+        else:
+            gather_rows(run.order + start, rows, n_in, k, X, Y, c.labels, gathered_X,
+                        gathered_Y, gathered_labels)
         start_step(&opt, run.first_step + run.steps)
-        run.value = train_step_pass(
-            L, rows, X + start * n_in, NULL if Y == NULL else Y + start * k,
-            NULL if c.labels == NULL else c.labels + start, c.loss, &opt, params, grads,
-            moment1, moment2, spare1, spare2, <real*>c.ws, &run.outcome)
+        run.value = train_step_pass(L, rows, batch_X, batch_Y, batch_labels, c.loss, &opt,
+                                    params, grads, moment1, moment2, spare1, spare2,
+                                    <real*>c.ws, &run.outcome)
         if run.outcome != STEP_TAKEN_IN_SPARE_BUFFERS:
             return
         params, grads = grads, params
@@ -112,3 +129,19 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
             return
         if seconds_now() >= deadline:
             return
+
+
+cdef inline void gather_rows(const int64_t* rows_wanted, Py_ssize_t rows, Py_ssize_t n_in,
+                             Py_ssize_t k, const real* X, const real* Y, const int64_t* labels,
+                             real* batch_X, real* batch_Y, int64_t* batch_labels) noexcept nogil:
+    """Rows ``rows_wanted[:rows]`` of X and of Y (or labels), packed in that order."""
+    cdef Py_ssize_t r, j, row
+    for r in range(rows):
+        row = rows_wanted[r]
+        for j in range(n_in):
+            batch_X[r * n_in + j] = X[row * n_in + j]
+        if Y != NULL:
+            for j in range(k):
+                batch_Y[r * k + j] = Y[row * k + j]
+        if labels != NULL:
+            batch_labels[r] = labels[row]

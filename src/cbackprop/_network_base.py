@@ -240,11 +240,13 @@ class NetworkBase:
     def _diverged(loss):
         raise loss_not_finite_error(loss)
 
-    def _run_epoch(self, X, Y, batch_size, ctrl_c, display, diverged):
-        """fit's steps over the minibatches of one epoch (X and Y in the
-        epoch's order); the epoch's mean loss. A Python loop of
-        ``_checked_step`` here; the compiled Network runs it in compiled
-        chunks, to the same bits."""
+    def _run_epoch(self, X, Y, order, batch_size, ctrl_c, display, diverged):
+        """fit's steps over the minibatches of one epoch, the rows of X and Y
+        taken in ``order`` (a permutation, or None: as they are); the epoch's
+        mean loss. A Python loop of ``_checked_step`` here; the compiled
+        Network runs it in compiled chunks, to the same bits."""
+        if order is not None:
+            X, Y = X[order], Y[order]
         return _training.run_epoch(self._checked_step, X, Y, batch_size, ctrl_c, display,
                                    diverged)
 

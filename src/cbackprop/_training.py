@@ -115,13 +115,9 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
                 ctrl_c.check()
                 if display is not None:
                     display.start_epoch(epoch)
-                if shuffle:
-                    order = rng.permutation(m)
-                    X_epoch, Y_epoch = X[order], Y[order]
-                else:
-                    X_epoch, Y_epoch = X, Y
-                figures = {"loss": net._run_epoch(X_epoch, Y_epoch, batch_size, ctrl_c,
-                                                  display, diverged)}
+                order = rng.permutation(m) if shuffle else None
+                figures = {"loss": net._run_epoch(X, Y, order, batch_size, ctrl_c, display,
+                                                  diverged)}
                 if validation is not None:
                     figures.update(validation.figures(net))
                 for key, value in figures.items():

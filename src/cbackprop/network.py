@@ -78,10 +78,11 @@ class Network(NetworkBase):
     # (the progress line, Ctrl-C's check) runs between them.
     _CHUNK_SECONDS = 0.05
 
-    def _run_epoch(self, X, Y, batch_size, ctrl_c, display, diverged):
+    def _run_epoch(self, X, Y, order, batch_size, ctrl_c, display, diverged):
         """The reference's loop of steps (NetworkBase._run_epoch), in compiled
-        chunks: the same steps on the same batches, the same running loss, the
-        same bits. A Ctrl-C stops a chunk after the step it interrupts."""
+        chunks: the same steps on the same batches (each batch's rows gathered
+        in the epoch's order), the same running loss, the same bits. A Ctrl-C
+        stops a chunk after the step it interrupts."""
         m = X.shape[0]
         n_batches = -(-m // batch_size)
         total, batch = 0.0, 0
@@ -89,7 +90,7 @@ class Network(NetworkBase):
             ctrl_c.check()
             with self._lock:
                 batch, total, error, interrupted = self._engine.train_batches(
-                    X, Y, batch, batch_size, total, self._loss, self._optimizer,
+                    X, Y, order, batch, batch_size, total, self._loss, self._optimizer,
                     self._CHUNK_SECONDS, ctrl_c.watching)
             if interrupted:
                 # For Python's handler (fit's): it runs now and requests the stop.
