@@ -107,6 +107,7 @@ cdef class Engine:
     cdef Workspace ws
     cdef Guards param_guards
     cdef LossSettings loss_settings
+    cdef object loss_of, loss_version  # the loss object loss_settings were read from, and when
     cdef double target_tolerance       # of cross-entropy target row sums
     # The arrays behind the layout's pointers, and what it is laid out from.
     cdef cnp.ndarray _sizes, _activations, _weight_offset, _bias_offset, _output_offset, _z_offset
@@ -119,7 +120,7 @@ cdef class Engine:
         cdef Layout* L = &self.layout
         n_layers = len(sizes) - 1
         self.is_float32 = np.dtype(dtype) == np.float32
-        self.loss_settings = loss_settings_of(loss)
+        self._use_loss(loss)
         self.target_tolerance = probability_tolerance(dtype, sizes[n_layers])
         self._sizes = np.array(sizes, dtype=np.intp)
         self._activations = np.array([_ACTIVATIONS[a].code for a in activations], dtype=np.intc)
@@ -216,14 +217,26 @@ cdef class Engine:
         c.batches = NULL
         c.target_tolerance = self.target_tolerance
         c.outcome = 0
+        c.check = CHECK_OK
         c.bad_index = -1
         return c
+
+    cdef inline int _use_loss(self, loss) except -1:
+        """loss_settings from this loss object, read again only when it is
+        another object or one of its settings changed (its ``_version``)."""
+        if loss is not self.loss_of or loss._version != self.loss_version:
+            self.loss_settings = loss_settings_of(loss)
+            self.loss_of = loss
+            self.loss_version = loss._version
+        return 0
 
     cdef int _run(self, Pass which, Call* c, str where) except -1:
         """Size the workspace for the batch, run one pass without the GIL, and
         check the guard zones of a debug build."""
-        self.ws.reserve(&self.layout, c.m, self._needs_z, <Py_ssize_t*>data(self._output_offset),
-                        <Py_ssize_t*>data(self._z_offset), self.params.dtype)
+        if c.m > self.ws.capacity:
+            self.ws.reserve(&self.layout, c.m, self._needs_z,
+                            <Py_ssize_t*>data(self._output_offset),
+                            <Py_ssize_t*>data(self._z_offset), self.params.dtype)
         self.layout.n_threads = num_threads
         c.params = data(self.params)
         c.grads = data(self.grads)
@@ -245,16 +258,21 @@ cdef class Engine:
         cdef Call c = self._call(X, Y)
         with nogil:
             run_pass(PASS_CHECK, &self.layout, &c, self.is_float32)
-        if c.outcome == CHECK_X_NOT_FINITE:
+        self._raise_for_check(c.outcome, c.bad_index, Y)
+
+    cdef int _raise_for_check(self, int check, Py_ssize_t bad_index, Y) except -1:
+        """The ValueError of a batch that failed the value checks (CheckResult)."""
+        if check == CHECK_X_NOT_FINITE:
             raise ValueError("X contains NaN or infinity")
-        if c.outcome == CHECK_Y_NOT_FINITE:
+        if check == CHECK_Y_NOT_FINITE:
             raise ValueError("Y contains NaN or infinity")
-        if c.outcome == CHECK_LABEL_OUT_OF_RANGE:
-            raise label_error(Y, c.bad_index, self.layout.sizes[self.layout.n_layers])
-        if c.outcome == CHECK_TARGET_OUTSIDE_UNIT:
+        if check == CHECK_LABEL_OUT_OF_RANGE:
+            raise label_error(Y, bad_index, self.layout.sizes[self.layout.n_layers])
+        if check == CHECK_TARGET_OUTSIDE_UNIT:
             raise ValueError("bce targets Y must lie in [0, 1]")
-        if c.outcome == CHECK_TARGET_NOT_PROBABILITY:
-            raise probability_error(Y, c.bad_index)
+        if check == CHECK_TARGET_NOT_PROBABILITY:
+            raise probability_error(Y, bad_index)
+        return 0
 
     def forward(self, cnp.ndarray X):
         """Output activations of the batch X, as a new (m, k) array."""
@@ -266,25 +284,31 @@ cdef class Engine:
     def loss(self, cnp.ndarray X, cnp.ndarray Y, loss):
         """The loss of the batch (forward pass and loss only)."""
         cdef Call c = self._call(X, Y)
-        self.loss_settings = loss_settings_of(loss)
+        self._use_loss(loss)
         self._run(PASS_LOSS, &c, "loss")
         return c.value
 
     def loss_and_gradients(self, cnp.ndarray X, cnp.ndarray Y, loss):
         """The loss; the gradients are left in ``grads``."""
         cdef Call c = self._call(X, Y)
-        self.loss_settings = loss_settings_of(loss)
+        self._use_loss(loss)
         self._run(PASS_GRADIENTS, &c, "loss_and_gradients")
         return c.value
 
     def train_step(self, cnp.ndarray X, cnp.ndarray Y, loss, optimizer):
         """One optimizer step; returns the loss before it (not finite: nothing changed)."""
+        return self._step(X, Y, loss, optimizer, PASS_STEP)
+
+    cdef double _step(self, cnp.ndarray X, cnp.ndarray Y, loss, optimizer,
+                      Pass which) except? -1:
         cdef Call c = self._call(X, Y)
-        self.loss_settings = loss_settings_of(loss)
+        self._use_loss(loss)
         cdef OptimizerSettings opt = self.state.next_step(optimizer)
         self.state.reserve_spares(moments_written(&opt))
         c.optimizer = &opt
-        self._run(PASS_STEP, &c, "train_step")
+        self._run(which, &c, "train_step")
+        if c.check != CHECK_OK:
+            self._raise_for_check(c.check, c.bad_index, Y)
         self._take_step(&c, &opt)
         return c.value
 
@@ -320,7 +344,7 @@ cdef class Engine:
         cdef Call c = self._call(X, Y)
         cdef BatchRun run
         cdef Py_ssize_t m = X.shape[0]
-        self.loss_settings = loss_settings_of(loss)
+        self._use_loss(loss)
         cdef OptimizerSettings opt = self.state.next_step(optimizer)
         self.state.reserve_spares(moments_written(&opt))
         c.optimizer = &opt
@@ -395,8 +419,11 @@ cdef class Engine:
 
     def train_step_if_ready(self, X, Y, loss, optimizer):
         """``train_step`` for a batch already in the engine's form, with the value
-        checks of the boundary; None (nothing done) when X or Y need converting."""
+        checks of the boundary, raising as Network.train_step does for a
+        non-finite loss; None (nothing done) when X or Y need converting."""
         if not self._is_batch(X, Y):
             return None
-        self.check_values(X, Y)
-        return self.train_step(X, Y, loss, optimizer)
+        cdef double value = self._step(X, Y, loss, optimizer, PASS_CHECKED_STEP)
+        if not isfinite(value):
+            raise loss_not_finite_error(value)
+        return value

@@ -216,6 +216,7 @@ cdef enum Pass:
     PASS_CHECK = 4
     PASS_UPDATE = 5     # the optimizer's step alone, from the gradients in grads
     PASS_BATCHES = 6    # steps on consecutive minibatches (_engine_batches.pxi)
+    PASS_CHECKED_STEP = 7   # PASS_CHECK, then PASS_STEP when the batch passes
 
 
 cdef struct Call:
@@ -237,6 +238,7 @@ cdef struct Call:
     double target_tolerance    # PASS_CHECK: of cross-entropy target row sums
     double value               # out: the loss
     int outcome                # out: a StepOutcome, or a CheckResult for PASS_CHECK
+    int check                  # out: PASS_CHECKED_STEP's CheckResult
     Py_ssize_t bad_index       # out: PASS_CHECK's first bad label or row
 
 
@@ -252,6 +254,11 @@ cdef void typed_pass(Pass which, const Layout* L, Call* c, const real* X) noexce
         c.value = output_loss(L, c.m, Y, c.labels, c.loss, ws)
     elif which == PASS_GRADIENTS:
         c.value = loss_and_gradients_pass(L, c.m, X, Y, c.labels, c.loss, params, grads, ws)
+    elif which == PASS_CHECKED_STEP:
+        c.check = check_batch(L, c.m, X, Y, c.labels, c.loss.kind, c.target_tolerance,
+                              &c.bad_index)
+        if c.check == CHECK_OK:
+            typed_pass(PASS_STEP, L, c, X)
     elif which == PASS_STEP:
         c.value = train_step_pass(L, c.m, X, Y, c.labels, c.loss, c.optimizer, params, grads,
                                   <real*>c.moment1, <real*>c.moment2, <real*>c.spare1,

@@ -1,6 +1,5 @@
 """The compiled Network: validation in Python at the boundary, every pass
 one nogil call into the Cython engine."""
-import math
 import signal
 
 from ._backend import engine as _engine
@@ -63,12 +62,11 @@ class Network(NetworkBase):
         # A batch already C-contiguous in the network's dtype and shape is
         # checked by the engine in C (same checks, same errors); anything
         # else goes through the Python boundary, which converts it.
+        # (The engine raises for a non-finite loss, as _checked_step does.)
         with self._lock:
             loss = self._engine.train_step_if_ready(X, Y, self._loss, self._optimizer)
         if loss is None:
             return super().train_step(X, Y)
-        if not math.isfinite(loss):
-            self._diverged(loss)
         return loss
 
     def _train_step(self, X, Y):
