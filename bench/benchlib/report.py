@@ -11,7 +11,8 @@ from .settings import (FMA_LIMIT_CONFIGS, FMA_LIMIT_TARGET, GEMM_CLASSES, GEMM_M
                        PAUSE_S, POOL_SIZE, RESULTS_DIR, SMALL_PRODUCT, SMALL_PRODUCT_TARGET,
                        SPEEDUP_TARGETS_ALL_THREADS, SPEEDUP_TARGETS_BY_THREADS, TOLERANCE,
                        TORCH_TARGET, WORKLOADS, ELEMENTWISE_TARGET, ADAM_IN_CACHE_NS,
-                       ADAM_OVER_MOMENTUM_TARGET)
+                       ADAM_OVER_MOMENTUM_TARGET, DIGITS_ACCURACY, DIGITS_OVER_SKLEARN,
+                       FIT_OVER_REFERENCE, FIT_TINY_US)
 
 
 # ---------------------------------------------------------------- tables
@@ -187,6 +188,33 @@ def print_updates(rows):
               + f" | {ratio:.2f}x")
 
 
+def print_fit(workers):
+    """µs per minibatch step of fit, the reference's fit and a train_step loop;
+    the digits comparison with scikit-learn."""
+    print("\nfit: µs per minibatch step of whole epochs (relu + SGD + MSE, float64; "
+          "best of 3 runs each)")
+    header = (f"{'config':<7} {'thr':>3} | {'fit':>8} {'reference fit':>14} {'vs ref':>7} "
+              f"| {'train_step loop':>15} {'vs loop':>7}")
+    print(header)
+    print("-" * len(header))
+    for worker in workers:
+        for r in worker["configs"]:
+            print(f"{r['config']:<7} {r['threads']:>3} | {r['fit us']:8.3f} "
+                  f"{r['reference fit us']:14.2f} {r['reference fit us'] / r['fit us']:6.1f}x "
+                  f"| {r['train_step loop us']:15.3f} "
+                  f"{r['train_step loop us'] / r['fit us']:6.2f}x")
+    for worker in workers:
+        d = worker["digits"]
+        if d is None:
+            print("digits: scikit-learn not installed, skipped")
+            continue
+        print(f"digits ({d['train_samples']} training samples, {d['epochs']} epochs, "
+              f"{d['threads']} thr): cbackprop fit {d['cbackprop s']:.3f} s "
+              f"(test accuracy {d['cbackprop accuracy']:.3f}), scikit-learn MLPClassifier "
+              f"{d['sklearn s']:.3f} s ({d['sklearn accuracy']:.3f}): "
+              f"{d['sklearn s'] / d['cbackprop s']:.1f}x")
+
+
 def shape_text(row):
     return f"{row['M']}x{row['K']}x{row['N']} {row['form']}"
 
@@ -360,23 +388,54 @@ def update_targets(rows):
     return checks
 
 
-def evaluate_targets(results, gemm, elementwise=(), updates=()):
+def fit_targets(workers):
+    """fit at 1 thread: tiny's µs per step, each config against the reference's
+    fit, digits against scikit-learn (by the worker's engine build) at an
+    accuracy of at least DIGITS_ACCURACY and scikit-learn's."""
+    checks = []
+    for worker in workers:
+        for r in worker["configs"]:
+            if r["threads"] != 1:
+                continue
+            if r["config"] == "tiny":
+                checks.append(target("fit tiny float64 1 thr: us per minibatch step",
+                                     r["fit us"], "<=", FIT_TINY_US, unit="us"))
+            if r["config"] in FIT_OVER_REFERENCE:
+                checks.append(target(f"fit {r['config']} float64 1 thr: reference fit / fit",
+                                     r["reference fit us"] / r["fit us"], ">=",
+                                     FIT_OVER_REFERENCE[r["config"]]))
+        d = worker["digits"]
+        if d is not None and d["threads"] == 1:
+            goal = DIGITS_OVER_SKLEARN[worker["kernel_path"]]
+            checks.append(target(f"digits 1 thr ({worker['kernel_path']}): MLPClassifier s / fit s",
+                                 d["sklearn s"] / d["cbackprop s"], ">=", goal))
+            floor = max(DIGITS_ACCURACY, d["sklearn accuracy"])
+            checks.append(target("digits 1 thr: fit's test accuracy", d["cbackprop accuracy"],
+                                 ">=", floor, unit="accuracy"))
+    return checks
+
+
+def evaluate_targets(results, gemm, elementwise=(), updates=(), fit=()):
     """The issue's targets, as dicts (what, measured, op, target, unit, pass)."""
     return (train_targets(results) + gemm_targets(gemm) + elementwise_targets(elementwise)
-            + update_targets(updates))
+            + update_targets(updates) + fit_targets(fit))
 
 
 def format_figure(value, unit):
     if value is None:
         return "n/a"
-    if unit == "ns":
-        return f"{value:.2f} ns"
+    if unit in ("ns", "us"):
+        return f"{value:.2f} {unit}"
+    if unit == "accuracy":
+        return f"{value:.3f}"
     return f"{100 * value:.1f}%" if unit == "%" else f"{value:.2f}x"
 
 
 def format_goal(goal, unit):
-    if unit == "ns":
-        return f"{goal:g} ns"
+    if unit in ("ns", "us"):
+        return f"{goal:g} {unit}"
+    if unit == "accuracy":
+        return f"{goal:.3f}"
     return f"{100 * goal:g}%" if unit == "%" else f"{goal:g}x"
 
 
@@ -396,7 +455,7 @@ def print_targets(checks):
 
 # ------------------------------------------------------------------ outputs
 
-def write_json(path, args, workers, results, gemm, checks, elementwise=(), updates=()):
+def write_json(path, args, workers, results, gemm, checks, elementwise=(), updates=(), fit=()):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     first = workers[0]["info"]
@@ -417,6 +476,7 @@ def write_json(path, args, workers, results, gemm, checks, elementwise=(), updat
         "gemm": gemm,
         "elementwise": list(elementwise),
         "updates": list(updates),
+        "fit": list(fit),
         "targets": checks,
     }
     path.write_text(json.dumps(payload, indent=1) + "\n")

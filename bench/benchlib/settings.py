@@ -53,6 +53,9 @@ ELEMENTWISE_ROUNDS = 3
 # and 4.2 M (34 MiB per float64 array: beyond L2, and beyond L3 for 4 arrays).
 UPDATE_NETWORKS = {"in cache": (64, 128, 10), "beyond L2": (2048, 2048, 10)}
 UPDATE_ROUNDS = 3
+FIT_CONFIGS = ("tiny", "small")  # fit's section: relu + SGD + MSE, float64
+FIT_SAMPLES = 4096               # rows of the fit section's random data
+FIT_DIGITS_REPEATS = 3           # digits: best of this many fits each
 
 # Targets (the project's issue), per dtype.
 # reference us / compiled us, every workload: tiny and small at every thread count ...
@@ -70,6 +73,14 @@ ELEMENTWISE_TARGET = 1.0  # numpy ns / ours ns of every element-wise pass, 1 thr
 # most this multiple of SGD with momentum's beyond L2.
 ADAM_IN_CACHE_NS = {"float64": 2.0, "float32": 1.0}
 ADAM_OVER_MOMENTUM_TARGET = 1.5
+# fit at 1 thread: tiny at most this many µs per minibatch step, and each
+# config at least this multiple of the reference's fit; digits at least this
+# multiple of scikit-learn's MLPClassifier (by the CPU's vector ISA), at a
+# test accuracy of at least DIGITS_ACCURACY and no lower than scikit-learn's.
+FIT_TINY_US = 0.5
+FIT_OVER_REFERENCE = {"tiny": 50.0, "small": 10.0}
+DIGITS_OVER_SKLEARN = {"avx512": 10.0, "avx2": 5.0, "baseline": 5.0}
+DIGITS_ACCURACY = 0.95
 
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
@@ -108,6 +119,8 @@ def parse_args(argv=None):
                         help="skip the element-wise passes (activations, losses)")
     parser.add_argument("--no-updates", action="store_true",
                         help="skip the optimizer update passes")
+    parser.add_argument("--no-fit", action="store_true",
+                        help="skip the fit section (tiny, small, digits against scikit-learn)")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the figures (default bench/results/latest.json)")
     parser.add_argument("--png", metavar="PATH",

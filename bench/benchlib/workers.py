@@ -13,11 +13,12 @@ from pathlib import Path
 from .chart import plot_speedups
 from .elementwise import bench_elementwise
 from .updates import bench_updates
+from .fit import bench_fit
 from .gemm import bench_gemm, call_overhead_us
 from .machine import load_torch, measure_fma_peak, measure_tile_gflops, worker_info
 from .networks import add_fma_limit
-from .report import (evaluate_targets, output_paths, print_elementwise, print_gemm, print_header,
-                     print_updates,
+from .report import (evaluate_targets, output_paths, print_elementwise, print_fit, print_gemm,
+                     print_header, print_updates,
                      print_targets, print_train_table, report_cross_check, write_json)
 from .settings import FMA_LIMIT_CONFIGS, MALLOC_VARS, RUN_SCRIPT, THREAD_VARS, WORKLOADS
 from .timing import bench_config_safely, log
@@ -41,12 +42,14 @@ def worker_main(args):
                       f"{time.perf_counter() - start:.1f} s")
     elementwise = [] if args.no_elementwise else bench_elementwise(args)
     updates = [] if args.no_updates else bench_updates(args)
+    fit = None if args.no_fit else bench_fit(args)
     gemm = [] if args.no_gemm else bench_gemm(args, info["fma_peak_gflops"])
     log(args, f"[{args.threads[0]} thr] GEMM done at {time.perf_counter() - start:.1f} s")
     info["gemm_call_overhead_us"] = None if args.no_gemm else call_overhead_us(args)
     info["wall_s"] = time.perf_counter() - start
     Path(args.out).write_text(json.dumps({"info": info, "results": results, "gemm": gemm,
-                                          "elementwise": elementwise, "updates": updates}))
+                                          "elementwise": elementwise, "updates": updates,
+                                          "fit": fit}))
     return 0
 
 
@@ -63,7 +66,8 @@ def worker_command(args, threads, out):
            "--dtypes", *args.dtypes,
            "--repeats", str(args.repeats), "--target-ms", str(args.target_ms),
            "--lr", repr(args.lr), "--seed", str(args.seed)]
-    for flag in ("quick", "no_torch", "no_gemm", "no_elementwise", "no_updates", "verbose"):
+    for flag in ("quick", "no_torch", "no_gemm", "no_elementwise", "no_updates", "no_fit",
+                 "verbose"):
         if getattr(args, flag):
             cmd.append("--" + flag.replace("_", "-"))
     return cmd
@@ -125,6 +129,7 @@ def parent_main(args):
     gemm = [row for w in workers for row in w["gemm"]]
     elementwise = [row for w in workers for row in w["elementwise"]]
     updates = [row for w in workers for row in w["updates"]]
+    fit = [dict(w["fit"], kernel_path=w["info"]["kernel_path"]) for w in workers if w["fit"]]
     with_torch = workers[0]["info"]["torch"] is not None
 
     print_header(args, workers)
@@ -133,13 +138,16 @@ def parent_main(args):
         print_elementwise(elementwise)
     if updates:
         print_updates(updates)
+    if fit:
+        print_fit(fit)
     if gemm:
         print_gemm(gemm, args.dtypes, args.threads, workers)
-    checks = evaluate_targets(results, gemm, elementwise, updates)
+    checks = evaluate_targets(results, gemm, elementwise, updates, fit)
     print_targets(checks)
 
     json_path, png_path = output_paths(args)
-    written = write_json(json_path, args, workers, results, gemm, checks, elementwise, updates)
+    written = write_json(json_path, args, workers, results, gemm, checks, elementwise, updates,
+                         fit)
     print(f"\nfigures written to {written}")
     first = workers[0]["info"]
     title = (f"cbackprop train_step speedups (relu-sgd), {first['cpu']}, "

@@ -47,19 +47,29 @@ cdef inline real gelu_tanh_inner(real z) noexcept nogil:
     return <real>SQRT_2_OVER_PI * (z + <real>GELU_CUBIC * z * z * z)
 
 
+cdef inline Py_ssize_t rows_per_block(Py_ssize_t n) noexcept nogil:
+    """Rows of width n whose exp goes to vmath.h in one call: narrow rows (a
+    classifier's 10 classes) are many to a VECTOR_CHUNK, not a call each."""
+    return max(<Py_ssize_t>1, VECTOR_CHUNK // max(n, <Py_ssize_t>1))
+
+
 cdef void softmax_rows(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A) noexcept nogil:
     """A = exp(Z - row max) / its row sum; A may be Z."""
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, first = 0, last
     cdef real row_max
     cdef double total
-    for i in range(m):
-        row_max = maximum(n, Z + i * n)
-        for j in range(n):
-            A[i * n + j] = Z[i * n + j] - row_max
-        vector_exp(n, A + i * n, A + i * n)
-        total = sum_as_double(n, A + i * n)
-        for j in range(n):
-            A[i * n + j] = <real>(A[i * n + j] / total)
+    while first < m:
+        last = min(m, first + rows_per_block(n))
+        for i in range(first, last):
+            row_max = maximum(n, Z + i * n)
+            for j in range(n):
+                A[i * n + j] = Z[i * n + j] - row_max
+        vector_exp((last - first) * n, A + first * n, A + first * n)
+        for i in range(first, last):
+            total = sum_as_double(n, A + i * n)
+            for j in range(n):
+                A[i * n + j] = <real>(A[i * n + j] / total)
+        first = last
 
 
 cdef enum:

@@ -67,35 +67,47 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     is NULL. delta = (softmax(Z) * sum(Y_row) - Y) / m: the gradient for any
     targets, equal to (softmax(Z) - Y) / m when rows sum to one. What the
     loss needs of a row's Z is read before exp(Z - max) is written into its
-    delta, so delta may be Z itself."""
-    cdef Py_ssize_t i, j, row, label = 0
-    cdef double total = 0, exp_sum, log_sum_exp, target_sum = 0, target_dot_z = 0
-    cdef real row_max, z_label = 0, a_label
-    for i in range(m):
-        row = i * k
-        row_max = maximum(k, Z + row)
-        if Y == NULL:
-            label = labels[i]
-            z_label = Z[row + label]
-        else:
-            target_sum = sum_as_double(k, Y + row)
-            target_dot_z = dot_as_double(k, Y + row, Z + row)
-        for j in range(k):
-            delta[row + j] = Z[row + j] - row_max
-        vector_exp(k, delta + row, delta + row)
-        exp_sum = sum_as_double(k, delta + row)
-        log_sum_exp = row_max + log(exp_sum)
-        for j in range(k):   # softmax(Z), as softmax_rows has it
-            delta[row + j] = <real>(delta[row + j] / exp_sum)
-        if Y == NULL:
-            total += log_sum_exp - <double>z_label
-            a_label = delta[row + label]
+    delta, so delta may be Z itself. Rows go in blocks whose exp is one
+    vmath.h call (rows_per_block), their maxima and sums kept meanwhile."""
+    cdef Py_ssize_t i, j, row, first = 0, last, label = 0
+    cdef Py_ssize_t block = min(rows_per_block(k), <Py_ssize_t>VECTOR_CHUNK)
+    cdef real row_max[VECTOR_CHUNK]
+    cdef real z_label[VECTOR_CHUNK]
+    cdef double target_sum[VECTOR_CHUNK]
+    cdef double target_dot_z[VECTOR_CHUNK]
+    cdef double total = 0, exp_sum, log_sum_exp
+    cdef real a_label
+    while first < m:
+        last = min(m, first + block)
+        for i in range(first, last):
+            row = i * k
+            row_max[i - first] = maximum(k, Z + row)
+            if Y == NULL:
+                z_label[i - first] = Z[row + labels[i]]
+            else:
+                target_sum[i - first] = sum_as_double(k, Y + row)
+                target_dot_z[i - first] = dot_as_double(k, Y + row, Z + row)
             for j in range(k):
-                delta[row + j] = delta[row + j] / <real>m
-            delta[row + label] = (a_label - 1) / <real>m
-        else:
-            # Σ_j Y_j (log_sum_exp - Z_j)
-            total += log_sum_exp * target_sum - target_dot_z
-            for j in range(k):
-                delta[row + j] = (delta[row + j] * <real>target_sum - Y[row + j]) / <real>m
+                delta[row + j] = Z[row + j] - row_max[i - first]
+        vector_exp((last - first) * k, delta + first * k, delta + first * k)
+        for i in range(first, last):
+            row = i * k
+            exp_sum = sum_as_double(k, delta + row)
+            log_sum_exp = row_max[i - first] + log(exp_sum)
+            for j in range(k):   # softmax(Z), as softmax_rows has it
+                delta[row + j] = <real>(delta[row + j] / exp_sum)
+            if Y == NULL:
+                label = labels[i]
+                total += log_sum_exp - <double>z_label[i - first]
+                a_label = delta[row + label]
+                for j in range(k):
+                    delta[row + j] = delta[row + j] / <real>m
+                delta[row + label] = (a_label - 1) / <real>m
+            else:
+                # Σ_j Y_j (log_sum_exp - Z_j)
+                total += log_sum_exp * target_sum[i - first] - target_dot_z[i - first]
+                for j in range(k):
+                    delta[row + j] = (delta[row + j] * <real>target_sum[i - first]
+                                      - Y[row + j]) / <real>m
+        first = last
     return total / m

@@ -1,0 +1,106 @@
+"""Network.fit: µs per minibatch step of whole epochs for the tiny and small
+configs (relu + SGD + MSE, float64), compiled fit against the reference's
+fit and against a Python loop of compiled train_step calls over the same
+batches; and scikit-learn's digits, trained by fit and by scikit-learn's
+MLPClassifier with the same settings (bench/README.md, "fit")."""
+import time
+import warnings
+
+import numpy as np
+
+import cbackprop as cb
+
+from .settings import CONFIGS, FIT_CONFIGS, FIT_DIGITS_REPEATS, FIT_SAMPLES
+
+
+def fit_rows(args):
+    """One row per config: µs per minibatch step of each way of training,
+    best of a few runs, at this worker's thread count."""
+    rows = []
+    for name in FIT_CONFIGS:
+        sizes, batch = CONFIGS[name]
+        rng = np.random.default_rng(args.seed)
+        X = rng.standard_normal((FIT_SAMPLES, sizes[0]))
+        Y = rng.standard_normal((FIT_SAMPLES, sizes[-1]))
+        steps = -(-FIT_SAMPLES // batch)
+        activations = ["relu"] * (len(sizes) - 2) + ["identity"]
+
+        def network(Net):
+            return Net(sizes, activations, optimizer=cb.SGD(lr=1e-4), seed=args.seed)
+
+        compiled, reference = network(cb.Network), network(cb.reference.Network)
+        looped = network(cb.Network)
+
+        def step_loop(net=looped):
+            order = np.random.default_rng(0).permutation(FIT_SAMPLES)
+            X_epoch, Y_epoch = X[order], Y[order]
+            for start in range(0, FIT_SAMPLES, batch):
+                net.train_step(X_epoch[start:start + batch], Y_epoch[start:start + batch])
+
+        epochs = {"fit": 5 if args.quick else 20, "reference fit": 1, "train_step loop": 2}
+        ways = {"fit": lambda: compiled.fit(X, Y, epochs=epochs["fit"], batch_size=batch, seed=0),
+                "reference fit": lambda: reference.fit(X, Y, epochs=1, batch_size=batch, seed=0),
+                "train_step loop": lambda: [step_loop() for _ in range(epochs["train_step loop"])]}
+        best = {}
+        for _ in range(3):
+            for way, run in ways.items():
+                start = time.perf_counter()
+                run()
+                seconds = (time.perf_counter() - start) / (epochs[way] * steps)
+                best[way] = min(best.get(way, float("inf")), seconds)
+        rows.append({"config": name, "sizes": sizes, "batch": batch, "threads": cb.get_num_threads(),
+                     "samples": FIT_SAMPLES,
+                     **{f"{way} us": seconds * 1e6 for way, seconds in best.items()}})
+    return rows
+
+
+def digits_row(args):
+    """scikit-learn's digits: [64, 128, 10] relu/softmax, cross-entropy, Adam
+    (lr 1e-3), batch 32, 40 epochs, against MLPClassifier with the same
+    settings; best of FIT_DIGITS_REPEATS fits each, with the test accuracy.
+    None without scikit-learn."""
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.model_selection import train_test_split
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.preprocessing import StandardScaler
+    except ImportError:
+        return None
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y,
+                                                        random_state=0)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    epochs = 40
+
+    def ours(seed):
+        net = cb.Network([64, 128, 10], ["relu", "softmax"], loss="cross_entropy",
+                         optimizer=cb.Adam(lr=1e-3), seed=seed)
+        net.fit(X_train, y_train, epochs=epochs, batch_size=32, seed=seed)
+        return float(np.mean(net.predict(X_test).argmax(axis=1) == y_test))
+
+    def theirs(seed):
+        model = MLPClassifier(hidden_layer_sizes=(128,), activation="relu", solver="adam",
+                              alpha=0, batch_size=32, learning_rate_init=1e-3, max_iter=epochs,
+                              shuffle=True, tol=0, n_iter_no_change=epochs, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X_train, y_train)
+        return float(model.score(X_test, y_test))
+
+    row = {"threads": cb.get_num_threads(), "train_samples": len(X_train), "epochs": epochs}
+    for label, train in (("cbackprop", ours), ("sklearn", theirs)):
+        best, accuracy = float("inf"), None
+        for repeat in range(FIT_DIGITS_REPEATS):
+            start = time.perf_counter()
+            score = train(repeat)
+            seconds = time.perf_counter() - start
+            if seconds < best:
+                best, accuracy = seconds, score
+        row[f"{label} s"], row[f"{label} accuracy"] = best, accuracy
+    return row
+
+
+def bench_fit(args):
+    return {"configs": fit_rows(args), "digits": digits_row(args)}
