@@ -109,3 +109,21 @@ def test_reference_rss_stops_growing():
     growth = measure_growth(cb.reference.Network, warmup=300, iterations=3000)
     print(f"reference: RSS grew by {growth / 2**20:.2f} MiB over 3000 iterations")
     assert growth < BOUND, f"RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_predict_on_a_large_input_runs_in_blocks_of_rows():
+    """forward/predict run a large input 1024 rows at a time: the workspace
+    holds one block, never the whole input, and the output is allocated once;
+    each block gives what a forward of its rows alone gives."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2500, 3))
+    net = cb.Network([3, 40, 2], ["tanh", "identity"], seed=0)
+    twin = cb.reference.Network([3, 40, 2], ["tanh", "identity"], seed=0)
+    out = net.predict(X)
+    assert out.shape == (2500, 2) and out.flags.c_contiguous and out.flags.owndata
+    np.testing.assert_allclose(out, twin.predict(X), rtol=1e-12, atol=1e-14)
+    for first in (0, 1024, 2048):
+        np.testing.assert_array_equal(out[first:first + 1024], net.predict(X[first:first + 1024]))
+    one_block = net._engine.workspace.size
+    net.predict(np.concatenate([X] * 8))
+    assert net._engine.workspace.size == one_block

@@ -203,6 +203,8 @@ cdef class Engine:
         """The pointers of one call on the batch X (and targets Y, or None)."""
         cdef Call c
         c.m = X.shape[0]
+        c.rows = c.m
+        c.out = NULL
         c.X = data(X)
         c.Y = NULL
         c.labels = NULL
@@ -277,9 +279,13 @@ cdef class Engine:
     def forward(self, cnp.ndarray X):
         """Output activations of the batch X, as a new (m, k) array."""
         cdef Call c = self._call(X, None)
+        cdef cnp.ndarray out = np.empty((c.m, self.layout.sizes[self.layout.n_layers]),
+                                        dtype=self.params.dtype)
+        c.rows = c.m
+        c.m = min(c.m, <Py_ssize_t>FORWARD_BLOCK_ROWS)
+        c.out = data(out)
         self._run(PASS_FORWARD, &c, "forward")
-        return self.ws.rows(self.layout.output_offset[self.layout.n_layers - 1], c.m,
-                            self.layout.sizes[self.layout.n_layers]).copy()
+        return out
 
     def loss(self, cnp.ndarray X, cnp.ndarray Y, loss):
         """The loss of the batch (forward pass and loss only)."""

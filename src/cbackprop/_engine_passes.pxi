@@ -46,6 +46,24 @@ cdef void forward_pass(const Layout* L, Py_ssize_t m, const real* X, const real*
         a_prev = a
 
 
+cdef enum:
+    # forward_rows_pass runs a large input through the network this many rows
+    # at a time, so the workspace never holds more (predict on a dataset).
+    FORWARD_BLOCK_ROWS = 1024
+
+
+cdef void forward_rows_pass(const Layout* L, Py_ssize_t m, const real* X, const real* params,
+                            real* ws, real* out) noexcept nogil:
+    """``out`` (m, k) = the network's output for X, forward_pass on blocks of at
+    most FORWARD_BLOCK_ROWS rows, each block's output copied out."""
+    cdef Py_ssize_t first = 0, rows, n_in = L.sizes[0], k = L.sizes[L.n_layers]
+    while first < m:
+        rows = min(<Py_ssize_t>FORWARD_BLOCK_ROWS, m - first)
+        forward_pass(L, rows, X + first * n_in, params, ws)
+        memcpy(out + first * k, ws + L.output_offset[L.n_layers - 1], rows * k * sizeof(real))
+        first += rows
+
+
 cdef double output_loss(const Layout* L, Py_ssize_t m, const real* Y, const int64_t* labels,
                         const LossSettings* loss, real* ws) noexcept nogil:
     """The loss of the last forward pass; writes the output delta."""
@@ -221,7 +239,9 @@ cdef enum Pass:
 
 cdef struct Call:
     # Everything one pass reads or writes, gathered with the GIL held.
-    Py_ssize_t m
+    Py_ssize_t m               # rows of the batch (the workspace is sized for them)
+    Py_ssize_t rows            # PASS_FORWARD: rows of X, run in blocks of at most m
+    void* out                  # PASS_FORWARD: the (rows, k) output
     const void* X
     const void* Y              # float targets, or NULL
     const int64_t* labels      # class labels, or NULL
@@ -248,7 +268,7 @@ cdef void typed_pass(Pass which, const Layout* L, Call* c, const real* X) noexce
     cdef real* grads = <real*>c.grads
     cdef real* ws = <real*>c.ws
     if which == PASS_FORWARD:
-        forward_pass(L, c.m, X, params, ws)
+        forward_rows_pass(L, c.rows, X, params, ws, <real*>c.out)
     elif which == PASS_LOSS:
         forward_pass(L, c.m, X, params, ws)
         c.value = output_loss(L, c.m, Y, c.labels, c.loss, ws)
