@@ -146,3 +146,27 @@ def test_every_setting_change_takes_effect_on_the_next_step(name):
         (compiled, _), (reference, _) = (net.get_params() for net in nets)
         for c, r in zip(compiled, reference):
             np.testing.assert_allclose(c, r, rtol=1e-12, atol=1e-14, err_msg=field)
+
+
+def test_a_loss_setting_change_takes_effect_on_the_next_step():
+    """The engine keeps the loss kernel's settings between calls too: a change
+    of the network's loss object (scale, reduction) reaches the very next
+    step and loss, as in the reference."""
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    nets = [Net([3, 4, 2], ["tanh", "identity"], optimizer=cb.SGD(lr=0.05), seed=1)
+            for Net in (cb.Network, cb.reference.Network)]
+    for net in nets:
+        net.train_step(X, Y)
+        net.loss_function.scale = 3.0
+    output = nets[0].predict(X)
+    after = [net.train_step(X, Y) for net in nets]
+    assert after[0] == pytest.approx(3.0 * np.mean((output - Y) ** 2), rel=1e-12)
+    assert after[0] == pytest.approx(after[1], rel=1e-12)
+    for net in nets:
+        net.loss_function.reduction = "sum"
+    summed = [net.loss(X, Y) for net in nets]
+    assert summed[0] == pytest.approx(3.0 * np.sum((nets[0].predict(X) - Y) ** 2), rel=1e-12)
+    assert summed[0] == pytest.approx(summed[1], rel=1e-12)
+    for c, r in zip(nets[0].get_params()[0], nets[1].get_params()[0]):
+        np.testing.assert_allclose(c, r, rtol=1e-12, atol=1e-14)
