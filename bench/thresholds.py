@@ -59,11 +59,11 @@ def build_variant(name, value, workdir):
     headers.mkdir()
     for header in (PACKAGE / "_kernels").glob("*.h"):
         (headers / header.name).write_text(header.read_text())
-    enum = re.compile(rf"(__pyx_e_\w*_{name} = )[^,\n]+,")
+    enum = re.compile(rf"(__pyx_e_\w*_{name} = )[^,\n]+")   # the last member has no comma
     define = re.compile(rf"^#define {name} .*$", re.M)
     tiles = (headers / "tiles.h").read_text()
     if enum.search(source):
-        source = enum.sub(rf"\g<1>{value},", source)
+        source = enum.sub(rf"\g<1>{value}", source)
     elif define.search(tiles):
         (headers / "tiles.h").write_text(define.sub(f"#define {name} {value}", tiles))
     else:
@@ -72,6 +72,7 @@ def build_variant(name, value, workdir):
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     compiler = (sysconfig.get_config_var("CC") or "cc").split()
     flags = ["-O3", "-fno-math-errno", "-g0", "-fPIC", "-fopenmp", "-fwrapv",
+             "--param", "vect-max-version-for-alias-checks=40",   # as setup.py
              "-DNPY_NO_DEPRECATED_API=NPY_2_0_API_VERSION", f"-DCB_ISA=CB_ISA_{path.upper()}",
              f"-I{headers}", f"-I{np.get_include()}", f"-I{sysconfig.get_paths()['include']}"]
     target = workdir / f"{module}{suffix}"

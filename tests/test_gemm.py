@@ -198,3 +198,17 @@ def test_a_large_b_read_in_place(M, K, N, dtype):
     _assert_close(product(A, B), expected, K, dtype)
     C0 = rng.standard_normal((M, N)).astype(dtype)
     _assert_close(accumulate(A, B, False, False, C0.copy()), expected + C0, K, dtype)
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_tiny_products_on_both_sides_of_the_plain_loops(trans_a, trans_b, dtype):
+    """Products of at most 256 multiply-adds (M N K) take three plain loops
+    (a tiny network's every product), larger ones the blocked kernels: both,
+    into a poisoned C and accumulating."""
+    rng = np.random.default_rng(7)
+    for M, N, K in [(4, 2, 2), (4, 1, 2), (2, 2, 4), (1, 1, 1), (4, 8, 8), (8, 8, 4), (16, 16, 1),
+                    (256, 1, 1), (1, 256, 1), (8, 4, 8), (5, 7, 8), (4, 8, 9), (257, 1, 1)]:
+        A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
+        _assert_close(product(A, B, trans_a, trans_b), expected, K, dtype)
+        C0 = rng.standard_normal((M, N)).astype(dtype)
+        _assert_close(accumulate(A, B, trans_a, trans_b, C0.copy()), expected + C0, K, dtype)

@@ -85,7 +85,7 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
     cdef real* moment2 = <real*>c.moment2
     cdef real* spare1 = <real*>c.spare1
     cdef real* spare2 = <real*>c.spare2
-    cdef real* swap
+    cdef double now
     cdef const real* Y = <const real*>c.Y
     # With an order, each batch's rows are copied into the gathered buffers first.
     cdef real* gathered_X = <real*>run.gathered
@@ -96,7 +96,10 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
     cdef const int64_t* batch_labels = gathered_labels
     cdef OptimizerSettings opt = c.optimizer[0]
     cdef int written = moments_written(&opt)
-    cdef double deadline = seconds_now() + run.seconds
+    cdef double started = seconds_now(), deadline = started + run.seconds
+    # The clock is read after the first step, then about every 0.1 ms of
+    # steps: a tiny network's step is shorter than the read itself.
+    cdef long steps_per_check = 1, next_check = 1
     run.steps = 0
     run.interrupted = False
     run.outcome = STEP_TAKEN_IN_SPARE_BUFFERS
@@ -105,8 +108,10 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
         rows = min(run.batch_size, run.rows - start)
         if run.order == NULL:
             batch_X = X + start * n_in
-            batch_Y = NULL if Y == NULL else Y + start * k
-            batch_labels = NULL if c.labels == NULL else c.labels + start
+            if Y != NULL:
+                batch_Y = Y + start * k
+            if c.labels != NULL:
+                batch_labels = c.labels + start
         else:
             gather_rows(run.order + start, rows, n_in, k, X, Y, c.labels, gathered_X,
                         gathered_Y, gathered_labels)
@@ -127,8 +132,13 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
         if run.watch_sigint and cb_sigint_noted:
             run.interrupted = True
             return
-        if seconds_now() >= deadline:
-            return
+        if run.steps == next_check:
+            now = seconds_now()
+            if now >= deadline:
+                return
+            if run.steps == 1:
+                steps_per_check = max(1, <long>(1e-4 / max(now - started, 1e-9)))
+            next_check = run.steps + steps_per_check
 
 
 cdef inline void gather_rows(const int64_t* rows_wanted, Py_ssize_t rows, Py_ssize_t n_in,

@@ -64,6 +64,9 @@ cdef enum:
     C_ROW_ORDER_MAX_KC = 64
     # Widest product the narrow kernel serves (two groups of CB_NARROW_COLS).
     NARROW_MAX_N = 10
+    # Products of at most this many multiply-adds (M N K) are three plain
+    # loops: a tiny network's are a few dozen, less than choosing a kernel.
+    TINY_PRODUCT_MAX = 256
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -148,6 +151,9 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                 for j in range(N):
                     C[i * ldc + j] = 0
         return
+    if M * N * K <= TINY_PRODUCT_MAX:
+        tiny_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate)
+        return
     if 2.0 * M * N * K < CB_PARALLEL_MIN_FLOPS:
         # The choice depends on the shape alone, so results never depend on
         # the thread count.
@@ -162,6 +168,22 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         return
     gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b, 0, 1,
                 next_tile)
+
+
+cdef void tiny_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                    const real* A, Py_ssize_t rsa, Py_ssize_t csa,
+                    const real* B, Py_ssize_t rsb, Py_ssize_t csb,
+                    real* C, Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    """gemm for products of at most TINY_PRODUCT_MAX multiply-adds: each
+    element a dot product over K, in order."""
+    cdef Py_ssize_t i, j, p
+    cdef real total
+    for i in range(M):
+        for j in range(N):
+            total = 0
+            for p in range(K):
+                total = total + A[i * rsa + p * csa] * B[p * rsb + j * csb]
+            C[i * ldc + j] = C[i * ldc + j] + total if accumulate else total
 
 
 cdef inline void share(Py_ssize_t count, int thread, int team, Py_ssize_t* first,
