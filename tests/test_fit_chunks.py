@@ -98,3 +98,70 @@ def test_ctrl_c_inside_a_compiled_chunk_stops_it_after_the_running_step(monkeypa
         np.testing.assert_array_equal(ours, theirs)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert elapsed < 30, "the chunk did not stop at the Ctrl-C"
+
+
+@pytest.mark.parametrize("failing_batch", [3, 4], ids=["after an even count", "after an odd count"])
+@pytest.mark.parametrize("optimizer", [cb.SGD(lr=0.05, momentum=0.9), cb.Adam(lr=0.01),
+                                       cb.RMSprop(lr=0.01, momentum=0.5)],
+                         ids=["momentum", "adam", "rmsprop"])
+def test_a_step_refused_inside_a_chunk_leaves_the_steps_before_it(optimizer, failing_batch,
+                                                                   monkeypatch):
+    """A batch whose loss overflows (a target of 1e200) ends the chunk: fit
+    raises, naming the batch, with parameters and optimizer state as after
+    the steps before it (the buffers swapped an odd or even number of
+    times), as a train_step loop leaves them."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((20, 3))
+    Y = rng.standard_normal((20, 2))
+    Y[(failing_batch - 1) * 4] = 1e200
+    nets = [cb.Network([3, 4, 2], ["tanh", "identity"], optimizer=copy.deepcopy(optimizer),
+                       seed=0) for _ in range(2)]
+    monkeypatch.setattr(nets[0], "_CHUNK_SECONDS", 60.0)
+    with pytest.raises(FloatingPointError, match=f"batch {failing_batch} of 5"):
+        nets[0].fit(X, Y, epochs=1, batch_size=4, shuffle=False)
+    for start in range(0, (failing_batch - 1) * 4, 4):
+        nets[1].train_step(X[start:start + 4], Y[start:start + 4])
+    with pytest.raises(FloatingPointError):
+        nets[1].train_step(X[start + 4:start + 8], Y[start + 4:start + 8])
+    assert nets[0]._engine.step_count == nets[1]._engine.step_count == failing_batch - 1
+    for ours, theirs in zip(params_of(nets[0]), params_of(nets[1]), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs in zip(nets[0]._optimizer_state(), nets[1]._optimizer_state()):
+        np.testing.assert_array_equal(ours, theirs)
+    # and training goes on from there, in step
+    for net in nets:
+        net.train_step(X[:4], Y[:4])
+    for ours, theirs in zip(params_of(nets[0]), params_of(nets[1]), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_engine_hooks_refuse_what_they_cannot_take():
+    net = cb.Network([2, 2, 1], ["tanh", "identity"], optimizer=cb.Adam(lr=0.01), seed=0)
+    engine = net._engine
+    engine.apply_update(net.optimizer)   # before any pass: no workspace yet, and no crash
+    assert engine.step_count == 1
+    X, Y = np.ones((4, 2)), np.ones((4, 1))
+    for order, batch in [(np.arange(4, dtype=np.int32), 2), (np.arange(3), 2), (None, 0)]:
+        with pytest.raises(ValueError):
+            engine.train_batches(X, Y, order, 0, batch, 0.0, net.loss_function, net.optimizer,
+                                 1.0, False)
+
+
+def test_a_float32_momentum_that_rounds_to_zero_still_keeps_velocities():
+    """momentum 1e-46 is 0 in float32: the velocity is the gradient, as in the
+    reference, and stays so step after step (the spare buffer is written)."""
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((6, 3)).astype("float32"), rng.standard_normal((6, 2)).astype("float32")
+    nets = [Net([3, 4, 2], ["tanh", "identity"], optimizer=cb.SGD(lr=0.05, momentum=1e-46),
+                dtype="float32", seed=0) for Net in (cb.Network, cb.reference.Network)]
+    for _ in range(3):
+        for net in nets:
+            net.train_step(X, Y)
+    _, gradients = nets[0].loss_and_gradients(X, Y)
+    for net in nets:
+        net.train_step(X, Y)
+    velocities = nets[0]._optimizer_state()[0]
+    np.testing.assert_array_equal(
+        velocities, np.concatenate([part.ravel() for pair in gradients for part in pair]))
+    for ours, theirs in zip(params_of(nets[0]), params_of(nets[1]), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)

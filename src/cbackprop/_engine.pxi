@@ -138,7 +138,7 @@ cdef class Engine:
         self.param_guards = Guards()
         self.params = aligned_zeros(cursor + GUARD, dtype)
         self.grads = aligned_zeros(cursor + GUARD, dtype)
-        # (SGD steps swap parameters with gradients: the name covers either.)
+        # (Steps swap parameters with gradients: the name covers either.)
         self.param_guards.add(self.params, cursor, "parameters or gradients")
         self.param_guards.add(self.grads, cursor, "parameters or gradients")
         self.state = OptimizerState(cursor, dtype, self.param_guards)
@@ -160,12 +160,13 @@ cdef class Engine:
     # -- parameters and state in and out ------------------------------------------------
     def parameter_views(self):
         """``(weights, biases)``: lists of views into the flat parameter array.
-        Valid until the next train_step: SGD steps swap the parameter and
-        gradient buffers."""
+        Valid until the next step: steps swap the parameter and gradient
+        buffers."""
         return self._views(self.params)
 
     def gradient_copies(self):
-        """``[(dW, db), ...]`` copied out of the gradient array."""
+        """``[(dW, db), ...]`` copied out of the gradient array (meaningful right
+        after loss_and_gradients: a step leaves other values there)."""
         weights, biases = self._views(self.grads)
         return [(w.copy(), b.copy()) for w, b in zip(weights, biases)]
 
@@ -347,6 +348,9 @@ cdef class Engine:
         not run, the new total, the FloatingPointError of a refused step (None
         when every step was taken; the network is as after the previous
         step) and whether a SIGINT came (the caller raises it again)."""
+        if batch_size < 1 or next_batch < 0:
+            raise ValueError(f"batch_size must be >= 1 and next_batch >= 0, got {batch_size}, "
+                             f"{next_batch}")
         cdef Call c = self._call(X, Y)
         cdef BatchRun run
         cdef Py_ssize_t m = X.shape[0]
@@ -361,6 +365,11 @@ cdef class Engine:
         run.gathered = NULL
         run.gathered_labels = NULL
         if order is not None:
+            # Its values index X: the caller draws it (a permutation of
+            # range(m)); its form is checked here.
+            if (cnp.PyArray_TYPE(order) != cnp.NPY_INT64 or cnp.PyArray_NDIM(order) != 1
+                    or order.shape[0] != m or not cnp.PyArray_IS_C_CONTIGUOUS(order)):
+                raise ValueError("order must be a C-contiguous int64 permutation of the rows")
             run.order = <const int64_t*>data(order)
             self._reserve_gathered(batch_size)
             run.gathered = data(self._gathered)
@@ -389,9 +398,13 @@ cdef class Engine:
     cdef int _reserve_gathered(self, Py_ssize_t batch_size) except -1:
         """Room for one batch's rows of X and Y, and its labels (kept between calls)."""
         cdef Py_ssize_t n_in = self.layout.sizes[0], k = self.layout.sizes[self.layout.n_layers]
-        if self._gathered is None or self._gathered_labels.shape[0] < batch_size:
-            self._gathered = np.empty(batch_size * (n_in + k), dtype=self.params.dtype)
-            self._gathered_labels = np.empty(batch_size, dtype=np.int64)
+        if self._gathered is None or self._gathered_labels.shape[0] < batch_size + GUARD:
+            self._gathered = np.empty(batch_size * (n_in + k) + GUARD, dtype=self.params.dtype)
+            self._gathered_labels = np.zeros(batch_size + GUARD, dtype=np.int64)
+            self.param_guards.add(self._gathered, batch_size * (n_in + k),
+                                  "the gathered rows of a batch")
+            self.param_guards.add(self._gathered_labels, batch_size,
+                                  "the gathered labels of a batch")
         return 0
 
     cdef int _take_step(self, Call* c, OptimizerSettings* opt) except -1:

@@ -84,6 +84,9 @@ cdef class Workspace:
         self.guards = Guards()
 
     cdef void* base(self):
+        """The aligned start of the regions; NULL before the first reserve."""
+        if self.array is None:
+            return NULL
         return <char*>data(self.array) + self.shift * cnp.PyArray_ITEMSIZE(self.array)
 
     cdef cnp.ndarray rows(self, Py_ssize_t offset, Py_ssize_t m, Py_ssize_t n):

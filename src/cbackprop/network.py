@@ -28,7 +28,7 @@ class Network(NetworkBase):
         self._assign_parameters(weights, biases)
 
     def _parameters(self):
-        # Fresh views each time: SGD steps swap the engine's parameter buffer.
+        # Fresh views each time: steps swap the engine's parameter buffer.
         return self._engine.parameter_views()
 
     def _assign_parameters(self, weights, biases):

@@ -107,8 +107,8 @@ cdef inline bint adam_element(real p, real g, real m, real v, real step_size, re
                               real* p_new, real* m_new, real* v_new) noexcept nogil:
     """One parameter's Adam step; False when the new values are not finite.
     ``lr m̂ / (sqrt(v̂) + eps)`` as ``step_size m / (sqrt(v) inverse_root2 + eps)``
-    (step_size = lr / (1 - beta1^t), inverse_root2 = 1 / sqrt(1 - beta2^t), as
-    torch computes it): one division per element instead of three."""
+    (step_size = lr / (1 - beta1^t), inverse_root2 = 1 / sqrt(1 - beta2^t), the
+    factors torch computes too): one division per element instead of three."""
     g = g + decay * p
     cdef real m_next = beta1 * m + (1 - beta1) * g
     cdef real v_next = beta2 * v + (1 - beta2) * g * g
@@ -162,7 +162,9 @@ cdef bint sgd_range(Py_ssize_t count, Py_ssize_t start, const real* param, real*
     cdef bint nesterov = opt.nesterov
     cdef int ok = 1
     if opt.gradient_scale != 1 or isfinite(opt.clip_value):
-        if momentum == 0:
+        # (The test of moments_written, in double: a float32 momentum that
+        # rounds to 0 must still write the velocities it promised.)
+        if opt.momentum == 0:
             for i in range(start, end):
                 ok &= sgd_element(param[i], clipped(grad[i], scale, limit), lr, decay, &grad[i])
         else:
@@ -170,7 +172,7 @@ cdef bint sgd_range(Py_ssize_t count, Py_ssize_t start, const real* param, real*
                 ok &= sgd_momentum_element(param[i], clipped(grad[i], scale, limit), velocity[i],
                                            lr, momentum, nesterov, decay, &grad[i],
                                            &velocity_out[i])
-    elif momentum == 0:
+    elif opt.momentum == 0:
         for i in range(start, end):
             ok &= sgd_element(param[i], grad[i], lr, decay, &grad[i])
     else:
