@@ -236,7 +236,7 @@ cdef class Engine:
     cdef int _run(self, Pass which, Call* c, str where) except -1:
         """Size the workspace for the batch, run one pass without the GIL, and
         check the guard zones of a debug build."""
-        if c.m > self.ws.capacity:
+        if c.m > self.ws.capacity:   # (the call's arguments cost more than this test)
             self.ws.reserve(&self.layout, c.m, self._needs_z,
                             <Py_ssize_t*>data(self._output_offset),
                             <Py_ssize_t*>data(self._z_offset), self.params.dtype)

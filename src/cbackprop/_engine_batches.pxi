@@ -62,7 +62,6 @@ cdef struct BatchRun:
     long steps                 # out: steps taken
     double value               # out: the loss of the step that stopped the chunk
     int outcome                # out: the StepOutcome of the last step run
-    bint interrupted           # out: a SIGINT came
 
 
 cdef inline double seconds_now() noexcept nogil:
@@ -101,7 +100,6 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
     # steps: a tiny network's step is shorter than the read itself.
     cdef long steps_per_check = 1, next_check = 1
     run.steps = 0
-    run.interrupted = False
     run.outcome = STEP_TAKEN_IN_SPARE_BUFFERS
     while run.next_batch < run.n_batches:
         start = run.next_batch * run.batch_size
@@ -130,7 +128,6 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
         run.total = cb_add_product(run.total, run.value, <double>rows)
         run.next_batch += 1
         if run.watch_sigint and cb_sigint_noted:
-            run.interrupted = True
             return
         if run.steps == next_check:
             now = seconds_now()

@@ -95,10 +95,9 @@ cdef class Workspace:
 
     cdef int reserve(self, Layout* L, Py_ssize_t m, list needs_z, Py_ssize_t* output_offset,
                      Py_ssize_t* z_offset, object dtype) except -1:
-        """Lay the regions out for ``m`` rows (when more than ``capacity``) and
-        write their offsets into L, ``output_offset`` and ``z_offset``."""
-        if m <= self.capacity:
-            return 0
+        """Lay the regions out for ``m`` rows, more than ``capacity`` (the
+        caller tests that), and write their offsets into L, ``output_offset``
+        and ``z_offset``."""
         cdef Py_ssize_t layer, widest = 0, cursor = 0, pack_a, pack_b
         cdef list regions = []   # (start, size, name), for the guards of a debug build
         for layer in range(L.n_layers + 1):

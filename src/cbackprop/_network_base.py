@@ -37,7 +37,8 @@ from ._validation import (
     check_softmax_width,
     check_values,
     loss_not_finite_error,
-    numeric_array)
+    numeric_array,
+)
 from ._activations import REGISTRY as ACTIVATION_REGISTRY
 from .losses import LOSSES, loss_from_config, make_loss
 from .optimizers import OPTIMIZERS, make_optimizer, optimizer_from_config

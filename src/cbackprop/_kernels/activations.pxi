@@ -55,11 +55,11 @@ cdef inline Py_ssize_t rows_per_block(Py_ssize_t n) noexcept nogil:
 
 cdef void softmax_rows(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A) noexcept nogil:
     """A = exp(Z - row max) / its row sum; A may be Z."""
-    cdef Py_ssize_t i, j, first = 0, last
+    cdef Py_ssize_t i, j, first = 0, last, block = rows_per_block(n)
     cdef real row_max
     cdef double total
     while first < m:
-        last = min(m, first + rows_per_block(n))
+        last = min(m, first + block)
         for i in range(first, last):
             row_max = maximum(n, Z + i * n)
             for j in range(n):

@@ -70,7 +70,7 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     delta, so delta may be Z itself. Rows go in blocks whose exp is one
     vmath.h call (rows_per_block), their maxima and sums kept meanwhile."""
     cdef Py_ssize_t i, j, row, first = 0, last, label = 0
-    cdef Py_ssize_t block = min(rows_per_block(k), <Py_ssize_t>VECTOR_CHUNK)
+    cdef Py_ssize_t block = rows_per_block(k)   # at most VECTOR_CHUNK: the arrays below
     cdef real row_max[VECTOR_CHUNK]
     cdef real z_label[VECTOR_CHUNK]
     cdef double target_sum[VECTOR_CHUNK]
