@@ -89,9 +89,7 @@ cdef inline void pack_sliver_a(Py_ssize_t rows, Py_ssize_t kc, const real* A, Py
     # Full slivers of the two layouts the dense layers use get loops of
     # constant trip count, which the compiler unrolls and vectorises.
     if rows == mr and rsa == 1:          # op(A) = Xᵀ: each step copies MR adjacent values
-        for p in range(kc):
-            for i in range(mr):
-                packed[p * mr + i] = A[p * csa + i]
+        pack_a_steps(kc, A, csa, packed)
     elif rows == mr and csa == 1:        # op(A) = X: an MR x kc transpose
         pack_a_transposed(kc, A, rsa, packed)
     else:
@@ -108,9 +106,7 @@ cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py
     cdef Py_ssize_t j, p
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
     if cols == nr and csb == 1:          # op(B) = W or delta: each step copies NR adjacent values
-        for p in range(kc):
-            for j in range(nr):
-                packed[p * nr + j] = B[p * rsb + j]
+        pack_b_steps(kc, B, rsb, packed)
     elif cols == nr and rsb == 1:        # op(B) = Wᵀ: a kc x NR transpose
         pack_b_transposed(kc, B, csb, packed)
     else:

@@ -20,6 +20,8 @@
  *       Without `overwrite` C is added to; with it C is never read.
  *   cb_pack_a_transposed_<sfx>(kc, A, rsa, packed)    packed[p*MR + i] = A[i*rsa + p]
  *   cb_pack_b_transposed_<sfx>(kc, B, csb, packed)    packed[p*NR + j] = B[j*csb + p]
+ *   cb_pack_a_steps_<sfx>(kc, A, csa, packed)         packed[p*MR + i] = A[p*csa + i]
+ *   cb_pack_b_steps_<sfx>(kc, B, rsb, packed)         packed[p*NR + j] = B[p*rsb + j]
  *   cb_pack_ten_<sfx>(kc, cols, B, rsb, csb, packed), cb_ten_<sfx>(kc, a, a_rs, a_cs,
  *       packed, C, ldc, rows, cols, overwrite)
  *       C[:rows, :cols] (=|+=) op(A) rows @ op(B) for 9 <= cols <= 10 and
