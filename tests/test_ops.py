@@ -124,6 +124,26 @@ def test_activation_forward_and_backward(shape, activation, dtype, rng):
           dtype, shape[1] if activation == "softmax" else 1)
 
 
+def _fused(a):
+    """1 - a*a rounded once, as an FMA does (a*a is exact in float64)."""
+    return (1 - a.astype(np.float64) ** 2).astype(np.float32)
+
+
+@pytest.mark.parametrize("activation, slopes", [
+    ("sigmoid", [lambda a: a * (np.float32(1) - a)]),
+    # with FMA the compiler fuses 1 - a*a; without it, two roundings
+    ("tanh", [_fused, lambda a: np.float32(1) - a * a]),
+])
+def test_float32_slopes_are_float32_arithmetic(activation, slopes, rng):
+    """The derivative through A in float32 operations and the kernel's order,
+    bit for bit. Cython writes a literal 1 as 1.0: without a cast, float32
+    kernels ran in double, slower and rounded differently."""
+    a = ops.activation_forward(activation, rng.standard_normal((64, 257)).astype(np.float32))
+    grad_a = rng.standard_normal((64, 257)).astype(np.float32)
+    ours = ops.activation_backward(activation, grad_a, a)
+    assert any(np.array_equal(ours, grad_a * slope(a)) for slope in slopes)
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_activations_work_in_place(activation, dtype, rng):
     z = (3 * rng.standard_normal((40, 7))).astype(dtype)

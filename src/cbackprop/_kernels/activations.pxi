@@ -181,10 +181,10 @@ cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, cons
             grad[i] = grad[i] if A[i] > 0 else <real>LEAKY_SLOPE * grad[i]
     elif activation == ACT_SIGMOID:
         for i in range(first, last):
-            grad[i] *= A[i] * (1 - A[i])
+            grad[i] *= A[i] * (<real>1 - A[i])
     elif activation == ACT_TANH:
         for i in range(first, last):
-            grad[i] *= 1 - A[i] * A[i]
+            grad[i] *= <real>1 - A[i] * A[i]
     elif activation == ACT_GELU:
         gelu_slope_range(first, last, grad, Z)
     elif activation == ACT_GELU_TANH:
@@ -205,7 +205,7 @@ cdef void gelu_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A) 
             t[j] = Z[start + j] * <real>SQRT_HALF
         vector_erf(n, t, t)
         for j in range(n):
-            A[start + j] = <real>0.5 * Z[start + j] * (1 + t[j])
+            A[start + j] = <real>0.5 * Z[start + j] * (<real>1 + t[j])
 
 
 cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
@@ -224,7 +224,7 @@ cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
         vector_erf(n, t, t)
         vector_exp(n, e, e)
         for j in range(n):
-            grad[start + j] *= (<real>0.5 * (1 + t[j])
+            grad[start + j] *= (<real>0.5 * (<real>1 + t[j])
                                 + Z[start + j] * <real>INV_SQRT_2PI * e[j])
 
 
@@ -238,7 +238,7 @@ cdef void gelu_tanh_range(Py_ssize_t first, Py_ssize_t last, const real* Z,
             t[j] = gelu_tanh_inner(Z[start + j])
         vector_tanh(n, t, t)
         for j in range(n):
-            A[start + j] = <real>0.5 * Z[start + j] * (1 + t[j])
+            A[start + j] = <real>0.5 * Z[start + j] * (<real>1 + t[j])
 
 
 cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
@@ -253,8 +253,8 @@ cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
         vector_tanh(n, t, t)
         for j in range(n):
             z = Z[start + j]
-            grad[start + j] *= (<real>0.5 * (1 + t[j]) + <real>0.5 * z * (1 - t[j] * t[j])
-                                * <real>SQRT_2_OVER_PI * (1 + 3 * <real>GELU_CUBIC * z * z))
+            grad[start + j] *= (<real>0.5 * (<real>1 + t[j]) + <real>0.5 * z * (<real>1 - t[j] * t[j])
+                                * <real>SQRT_2_OVER_PI * (<real>1 + <real>3 * <real>GELU_CUBIC * z * z))
 
 
 cdef void silu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
@@ -267,7 +267,7 @@ cdef void silu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
         vector_sigmoid(n, Z + start, s)
         for j in range(n):
             z = Z[start + j]
-            grad[start + j] *= s[j] * (1 + z * (1 - s[j]))
+            grad[start + j] *= s[j] * (<real>1 + z * (<real>1 - s[j]))
 
 
 cdef void softmax_backward(Py_ssize_t m, Py_ssize_t n, real* grad, const real* A) noexcept nogil:

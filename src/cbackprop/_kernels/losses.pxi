@@ -54,7 +54,7 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
             y = Y[start + j]
             z64 = z
             terms[j] = (z64 if z64 > 0 else 0.0) - <double>y * z64 + <double>softplus[j]
-            s = 1 / (1 + e[j])
+            s = <real>1 / (<real>1 + e[j])
             s = s if z >= 0 else e[j] * s
             delta[start + j] = (s - y) / <real>count
         total += sum_as_double(n, terms)
@@ -102,7 +102,7 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
                 a_label = delta[row + label]
                 for j in range(k):
                     delta[row + j] = delta[row + j] / <real>m
-                delta[row + label] = (a_label - 1) / <real>m
+                delta[row + label] = (a_label - <real>1) / <real>m
             else:
                 # Σ_j Y_j (log_sum_exp - Z_j)
                 total += log_sum_exp * target_sum[i - first] - target_dot_z[i - first]
