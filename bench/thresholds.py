@@ -1,9 +1,10 @@
 """A/B of one engine threshold: the engine build this CPU runs, against the
 same C source with one constant changed, timed interleaved in one process.
 
-The constants are the GEMM's thresholds: an ``enum`` of
-``_kernels/gemm.pxi`` or a ``#define`` of ``_kernels/tiles.h`` (a header
-change reaches every build). Needs an in-place build, which leaves the
+The constants are the engine's thresholds: an ``enum`` of a ``.pxi``
+compiled into the engine (``_kernels/gemm.pxi``...) or a ``#define`` of a
+``_kernels`` header (``tiles.h``, ``vmath_template.h``...; a header change
+reaches every build). Needs an in-place build, which leaves the
 generated C beside the sources::
 
     python setup.py build_ext --inplace
@@ -12,9 +13,14 @@ generated C beside the sources::
 
 A shape is M x K x N, with ``t`` for op(A) = Aᵀ and ``T`` for op(B) = Bᵀ (as
 bench/alignment.py); operands start on 64 bytes, as the engine's own do.
-Each line gives GF/s of the build as it is and of the variant, the best of
-15 rounds of ~0.1 s each, one thread; the variant's ratio > 1 means the
-changed value is faster. bench/README.md ("The engine's thresholds") lists
+An activation's name instead (``tanh``) times its forward pass on 128 x 256
+values, in ns per element::
+
+    PYTHONPATH=src python bench/thresholds.py VM_GROUP=1 float32 tanh,sigmoid
+
+Each line gives the figure of the build as it is and of the variant, the
+best of 15 rounds of ~0.1 s each, one thread; the variant's ratio > 1 means
+the changed value is faster. bench/README.md ("The engine's thresholds") lists
 what was measured this way.
 """
 import argparse
@@ -34,6 +40,7 @@ for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402  (after pinning the thread counts)
 
 import cbackprop as cb  # noqa: E402
+from cbackprop._activations import REGISTRY  # noqa: E402
 
 PACKAGE = Path(cb.__file__).resolve().parent
 # The instruction flags of each build (setup.py's AVX2_FLAGS / AVX512_FLAGS).
@@ -61,13 +68,14 @@ def build_variant(name, value, workdir):
         (headers / header.name).write_text(header.read_text())
     enum = re.compile(rf"(__pyx_e_\w*_{name} = )[^,\n]+")   # the last member has no comma
     define = re.compile(rf"^#define {name} .*$", re.M)
-    tiles = (headers / "tiles.h").read_text()
+    defined_in = [header for header in sorted(headers.glob("*.h")) if define.search(header.read_text())]
     if enum.search(source):
         source = enum.sub(rf"\g<1>{value}", source)
-    elif define.search(tiles):
-        (headers / "tiles.h").write_text(define.sub(f"#define {name} {value}", tiles))
+    elif defined_in:
+        header = defined_in[0]
+        header.write_text(define.sub(f"#define {name} {value}", header.read_text()))
     else:
-        sys.exit(f"{name} is neither an enum of {module}.c nor a #define of tiles.h")
+        sys.exit(f"{name} is neither an enum of {module}.c nor a #define of a _kernels header")
     (workdir / f"{module}.c").write_text(source)
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     compiler = (sysconfig.get_config_var("CC") or "cc").split()
@@ -108,23 +116,46 @@ def main():
                    "variant": load(module, variant_path)}
         rng = np.random.default_rng(0)
         for shape in args.shapes.split(","):
-            trans_a, trans_b = shape.endswith("t"), shape.endswith("T")
-            M, K, N = (int(n) for n in shape.rstrip("tT").split("x"))
-            A = on_cache_lines((K, M) if trans_a else (M, K), args.dtype, rng)
-            B = on_cache_lines((N, K) if trans_b else (K, N), args.dtype, rng)
-            C = on_cache_lines((M, N), args.dtype, rng)
-            calls = max(1, int(2e8 / (2 * M * N * K)))
-            best = dict.fromkeys(engines, float("inf"))
-            for _ in range(15):
-                for label, engine in engines.items():
-                    start = time.perf_counter()
-                    for _ in range(calls):
-                        engine.op_gemm(A, B, trans_a, trans_b, C)
-                    best[label] = min(best[label], (time.perf_counter() - start) / calls)
-            rates = {label: 2 * M * N * K / seconds / 1e9 for label, seconds in best.items()}
-            print(f"  {shape:<16} as built {rates['as built']:6.1f} GF/s   variant "
-                  f"{rates['variant']:6.1f} GF/s   variant / as built "
-                  f"{rates['variant'] / rates['as built']:.3f}")
+            if shape in REGISTRY:
+                compare_activation(engines, shape, args.dtype, rng)
+            else:
+                compare_gemm(engines, shape, args.dtype, rng)
+
+
+def interleaved_best(engines, run, calls):
+    """Best seconds per call of ``run(engine)`` for each engine, over 15 rounds."""
+    best = dict.fromkeys(engines, float("inf"))
+    for _ in range(15):
+        for label, engine in engines.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                run(engine)
+            best[label] = min(best[label], (time.perf_counter() - start) / calls)
+    return best
+
+
+def compare_gemm(engines, shape, dtype, rng):
+    trans_a, trans_b = shape.endswith("t"), shape.endswith("T")
+    M, K, N = (int(n) for n in shape.rstrip("tT").split("x"))
+    A = on_cache_lines((K, M) if trans_a else (M, K), dtype, rng)
+    B = on_cache_lines((N, K) if trans_b else (K, N), dtype, rng)
+    C = on_cache_lines((M, N), dtype, rng)
+    best = interleaved_best(engines, lambda engine: engine.op_gemm(A, B, trans_a, trans_b, C),
+                            max(1, int(2e8 / (2 * M * N * K))))
+    rates = {label: 2 * M * N * K / seconds / 1e9 for label, seconds in best.items()}
+    print(f"  {shape:<16} as built {rates['as built']:6.1f} GF/s   variant "
+          f"{rates['variant']:6.1f} GF/s   variant / as built "
+          f"{rates['variant'] / rates['as built']:.3f}")
+
+
+def compare_activation(engines, name, dtype, rng):
+    z = on_cache_lines((128, 256), dtype, rng)
+    out = on_cache_lines((128, 256), dtype, rng)
+    code = REGISTRY[name].code
+    best = interleaved_best(engines, lambda engine: engine.op_activation_forward(code, z, out), 200)
+    ns = {label: seconds / z.size * 1e9 for label, seconds in best.items()}
+    print(f"  {name + ' forward':<16} as built {ns['as built']:6.3f} ns   variant "
+          f"{ns['variant']:6.3f} ns   variant / as built {ns['as built'] / ns['variant']:.3f}")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ ELEMENTWISE_ROUNDS = 3
 # The update passes' networks: 9,610 parameters (75 KiB in float64, in L1/L2),
 # and 4.2 M (34 MiB per float64 array: beyond L2, and beyond L3 for 4 arrays).
 UPDATE_NETWORKS = {"in cache": (64, 128, 10), "beyond L2": (2048, 2048, 10)}
-UPDATE_ROUNDS = 3
+UPDATE_ROUNDS = 9
 FIT_CONFIGS = ("tiny", "small")  # fit's section: relu + SGD + MSE, float64
 FIT_SAMPLES = 4096               # rows of the fit section's random data
 FIT_DIGITS_REPEATS = 3           # digits: best of this many fits each
