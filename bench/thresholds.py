@@ -16,11 +16,13 @@ bench/alignment.py); operands start on 64 bytes, as the engine's own do.
 An activation's name instead (``tanh``) times its forward pass on 128 x 256
 values, in ns per element::
 
-    PYTHONPATH=src python bench/thresholds.py VM_GROUP=1 float32 tanh,sigmoid
+    PYTHONPATH=src python bench/thresholds.py VM_TERMS=7 float32 tanh,sigmoid
 
-Each line gives the figure of the build as it is and of the variant, the
-best of 15 rounds of ~0.1 s each, one thread; the variant's ratio > 1 means
-the changed value is faster. bench/README.md ("The engine's thresholds") lists
+A name that a header defines once per dtype (``vmath_template.h``'s
+``VM_TERMS``) is changed in both; only the dtype asked for is timed. Each
+line gives the figure of the build as it is and of the variant, the best of
+15 rounds (of ~0.1 s for a product, 200 passes for an activation), one
+thread; the variant's ratio > 1 means the changed value is faster. bench/README.md ("The engine's thresholds") lists
 what was measured this way.
 """
 import argparse
@@ -51,9 +53,11 @@ ISA_FLAGS = {"baseline": [], "avx2": ["-mavx2", "-mfma"],
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("change", help="NAME=VALUE: a gemm.pxi enum or a tiles.h #define")
+    parser.add_argument("change", help="NAME=VALUE: an enum of the engine's .pxi or a #define "
+                                       "of a _kernels header")
     parser.add_argument("dtype", choices=["float32", "float64"])
-    parser.add_argument("shapes", help="comma-separated, e.g. 64x784x128,256x10x1024T")
+    parser.add_argument("shapes", help="comma-separated products or activations, e.g. "
+                                       "64x784x128,256x10x1024T,tanh")
     return parser.parse_args()
 
 

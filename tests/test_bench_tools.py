@@ -162,11 +162,23 @@ def test_update_ratio_is_the_median_of_round_ratios(monkeypatch):
     monkeypatch.setattr(updates, "UPDATE_NETWORKS", {"beyond L2": (3, 4, 2)})
     monkeypatch.setattr(updates, "UPDATE_ROUNDS", 3)
     monkeypatch.setattr(updates, "calls_per_sample", lambda fn, seconds: 1)
-    # Seconds per sample in call order: each round times sgd, momentum, adam, rmsprop.
-    samples = iter([1, 1.0, 1.2, 1,    # round ratio 1.2
-                    1, 0.5, 1.0, 1,    # 2.0: momentum's best sample, in a fast moment
-                    1, 1.0, 1.3, 1])   # 1.3
-    monkeypatch.setattr(updates, "time_calls", lambda fn, calls: next(samples))
+    # Seconds per sample, round by round, for each optimizer's update call.
+    samples = {"momentum": iter([1.0, 0.5, 1.0]),   # 0.5: its best, in a fast moment
+               "adam": iter([1.2, 1.0, 1.3])}       # round ratios 1.2, 2.0, 1.3
+    calls = {}
+    real_update_call = updates.update_call
+
+    def update_call(sizes, dtype, optimizer):
+        fn = real_update_call(sizes, dtype, optimizer)
+        if isinstance(optimizer, cb.SGD):
+            calls[fn] = "momentum" if optimizer.momentum else "sgd"
+        else:
+            calls[fn] = type(optimizer).__name__.lower()
+        return fn
+
+    monkeypatch.setattr(updates, "update_call", update_call)
+    monkeypatch.setattr(updates, "time_calls",
+                        lambda fn, count: next(samples.get(calls[fn], iter([1.0] * 3))))
 
     class Args:
         dtypes = ["float64"]

@@ -335,3 +335,30 @@ def assert_implementations_agree(nets, X, Y, dtype, steps):
         assert la == pytest.approx(lb, rel=rtol)
     for pa, pb in zip(sum(nets[0].get_params(), []), sum(nets[1].get_params(), [])):
         np.testing.assert_allclose(pa, pb, rtol=rtol, atol=rtol * np.abs(pb).max())
+
+
+@pytest.mark.parametrize("optimizer, state", [
+    # After the first step from zero state: Adam's m = (1 - beta1) g and
+    # v = (1 - beta2) g g; RMSprop's square average (1 - alpha) g g.
+    (cb.Adam(lr=1e-3), lambda g: ((np.float32(1 - 0.9) * g, (np.float32(1 - 0.999) * g) * g))),
+    (cb.RMSprop(lr=1e-3), lambda g: ((np.float32(1 - 0.99) * g) * g, None)),
+])
+def test_float32_optimizer_state_is_float32_arithmetic(optimizer, state, rng):
+    """The moments of a float32 step bit for bit against float32 NumPy, with
+    1 - beta rounded to float32 as NumPy rounds it. Cython writes a literal 1
+    as 1.0: the kernels once computed (1.0 - beta) g in double."""
+    net = cb.Network([5, 4, 3], ["relu", "identity"], optimizer=optimizer, dtype="float32",
+                     seed=0)
+    X = rng.standard_normal((6, 5)).astype(np.float32)
+    Y = rng.standard_normal((6, 3)).astype(np.float32)
+    _, grads = net.loss_and_gradients(X, Y)
+    net.train_step(X, Y)
+    moment1, moment2, _ = net._optimizer_state()
+    views = net._engine._views(moment1), net._engine._views(moment2)
+    for layer, (grad_weights, grad_bias) in enumerate(grads):
+        for which, (weights, biases) in enumerate(views):
+            expected = state(grad_weights)[which], state(grad_bias)[which]
+            if expected[0] is None:
+                continue
+            np.testing.assert_array_equal(weights[layer], expected[0])
+            np.testing.assert_array_equal(biases[layer], expected[1])

@@ -125,7 +125,8 @@ def test_activation_forward_and_backward(shape, activation, dtype, rng):
 
 
 def _fused(a):
-    """1 - a*a rounded once, as an FMA does (a*a is exact in float64)."""
+    """1 - a*a as an FMA computes it: a*a is exact in float64 and 1 - a*a
+    nearly so, then rounded to float32."""
     return (1 - a.astype(np.float64) ** 2).astype(np.float32)
 
 

@@ -253,8 +253,9 @@ cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
         vector_tanh(n, t, t)
         for j in range(n):
             z = Z[start + j]
-            grad[start + j] *= (<real>0.5 * (<real>1 + t[j]) + <real>0.5 * z * (<real>1 - t[j] * t[j])
-                                * <real>SQRT_2_OVER_PI * (<real>1 + <real>3 * <real>GELU_CUBIC * z * z))
+            grad[start + j] *= (<real>0.5 * (<real>1 + t[j])
+                                + <real>0.5 * z * (<real>1 - t[j] * t[j]) * <real>SQRT_2_OVER_PI
+                                * (<real>1 + <real>3 * <real>GELU_CUBIC * z * z))
 
 
 cdef void silu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,

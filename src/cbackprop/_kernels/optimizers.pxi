@@ -103,17 +103,18 @@ cdef inline bint sgd_momentum_element(real p, real g, real v, real lr, real mome
 
 
 cdef inline bint adam_element(real p, real g, real m, real v, real step_size, real beta1,
-                              real rest1, real beta2, real rest2, real eps, real inverse_root2,
-                              real decay, real* p_new, real* m_new, real* v_new) noexcept nogil:
+                              real one_minus_beta1, real beta2, real one_minus_beta2, real eps,
+                              real inverse_root2, real decay, real* p_new, real* m_new,
+                              real* v_new) noexcept nogil:
     """One parameter's Adam step; False when the new values are not finite.
     ``lr m̂ / (sqrt(v̂) + eps)`` as ``step_size m / (sqrt(v) inverse_root2 + eps)``
     (step_size = lr / (1 - beta1^t), inverse_root2 = 1 / sqrt(1 - beta2^t), the
     factors torch computes too): one division per element instead of three.
-    rest1 and rest2 are 1 - beta1 and 1 - beta2 in the dtype, from the caller:
-    Cython writes a literal 1 as 1.0, which made float32's arithmetic double."""
+    1 - beta1 and 1 - beta2 come from the caller, in the dtype: Cython writes
+    a literal 1 as 1.0, which made float32's arithmetic double."""
     g = g + decay * p
-    cdef real m_next = beta1 * m + rest1 * g
-    cdef real v_next = beta2 * v + rest2 * g * g
+    cdef real m_next = beta1 * m + one_minus_beta1 * g
+    cdef real v_next = beta2 * v + one_minus_beta2 * g * g
     cdef real p_next
     if real is float:
         p_next = p - step_size * m_next / (sqrtf(v_next) * inverse_root2 + eps)
@@ -126,13 +127,13 @@ cdef inline bint adam_element(real p, real g, real m, real v, real step_size, re
 
 
 cdef inline bint rmsprop_element(real p, real g, real v, real buf, real lr, real alpha,
-                                 real rest, real eps, real momentum, real decay, real* p_new,
-                                 real* v_new, real* buf_new) noexcept nogil:
+                                 real one_minus_alpha, real eps, real momentum, real decay,
+                                 real* p_new, real* v_new, real* buf_new) noexcept nogil:
     """One parameter's RMSprop step (torch's, not centered); False when not
-    finite. rest = 1 - alpha in the dtype, as adam_element's rest1."""
+    finite. 1 - alpha comes from the caller, as adam_element's 1 - beta1."""
     cdef real step
     g = g + decay * p
-    cdef real v_next = alpha * v + rest * g * g
+    cdef real v_next = alpha * v + one_minus_alpha * g * g
     if real is float:
         step = g / (sqrtf(v_next) + eps)
     else:
@@ -195,7 +196,8 @@ cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, const real* param, real
     cdef Py_ssize_t i, end = start + count
     cdef real decay = <real>weight_decay
     cdef real beta1 = <real>opt.beta1, beta2 = <real>opt.beta2, eps = <real>opt.eps
-    cdef real rest1 = <real>(1 - opt.beta1), rest2 = <real>(1 - opt.beta2)
+    cdef real one_minus_beta1 = <real>(1 - opt.beta1)
+    cdef real one_minus_beta2 = <real>(1 - opt.beta2)
     cdef real step_size = <real>(opt.lr / opt.bias_correction1)
     cdef real inverse_root2 = <real>(1 / sqrt(opt.bias_correction2))
     cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
@@ -203,13 +205,13 @@ cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, const real* param, real
     if opt.gradient_scale != 1 or isfinite(opt.clip_value):
         for i in range(start, end):
             ok &= adam_element(param[i], clipped(grad[i], scale, limit), moment1[i], moment2[i],
-                               step_size, beta1, rest1, beta2, rest2, eps, inverse_root2, decay,
-                               &grad[i], &moment1_out[i], &moment2_out[i])
+                               step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
+                               inverse_root2, decay, &grad[i], &moment1_out[i], &moment2_out[i])
     else:
         for i in range(start, end):
             ok &= adam_element(param[i], grad[i], moment1[i], moment2[i], step_size, beta1,
-                               rest1, beta2, rest2, eps, inverse_root2, decay, &grad[i],
-                               &moment1_out[i], &moment2_out[i])
+                               one_minus_beta1, beta2, one_minus_beta2, eps, inverse_root2,
+                               decay, &grad[i], &moment1_out[i], &moment2_out[i])
     return ok
 
 
@@ -222,18 +224,19 @@ cdef bint rmsprop_range(Py_ssize_t count, Py_ssize_t start, const real* param, r
     cdef Py_ssize_t i, end = start + count
     cdef real lr = <real>opt.lr, decay = <real>weight_decay, alpha = <real>opt.alpha
     cdef real eps = <real>opt.eps, momentum = <real>opt.momentum
-    cdef real rest = <real>(1 - opt.alpha)
+    cdef real one_minus_alpha = <real>(1 - opt.alpha)
     cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
     cdef int ok = 1
     if opt.gradient_scale != 1 or isfinite(opt.clip_value):
         for i in range(start, end):
             ok &= rmsprop_element(param[i], clipped(grad[i], scale, limit), square_avg[i], buf[i],
-                                  lr, alpha, rest, eps, momentum, decay, &grad[i],
+                                  lr, alpha, one_minus_alpha, eps, momentum, decay, &grad[i],
                                   &square_avg_out[i], &buf_out[i])
     else:
         for i in range(start, end):
-            ok &= rmsprop_element(param[i], grad[i], square_avg[i], buf[i], lr, alpha, rest, eps,
-                                  momentum, decay, &grad[i], &square_avg_out[i], &buf_out[i])
+            ok &= rmsprop_element(param[i], grad[i], square_avg[i], buf[i], lr, alpha,
+                                  one_minus_alpha, eps, momentum, decay, &grad[i],
+                                  &square_avg_out[i], &buf_out[i])
     return ok
 
 

@@ -239,25 +239,27 @@ static void CB_(cb_pack_b_transposed)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t 
 
 /* Packing whose K steps are a stride apart, with a step's values side by
  * side (B of X@W, A of Xᵀ@δ): a copy of constant width per step, in whole
- * vectors, the rest by gcc's vectoriser, which restrict lets run (left to
- * itself, gcc copied float32's 128 bytes per step with a call to memmove,
- * and A's twelve values one by one). */
+ * vectors and, for a width that is not a multiple of the lanes (float32's
+ * 12 rows of A in 16 lanes), a copy of constant size for the rest, which gcc
+ * also does with vectors. Left to itself, gcc copied float32's 128 bytes
+ * per step of B with a call to memmove, and A's twelve values one by one. */
 static inline __attribute__((always_inline)) void
 CB_(cb_pack_steps)(const int WIDTH, ptrdiff_t kc, const CB_REAL* __restrict__ source,
                    ptrdiff_t stride, CB_REAL* __restrict__ packed) {
+    const int whole = WIDTH / CB_LANES * CB_LANES;
     for (ptrdiff_t p = 0; p < kc; p++) {
-        int j = 0;
-        for (; j + CB_LANES <= WIDTH; j += CB_LANES)
+        for (int j = 0; j < whole; j += CB_LANES)
             CB_(cb_store)(packed + p * WIDTH + j, CB_(cb_load)(source + p * stride + j));
-        for (; j < WIDTH; j++)
-            packed[p * WIDTH + j] = source[p * stride + j];
+        if (whole < WIDTH)
+            __builtin_memcpy(packed + p * WIDTH + whole, source + p * stride + whole,
+                             (size_t)(WIDTH - whole) * sizeof(CB_REAL));
     }
 }
 static void CB_(cb_pack_a_steps)(ptrdiff_t kc, const CB_REAL* A, ptrdiff_t csa, CB_REAL* packed) {
     CB_(cb_pack_steps)(CB_MR, kc, A, csa, packed);
 }
 static void CB_(cb_pack_b_steps)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t rsb, CB_REAL* packed) {
-    CB_(cb_pack_steps)(CB_NV * CB_LANES_N, kc, B, rsb, packed);
+    CB_(cb_pack_steps)(CB_NV * CB_LANES, kc, B, rsb, packed);
 }
 
 /* Narrow products with op(A)'s rows adjacent in memory (op(A) = Xᵀ, the
