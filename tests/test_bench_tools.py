@@ -189,3 +189,12 @@ def test_update_ratio_is_the_median_of_round_ratios(monkeypatch):
     n_params = 3 * 4 + 4 + 4 * 2 + 2
     assert rows["momentum"]["ns_per_param"] == pytest.approx(0.5 / n_params * 1e9)
     assert rows["adam"]["ns_per_param"] == pytest.approx(1.0 / n_params * 1e9)
+
+
+def test_digits_accuracy_is_the_mean_over_the_seeds(monkeypatch):
+    fit = load_bench_module("fit")
+    clock = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])   # seed 1 is the fastest (1 s)
+    monkeypatch.setattr(fit.time, "perf_counter", lambda: next(clock))
+    seconds, accuracy = fit.best_time_mean_score(lambda seed: [0.90, 0.99, 0.96][seed], 3)
+    assert seconds == 1.0
+    assert accuracy == pytest.approx(0.95)   # not 0.99, the fastest seed's
