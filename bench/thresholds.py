@@ -22,8 +22,8 @@ A name that a header defines once per dtype (``vmath_template.h``'s
 ``VM_TERMS``) is changed in both; only the dtype asked for is timed. Each
 line gives the figure of the build as it is and of the variant, the best of
 15 rounds (of ~0.1 s for a product, 200 passes for an activation), one
-thread; the variant's ratio > 1 means the changed value is faster. bench/README.md ("The engine's thresholds") lists
-what was measured this way.
+thread; the variant's ratio > 1 means the changed value is faster.
+bench/README.md ("The engine's thresholds") lists what was measured this way.
 """
 import argparse
 import importlib.util

@@ -86,8 +86,8 @@ cdef inline void pack_sliver_a(Py_ssize_t rows, Py_ssize_t kc, const real* A, Py
     """``rows`` (<= MR) rows of op(A) over kc columns, as kc groups of MR, zero-padded."""
     cdef Py_ssize_t i, p
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
-    # Full slivers of the two layouts the dense layers use get loops of
-    # constant trip count, which the compiler unrolls and vectorises.
+    # Full slivers of the two layouts the dense layers use go to the vector
+    # copies and transposes of tiles.h.
     if rows == mr and rsa == 1:          # op(A) = Xᵀ: each step copies MR adjacent values
         pack_a_steps(kc, A, csa, packed)
     elif rows == mr and csa == 1:        # op(A) = X: an MR x kc transpose
