@@ -39,6 +39,14 @@ static inline void CB_(cb_store_corner)(const CB_REAL* tile, ptrdiff_t tile_ld, 
             C[i * ldc + j] = overwrite ? tile[i * tile_ld + j] : C[i * ldc + j] + tile[i * tile_ld + j];
 }
 
+static inline void CB_(cb_prefetch_tile)(const CB_REAL* C, ptrdiff_t ldc, ptrdiff_t rows,
+                                         ptrdiff_t cols) {
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        __builtin_prefetch(C + i * ldc, 1);
+        __builtin_prefetch(C + i * ldc + cols - 1, 1);
+    }
+}
+
 /* The most rows a tile body is given: a register tile's, or the narrow
  * kernel's columns of B (it is a tile of C transposed, see cb_narrow_rows). */
 #define CB_TILE_ROWS (CB_MR > CB_NARROW_COLS ? CB_MR : CB_NARROW_COLS)
@@ -54,25 +62,30 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
              const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
              ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
     CB_VEC acc[CB_TILE_ROWS][CB_NV];
-    const CB_REAL* row[CB_TILE_ROWS];
+    const CB_REAL* row[CB_TILE_ROWS];    /* A read in place: where each row starts */
     for (int i = 0; i < HEIGHT; i++) {
-        row[i] = PACKED ? a + i : a + (i < rows ? i : rows - 1) * a_rs;
+        row[i] = a + (i < rows ? i : rows - 1) * a_rs;
         for (int j = 0; j < WIDTH; j++)
             acc[i][j] = (CB_VEC){0};
     }
-    /* A large C is not in cache: ask for its lines before the FMAs, so the
-     * final stores do not stall on a miss. */
-    for (ptrdiff_t i = 0; i < rows; i++) {
-        __builtin_prefetch(C + i * ldc, 1);
-        __builtin_prefetch(C + i * ldc + cols - 1, 1);
-    }
+    /* A large C is not in cache: its lines are asked for before the final
+     * stores need them. A packed tile streams its A and B slivers through
+     * L1, which would evict them again: it asks CB_C_PREFETCH_STEPS steps
+     * before its last. Tiles that read A in place serve small products,
+     * which were faster asking at the start. */
+    const ptrdiff_t prefetch_at = PACKED && kc > CB_C_PREFETCH_STEPS ? kc - CB_C_PREFETCH_STEPS : -1;
+    if (prefetch_at < 0)
+        CB_(cb_prefetch_tile)(C, ldc, rows, cols);
     ptrdiff_t k = 0;
     for (ptrdiff_t p = 0; p < kc; p++) {
+        if (p == prefetch_at)
+            CB_(cb_prefetch_tile)(C, ldc, rows, cols);
         CB_VEC bv[CB_NV];
         for (int j = 0; j < WIDTH; j++)
             bv[j] = CB_(cb_load)(b + j * CB_LANES);
         for (int i = 0; i < HEIGHT; i++) {
-            CB_VEC ai = CB_(cb_splat)(row[i][k]);
+            /* A packed sliver's rows are adjacent: one pointer, constant offsets. */
+            CB_VEC ai = CB_(cb_splat)(PACKED ? a[k + i] : row[i][k]);
             for (int j = 0; j < WIDTH; j++)
                 acc[i][j] += ai * bv[j];
         }
