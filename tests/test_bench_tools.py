@@ -48,6 +48,22 @@ def test_matmul_flops_per_step():
     assert networks.matmul_flops_per_step([1024, 1024, 1024], 512) == 5 * 2 * 512 * 1024 * 1024
 
 
+def test_loss_differences_are_read_against_a_floor():
+    """Losses of ordinary size are compared relative to the larger one; a
+    float32 cross-entropy driven to 2e-6 is compared against the floor, so
+    its ~3e-9 of rounding does not read as 1.5e-3."""
+    timing = load_bench_module("timing")
+    settings = load_bench_module("settings")
+    floor = settings.LOSS_SCALE_FLOOR["float32"]
+    assert timing.relative_difference([2.0, 1.0], [2.0, 1.001], floor) == pytest.approx(1e-3 / 1.001)
+    tiny = timing.relative_difference([2.0e-6], [2.003e-6], floor)
+    assert tiny == pytest.approx(3e-9 / floor) and tiny < settings.TOLERANCE["float32"]
+    assert timing.relative_difference([2.0e-6], [2.003e-6]) == pytest.approx(3e-9 / 2.003e-6)
+    # The floor is below the tolerance's reach of every loss of ordinary size.
+    for dtype in ("float32", "float64"):
+        assert settings.LOSS_SCALE_FLOOR[dtype] ** 2 < 10 * np.finfo(dtype).eps
+
+
 @pytest.mark.parametrize("workload", ["relu-sgd", "sigmoid-adam", "tanh-momentum",
                                       "softmax-ce-adam"])
 def test_a_block_replays_from_the_compiled_snapshot(workload):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from .networks import TorchNet, build_networks, make_batch_pool, restore, snapshot
-from .settings import CONFIGS, PAUSE_S, PHASE_REPEATS, TOLERANCE
+from .settings import CONFIGS, LOSS_SCALE_FLOOR, PAUSE_S, PHASE_REPEATS, TOLERANCE
 
 
 def log(args, message):
@@ -85,10 +85,11 @@ def replay_phase(net, pool, starts, snapshots, n):
     return seconds, losses
 
 
-def relative_difference(a, b):
+def relative_difference(a, b, floor=np.finfo(np.float64).tiny):
+    """max |a - b| / max(|a|, |b|, floor) over the paired values."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), np.finfo(np.float64).tiny)
+    scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
     return float(np.max(np.abs(a - b) / scale))
 
 
@@ -141,7 +142,8 @@ def bench_config(workload, name, dtype, args, torch):
         "threads": args.threads[0], "repeats": args.repeats, "block_steps": n,
         "compiled_us_samples": microseconds(c_seconds, n),
         "reference_us_samples": microseconds(r_seconds, n),
-        "max_rel_dloss": relative_difference(sum(c_losses, []), sum(r_losses, [])),
+        "max_rel_dloss": relative_difference(sum(c_losses, []), sum(r_losses, []),
+                                             LOSS_SCALE_FLOOR[dtype]),
         "tolerance": TOLERANCE[dtype],
         "first_loss": c_losses[0][0], "last_loss": c_losses[-1][-1],
         "torch_block_steps": n_torch, "torch_us_samples": None,
@@ -150,7 +152,8 @@ def bench_config(workload, name, dtype, args, torch):
     if torch is not None:
         result["torch_us_samples"] = microseconds(t_seconds, n_torch)
         result["torch_first_step_rel_dloss"] = relative_difference(
-            [block[0] for block in c_losses], [block[0] for block in t_losses])
+            [block[0] for block in c_losses], [block[0] for block in t_losses],
+            LOSS_SCALE_FLOOR[dtype])
     return summarise(result)
 
 
