@@ -14,6 +14,7 @@ typedef CB_VM_INT VMI __attribute__((vector_size(CB_VECTOR_BYTES), aligned(sizeo
 
 #if CB_VM_DOUBLE
 #define VM_MANTISSA_BITS 52
+#define VM_PS_PD pd                       /* the suffix of its x86 intrinsics */
 #define VM_EXPONENT_BIAS 1023
 #define VM_SIGN_BIT ((CB_VM_INT)1 << 63)
 #define VM_SHIFTER 0x1.8p52            /* adding it rounds to an integer, kept in the low bits */
@@ -26,12 +27,13 @@ typedef CB_VM_INT VMI __attribute__((vector_size(CB_VECTOR_BYTES), aligned(sizeo
  * on |r| <= ln2/2 the first term left out is below 1e-17 of either. The
  * table holds 1/15! .. 1/1!, 1/0!. */
 #define VM_TERMS 14
-static const CB_REAL CB_VM_(cb_vm_inverse_factorials)[16] = {
+static const CB_REAL CB_VM_(cb_vm_q_terms)[16] = {
     1.0 / 1307674368000.0, 1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0,
     1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0,
     1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 1.0 / 2.0, 1.0, 1.0};
 #else
 #define VM_MANTISSA_BITS 23
+#define VM_PS_PD ps
 #define VM_EXPONENT_BIAS 127
 #define VM_SIGN_BIT ((CB_VM_INT)1 << 31)
 #define VM_SHIFTER 0x1.8p23f
@@ -40,12 +42,16 @@ static const CB_REAL CB_VM_(cb_vm_inverse_factorials)[16] = {
 #define VM_EXP_MAX 88.73f
 #define VM_EXP_MIN (-112.0f)
 #define VM_TANH_SATURATES 10.0f           /* tanh(10) rounds to 1 */
-/* As for float64, with terms to 1/8! (below 1e-9 left out). */
-#define VM_TERMS 8
-static const CB_REAL CB_VM_(cb_vm_inverse_factorials)[16] = {
-    0, 0, 0, 0, 0, 0, 0,
-    1.0f / 40320.0f, 1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f,
-    1.0f / 6.0f, 1.0f / 2.0f, 1.0f, 1.0f};
+/* Q of 6 terms fitted to expm1(r) / r on |r| <= ln2/2 for the least largest
+ * relative error (1.1e-8, a fifth of float32's half ulp; Taylor's first 6
+ * terms leave 3.4e-7 out, its first 8 5.8e-10): each term saved is a step
+ * off the chain of every exp-based function. The table's last entry (1, as
+ * for float64) is not a term of Q. */
+#define VM_TERMS 6
+static const CB_REAL CB_VM_(cb_vm_q_terms)[16] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0.0013888803077861667f, 0.00836906861513853f, 0.041667137295007706f,
+    0.16666506230831146f, 0.4999999701976776f, 1.0f, 1.0f};
 #endif
 #define VM_LOG2E ((CB_REAL)1.4426950408889634)
 #define VM_SQRT2 ((CB_REAL)1.4142135623730951)
@@ -103,11 +109,43 @@ static inline VM CB_VM_(cb_vm_select)(VMI mask, VM if_set, VM if_clear) {
     return (VM)(((VMI)if_set & mask) | ((VMI)if_clear & ~mask));
 }
 
+/* x clamped to at most (at least) limit, NaN staying NaN: one min (max)
+ * instruction where the build has it, which takes its second operand when
+ * either is NaN. Written as a compare and a select, the clamp costs three
+ * operations on the critical path of every exp-based function. */
+#if CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
+#define VM_X86(name) CB_VM_CAT(CB_VM_CAT(_mm512, name), VM_PS_PD)
+#elif CB_VECTOR_BYTES == 32 && defined(__AVX__)
+#define VM_X86(name) CB_VM_CAT(CB_VM_CAT(_mm256, name), VM_PS_PD)
+#elif CB_VECTOR_BYTES == 16 && defined(__SSE2__)
+#define VM_X86(name) CB_VM_CAT(CB_VM_CAT(_mm, name), VM_PS_PD)
+#endif
+#ifdef VM_X86
+/* The intrinsic's own vector type, as returned by its setzero. */
+#define VM_MIN_MAX(op, limit, x) \
+    (VM)VM_X86(op)((__typeof__(VM_X86(setzero)()))(limit), (__typeof__(VM_X86(setzero)()))(x))
+#endif
+static inline VM CB_VM_(cb_vm_at_most)(VM x, CB_REAL limit) {
+#ifdef VM_MIN_MAX
+    return VM_MIN_MAX(min, CB_VM_(cb_vm_splat)(limit), x);
+#else
+    return CB_VM_(cb_vm_select)((VMI)(x > limit), CB_VM_(cb_vm_splat)(limit), x);
+#endif
+}
+static inline VM CB_VM_(cb_vm_at_least)(VM x, CB_REAL limit) {
+#ifdef VM_MIN_MAX
+    return VM_MIN_MAX(max, CB_VM_(cb_vm_splat)(limit), x);
+#else
+    return CB_VM_(cb_vm_select)((VMI)(x < limit), CB_VM_(cb_vm_splat)(limit), x);
+#endif
+}
+#undef VM_MIN_MAX
+#undef VM_X86
+
 /* x clamped to [VM_EXP_MIN, VM_EXP_MAX] (NaN stays NaN), reduced to
  * r = x - n ln2 with n an integer; returns r, n in *n. */
 static inline VM CB_VM_(cb_vm_reduce)(VM x, VMI* n) {
-    x = CB_VM_(cb_vm_select)((VMI)(x > VM_EXP_MAX), CB_VM_(cb_vm_splat)(VM_EXP_MAX), x);
-    x = CB_VM_(cb_vm_select)((VMI)(x < VM_EXP_MIN), CB_VM_(cb_vm_splat)(VM_EXP_MIN), x);
+    x = CB_VM_(cb_vm_at_least)(CB_VM_(cb_vm_at_most)(x, VM_EXP_MAX), VM_EXP_MIN);
     VM t = x * VM_LOG2E + VM_SHIFTER;
     VM k = t - VM_SHIFTER;
     *n = (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
@@ -123,9 +161,9 @@ static inline VM CB_VM_(cb_vm_scale)(VM p, VMI n) {
     return p * first * second;
 }
 
-/* Q(r) by Horner: 1/VM_TERMS! first, 1/1! last (the table's entry 14). */
+/* Q(r) by Horner over the table's entries 15 - VM_TERMS .. 14, highest degree first. */
 static inline VM CB_VM_(cb_vm_q)(VM r) {
-    const CB_REAL* c = CB_VM_(cb_vm_inverse_factorials) + 15 - VM_TERMS;
+    const CB_REAL* c = CB_VM_(cb_vm_q_terms) + 15 - VM_TERMS;
     VM q = CB_VM_(cb_vm_splat)(c[0]);
     for (int k = 1; k < VM_TERMS; k++)
         q = q * r + c[k];
@@ -215,14 +253,21 @@ static inline VM CB_VM_(cb_vm_sigmoid)(VM x) {
 
 static inline VM CB_VM_(cb_vm_tanh)(VM x) {
     VM a = CB_VM_(cb_vm_abs)(x);
-    a = CB_VM_(cb_vm_select)((VMI)(a > VM_TANH_SATURATES), CB_VM_(cb_vm_splat)(VM_TANH_SATURATES), a);
+    a = CB_VM_(cb_vm_at_most)(a, VM_TANH_SATURATES);
     /* u = expm1(2a) with 0 <= 2a <= 2 VM_TANH_SATURATES: no clamping, and
      * 2^n is one normal number (n < 64); u = 2^n expm1(r) + (2^n - 1). */
     VM twice = a + a;
     VM t = twice * VM_LOG2E + VM_SHIFTER;
     VM k = t - VM_SHIFTER;
     VMI n = (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
+#if CB_VM_DOUBLE
     VM r = (twice - k * VM_LN2_HI) - k * VM_LN2_LO;
+#else
+    /* ln2 rounded to float32 once: r is off by k (< 29) times 1.9e-9, which
+     * moves tanh by at most 2e-9 of itself (2 (u+1) / (u (u+2)) per unit of
+     * r is largest at k = 1), and the second FMA goes. */
+    VM r = twice - k * (CB_REAL)0.6931471805599453;
+#endif
     VM power = (VM)((n + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
     VM u = (CB_VM_(cb_vm_q)(r) * r) * power + (power - 1);
     VM tanh_a = u / (u + 2);
@@ -246,7 +291,7 @@ static inline VM CB_VM_(cb_vm_polynomial)(VM x, const CB_REAL* c, int terms) {
  * rounding of a² is harmless: its error scales erfc, not erf. */
 static inline VM CB_VM_(cb_vm_erf)(VM x) {
     VM a = CB_VM_(cb_vm_abs)(x);
-    a = CB_VM_(cb_vm_select)((VMI)(a > VM_ERF_SATURATES), CB_VM_(cb_vm_splat)(VM_ERF_SATURATES), a);
+    a = CB_VM_(cb_vm_at_most)(a, VM_ERF_SATURATES);
     VM square = a * a;
     VM near = a * CB_VM_(cb_vm_polynomial)(square, CB_VM_(cb_vm_erf_near), VM_ERF_NEAR_TERMS);
     VM s = (1 / (VM_ERF_SHIFT + a) - VM_ERF_MID) * VM_ERF_INV_HALF;
@@ -279,6 +324,7 @@ CB_VM_ARRAY(erf)
 #undef CB_VM_ARRAY
 
 #undef VM_MANTISSA_BITS
+#undef VM_PS_PD
 #undef VM_EXPONENT_BIAS
 #undef VM_SIGN_BIT
 #undef VM_SHIFTER
