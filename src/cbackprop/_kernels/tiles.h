@@ -123,7 +123,7 @@
  * (bench/README.md, "The engine's thresholds"). */
 #define CB_TEN_HALF_VECTORS 0
 
-/* A tile asks for its lines of C this many K steps before its last. */
+/* A packed tile starts asking for its rows of C this many K steps before its last. */
 #define CB_C_PREFETCH_STEPS 48
 
 /* The narrow kernel: columns of B per group, and vectors down the rows of C. */
