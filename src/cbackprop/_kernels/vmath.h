@@ -4,8 +4,8 @@
  * engine build (CB_VECTOR_BYTES from its row of the table in tiles.h), so
  * each build runs them on its own vector width. No libm call per element:
  * exp and expm1 are a Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a
- * polynomial in r (Taylor's in float64, a fitted one of 6 terms in
- * float32), and a scale by 2^n
+ * polynomial in r (fitted: 11 terms in float64, 6 in float32), and a
+ * scale by 2^n
  * built from its exponent bits (in two halves, so that subnormal results
  * round once); sigmoid and tanh are written through them; log splits off
  * the exponent and sums the atanh series of the mantissa; erf is two
