@@ -59,7 +59,7 @@ def test_loss_differences_are_read_against_a_floor():
     tiny = timing.relative_difference([2.0e-6], [2.003e-6], floor)
     assert tiny == pytest.approx(3e-9 / floor) and tiny < settings.TOLERANCE["float32"]
     assert timing.relative_difference([2.0e-6], [2.003e-6]) == pytest.approx(3e-9 / 2.003e-6)
-    # The floor is below the tolerance's reach of every loss of ordinary size.
+    # Each floor is about sqrt(eps): far below the losses the workloads train from.
     for dtype in ("float32", "float64"):
         assert settings.LOSS_SCALE_FLOOR[dtype] ** 2 < 10 * np.finfo(dtype).eps
 
