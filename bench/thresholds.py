@@ -16,10 +16,10 @@ bench/alignment.py); operands start on 64 bytes, as the engine's own do.
 An activation's name instead (``tanh``) times its forward pass on 128 x 256
 values, in ns per element::
 
-    PYTHONPATH=src python bench/thresholds.py VM_TERMS=7 float32 tanh,sigmoid
+    PYTHONPATH=src python bench/thresholds.py VM_TANH_SATURATES=9 float32 tanh
 
 A name that a header defines once per dtype (``vmath_template.h``'s
-``VM_TERMS``) is changed in both; only the dtype asked for is timed. Each
+``VM_TANH_SATURATES``) is changed in both; only the dtype asked for is timed. Each
 line gives the figure of the build as it is and of the variant, the best of
 15 rounds (of ~0.1 s for a product, 200 passes for an activation), one
 thread; the variant's ratio > 1 means the changed value is faster.
