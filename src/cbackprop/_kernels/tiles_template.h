@@ -39,12 +39,10 @@ static inline void CB_(cb_store_corner)(const CB_REAL* tile, ptrdiff_t tile_ld, 
             C[i * ldc + j] = overwrite ? tile[i * tile_ld + j] : C[i * ldc + j] + tile[i * tile_ld + j];
 }
 
-static inline void CB_(cb_prefetch_tile)(const CB_REAL* C, ptrdiff_t ldc, ptrdiff_t rows,
-                                         ptrdiff_t cols) {
-    for (ptrdiff_t i = 0; i < rows; i++) {
-        __builtin_prefetch(C + i * ldc, 1);
-        __builtin_prefetch(C + i * ldc + cols - 1, 1);
-    }
+/* Asks for the lines of one row of a tile of C (its first and last value). */
+static inline void CB_(cb_prefetch_row)(const CB_REAL* row, ptrdiff_t cols) {
+    __builtin_prefetch(row, 1);
+    __builtin_prefetch(row + cols - 1, 1);
 }
 
 /* The most rows a tile body is given: a register tile's, or the narrow
@@ -77,14 +75,12 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
      * faster asking at the start. */
     const ptrdiff_t prefetch_at = kc > CB_C_PREFETCH_STEPS ? kc - CB_C_PREFETCH_STEPS : 0;
     if (!PACKED)
-        CB_(cb_prefetch_tile)(C, ldc, rows, cols);
+        for (ptrdiff_t i = 0; i < rows; i++)
+            CB_(cb_prefetch_row)(C + i * ldc, cols);
     ptrdiff_t k = 0;
     for (ptrdiff_t p = 0; p < kc; p++) {
-        if (PACKED && (size_t)(p - prefetch_at) < (size_t)rows) {
-            const CB_REAL* line = C + (p - prefetch_at) * ldc;
-            __builtin_prefetch(line, 1);
-            __builtin_prefetch(line + cols - 1, 1);
-        }
+        if (PACKED && (size_t)(p - prefetch_at) < (size_t)rows)
+            CB_(cb_prefetch_row)(C + (p - prefetch_at) * ldc, cols);
         CB_VEC bv[CB_NV];
         for (int j = 0; j < WIDTH; j++)
             bv[j] = CB_(cb_load)(b + j * CB_LANES);
