@@ -83,7 +83,7 @@ def build_variant(name, value, workdir):
     (workdir / f"{module}.c").write_text(source)
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     compiler = (sysconfig.get_config_var("CC") or "cc").split()
-    flags = ["-O3", "-fno-math-errno", "-g0", "-fPIC", "-fopenmp", "-fwrapv",
+    flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-g0", "-fPIC", "-fopenmp", "-fwrapv",
              "--param", "vect-max-version-for-alias-checks=40",   # as setup.py
              "-DNPY_NO_DEPRECATED_API=NPY_2_0_API_VERSION", f"-DCB_ISA=CB_ISA_{path.upper()}",
              f"-I{headers}", f"-I{np.get_include()}", f"-I{sysconfig.get_paths()['include']}"]
