@@ -134,8 +134,10 @@ cdef inline void activation_range(Py_ssize_t first, Py_ssize_t last, const real*
     # vectorises; those with a transcendental run vmath.h's vector kernels.
     cdef Py_ssize_t i
     if activation == ACT_RELU:
+        # max(z, 0) as np.maximum: NaN stays NaN (a diverged layer is not
+        # turned into zeros that hide it from the loss), -0 becomes +0.
         for i in range(first, last):
-            A[i] = Z[i] if Z[i] > 0 else 0
+            A[i] = 0 if Z[i] <= 0 else Z[i]
     elif activation == ACT_LEAKY_RELU:
         for i in range(first, last):
             A[i] = Z[i] if Z[i] > 0 else <real>LEAKY_SLOPE * Z[i]
@@ -174,8 +176,10 @@ cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, cons
                              const real* Z, int activation) noexcept nogil:
     cdef Py_ssize_t i
     if activation == ACT_RELU:
+        # A product with 0 or 1, as the reference's: an infinite or NaN dL/dA
+        # where the unit is off gives NaN, not a zero that hides it.
         for i in range(first, last):
-            grad[i] = grad[i] if A[i] > 0 else 0
+            grad[i] = grad[i] * (<real>1 if A[i] > 0 else <real>0)
     elif activation == ACT_LEAKY_RELU:
         for i in range(first, last):
             grad[i] = grad[i] if A[i] > 0 else <real>LEAKY_SLOPE * grad[i]
