@@ -357,3 +357,31 @@ def test_train_step_message_is_unchanged(impl):
     with pytest.raises(FloatingPointError) as excinfo:
         net.train_step(X, Y)
     assert "epoch" not in str(excinfo.value) and not hasattr(excinfo.value, "history")
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_nan_pre_activation_of_a_relu_layer_diverges(impl, dtype):
+    """Finite weights and inputs whose two products overflow with opposite
+    signs: the hidden pre-activation is +inf where the second product is
+    added to the first inside an FMA, and inf - inf = NaN where both are
+    rounded first (the compiled float64 step of this tiny network). relu
+    passes either on (as max(z, 0) does), so the loss is not finite and the
+    step is refused, in both implementations; the relu that turned NaN into
+    0 trained on silently."""
+    big = np.finfo(dtype).max / 2
+    net = IMPLEMENTATIONS[impl]([2, 3, 1], ["relu", "identity"], optimizer=cb.SGD(lr=0.1),
+                                dtype=dtype, seed=0)
+    weights, biases = net.get_params()
+    weights[0][:, 0] = [big, -big]
+    net.set_params(weights, biases)
+    before = net.get_params()
+    X = np.full((4, 2), 4.0, dtype=dtype)
+    Y = np.zeros((4, 1), dtype=dtype)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(FloatingPointError):
+            net.train_step(X, Y)
+    after = net.get_params()
+    for old, new in zip(before[0] + before[1], after[0] + after[1]):
+        assert np.array_equal(old, new)
