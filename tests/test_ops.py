@@ -165,6 +165,7 @@ def test_piecewise_activations_are_the_reference_bit_for_bit(activation, dtype, 
                -info.smallest_subnormal, info.tiny, -info.tiny, info.max, -info.max, 1.0, -1.0]
     z = (3 * rng.standard_normal((37, 129))).astype(dtype)
     z.flat[:len(special)] = special
+    z.flat[len(special):2 * len(special)] = -1.0   # units that are off: the slope's other side
     grad_a = rng.standard_normal(z.shape).astype(dtype)
     grad_a.flat[len(special):2 * len(special)] = special
     with np.errstate(all="ignore"):
