@@ -99,6 +99,7 @@ cdef class Engine:
     Not thread-safe by itself: the Network serialises calls on one engine.
     """
     cdef Layout layout
+    cdef StateBounds bounds            # the layout's: see optimizers.pxi, "Adam in place"
     cdef readonly bint is_float32
     cdef readonly cnp.ndarray params
     cdef readonly cnp.ndarray grads
@@ -156,12 +157,18 @@ cdef class Engine:
         L.z_offset = <Py_ssize_t*>data(self._z_offset)
         L.column_totals = <double*>data(self._column_totals)
         L.norm_partials = <double*>data(self._norm_partials)
+        L.adam_in_place = cursor * self.params.itemsize >= ADAM_IN_PLACE_MIN_BYTES
+        self.bounds.known = False
+        self.bounds.steps_in_place = 0
+        L.bounds = &self.bounds
 
     # -- parameters and state in and out ------------------------------------------------
     def parameter_views(self):
         """``(weights, biases)``: lists of views into the flat parameter array.
         Valid until the next step: steps swap the parameter and gradient
-        buffers."""
+        buffers. (What is written through them is not bounded: the next Adam
+        step goes through the spare buffers.)"""
+        self.bounds.known = False
         return self._views(self.params)
 
     def gradient_copies(self):
@@ -185,10 +192,36 @@ cdef class Engine:
         return self.ws.array
 
     @property
+    def adam_in_place(self):
+        """Whether Adam's steps may write their moments in place once the
+        state's bounds prove they cannot overflow (optimizers.pxi): set from
+        the parameters' size; the tests set it to run both ways."""
+        return self.layout.adam_in_place
+
+    @adam_in_place.setter
+    def adam_in_place(self, bint value):
+        self.layout.adam_in_place = value
+        self.bounds.known = False
+
+    @property
+    def state_bounds(self):
+        """``(|parameter|, |m|, v)`` upper bounds Adam in place relies on, or None
+        when they are not known (for the tests)."""
+        if not self.bounds.known:
+            return None
+        return self.bounds.param, self.bounds.moment1, self.bounds.moment2
+
+    @property
+    def steps_in_place(self):
+        """How many Adam steps wrote their moments in place (for the tests)."""
+        return self.bounds.steps_in_place
+
+    @property
     def step_count(self):
         return self.state.step_count
 
     def reset_optimizer_state(self):
+        self.bounds.known = False
         self.state.reset()
 
     def optimizer_state(self):
@@ -197,6 +230,7 @@ cdef class Engine:
 
     def restore_optimizer_state(self, moment1, moment2, step_count):
         """Put back, bit for bit, a state returned by ``optimizer_state``."""
+        self.bounds.known = False
         self.state.restore(moment1, moment2, step_count)
 
     # -- the passes ----------------------------------------------------------------------
@@ -388,10 +422,11 @@ cdef class Engine:
                 cb_note_sigint_stop()
         if run.steps % 2:
             self.params, self.grads = self.grads, self.params
+        if run.moments_swapped:
             self.state.swap_in_spares(moments_written(&opt))
         self.state.step_count += run.steps
         error = None
-        if run.outcome != STEP_TAKEN_IN_SPARE_BUFFERS:
+        if not step_taken(run.outcome):
             error = step_error(run.outcome, run.value, self.is_float32)
         return run.next_batch, run.total, error, bool(run.watch_sigint and cb_sigint_noted)
 
@@ -408,10 +443,11 @@ cdef class Engine:
         return 0
 
     cdef int _take_step(self, Call* c, OptimizerSettings* opt) except -1:
-        """Swap in the spare buffers of a step taken; raise for one refused."""
-        if c.outcome == STEP_TAKEN_IN_SPARE_BUFFERS:
+        """Swap in the buffers of a step taken; raise for one refused."""
+        if step_taken(c.outcome):
             self.params, self.grads = self.grads, self.params
-            self.state.swap_in_spares(moments_written(opt))
+            if c.outcome == STEP_TAKEN_IN_SPARE_BUFFERS:
+                self.state.swap_in_spares(moments_written(opt))
             self.state.step_count += 1
         elif c.outcome != STEP_LOSS_NOT_FINITE:
             raise step_error(c.outcome, c.value, self.is_float32)

@@ -60,6 +60,8 @@ cdef struct BatchRun:
     bint watch_sigint          # stop after the step a SIGINT interrupts
     double total               # in/out: the running sum of batch loss x batch rows
     long steps                 # out: steps taken
+    bint moments_swapped       # out: whether the spares hold the moments now (an odd
+                               # count of steps taken in the spares)
     double value               # out: the loss of the step that stopped the chunk
     int outcome                # out: the StepOutcome of the last step run
 
@@ -100,6 +102,7 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
     # steps: a tiny network's step is shorter than the read itself.
     cdef long steps_per_check = 1, next_check = 1
     run.steps = 0
+    run.moments_swapped = False
     run.outcome = STEP_TAKEN_IN_SPARE_BUFFERS
     while run.next_batch < run.n_batches:
         start = run.next_batch * run.batch_size
@@ -117,13 +120,15 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
         run.value = train_step_pass(L, rows, batch_X, batch_Y, batch_labels, c.loss, &opt,
                                     params, grads, moment1, moment2, spare1, spare2,
                                     <real*>c.ws, &run.outcome)
-        if run.outcome != STEP_TAKEN_IN_SPARE_BUFFERS:
+        if not step_taken(run.outcome):
             return
         params, grads = grads, params
-        if written >= 1:
-            moment1, spare1 = spare1, moment1
-        if written >= 2:
-            moment2, spare2 = spare2, moment2
+        if run.outcome == STEP_TAKEN_IN_SPARE_BUFFERS:
+            run.moments_swapped = not run.moments_swapped
+            if written >= 1:
+                moment1, spare1 = spare1, moment1
+            if written >= 2:
+                moment2, spare2 = spare2, moment2
         run.steps += 1
         run.total = cb_add_product(run.total, run.value, <double>rows)
         run.next_batch += 1

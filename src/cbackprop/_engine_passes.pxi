@@ -17,6 +17,8 @@ cdef struct Layout:
     Py_ssize_t pack_a_offset
     Py_ssize_t pack_b_offset
     int n_threads                    # for the GEMMs of this call
+    bint adam_in_place               # may Adam write its moments in place (optimizers.pxi)
+    StateBounds* bounds              # of the parameters and moments, for adam_in_place
     double* column_totals            # scratch of the widest layer's width
     double* norm_partials            # scratch: one double per NORM_CHUNK parameters
 
@@ -144,6 +146,12 @@ cdef enum StepOutcome:
     STEP_GRADIENT_NOT_FINITE = 2     # clip_norm is set and the gradient norm is not finite
     STEP_TAKEN_IN_SPARE_BUFFERS = 3  # the new values are in grads and the spares: swap them in
     STEP_LOSS_NOT_FINITE = 4         # nothing computed beyond the loss
+    STEP_TAKEN_IN_PLACE = 5          # the new parameters are in grads (swap them in), the
+                                     # new moments in place of the old
+
+
+cdef inline bint step_taken(int outcome) noexcept nogil:
+    return outcome == STEP_TAKEN_IN_SPARE_BUFFERS or outcome == STEP_TAKEN_IN_PLACE
 
 
 cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const real* Y,
@@ -154,8 +162,10 @@ cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const 
     """Forward, loss, backward, then the update of every layer (with clipped
     gradients when the settings ask for it), written into the spare buffers:
     the new parameters into ``grads``, the new optimizer state into ``spare1``
-    and ``spare2`` (optimizers.pxi). The caller swaps them in when the step
-    is taken (STEP_TAKEN_IN_SPARE_BUFFERS); the step is refused when the
+    and ``spare2`` (optimizers.pxi) or, for Adam proved not to overflow, in
+    place. The caller swaps them in when the step is taken (step_taken: the
+    parameters always, the spares for STEP_TAKEN_IN_SPARE_BUFFERS); the step
+    is refused when the
     loss is not finite, when the gradient norm that clip_norm needs is not,
     or when a new parameter or moment would not be. A diverging step leaves
     the network as it was."""
@@ -175,22 +185,39 @@ cdef int update_pass(const Layout* L, const OptimizerSettings* opt, const real* 
                      real* grads, const real* moment1, const real* moment2, real* spare1,
                      real* spare2) noexcept nogil:
     """The optimizer's step from the gradients in ``grads``, into the spare
-    buffers as train_step_pass says; returns its StepOutcome."""
+    buffers (or in place) as train_step_pass says; returns its StepOutcome
+    and keeps ``L.bounds`` true of the state the step leaves."""
     cdef Py_ssize_t layer
     cdef double norm
+    # Every parameter: the flat arrays from W0 to the last bias.
+    cdef Py_ssize_t n_params = L.bias_offset[L.n_layers - 1] + L.sizes[L.n_layers]
+    cdef StateBounds after
     cdef OptimizerSettings step = opt[0]   # with this step's clipping factor
     step.gradient_scale = 1
     if step.clip_norm > 0:
-        # Every parameter's gradient: the flat array from W0 to the last bias.
-        norm = gradient_norm(L.bias_offset[L.n_layers - 1] + L.sizes[L.n_layers], grads,
-                             L.norm_partials, L.n_threads)
+        norm = gradient_norm(n_params, grads, L.norm_partials, L.n_threads)
         if not isfinite(norm):
             return STEP_GRADIENT_NOT_FINITE
         if norm > step.clip_norm:
             step.gradient_scale = step.clip_norm / norm
+    cdef bint adam_bounded = step.kind == OPT_ADAM and L.adam_in_place
+    if (adam_bounded and L.bounds.known
+            and adam_in_place_is_safe(&step, largest_gradient(n_params, grads, L.norm_partials,
+                                                              L.n_threads),
+                                      L.bounds, overflow_limit(real is float), &after)):
+        for layer in range(L.n_layers):
+            # Proved finite: the spares are the moments themselves.
+            update_layer(L, layer, &step, params, grads, moment1, moment2,
+                         <real*>moment1, <real*>moment2)
+        L.bounds[0] = after
+        return STEP_TAKEN_IN_PLACE
     for layer in range(L.n_layers):
         if not update_layer(L, layer, &step, params, grads, moment1, moment2, spare1, spare2):
-            return STEP_UPDATE_OVERFLOWS
+            return STEP_UPDATE_OVERFLOWS   # nothing written that the caller swaps in
+    if adam_bounded:
+        state_bounds(n_params, grads, spare1, spare2, L.bounds)
+    else:
+        L.bounds.known = False
     return STEP_TAKEN_IN_SPARE_BUFFERS
 
 
