@@ -159,6 +159,21 @@ def test_apply_update_is_the_update_of_train_step(name, dtype):
         np.testing.assert_array_equal(ours, theirs)
 
 
+def test_adam_through_the_spares_is_timed_as_such():
+    """The bench's "adam/spares" column times Adam with in-place steps
+    switched off, on a network where the engine would take them (2 MiB of
+    float32 parameters); its "adam" column, the engine's own choice."""
+    updates = load_bench_module("updates")
+    sizes = (1024, 512, 10)
+    chosen = updates.update_call(sizes, "float32", updates.OPTIMIZERS["adam"]())
+    spares = updates.update_call(sizes, "float32", updates.OPTIMIZERS["adam/spares"](),
+                                 **updates.ENGINE_SETTINGS["adam/spares"])
+    for update in (chosen, spares):
+        update()
+    assert chosen.engine.steps_in_place == 4
+    assert spares.engine.steps_in_place == 0
+
+
 def test_update_targets():
     report = load_bench_module("report")
     rows = [{"network": network, "dtype": "float64", "threads": 1, "optimizer": optimizer,
@@ -184,10 +199,12 @@ def test_update_ratio_is_the_median_of_round_ratios(monkeypatch):
     calls = {}
     real_update_call = updates.update_call
 
-    def update_call(sizes, dtype, optimizer):
-        fn = real_update_call(sizes, dtype, optimizer)
+    def update_call(sizes, dtype, optimizer, **engine_settings):
+        fn = real_update_call(sizes, dtype, optimizer, **engine_settings)
         if isinstance(optimizer, cb.SGD):
             calls[fn] = "momentum" if optimizer.momentum else "sgd"
+        elif engine_settings:
+            calls[fn] = "adam/spares"
         else:
             calls[fn] = type(optimizer).__name__.lower()
         return fn

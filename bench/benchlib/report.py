@@ -175,7 +175,8 @@ def print_updates(rows):
           "\nadam/momentum: the median over the rounds of their ratio within a round")
     optimizers = list(dict.fromkeys(r["optimizer"] for r in rows))
     header = (f"{'network':<10} {'parameters':>10} {'dtype':<8} {'thr':>3} | "
-              + " ".join(f"{name:>9}" for name in optimizers) + " | adam/momentum")
+              + " ".join(f"{name:>{max(9, len(name))}}" for name in optimizers)
+              + " | adam/momentum")
     print(header)
     print("-" * len(header))
     by_key = {}
@@ -185,7 +186,8 @@ def print_updates(rows):
         first = next(iter(cells.values()))
         ratio = cells["adam"]["adam_over_momentum"]
         print(f"{network:<10} {first['n_params']:>10} {dtype:<8} {threads:>3} | "
-              + " ".join(f"{cells[name]['ns_per_param']:9.3f}" for name in optimizers)
+              + " ".join(f"{cells[name]['ns_per_param']:{max(9, len(name))}.3f}"
+                         for name in optimizers)
               + f" | {ratio:.2f}x")
 
 
