@@ -21,7 +21,7 @@ OPTIMIZERS = {
     # place (optimizers.pxi, "Adam in place"): what that choice gains.
     "adam/spares": lambda: cb.Adam(lr=1e-6),
 }
-ENGINE_SETTINGS = {"adam/spares": {"adam_in_place": False}}
+ENGINE_SETTINGS = {"adam/spares": {"moments_in_place": False}}
 
 
 def update_call(sizes, dtype, optimizer, **engine_settings):

@@ -28,6 +28,7 @@ include "_kernels/gemm.pxi"
 include "_kernels/activations.pxi"
 include "_kernels/losses.pxi"
 include "_kernels/optimizers.pxi"
+include "_kernels/state_bounds.pxi"
 include "_kernels/checks.pxi"
 include "_engine_passes.pxi"
 include "_engine_batches.pxi"
@@ -99,7 +100,7 @@ cdef class Engine:
     Not thread-safe by itself: the Network serialises calls on one engine.
     """
     cdef Layout layout
-    cdef StateBounds bounds            # the layout's: see optimizers.pxi, "Adam in place"
+    cdef StateBounds bounds            # the layout's (state_bounds.pxi)
     cdef readonly bint is_float32
     cdef readonly cnp.ndarray params
     cdef readonly cnp.ndarray grads
@@ -157,7 +158,7 @@ cdef class Engine:
         L.z_offset = <Py_ssize_t*>data(self._z_offset)
         L.column_totals = <double*>data(self._column_totals)
         L.norm_partials = <double*>data(self._norm_partials)
-        L.adam_in_place = cursor * self.params.itemsize >= ADAM_IN_PLACE_MIN_BYTES
+        L.moments_in_place = cursor * self.params.itemsize >= MOMENTS_IN_PLACE_MIN_BYTES
         self.bounds.known = False
         self.bounds.steps_in_place = 0
         L.bounds = &self.bounds
@@ -166,8 +167,8 @@ cdef class Engine:
     def parameter_views(self):
         """``(weights, biases)``: lists of views into the flat parameter array.
         Valid until the next step: steps swap the parameter and gradient
-        buffers. (What is written through them is not bounded: the next Adam
-        step goes through the spare buffers.)"""
+        buffers. (What is written through them is not bounded: the next step
+        goes through the spare buffers, state_bounds.pxi.)"""
         self.bounds.known = False
         return self._views(self.params)
 
@@ -192,28 +193,29 @@ cdef class Engine:
         return self.ws.array
 
     @property
-    def adam_in_place(self):
-        """Whether Adam's steps may write their moments in place once the
-        state's bounds prove they cannot overflow (optimizers.pxi): set from
-        the parameters' size; the tests set it to run both ways."""
-        return self.layout.adam_in_place
+    def moments_in_place(self):
+        """Whether Adam's and RMSprop's steps may write their moments in place
+        once the state's bounds prove they cannot overflow (state_bounds.pxi):
+        set from the parameters' size; the tests set it to run both ways."""
+        return self.layout.moments_in_place
 
-    @adam_in_place.setter
-    def adam_in_place(self, bint value):
-        self.layout.adam_in_place = value
+    @moments_in_place.setter
+    def moments_in_place(self, bint value):
+        self.layout.moments_in_place = value
         self.bounds.known = False
 
     @property
     def state_bounds(self):
-        """``(|parameter|, |m|, v)`` upper bounds Adam in place relies on, or None
-        when they are not known (for the tests)."""
+        """Upper bounds of the state that steps in place rely on, or None when
+        they are not known (for the tests): ``(|parameter|, |m|, v)`` for
+        Adam, ``(|parameter|, v, |buffer|)`` for RMSprop."""
         if not self.bounds.known:
             return None
         return self.bounds.param, self.bounds.moment1, self.bounds.moment2
 
     @property
     def steps_in_place(self):
-        """How many Adam steps wrote their moments in place (for the tests)."""
+        """How many steps wrote their moments in place (for the tests)."""
         return self.bounds.steps_in_place
 
     @property

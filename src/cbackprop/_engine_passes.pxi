@@ -17,8 +17,8 @@ cdef struct Layout:
     Py_ssize_t pack_a_offset
     Py_ssize_t pack_b_offset
     int n_threads                    # for the GEMMs of this call
-    bint adam_in_place               # may Adam write its moments in place (optimizers.pxi)
-    StateBounds* bounds              # of the parameters and moments, for adam_in_place
+    bint moments_in_place            # may steps write moments in place (state_bounds.pxi)
+    StateBounds* bounds              # of the parameters and moments, for moments_in_place
     double* column_totals            # scratch of the widest layer's width
     double* norm_partials            # scratch: one double per NORM_CHUNK parameters
 
@@ -200,11 +200,11 @@ cdef int update_pass(const Layout* L, const OptimizerSettings* opt, const real* 
             return STEP_GRADIENT_NOT_FINITE
         if norm > step.clip_norm:
             step.gradient_scale = step.clip_norm / norm
-    cdef bint adam_bounded = step.kind == OPT_ADAM and L.adam_in_place
-    if (adam_bounded and L.bounds.known
-            and adam_in_place_is_safe(&step, largest_gradient(n_params, grads, L.norm_partials,
-                                                              L.n_threads),
-                                      L.bounds, overflow_limit(real is float), &after)):
+    cdef bint bounded = L.moments_in_place and bounds_moments(step.kind)
+    if (bounded and L.bounds.known and L.bounds.kind == step.kind
+            and moments_in_place_are_safe(&step, largest_gradient(n_params, grads,
+                                                                  L.norm_partials, L.n_threads),
+                                          L.bounds, overflow_limit(real is float), &after)):
         for layer in range(L.n_layers):
             # Proved finite: the spares are the moments themselves.
             update_layer(L, layer, &step, params, grads, moment1, moment2,
@@ -214,8 +214,8 @@ cdef int update_pass(const Layout* L, const OptimizerSettings* opt, const real* 
     for layer in range(L.n_layers):
         if not update_layer(L, layer, &step, params, grads, moment1, moment2, spare1, spare2):
             return STEP_UPDATE_OVERFLOWS   # nothing written that the caller swaps in
-    if adam_bounded:
-        state_bounds(n_params, grads, spare1, spare2, L.bounds)
+    if bounded:
+        state_bounds(n_params, step.kind, grads, spare1, spare2, L.bounds)
     else:
         L.bounds.known = False
     return STEP_TAKEN_IN_SPARE_BUFFERS

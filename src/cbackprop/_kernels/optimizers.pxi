@@ -16,15 +16,8 @@
 # A dry run followed by an in-place pass would read everything twice:
 # Adam's update beyond L2 would cost 11 array streams instead of 7.
 #
-# Adam in place: a spare buffer's lines are read from memory before they
-# are written, so Adam's pass moves 9 arrays' worth of memory when its
-# arrays are beyond the caches. On a network that large the engine keeps
-# upper bounds of |parameter|, |m| and v (StateBounds); when those and the
-# largest gradient (one pass over the gradients) prove that no new value
-# can overflow, Adam writes m and v in place (8 arrays' worth). The bounds
-# of the new state follow from the same inequalities, so a run of steps
-# needs no pass over the state; a step in the spare buffers measures them
-# again (state_bounds). Same element function, same bits.
+# Beyond the caches, Adam and RMSprop may write their state in place instead
+# when bounds prove that no new value can overflow (state_bounds.pxi).
 #
 # The codes are the registry's (the ``code`` of each class in
 # cbackprop/optimizers.py): an optimizer is its class there, its element
@@ -36,10 +29,7 @@
 # the clamp bound down in the settings; each element is clipped as it is
 # read. Without clipping the loops are the unclipped ones, chosen once per
 # block.
-from libc.float cimport DBL_MAX, FLT_MAX
-from libc.math cimport INFINITY, fabs, fabsf, isfinite, isinf, pow, sqrt, sqrtf
-from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.math cimport INFINITY, fabs, isfinite, isinf, pow, sqrt, sqrtf
 from cython.parallel cimport prange
 
 cdef enum OptimizerKind:
@@ -288,116 +278,6 @@ cdef bint optimizer_update(Py_ssize_t count, const real* param, real* grad,
         return bad == 0
     return update_range(count, 0, param, grad, moment1, moment2, spare1, spare2, opt,
                         weight_decay)
-
-
-# -- Adam in place (see the top of this file) -----------------------------------------------
-cdef enum:
-    # Parameters in bytes (one array's worth) from which Adam may step in
-    # place: below, the spare buffers stay cached and the largest-gradient
-    # pass costs more than it saves (bench/README.md, "Optimizer updates").
-    ADAM_IN_PLACE_MIN_BYTES = 2 * 1024 * 1024
-
-
-# 1 + 2^-16: 256 float32 roundings' worth of relative error.
-cdef double BOUND_SLACK = 1.0000152587890625
-
-
-cdef struct StateBounds:
-    bint known        # False: unknown (after any write the engine did not bound)
-    double param      # >= every |parameter|
-    double moment1    # >= every |m|
-    double moment2    # >= every v, and every v >= 0
-    long steps_in_place   # Adam steps these bounds let write in place (for the tests)
-
-
-cdef double largest_key(Py_ssize_t count, const real* x, bint magnitudes) noexcept nogil:
-    """``max(|x|)`` with ``magnitudes``, else ``max(x)`` when every x >= +0 and
-    a negative number otherwise; not finite when any x is not. Taken over
-    the bit patterns as unsigned integers, which order non-negative floats
-    as their values (NaN above inf, a sign bit above all), because gcc
-    vectorises an integer maximum and not a floating-point one."""
-    cdef Py_ssize_t i
-    cdef uint32_t key32, top32 = 0
-    cdef uint64_t key64, top64 = 0
-    cdef float value32
-    cdef double value64
-    if real is float:
-        for i in range(count):
-            value32 = fabsf(x[i]) if magnitudes else x[i]
-            memcpy(&key32, &value32, 4)
-            top32 = key32 if key32 > top32 else top32
-        memcpy(&value32, &top32, 4)
-        return value32
-    else:
-        for i in range(count):
-            value64 = fabs(x[i]) if magnitudes else x[i]
-            memcpy(&key64, &value64, 8)
-            top64 = key64 if key64 > top64 else top64
-        memcpy(&value64, &top64, 8)
-        return value64
-
-
-cdef void state_bounds(Py_ssize_t count, const real* param, const real* moment1,
-                       const real* moment2, StateBounds* bounds) noexcept nogil:
-    """Measure the bounds of a state (the Adam state of a step just taken in
-    the spare buffers): known when every value is finite and every v >= 0."""
-    bounds.param = largest_key(count, param, True)
-    bounds.moment1 = largest_key(count, moment1, True)
-    bounds.moment2 = largest_key(count, moment2, False)
-    bounds.known = (isfinite(bounds.param) and isfinite(bounds.moment1)
-                    and isfinite(bounds.moment2) and bounds.moment2 >= 0)
-
-
-cdef bint adam_in_place_is_safe(const OptimizerSettings* opt, double largest_gradient,
-                                const StateBounds* bounds, double limit,
-                                StateBounds* after) noexcept nogil:
-    """Whether Adam's step from a state within ``bounds``, with gradients of
-    at most ``largest_gradient`` in magnitude, leaves every new value and
-    every intermediate (see adam_element) at most ``limit`` (a quarter of the
-    dtype's largest value), so that it may write in place; ``after``: the
-    new state's bounds. The triangle inequality on each line of
-    adam_element, with |m| / (sqrt(v) / sqrt(1 - beta2^t) + eps) <= |m| / eps;
-    each bound is then raised by BOUND_SLACK, more than the rounding of the
-    few operations (and of the coefficients to float32) that compute the
-    value it bounds, so that it holds of the rounded values too."""
-    if not (bounds.known and opt.eps > 0 and largest_gradient <= limit):
-        return False
-    cdef double g = min(largest_gradient * opt.gradient_scale, opt.clip_value)
-    g = (g + fabs(opt.weight_decay) * bounds.param) * BOUND_SLACK
-    cdef double m = (opt.beta1 * bounds.moment1 + (1 - opt.beta1) * g) * BOUND_SLACK
-    cdef double v = (opt.beta2 * bounds.moment2 + (1 - opt.beta2) * g * g) * BOUND_SLACK
-    cdef double step_size = fabs(opt.lr) / opt.bias_correction1
-    cdef double step = step_size * m / opt.eps * BOUND_SLACK
-    after.known = True
-    after.steps_in_place = bounds.steps_in_place + 1
-    after.param = (bounds.param + step) * BOUND_SLACK
-    after.moment1 = m
-    after.moment2 = v
-    # (Each test is false for NaN.)
-    return (g * g <= limit and m <= limit and v <= limit and step_size * m <= limit
-            and sqrt(v) / sqrt(opt.bias_correction2) <= limit and step <= limit
-            and after.param <= limit)
-
-
-cdef double largest_gradient(Py_ssize_t count, const real* grad, double* partials,
-                             int n_threads) noexcept nogil:
-    """``max(|grad[:count]|)`` (not finite when an element is not), over
-    NORM_CHUNK chunks spread on the threads as gradient_norm's."""
-    cdef Py_ssize_t chunk, n_chunks = (count + NORM_CHUNK - 1) // NORM_CHUNK
-    cdef double top = 0
-    if n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
-        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
-            partials[chunk] = largest_key(min(<Py_ssize_t>NORM_CHUNK, count - chunk * NORM_CHUNK),
-                                          grad + chunk * NORM_CHUNK, True)
-        for chunk in range(n_chunks):
-            if not partials[chunk] <= top:   # NaN too
-                top = partials[chunk]
-        return top
-    return largest_key(count, grad, True)
-
-
-cdef inline double overflow_limit(bint is_float32) noexcept nogil:
-    return (FLT_MAX if is_float32 else DBL_MAX) / 4
 
 
 # -- the global gradient norm, for clip_norm ---------------------------------------------

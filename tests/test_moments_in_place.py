@@ -1,33 +1,38 @@
-"""Adam in place (optimizers.pxi, "Adam in place"): on a network whose
-parameters are too many to stay cached, an Adam step that provably cannot
-overflow writes its moments in place instead of into the spare buffers. It
-must not be seen from outside: the same bits as the steps through the spare
-buffers, a step that would overflow still refused with nothing changed, and
-bounds that really bound the state they describe.
+"""Moments in place (_kernels/state_bounds.pxi): on a network whose
+parameters are too many to stay cached, an Adam or RMSprop step that
+provably cannot overflow writes its moments in place instead of into the
+spare buffers. It must not be seen from outside: the same bits as the steps
+through the spare buffers, a step that would overflow still refused with
+nothing changed, and bounds that really bound the state they describe.
 
 The engine chooses the mode from the parameters' size; these tests switch it
-on small networks (``Engine.adam_in_place``) to compare both ways, and also
-run it at its real size."""
+on small networks (``Engine.moments_in_place``) to compare both ways, and
+also run it at its real size."""
 import numpy as np
 import pytest
 
 import cbackprop as cb
 
 SETTINGS = {
-    "plain": dict(lr=1e-2),
-    "weight-decay": dict(lr=5e-3, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=1e-2),
-    "clip-norm": dict(lr=1e-2, clip_norm=0.5),
-    "clip-value": dict(lr=1e-2, clip_value=1e-3),
+    "adam": lambda: cb.Adam(lr=1e-2),
+    "adam-weight-decay": lambda: cb.Adam(lr=5e-3, beta1=0.8, beta2=0.99, eps=1e-6,
+                                         weight_decay=1e-2),
+    "adam-clip-norm": lambda: cb.Adam(lr=1e-2, clip_norm=0.5),
+    "adam-clip-value": lambda: cb.Adam(lr=1e-2, clip_value=1e-3),
+    "rmsprop": lambda: cb.RMSprop(lr=1e-3),
+    "rmsprop-momentum-decay": lambda: cb.RMSprop(lr=1e-3, alpha=0.9, momentum=0.5,
+                                                 weight_decay=1e-3),
+    "rmsprop-clip-norm": lambda: cb.RMSprop(lr=1e-3, momentum=0.9, clip_norm=0.5),
 }
 
 
-def twins(dtype, settings="plain", sizes=(20, 30, 5)):
-    """The same network twice: Adam in place allowed in the first, not in the second."""
+def twins(dtype, settings="adam", sizes=(20, 30, 5)):
+    """The same network twice: moments in place allowed in the first, not in the second."""
     nets = []
     for in_place in (True, False):
         net = cb.Network(list(sizes), ["tanh", "identity"], dtype=dtype, seed=1,
-                         optimizer=cb.Adam(**SETTINGS[settings]))
-        net._engine.adam_in_place = in_place
+                         optimizer=SETTINGS[settings]())
+        net._engine.moments_in_place = in_place
         nets.append(net)
     return nets
 
@@ -71,22 +76,23 @@ def test_in_place_steps_are_the_spare_buffer_steps_bit_for_bit(dtype, settings):
     assert in_place._engine.steps_in_place >= 30
 
 
+@pytest.mark.parametrize("settings", ["adam", "rmsprop-momentum-decay"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_network_beyond_the_caches_steps_in_place_by_itself(dtype, threads):
-    """[1024, 512] has 2 MiB of float32 parameters: the engine chooses Adam in
-    place on its own (not on [64, 128, 10]), on one thread or spread over two
-    (the largest-gradient pass and the update in chunks), and a twin that
-    never does gets the same bits."""
-    assert not cb.Network([64, 128, 10], ["relu", "identity"], dtype=dtype)._engine.adam_in_place
+def test_a_network_beyond_the_caches_steps_in_place_by_itself(dtype, threads, settings):
+    """[1024, 512] has 2 MiB of float32 parameters: the engine chooses moments
+    in place on its own (not on [64, 128, 10]), on one thread or spread over
+    two (the largest-gradient pass and the update in chunks), and a twin
+    that never does gets the same bits."""
+    assert not cb.Network([64, 128, 10], ["relu", "identity"], dtype=dtype)._engine.moments_in_place
     sizes = (1024, 512)
     old = cb.get_num_threads()
     try:
         cb.set_num_threads(threads)
         nets = [cb.Network(list(sizes), ["tanh"], dtype=dtype, seed=2,
-                           optimizer=cb.Adam(lr=1e-3, weight_decay=1e-4)) for _ in range(2)]
-        assert nets[0]._engine.adam_in_place
-        nets[1]._engine.adam_in_place = False
+                           optimizer=SETTINGS[settings]()) for _ in range(2)]
+        assert nets[0]._engine.moments_in_place
+        nets[1]._engine.moments_in_place = False
         for X, Y in batches(dtype, 4, sizes=sizes, m=4):
             assert nets[0].train_step(X, Y) == nets[1].train_step(X, Y)
     finally:
@@ -98,25 +104,29 @@ def test_a_network_beyond_the_caches_steps_in_place_by_itself(dtype, threads):
 @pytest.mark.parametrize("settings", sorted(SETTINGS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_bounds_bound_the_state(dtype, settings):
+    """Adam's bounds are of |p|, |m| and v, RMSprop's of |p|, v and |buffer|."""
     net = twins(dtype, settings)[0]
     for X, Y in batches(dtype, 15):
         net.train_step(X, Y)
     assert net._engine.steps_in_place > 0
-    largest_param, largest_m, largest_v = net._engine.state_bounds
+    largest_param, largest_moment1, largest_moment2 = net._engine.state_bounds
     params, moment1, moment2, _ = engine_state(net)
+    squares = moment1 if settings.startswith("rmsprop") else moment2
     assert np.abs(params).max() <= largest_param
-    assert np.abs(moment1).max() <= largest_m
-    assert 0 <= moment2.min() and moment2.max() <= largest_v
+    assert np.abs(moment1).max() <= largest_moment1
+    assert np.abs(moment2).max() <= largest_moment2
+    assert squares.min() >= 0
 
 
-def test_a_step_whose_update_overflows_is_refused_with_nothing_changed():
+@pytest.mark.parametrize("settings", ["adam", "rmsprop-momentum-decay"])
+def test_a_step_whose_update_overflows_is_refused_with_nothing_changed(settings):
     """With bounds known, a batch whose gradients' squares overflow: the
     largest gradient rules out the in-place step, and the step through the
     spares is refused as always. Both twins then train on alike. (float32:
     its loss is summed in double and stays finite; in float64 the loss would
     overflow first.)"""
     dtype = "float32"
-    in_place, spare = twins(dtype)
+    in_place, spare = twins(dtype, settings)
     for X, Y in batches(dtype, 5):
         in_place.train_step(X, Y)
         spare.train_step(X, Y)
@@ -148,16 +158,16 @@ def forget(net, how):
         net.optimizer = cb.SGD(lr=1e-3, momentum=0.9)
         net.train_step(*batches(net.dtype, 1, seed=4)[0])
         net.optimizer = cb.Adam(lr=1e-2)
-    elif how == "adam_in_place":
-        engine.adam_in_place = True
+    elif how == "moments_in_place":
+        engine.moments_in_place = True
 
 
 @pytest.mark.parametrize("how", ["get_params", "set_params", "restore_optimizer_state",
-                                 "reset_optimizer_state", "another optimizer", "adam_in_place"])
+                                 "reset_optimizer_state", "another optimizer", "moments_in_place"])
 def test_the_bounds_are_forgotten_when_the_state_changes_otherwise(how):
-    """Whatever writes the parameters or moments other than an Adam step
-    (or hands out views that could) makes the engine forget its bounds; the
-    next Adam step goes through the spares and measures them again."""
+    """Whatever writes the parameters or moments other than a step that
+    bounds them (or hands out views that could) makes the engine forget its
+    bounds; the next step goes through the spares and measures them again."""
     net = twins("float64")[0]
     for X, Y in batches("float64", 3):
         net.train_step(X, Y)
@@ -170,18 +180,39 @@ def test_the_bounds_are_forgotten_when_the_state_changes_otherwise(how):
     assert net._engine.state_bounds is not None
 
 
+def test_bounds_of_one_optimizer_do_not_serve_another():
+    """Adam's bounds are of |m| and v, RMSprop's of v and |buffer|: the first
+    RMSprop step after Adam's goes through the spares, the next in place."""
+    net = twins("float64")[0]
+    for X, Y in batches("float64", 3):
+        net.train_step(X, Y)
+    steps_in_place = net._engine.steps_in_place
+    net.optimizer = cb.RMSprop(lr=1e-3, momentum=0.5)
+    X, Y = batches("float64", 1, seed=8)[0]
+    net.train_step(X, Y)
+    assert net._engine.steps_in_place == steps_in_place
+    net.train_step(X, Y)
+    assert net._engine.steps_in_place == steps_in_place + 1
+
+
+@pytest.mark.parametrize("settings", ["adam", "rmsprop-momentum-decay"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_moments_put_back_from_outside_are_not_trusted(dtype):
-    """Huge first moments with zero second moments, put back after steps in
-    place: the next step's update is ~m / eps and overflows. It must be
-    refused with nothing changed, as it would have been without Adam in place
-    (bounds kept across the restore would have let it write the moments)."""
-    net = twins(dtype)[0]
+def test_moments_put_back_from_outside_are_not_trusted(dtype, settings):
+    """A state put back after steps in place whose next step overflows or
+    is NaN: Adam's huge first moments with zero second moments (its update
+    is ~m / eps), RMSprop's negative averages of squares (the square root of
+    a negative). The step must be refused with nothing changed, as it would
+    have been through the spares: bounds kept across the restore would have
+    let it write the moments."""
+    net = twins(dtype, settings)[0]
     for X, Y in batches(dtype, 5):
         net.train_step(X, Y)
     moment1, moment2, steps = net._engine.optimizer_state()
-    moment1[:] = 1e36 if dtype == "float32" else 1e305
-    moment2[:] = 0
+    if settings == "adam":
+        moment1[:] = 1e36 if dtype == "float32" else 1e305
+        moment2[:] = 0
+    else:
+        moment1[:] = -1
     net._engine.restore_optimizer_state(moment1, moment2, steps)
     before = engine_state(net)
     with pytest.raises(FloatingPointError, match="update of this step overflows"):
