@@ -162,13 +162,13 @@ cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const 
     """Forward, loss, backward, then the update of every layer (with clipped
     gradients when the settings ask for it), written into the spare buffers:
     the new parameters into ``grads``, the new optimizer state into ``spare1``
-    and ``spare2`` (optimizers.pxi) or, for Adam proved not to overflow, in
-    place. The caller swaps them in when the step is taken (step_taken: the
-    parameters always, the spares for STEP_TAKEN_IN_SPARE_BUFFERS); the step
-    is refused when the
-    loss is not finite, when the gradient norm that clip_norm needs is not,
-    or when a new parameter or moment would not be. A diverging step leaves
-    the network as it was."""
+    and ``spare2`` (optimizers.pxi) or, for an Adam or RMSprop step proved
+    not to overflow, in place (state_bounds.pxi). The caller swaps them in
+    when the step is taken (step_taken: the parameters always, the spares
+    for STEP_TAKEN_IN_SPARE_BUFFERS); the step is refused when the loss is
+    not finite, when the gradient norm that clip_norm needs is not, or when
+    a new parameter or moment would not be. A diverging step leaves the
+    network as it was."""
     cdef Py_ssize_t layer
     outcome[0] = STEP_LOSS_NOT_FINITE
     forward_pass(L, m, X, params, ws)
@@ -201,6 +201,7 @@ cdef int update_pass(const Layout* L, const OptimizerSettings* opt, const real* 
         if norm > step.clip_norm:
             step.gradient_scale = step.clip_norm / norm
     cdef bint bounded = L.moments_in_place and bounds_moments(step.kind)
+    # (Bounds of this optimizer's state first: else the largest gradient is not needed.)
     if (bounded and L.bounds.known and L.bounds.kind == step.kind
             and moments_in_place_are_safe(&step, largest_gradient(n_params, grads,
                                                                   L.norm_partials, L.n_threads),

@@ -139,11 +139,11 @@ cdef bint rmsprop_stays_finite(const OptimizerSettings* opt, double g,
 cdef bint moments_in_place_are_safe(const OptimizerSettings* opt, double largest_gradient,
                                     const StateBounds* bounds, double limit,
                                     StateBounds* after) noexcept nogil:
-    """Whether the step of ``opt`` from a state within ``bounds``, with
-    gradients of at most ``largest_gradient`` in magnitude, may write its
-    moments in place; ``after``: the bounds of the state it leaves."""
-    if not (bounds.known and bounds.kind == opt.kind and opt.eps > 0
-            and largest_gradient <= limit):
+    """Whether the step of ``opt`` from a state within ``bounds`` (known, and
+    of this optimizer's state: the caller checks that first), with gradients
+    of at most ``largest_gradient`` in magnitude, may write its moments in
+    place; ``after``: the bounds of the state it leaves."""
+    if not (opt.eps > 0 and largest_gradient <= limit):
         return False
     cdef double g = largest_step_gradient(opt, largest_gradient, bounds)
     if not g <= limit:
