@@ -188,7 +188,7 @@ cdef int update_pass(const Layout* L, const OptimizerSettings* opt, const real* 
     buffers (or in place) as train_step_pass says; returns its StepOutcome
     and keeps ``L.bounds`` true of the state the step leaves."""
     cdef Py_ssize_t layer
-    cdef double norm
+    cdef double norm = 0
     # Every parameter: the flat arrays from W0 to the last bias.
     cdef Py_ssize_t n_params = L.bias_offset[L.n_layers - 1] + L.sizes[L.n_layers]
     cdef StateBounds after
@@ -201,11 +201,13 @@ cdef int update_pass(const Layout* L, const OptimizerSettings* opt, const real* 
         if norm > step.clip_norm:
             step.gradient_scale = step.clip_norm / norm
     cdef bint bounded = L.moments_in_place and bounds_moments(step.kind)
-    # (Bounds of this optimizer's state first: else the largest gradient is not needed.)
+    # Bounds of this optimizer's state first, else the largest gradient is not
+    # needed; with clip_norm the norm bounds every gradient, without a pass.
     if (bounded and L.bounds.known and L.bounds.kind == step.kind
-            and moments_in_place_are_safe(&step, largest_gradient(n_params, grads,
-                                                                  L.norm_partials, L.n_threads),
-                                          L.bounds, overflow_limit(real is float), &after)):
+            and moments_in_place_are_safe(
+                &step, norm if step.clip_norm > 0 else largest_gradient(
+                    n_params, grads, L.norm_partials, L.n_threads),
+                L.bounds, overflow_limit(real is float), &after)):
         for layer in range(L.n_layers):
             # Proved finite: the spares are the moments themselves.
             update_layer(L, layer, &step, params, grads, moment1, moment2,
