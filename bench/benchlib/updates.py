@@ -17,8 +17,8 @@ OPTIMIZERS = {
     "momentum": lambda: cb.SGD(lr=1e-6, momentum=0.9),
     "adam": lambda: cb.Adam(lr=1e-6),
     "rmsprop": lambda: cb.RMSprop(lr=1e-6),
-    # Adam through the spare buffers even where the engine would step in
-    # place (optimizers.pxi, "Adam in place"): what that choice gains.
+    # Adam through the spare buffers even where the engine would write its
+    # moments in place (_kernels/state_bounds.pxi): what that choice gains.
     "adam/spares": lambda: cb.Adam(lr=1e-6),
 }
 ENGINE_SETTINGS = {"adam/spares": {"moments_in_place": False}}
