@@ -158,7 +158,7 @@ cdef class Engine:
         L.z_offset = <Py_ssize_t*>data(self._z_offset)
         L.column_totals = <double*>data(self._column_totals)
         L.norm_partials = <double*>data(self._norm_partials)
-        L.moments_in_place = cursor * self.params.itemsize >= MOMENTS_IN_PLACE_MIN_BYTES
+        L.moments_in_place = moments_in_place_pay(cursor * self.params.itemsize)
         self.bounds.known = False
         self.bounds.steps_in_place = 0
         L.bounds = &self.bounds

@@ -28,6 +28,15 @@ cdef enum:
     MOMENTS_IN_PLACE_MIN_BYTES = 2 * 1024 * 1024
 
 
+cdef inline bint moments_in_place_pay(Py_ssize_t param_bytes) noexcept nogil:
+    """Whether steps in place are worth taking for this many bytes of
+    parameters on this build. The bounds' measuring pass (largest_key) is an
+    integer maximum that gcc vectorises only with 32-byte vectors or wider:
+    on the baseline build (SSE2) it costs more than the spare buffers save
+    (bench/README.md, "Kept: Adam in place beyond the caches")."""
+    return CB_VECTOR_BYTES >= 32 and param_bytes >= MOMENTS_IN_PLACE_MIN_BYTES
+
+
 # 1 + 2^-16: 256 float32 roundings' worth of relative error.
 cdef double BOUND_SLACK = 1.0000152587890625
 
