@@ -190,6 +190,31 @@ def test_activations_work_in_place(activation, dtype, rng):
     assert ops.activation_backward(activation, expected, buffer, out=out, z=z) is out
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_backward_into_another_array_is_the_in_place_pass_bit_for_bit(activation, threads,
+                                                                      dtype, rng):
+    """Out of place, dL/dA is copied into ``out`` a block at a time and the
+    slopes applied there (_kernels/activations.pxi, slope_range_from): the
+    same bits as the pass in place, for outputs at several offsets, over
+    many blocks, their tail and, at two threads, the threads' chunks."""
+    z = (3 * rng.standard_normal((300, 513))).astype(dtype)
+    a = ops.activation_forward(activation, z)
+    grad_a = rng.standard_normal(z.shape).astype(dtype)
+    pool = np.full(z.size + 8, np.nan, dtype)
+    old = cb.get_num_threads()
+    try:
+        cb.set_num_threads(threads)
+        in_place = grad_a.copy()
+        ops.activation_backward(activation, in_place, a, out=in_place, z=z)
+        for shift in (0, 1, 2, 3, 5):
+            out = pool[shift:shift + z.size].reshape(z.shape)
+            assert ops.activation_backward(activation, grad_a, a, out=out, z=z) is out
+            same_bits(out, in_place)
+    finally:
+        cb.set_num_threads(old)
+
+
 @pytest.mark.parametrize("activation", NEEDS_Z)
 def test_activations_whose_derivative_needs_z_take_it(activation, dtype, rng):
     """gelu, gelu_tanh and silu: f' is not a function of f(z), so z= is

@@ -62,7 +62,7 @@ cdef void forward_rows_pass(const Layout* L, Py_ssize_t m, const real* X, const 
     while first < m:
         rows = min(<Py_ssize_t>FORWARD_BLOCK_ROWS, m - first)
         forward_pass(L, rows, X + first * n_in, params, ws)
-        memcpy(out + first * k, ws + L.output_offset[L.n_layers - 1], rows * k * sizeof(real))
+        copy_values(rows * k, ws + L.output_offset[L.n_layers - 1], out + first * k)
         first += rows
 
 
@@ -126,7 +126,7 @@ cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const 
         # delta_prev = (delta @ Wᵀ) ⊙ f'(Z_prev), W read transposed.
         gemm(m, n_in, n_out, delta, n_out, 1, params + L.weight_offset[layer], 1, n_out,
              delta_prev, n_in, False, pack_a, pack_b, L.n_threads)
-        activation_backward(m * n_in, delta_prev, a_prev, ws + L.z_offset[layer - 1],
+        activation_backward(m * n_in, delta_prev, delta_prev, a_prev, ws + L.z_offset[layer - 1],
                             L.activations[layer - 1], L.n_threads)
 
 

@@ -5,7 +5,6 @@
 # methods do. Each releases the GIL and picks the float or double kernels
 # once (an op of several kernels through its fused *_typed function).
 # Included after _engine.pxi (it uses num_threads, Guards and data()).
-from libc.string cimport memcpy
 
 
 # -- workspaces of one call ----------------------------------------------------------------
@@ -210,12 +209,16 @@ def op_activation_forward(int activation, cnp.ndarray z, cnp.ndarray out):
     return out
 
 
-cdef void activation_backward_typed(Py_ssize_t m, Py_ssize_t n, real* grad, const void* a,
-                                   const void* z, int activation, int n_threads) noexcept nogil:
+cdef void activation_backward_typed(Py_ssize_t m, Py_ssize_t n, const void* grad_in, real* grad,
+                                   const void* a, const void* z, int activation,
+                                   int n_threads) noexcept nogil:
     if activation == ACT_SOFTMAX:
+        if <const real*>grad_in != grad:
+            copy_values(m * n, <const real*>grad_in, grad)
         softmax_backward(m, n, grad, <const real*>a)
     else:
-        activation_backward(m * n, grad, <const real*>a, <const real*>z, activation, n_threads)
+        activation_backward(m * n, <const real*>grad_in, grad, <const real*>a, <const real*>z,
+                            activation, n_threads)
 
 
 def op_activation_backward(int activation, cnp.ndarray grad_a, cnp.ndarray a, cnp.ndarray z,
@@ -231,12 +234,10 @@ def op_activation_backward(int activation, cnp.ndarray grad_a, cnp.ndarray a, cn
     if m * n == 0:
         return out
     with nogil:
-        if gz != g:
-            memcpy(gz, g, m * n * cnp.PyArray_ITEMSIZE(out))
         if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
-            activation_backward_typed(m, n, <float*>gz, ap, zp, activation, n_threads)
+            activation_backward_typed(m, n, g, <float*>gz, ap, zp, activation, n_threads)
         else:
-            activation_backward_typed(m, n, <double*>gz, ap, zp, activation, n_threads)
+            activation_backward_typed(m, n, g, <double*>gz, ap, zp, activation, n_threads)
     return out
 
 

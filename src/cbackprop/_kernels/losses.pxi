@@ -27,7 +27,7 @@ cdef double mse_loss(Py_ssize_t m, Py_ssize_t n, const real* A, const real* Z, c
     if activation == ACT_SOFTMAX:
         softmax_backward(m, n, delta, A)
     else:
-        activation_backward(m * n, delta, A, Z, activation, 1)
+        activation_backward(m * n, delta, delta, A, Z, activation, 1)
     return scale * total / divisor
 
 
