@@ -70,6 +70,10 @@
  *                    (a fork and its barriers cost more than they save)
  *   CB_B_IN_PLACE_MAX_BYTES_F64  a float64 B read in place (see gemm.pxi)
  *                    is at most this large; beyond, it is packed
+ *   CB_C_PREFETCH_STEPS  a packed tile asks for its rows of C, one per K
+ *                    step, from this many steps before its last (CB_KC or
+ *                    more: from its first step; bench/README.md, "Kept: C's
+ *                    lines asked for late")
  */
 #if CB_ISA == CB_ISA_AVX512
 #define CB_ISA_NAME "avx512"
@@ -86,6 +90,7 @@
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_BYTES_F64 ((ptrdiff_t)1 << 40)   /* no limit */
+#define CB_C_PREFETCH_STEPS 48
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
@@ -101,6 +106,7 @@
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
+#define CB_C_PREFETCH_STEPS CB_KC
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
@@ -116,15 +122,13 @@
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
+#define CB_C_PREFETCH_STEPS 48
 #endif
 
 /* Ten-column tiles that would use half vectors (float32 on AVX-512) win on
  * short K and lose on long K, so the padded tile serves those products
  * (bench/README.md, "The engine's thresholds"). */
 #define CB_TEN_HALF_VECTORS 0
-
-/* A packed tile starts asking for its rows of C this many K steps before its last. */
-#define CB_C_PREFETCH_STEPS 48
 
 /* The narrow kernel: columns of B per group, and vectors down the rows of C. */
 #define CB_NARROW_COLS 5

@@ -71,8 +71,9 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
      * L1, which would evict them again if asked for at the start: it asks
      * for one row of C per step from CB_C_PREFETCH_STEPS steps before its
      * last (all rows at once left the last ones to miss: 4-12 % slower in
-     * float64). Tiles that read A in place serve small products, which were
-     * faster asking at the start. */
+     * float64 on the Zen 5; the AVX2 row of the table asks from the first
+     * step, faster on a Zen 3). Tiles that read A in place serve small
+     * products, which were faster asking at the start. */
     const ptrdiff_t prefetch_at = kc > CB_C_PREFETCH_STEPS ? kc - CB_C_PREFETCH_STEPS : 0;
     if (!PACKED)
         for (ptrdiff_t i = 0; i < rows; i++)
