@@ -30,9 +30,10 @@ cdef enum:
 
 cdef inline bint moments_in_place_pay(Py_ssize_t param_bytes) noexcept nogil:
     """Whether steps in place are worth taking for this many bytes of
-    parameters on this build. The bounds' measuring pass (largest_key) is an
-    integer maximum that gcc vectorises only with 32-byte vectors or wider:
-    on the baseline build (SSE2) it costs more than the spare buffers save
+    parameters on this build. The passes that find the largest gradient and
+    measure the bounds (largest_key) take an integer maximum that gcc
+    vectorises only with 32-byte vectors or wider: on the baseline build
+    (SSE2) the steps in place were slower at every size measured
     (bench/README.md, "Kept: Adam in place beyond the caches")."""
     return CB_VECTOR_BYTES >= 32 and param_bytes >= MOMENTS_IN_PLACE_MIN_BYTES
 
