@@ -47,6 +47,21 @@ def test_auto_picks_the_fastest_build_the_cpu_runs():
         assert cb.kernel_path == expected
 
 
+def test_halves_512_is_read_off_the_cpu():
+    """AMD family 19h with AVX-512 (Zen 4) is the CPU class known to halve
+    512-bit instructions; the engine that runs is told at import."""
+    expected = False
+    if sys.platform.startswith("linux") and os.uname().machine == "x86_64":
+        fields = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        expected = (fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+                    and "avx512f" in fields.get("flags", "").split())
+    assert _backend._engine_baseline.cpu_halves_512() is expected
+    assert _backend.engine.tile_table()["halves_512"] is expected
+
+
 def test_each_build_reports_its_own_tile_table():
     shapes = {"avx512": (64, 12), "avx2": (32, 6), "baseline": (16, 4)}
     for path in _backend.available_paths():

@@ -79,12 +79,46 @@ def test_does_not_read_c_without_accumulate(dtype):
     assert np.isfinite(product(A, B)).all()
 
 
+@pytest.fixture(params=[False, True], ids=["whole-512", "halves-512"])
+def halves_512(request):
+    """Both ways a 64-byte build takes its ten-column tiles (whole vectors, or
+    half vectors for CPUs that halve 512-bit instructions), on every build;
+    the setting the import chose is put back."""
+    before = engine.tile_table()["halves_512"]
+    engine.set_halves_512(request.param)
+    yield request.param
+    engine.set_halves_512(before)
+
+
+def test_halves_512_picks_the_ten_column_tiles():
+    """A 64-byte build has its ten-column tiles in whole vectors (float32's
+    half vectors lose to the padded tile there) and, told that the CPU halves
+    512-bit instructions, in half vectors for both dtypes; other builds keep
+    one set of tiles whatever they are told."""
+    before = engine.tile_table()
+    try:
+        engine.set_halves_512(False)
+        whole = engine.tile_table()
+        engine.set_halves_512(True)
+        half = engine.tile_table()
+    finally:
+        engine.set_halves_512(before["halves_512"])
+    assert (whole["halves_512"], half["halves_512"]) == (False, True)
+    if whole["vector_bytes"] == 64:
+        assert whole["ten_lanes"] == {"float64": 8, "float32": 0}
+        assert half["ten_lanes"] == {"float64": 4, "float32": 8}
+    else:
+        lanes = {dtype: whole["vector_bytes"] // size for dtype, size in (("float64", 8), ("float32", 4))}
+        assert whole["ten_lanes"] == half["ten_lanes"] == lanes
+
+
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("N", range(2, 12))
-def test_narrow_products(trans_a, trans_b, N, dtype):
+def test_narrow_products(trans_a, trans_b, N, dtype, halves_512):
     """Output-layer widths (the narrow kernels take N <= 10 below the threading
     threshold): row counts around their tiles (4 to 32 rows), K across panels
-    (256), with and without accumulating into C."""
+    (256), with and without accumulating into C, with either set of
+    ten-column tiles."""
     rng = np.random.default_rng(N)
     for M, K in [(4, 3), (8, 300), (16, 64), (37, 530), (130, 257)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)

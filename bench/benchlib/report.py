@@ -53,7 +53,8 @@ def describe_isa(info):
     table = info["tile_table"]
     tiles = " / ".join(f"{table['mr']}x{nr} {dtype.replace('float', 'f')}"
                        for dtype, nr in table["nr"].items())
-    return f"{info['kernel_path']} ({table['vector_bytes']}-byte vectors, tiles {tiles})"
+    halves = ", 512-bit instructions run as two halves" if table.get("halves_512") else ""
+    return f"{info['kernel_path']} ({table['vector_bytes']}-byte vectors, tiles {tiles}{halves})"
 
 
 def describe_cpu_features(features):

@@ -53,6 +53,9 @@ def main():
     print(f"register tiles: {table['vector_bytes']}-byte vectors, MR x NR = "
           f"{table['mr']} x {table['nr']['float64']} (float64), "
           f"{table['mr']} x {table['nr']['float32']} (float32)")
+    if table["halves_512"]:
+        print("this CPU runs each 512-bit instruction as two 256-bit halves (AMD Zen 4): "
+              "ten-column tiles in half vectors")
     print(f"threads: {cb.get_num_threads()}")
     worst = self_check()
     ok = True

@@ -5,7 +5,9 @@ one template, ``_kernels/tiles.h``): with baseline flags, with ``-mavx2
 -mfma``, and for x86-64-v4 (AVX-512 F/CD/BW/DQ/VL). The fastest build the
 CPU and the OS support is imported; ``CBACKPROP_CPU=baseline|avx2|avx512``
 forces one (so every path is tested on one machine) and refuses one this CPU
-cannot run.
+cannot run. On a CPU that runs 512-bit instructions as two halves (AMD Zen
+4) the AVX-512 build is still the faster one, told so that it picks its
+half-vector ten-column tiles (bench/README.md, "Which engine build").
 """
 import os
 
@@ -61,6 +63,7 @@ def _choose():
 
 
 engine, kernel_path = _choose()
+engine.set_halves_512(_engine_baseline.cpu_halves_512())
 
 
 def set_num_threads(n):

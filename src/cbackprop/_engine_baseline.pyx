@@ -30,13 +30,30 @@ cdef extern from *:
         unsigned int need = zmm ? 0xE6u : 0x06u;  /* SSE|AVX (|opmask|ZMM_Hi256|Hi16_ZMM) */
         return (xcr0_lo & need) == need;
     }
+    /* AMD family 19h parts with AVX-512 (Zen 4: Genoa, Bergamo, Raphael,
+     * Phoenix) execute each 512-bit instruction as two 256-bit halves; Zen 3
+     * is the same family without AVX-512, Zen 5 is family 1Ah. */
+    static int cbackprop_halves_512(void) {
+        unsigned int eax, ebx, ecx, edx;
+        if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx))
+            return 0;
+        int amd = ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;  /* AuthenticAMD */
+        if (!amd || !__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+            return 0;
+        unsigned int family = (eax >> 8) & 0xFu;
+        if (family == 0xFu)
+            family += (eax >> 20) & 0xFFu;
+        return family == 0x19u && cbackprop_cpu_supports("avx512f");
+    }
     #else
     static int cbackprop_cpu_supports(const char* feature) { return 0; }
     static int cbackprop_os_saves(int zmm) { return 0; }
+    static int cbackprop_halves_512(void) { return 0; }
     #endif
     """
     int cbackprop_cpu_supports(const char* feature) nogil
     int cbackprop_os_saves(int zmm) nogil
+    int cbackprop_halves_512() nogil
 
 CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
 # What each optimised build needs, besides the OS saving its registers.
@@ -59,3 +76,11 @@ def cpu_runs(build):
     features = cpu_features()
     return all(features[name] for name in BUILD_FEATURES[build]) and \
         features["os_zmm" if build == "avx512" else "os_ymm"]
+
+
+def cpu_halves_512():
+    """True on CPUs known to run each 512-bit vector instruction as two 256-bit
+    halves (AMD Zen 4, family 19h with AVX-512): their AVX-512 FMA peak is
+    their AVX2 one. The AVX-512 build stays the faster there (bench/README.md,
+    "Which engine build"), with its ten-column tiles in half vectors."""
+    return bool(cbackprop_halves_512())

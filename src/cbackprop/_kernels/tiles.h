@@ -27,7 +27,8 @@
  *       C[:rows, :cols] (=|+=) op(A) rows @ op(B) for 9 <= cols <= 10 and
  *       rows <= cb_ten_rows_<sfx>(), from B packed by cb_pack_ten_<sfx>
  *       (cb_ten_width_<sfx>() values per K step): every lane a real result;
- *       used where cb_ten_pays_<sfx>().
+ *       used where cb_ten_pays_<sfx>(). A 64-byte build has them in whole and
+ *       in half vectors; cb_set_halves_512(on) picks (cb_ten_lanes_<sfx>()).
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:CB_NARROW_ROWS_<sfx>, :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
@@ -127,8 +128,15 @@
 
 /* Ten-column tiles that would use half vectors (float32 on AVX-512) win on
  * short K and lose on long K, so the padded tile serves those products
- * (bench/README.md, "The engine's thresholds"). */
+ * (bench/README.md, "The engine's thresholds"), except on CPUs that halve
+ * 512-bit instructions (cb_halves_512). */
 #define CB_TEN_HALF_VECTORS 0
+
+/* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
+ * instruction as two 256-bit halves: a 64-byte build then takes its
+ * ten-column tiles in half vectors. Read only by 64-byte builds. */
+static int cb_halves_512 = 0;
+static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 
 /* The narrow kernel: columns of B per group, and vectors down the rows of C. */
 #define CB_NARROW_COLS 5

@@ -50,6 +50,10 @@ cdef extern from "tiles.h" nogil:
     Py_ssize_t cb_ten_rows_f32() noexcept
     Py_ssize_t cb_ten_width_f64() noexcept
     Py_ssize_t cb_ten_width_f32() noexcept
+    Py_ssize_t cb_ten_lanes_f64() noexcept
+    Py_ssize_t cb_ten_lanes_f32() noexcept
+    int cb_halves_512
+    void cb_set_halves_512(int on) noexcept
     void cb_pack_ten_f64(Py_ssize_t kc, Py_ssize_t cols, const double* B, Py_ssize_t rsb,
                          Py_ssize_t csb, double* packed) noexcept
     void cb_pack_ten_f32(Py_ssize_t kc, Py_ssize_t cols, const float* B, Py_ssize_t rsb,
@@ -137,12 +141,26 @@ def tile_gflops(str dtype="float64", double seconds=0.05, int repeats=5):
 
 
 def tile_table():
-    """This build's blocking table: ISA, vector bytes, MR, NR and MC per dtype, KC, NC."""
+    """This build's blocking table: ISA, vector bytes, MR, NR and MC per dtype, KC, NC;
+    whether it treats 512-bit instructions as halved (set_halves_512), and the
+    lanes of its ten-column tiles per dtype (0 where the padded tile serves
+    products of 9-10 columns instead)."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
             "mc": {"float64": cb_mc_f64(), "float32": cb_mc_f32()},
             "kc": CB_KC, "nc": CB_NC, "parallel_min_flops": CB_PARALLEL_MIN_FLOPS,
-            "b_in_place_max_bytes_f64": CB_B_IN_PLACE_MAX_BYTES_F64}
+            "b_in_place_max_bytes_f64": CB_B_IN_PLACE_MAX_BYTES_F64,
+            "halves_512": bool(cb_halves_512),
+            "ten_lanes": {"float64": cb_ten_lanes_f64() if cb_ten_pays_f64() else 0,
+                          "float32": cb_ten_lanes_f32() if cb_ten_pays_f32() else 0}}
+
+
+def set_halves_512(bint on):
+    """Tell this build whether the CPU runs each 512-bit instruction as two
+    256-bit halves (AMD Zen 4). A 64-byte build then takes products of 9-10
+    columns in ten-column tiles of half vectors; other builds ignore it.
+    Set once at import (``_backend``); not meant to change while products run."""
+    cb_set_halves_512(on)
 
 
 cdef inline Py_ssize_t microkernel_mr(real* kind) noexcept nogil:
