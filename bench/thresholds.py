@@ -18,6 +18,13 @@ values, in ns per element::
 
     PYTHONPATH=src python bench/thresholds.py VM_TANH_SATURATES=9 float32 tanh
 
+``halves_512=0|1`` instead of a constant times the build as imported against
+the same build told the other way by ``engine.set_halves_512`` (the
+ten-column tiles in whole or half vectors of a 64-byte build): a setting
+chosen at run time, so nothing is compiled::
+
+    PYTHONPATH=src python bench/thresholds.py halves_512=1 float64 64x128x10,128x256x10
+
 A name that a header defines once per dtype (``vmath_template.h``'s
 ``VM_TANH_SATURATES``) is changed in both; only the dtype asked for is timed. Each
 line gives the figure of the build as it is and of the variant, the best of
@@ -115,15 +122,34 @@ def main():
     name, value = args.change.split("=", 1)
     print(f"{cb.kernel_path} build, {args.dtype}, one thread: as built vs {name}={value}")
     with tempfile.TemporaryDirectory() as tmp:
-        module, variant_path = build_variant(name, value, Path(tmp))
-        engines = {"as built": load(module, PACKAGE / variant_path.name),
-                   "variant": load(module, variant_path)}
+        if name == "halves_512":
+            if any(shape in REGISTRY for shape in args.shapes.split(",")):
+                sys.exit("halves_512 changes products only; give shapes, not activations")
+            from cbackprop._backend import engine
+            engine.set_num_threads(1)
+            engines = {"as built": Told(engine, engine.tile_table()["halves_512"]),
+                       "variant": Told(engine, value == "1")}
+        else:
+            module, variant_path = build_variant(name, value, Path(tmp))
+            engines = {"as built": load(module, PACKAGE / variant_path.name),
+                       "variant": load(module, variant_path)}
         rng = np.random.default_rng(0)
         for shape in args.shapes.split(","):
             if shape in REGISTRY:
                 compare_activation(engines, shape, args.dtype, rng)
             else:
                 compare_gemm(engines, shape, args.dtype, rng)
+
+
+class Told:
+    """An engine told ``halves_512`` before each product it runs."""
+
+    def __init__(self, engine, halves_512):
+        self.engine, self.halves_512 = engine, halves_512
+
+    def op_gemm(self, *args):
+        self.engine.set_halves_512(self.halves_512)
+        return self.engine.op_gemm(*args)
 
 
 def interleaved_best(engines, run, calls):

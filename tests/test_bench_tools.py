@@ -135,6 +135,25 @@ def test_paths_compares_every_build_the_cpu_runs(tmp_path):
     assert fastest in _backend.available_paths()
 
 
+def test_thresholds_times_halves_512_both_ways(tmp_path):
+    """bench/thresholds.py halves_512=1 needs no compiler: it times the build
+    as imported against itself told the other way, one line per shape."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, str(BENCH / "thresholds.py"), "halves_512=1", "float64",
+                             "64x128x10,40x10x64T"], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("as built vs halves_512=1")
+    for shape, line in zip(["64x128x10", "40x10x64T"], lines[1:], strict=True):
+        assert re.fullmatch(rf"\s+{shape}\s+as built\s+[\d.]+ GF/s\s+variant\s+[\d.]+ GF/s"
+                            r"\s+variant / as built [\d.]+", line), line
+    refused = subprocess.run([sys.executable, str(BENCH / "thresholds.py"), "halves_512=1", "float64",
+                              "tanh"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert refused.returncode != 0 and "shapes, not activations" in refused.stderr
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "rmsprop"])
 def test_apply_update_is_the_update_of_train_step(name, dtype):
