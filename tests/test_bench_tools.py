@@ -251,3 +251,12 @@ def test_digits_accuracy_is_the_mean_over_the_seeds(monkeypatch):
     seconds, accuracy = fit.best_time_mean_score(lambda seed: [0.90, 0.99, 0.96][seed], 3)
     assert seconds == 1.0
     assert accuracy == pytest.approx(0.95)   # not 0.99, the fastest seed's
+
+
+def test_digits_products_at_the_peak():
+    """40 epochs of [64, 128, 10] over 1,347 rows: per epoch X@W and Xᵀ@δ of
+    layer 1 (2 x 2 x 1347 x 64 x 128) and three products of layer 2
+    (3 x 2 x 1347 x 128 x 10), 54,483,456 FLOPs; at 2 x 50 GF/s."""
+    fit = load_bench_module("fit")
+    seconds = fit.products_seconds([64, 128, 10], 1347, 40, 2, 50.0)
+    assert seconds == pytest.approx(40 * 54_483_456 / 100e9)

@@ -10,7 +10,10 @@ import numpy as np
 
 import cbackprop as cb
 
+from .networks import matmul_flops_per_step
 from .settings import CONFIGS, FIT_CONFIGS, FIT_DIGITS_REPEATS, FIT_SAMPLES
+
+DIGITS_SIZES = [64, 128, 10]
 
 
 def fit_rows(args):
@@ -54,11 +57,19 @@ def fit_rows(args):
     return rows
 
 
-def digits_row(args):
+def products_seconds(sizes, samples, epochs, threads, peak_gflops):
+    """What the matrix products of ``epochs`` epochs over ``samples`` rows take
+    at threads x the per-core FMA peak: a floor under any fit's time (the
+    products are linear in the batch, so a short last batch changes nothing)."""
+    return epochs * matmul_flops_per_step(sizes, samples) / (threads * peak_gflops * 1e9)
+
+
+def digits_row(args, peak_gflops=None):
     """scikit-learn's digits: [64, 128, 10] relu/softmax, cross-entropy, Adam
     (lr 1e-3), batch 32, 40 epochs, against MLPClassifier with the same
     settings; best of FIT_DIGITS_REPEATS fits each (seeds 0, 1, ...), with the
-    mean test accuracy over them.
+    mean test accuracy over them, and (given the per-core float64 FMA peak)
+    the time of fit's products at that peak.
     None without scikit-learn."""
     try:
         from sklearn.datasets import load_digits
@@ -76,7 +87,7 @@ def digits_row(args):
     epochs = 40
 
     def ours(seed):
-        net = cb.Network([64, 128, 10], ["relu", "softmax"], loss="cross_entropy",
+        net = cb.Network(DIGITS_SIZES, ["relu", "softmax"], loss="cross_entropy",
                          optimizer=cb.Adam(lr=1e-3), seed=seed)
         net.fit(X_train, y_train, epochs=epochs, batch_size=32, seed=seed)
         return float(np.mean(net.predict(X_test).argmax(axis=1) == y_test))
@@ -90,7 +101,9 @@ def digits_row(args):
             model.fit(X_train, y_train)
         return float(model.score(X_test, y_test))
 
-    row = {"threads": cb.get_num_threads(), "train_samples": len(X_train), "epochs": epochs}
+    row = {"threads": cb.get_num_threads(), "train_samples": len(X_train), "epochs": epochs,
+           "products at peak s": None if peak_gflops is None else products_seconds(
+               DIGITS_SIZES, len(X_train), epochs, cb.get_num_threads(), peak_gflops)}
     for label, train in (("cbackprop", ours), ("sklearn", theirs)):
         row[f"{label} s"], row[f"{label} accuracy"] = best_time_mean_score(train,
                                                                           FIT_DIGITS_REPEATS)
@@ -108,5 +121,7 @@ def best_time_mean_score(train, repeats):
     return min(seconds), float(np.mean(scores))
 
 
-def bench_fit(args):
-    return {"configs": fit_rows(args), "digits": digits_row(args)}
+def bench_fit(args, peak_per_core=None):
+    """The fit section; ``peak_per_core`` is the worker's measured FMA peak per dtype."""
+    return {"configs": fit_rows(args),
+            "digits": digits_row(args, (peak_per_core or {}).get("float64"))}

@@ -216,7 +216,9 @@ def print_fit(workers):
               f"{d['threads']} thr): cbackprop fit {d['cbackprop s']:.3f} s "
               f"(test accuracy {d['cbackprop accuracy']:.3f}), scikit-learn MLPClassifier "
               f"{d['sklearn s']:.3f} s ({d['sklearn accuracy']:.3f}): "
-              f"{d['sklearn s'] / d['cbackprop s']:.1f}x")
+              f"{d['sklearn s'] / d['cbackprop s']:.1f}x"
+              + ("" if d.get("products at peak s") is None else
+                 f"; fit's products alone take {d['products at peak s']:.3f} s at the FMA peak"))
 
 
 def shape_text(row):

@@ -42,7 +42,7 @@ def worker_main(args):
                       f"{time.perf_counter() - start:.1f} s")
     elementwise = [] if args.no_elementwise else bench_elementwise(args)
     updates = [] if args.no_updates else bench_updates(args)
-    fit = None if args.no_fit else bench_fit(args)
+    fit = None if args.no_fit else bench_fit(args, info["fma_peak_gflops"])
     gemm = [] if args.no_gemm else bench_gemm(args, info["fma_peak_gflops"])
     log(args, f"[{args.threads[0]} thr] GEMM done at {time.perf_counter() - start:.1f} s")
     info["gemm_call_overhead_us"] = None if args.no_gemm else call_overhead_us(args)
