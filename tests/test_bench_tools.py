@@ -135,6 +135,24 @@ def test_paths_compares_every_build_the_cpu_runs(tmp_path):
     assert fastest in _backend.available_paths()
 
 
+def test_paths_recommends_a_switch_only_past_the_noise():
+    sys.path.insert(0, str(BENCH))
+    try:
+        paths = importlib.import_module("paths")
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def run(path, float64_ms, float32_ms):
+        return {"path": path, "big_step_ms": {"float64": float64_ms, "float32": float32_ms}}
+
+    assert paths.verdict([run("avx512", 100, 50), run("avx2", 120, 60)]) == \
+        "fastest on the big train_step: avx512"
+    tie = paths.verdict([run("avx512", 110, 55), run("avx2", 106, 55)])
+    assert tie.startswith("fastest on the big train_step: avx2, 2.5 % ahead") and "a tie" in tie
+    switch = paths.verdict([run("avx512", 110, 55), run("avx2", 100, 50), run("baseline", 300, 150)])
+    assert switch.endswith("10.0 % ahead of the default (avx512) (set CBACKPROP_CPU=avx2 to use it)")
+
+
 def test_thresholds_times_halves_512_both_ways(tmp_path):
     """bench/thresholds.py halves_512=1 needs no compiler: it times the build
     as imported against itself told the other way, one line per shape."""
