@@ -113,7 +113,7 @@ cdef class Engine:
     cdef double target_tolerance       # of cross-entropy target row sums
     # The arrays behind the layout's pointers, and what it is laid out from.
     cdef cnp.ndarray _sizes, _activations, _weight_offset, _bias_offset, _output_offset, _z_offset
-    cdef cnp.ndarray _column_totals, _norm_partials
+    cdef cnp.ndarray _norm_partials
     cdef list _needs_z                 # per layer: does its activation's derivative read Z
     cdef cnp.ndarray _gathered, _gathered_labels   # train_batches' rows of one batch
 
@@ -145,7 +145,6 @@ cdef class Engine:
         self.param_guards.add(self.grads, cursor, "parameters or gradients")
         self.state = OptimizerState(cursor, dtype, self.param_guards)
         self.ws = Workspace()
-        self._column_totals = np.zeros(max(sizes), dtype=np.float64)
         n_chunks = (cursor + NORM_CHUNK - 1) // NORM_CHUNK
         self._norm_partials = np.zeros(n_chunks + GUARD, dtype=np.float64)
         self.param_guards.add(self._norm_partials, n_chunks, "the partial sums of the gradient norm")
@@ -156,7 +155,6 @@ cdef class Engine:
         L.bias_offset = <Py_ssize_t*>data(self._bias_offset)
         L.output_offset = <Py_ssize_t*>data(self._output_offset)
         L.z_offset = <Py_ssize_t*>data(self._z_offset)
-        L.column_totals = <double*>data(self._column_totals)
         L.norm_partials = <double*>data(self._norm_partials)
         L.moments_in_place = moments_in_place_pay(cursor * self.params.itemsize)
         self.bounds.known = False

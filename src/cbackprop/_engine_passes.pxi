@@ -19,7 +19,6 @@ cdef struct Layout:
     int n_threads                    # for the GEMMs of this call
     bint moments_in_place            # may steps write moments in place (state_bounds.pxi)
     StateBounds* bounds              # of the parameters and moments, for moments_in_place
-    double* column_totals            # scratch of the widest layer's width
     double* norm_partials            # scratch: one double per NORM_CHUNK parameters
 
 
@@ -81,30 +80,48 @@ cdef double output_loss(const Layout* L, Py_ssize_t m, const real* Y, const int6
     return mse_loss(m, k, A, Z, Y, loss.scale, loss.reduction_sum, L.activations[last], delta)
 
 
+cdef enum:
+    # Columns summed at once, their totals held in registers across the rows.
+    SUM_BLOCK = 16
+
+
 cdef void column_sums(Py_ssize_t m, Py_ssize_t n, const real* values, real* sums,
-                      double* totals, int n_threads) noexcept nogil:
-    """sums = values.sum(axis=0), accumulated row by row in double (``totals``:
-    n scratch); large ones split by column blocks, so every column is summed in
-    the same order whatever the thread count."""
+                      int n_threads) noexcept nogil:
+    """sums = values.sum(axis=0), each column accumulated row by row in double;
+    large ones split by column blocks, so every column is summed in the same
+    order whatever the thread count."""
     cdef Py_ssize_t block, n_blocks = (n + 63) // 64
     if n_threads > 1 and m * n >= PARALLEL_MIN_ELEMENTS and n_blocks > 1:
         for block in prange(n_blocks, num_threads=n_threads, schedule="static"):
-            sum_columns(m, n, block * 64, min(n, (block + 1) * <Py_ssize_t>64), values, sums,
-                        totals)
+            sum_columns(m, n, block * 64, min(n, (block + 1) * <Py_ssize_t>64), values, sums)
     else:
-        sum_columns(m, n, 0, n, values, sums, totals)
+        sum_columns(m, n, 0, n, values, sums)
 
 
 cdef inline void sum_columns(Py_ssize_t m, Py_ssize_t n, Py_ssize_t first, Py_ssize_t last,
-                             const real* values, real* sums, double* totals) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for j in range(first, last):
-        totals[j] = 0
-    for i in range(m):
-        for j in range(first, last):
-            totals[j] += values[i * n + j]
-    for j in range(first, last):
-        sums[j] = <real>totals[j]
+                             const real* values, real* sums) noexcept nogil:
+    """Columns [first, last) SUM_BLOCK at a time, the totals in locals: a total
+    kept in memory would be stored and loaded again for every row."""
+    cdef double totals[SUM_BLOCK]
+    cdef Py_ssize_t i, j, start = first, width
+    cdef const real* row
+    while start < last:
+        width = min(<Py_ssize_t>SUM_BLOCK, last - start)
+        for j in range(SUM_BLOCK):
+            totals[j] = 0
+        if width == SUM_BLOCK:   # a constant trip count: vectorised, unrolled, in registers
+            for i in range(m):
+                row = values + i * n + start
+                for j in range(SUM_BLOCK):
+                    totals[j] += row[j]
+        else:
+            for i in range(m):
+                row = values + i * n + start
+                for j in range(width):
+                    totals[j] += row[j]
+        for j in range(width):
+            sums[start + j] = <real>totals[j]
+        start += width
 
 
 cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const real* X,
@@ -120,7 +137,7 @@ cdef void backward_layer(const Layout* L, Py_ssize_t m, Py_ssize_t layer, const 
     # grad_W = A_prevᵀ @ delta: A_prev read transposed through its strides.
     gemm(n_in, n_out, m, a_prev, 1, n_in, delta, n_out, 1,
          grads + L.weight_offset[layer], n_out, False, pack_a, pack_b, L.n_threads)
-    column_sums(m, n_out, delta, grads + L.bias_offset[layer], L.column_totals, L.n_threads)
+    column_sums(m, n_out, delta, grads + L.bias_offset[layer], L.n_threads)
     if layer > 0:
         delta_prev = ws + L.delta_offset[(layer - 1) % 2]
         # delta_prev = (delta @ Wᵀ) ⊙ f'(Z_prev), W read transposed.

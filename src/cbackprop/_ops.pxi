@@ -9,17 +9,15 @@
 
 # -- workspaces of one call ----------------------------------------------------------------
 cdef class OpScratch:
-    """GEMM panels (and column totals) of one op call, allocated per call, so
-    that concurrent calls from several threads share nothing; guarded in a
-    debug build like the Engine's workspace."""
-    cdef cnp.ndarray panels, totals
+    """GEMM panels of one op call, allocated per call, so that concurrent
+    calls from several threads share nothing; guarded in a debug build like
+    the Engine's workspace."""
+    cdef cnp.ndarray panels
     cdef Guards guards
     cdef void* pack_a
     cdef void* pack_b
-    cdef double* column_totals
 
-    def __cinit__(self, int typenum, Py_ssize_t max_m, Py_ssize_t max_n, Py_ssize_t max_k,
-                  Py_ssize_t n_totals=0):
+    def __cinit__(self, int typenum, Py_ssize_t max_m, Py_ssize_t max_n, Py_ssize_t max_k):
         cdef Py_ssize_t size_a, size_b
         cdef cnp.npy_intp dims[1]
         if typenum == cnp.NPY_FLOAT:
@@ -35,10 +33,6 @@ cdef class OpScratch:
         self.guards.add(self.panels, size_a + GUARD + size_b, "the packed B panel")
         self.pack_a = data(self.panels)
         self.pack_b = <char*>self.pack_a + (size_a + GUARD) * cnp.PyArray_ITEMSIZE(self.panels)
-        dims[0] = n_totals + GUARD
-        self.totals = cnp.PyArray_EMPTY(1, dims, cnp.NPY_DOUBLE, 0)
-        self.guards.add(self.totals, n_totals, "the column totals")
-        self.column_totals = <double*>data(self.totals)
 
     cdef int verify(self, str where) except -1:
         if GUARD:
@@ -165,7 +159,7 @@ cdef void dense_backward_typed(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, 
     cdef real* pack_b = <real*>scratch.pack_b
     gemm(n_in, n_out, m, <const real*>a_prev, 1, n_in, delta, n_out, 1, <real*>grad_weights,
          n_out, False, pack_a, pack_b, n_threads)
-    column_sums(m, n_out, delta, <real*>grad_bias, scratch.column_totals, n_threads)
+    column_sums(m, n_out, delta, <real*>grad_bias, n_threads)
     if grad_a_prev != NULL:
         gemm(m, n_in, n_out, delta, n_out, 1, <const real*>weights, 1, n_out, <real*>grad_a_prev,
              n_in, False, pack_a, pack_b, n_threads)
@@ -178,7 +172,7 @@ def op_dense_backward(cnp.ndarray delta, cnp.ndarray a_prev, cnp.ndarray weights
     cdef Py_ssize_t m = delta.shape[0], n_out = delta.shape[1], n_in = a_prev.shape[1]
     # Panels for both products: (n_in x n_out, K = m) and (m x n_in, K = n_out).
     cdef OpScratch scratch = OpScratch(cnp.PyArray_TYPE(delta), max(n_in, m), max(n_out, n_in),
-                                       max(m, n_out), n_out)
+                                       max(m, n_out))
     cdef void* d = data(delta)
     cdef void* x = data(a_prev)
     cdef void* w = data(weights)
