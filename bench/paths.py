@@ -4,11 +4,12 @@
     PYTHONPATH=src python bench/paths.py --quick      # ~10 s (a smoke run)
 
 ``cbackprop`` imports the widest build the CPU and the OS support (AVX-512,
-then AVX2, then baseline). Where the widest is not the fastest (AMD Zen 4
-executes each 512-bit FMA as two 256-bit halves, so its AVX-512 peak is its
-AVX2 peak), this script is how to tell: for each build it measures, in its
+then AVX2, then baseline). Where the widest may not be the fastest (AMD Zen
+4 executes each 512-bit FMA as two 256-bit halves, so its AVX-512 peak is its
+AVX2 peak; measured, AVX-512 still won there), this script is how to tell: for each build it measures, in its
 own process forced with ``CBACKPROP_CPU`` and pinned to one thread, the FMA
-peak per core, its register tile alone on packed panels, the GEMM at the dense-layer shapes of the mnist and big
+peak per core, its register tile alone on packed panels, the GEMM at
+dense-layer shapes of the mnist, deep (its 10-wide output layer) and big
 configurations, and the big configuration's ``train_step``, and names the
 fastest. Set ``CBACKPROP_CPU`` to it to use another build than the default;
 it says to only where the gain is 5 % or more (a smaller one is a tie on the

@@ -301,8 +301,8 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
  * output layer of 10 classes), in vectors of at most 8 lanes. A 64-byte build
  * also has them in half vectors, for CPUs that run each 512-bit instruction
  * as two 256-bit halves (AMD Zen 4): there the half-vector tiles need fewer
- * 512-bit shuffles per FMA and ran 1.2-1.4x faster (bench/README.md, "The
- * ten-column tiles on Zen 4"); cb_halves_512 picks, at run time. */
+ * 512-bit shuffles per FMA and ran 1.2-1.4x faster (bench/README.md, "Which
+ * engine build", Zen 4); cb_halves_512 picks, at run time. */
 #define CB_TEN_VARIANT whole
 #define CB_TEN_LANES (CB_LANES_N >= 8 ? 8 : CB_LANES_N)
 #define CB_TEN_PAYS (CB_TEN_LANES == CB_LANES_N || CB_TEN_HALF_VECTORS)
