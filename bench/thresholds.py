@@ -101,10 +101,15 @@ def build_variant(name, value, workdir):
 
 
 def load(module, path):
+    """The engine built at ``path``, set up as _backend sets the running one:
+    one thread, and the ten-column tiles of this CPU (``halves_512``), which
+    a freshly loaded module would otherwise take in whole vectors."""
+    from cbackprop._backend import engine as running
     spec = importlib.util.spec_from_file_location(f"cbackprop.{module}", path)
     engine = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(engine)
     engine.set_num_threads(1)
+    engine.set_halves_512(running.tile_table()["halves_512"])
     return engine
 
 
