@@ -176,6 +176,14 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #else
 #define CB_IN_REGISTER(v) ((void)0)
 #endif
+/* Unrolls the loop it stands before, early and whole. A tile's
+ * accumulators stay in registers only if gcc sees every access to them at a
+ * constant index before it decides where they live. */
+#if !defined(__clang__)
+#define CB_UNROLLED _Pragma("GCC unroll 64")
+#else
+#define CB_UNROLLED _Pragma("unroll")
+#endif
 #define CB_CAT2_(a, b) a##b
 #define CB_CAT2(a, b) CB_CAT2_(a, b)
 

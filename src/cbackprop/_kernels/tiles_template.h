@@ -61,9 +61,9 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
              ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
     CB_VEC acc[CB_TILE_ROWS][CB_NV];
     const CB_REAL* row[CB_TILE_ROWS];    /* A read in place: where each row starts */
-    for (int i = 0; i < HEIGHT; i++) {
+    CB_UNROLLED for (int i = 0; i < HEIGHT; i++) {
         row[i] = a + (i < rows ? i : rows - 1) * a_rs;
-        for (int j = 0; j < WIDTH; j++)
+        CB_UNROLLED for (int j = 0; j < WIDTH; j++)
             acc[i][j] = (CB_VEC){0};
     }
     /* A large C is not in cache: its lines are asked for before the final
@@ -96,10 +96,10 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
     }
     if (cols == WIDTH * CB_LANES) {
         /* Whole rows (a full tile, or the last rows of C): straight into C. */
-        for (int i = 0; i < HEIGHT; i++) {
+        CB_UNROLLED for (int i = 0; i < HEIGHT; i++) {
             if (i >= rows)
                 break;
-            for (int j = 0; j < WIDTH; j++) {
+            CB_UNROLLED for (int j = 0; j < WIDTH; j++) {
                 CB_REAL* out = C + i * ldc + j * CB_LANES;
                 CB_VEC result = acc[i][j];
                 if (!overwrite)
@@ -109,26 +109,18 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
         }
         return;
     }
-    /* Tiles cut by the last columns: their whole vectors straight into C, the
-     * last, partial one through a local vector. */
-    const int whole = (int)(cols / CB_LANES);
-    for (int i = 0; i < HEIGHT; i++) {
-        if (i >= rows)
-            break;
-        for (int j = 0; j < WIDTH; j++) {    /* j constant: acc stays in registers */
-            CB_REAL* out = C + i * ldc + j * CB_LANES;
-            if (j < whole) {
-                CB_VEC result = acc[i][j];
-                if (!overwrite)
-                    result += CB_(cb_load)(out);
-                CB_(cb_store)(out, result);
-            } else if (j == whole) {
-                CB_REAL part[CB_VECTOR_BYTES / sizeof(CB_REAL)];
-                CB_(cb_store)(part, acc[i][j]);
-                CB_(cb_store_corner)(part, 0, out, ldc, 1, cols - j * CB_LANES, overwrite);
-            }
-        }
-    }
+    /* Tiles cut by the last columns: the whole tile into a local one, at
+     * constant indices, then its corner into C. Storing the whole vectors
+     * straight into C and only the partial one through a local vector (the
+     * cut column's index known at run time) made gcc keep every tile's
+     * accumulators on the stack: each tile, cut or not, wrote them there
+     * and read them back, 150 cycles a tile on a Zen 4, 8 % of a 64^3
+     * product (bench/README.md, "Kept: accumulators in registers"). */
+    CB_REAL part[CB_TILE_ROWS][CB_NV * CB_LANES];
+    CB_UNROLLED for (int i = 0; i < HEIGHT; i++)
+        CB_UNROLLED for (int j = 0; j < WIDTH; j++)
+            CB_(cb_store)(&part[i][j * CB_LANES], acc[i][j]);
+    CB_(cb_store_corner)(&part[0][0], CB_NV * CB_LANES, C, ldc, rows, cols, overwrite);
 }
 
 /* One function per (height, width) the table lists, for each A layout. */
