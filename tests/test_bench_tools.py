@@ -304,3 +304,19 @@ def test_digits_products_at_the_peak():
     fit = load_bench_module("fit")
     seconds = fit.products_seconds([64, 128, 10], 1347, 40, 2, 50.0)
     assert seconds == pytest.approx(40 * 54_483_456 / 100e9)
+
+
+def test_fit_samples_reach_the_worker_and_its_rows():
+    settings, workers, fit = (load_bench_module(name) for name in ("settings", "workers", "fit"))
+    assert settings.parse_args([]).fit_samples == settings.FIT_SAMPLES
+    args = settings.parse_args(["--fit-samples", "100", "--quick"])
+    command = workers.worker_command(args, 1, "out.json")
+    assert command[command.index("--fit-samples") + 1] == "100"
+    assert [row["samples"] for row in fit.fit_rows(args)] == [100] * len(settings.FIT_CONFIGS)
+
+
+def test_fit_samples_must_be_positive(capsys):
+    settings = load_bench_module("settings")
+    with pytest.raises(SystemExit):
+        settings.parse_args(["--fit-samples", "0"])
+    assert "--fit-samples must be >= 1" in capsys.readouterr().err

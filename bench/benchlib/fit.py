@@ -11,7 +11,7 @@ import numpy as np
 import cbackprop as cb
 
 from .networks import matmul_flops_per_step
-from .settings import CONFIGS, FIT_CONFIGS, FIT_DIGITS_REPEATS, FIT_SAMPLES
+from .settings import CONFIGS, FIT_CONFIGS, FIT_DIGITS_REPEATS
 
 DIGITS_SIZES = [64, 128, 10]
 
@@ -19,13 +19,13 @@ DIGITS_SIZES = [64, 128, 10]
 def fit_rows(args):
     """One row per config: µs per minibatch step of each way of training,
     best of a few runs, at this worker's thread count."""
-    rows = []
+    rows, samples = [], args.fit_samples
     for name in FIT_CONFIGS:
         sizes, batch = CONFIGS[name]
         rng = np.random.default_rng(args.seed)
-        X = rng.standard_normal((FIT_SAMPLES, sizes[0]))
-        Y = rng.standard_normal((FIT_SAMPLES, sizes[-1]))
-        steps = -(-FIT_SAMPLES // batch)
+        X = rng.standard_normal((samples, sizes[0]))
+        Y = rng.standard_normal((samples, sizes[-1]))
+        steps = -(-samples // batch)
         activations = ["relu"] * (len(sizes) - 2) + ["identity"]
 
         def network(Net):
@@ -35,9 +35,9 @@ def fit_rows(args):
         looped = network(cb.Network)
 
         def step_loop(net=looped):
-            order = np.random.default_rng(0).permutation(FIT_SAMPLES)
+            order = np.random.default_rng(0).permutation(samples)
             X_epoch, Y_epoch = X[order], Y[order]
-            for start in range(0, FIT_SAMPLES, batch):
+            for start in range(0, samples, batch):
                 net.train_step(X_epoch[start:start + batch], Y_epoch[start:start + batch])
 
         epochs = {"fit": 5 if args.quick else 20, "reference fit": 1, "train_step loop": 2}
@@ -52,7 +52,7 @@ def fit_rows(args):
                 seconds = (time.perf_counter() - start) / (epochs[way] * steps)
                 best[way] = min(best.get(way, float("inf")), seconds)
         rows.append({"config": name, "sizes": sizes, "batch": batch, "threads": cb.get_num_threads(),
-                     "samples": FIT_SAMPLES,
+                     "samples": samples,
                      **{f"{way} us": seconds * 1e6 for way, seconds in best.items()}})
     return rows
 

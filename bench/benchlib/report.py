@@ -195,8 +195,9 @@ def print_updates(rows):
 def print_fit(workers):
     """µs per minibatch step of fit, the reference's fit and a train_step loop;
     the digits comparison with scikit-learn."""
-    print("\nfit: µs per minibatch step of whole epochs (relu + SGD + MSE, float64; "
-          "best of 3 runs each)")
+    samples = {r["samples"] for worker in workers for r in worker["configs"]}
+    print(f"\nfit: µs per minibatch step of whole epochs on {', '.join(map(str, samples))} "
+          "shuffled rows (relu + SGD + MSE, float64; best of 3 runs each)")
     header = (f"{'config':<7} {'thr':>3} | {'fit':>8} {'reference fit':>14} {'vs ref':>7} "
               f"| {'train_step loop':>15} {'vs loop':>7}")
     print(header)

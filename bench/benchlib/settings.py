@@ -127,6 +127,10 @@ def parse_args(argv=None):
                         help="skip the optimizer update passes")
     parser.add_argument("--no-fit", action="store_true",
                         help="skip the fit section (tiny, small, digits against scikit-learn)")
+    parser.add_argument("--fit-samples", type=int, default=FIT_SAMPLES, metavar="ROWS",
+                        help=f"rows of the fit section's random data (default {FIT_SAMPLES}; "
+                             "beyond the L2 cache, a shuffled epoch gathers its rows from L3 "
+                             "or memory)")
     parser.add_argument("--json", metavar="PATH",
                         help="where to write the figures (default bench/results/latest.json)")
     parser.add_argument("--png", metavar="PATH",
@@ -161,6 +165,8 @@ def parse_args(argv=None):
         args.repeats = 3 if args.quick else 11
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.fit_samples < 1:
+        parser.error("--fit-samples must be >= 1")
     if args.target_ms is None:
         args.target_ms = 25.0 if args.quick else 150.0
     args.warmup_steps = 1 if args.quick else 5

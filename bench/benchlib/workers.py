@@ -65,7 +65,8 @@ def worker_command(args, threads, out):
            "--out", out, "--configs", *args.configs, "--workloads", *args.workloads,
            "--dtypes", *args.dtypes,
            "--repeats", str(args.repeats), "--target-ms", str(args.target_ms),
-           "--lr", repr(args.lr), "--seed", str(args.seed)]
+           "--lr", repr(args.lr), "--seed", str(args.seed),
+           "--fit-samples", str(args.fit_samples)]
     for flag in ("quick", "no_torch", "no_gemm", "no_elementwise", "no_updates", "no_fit",
                  "verbose"):
         if getattr(args, flag):

@@ -101,6 +101,20 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
     # The clock is read after the first step, then about every 0.1 ms of
     # steps: a tiny network's step is shorter than the read itself.
     cdef long steps_per_check = 1, next_check = 1
+    # In a shuffled epoch, the next batch's rows are asked for during each step.
+    cdef RowsAhead ahead
+    cdef RowsAhead* next_rows
+    ahead.X = <const char*>X
+    ahead.x_row_bytes = n_in * sizeof(real)
+    if Y != NULL:
+        ahead.targets = <const char*>Y
+        ahead.target_row_bytes = k * sizeof(real)
+    elif c.labels != NULL:
+        ahead.targets = <const char*>c.labels
+        ahead.target_row_bytes = sizeof(int64_t)
+    else:
+        ahead.targets = NULL
+        ahead.target_row_bytes = 0
     run.steps = 0
     run.moments_swapped = False
     run.outcome = STEP_TAKEN_IN_SPARE_BUFFERS
@@ -117,9 +131,17 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
             gather_rows(run.order + start, rows, n_in, k, X, Y, c.labels, gathered_X,
                         gathered_Y, gathered_labels)
         start_step(&opt, run.first_step + run.steps)
+        if run.order != NULL and run.next_batch + 1 < run.n_batches:
+            ahead.rows = run.order + start + run.batch_size
+            ahead.n_rows = min(run.batch_size, run.rows - start - run.batch_size)
+            ahead.asked = 0
+            ahead.share = (ahead.n_rows + L.n_layers + 1) // (L.n_layers + 2)
+            next_rows = &ahead
+        else:
+            next_rows = NULL
         run.value = train_step_pass(L, rows, batch_X, batch_Y, batch_labels, c.loss, &opt,
                                     params, grads, moment1, moment2, spare1, spare2,
-                                    <real*>c.ws, &run.outcome)
+                                    <real*>c.ws, &run.outcome, next_rows)
         if not step_taken(run.outcome):
             return
         params, grads = grads, params
