@@ -128,6 +128,24 @@ def test_narrow_products(trans_a, trans_b, N, dtype, halves_512):
         _assert_close(C, expected + C0, K, dtype)
 
 
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("N", [9, 10])
+def test_ten_column_tiles_at_every_short_depth(N, trans_b, dtype, halves_512):
+    """The ten-column tiles take K in groups of half a vector's lanes (1 to 4
+    steps; the last group of a panel may be shorter, and A is never read
+    past it): every depth up to three groups of the widest, across a
+    panel's end (256), row counts around a tile's, B read as stored or
+    transposed, with and without accumulating into C."""
+    rng = np.random.default_rng(N)
+    for K in [*range(1, 14), 255, 256, 257, 259]:
+        for M in (1, 5, 6, 8, 9, 17):
+            A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
+            _assert_close(product(A, B, False, trans_b), expected, K, dtype)
+            C0 = rng.standard_normal((M, N)).astype(dtype)
+            C = accumulate(A, B, False, trans_b, C0.copy())
+            _assert_close(C, expected + C0, K, dtype)
+
+
 def _at_offset(array, offset):
     """A C-contiguous copy of ``array`` starting ``offset`` elements past a
     64-byte line, so its address has any alignment the dtype allows."""

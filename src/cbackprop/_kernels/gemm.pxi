@@ -339,7 +339,8 @@ cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     """C = op(A) @ op(B) (or +=) by the narrow kernels, on one thread: when
     op(A)'s rows are adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an
     output layer), vectors down the rows of C; otherwise, for 9 or 10
-    columns (an output layer's forward pass), the ten-column tiles. A packed
+    columns with op(A)'s steps adjacent (an output layer's forward pass),
+    the ten-column tiles. A packed
     tile would spend a third or more of its lanes on padding columns. False
     (and nothing done) for any other shape. Rows left over (fewer than one
     narrow tile) go to the blocked loops."""
@@ -365,20 +366,24 @@ cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     return True
 
 
-cdef bint ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+cdef inline bint ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       const real* A, Py_ssize_t rsa, Py_ssize_t csa,
                       const real* B, Py_ssize_t rsb, Py_ssize_t csb,
                       real* C, Py_ssize_t ldc, bint accumulate, real* pack_b) noexcept nogil:
     """C = op(A) @ op(B) (or +=) for N of 9 or 10 by the ten-column tiles, K
-    in panels of CB_KC packed once each (pack_b holds gemm_pack_b_size(N, K))."""
+    in panels of CB_KC packed once each (pack_b holds gemm_pack_b_size(N, K)).
+    False (nothing done) unless op(A)'s steps are adjacent (csa == 1), as the
+    tiles read them."""
     cdef Py_ssize_t rows = ten_rows(<real*>NULL)
     cdef Py_ssize_t pc = 0, kc, i
+    if csa != 1:
+        return False
     while pc < K:
         kc = min(CB_KC, K - pc)
         pack_ten(kc, N, B + pc * rsb, rsb, csb, pack_b)
         i = 0
         while i < M:
-            ten_tile(kc, A + i * rsa + pc * csa, rsa, csa, pack_b, C + i * ldc, ldc,
+            ten_tile(kc, A + i * rsa + pc, rsa, pack_b, C + i * ldc, ldc,
                      min(rows, M - i), N, pc == 0 and not accumulate)
             i += rows
         pc += CB_KC

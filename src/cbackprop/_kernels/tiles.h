@@ -22,13 +22,15 @@
  *   cb_pack_b_transposed_<sfx>(kc, B, csb, packed)    packed[p*NR + j] = B[j*csb + p]
  *   cb_pack_a_steps_<sfx>(kc, A, csa, packed)         packed[p*MR + i] = A[p*csa + i]
  *   cb_pack_b_steps_<sfx>(kc, B, rsb, packed)         packed[p*NR + j] = B[p*rsb + j]
- *   cb_pack_ten_<sfx>(kc, cols, B, rsb, csb, packed), cb_ten_<sfx>(kc, a, a_rs, a_cs,
+ *   cb_pack_ten_<sfx>(kc, cols, B, rsb, csb, packed), cb_ten_<sfx>(kc, a, a_rs,
  *       packed, C, ldc, rows, cols, overwrite)
  *       C[:rows, :cols] (=|+=) op(A) rows @ op(B) for 9 <= cols <= 10 and
- *       rows <= cb_ten_rows_<sfx>(), from B packed by cb_pack_ten_<sfx>
- *       (cb_ten_width_<sfx>() values per K step): every lane a real result;
- *       used where cb_ten_pays_<sfx>(). A 64-byte build has them in whole and
- *       in half vectors; cb_set_halves_512(on) picks (cb_ten_lanes_<sfx>()).
+ *       rows <= cb_ten_rows_<sfx>(), row i of A at a[i*a_rs + p] (its steps
+ *       adjacent), from B packed by cb_pack_ten_<sfx> (at most 10 values per
+ *       K step plus a vector: within the packing of a 10-column B sliver of
+ *       width NR): every lane a real result; used where cb_ten_pays_<sfx>().
+ *       A 64-byte build has them in whole and in half vectors;
+ *       cb_set_halves_512(on) picks (cb_ten_lanes_<sfx>()).
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:CB_NARROW_ROWS_<sfx>, :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
@@ -38,6 +40,9 @@
 #define CBACKPROP_TILES_H
 
 #include <stddef.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>   /* one broadcast that vector extensions cannot spell */
+#endif
 
 #if !defined(__GNUC__)
 #error "cbackprop's kernels are written with GCC/Clang vector extensions"
@@ -54,6 +59,8 @@
 /* The blocking table: one row per CPU class.
  *
  *   CB_VECTOR_BYTES  width of one vector register
+ *   CB_VECTOR_REGISTERS  how many the ISA has (ten_template.h sizes the
+ *                    tiles of ten columns by it)
  *   CB_LANES_<sfx>   its lanes per dtype (literals, for the shuffle tables)
  *   CB_MR            rows of a register tile (both dtypes)
  *   CB_NV            vectors per tile row: NR = CB_NV * lanes (a tile holds
@@ -79,6 +86,7 @@
 #if CB_ISA == CB_ISA_AVX512
 #define CB_ISA_NAME "avx512"
 #define CB_VECTOR_BYTES 64
+#define CB_VECTOR_REGISTERS 32
 #define CB_LANES_F64 8
 #define CB_LANES_F32 16
 #define CB_MR 12           /* 24 zmm accumulators of 32 */
@@ -95,6 +103,7 @@
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
+#define CB_VECTOR_REGISTERS 16
 #define CB_LANES_F64 4
 #define CB_LANES_F32 8
 #define CB_MR 6            /* 12 ymm accumulators of 16 */
@@ -111,6 +120,7 @@
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
+#define CB_VECTOR_REGISTERS 16
 #define CB_LANES_F64 2
 #define CB_LANES_F32 4
 #define CB_MR 4            /* 8 xmm accumulators of 16 */

@@ -48,8 +48,6 @@ cdef extern from "tiles.h" nogil:
     bint cb_ten_pays_f32() noexcept
     Py_ssize_t cb_ten_rows_f64() noexcept
     Py_ssize_t cb_ten_rows_f32() noexcept
-    Py_ssize_t cb_ten_width_f64() noexcept
-    Py_ssize_t cb_ten_width_f32() noexcept
     Py_ssize_t cb_ten_lanes_f64() noexcept
     Py_ssize_t cb_ten_lanes_f32() noexcept
     int cb_halves_512
@@ -58,10 +56,10 @@ cdef extern from "tiles.h" nogil:
                          Py_ssize_t csb, double* packed) noexcept
     void cb_pack_ten_f32(Py_ssize_t kc, Py_ssize_t cols, const float* B, Py_ssize_t rsb,
                          Py_ssize_t csb, float* packed) noexcept
-    void cb_ten_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+    void cb_ten_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs,
                     const double* b, double* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
                     int overwrite) noexcept
-    void cb_ten_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
+    void cb_ten_f32(Py_ssize_t kc, const float* a, Py_ssize_t a_rs,
                     const float* b, float* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
                     int overwrite) noexcept
     double cb_fma_probe_f64(Py_ssize_t iterations) noexcept
@@ -256,10 +254,9 @@ cdef inline void pack_ten(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py_ssiz
         cb_pack_ten_f64(kc, cols, B, rsb, csb, packed)
 
 
-cdef inline void ten_tile(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
-                          const real* b, real* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+cdef inline void ten_tile(Py_ssize_t kc, const real* a, Py_ssize_t a_rs, const real* b, real* C, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
                           bint overwrite) noexcept nogil:
     if real is float:
-        cb_ten_f32(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+        cb_ten_f32(kc, a, a_rs, b, C, ldc, rows, cols, overwrite)
     else:
-        cb_ten_f64(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite)
+        cb_ten_f64(kc, a, a_rs, b, C, ldc, rows, cols, overwrite)

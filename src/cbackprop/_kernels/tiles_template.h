@@ -314,16 +314,15 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
 static inline int CB_(cb_ten_pays)(void) { return CB_TEN_(cb_ten_pays)(); }
 /* Rows of C per ten-column tile. */
 static inline ptrdiff_t CB_(cb_ten_rows)(void) { return CB_TEN_(cb_ten_rows)(); }
-/* Values per K step of a B sliver packed by cb_pack_ten. */
-static inline ptrdiff_t CB_(cb_ten_width)(void) { return CB_TEN_(cb_ten_width)(); }
 static inline void CB_(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, ptrdiff_t rsb,
                                     ptrdiff_t csb, CB_REAL* packed) {
     CB_TEN_(cb_pack_ten)(kc, cols, B, rsb, csb, packed);
 }
-static inline void CB_(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, ptrdiff_t a_cs,
+static inline __attribute__((always_inline)) void
+CB_(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs,
                                const CB_REAL* b, CB_REAL* C, ptrdiff_t ldc, ptrdiff_t rows,
                                ptrdiff_t cols, int overwrite) {
-    CB_TEN_(cb_ten)(kc, a, a_rs, a_cs, b, C, ldc, rows, cols, overwrite);
+    CB_TEN_(cb_ten)(kc, a, a_rs, b, C, ldc, rows, cols, overwrite);
 }
 /* The lanes of the ten-column tiles in use (tile_table). */
 static inline ptrdiff_t CB_(cb_ten_lanes)(void) { return CB_TEN_(cb_ten_lanes)(); }
