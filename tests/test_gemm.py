@@ -94,7 +94,8 @@ def test_halves_512_picks_the_ten_column_tiles():
     """A 64-byte build has its ten-column tiles in whole vectors (float32's
     half vectors lose to the padded tile there) and, told that the CPU halves
     512-bit instructions, in half vectors for both dtypes; other builds keep
-    one set of tiles whatever they are told."""
+    one set of tiles whatever they are told. Tiles of 8 lanes in a 64-byte
+    build take products of 16 steps of K or more."""
     before = engine.tile_table()
     try:
         engine.set_halves_512(False)
@@ -107,9 +108,12 @@ def test_halves_512_picks_the_ten_column_tiles():
     if whole["vector_bytes"] == 64:
         assert whole["ten_lanes"] == {"float64": 8, "float32": 0}
         assert half["ten_lanes"] == {"float64": 4, "float32": 8}
+        assert whole["ten_min_k"]["float64"] == half["ten_min_k"]["float32"] == 16
+        assert half["ten_min_k"]["float64"] == 1
     else:
         lanes = {dtype: whole["vector_bytes"] // size for dtype, size in (("float64", 8), ("float32", 4))}
         assert whole["ten_lanes"] == half["ten_lanes"] == lanes
+        assert whole["ten_min_k"] == half["ten_min_k"] == {"float64": 1, "float32": 1}
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
@@ -133,11 +137,12 @@ def test_narrow_products(trans_a, trans_b, N, dtype, halves_512):
 def test_ten_column_tiles_at_every_short_depth(N, trans_b, dtype, halves_512):
     """The ten-column tiles take K in groups of half a vector's lanes (1 to 4
     steps; the last group of a panel may be shorter, and A is never read
-    past it): every depth up to three groups of the widest, across a
+    past it): every depth up to three groups of the widest, around the
+    shortest K they take (16 for groups of 4; a padded tile below), across a
     panel's end (256), row counts around a tile's, B read as stored or
     transposed, with and without accumulating into C."""
     rng = np.random.default_rng(N)
-    for K in [*range(1, 14), 255, 256, 257, 259]:
+    for K in [*range(1, 20), 255, 256, 257, 259]:
         for M in (1, 5, 6, 8, 9, 17):
             A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
             _assert_close(product(A, B, False, trans_b), expected, K, dtype)

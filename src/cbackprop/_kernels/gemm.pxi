@@ -350,7 +350,7 @@ cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     if N > NARROW_MAX_N or N < 2 or K < 1:
         return False
     if rsa != 1 or M < rows_per_tile:
-        return (N >= 9 and ten_pays(<real*>NULL)
+        return (N >= 9 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL)
                 and ten_columns(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_b))
     full_rows = M // rows_per_tile * rows_per_tile
     i = 0

@@ -49,6 +49,14 @@ typedef CB_REAL CB_TV(cb_ten_vec) __attribute__((vector_size(CB_TEN_LANES * size
 
 static inline ptrdiff_t CB_TV(cb_ten_rows)(void) { return CB_TEN_ROWS; }
 static inline int CB_TV(cb_ten_pays)(void) { return CB_TEN_PAYS; }
+/* The shortest K the tiles take (tiles.h); below it, by groups of 4 steps,
+ * the halves' sums and the short last group cost more than the padding. */
+#if CB_TEN_BY_STEPS && CB_TEN_H == 4
+#define CB_TEN_MIN_K CB_TEN_MIN_K_BY_FOURS
+#else
+#define CB_TEN_MIN_K 1
+#endif
+static inline ptrdiff_t CB_TV(cb_ten_min_k)(void) { return CB_TEN_MIN_K; }
 static inline ptrdiff_t CB_TV(cb_ten_lanes)(void) { return CB_TEN_LANES; }
 
 /* One step of columns 0-7: every row's splat against the step's B vectors. */
@@ -274,5 +282,6 @@ CB_TV(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b,
 #undef CB_TEN_FULL
 #undef CB_TEN_LANES
 #undef CB_TEN_PAYS
+#undef CB_TEN_MIN_K
 #undef CB_TEN_VARIANT
 #undef CB_TV

@@ -142,6 +142,12 @@
  * 512-bit instructions (cb_halves_512). */
 #define CB_TEN_HALF_VECTORS 0
 
+/* Ten-column tiles of 8 lanes in a 64-byte build (groups of 4 steps of K:
+ * float32 in half vectors, float64 in whole ones) take products of at least
+ * this many steps; shorter ones, a padded tile (bench/README.md, "Kept: ten
+ * columns from 16 steps"). The other ten-column tiles take any K. */
+#define CB_TEN_MIN_K_BY_FOURS 16
+
 /* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
  * instruction as two 256-bit halves: a 64-byte build then takes its
  * ten-column tiles in half vectors. Read only by 64-byte builds. */

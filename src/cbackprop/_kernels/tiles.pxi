@@ -46,6 +46,8 @@ cdef extern from "tiles.h" nogil:
                             Py_ssize_t ldc, int overwrite) noexcept
     bint cb_ten_pays_f64() noexcept
     bint cb_ten_pays_f32() noexcept
+    Py_ssize_t cb_ten_min_k_f64() noexcept
+    Py_ssize_t cb_ten_min_k_f32() noexcept
     Py_ssize_t cb_ten_rows_f64() noexcept
     Py_ssize_t cb_ten_rows_f32() noexcept
     Py_ssize_t cb_ten_lanes_f64() noexcept
@@ -142,7 +144,7 @@ def tile_table():
     """This build's blocking table: ISA, vector bytes, MR, NR and MC per dtype, KC, NC;
     whether it treats 512-bit instructions as halved (set_halves_512), and the
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
-    products of 9-10 columns instead)."""
+    products of 9-10 columns instead) and the shortest K they take."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
             "mc": {"float64": cb_mc_f64(), "float32": cb_mc_f32()},
@@ -150,7 +152,8 @@ def tile_table():
             "b_in_place_max_bytes_f64": CB_B_IN_PLACE_MAX_BYTES_F64,
             "halves_512": bool(cb_halves_512),
             "ten_lanes": {"float64": cb_ten_lanes_f64() if cb_ten_pays_f64() else 0,
-                          "float32": cb_ten_lanes_f32() if cb_ten_pays_f32() else 0}}
+                          "float32": cb_ten_lanes_f32() if cb_ten_pays_f32() else 0},
+            "ten_min_k": {"float64": cb_ten_min_k_f64(), "float32": cb_ten_min_k_f32()}}
 
 
 def set_halves_512(bint on):
@@ -240,6 +243,11 @@ cdef inline void narrow_rows(Py_ssize_t K, const real* a, Py_ssize_t a_cs, const
 cdef inline bint ten_pays(real* kind) noexcept nogil:
     """Whether products of 9-10 columns take the ten-column tiles in this build."""
     return cb_ten_pays_f32() if real is float else cb_ten_pays_f64()
+
+
+cdef inline Py_ssize_t ten_min_k(real* kind) noexcept nogil:
+    """The shortest K the ten-column tiles take in this build."""
+    return cb_ten_min_k_f32() if real is float else cb_ten_min_k_f64()
 
 
 cdef inline Py_ssize_t ten_rows(real* kind) noexcept nogil:

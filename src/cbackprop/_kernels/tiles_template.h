@@ -312,6 +312,8 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
 /* Whether products of 9-10 columns take the ten-column tiles, rather than
  * a tile padded to whole vectors. */
 static inline int CB_(cb_ten_pays)(void) { return CB_TEN_(cb_ten_pays)(); }
+/* ... and from which depth (K) on. */
+static inline ptrdiff_t CB_(cb_ten_min_k)(void) { return CB_TEN_(cb_ten_min_k)(); }
 /* Rows of C per ten-column tile. */
 static inline ptrdiff_t CB_(cb_ten_rows)(void) { return CB_TEN_(cb_ten_rows)(); }
 static inline void CB_(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, ptrdiff_t rsb,
