@@ -340,8 +340,8 @@ cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     op(A)'s rows are adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an
     output layer), vectors down the rows of C; otherwise, for 9 or 10
     columns with op(A)'s steps adjacent (an output layer's forward pass),
-    the ten-column tiles. A packed
-    tile would spend a third or more of its lanes on padding columns. False
+    the ten-column tiles. A packed tile would spend a third or more of its
+    lanes on padding columns. False
     (and nothing done) for any other shape. Rows left over (fewer than one
     narrow tile) go to the blocked loops."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
@@ -367,9 +367,10 @@ cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
 
 
 cdef inline bint ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
-                      const real* A, Py_ssize_t rsa, Py_ssize_t csa,
-                      const real* B, Py_ssize_t rsb, Py_ssize_t csb,
-                      real* C, Py_ssize_t ldc, bint accumulate, real* pack_b) noexcept nogil:
+                             const real* A, Py_ssize_t rsa, Py_ssize_t csa,
+                             const real* B, Py_ssize_t rsb, Py_ssize_t csb,
+                             real* C, Py_ssize_t ldc, bint accumulate,
+                             real* pack_b) noexcept nogil:
     """C = op(A) @ op(B) (or +=) for N of 9 or 10 by the ten-column tiles, K
     in panels of CB_KC packed once each (pack_b holds gemm_pack_b_size(N, K)).
     False (nothing done) unless op(A)'s steps are adjacent (csa == 1), as the

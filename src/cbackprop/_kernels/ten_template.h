@@ -97,7 +97,7 @@ static inline CB_TEN_VEC CB_TV(cb_ten_twice)(const CB_REAL* p) {
 }
 
 static void CB_TV(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, ptrdiff_t rsb,
-                             ptrdiff_t csb, CB_REAL* packed) {
+                               ptrdiff_t csb, CB_REAL* packed) {
     ptrdiff_t group = 0;
     for (; group + CB_TEN_H <= kc; group += CB_TEN_H) {
         /* A whole group: constant trip counts, unrolled (with one loop for
@@ -133,8 +133,8 @@ static void CB_TV(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, p
  * CB_TEN_ROWS, 9 <= cols <= 10, row i of A at a + i * a_rs with its steps
  * adjacent; rows past `rows` re-read the last real one. */
 static void CB_TV(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b,
-                        CB_REAL* C, ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols,
-                        int overwrite) {
+                          CB_REAL* C, ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols,
+                          int overwrite) {
     const CB_REAL* row[CB_TEN_ROWS];
     CB_TEN_VEC acc[CB_TEN_ROWS][CB_TEN_FULL];
     CB_TEN_VEC last_two[CB_TEN_ROWS];    /* columns 8-9 */
@@ -203,7 +203,7 @@ static inline CB_TEN_VEC CB_TV(cb_ten_pairs)(const CB_TEN_VEC* splats) {
 }
 
 static void CB_TV(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, ptrdiff_t rsb,
-                             ptrdiff_t csb, CB_REAL* packed) {
+                               ptrdiff_t csb, CB_REAL* packed) {
     for (ptrdiff_t p = 0; p < kc; p++) {
         const CB_REAL* step = B + p * rsb;
         for (int j = 0; j < 8; j++)
@@ -225,8 +225,7 @@ static void CB_TV(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, p
  * the AVX2 build ran 10-34 % slower (not the longest: 64x784x10 level). */
 static inline __attribute__((always_inline)) void
 CB_TV(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b,
-                        CB_REAL* C, ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols,
-                        int overwrite) {
+              CB_REAL* C, ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
     const CB_REAL* row[CB_TEN_ROWS];
     CB_TEN_VEC acc[CB_TEN_ROWS][CB_TEN_FULL];
     CB_TEN_VEC pair[2];

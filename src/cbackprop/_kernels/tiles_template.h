@@ -321,9 +321,8 @@ static inline void CB_(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL*
     CB_TEN_(cb_pack_ten)(kc, cols, B, rsb, csb, packed);
 }
 static inline __attribute__((always_inline)) void
-CB_(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs,
-                               const CB_REAL* b, CB_REAL* C, ptrdiff_t ldc, ptrdiff_t rows,
-                               ptrdiff_t cols, int overwrite) {
+CB_(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b, CB_REAL* C,
+            ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
     CB_TEN_(cb_ten)(kc, a, a_rs, b, C, ldc, rows, cols, overwrite);
 }
 /* The lanes of the ten-column tiles in use (tile_table). */
