@@ -339,11 +339,11 @@ cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     """C = op(A) @ op(B) (or +=) by the narrow kernels, on one thread: when
     op(A)'s rows are adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an
     output layer), vectors down the rows of C; otherwise, for 9 or 10
-    columns with op(A)'s steps adjacent (an output layer's forward pass),
-    the ten-column tiles. A packed tile would spend a third or more of its
-    lanes on padding columns. False
-    (and nothing done) for any other shape. Rows left over (fewer than one
-    narrow tile) go to the blocked loops."""
+    columns with op(A)'s steps adjacent and K at least the shortest the
+    ten-column tiles take (an output layer's forward pass), those tiles. A
+    packed tile would spend a third or more of its lanes on padding
+    columns. False (and nothing done) for any other shape. Rows left over
+    (fewer than one narrow tile) go to the blocked loops."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
     cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS
     cdef Py_ssize_t i, g, first, cols, full_rows
