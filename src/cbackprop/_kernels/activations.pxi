@@ -101,31 +101,27 @@ cdef enum:
 
 cdef inline void bias_rows(Py_ssize_t first, Py_ssize_t last, Py_ssize_t n, real* Z,
                            const real* bias, real* A, int activation) noexcept nogil:
-    cdef Py_ssize_t i, j, block_end
-    cdef Py_ssize_t rows_per_block = max(<Py_ssize_t>1, BIAS_BLOCK_ELEMENTS // max(n, <Py_ssize_t>1))
+    cdef Py_ssize_t i, j, block_end, rows_per_block
     cdef real z
-    # Bias and relu or identity in one pass over each row: a second pass over
-    # the layer's values cost more than the relu itself on a small layer
-    # (bench/README.md, "Kept: bias and relu in one pass"). The same values
-    # as the blocks below.
+    # Bias and relu in place, or bias and a copy to A for identity, in one
+    # pass over each row: a second pass over the layer's values cost more than
+    # the relu itself on a small layer (bench/README.md, "Kept: bias and relu
+    # in one pass"). The same values as the blocks below, which also serve
+    # identity in place (activation_range has nothing left to do there).
     if activation == ACT_RELU and A == Z:
         for i in range(first, last):
             for j in range(n):
                 z = Z[i * n + j] + bias[j]
                 Z[i * n + j] = 0 if z <= 0 else z
         return
-    if activation == ACT_IDENTITY:
-        if A == Z:
-            for i in range(first, last):
-                for j in range(n):
-                    Z[i * n + j] += bias[j]
-        else:
-            for i in range(first, last):
-                for j in range(n):
-                    z = Z[i * n + j] + bias[j]
-                    Z[i * n + j] = z
-                    A[i * n + j] = z
+    if activation == ACT_IDENTITY and A != Z:
+        for i in range(first, last):
+            for j in range(n):
+                z = Z[i * n + j] + bias[j]
+                Z[i * n + j] = z
+                A[i * n + j] = z
         return
+    rows_per_block = max(<Py_ssize_t>1, BIAS_BLOCK_ELEMENTS // max(n, <Py_ssize_t>1))
     while first < last:
         block_end = min(last, first + rows_per_block)
         for i in range(first, block_end):
