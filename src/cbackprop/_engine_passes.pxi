@@ -76,21 +76,36 @@ cdef inline void ask_for_rows_ahead(RowsAhead* ahead) noexcept nogil:
 
 # -- passes ------------------------------------------------------------------------------
 cdef void forward_pass(const Layout* L, Py_ssize_t m, const real* X, const real* params,
-                       real* ws) noexcept nogil:
+                       real* ws, bint output_activated) noexcept nogil:
+    """Every layer's Z and A for X; the output layer's A only when
+    ``output_activated`` (its logits always)."""
     cdef Py_ssize_t layer, n_in, n_out
     cdef const real* a_prev = X
     cdef real* a
     cdef real* z
+    cdef int activation
     for layer in range(L.n_layers):
         n_in = L.sizes[layer]
         n_out = L.sizes[layer + 1]
         a = ws + L.output_offset[layer]
         z = ws + L.z_offset[layer]
+        activation = L.activations[layer]
+        if layer == L.n_layers - 1 and not output_activated:
+            a = z
+            activation = ACT_IDENTITY
         gemm(m, n_out, n_in, a_prev, n_in, 1, params + L.weight_offset[layer], n_out, 1,
              z, n_out, False, ws + L.pack_a_offset, ws + L.pack_b_offset, L.n_threads)
-        bias_activation_forward(m, n_out, z, params + L.bias_offset[layer], a,
-                                L.activations[layer], L.n_threads)
+        bias_activation_forward(m, n_out, z, params + L.bias_offset[layer], a, activation,
+                                L.n_threads)
         a_prev = a
+
+
+cdef inline bint loss_reads_output(const LossSettings* loss) noexcept nogil:
+    """Whether output_loss reads the output layer's A. BCE and cross-entropy
+    work from the logits alone (losses.pxi), so a training pass skips their
+    sigmoid or softmax: on digits' [64, 128, 10] the softmax of a batch was
+    2 % of a step."""
+    return loss.kind != LOSS_BCE and loss.kind != LOSS_CROSS_ENTROPY
 
 
 cdef enum:
@@ -106,7 +121,7 @@ cdef void forward_rows_pass(const Layout* L, Py_ssize_t m, const real* X, const 
     cdef Py_ssize_t first = 0, rows, n_in = L.sizes[0], k = L.sizes[L.n_layers]
     while first < m:
         rows = min(<Py_ssize_t>FORWARD_BLOCK_ROWS, m - first)
-        forward_pass(L, rows, X + first * n_in, params, ws)
+        forward_pass(L, rows, X + first * n_in, params, ws, True)
         copy_values(rows * k, ws + L.output_offset[L.n_layers - 1], out + first * k)
         first += rows
 
@@ -197,7 +212,7 @@ cdef double loss_and_gradients_pass(const Layout* L, Py_ssize_t m, const real* X
                                     const int64_t* labels, const LossSettings* loss,
                                     const real* params, real* grads, real* ws) noexcept nogil:
     cdef Py_ssize_t layer
-    forward_pass(L, m, X, params, ws)
+    forward_pass(L, m, X, params, ws, loss_reads_output(loss))
     cdef double value = output_loss(L, m, Y, labels, loss, ws)
     for layer in range(L.n_layers - 1, -1, -1):
         backward_layer(L, m, layer, X, params, grads, ws)
@@ -236,7 +251,7 @@ cdef double train_step_pass(const Layout* L, Py_ssize_t m, const real* X, const 
     cdef Py_ssize_t layer
     outcome[0] = STEP_LOSS_NOT_FINITE
     ask_for_rows_ahead(ahead)
-    forward_pass(L, m, X, params, ws)
+    forward_pass(L, m, X, params, ws, loss_reads_output(loss))
     cdef double value = output_loss(L, m, Y, labels, loss, ws)
     if not isfinite(value):
         return value
@@ -367,7 +382,7 @@ cdef void typed_pass(Pass which, const Layout* L, Call* c, const real* X) noexce
     if which == PASS_FORWARD:
         forward_rows_pass(L, c.rows, X, params, ws, <real*>c.out)
     elif which == PASS_LOSS:
-        forward_pass(L, c.m, X, params, ws)
+        forward_pass(L, c.m, X, params, ws, loss_reads_output(c.loss))
         c.value = output_loss(L, c.m, Y, c.labels, c.loss, ws)
     elif which == PASS_GRADIENTS:
         c.value = loss_and_gradients_pass(L, c.m, X, Y, c.labels, c.loss, params, grads, ws)
