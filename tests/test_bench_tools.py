@@ -320,3 +320,44 @@ def test_fit_samples_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         settings.parse_args(["--fit-samples", "0"])
     assert "--fit-samples must be >= 1" in capsys.readouterr().err
+
+
+def test_a_worker_records_openblas_kernels_and_forced_levels():
+    """A worker records which kernels numpy's OpenBLAS picked and which
+    variables forced a vector level (OPENBLAS_CORETYPE is read when OpenBLAS
+    loads: a new process)."""
+    if "openblas" not in load_bench_module("machine").blas_info().lower():
+        pytest.skip("numpy's BLAS is not OpenBLAS here")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import numpy; "
+            "from benchlib import machine; info = machine.worker_info(None, 'skipped'); "
+            "print(info['blas_core'], info['isa_env'])")
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
+    env.pop("CBACKPROP_CPU", None)
+    result = subprocess.run([sys.executable, "-c", code, str(BENCH)], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(None, 1) == ["Haswell", "{'OPENBLAS_CORETYPE': 'Haswell'}\n"]
+
+
+def test_the_header_says_a_run_stands_in_for_a_lesser_cpu(monkeypatch, capsys):
+    """A run with vector levels forced (one machine standing in for a CPU
+    without AVX-512) says so in its header, with numpy's kernels."""
+    report = load_bench_module("report")
+    args = load_bench_module("settings").parse_args(["--quick", "--no-torch"])
+    monkeypatch.setattr(report, "describe_isa", lambda first: "isa")
+    monkeypatch.setattr(report, "describe_peaks", lambda workers: "peaks")
+    monkeypatch.setattr(report, "describe_cpu_features", lambda features: "flags")
+    info = {"torch": None, "torch_skipped": "skipped", "cpu": "cpu", "cpu_count": 2,
+            "platform": "linux", "cpu_features": {}, "python": "3", "numpy": "2",
+            "blas": "scipy-openblas", "blas_core": "Haswell", "cbackprop": "0",
+            "isa_env": {"CBACKPROP_CPU": "avx2", "OPENBLAS_CORETYPE": "Haswell"}, "env": {},
+            "cb_get_num_threads": 1, "torch_get_num_threads": None, "wall_s": 1.0,
+            "other_load_cores": 0.0}
+    report.print_header(args, [{"info": info, "threads": 1}])
+    header = capsys.readouterr().out
+    assert "(BLAS: scipy-openblas, Haswell kernels)" in header
+    assert "vector levels forced: CBACKPROP_CPU=avx2, OPENBLAS_CORETYPE=Haswell" in header
+    del info["isa_env"], info["blas_core"]   # a record from before these fields
+    report.print_header(args, [{"info": info, "threads": 1}])
+    header = capsys.readouterr().out
+    assert "(BLAS: scipy-openblas)" in header and "forced" not in header

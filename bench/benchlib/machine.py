@@ -1,5 +1,6 @@
 """What a worker records about its machine: torch, the CPU, the BLAS, the
 engine build, and the vector FMA peak its figures are read against."""
+import ctypes
 import os
 import platform
 
@@ -8,7 +9,7 @@ import numpy as np
 import cbackprop as cb
 from cbackprop._backend import _engine_baseline, engine
 
-from .settings import MALLOC_VARS, THREAD_VARS
+from .settings import ISA_VARS, MALLOC_VARS, THREAD_VARS
 
 
 def load_torch(args):
@@ -42,9 +43,42 @@ def blas_info():
         return "unknown"
 
 
+def openblas_core():
+    """The kernel family OpenBLAS picked for this CPU ("SkylakeX", "Haswell",
+    ...; OPENBLAS_CORETYPE overrides it), from the library numpy loaded; None
+    when numpy's BLAS is not OpenBLAS or does not say."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                       "openblas_get_corename64_", "openblas_get_corename"):
+            function = getattr(lib, symbol, None)
+            if function is not None:
+                function.restype = ctypes.c_char_p
+                return function().decode()
+    return None
+
+
+def torch_capability(torch):
+    """torch's own vector level ("AVX512", "AVX2", ...; ATEN_CPU_CAPABILITY
+    lowers it), or None."""
+    try:
+        return torch.backends.cpu.get_cpu_capability() if torch else None
+    except AttributeError:
+        return None
+
+
 def worker_info(torch, torch_skipped):
     return {
         "env": {name: os.environ.get(name) for name in THREAD_VARS + tuple(MALLOC_VARS)},
+        "isa_env": {name: os.environ[name] for name in ISA_VARS if name in os.environ},
         "cb_get_num_threads": cb.get_num_threads(),
         "torch_get_num_threads": torch.get_num_threads() if torch else None,
         "kernel_path": cb.kernel_path,
@@ -53,8 +87,10 @@ def worker_info(torch, torch_skipped):
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas": blas_info(),
+        "blas_core": openblas_core(),
         "cbackprop": cb.__version__,
         "torch": torch.__version__ if torch else None,
+        "torch_capability": torch_capability(torch),
         "torch_skipped": torch_skipped,
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),

@@ -31,8 +31,15 @@ def print_header(args, workers):
     print(f"cpu: {first['cpu']} ({first['cpu_count']} logical cpus), {first['platform']}")
     print(f"cpu flags: {describe_cpu_features(first['cpu_features'])}")
     print(f"vector ISA: {describe_isa(first)}; {describe_peaks(workers)}")
-    print(f"python {first['python']}, numpy {first['numpy']} (BLAS: {first['blas']}), "
-          f"cbackprop {first['cbackprop']}, torch {first['torch'] or '-'}")
+    blas_core = first.get("blas_core")
+    torch_level = first.get("torch_capability")
+    print(f"python {first['python']}, numpy {first['numpy']} (BLAS: {first['blas']}"
+          + (f", {blas_core} kernels" if blas_core else "") + f"), "
+          f"cbackprop {first['cbackprop']}, torch {first['torch'] or '-'}"
+          + (f" ({torch_level})" if torch_level else ""))
+    if first.get("isa_env"):
+        print("vector levels forced: "
+              + ", ".join(f"{k}={v}" for k, v in first["isa_env"].items()))
     if not first["torch"]:
         print(f"torch: {first['torch_skipped']}; torch columns left out")
     for w in workers:
