@@ -89,10 +89,6 @@ cdef class Workspace:
             return NULL
         return <char*>data(self.array) + self.shift * cnp.PyArray_ITEMSIZE(self.array)
 
-    cdef cnp.ndarray rows(self, Py_ssize_t offset, Py_ssize_t m, Py_ssize_t n):
-        """A view of the (m, n) block at ``offset``."""
-        return self.array[self.shift + offset:self.shift + offset + m * n].reshape(m, n)
-
     cdef int reserve(self, Layout* L, Py_ssize_t m, list needs_z, Py_ssize_t* output_offset,
                      Py_ssize_t* z_offset, object dtype) except -1:
         """Lay the regions out for ``m`` rows, more than ``capacity`` (the
