@@ -166,6 +166,22 @@ def test_extreme_forward_values(Net, dtype, activation):
 # Seeded initialisation
 # --------------------------------------------------------------------------
 
+def test_adam_steps_by_lr_on_gradients_near_the_dtype_limit(Net, dtype):
+    """Adam's first step moves a parameter by lr whatever its gradient's size
+    (m̂ / sqrt(v̂) = ±1), also where v / (1 - β2^t) is past the dtype's largest
+    value (gradients of 4e20 in float32, 4e154 in float64): the reference once
+    formed that v̂, divided by its infinite root and left the parameters as
+    they were."""
+    x = 1e10 if dtype == "float32" else 1e77
+    net = Net([1, 1], ["identity"], optimizer=cb.Adam(lr=0.01), dtype=dtype)
+    net.set_params([np.ones((1, 1))], [np.zeros(1)])
+    with np.errstate(**RAISE):
+        net.train_step(np.array([[x]]), np.array([[-x]]))
+    [W], [b] = net.get_params()
+    assert W[0, 0] == pytest.approx(0.99, rel=1e-6)
+    assert b[0] == pytest.approx(-0.01, rel=1e-5)
+
+
 ARCH = ([5, 7, 4, 3], ["relu", "tanh", "softmax"])
 
 

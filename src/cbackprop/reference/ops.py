@@ -250,8 +250,10 @@ def adam_step(param, grad, m, v, t, lr, beta1, beta2, eps):
     m = beta1 * m + (1 - beta1) * grad
     v = beta2 * v + (1 - beta2) * grad * grad
     m_hat = m / (1 - beta1 ** t)
-    v_hat = v / (1 - beta2 ** t)
-    return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+    # sqrt(v̂) as sqrt(v) / sqrt(1 - β2^t), as torch has it: v̂ itself is past
+    # the dtype's largest value when v is within 1 / (1 - β2^t) of it.
+    root_v_hat = np.sqrt(v) / math.sqrt(1 - beta2 ** t)
+    return param - lr * m_hat / (root_v_hat + eps), m, v
 
 
 def rmsprop_step(param, grad, square_avg, buf, lr, alpha, eps, momentum):
