@@ -162,10 +162,6 @@ def test_extreme_forward_values(Net, dtype, activation):
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-30)
 
 
-# --------------------------------------------------------------------------
-# Seeded initialisation
-# --------------------------------------------------------------------------
-
 def test_adam_steps_by_lr_on_gradients_near_the_dtype_limit(Net, dtype):
     """Adam's first step moves a parameter by lr whatever its gradient's size
     (m̂ / sqrt(v̂) = ±1), also where v / (1 - β2^t) is past the dtype's largest
@@ -181,6 +177,10 @@ def test_adam_steps_by_lr_on_gradients_near_the_dtype_limit(Net, dtype):
     assert W[0, 0] == pytest.approx(0.99, rel=1e-6)
     assert b[0] == pytest.approx(-0.01, rel=1e-5)
 
+
+# --------------------------------------------------------------------------
+# Seeded initialisation
+# --------------------------------------------------------------------------
 
 ARCH = ([5, 7, 4, 3], ["relu", "tanh", "softmax"])
 
