@@ -289,31 +289,33 @@ cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
 
 cdef void gelu_tanh_range(Py_ssize_t first, Py_ssize_t last, const real* Z,
                           real* A) noexcept nogil:
-    cdef real t[VECTOR_CHUNK]
+    # z (1 + tanh(u)) / 2 as z σ(2u): σ keeps its digits where 1 + tanh(u)
+    # would cancel (z below about -3).
+    cdef real s[VECTOR_CHUNK]
     cdef Py_ssize_t start, j, n
     for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
         for j in range(n):
-            t[j] = gelu_tanh_inner(Z[start + j])
-        vector_tanh(n, t, t)
+            s[j] = <real>2 * gelu_tanh_inner(Z[start + j])
+        vector_sigmoid(n, s, s)
         for j in range(n):
-            A[start + j] = <real>0.5 * Z[start + j] * (<real>1 + t[j])
+            A[start + j] = Z[start + j] * s[j]
 
 
 cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
                                 const real* Z) noexcept nogil:
-    cdef real t[VECTOR_CHUNK]
+    # d/dz z σ(2u) = σ(2u) + 2 z σ(2u) (1 - σ(2u)) u'(z)
+    cdef real s[VECTOR_CHUNK]
     cdef real z
     cdef Py_ssize_t start, j, n
     for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
         for j in range(n):
-            t[j] = gelu_tanh_inner(Z[start + j])
-        vector_tanh(n, t, t)
+            s[j] = <real>2 * gelu_tanh_inner(Z[start + j])
+        vector_sigmoid(n, s, s)
         for j in range(n):
             z = Z[start + j]
-            grad[start + j] *= (<real>0.5 * (<real>1 + t[j])
-                                + <real>0.5 * z * (<real>1 - t[j] * t[j]) * <real>SQRT_2_OVER_PI
+            grad[start + j] *= (s[j] + <real>2 * z * s[j] * (<real>1 - s[j]) * <real>SQRT_2_OVER_PI
                                 * (<real>1 + <real>3 * <real>GELU_CUBIC * z * z))
 
 

@@ -130,14 +130,21 @@ GELU_TANH_SCALE = math.sqrt(2 / math.pi)
 GELU_TANH_CUBIC = 0.044715
 
 
+def _gelu_tanh_inner(z):
+    return GELU_TANH_SCALE * (z + GELU_TANH_CUBIC * z ** 3)
+
+
 def gelu_tanh_forward(z):
-    return 0.5 * z * (1 + np.tanh(GELU_TANH_SCALE * (z + GELU_TANH_CUBIC * z ** 3)))
+    # z (1 + tanh(u)) / 2 = z σ(2u): the same function, but σ keeps its
+    # digits where 1 + tanh(u) would cancel (z below about -3).
+    return z * sigmoid_forward(2 * _gelu_tanh_inner(z))
 
 
 def gelu_tanh_backward(grad_a, z, a):
-    t = np.tanh(GELU_TANH_SCALE * (z + GELU_TANH_CUBIC * z ** 3))
-    inner = GELU_TANH_SCALE * (1 + 3 * GELU_TANH_CUBIC * z * z)
-    return grad_a * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * inner)
+    # d/dz z σ(2u) = σ(2u) + 2 z σ(2u) (1 - σ(2u)) u'(z)
+    s = sigmoid_forward(2 * _gelu_tanh_inner(z))
+    slope = GELU_TANH_SCALE * (1 + 3 * GELU_TANH_CUBIC * z * z)
+    return grad_a * (s + 2 * z * s * (1 - s) * slope)
 
 
 def silu_forward(z):
