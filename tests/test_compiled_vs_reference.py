@@ -133,3 +133,33 @@ def test_fit_histories_agree(dtype):
     h_r = reference.fit(X, Y, epochs=3, batch_size=16, seed=1)
     assert len(h_c["loss"]) == 3
     assert_close(h_c["loss"], h_r["loss"], dtype)
+
+
+
+def flat(result):
+    """Every number in a (nested) result, in order, as one float64 vector."""
+    if isinstance(result, (list, tuple)):
+        return np.concatenate([flat(part) for part in result] or [np.zeros(0)])
+    return np.ravel(np.asarray(result, dtype=np.float64))
+
+
+@pytest.mark.skipif(cb._backend.engine.debug_guards(),
+                    reason="the debug build keeps guard zones in the workspace")
+@pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a[2] in ("bce", "cross_entropy")],
+                         ids=lambda a: f"{a[1]}-{a[2]}-{a[3]}")
+def test_logit_losses_train_without_the_output_activation(architecture, dtype):
+    """BCE and cross-entropy work from the logits, so training passes leave
+    the output layer's sigmoid or softmax uncomputed. A workspace full of NaN
+    before each call (what a pass reading those values would bring in)
+    changes no loss, gradient or step against a twin network."""
+    (net, _), sizes = make_pair(architecture, dtype)
+    (twin, _), _ = make_pair(architecture, dtype)
+    X, Y = make_batch(np.random.default_rng(8), sizes, architecture[3], 40)
+    net.forward(X)   # sizes the workspace for this batch
+    calls = [lambda n: n.loss(X, Y), lambda n: n.loss_and_gradients(X, Y),
+             lambda n: n.train_step(X, Y),
+             lambda n: n.fit(X, Y, epochs=2, batch_size=16, seed=3)["loss"]]
+    for call in calls:
+        net._engine.workspace[:] = np.nan
+        np.testing.assert_array_equal(flat(call(net)), flat(call(twin)))
+        np.testing.assert_array_equal(flat(net.get_params()), flat(twin.get_params()))

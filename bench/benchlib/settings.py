@@ -32,12 +32,12 @@ TOLERANCE = {"float64": 1e-6, "float32": 1e-3}
 # of itself (softmax-ce-adam small, after ~25,000 steps on its four batches).
 LOSS_SCALE_FLOOR = {"float64": 1.5e-8, "float32": 3.5e-4}
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-# glibc: serve allocations below 100 MB from the heap and do not trim it, so
-# the reference does not mmap/munmap (and page-fault on) its temporaries.
 # Variables that choose a library's vector level below what the CPU has
 # (cbackprop's path, OpenBLAS's kernels, torch's and oneDNN's): with them one
 # machine can stand in for a CPU without AVX-512. The header names any set.
 ISA_VARS = ("CBACKPROP_CPU", "OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+# glibc: serve allocations below 100 MB from the heap and do not trim it, so
+# the reference does not mmap/munmap (and page-fault on) its temporaries.
 MALLOC_VARS = {"MALLOC_MMAP_THRESHOLD_": "100000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 # Small enough that when a relu pre-activation sits within float32 rounding of
 # zero (so the two nets take different branches for one step) the losses part

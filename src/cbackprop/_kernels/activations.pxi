@@ -101,7 +101,7 @@ cdef enum:
 
 cdef inline void bias_rows(Py_ssize_t first, Py_ssize_t last, Py_ssize_t n, real* Z,
                            const real* bias, real* A, int activation) noexcept nogil:
-    cdef Py_ssize_t i, j, block_end, rows_per_block
+    cdef Py_ssize_t i, j, block_end, block_rows
     cdef real z
     # Bias and relu in place, or bias and a copy to A for identity, in one
     # pass over each row: a second pass over the layer's values cost more than
@@ -121,9 +121,9 @@ cdef inline void bias_rows(Py_ssize_t first, Py_ssize_t last, Py_ssize_t n, real
                 Z[i * n + j] = z
                 A[i * n + j] = z
         return
-    rows_per_block = max(<Py_ssize_t>1, BIAS_BLOCK_ELEMENTS // max(n, <Py_ssize_t>1))
+    block_rows = max(<Py_ssize_t>1, BIAS_BLOCK_ELEMENTS // max(n, <Py_ssize_t>1))
     while first < last:
-        block_end = min(last, first + rows_per_block)
+        block_end = min(last, first + block_rows)
         for i in range(first, block_end):
             for j in range(n):
                 Z[i * n + j] += bias[j]

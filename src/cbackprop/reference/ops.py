@@ -143,8 +143,8 @@ def gelu_tanh_forward(z):
 def gelu_tanh_backward(grad_a, z, a):
     # d/dz z σ(2u) = σ(2u) + 2 z σ(2u) (1 - σ(2u)) u'(z)
     s = sigmoid_forward(2 * _gelu_tanh_inner(z))
-    slope = GELU_TANH_SCALE * (1 + 3 * GELU_TANH_CUBIC * z * z)
-    return grad_a * (s + 2 * z * s * (1 - s) * slope)
+    du_dz = GELU_TANH_SCALE * (1 + 3 * GELU_TANH_CUBIC * z * z)
+    return grad_a * (s + 2 * z * s * (1 - s) * du_dz)
 
 
 def silu_forward(z):
@@ -258,7 +258,7 @@ def adam_step(param, grad, m, v, t, lr, beta1, beta2, eps):
     v = beta2 * v + (1 - beta2) * grad * grad
     m_hat = m / (1 - beta1 ** t)
     # sqrt(v̂) as sqrt(v) / sqrt(1 - β2^t), as torch has it: v̂ itself is past
-    # the dtype's largest value when v is within 1 / (1 - β2^t) of it.
+    # the dtype's largest value when v is within a factor 1 / (1 - β2^t) of it.
     root_v_hat = np.sqrt(v) / math.sqrt(1 - beta2 ** t)
     return param - lr * m_hat / (root_v_hat + eps), m, v
 
