@@ -255,16 +255,17 @@ cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, cons
 # Chunks of VECTOR_CHUNK elements: the transcendental of a chunk by vmath.h
 # into a stack buffer, then the arithmetic around it in one vector loop.
 cdef void gelu_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A) noexcept nogil:
-    # z Φ(z), Φ(z) = (1 + erf(z / sqrt 2)) / 2
+    # z Φ(z), Φ(z) = erfc(-z / sqrt 2) / 2: erfc keeps its digits where
+    # (1 + erf(z / sqrt 2)) / 2 would cancel (z below about -2).
     cdef real t[VECTOR_CHUNK]
     cdef Py_ssize_t start, j, n
     for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
         for j in range(n):
-            t[j] = Z[start + j] * <real>SQRT_HALF
-        vector_erf(n, t, t)
+            t[j] = -Z[start + j] * <real>SQRT_HALF
+        vector_erfc(n, t, t)
         for j in range(n):
-            A[start + j] = <real>0.5 * Z[start + j] * (<real>1 + t[j])
+            A[start + j] = <real>0.5 * Z[start + j] * t[j]
 
 
 cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
@@ -278,13 +279,12 @@ cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
         for j in range(n):
             z = Z[start + j]
-            t[j] = z * <real>SQRT_HALF
+            t[j] = -z * <real>SQRT_HALF
             e[j] = <real>-0.5 * z * z
-        vector_erf(n, t, t)
+        vector_erfc(n, t, t)
         vector_exp(n, e, e)
         for j in range(n):
-            grad[start + j] *= (<real>0.5 * (<real>1 + t[j])
-                                + Z[start + j] * <real>INV_SQRT_2PI * e[j])
+            grad[start + j] *= (<real>0.5 * t[j] + Z[start + j] * <real>INV_SQRT_2PI * e[j])
 
 
 cdef void gelu_tanh_range(Py_ssize_t first, Py_ssize_t last, const real* Z,

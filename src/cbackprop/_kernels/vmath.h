@@ -8,7 +8,7 @@
  * scale by 2^n
  * built from its exponent bits (in two halves, so that subnormal results
  * round once); sigmoid and tanh are written through them; log splits off
- * the exponent and sums the atanh series of the mantissa; erf is two
+ * the exponent and sums the atanh series of the mantissa; erfc is two
  * fitted polynomials, the far one scaled by exp(-x²).
  *
  * The interface, for each dtype suffix (f64, f32); y may be x itself:
@@ -20,7 +20,8 @@
  *   cb_vsilu_<sfx>(n, x, y)     y = x * sigmoid(x)
  *   cb_vlog_<sfx>(n, x, y)      y = log(x): x = m 2^k, k ln2 + 2 atanh((m-1)/(m+1))
  *   cb_vlog1p_<sfx>(n, x, y)    y = log(1 + x), accurate near 0
- *   cb_verf_<sfx>(n, x, y)      y = erf(x): x P(x²) near 0, else 1 - exp(-x²) R(x), signed
+ *   cb_verfc_<sfx>(n, x, y)     y = erfc(x): 1 - x P(x²) near 0, else exp(-x²) R(|x|) (x > 0)
+ *                               or 2 - exp(-x²) R(|x|) (x < 0)
  *
  * NaN gives NaN, ±inf and overflow their limits, and results are within a
  * few ulp of the correctly rounded ones (tests/test_vmath.py sweeps each

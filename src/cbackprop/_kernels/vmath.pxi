@@ -18,8 +18,8 @@ cdef extern from "vmath.h" nogil:
     void cb_vlog_f32(Py_ssize_t n, const float* x, float* y) noexcept
     void cb_vlog1p_f64(Py_ssize_t n, const double* x, double* y) noexcept
     void cb_vlog1p_f32(Py_ssize_t n, const float* x, float* y) noexcept
-    void cb_verf_f64(Py_ssize_t n, const double* x, double* y) noexcept
-    void cb_verf_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    void cb_verfc_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_verfc_f32(Py_ssize_t n, const float* x, float* y) noexcept
 
 
 cdef inline void vector_exp(Py_ssize_t n, const real* x, real* y) noexcept nogil:
@@ -71,14 +71,14 @@ cdef inline void vector_log1p(Py_ssize_t n, const real* x, real* y) noexcept nog
         cb_vlog1p_f64(n, x, y)
 
 
-cdef inline void vector_erf(Py_ssize_t n, const real* x, real* y) noexcept nogil:
+cdef inline void vector_erfc(Py_ssize_t n, const real* x, real* y) noexcept nogil:
     if real is float:
-        cb_verf_f32(n, x, y)
+        cb_verfc_f32(n, x, y)
     else:
-        cb_verf_f64(n, x, y)
+        cb_verfc_f64(n, x, y)
 
 
-VECTOR_MATH = ("exp", "expm1", "sigmoid", "tanh", "silu", "log", "log1p", "erf")
+VECTOR_MATH = ("exp", "expm1", "sigmoid", "tanh", "silu", "log", "log1p", "erfc")
 
 
 cdef void apply_vector_math(int which, Py_ssize_t n, const real* x, real* y) noexcept nogil:
@@ -97,7 +97,7 @@ cdef void apply_vector_math(int which, Py_ssize_t n, const real* x, real* y) noe
     elif which == 6:
         vector_log1p(n, x, y)
     else:
-        vector_erf(n, x, y)
+        vector_erfc(n, x, y)
 
 
 def vector_math(str name, cnp.ndarray x not None):

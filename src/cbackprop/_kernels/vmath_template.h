@@ -65,47 +65,58 @@ static const CB_REAL CB_VM_(cb_vm_q_terms)[16] = {
 #define VM_SUBNORMAL_SCALE 0x1p54
 #define VM_SUBNORMAL_SHIFT 54
 #define VM_MIN_NORMAL 0x1p-1022
-/* erf: see cb_vm_erf. erf(6) rounds to 1. The polynomials are Chebyshev
- * interpolants fitted at 200 bits (their error is below 1e-17), highest
- * degree first. */
-#define VM_ERF_SATURATES 6.0
-#define VM_ERF_SHIFT 3.0
-#define VM_ERF_MID 0.18888888888888888
-#define VM_ERF_INV_HALF 12.857142857142858
+/* erf near 0 and erfc beyond: see cb_vm_erfc. erfc(27.3) rounds to 0.
+ * Highest degree first. erf's is a Chebyshev interpolant fitted at 200 bits
+ * (its error is below 1e-17); erfc's was fitted by least squares at 200
+ * bits, its coefficients rounded from the highest degree down, each
+ * rounding absorbed by refitting the lower ones, and the constant term
+ * kept to twice the precision (VM_ERFC_FAR_LOW): it is most of H. */
+#define VM_ERFC_UNDERFLOWS 27.3
+#define VM_ERFC_SHIFT 1.0
+#define VM_ERFC_MID 0.3033821302372539
+#define VM_ERFC_INV_HALF 3.7306967984934087
+#define VM_SPLIT_MASK (~(CB_VM_INT)0 << 27)   /* keeps 26 significant bits */
 #define VM_ERF_NEAR_TERMS 11
-#define VM_ERF_FAR_TERMS 18
+#define VM_ERFC_FAR_TERMS 26
+#define VM_ERFC_FAR_LOW 4.941360664616549e-17   /* the rest of the constant term */
 static const CB_REAL CB_VM_(cb_vm_erf_near)[VM_ERF_NEAR_TERMS] = {
     1.1472499701094691e-08, -1.5940066854661717e-07, 1.643068417974155e-06,
     -1.4924196305569617e-05, 0.00012055289567541706, -0.0008548326188759752,
     0.005223977615420539, -0.026866170644428485, 0.11283791670952596, -0.37612638903183715,
     1.1283791670955126};
-static const CB_REAL CB_VM_(cb_vm_erf_far)[VM_ERF_FAR_TERMS] = {
-    1.102228184945719e-13, -8.427179362939752e-13, -2.0180576367695723e-12,
-    3.087592787085223e-11, 2.2350900333052753e-11, -1.0076379462936465e-09,
-    -3.842145709010939e-10, 3.5535498852380445e-08, 5.0595585263447644e-08,
-    -1.3415802691277149e-06, -6.527719959888804e-06, 3.41547196467608e-05,
-    0.0006078348536726258, 0.004220725702226382, 0.01960103186714278, 0.06835875504600124,
-    0.18687815201363395, 0.2272447806013422};
+static const CB_REAL CB_VM_(cb_vm_erfc_far)[VM_ERFC_FAR_TERMS] = {
+    2.0504353134774076e-10, -3.6305733431388967e-10, -1.1212308002004522e-09,
+    3.0961617970222093e-09, -1.7802338351912833e-10, -7.563972607531789e-09,
+    1.4320121844924776e-08, -1.5181854570808684e-08, -1.0051459942594315e-08,
+    9.871521951172255e-08, -2.2739894557951919e-07, 1.6114256641096272e-07,
+    6.222627616046495e-07, -2.4026513952005713e-06, 3.1821070132051047e-06,
+    4.219387953297459e-06, -2.7983625815817817e-05, 4.5509091031747875e-05,
+    6.0692907816520654e-05, -0.0004431261611208819, 0.0005515388317239864,
+    0.002453065253967781, -0.009677902684376691, -0.014712669339047683,
+    0.1604283745645303, 0.7484577524473923};
 #else
 #define VM_LOG_TERMS 6
 #define VM_SUBNORMAL_SCALE 0x1p25f
 #define VM_SUBNORMAL_SHIFT 25
 #define VM_MIN_NORMAL 0x1p-126f
-#define VM_ERF_SATURATES 3.95f          /* erf(3.95) rounds to 1 */
-#define VM_ERF_SHIFT 2.0f
-#define VM_ERF_MID 0.26585179567337036f
-#define VM_ERF_INV_HALF 10.2265625f
+#define VM_ERFC_UNDERFLOWS 10.1f        /* erfc(10.1) rounds to 0; the tables as float64's */
+#define VM_ERFC_SHIFT 1.0f
+#define VM_ERFC_MID 0.33075931668281555f
+#define VM_ERFC_INV_HALF 4.155080318450928f
+#define VM_SPLIT_MASK (~(CB_VM_INT)0 << 12)   /* keeps 12 significant bits */
 #define VM_ERF_NEAR_TERMS 7
-#define VM_ERF_FAR_TERMS 9
+#define VM_ERFC_FAR_TERMS 10
+#define VM_ERFC_FAR_LOW 1.6665111957081535e-08f
 static const CB_REAL CB_VM_(cb_vm_erf_near)[VM_ERF_NEAR_TERMS] = {
     9.470462100580335e-05f, -0.0008356928010471165f, 0.005216789431869984f,
     -0.02686477266252041f, 0.1128377839922905f, -0.37612637877464294f, 1.128379225730896f};
-static const CB_REAL CB_VM_(cb_vm_erf_far)[VM_ERF_FAR_TERMS] = {
-    -1.9815930230038248e-08f, 1.301116640206601e-06f, -1.4737099718331592e-06f,
-    -6.619680061703548e-05f, 3.445809124968946e-05f, 0.004765651188790798f,
-    0.039280522614717484f, 0.17944931983947754f, 0.2834740877151489f};
+static const CB_REAL CB_VM_(cb_vm_erfc_far)[VM_ERFC_FAR_TERMS] = {
+    -7.263306997629115e-06f, 1.3049625522398856e-05f, 4.0091956179821864e-05f,
+    -0.00020643127209041268f, 0.00017305447545368224f, 0.001734769670292735f,
+    -0.006244765594601631f, -0.014123495668172836f, 0.14108212292194366f,
+    0.7646797299385071f};
 #endif
-#define VM_ERF_NEAR_END ((CB_REAL)0.75)   /* where the two polynomials of erf meet */
+#define VM_ERF_NEAR_END ((CB_REAL)0.75)   /* where erfc's two branches meet */
 
 static inline VM CB_VM_(cb_vm_splat)(CB_REAL x) { return x - (VM){0}; }
 
@@ -288,20 +299,41 @@ static inline VM CB_VM_(cb_vm_polynomial)(VM x, const CB_REAL* c, int terms) {
     return p;
 }
 
-/* erf(a), a = |x|, signed as x: near zero a P(a²); from VM_ERF_NEAR_END on
- * 1 - exp(-a²) R, where R = erfc(a) exp(a²) (smooth, from 0.6 down to 0.09)
- * is a polynomial in s = (1/(VM_ERF_SHIFT + a) - mid) / half, which maps
- * [VM_ERF_NEAR_END, VM_ERF_SATURATES] onto [-1, 1]. Below 1 - erfc the
- * rounding of a² is harmless: its error scales erfc, not erf. */
-static inline VM CB_VM_(cb_vm_erf)(VM x) {
-    VM a = CB_VM_(cb_vm_abs)(x);
-    a = CB_VM_(cb_vm_at_most)(a, VM_ERF_SATURATES);
+/* erfc(x). Near 0 (|x| < VM_ERF_NEAR_END) it is 1 - erf(x), erf(x) = x P(x²):
+ * erf stays below 0.72 there, so nothing cancels. Beyond, for a = |x|,
+ * erfc(a) = exp(-a²) t H(s), where t = 1 / (VM_ERFC_SHIFT + a) and
+ * s = (t - mid) / half maps [VM_ERF_NEAR_END, VM_ERFC_UNDERFLOWS] onto
+ * [-1, 1]. H = erfc(a) exp(a²) / t is nearly flat (0.89 down to 0.56), so
+ * the rounding of s costs a fifth of an ulp. The rounding of a² is not
+ * harmless here: exp(-a²) would be off by a² eps relative, hundreds of ulp
+ * near the underflow. So a² = square + error exactly (a split into halves
+ * whose products are exact, as in Dekker's product), and exp(-a²) is
+ * exp's reduction of -square with the error taken off the reduced argument.
+ * As in cb_vm_logistic, the scaling by 2^n comes last, so a subnormal
+ * result rounds once.
+ * Negative x: 2 - erfc(a). Within 4 ulp over the whole range
+ * (tests/test_vmath.py). */
+static inline VM CB_VM_(cb_vm_erfc)(VM x) {
+    VM near = 1 - x * CB_VM_(cb_vm_polynomial)(x * x, CB_VM_(cb_vm_erf_near), VM_ERF_NEAR_TERMS);
+    VM a = CB_VM_(cb_vm_at_most)(CB_VM_(cb_vm_abs)(x), VM_ERFC_UNDERFLOWS);
+    VM high = (VM)((VMI)a & VM_SPLIT_MASK);
+    VM low = a - high;
     VM square = a * a;
-    VM near = a * CB_VM_(cb_vm_polynomial)(square, CB_VM_(cb_vm_erf_near), VM_ERF_NEAR_TERMS);
-    VM s = (1 / (VM_ERF_SHIFT + a) - VM_ERF_MID) * VM_ERF_INV_HALF;
-    VM far = 1 - CB_VM_(cb_vm_exp)(-square) * CB_VM_(cb_vm_polynomial)(s, CB_VM_(cb_vm_erf_far), VM_ERF_FAR_TERMS);
-    VM erf_a = CB_VM_(cb_vm_select)((VMI)(a < VM_ERF_NEAR_END), near, far);
-    return (VM)((VMI)erf_a | ((VMI)x & VM_SIGN_BIT));
+    VM square_error = ((high * high - square) + 2 * high * low) + low * low;
+    VM d = VM_ERFC_SHIFT + a;
+    VM d_shift = d - a;                  /* Knuth's two-sum: d + d_error = shift + a exactly */
+    VM d_error = (VM_ERFC_SHIFT - d_shift) + (a - (d - d_shift));
+    VM t = 1 / d;
+    t = t - t * t * d_error;
+    VM s = (t - VM_ERFC_MID) * VM_ERFC_INV_HALF;
+    VM h = CB_VM_(cb_vm_polynomial)(s, CB_VM_(cb_vm_erfc_far), VM_ERFC_FAR_TERMS - 1) * s;
+    h = (h + VM_ERFC_FAR_LOW) + CB_VM_(cb_vm_erfc_far)[VM_ERFC_FAR_TERMS - 1];
+    VMI n;
+    VM r = CB_VM_(cb_vm_reduce)(-square, &n) - square_error;
+    VM p = CB_VM_(cb_vm_q)(r) * r + 1;
+    VM far = CB_VM_(cb_vm_scale)(p * (t * h), n);
+    far = CB_VM_(cb_vm_select)((VMI)(x < 0), 2 - far, far);
+    return CB_VM_(cb_vm_select)((VMI)(a < VM_ERF_NEAR_END), near, far);
 }
 
 /* y[i] = f(x[i]) for i < n: whole vectors, then the tail through a padded one. */
@@ -324,7 +356,7 @@ CB_VM_ARRAY(tanh)
 CB_VM_ARRAY(silu)
 CB_VM_ARRAY(log)
 CB_VM_ARRAY(log1p)
-CB_VM_ARRAY(erf)
+CB_VM_ARRAY(erfc)
 #undef CB_VM_ARRAY
 
 #undef VM_MANTISSA_BITS
@@ -344,12 +376,14 @@ CB_VM_ARRAY(erf)
 #undef VM_SUBNORMAL_SCALE
 #undef VM_SUBNORMAL_SHIFT
 #undef VM_MIN_NORMAL
-#undef VM_ERF_SATURATES
-#undef VM_ERF_SHIFT
-#undef VM_ERF_MID
-#undef VM_ERF_INV_HALF
+#undef VM_ERFC_UNDERFLOWS
+#undef VM_ERFC_SHIFT
+#undef VM_ERFC_MID
+#undef VM_ERFC_INV_HALF
+#undef VM_SPLIT_MASK
 #undef VM_ERF_NEAR_TERMS
-#undef VM_ERF_FAR_TERMS
+#undef VM_ERFC_FAR_TERMS
+#undef VM_ERFC_FAR_LOW
 #undef VM_ERF_NEAR_END
 #undef VM_LANES
 #undef VMI

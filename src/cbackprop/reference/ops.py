@@ -108,22 +108,28 @@ def softmax_backward(grad_a, z, a):
     return a * (grad_a - (grad_a * a).sum(axis=1, keepdims=True))
 
 
-def _erf(x):
-    # NumPy has no erf: the C library's, element by element, in float64.
-    return np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64)).astype(x.dtype)
+def _erfc(x):
+    # NumPy has no erfc: the C library's, element by element, in float64.
+    return np.vectorize(math.erfc, otypes=[np.float64])(x.astype(np.float64)).astype(x.dtype)
 
 
 def _normal_pdf(z):
     return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
+def _normal_cdf(z):
+    # Φ(z) = (1 + erf(z/√2)) / 2 = erfc(-z/√2) / 2: the same function, but
+    # erfc keeps its digits where 1 + erf would cancel (z below about -2).
+    return 0.5 * _erfc(-z / math.sqrt(2))
+
+
 def gelu_forward(z):
-    return 0.5 * z * (1 + _erf(z / math.sqrt(2)))
+    return z * _normal_cdf(z)
 
 
 def gelu_backward(grad_a, z, a):
     # d/dz z Φ(z) = Φ(z) + z φ(z)
-    return grad_a * (0.5 * (1 + _erf(z / math.sqrt(2))) + z * _normal_pdf(z))
+    return grad_a * (_normal_cdf(z) + z * _normal_pdf(z))
 
 
 GELU_TANH_SCALE = math.sqrt(2 / math.pi)
