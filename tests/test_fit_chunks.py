@@ -135,6 +135,23 @@ def test_a_step_refused_inside_a_chunk_leaves_the_steps_before_it(optimizer, fai
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("batch_size", [10**12, 2**70])
+def test_a_batch_size_beyond_the_rows_is_one_batch_of_them(batch_size, shuffle):
+    """A batch_size far beyond the sample count trains on one batch of every
+    row, as batch_size = m does, bit for bit. The buffer a shuffled epoch
+    gathers its batches into was sized by the request (MemoryError for
+    10**12, OverflowError for a batch_size beyond a C integer)."""
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    nets = [cb.Network([3, 4, 2], ["tanh", "identity"], seed=1) for _ in range(2)]
+    losses = [net.fit(X, Y, epochs=2, batch_size=size, shuffle=shuffle, seed=3)["loss"]
+              for net, size in zip(nets, (batch_size, X.shape[0]))]
+    assert losses[0] == losses[1] and len(losses[0]) == 2
+    for got, want in zip(params_of(nets[0]), params_of(nets[1])):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_engine_hooks_refuse_what_they_cannot_take():
     net = cb.Network([2, 2, 1], ["tanh", "identity"], optimizer=cb.Adam(lr=0.01), seed=0)
     engine = net._engine

@@ -388,12 +388,13 @@ cdef class Engine:
         cdef Call c = self._call(X, Y)
         cdef BatchRun run
         cdef Py_ssize_t m = X.shape[0]
+        batch_size = min(batch_size, m)   # what the gathered rows' buffer is sized by
         self._use_loss(loss)
         cdef OptimizerSettings opt = self.state.next_step(optimizer)
         self.state.reserve_spares(moments_written(&opt))
         c.optimizer = &opt
         c.batches = &run
-        c.m = min(batch_size, m)   # the workspace's rows
+        c.m = batch_size   # the workspace's rows
         run.rows = m
         run.order = NULL
         run.gathered = NULL

@@ -82,6 +82,7 @@ class Network(NetworkBase):
         in the epoch's order), the same running loss, the same bits. A Ctrl-C
         stops a chunk after the step it interrupts."""
         m = X.shape[0]
+        batch_size = min(batch_size, m)   # one batch of every row, however large the request
         n_batches = -(-m // batch_size)
         total, batch = 0.0, 0
         while batch < n_batches:
