@@ -335,6 +335,29 @@ def test_bad_y_raises_value_error(Net, case, method, rng):
     expect(ValueError, mse_net(Net), method, X, Y, match=match)
 
 
+@pytest.mark.parametrize("where, method", [("X", method) for method in X_METHODS]
+                         + [("Y", method) for method in Y_METHODS])
+def test_finite_values_beyond_float32_are_named_as_such(Net, where, method, rng):
+    """A float64 1e300 given to a float32 network is finite: the error says
+    that it is beyond float32's range, not that the data holds infinity
+    (the cast to float32 would have made it inf)."""
+    X, Y = good_batch(rng)
+    (X if where == "X" else Y)[2, 1] = -1e300
+    expect(ValueError, mse_net(Net, "float32"), method, X, Y,
+           match=rf"^{where} holds values beyond float32's range")
+
+
+def test_set_params_beyond_float32_is_named_as_such(Net):
+    net = mse_net(Net, "float32")
+    weights, biases = net.get_params()
+    weights = [w.astype(np.float64) for w in weights]
+    weights[1][0, 0] = 1e39
+    snap = snapshot(net)
+    with pytest.raises(ValueError, match=r"^weights\[1\] holds values beyond float32's range"):
+        net.set_params(weights, biases)
+    assert_unchanged(net, snap)
+
+
 def ce_batch(case, rng):
     X = rng.normal(size=(M, SIZES[0]))
     labels = np.array([0, 2, 1, 2, 0])

@@ -94,10 +94,14 @@ def as_dtype(name, array, dtype):
     """C-contiguous ``array`` cast to ``dtype``; copies only when needed."""
     if array.dtype == dtype and array.flags.c_contiguous:
         return array
-    # Values beyond float32's range become inf here and are then reported
-    # by the finiteness check, not as a cast warning.
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.ascontiguousarray(array, dtype=dtype)
+    # A finite value beyond float32's range would become inf here: said as
+    # what it is, not left to the finiteness check ("contains infinity").
+    try:
+        with np.errstate(over="raise", invalid="ignore"):
+            return np.ascontiguousarray(array, dtype=dtype)
+    except FloatingPointError:
+        raise ValueError(f"{name} holds values beyond {np.dtype(dtype).name}'s range "
+                         f"(its largest is {np.finfo(dtype).max:.4g})") from None
 
 
 def as_batch(X, n_inputs, dtype):
