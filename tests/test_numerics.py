@@ -178,6 +178,26 @@ def test_adam_steps_by_lr_on_gradients_near_the_dtype_limit(Net, dtype):
     assert b[0] == pytest.approx(-0.01, rel=1e-5)
 
 
+@pytest.mark.parametrize("gradient", [0.5, 0.0])
+def test_adam_with_a_learning_rate_near_the_dtype_limit(dtype, gradient):
+    """lr / (1 - β1^t) is past the dtype's largest value (lr = 1e38 in
+    float32, 1e308 in float64): the compiled step once formed that factor,
+    got inf (inf x 0 = NaN for a zero gradient) and refused a step whose
+    result is finite. Both implementations take it, to rounding."""
+    lr = 1e38 if dtype == "float32" else 1e308
+    results = []
+    for Net in (cb.Network, cb.reference.Network):
+        net = Net([1, 1], ["identity"], optimizer=cb.Adam(lr=lr), dtype=dtype)
+        net.set_params([np.ones((1, 1))], [np.zeros(1)])
+        net.train_step(np.array([[1.0]]), np.array([[1.0 - gradient]]))
+        results.append(np.concatenate([p.ravel() for p in sum(net.get_params(), [])]))
+    compiled, reference = results
+    assert np.isfinite(compiled).all()
+    np.testing.assert_allclose(compiled, reference, rtol=1e-6)
+    if gradient:
+        assert compiled[0] == pytest.approx(1 - lr, rel=1e-6)
+
+
 # --------------------------------------------------------------------------
 # Seeded initialisation
 # --------------------------------------------------------------------------

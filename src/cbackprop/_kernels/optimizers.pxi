@@ -205,6 +205,12 @@ cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, const real* param, real
     cdef real inverse_root2 = <real>(1 / sqrt(opt.bias_correction2))
     cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
     cdef int ok = 1
+    if isinf(step_size):
+        # lr / (1 - beta1^t) beyond the dtype (lr near its largest value):
+        # the same step as lr m / ((1 - beta1^t) (sqrt(v) / sqrt(1 - beta2^t) + eps)).
+        step_size = <real>opt.lr
+        inverse_root2 = <real>(opt.bias_correction1 / sqrt(opt.bias_correction2))
+        eps = <real>(opt.bias_correction1 * opt.eps)
     if opt.gradient_scale != 1 or isfinite(opt.clip_value):
         for i in range(start, end):
             ok &= adam_element(param[i], clipped(grad[i], scale, limit), moment1[i], moment2[i],
