@@ -198,6 +198,18 @@ def test_adam_with_a_learning_rate_near_the_dtype_limit(dtype, gradient):
         assert compiled[0] == pytest.approx(1 - lr, rel=1e-6)
 
 
+def test_cross_entropy_of_logits_further_apart_than_float64s_range():
+    """Logits -1e308 and 1e308 with the label on the larger: the loss is 0 in
+    both implementations (the reference once multiplied the other class's
+    zero target by its infinite -log softmax: NaN, and refused the step)."""
+    for Net in (cb.Network, cb.reference.Network):
+        net = Net([1, 3], ["softmax"], loss="cross_entropy", optimizer=cb.SGD(lr=0.1))
+        net.set_params([np.array([[1.0, -1.0, 0.0]])], [np.zeros(3)])
+        X, labels = np.array([[-1e308]]), np.array([1])
+        assert net.loss(X, labels) == 0.0
+        assert net.train_step(X, labels) == 0.0
+
+
 # --------------------------------------------------------------------------
 # Seeded initialisation
 # --------------------------------------------------------------------------

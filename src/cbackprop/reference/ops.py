@@ -215,7 +215,11 @@ def cross_entropy_loss(z, y):
     z64 = z.astype(np.float64)
     shift = z64.max(axis=1, keepdims=True)
     log_sum_exp = shift + np.log(np.exp(z64 - shift).sum(axis=1, keepdims=True))
-    loss = np.sum(y * (log_sum_exp - z64)) / m
+    minus_log_softmax = log_sum_exp - z64
+    # A class without target weight adds nothing, also where its
+    # -log softmax overflows (logits further apart than float64's range).
+    loss = np.sum(np.multiply(y, minus_log_softmax, where=y != 0,
+                              out=np.zeros_like(minus_log_softmax))) / m
     delta = (softmax_forward(z) * y.sum(axis=1, keepdims=True) - y) / m
     return loss, delta
 
