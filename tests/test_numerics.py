@@ -210,6 +210,22 @@ def test_cross_entropy_of_logits_further_apart_than_float64s_range():
         assert net.train_step(X, labels) == 0.0
 
 
+def test_float32_mse_whose_difference_overflows_float32():
+    """a - y beyond float32's range while its square is within float64's:
+    the same finite loss in both implementations (the reference once took
+    the difference in float32: inf), and the same refusal of the step."""
+    errors = []
+    for Net in (cb.Network, cb.reference.Network):
+        net = Net([1, 1], ["identity"], dtype="float32")
+        net.set_params([np.ones((1, 1))], [np.zeros(1)])
+        X, Y = np.array([[3e38]]), np.array([[-3e38]])
+        assert net.loss(X, Y) == pytest.approx(np.float64(np.float32(3e38)) ** 2 * 4)
+        with pytest.raises(FloatingPointError) as error:
+            net.train_step(X, Y)
+        errors.append(str(error.value))
+    assert errors[0] == errors[1]
+
+
 # --------------------------------------------------------------------------
 # Seeded initialisation
 # --------------------------------------------------------------------------

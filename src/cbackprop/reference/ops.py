@@ -189,9 +189,10 @@ def activation_backward(name, grad_a, a, out=None, *, z=None):
 def mse_loss(a, y, scale, reduction):
     """``scale * sum((a - y)**2) / N`` (no division for ``reduction="sum"``) and dL/dA."""
     n = a.size if reduction == "mean" else 1
-    diff = a - y
-    loss = scale * np.sum(np.square(diff, dtype=np.float64)) / n
-    return loss, (2 * scale / n) * diff
+    # The loss in float64 from the start: a float32 a - y may overflow where
+    # its square's sum does not.
+    loss = scale * np.sum(np.square(a.astype(np.float64) - y)) / n
+    return loss, (2 * scale / n) * (a - y)
 
 
 def bce_loss(z, y):
