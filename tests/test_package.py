@@ -24,8 +24,19 @@ def test_thread_count_round_trips(restore_threads):
     assert cb.get_num_threads() in (1, 2)   # 1 when built without OpenMP
 
 
+def test_numpy_integer_thread_counts_are_taken(restore_threads):
+    cb.set_num_threads(np.int64(1))
+    assert cb.get_num_threads() == 1
+    cb.set_num_threads(np.uint8(2))
+    assert cb.get_num_threads() in (1, 2)
+    assert type(cb.get_num_threads()) is int
+
+
 @pytest.mark.parametrize("bad, error", [(0, ValueError), (-3, ValueError), ("2", TypeError),
-                                        (2.0, TypeError), (True, TypeError)])
+                                        (2.0, TypeError), (True, TypeError),
+                                        (np.True_, TypeError), (np.float64(2), TypeError),
+                                        (1025, ValueError), (10**5, ValueError),
+                                        (2**64, ValueError)])
 def test_bad_thread_counts_are_refused(bad, error, restore_threads):
     before = cb.get_num_threads()
     with pytest.raises(error):

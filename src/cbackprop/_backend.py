@@ -9,7 +9,11 @@ cannot run. On a CPU that runs 512-bit instructions as two halves (AMD Zen
 4) the AVX-512 build is still the faster one, told so that it picks its
 half-vector ten-column tiles (bench/README.md, "Which engine build").
 """
+import numbers
+import operator
 import os
+
+import numpy as np
 
 from . import _engine_baseline
 
@@ -66,15 +70,25 @@ engine, kernel_path = _choose()
 engine.set_halves_512(_engine_baseline.cpu_halves_512())
 
 
+#: The most threads set_num_threads takes: beyond some thousands OpenMP's
+#: thread creation fails (100,000 crashed the interpreter at the first
+#: threaded product), long after more threads stopped helping.
+MAX_THREADS = 1024
+
+
 def set_num_threads(n):
-    """Threads for the compiled passes (GEMMs and large element-wise loops).
+    """Threads for the compiled passes (GEMMs and large element-wise loops):
+    an integer from 1 to ``MAX_THREADS`` (1024).
 
     The default is OpenMP's, which honours ``OMP_NUM_THREADS``; small
     products always run on one thread. Without OpenMP the engine is serial
     and this setting is ignored.
     """
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
         raise TypeError(f"the number of threads must be an int, got {n!r}")
+    n = operator.index(n)
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"the number of threads must be from 1 to {MAX_THREADS}, got {n}")
     engine.set_num_threads(n)
 
 
