@@ -304,7 +304,9 @@ static inline VM CB_VM_(cb_vm_polynomial)(VM x, const CB_REAL* c, int terms) {
  * erfc(a) = exp(-a²) t H(s), where t = 1 / (VM_ERFC_SHIFT + a) and
  * s = (t - mid) / half maps [VM_ERF_NEAR_END, VM_ERFC_UNDERFLOWS] onto
  * [-1, 1]. H = erfc(a) exp(a²) / t is nearly flat (0.89 down to 0.56), so
- * the rounding of s costs a fifth of an ulp. The rounding of a² is not
+ * the rounding of s costs a fifth of an ulp; t itself is a factor of the
+ * result, so the rounding of VM_ERFC_SHIFT + a is put back into it (its
+ * error found by a two-sum). The rounding of a² is not
  * harmless here: exp(-a²) would be off by a² eps relative, hundreds of ulp
  * near the underflow. So a² = square + error exactly (a split into halves
  * whose products are exact, as in Dekker's product), and exp(-a²) is
@@ -321,7 +323,7 @@ static inline VM CB_VM_(cb_vm_erfc)(VM x) {
     VM square = a * a;
     VM square_error = ((high * high - square) + 2 * high * low) + low * low;
     VM d = VM_ERFC_SHIFT + a;
-    VM d_shift = d - a;                  /* Knuth's two-sum: d + d_error = shift + a exactly */
+    VM d_shift = d - a;                  /* Knuth's: d + d_error = shift + a exactly */
     VM d_error = (VM_ERFC_SHIFT - d_shift) + (a - (d - d_shift));
     VM t = 1 / d;
     t = t - t * t * d_error;
