@@ -26,7 +26,9 @@ EXACT = {
     "silu": _silu,
     "log": mpmath.log,
     "log1p": mpmath.log1p,
-    "erfc": mpmath.erfc,
+    # mpmath's erfc fails beyond about 1e150 (an int too large for a float);
+    # from 30 on, erfc(x) rounds to 0 in both dtypes, and erfc(-x) to 2.
+    "erfc": lambda x: mpmath.erfc(x) if abs(x) < 30 else mpmath.mpf(0 if x > 0 else 2),
 }
 ULP_LIMIT = 4
 
@@ -38,7 +40,8 @@ def _signed_logspace(low, high, count):
 
 def sweep(name, dtype):
     """Points across the function's range: a dense linear sweep over where it
-    varies and saturates, magnitudes from the smallest subnormal up, and the
+    varies and saturates, magnitudes from the smallest subnormal up to the
+    largest finite, and the
     thresholds where exp overflows or its result leaves the subnormals."""
     info = np.finfo(dtype)
     tiny_exponent = math.log10(float(info.smallest_subnormal))
@@ -61,7 +64,11 @@ def sweep(name, dtype):
     span = {"exp": (underflow - 10, overflow + 10), "expm1": (underflow - 10, overflow + 10),
             "sigmoid": (-overflow - 20, overflow + 20), "tanh": (-30.0, 30.0),
             "silu": (-overflow - 20, overflow + 20), "erfc": (-30.0, 30.0)}[name]
-    points = [np.linspace(*span, 6001), _signed_logspace(tiny_exponent, 1.5, 3001)]
+    # Up to the largest finite magnitude: exp's argument is clamped there,
+    # and silu once scaled its factor x by the clamped exponent.
+    huge_exponent = math.log10(float(info.max)) - 1e-9   # 10 ** log10(max) may round above max
+    points = [np.linspace(*span, 6001), _signed_logspace(tiny_exponent, 1.5, 3001),
+              _signed_logspace(1.5, huge_exponent, 601)]
     if name == "erfc":   # where its two branches meet, and where it goes subnormal and to 0
         last_normal = float(mpmath.findroot(
             lambda a: mpmath.log(mpmath.erfc(a)) - mpmath.log(float(info.smallest_normal)), 5))
@@ -84,7 +91,11 @@ def ulp_errors(name, x, got, dtype):
         if np.isinf(rounded) or math.isnan(yi) or math.isinf(yi):
             errors[i] = 0.0 if yi == float(rounded) else np.inf
             continue
-        spacing = max(float(np.spacing(np.abs(rounded))), float(info.smallest_subnormal))
+        with np.errstate(over="ignore"):
+            spacing = float(np.spacing(np.abs(rounded)))
+        if math.isinf(spacing):   # at the largest finite value: the gap below it
+            spacing = float(np.abs(rounded) - np.nextafter(np.abs(rounded), 0))
+        spacing = max(spacing, float(info.smallest_subnormal))
         errors[i] = float(abs(mpmath.mpf(yi) - exact) / spacing)
     return errors
 

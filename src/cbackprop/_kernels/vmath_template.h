@@ -289,7 +289,13 @@ static inline VM CB_VM_(cb_vm_tanh)(VM x) {
     return (VM)((VMI)tanh_a | ((VMI)x & VM_SIGN_BIT));
 }
 
-static inline VM CB_VM_(cb_vm_silu)(VM x) { return CB_VM_(cb_vm_logistic)(x, x); }
+/* x σ(x). Below VM_EXP_MIN, where exp's argument is clamped, x e^x has
+ * underflowed: x * 0 there (-0; NaN at -inf, as torch's), not the factor x
+ * scaled by the clamped exponent (-8.6e-31 at x = -1e300). */
+static inline VM CB_VM_(cb_vm_silu)(VM x) {
+    VM result = CB_VM_(cb_vm_logistic)(x, x);
+    return CB_VM_(cb_vm_select)((VMI)(x < VM_EXP_MIN), x * 0, result);
+}
 
 /* Horner's rule over a table, highest degree first. */
 static inline VM CB_VM_(cb_vm_polynomial)(VM x, const CB_REAL* c, int terms) {
