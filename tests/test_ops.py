@@ -675,6 +675,19 @@ def test_gelu_keeps_its_digits_in_the_tails(module, dtype):
 
 
 @pytest.mark.parametrize("module", [ops, ref], ids=["compiled", "reference"])
+def test_gelu_tanh_slope_at_magnitudes_whose_square_overflows(module, dtype):
+    """gelu_tanh' is 1 far above 0 and 0 far below, also where z² overflows
+    (u'(z) grows as z²): it was 0 x inf = NaN from |z| = 1.3e154 (float64)
+    and 1.8e19 (float32) on."""
+    big = [1e4, 1e19, 1e20, 3e38] if dtype == "float32" else [1e4, 1e154, 2e154, 1e300]
+    z = np.array([big + [-v for v in big]], dtype=dtype)
+    with np.errstate(over="ignore"):   # the reference's z³ in u
+        a = module.activation_forward("gelu_tanh", z)
+        slope = module.activation_backward("gelu_tanh", np.ones_like(z), a, z=z)
+    np.testing.assert_array_equal(slope, [[1.0] * len(big) + [0.0] * len(big)])
+
+
+@pytest.mark.parametrize("module", [ops, ref], ids=["compiled", "reference"])
 def test_gelu_tanh_keeps_its_digits_in_the_tails(module, dtype):
     """gelu_tanh and its derivative are relatively accurate where they are
     tiny (z far below 0), not only near 1: written as z (1 + tanh(u)) / 2 the

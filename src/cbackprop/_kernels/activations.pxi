@@ -31,12 +31,14 @@ cdef extern from *:
     #define CB_INV_SQRT_2PI 0.3989422804014327     /* 1/sqrt(2 pi) */
     #define CB_SQRT_2_OVER_PI 0.7978845608028654   /* sqrt(2/pi) */
     #define CB_GELU_CUBIC 0.044715
+    #define CB_GELU_TANH_SQUARE_CAP 1e8                /* see gelu_tanh_slope_range */
     """
     const double LEAKY_SLOPE "CB_LEAKY_SLOPE"
     const double SQRT_HALF "CB_SQRT_HALF"
     const double INV_SQRT_2PI "CB_INV_SQRT_2PI"
     const double SQRT_2_OVER_PI "CB_SQRT_2_OVER_PI"
     const double GELU_CUBIC "CB_GELU_CUBIC"
+    const double GELU_TANH_SQUARE_CAP "CB_GELU_TANH_SQUARE_CAP"
 
 cdef enum:
     VECTOR_CHUNK = 256   # elements per stack buffer of the passes that call vmath.h
@@ -304,7 +306,10 @@ cdef void gelu_tanh_range(Py_ssize_t first, Py_ssize_t last, const real* Z,
 
 cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
                                 const real* Z) noexcept nogil:
-    # d/dz z σ(2u) = σ(2u) + 2 z σ(2u) (1 - σ(2u)) u'(z)
+    # d/dz z σ(2u) = σ(2u) + 2 z σ(2u) (1 - σ(2u)) u'(z). u' grows as z²,
+    # which overflows beyond sqrt of the largest value, into 0 x inf; from
+    # |z| = 1e4 on, σ(2u) (1 - σ(2u)) is exactly 0 in both dtypes, so z² is
+    # capped there, and z σ (1 - σ) is formed before 2 z can overflow.
     cdef real s[VECTOR_CHUNK]
     cdef real z
     cdef Py_ssize_t start, j, n
@@ -315,8 +320,9 @@ cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
         vector_sigmoid(n, s, s)
         for j in range(n):
             z = Z[start + j]
-            grad[start + j] *= (s[j] + <real>2 * z * s[j] * (<real>1 - s[j]) * <real>SQRT_2_OVER_PI
-                                * (<real>1 + <real>3 * <real>GELU_CUBIC * z * z))
+            grad[start + j] *= (s[j] + <real>2 * (z * s[j] * (<real>1 - s[j]))
+                                * <real>SQRT_2_OVER_PI * (<real>1 + <real>3 * <real>GELU_CUBIC
+                                                          * min(z * z, <real>GELU_TANH_SQUARE_CAP)))
 
 
 cdef void silu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,

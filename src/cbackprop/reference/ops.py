@@ -147,10 +147,11 @@ def gelu_tanh_forward(z):
 
 
 def gelu_tanh_backward(grad_a, z, a):
-    # d/dz z σ(2u) = σ(2u) + 2 z σ(2u) (1 - σ(2u)) u'(z)
+    # d/dz z σ(2u) = σ(2u) + 2 z σ(2u) (1 - σ(2u)) u'(z). From |z| = 1e4 on
+    # σ(2u) (1 - σ(2u)) is exactly 0: z² capped there, not overflowing into 0 x inf.
     s = sigmoid_forward(2 * _gelu_tanh_inner(z))
-    du_dz = GELU_TANH_SCALE * (1 + 3 * GELU_TANH_CUBIC * z * z)
-    return grad_a * (s + 2 * z * s * (1 - s) * du_dz)
+    du_dz = GELU_TANH_SCALE * (1 + 3 * GELU_TANH_CUBIC * np.minimum(z * z, 1e8))
+    return grad_a * (s + 2 * (z * s * (1 - s)) * du_dz)
 
 
 def silu_forward(z):
