@@ -256,50 +256,63 @@ cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, cons
 
 # Chunks of VECTOR_CHUNK elements: the transcendental of a chunk by vmath.h
 # into a stack buffer, then the arithmetic around it in one vector loop.
-cdef void gelu_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A) noexcept nogil:
-    # z Φ(z), Φ(z) = erfc(-z / sqrt 2) / 2: erfc keeps its digits where
+cdef inline void normal_cdf_chunk(Py_ssize_t n, const real* Z, real* cdf) noexcept nogil:
+    # Φ(z) = erfc(-z / sqrt 2) / 2: erfc keeps its digits where
     # (1 + erf(z / sqrt 2)) / 2 would cancel (z below about -2).
-    cdef real t[VECTOR_CHUNK]
+    cdef Py_ssize_t j
+    for j in range(n):
+        cdf[j] = -Z[j] * <real>SQRT_HALF
+    vector_erfc(n, cdf, cdf)
+    for j in range(n):
+        cdf[j] *= <real>0.5
+
+
+cdef inline void gelu_tanh_sigma_chunk(Py_ssize_t n, const real* Z, real* sigma) noexcept nogil:
+    # σ(2u): z (1 + tanh(u)) / 2 is z σ(2u), and σ keeps its digits where
+    # 1 + tanh(u) would cancel (z below about -3).
+    cdef Py_ssize_t j
+    for j in range(n):
+        sigma[j] = <real>2 * gelu_tanh_inner(Z[j])
+    vector_sigmoid(n, sigma, sigma)
+
+
+cdef void gelu_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A) noexcept nogil:
+    # z Φ(z)
+    cdef real cdf[VECTOR_CHUNK]
     cdef Py_ssize_t start, j, n
     for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
+        normal_cdf_chunk(n, Z + start, cdf)
         for j in range(n):
-            t[j] = -Z[start + j] * <real>SQRT_HALF
-        vector_erfc(n, t, t)
-        for j in range(n):
-            A[start + j] = <real>0.5 * Z[start + j] * t[j]
+            A[start + j] = Z[start + j] * cdf[j]
 
 
 cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
                            const real* Z) noexcept nogil:
     # d/dz z Φ(z) = Φ(z) + z φ(z), φ(z) = exp(-z²/2) / sqrt(2 pi)
-    cdef real t[VECTOR_CHUNK]
+    cdef real cdf[VECTOR_CHUNK]
     cdef real e[VECTOR_CHUNK]
     cdef real z
     cdef Py_ssize_t start, j, n
     for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
+        normal_cdf_chunk(n, Z + start, cdf)
         for j in range(n):
             z = Z[start + j]
-            t[j] = -z * <real>SQRT_HALF
             e[j] = <real>-0.5 * z * z
-        vector_erfc(n, t, t)
         vector_exp(n, e, e)
         for j in range(n):
-            grad[start + j] *= (<real>0.5 * t[j] + Z[start + j] * <real>INV_SQRT_2PI * e[j])
+            grad[start + j] *= cdf[j] + Z[start + j] * <real>INV_SQRT_2PI * e[j]
 
 
 cdef void gelu_tanh_range(Py_ssize_t first, Py_ssize_t last, const real* Z,
                           real* A) noexcept nogil:
-    # z (1 + tanh(u)) / 2 as z σ(2u): σ keeps its digits where 1 + tanh(u)
-    # would cancel (z below about -3).
+    # z σ(2u)
     cdef real s[VECTOR_CHUNK]
     cdef Py_ssize_t start, j, n
     for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
-        for j in range(n):
-            s[j] = <real>2 * gelu_tanh_inner(Z[start + j])
-        vector_sigmoid(n, s, s)
+        gelu_tanh_sigma_chunk(n, Z + start, s)
         for j in range(n):
             A[start + j] = Z[start + j] * s[j]
 
@@ -315,9 +328,7 @@ cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
     cdef Py_ssize_t start, j, n
     for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
-        for j in range(n):
-            s[j] = <real>2 * gelu_tanh_inner(Z[start + j])
-        vector_sigmoid(n, s, s)
+        gelu_tanh_sigma_chunk(n, Z + start, s)
         for j in range(n):
             z = Z[start + j]
             grad[start + j] *= (s[j] + <real>2 * (z * s[j] * (<real>1 - s[j]))
