@@ -26,6 +26,7 @@ if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
 
 import numpy as np  # noqa: E402
 
+from benchlib.settings import product_shape  # noqa: E402
 from cbackprop._backend import engine  # noqa: E402
 
 OFFSETS = (0, 16, 32, 48)
@@ -36,7 +37,14 @@ def parse_args():
     parser.add_argument("dtype", choices=["float32", "float64"])
     parser.add_argument("shape", help="M x K x N, e.g. 64x64x64t")
     parser.add_argument("--samples", type=int, default=25)
-    return parser.parse_args()
+    args = parser.parse_args()
+    try:
+        args.product = product_shape(args.shape)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.samples < 1:
+        parser.error(f"--samples must be >= 1, got {args.samples}")
+    return args
 
 
 def at_offset(values, offset):
@@ -69,9 +77,7 @@ def gflops_text(flops_per_second):
 def main():
     args = parse_args()
     engine.set_num_threads(1)
-    shape = args.shape.lower().rstrip("t")
-    trans_a, trans_b = "t" in args.shape, "T" in args.shape
-    M, K, N = (int(n) for n in shape.split("x"))
+    M, K, N, trans_a, trans_b = args.product
     rng = np.random.default_rng(0)
     a_values = rng.standard_normal((K, M) if trans_a else (M, K)).astype(args.dtype)
     b_values = rng.standard_normal((N, K) if trans_b else (K, N)).astype(args.dtype)

@@ -29,7 +29,8 @@ A name that a header defines once per dtype (``vmath_template.h``'s
 ``VM_TANH_SATURATES``) is changed in both; only the dtype asked for is timed. Each
 line gives the figure of the build as it is and of the variant, the best of
 15 rounds (of ~0.1 s for a product, 200 passes for an activation), one
-thread; the variant's ratio > 1 means the changed value is faster.
+thread, and their ratio: variant / as built of GF/s, as built / variant of
+ns, so that > 1 means the changed value is faster.
 bench/README.md ("The engine's thresholds") lists what was measured this way.
 """
 import argparse
@@ -50,6 +51,7 @@ import numpy as np  # noqa: E402  (after pinning the thread counts)
 
 import cbackprop as cb  # noqa: E402
 from cbackprop._activations import REGISTRY  # noqa: E402
+from benchlib.settings import product_shape  # noqa: E402
 
 PACKAGE = Path(cb.__file__).resolve().parent
 # The instruction flags of each build (setup.py's AVX2_FLAGS / AVX512_FLAGS).
@@ -65,7 +67,19 @@ def parse_args():
     parser.add_argument("dtype", choices=["float32", "float64"])
     parser.add_argument("shapes", help="comma-separated products or activations, e.g. "
                                        "64x784x128,256x10x1024T,tanh")
-    return parser.parse_args()
+    args = parser.parse_args()
+    name, equals, value = args.change.partition("=")
+    if not (name and equals and value):
+        parser.error(f"the change is NAME=VALUE, got {args.change!r}")
+    if name == "halves_512" and value not in ("0", "1"):
+        parser.error(f"halves_512 is 0 or 1, got {value!r}")
+    for shape in args.shapes.split(","):
+        if shape not in REGISTRY:
+            try:
+                product_shape(shape)
+            except ValueError as error:
+                parser.error(f"{error}, or an activation's name ({', '.join(REGISTRY)})")
+    return args
 
 
 def build_variant(name, value, workdir):
@@ -170,8 +184,7 @@ def interleaved_best(engines, run, calls):
 
 
 def compare_gemm(engines, shape, dtype, rng):
-    trans_a, trans_b = shape.endswith("t"), shape.endswith("T")
-    M, K, N = (int(n) for n in shape.rstrip("tT").split("x"))
+    M, K, N, trans_a, trans_b = product_shape(shape)
     A = on_cache_lines((K, M) if trans_a else (M, K), dtype, rng)
     B = on_cache_lines((N, K) if trans_b else (K, N), dtype, rng)
     C = on_cache_lines((M, N), dtype, rng)
@@ -190,7 +203,7 @@ def compare_activation(engines, name, dtype, rng):
     best = interleaved_best(engines, lambda engine: engine.op_activation_forward(code, z, out), 200)
     ns = {label: seconds / z.size * 1e9 for label, seconds in best.items()}
     print(f"  {name + ' forward':<16} as built {ns['as built']:6.3f} ns   variant "
-          f"{ns['variant']:6.3f} ns   variant / as built {ns['as built'] / ns['variant']:.3f}")
+          f"{ns['variant']:6.3f} ns   as built / variant {ns['as built'] / ns['variant']:.3f}")
 
 
 if __name__ == "__main__":

@@ -97,7 +97,39 @@ def test_an_unknown_workload_is_refused(capsys):
     settings = load_bench_module("settings")
     with pytest.raises(SystemExit):
         settings.parse_args(["--workloads", "relu-adagrad"])
-    assert "unknown workload" in capsys.readouterr().err
+    assert "--workloads: unknown ['relu-adagrad']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--configs", ""], "--configs: name at least one"),
+    (["--workloads", ","], "--workloads: name at least one"),
+    (["--configs", "tiny", "--workloads", "softmax-ce-adam"],
+     "softmax-ce-adam runs on small, mnist only"),
+    (["--threads", "1,1"], "--threads names a count twice"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--lr", "nan"], "--lr must be finite and >= 0"),
+    (["--lr", "-1"], "--lr must be finite and >= 0"),
+    (["--target-ms", "0"], "--target-ms must be > 0"),
+    (["--json", "{tmp}"], "--json: {tmp} is a directory"),
+    (["--json", "{tmp}/figures.json", "--png", "{tmp}/chart.txt"], "not .txt"),
+    (["--json", "{tmp}/figures.png"], "would both be written to"),
+])
+def test_the_command_line_is_checked_before_anything_is_timed(argv, message, tmp_path, capsys):
+    """A bad option ends the parent at once with a clear message, instead of
+    a worker's traceback or a silent empty run minutes later."""
+    settings = load_bench_module("settings")
+    with pytest.raises(SystemExit):
+        settings.parse_args([arg.format(tmp=tmp_path) for arg in argv])
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+
+
+def test_a_chart_path_without_a_suffix_is_named_with_png(tmp_path):
+    """matplotlib adds .png to such a path: the bench says the name it gets."""
+    settings = load_bench_module("settings")
+    args = settings.parse_args(["--json", str(tmp_path / "out" / "figures.json"),
+                                "--png", str(tmp_path / "chart")])
+    assert args.png_path == tmp_path / "chart.png"
+    assert args.json_path == tmp_path / "out" / "figures.json" and (tmp_path / "out").is_dir()
 
 
 def test_gemm_cases_are_the_products_they_name():
@@ -364,3 +396,56 @@ def test_the_header_says_a_run_stands_in_for_a_lesser_cpu(monkeypatch, capsys):
     report.print_header(args, [{"info": info, "threads": 1}])
     header = capsys.readouterr().out
     assert "(BLAS: scipy-openblas)" in header and "forced" not in header
+
+
+def test_only_a_64_byte_build_is_said_to_run_in_halves():
+    """On a CPU that splits 512-bit instructions (Zen 4), the header says so
+    of the avx512 build only: an avx2 or baseline build has none to split."""
+    report = load_bench_module("report")
+    table = {"mr": 6, "nr": {"float64": 8, "float32": 16}, "halves_512": True}
+    avx2 = report.describe_isa({"kernel_path": "avx2", "tile_table": dict(table, vector_bytes=32)})
+    assert avx2 == "avx2 (32-byte vectors, tiles 6x8 f64 / 6x16 f32)"
+    avx512 = report.describe_isa({"kernel_path": "avx512",
+                                  "tile_table": dict(table, vector_bytes=64)})
+    assert avx512.endswith(", 512-bit instructions run as two halves)")
+
+
+def test_product_shapes_are_read_or_refused():
+    settings = load_bench_module("settings")
+    assert settings.product_shape("64x784x128") == (64, 784, 128, False, False)
+    assert settings.product_shape("8X9x10t") == (8, 9, 10, True, False)
+    assert settings.product_shape("8x9x10T") == (8, 9, 10, False, True)
+    for bad in ("64x64", "0x64x64", "8x9x10tT", "8x-9x10", "axbxc", "8x9x10x"):
+        with pytest.raises(ValueError, match="is not a product such as"):
+            settings.product_shape(bad)
+
+
+@pytest.mark.parametrize("script, argv", [("alignment.py", ["float64", "64x64"]),
+                                          ("thresholds.py", ["halves_512=1", "float64", "tanhh"]),
+                                          ("thresholds.py", ["FOO", "float64", "8x8x8"])])
+def test_the_scripts_refuse_what_they_cannot_read(script, argv, tmp_path):
+    """A usage error (exit code 2) at once, not a traceback after the setup."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, str(BENCH / script), *argv], capture_output=True,
+                            text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{script}: error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fit_targets_are_read_on_the_default_data_only():
+    """--fit-samples changes what an epoch costs around its steps: such a run
+    is measured and printed, not held to the targets set for FIT_SAMPLES rows."""
+    settings, report = load_bench_module("settings"), load_bench_module("report")
+
+    def worker(samples):
+        return {"kernel_path": "avx512", "digits": None,
+                "configs": [{"threads": 1, "config": "tiny", "samples": samples, "fit us": 30.0,
+                             "reference fit us": 100.0}]}
+
+    assert report.fit_targets([worker(5)]) == []
+    checks = report.fit_targets([worker(settings.FIT_SAMPLES)])
+    assert [c["what"] for c in checks] == [
+        "fit tiny float64 1 thr: us per minibatch step",
+        "fit tiny float64 1 thr: reference fit / fit"]
+    assert not any(c["pass"] for c in checks)

@@ -70,6 +70,14 @@ def test_python_m_cbackprop_self_check():
     assert result.stdout.count(" ok") == 2
 
 
+def test_python_m_cbackprop_help_says_what_it_does():
+    result = subprocess.run([sys.executable, "-m", "cbackprop", "--help"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m cbackprop")
+    assert "self-check" in result.stdout and "largest relative difference" not in result.stdout
+
+
 
 def test_reference_ops_imports_only_numpy_and_the_registry():
     """The reference maths stays plain NumPy: besides numpy and math it reads

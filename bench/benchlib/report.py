@@ -8,11 +8,11 @@ from pathlib import Path
 
 from .settings import (FMA_LIMIT_CONFIGS, FMA_LIMIT_TARGET, GEMM_CLASSES, GEMM_MEDIAN_TARGET,
                        GEMM_MIN_TARGET, GEMM_PEAK_SIZE, GEMM_PEAK_TARGET, GEMM_ROUNDS, MALLOC_VARS,
-                       PAUSE_S, POOL_SIZE, RESULTS_DIR, SMALL_PRODUCT, SMALL_PRODUCT_TARGET,
+                       PAUSE_S, POOL_SIZE, SMALL_PRODUCT, SMALL_PRODUCT_TARGET,
                        SPEEDUP_TARGETS_ALL_THREADS, SPEEDUP_TARGETS_BY_THREADS, TOLERANCE,
                        TORCH_TARGET, WORKLOADS, ELEMENTWISE_TARGET, ADAM_IN_CACHE_NS,
                        ADAM_OVER_MOMENTUM_TARGET, DIGITS_ACCURACY, DIGITS_OVER_SKLEARN,
-                       FIT_OVER_REFERENCE, FIT_TINY_US)
+                       FIT_OVER_REFERENCE, FIT_SAMPLES, FIT_TINY_US)
 
 
 # ---------------------------------------------------------------- tables
@@ -60,7 +60,8 @@ def describe_isa(info):
     table = info["tile_table"]
     tiles = " / ".join(f"{table['mr']}x{nr} {dtype.replace('float', 'f')}"
                        for dtype, nr in table["nr"].items())
-    halves = ", 512-bit instructions run as two halves" if table.get("halves_512") else ""
+    halves = (", 512-bit instructions run as two halves"
+              if table.get("halves_512") and table["vector_bytes"] == 64 else "")
     return f"{info['kernel_path']} ({table['vector_bytes']}-byte vectors, tiles {tiles}{halves})"
 
 
@@ -407,7 +408,9 @@ def fit_targets(workers):
     checks = []
     for worker in workers:
         for r in worker["configs"]:
-            if r["threads"] != 1:
+            # The targets are set for the default data (an epoch of
+            # FIT_SAMPLES rows); a --fit-samples run is a measurement only.
+            if r["threads"] != 1 or r["samples"] != FIT_SAMPLES:
                 continue
             if r["config"] == "tiny":
                 checks.append(target("fit tiny float64 1 thr: us per minibatch step",
@@ -493,15 +496,6 @@ def write_json(path, args, workers, results, gemm, checks, elementwise=(), updat
     }
     path.write_text(json.dumps(payload, indent=1) + "\n")
     return path
-
-
-def output_paths(args):
-    json_path = Path(args.json) if args.json else RESULTS_DIR / "latest.json"
-    if args.png:
-        png_path = Path(args.png)
-    else:
-        png_path = json_path.with_suffix(".png") if args.json else RESULTS_DIR / "speedups.png"
-    return json_path, png_path
 
 
 def report_cross_check(results):

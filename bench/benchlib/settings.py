@@ -3,6 +3,7 @@ and the command line. Imports neither NumPy nor cbackprop: bench/run.py
 reads the thread counts from here before either loads."""
 import argparse
 import os
+import sys
 from pathlib import Path
 
 
@@ -98,6 +99,19 @@ RUN_SCRIPT = BENCH_DIR / "run.py"  # what the parent starts with --worker
 RESULTS_DIR = BENCH_DIR / "results"
 
 
+def product_shape(text):
+    """``(M, K, N, trans_a, trans_b)`` of a product written M x K x N (an x
+    between the sizes), then ``t`` for op(A) = Aᵀ or ``T`` for op(B) = Bᵀ."""
+    sizes = text.rstrip("tT")
+    parts = sizes.lower().split("x")
+    if (len(text) - len(sizes) > 1 or len(parts) != 3
+            or not all(part.isdigit() and int(part) > 0 for part in parts)):
+        raise ValueError(f"{text!r} is not a product such as 64x784x128, 64x784x128t "
+                         "(A transposed) or 64x784x128T (B transposed)")
+    M, K, N = (int(part) for part in parts)
+    return M, K, N, text.endswith("t"), text.endswith("T")
+
+
 def comma_list(text):
     return [item for item in text.replace(",", " ").split() if item]
 
@@ -121,7 +135,8 @@ def parse_args(argv=None):
     parser.add_argument("--target-ms", type=float,
                         help="wall time of one block of the slower implementation")
     parser.add_argument("--lr", type=float, default=LEARNING_RATE,
-                        help=f"SGD learning rate (default {LEARNING_RATE:g})")
+                        help=f"learning rate of every workload's optimizer "
+                             f"(default {LEARNING_RATE:g})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM section")
@@ -146,23 +161,28 @@ def parse_args(argv=None):
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    args.configs = [n for item in (args.configs or CONFIGS) for n in comma_list(item)]
-    unknown = [n for n in args.configs if n not in CONFIGS]
-    if unknown:
-        parser.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
-    args.workloads = [n for item in (args.workloads or WORKLOADS) for n in comma_list(item)]
-    unknown = [n for n in args.workloads if n not in WORKLOADS]
-    if unknown:
-        parser.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
-    args.dtypes = [d for item in (args.dtypes or DTYPES) for d in comma_list(item)]
-    if not args.dtypes or any(d not in DTYPES for d in args.dtypes):
-        parser.error(f"--dtypes: choose from {list(DTYPES)}")
+    args.configs = names(parser, "--configs", args.configs, CONFIGS)
+    args.workloads = names(parser, "--workloads", args.workloads, WORKLOADS)
+    args.dtypes = names(parser, "--dtypes", args.dtypes, DTYPES)
+    for workload in args.workloads:
+        runs_on = WORKLOADS[workload][5]
+        if runs_on is not None and not set(runs_on) & set(args.configs):
+            parser.error(f"{workload} runs on {', '.join(runs_on)} only: none of them is "
+                         f"in --configs")
     try:
         args.threads = [int(t) for t in comma_list(args.threads)]
     except ValueError:
         parser.error("--threads takes integers, e.g. 1,2")
     if not args.threads or min(args.threads) < 1:
         parser.error("--threads must be >= 1")
+    if len(set(args.threads)) != len(args.threads):
+        parser.error(f"--threads names a count twice: {args.threads}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.lr < float("inf"):
+        parser.error(f"--lr must be finite and >= 0, got {args.lr}")
+    if args.target_ms is not None and not args.target_ms > 0:
+        parser.error(f"--target-ms must be > 0, got {args.target_ms}")
     if args.worker and (len(args.threads) != 1 or not args.out):
         parser.error("--worker takes one --threads value and --out")
     if args.repeats is None:
@@ -178,7 +198,56 @@ def parse_args(argv=None):
     args.gemm_squares = GEMM_SQUARES_QUICK if args.quick else GEMM_SQUARES
     args.gemm_samples = 2 if args.quick else 4      # samples per library per round
     args.gemm_target_s = 0.003 if args.quick else 0.01  # one sample
+    if not args.worker:
+        args.json_path, args.png_path = output_paths(parser, args)
+        busy = [t for t in args.threads if t > (os.cpu_count() or 1)]
+        if busy:
+            print(f"note: --threads {busy} is more than this machine's {os.cpu_count()} CPUs: "
+                  "those workers share cores", file=sys.stderr)
     return args
+
+
+def names(parser, option, given, choices):
+    """The names of a list option (space or comma separated), all of them by default."""
+    chosen = [n for item in (given or choices) for n in comma_list(item)]
+    if not chosen:
+        parser.error(f"{option}: name at least one of {list(choices)}")
+    unknown = [n for n in chosen if n not in choices]
+    if unknown:
+        parser.error(f"{option}: unknown {unknown}; choose from {list(choices)}")
+    return chosen
+
+
+# What matplotlib writes by every backend the bench may get (a path without a
+# suffix gets .png, as matplotlib would add it).
+CHART_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def output_paths(parser, args):
+    """The JSON and chart paths, checked before anything is timed: a run is
+    minutes long, and a path it cannot write ended it with a traceback."""
+    json_path = Path(args.json) if args.json else RESULTS_DIR / "latest.json"
+    if args.png:
+        png_path = Path(args.png)
+        if not png_path.suffix:
+            png_path = png_path.with_suffix(".png")
+    else:
+        png_path = json_path.with_suffix(".png") if args.json else RESULTS_DIR / "speedups.png"
+    if png_path.suffix.lower() not in CHART_SUFFIXES:
+        parser.error(f"--png: the chart is written as {', '.join(CHART_SUFFIXES)}, "
+                     f"not {png_path.suffix}")
+    if json_path.resolve() == png_path.resolve():
+        parser.error(f"--json and the chart would both be written to {json_path}")
+    for option, path in (("--json", json_path), ("--png", png_path)):
+        if path.is_dir():
+            parser.error(f"{option}: {path} is a directory")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"{option}: cannot create {path.parent}: {error.strerror}")
+        if not os.access(path if path.exists() else path.parent, os.W_OK):
+            parser.error(f"{option}: {path} is not writable")
+    return json_path, png_path
 
 
 def pin_threads(n):

@@ -17,7 +17,7 @@ from .fit import bench_fit
 from .gemm import bench_gemm, call_overhead_us
 from .machine import load_torch, measure_fma_peak, measure_tile_gflops, worker_info
 from .networks import add_fma_limit
-from .report import (evaluate_targets, output_paths, print_elementwise, print_fit, print_gemm,
+from .report import (evaluate_targets, print_elementwise, print_fit, print_gemm,
                      print_header, print_updates,
                      print_targets, print_train_table, report_cross_check, write_json)
 from .settings import FMA_LIMIT_CONFIGS, MALLOC_VARS, RUN_SCRIPT, THREAD_VARS, WORKLOADS
@@ -146,15 +146,18 @@ def parent_main(args):
     checks = evaluate_targets(results, gemm, elementwise, updates, fit)
     print_targets(checks)
 
-    json_path, png_path = output_paths(args)
-    written = write_json(json_path, args, workers, results, gemm, checks, elementwise, updates,
-                         fit)
+    written = write_json(args.json_path, args, workers, results, gemm, checks, elementwise,
+                         updates, fit)
     print(f"\nfigures written to {written}")
-    first = workers[0]["info"]
-    title = (f"cbackprop train_step speedups (relu-sgd), {first['cpu']}, "
-             f"kernel {first['kernel_path']}, "
-             f"{time.strftime('%Y-%m-%d')}" + (" (quick)" if args.quick else ""))
-    drawn = plot_speedups(png_path, [r for r in results if r["workload"] == "relu-sgd"],
-                          args.configs, args.dtypes, args.threads, with_torch, title)
-    print(f"chart drawn to {drawn}" if drawn else "matplotlib not importable: no chart")
+    charted = [r for r in results if r["workload"] == "relu-sgd"]
+    if not charted:
+        print("no chart: it shows relu-sgd, which this run left out")
+    else:
+        first = workers[0]["info"]
+        title = (f"cbackprop train_step speedups (relu-sgd), {first['cpu']}, "
+                 f"kernel {first['kernel_path']}, "
+                 f"{time.strftime('%Y-%m-%d')}" + (" (quick)" if args.quick else ""))
+        drawn = plot_speedups(args.png_path, charted, args.configs, args.dtypes, args.threads,
+                              with_torch, title)
+        print(f"chart drawn to {drawn}" if drawn else "matplotlib not importable: no chart")
     return 1 if report_cross_check(results) else 0

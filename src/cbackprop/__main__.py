@@ -1,5 +1,6 @@
 """``python -m cbackprop``: what is installed, which kernels run, and a short
 self-check of the compiled engine against the NumPy reference."""
+import argparse
 import sys
 
 import numpy as np
@@ -43,7 +44,8 @@ def self_check():
     return worst
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(prog="python -m cbackprop", description=__doc__).parse_args(argv)
     print(f"cbackprop {cb.__version__} (numpy {np.__version__}, python {sys.version.split()[0]})")
     print(f"kernel path: {cb.kernel_path}")
     features = _backend._engine_baseline.cpu_features()
@@ -54,8 +56,9 @@ def main():
           f"{table['mr']} x {table['nr']['float64']} (float64), "
           f"{table['mr']} x {table['nr']['float32']} (float32)")
     if table["halves_512"]:
-        print("this CPU runs each 512-bit instruction as two 256-bit halves (AMD Zen 4): "
-              "ten-column tiles in half vectors")
+        # Only a build of 64-byte vectors has 512-bit instructions to split.
+        tiles = ": ten-column tiles in half vectors" if table["vector_bytes"] == 64 else ""
+        print(f"this CPU runs each 512-bit instruction as two 256-bit halves (AMD Zen 4){tiles}")
     print(f"threads: {cb.get_num_threads()}")
     worst = self_check()
     ok = True
