@@ -449,3 +449,10 @@ def test_fit_targets_are_read_on_the_default_data_only():
         "fit tiny float64 1 thr: us per minibatch step",
         "fit tiny float64 1 thr: reference fit / fit"]
     assert not any(c["pass"] for c in checks)
+
+
+def test_a_gemm_ratio_whose_rounds_disagree_is_marked():
+    report = load_bench_module("report")
+    assert report.ratio_text({"ratio": 1.04, "round_ratios": [1.0, 1.04, 1.1]}) == " 1.04 "
+    assert report.ratio_text({"ratio": 0.87, "round_ratios": [0.8, 0.87, 1.2]}) == " 0.87~"
+    assert report.ratio_text({"ratio": 471.94, "round_ratios": [2.09, 471.9, 517.8]}) == "  472~"

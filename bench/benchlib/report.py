@@ -240,7 +240,9 @@ def print_gemm(gemm, dtypes, threads, workers):
     print(f"\nGEMM: engine.op_gemm (ours) vs numpy.matmul, {rounds} rounds of one phase per "
           f"library, {samples} samples per phase.\nGF/s = 2*M*K*N / t, best sample over all "
           f"rounds; % = of the FMA peak at T threads, T x the per-core peak;\nratio = ours/numpy, "
-          f"the median over the {rounds} rounds of ours best-in-round / numpy best-in-round")
+          f"the median over the {rounds} rounds of ours best-in-round / numpy best-in-round;\n"
+          f"{UNSTEADY_MARK} after a ratio: its rounds' ratios spread more than "
+          f"{UNSTEADY_SPREAD:.1f}x (the machine was busy: the GF/s and the ratio may disagree)")
     for dtype in dtypes:
         print_gemm_table([r for r in gemm if r["dtype"] == dtype], dtype, threads)
     print_gemm_summary(gemm, dtypes, threads)
@@ -260,13 +262,13 @@ def print_gemm_table(rows, dtype, threads):
         key = (r["class"], r["form"], r["M"], r["K"], r["N"], r["source"])
         products.setdefault(key, {})[r["threads"]] = r
     peaks = {r["threads"]: r["peak_gflops"] for r in rows}
-    cell = 34
+    cell = 35
     head = f"{'form':<6} {'M x K x N':<16} {'from':<18}"
     titles = "".join(f" | {t} thr, peak {peaks[t]:.1f} GF/s".ljust(cell)
                      for t in threads if t in peaks)
     print(f"\n{dtype:<{len(head)}}{titles}".rstrip())
-    print(head + "".join(f" | {'ours':>6} {'%':>5} {'numpy':>6} {'%':>5} {'ratio':>5}"
-                         for t in threads if t in peaks))
+    print(head + "".join(f" | {'ours':>6} {'%':>5} {'numpy':>6} {'%':>5} {'ratio':>5} "
+                         for t in threads if t in peaks).rstrip())
     print("-" * (len(head) + cell * len(peaks)))
     previous = None
     for (cls, form, M, K, N, source), cells in products.items():
@@ -279,8 +281,22 @@ def print_gemm_table(rows, dtype, threads):
             if t in peaks:
                 line += (f" | {r['ours_gflops']:6.1f} {100 * r['ours_of_peak']:4.0f}% "
                          f"{r['numpy_gflops']:6.1f} {100 * r['numpy_of_peak']:4.0f}% "
-                         f"{r['ratio']:5.2f}" if r else " | " + "-".center(cell - 3))
+                         f"{ratio_text(r)}" if r else " | " + "-".center(cell - 3))
         print(line.rstrip())
+
+
+UNSTEADY_MARK, UNSTEADY_SPREAD = "~", 1.2
+
+
+def ratio_text(row):
+    """The ratio in 5 characters (no decimals from 100 on), then UNSTEADY_MARK
+    when the largest of its rounds' ratios is beyond UNSTEADY_SPREAD times the
+    smallest."""
+    ratio = row["ratio"]
+    text = f"{ratio:5.2f}" if ratio < 100 else f"{ratio:5.0f}"
+    rounds = row.get("round_ratios") or [ratio]
+    unsteady = max(rounds) > UNSTEADY_SPREAD * min(rounds)
+    return text + (UNSTEADY_MARK if unsteady else " ")
 
 
 def gemm_class_summary(gemm):
