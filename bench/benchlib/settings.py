@@ -156,7 +156,8 @@ def parse_args(argv=None):
                         help="where to draw the chart (default bench/results/speedups.png, "
                              "or the --json path with .png)")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="workers print a progress line per measurement (stderr)")
+                        help="workers print a progress line per timed configuration and per "
+                             "section (stderr)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -30,7 +30,9 @@ def worker_main(args):
     info = worker_info(torch, torch_skipped)
     info["fma_peak_gflops"] = measure_fma_peak(args.dtypes)
     info["tile_gflops"] = measure_tile_gflops(args.dtypes)
-    log(args, f"[{args.threads[0]} thr] FMA peak per core {info['fma_peak_gflops']} GFLOP/s")
+    tag = f"[{args.threads[0]} thr]"
+    peaks = ", ".join(f"{gflops:.1f} GF/s {dtype}" for dtype, gflops in info["fma_peak_gflops"].items())
+    log(args, f"{tag} FMA peak per core: {peaks}")
     results = []
     for workload, name in workload_configs(args):
         for dtype in args.dtypes:
@@ -38,13 +40,21 @@ def worker_main(args):
             if name in FMA_LIMIT_CONFIGS and not result.get("error"):
                 add_fma_limit(result, info["fma_peak_gflops"])
             results.append(result)
-            log(args, f"[{args.threads[0]} thr] {workload} {name} {dtype} done at "
+            log(args, f"{tag} {workload} {name} {dtype} done at "
                       f"{time.perf_counter() - start:.1f} s")
-    elementwise = [] if args.no_elementwise else bench_elementwise(args)
-    updates = [] if args.no_updates else bench_updates(args)
-    fit = None if args.no_fit else bench_fit(args, info["fma_peak_gflops"])
-    gemm = [] if args.no_gemm else bench_gemm(args, info["fma_peak_gflops"])
-    log(args, f"[{args.threads[0]} thr] GEMM done at {time.perf_counter() - start:.1f} s")
+
+    def section(name, skipped, measure, nothing):
+        if skipped:
+            return nothing
+        figures = measure()
+        log(args, f"{tag} {name} done at {time.perf_counter() - start:.1f} s")
+        return figures
+
+    elementwise = section("element-wise passes", args.no_elementwise,
+                          lambda: bench_elementwise(args), [])
+    updates = section("optimizer updates", args.no_updates, lambda: bench_updates(args), [])
+    fit = section("fit", args.no_fit, lambda: bench_fit(args, info["fma_peak_gflops"]), None)
+    gemm = section("GEMM", args.no_gemm, lambda: bench_gemm(args, info["fma_peak_gflops"]), [])
     info["gemm_call_overhead_us"] = None if args.no_gemm else call_overhead_us(args)
     info["wall_s"] = time.perf_counter() - start
     Path(args.out).write_text(json.dumps({"info": info, "results": results, "gemm": gemm,
