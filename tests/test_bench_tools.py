@@ -123,6 +123,13 @@ def test_the_command_line_is_checked_before_anything_is_timed(argv, message, tmp
     assert message.format(tmp=tmp_path) in capsys.readouterr().err
 
 
+def test_thread_counts_are_space_or_comma_separated():
+    settings = load_bench_module("settings")
+    assert settings.parse_args(["--threads", "1", "2"]).threads == [1, 2]
+    assert settings.parse_args(["--threads", "2,1"]).threads == [2, 1]
+    assert settings.parse_args([]).threads == [1, 2]
+
+
 def test_a_chart_path_without_a_suffix_is_named_with_png(tmp_path):
     """matplotlib adds .png to such a path: the bench says the name it gets."""
     settings = load_bench_module("settings")

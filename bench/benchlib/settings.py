@@ -123,8 +123,9 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats, shorter blocks, fewer GEMM samples and squares "
                              "(under a minute per thread count)")
-    parser.add_argument("--threads", default="1,2",
-                        help="thread counts, one worker process each (default 1,2)")
+    parser.add_argument("--threads", nargs="+", default=["1,2"], metavar="N",
+                        help="thread counts, one worker process each (default 1,2; space or "
+                             "comma separated)")
     parser.add_argument("--configs", nargs="+", metavar="NAME",
                         help=f"subset of: {', '.join(CONFIGS)} (space or comma separated)")
     parser.add_argument("--workloads", nargs="+", metavar="NAME",
@@ -171,7 +172,7 @@ def parse_args(argv=None):
             parser.error(f"{workload} runs on {', '.join(runs_on)} only: none of them is "
                          f"in --configs")
     try:
-        args.threads = [int(t) for t in comma_list(args.threads)]
+        args.threads = [int(t) for item in args.threads for t in comma_list(item)]
     except ValueError:
         parser.error("--threads takes integers, e.g. 1,2")
     if not args.threads or min(args.threads) < 1:
