@@ -215,9 +215,12 @@ def cross_entropy_loss(z, y):
     """
     m = z.shape[0]
     z64 = z.astype(np.float64)
-    shift = z64.max(axis=1, keepdims=True)
-    log_sum_exp = shift + np.log(np.exp(z64 - shift).sum(axis=1, keepdims=True))
-    minus_log_softmax = log_sum_exp - z64
+    top = z64.max(axis=1, keepdims=True)
+    # -log softmax(z)_j = (max - z_j) + log(1 + Σ over the other classes of
+    # exp(z - max)), through log1p: a confident row's loss keeps its digits.
+    others = np.exp(z64 - top)
+    others[np.arange(m), z64.argmax(axis=1)] = 0
+    minus_log_softmax = (top - z64) + np.log1p(others.sum(axis=1, keepdims=True))
     # A class without target weight adds nothing, also where its
     # -log softmax overflows (logits further apart than float64's range).
     loss = np.sum(np.multiply(y, minus_log_softmax, where=y != 0,
