@@ -62,25 +62,52 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
 
 
 cdef inline double sum_of_the_others(Py_ssize_t k, const real* e) noexcept nogil:
-    """Σ e[j] over a row of exp(Z - max) without its maximum's term, the first
-    e[j] equal to 1 (exp(0)); the whole sum for a row without one (NaN)."""
-    cdef Py_ssize_t top = 0
-    while top < k and e[top] != 1:
-        top += 1
-    if top == k:
-        return sum_as_double(k, e)
-    return sum_as_double(top, e) + sum_as_double(k - top - 1, e + top + 1)
+    """Σ e[j] over a row of exp(Z - max) without its maximum's term: each
+    term less the 1 of those equal to 1 (exp(0), exactly 0 then), plus 1 for
+    each such term after the first (a tie). Branch-free, in the order of
+    sums.pxi (eight partials, so that the loop runs on vectors)."""
+    cdef double partial[PARTIALS]
+    cdef double ones[PARTIALS]
+    cdef double is_one
+    cdef Py_ssize_t i, j, whole = k - k % PARTIALS
+    for j in range(PARTIALS):
+        partial[j] = 0
+        ones[j] = 0
+    for i in range(0, whole, 8):   # PARTIALS (a range step must be a literal)
+        for j in range(PARTIALS):
+            is_one = e[i + j] == 1
+            partial[j] += e[i + j] - is_one
+            ones[j] += is_one
+    for i in range(whole, k):
+        is_one = e[i] == 1
+        partial[i - whole] += e[i] - is_one
+        ones[i - whole] += is_one
+    return pairwise(partial) + (pairwise(ones) - 1)
 
 
 cdef inline double target_dot_gap(Py_ssize_t k, const real* y, const real* z,
                                   real top) noexcept nogil:
-    """Σ y[j] (top - z[j]) in double over the targets that are not 0: a class
-    without target weight adds nothing, also where its gap overflows."""
+    """Σ y[j] (top - z[j]) in double, in the order of sums.pxi. A class
+    without target weight adds nothing, also where its gap overflows (logits
+    further apart than double's range: 0 x inf), which the plain loop would
+    make NaN; that rare sum is taken again term by term."""
+    cdef double partial[PARTIALS]
     cdef double total = 0
-    cdef Py_ssize_t j
-    for j in range(k):
-        if y[j] != 0:
-            total += <double>y[j] * (<double>top - <double>z[j])
+    cdef Py_ssize_t i, j, whole = k - k % PARTIALS
+    for j in range(PARTIALS):
+        partial[j] = 0
+    for i in range(0, whole, 8):   # PARTIALS (a range step must be a literal)
+        for j in range(PARTIALS):
+            partial[j] += <double>y[i + j] * (<double>top - <double>z[i + j])
+    for i in range(whole, k):
+        partial[i - whole] += <double>y[i] * (<double>top - <double>z[i])
+    total = pairwise(partial)
+    if total == total:
+        return total
+    total = 0
+    for i in range(k):
+        if y[i] != 0:
+            total += <double>y[i] * (<double>top - <double>z[i])
     return total
 
 
@@ -103,7 +130,8 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     cdef real z_label[VECTOR_CHUNK]
     cdef double target_sum[VECTOR_CHUNK]
     cdef double target_gap[VECTOR_CHUNK]
-    cdef double total = 0, exp_sum, log_others
+    cdef real log_others[VECTOR_CHUNK]   # log1p of the row's other terms, by vmath.h
+    cdef double total = 0, exp_sum
     cdef real a_label
     while first < m:
         last = min(m, first + block)
@@ -121,20 +149,25 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
         for i in range(first, last):
             row = i * k
             exp_sum = sum_as_double(k, delta + row)
-            log_others = log1p(sum_of_the_others(k, delta + row))
+            log_others[i - first] = <real>sum_of_the_others(k, delta + row)
             for j in range(k):   # softmax(Z), as softmax_rows has it
                 delta[row + j] = <real>(delta[row + j] / exp_sum)
             if Y == NULL:
                 label = labels[i]
-                total += (<double>row_max[i - first] - <double>z_label[i - first]) + log_others
                 a_label = delta[row + label]
                 for j in range(k):
                     delta[row + j] = delta[row + j] / <real>m
                 delta[row + label] = (a_label - <real>1) / <real>m
             else:
-                total += target_gap[i - first] + target_sum[i - first] * log_others
                 for j in range(k):
                     delta[row + j] = (delta[row + j] * <real>target_sum[i - first]
                                       - Y[row + j]) / <real>m
+        vector_log1p(last - first, log_others, log_others)
+        for i in range(first, last):
+            if Y == NULL:
+                total += ((<double>row_max[i - first] - <double>z_label[i - first])
+                          + <double>log_others[i - first])
+            else:
+                total += target_gap[i - first] + target_sum[i - first] * log_others[i - first]
         first = last
     return total / m
