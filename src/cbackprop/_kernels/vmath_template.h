@@ -306,19 +306,23 @@ static inline VM CB_VM_(cb_vm_polynomial)(VM x, const CB_REAL* c, int terms) {
 }
 
 /* erfc(x). Near 0 (|x| < VM_ERF_NEAR_END) it is 1 - erf(x), erf(x) = x P(x²):
- * erf stays below 0.72 there, so nothing cancels. Beyond, for a = |x|,
+ * erf stays below 0.72 there, so at most a bit is lost (an ulp of erf near
+ * 0.71 is two of erfc near 0.29). Beyond, for a = |x|,
  * erfc(a) = exp(-a²) t H(s), where t = 1 / (VM_ERFC_SHIFT + a) and
  * s = (t - mid) / half maps [VM_ERF_NEAR_END, VM_ERFC_UNDERFLOWS] onto
- * [-1, 1]. H = erfc(a) exp(a²) / t is nearly flat (0.89 down to 0.56), so
+ * [-1, 1]. H = erfc(a) exp(a²) / t is nearly flat (0.89 down to 0.59, 1/√π
+ * in the limit), so
  * the rounding of s costs a fifth of an ulp; t itself is a factor of the
  * result, so the rounding of VM_ERFC_SHIFT + a is put back into it (its
  * error found by a two-sum). The rounding of a² is not
  * harmless here: exp(-a²) would be off by a² eps relative, hundreds of ulp
- * near the underflow. So a² = square + error exactly (a split into halves
- * whose products are exact, as in Dekker's product), and exp(-a²) is
- * exp's reduction of -square with the error taken off the reduced argument.
- * As in cb_vm_logistic, the scaling by 2^n comes last, so a subnormal
- * result rounds once.
+ * near the underflow. So a² = square + error (a split into halves, as in
+ * Dekker's product: high² and 2 high low are exact, low² is rounded far
+ * below an ulp of the error), and exp(-a²) is
+ * exp's reduction of -square with the error taken off the reduced argument
+ * r. exp(r) = 1 + r Q(r) is never formed: t H + t H r Q(r) rounds once
+ * where (1 + r Q(r)) t H rounded twice. As in cb_vm_logistic, the scaling
+ * by 2^n comes last, so a subnormal result rounds once.
  * Negative x: 2 - erfc(a). Within 4 ulp over the whole range
  * (tests/test_vmath.py). */
 static inline VM CB_VM_(cb_vm_erfc)(VM x) {
@@ -338,8 +342,8 @@ static inline VM CB_VM_(cb_vm_erfc)(VM x) {
     h = (h + VM_ERFC_FAR_LOW) + CB_VM_(cb_vm_erfc_far)[VM_ERFC_FAR_TERMS - 1];
     VMI n;
     VM r = CB_VM_(cb_vm_reduce)(-square, &n) - square_error;
-    VM p = CB_VM_(cb_vm_q)(r) * r + 1;
-    VM far = CB_VM_(cb_vm_scale)(p * (t * h), n);
+    VM th = t * h;
+    VM far = CB_VM_(cb_vm_scale)(th + th * (CB_VM_(cb_vm_q)(r) * r), n);
     far = CB_VM_(cb_vm_select)((VMI)(x < 0), 2 - far, far);
     return CB_VM_(cb_vm_select)((VMI)(a < VM_ERF_NEAR_END), near, far);
 }
