@@ -106,6 +106,8 @@ def test_an_unknown_workload_is_refused(capsys):
     (["--configs", "tiny", "--workloads", "softmax-ce-adam"],
      "softmax-ce-adam runs on small, mnist only"),
     (["--threads", "1,1"], "--threads names a count twice"),
+    (["--configs", "tiny", "tiny"], "--configs names one twice"),
+    (["--dtypes", "float32,float32"], "--dtypes names one twice"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--lr", "nan"], "--lr must be finite and >= 0"),
     (["--lr", "-1"], "--lr must be finite and >= 0"),

@@ -217,6 +217,8 @@ def names(parser, option, given, choices):
     unknown = [n for n in chosen if n not in choices]
     if unknown:
         parser.error(f"{option}: unknown {unknown}; choose from {list(choices)}")
+    if len(set(chosen)) != len(chosen):
+        parser.error(f"{option} names one twice: {chosen}")
     return chosen
 
 
@@ -227,7 +229,8 @@ CHART_SUFFIXES = (".png", ".pdf", ".svg")
 
 def output_paths(parser, args):
     """The JSON and chart paths, checked before anything is timed: a run is
-    minutes long, and a path it cannot write ended it with a traceback."""
+    minutes long, and a path it cannot write ended it with a traceback. Their
+    directories are created here (a run that fails later leaves them)."""
     json_path = Path(args.json) if args.json else RESULTS_DIR / "latest.json"
     if args.png:
         png_path = Path(args.png)
