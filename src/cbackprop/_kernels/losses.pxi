@@ -5,7 +5,7 @@
 #
 # The codes are the registry's (the ``code`` of each class in
 # cbackprop/losses.py).
-from libc.math cimport exp, fabs, log, log1p
+from libc.math cimport exp, fabs, log, log1p, nearbyint
 from libc.stdint cimport int64_t
 
 cdef enum LossKind:
@@ -61,28 +61,24 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
     return total / count
 
 
-cdef inline double sum_of_the_others(Py_ssize_t k, const real* e) noexcept nogil:
-    """Σ e[j] over a row of exp(Z - max) without its maximum's term: each
-    term less the 1 of those equal to 1 (exp(0), exactly 0 then), plus 1 for
-    each such term after the first (a tie). Branch-free, in the order of
-    sums.pxi (eight partials, so that the loop runs on vectors)."""
+cdef inline double sum_of_the_others(Py_ssize_t k, const real* e,
+                                     double exp_sum) noexcept nogil:
+    """Σ e[j] over a row of exp(Z - max) without its maximum's term: the terms
+    below 1 (in sums.pxi's order, so that the loop runs on vectors), plus 1
+    for each further term equal to 1 (a tie; exp_sum, the row's whole sum,
+    less the terms below 1 counts them)."""
     cdef double partial[PARTIALS]
-    cdef double ones[PARTIALS]
-    cdef double is_one
+    cdef double below
     cdef Py_ssize_t i, j, whole = k - k % PARTIALS
     for j in range(PARTIALS):
         partial[j] = 0
-        ones[j] = 0
     for i in range(0, whole, 8):   # PARTIALS (a range step must be a literal)
         for j in range(PARTIALS):
-            is_one = e[i + j] == 1
-            partial[j] += e[i + j] - is_one
-            ones[j] += is_one
+            partial[j] += e[i + j] if e[i + j] < 1 else 0
     for i in range(whole, k):
-        is_one = e[i] == 1
-        partial[i - whole] += e[i] - is_one
-        ones[i - whole] += is_one
-    return pairwise(partial) + (pairwise(ones) - 1)
+        partial[i - whole] += e[i] if e[i] < 1 else 0
+    below = pairwise(partial)
+    return below + (nearbyint(exp_sum - below) - 1)
 
 
 cdef inline double target_dot_gap(Py_ssize_t k, const real* y, const real* z,
@@ -149,7 +145,7 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
         for i in range(first, last):
             row = i * k
             exp_sum = sum_as_double(k, delta + row)
-            log_others[i - first] = <real>sum_of_the_others(k, delta + row)
+            log_others[i - first] = <real>sum_of_the_others(k, delta + row, exp_sum)
             for j in range(k):   # softmax(Z), as softmax_rows has it
                 delta[row + j] = <real>(delta[row + j] / exp_sum)
             if Y == NULL:
