@@ -158,7 +158,8 @@ def test_engine_hooks_refuse_what_they_cannot_take():
     engine.apply_update(net.optimizer)   # before any pass: no workspace yet, and no crash
     assert engine.step_count == 1
     X, Y = np.ones((4, 2)), np.ones((4, 1))
-    for order, batch in [(np.arange(4, dtype=np.int32), 2), (np.arange(3), 2), (None, 0)]:
+    for order, batch in [(np.arange(4, dtype=np.int32), 2), (np.arange(3), 2), (None, 0),
+                         (np.arange(4), 5)]:
         with pytest.raises(ValueError):
             engine.train_batches(X, Y, order, 0, batch, 0.0, net.loss_function, net.optimizer,
                                  1.0, False)

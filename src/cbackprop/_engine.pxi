@@ -382,13 +382,14 @@ cdef class Engine:
         not run, the new total, the FloatingPointError of a refused step (None
         when every step was taken; the network is as after the previous
         step) and whether a SIGINT came (the caller raises it again)."""
-        if batch_size < 1 or next_batch < 0:
-            raise ValueError(f"batch_size must be >= 1 and next_batch >= 0, got {batch_size}, "
-                             f"{next_batch}")
         cdef Call c = self._call(X, Y)
         cdef BatchRun run
         cdef Py_ssize_t m = X.shape[0]
-        batch_size = min(batch_size, m)   # what the gathered rows' buffer is sized by
+        # Network._run_epoch gives a larger request as batch_size = m; here it
+        # would size the gathered rows' buffer.
+        if not 1 <= batch_size <= m or next_batch < 0:
+            raise ValueError(f"batch_size must be in [1, {m}] and next_batch >= 0, got "
+                             f"{batch_size}, {next_batch}")
         self._use_loss(loss)
         cdef OptimizerSettings opt = self.state.next_step(optimizer)
         self.state.reserve_spares(moments_written(&opt))

@@ -5,7 +5,7 @@
 #
 # The codes are the registry's (the ``code`` of each class in
 # cbackprop/losses.py).
-from libc.math cimport exp, fabs, log, log1p, nearbyint
+from libc.math cimport fabs, nearbyint
 from libc.stdint cimport int64_t
 
 cdef enum LossKind:
