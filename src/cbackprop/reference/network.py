@@ -7,14 +7,16 @@ from .._network_base import NetworkBase
 from . import ops, passes
 
 
-def _overflow_is_a_result(method):
-    """Overflow of a diverging network shows in its results (an infinite loss
-    becomes FloatingPointError in train_step), not as NumPy warnings: the same
-    behaviour as the compiled engine's IEEE arithmetic."""
+def _ieee_arithmetic(method):
+    """Overflow, underflow and division by zero show in the results (an
+    infinite loss becomes FloatingPointError in train_step), whatever
+    ``np.seterr`` says: the compiled engine's IEEE arithmetic. Under
+    ``np.seterr(all="raise")`` a sigmoid's exp(-40) underflowing to 0 would
+    otherwise stop a finite step as a divergence."""
 
     @functools.wraps(method)
     def quiet(*args):
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
             return method(*args)
 
     return quiet
@@ -43,22 +45,22 @@ class Network(NetworkBase):
         self._moment2 = [np.zeros_like(p) for p in self._weights + self._biases]
 
     # -- forward and backward: the pure passes of reference/passes.py ------------------
-    @_overflow_is_a_result
+    @_ieee_arithmetic
     def _forward(self, X):
         return passes.forward(self._weights, self._biases, self._activations, X)[1][-1]
 
-    @_overflow_is_a_result
+    @_ieee_arithmetic
     def _loss_value(self, X, Y):
         return passes.loss_value(self._weights, self._biases, self._activations, self._loss, X, Y)
 
-    @_overflow_is_a_result
+    @_ieee_arithmetic
     def _loss_and_gradients(self, X, Y):
         loss, grads, _ = passes.backward(self._weights, self._biases, self._activations,
                                          self._loss, X, Y)
         return loss, grads
 
     # -- optimizer step ----------------------------------------------------------------
-    @_overflow_is_a_result
+    @_ieee_arithmetic
     def _train_step(self, X, Y):
         loss, grads = self._loss_and_gradients(X, Y)
         if not np.isfinite(loss):
