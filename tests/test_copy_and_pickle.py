@@ -4,6 +4,7 @@ optimizer settings and optimizer state, trains on bit for bit like the
 original, shares nothing with it, and is made of plain data."""
 import copy
 import io
+import itertools
 import os
 import pickle
 import subprocess
@@ -303,3 +304,30 @@ def test_a_pickle_trains_on_in_another_process():
             net.train_step(X, Y)
         assert type(there) is type(net)
         assert_same_params(there, net)
+
+
+def test_a_setting_changed_on_an_unpickled_optimizer_or_loss_takes_effect(monkeypatch):
+    """The engine keeps what it read of an optimizer or a loss until the
+    object's ``_version`` (the count of its last change) moves. Unpickled,
+    they kept the number the pickling process had counted, which this
+    process's count could reach later: the change that drew it went unseen,
+    and the compiled network trained on with the old lr and scale."""
+    from cbackprop import _checks
+
+    forged = 10**12   # another process's count: far ahead of this one's
+    optimizer, loss = cb.SGD(lr=1e-3), cb.MSE(scale=1.0)
+    object.__setattr__(optimizer, "_version", forged)
+    object.__setattr__(loss, "_version", forged + 1)
+    optimizer, loss = pickle.loads(pickle.dumps((optimizer, loss)))
+    X, Y = batches(count=1)[0]
+    nets = [Net(SIZES, ["tanh", "identity"], loss=loss, optimizer=optimizer, seed=0)
+            for Net in (cb.Network, cb.reference.Network)]
+    for net in nets:
+        net.train_step(X, Y)
+    monkeypatch.setattr(_checks, "_VERSIONS", itertools.count(forged))   # this count reaches it
+    optimizer.lr = 0.5
+    loss.scale = 10.0
+    losses = [net.train_step(X, Y) for net in nets]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-12)
+    for got, want in zip(params_of(nets[0]), params_of(nets[1])):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -72,6 +72,16 @@ class Settings:
         object.__setattr__(self, field, check(field, value))
         object.__setattr__(self, "_version", next(_VERSIONS))
 
+    def __setstate__(self, state):
+        """Unpickled or copied: every setting checked again, and a ``_version``
+        of this process's count. The pickled one was counted by the process
+        that pickled it, a number this one's count may reach later: the
+        change that drew it would then look like no change to the engine."""
+        for field, value in state.items():
+            if field != "_version":
+                setattr(self, field, value)
+        object.__setattr__(self, "_version", next(_VERSIONS))
+
     def config(self):
         """The settings needed to rebuild this object (used by save/load)."""
         return {field: getattr(self, field) for field in self._checks}
