@@ -368,6 +368,7 @@ def test_unsavable_path_raises_oserror_and_leaves_nothing(impl, where, tmp_path,
 # --------------------------------------------------------------------------
 
 BOMB_ELEMENTS = 16_000_000   # 128 MB of float64 zeros, ~125 KB deflated
+BOMB_HEADER_BYTES = 128 << 20   # a version 2.0 .npy header of 128 MB of spaces
 
 
 def write_member(zip_file, name, header_array_like, data_bytes, extra_zero_bytes=0):
@@ -385,10 +386,21 @@ def write_member(zip_file, name, header_array_like, data_bytes, extra_zero_bytes
             member.write(chunk[: min(len(chunk), extra_zero_bytes - start)])
 
 
+def write_header_bomb(zip_file, name):
+    """An .npy (version 2.0) member whose header is BOMB_HEADER_BYTES long:
+    NumPy reads a header whole before its size limit refuses it."""
+    with zip_file.open(name + ".npy", "w", force_zip64=True) as member:
+        member.write(np.lib.format.magic(2, 0) + BOMB_HEADER_BYTES.to_bytes(4, "little"))
+        chunk = b" " * (1 << 20)
+        for _ in range(BOMB_HEADER_BYTES // len(chunk)):
+            member.write(chunk)
+
+
 def write_bomb(path, fields, bomb):
     """The fields of a real network, deflated, with W0 replaced by ``bomb``:
-    'declares' (a header asking for BOMB_ELEMENTS float64) or 'inflates'
-    (W0's own header and data, then BOMB_ELEMENTS * 8 bytes more)."""
+    'declares' (a header asking for BOMB_ELEMENTS float64), 'inflates'
+    (W0's own header and data, then BOMB_ELEMENTS * 8 bytes more) or
+    'header' (a header of BOMB_HEADER_BYTES)."""
     import zipfile
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, value in fields.items():
@@ -398,6 +410,8 @@ def write_bomb(path, fields, bomb):
         if bomb == "declares":
             like = np.lib.stride_tricks.as_strided(np.zeros(1), (BOMB_ELEMENTS,), (0,))
             write_member(archive, "W0", like, b"", 8 * BOMB_ELEMENTS)
+        elif bomb == "header":
+            write_header_bomb(archive, "W0")
         else:
             write_member(archive, "W0", W0, W0.tobytes(), 8 * BOMB_ELEMENTS)
 
@@ -420,11 +434,12 @@ def peak_rss_mb_of_load(path, legit):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory read from Linux's /proc")
-@pytest.mark.parametrize("bomb", ["declares", "inflates"])
+@pytest.mark.parametrize("bomb", ["declares", "inflates", "header"])
 def test_a_member_that_would_inflate_is_refused_before_its_data(bomb, tmp_path):
-    """A small archive whose W0 header asks for 128 MB, or whose W0 member holds
-    128 MB more than its header declares, is refused (ValueError) with the
-    peak memory of loading it within a few MB of loading the real file."""
+    """A small archive whose W0 header asks for 128 MB, whose W0 member holds
+    128 MB more than its header declares, or whose W0 header is itself 128 MB
+    long, is refused (ValueError) with the peak memory of loading it within
+    a few MB of loading the real file."""
     fields = saved_fields(tmp_path)
     legit, hostile = tmp_path / "legit.npz", tmp_path / "bomb.npz"
     write_archive(legit, fields)
@@ -444,11 +459,23 @@ def test_refusals_never_advise_allow_pickle(impl, tmp_path):
     import pickle
     Net = IMPLEMENTATIONS[impl]
     objects = np.empty(2, dtype=object)
-    files = {"net.pkl": pickle.dumps({"W0": [1, 2]}), "net.npy": None, "net.npz": None}
+    files = {"net.pkl": pickle.dumps({"W0": [1, 2]}), "net.npy": None, "net.npz": None,
+             "long_header.npz": None}
     np.save(tmp_path / "net.npy", objects, allow_pickle=True)
     fields = saved_fields(tmp_path)
     np.savez(tmp_path / "net.npz", **{**fields, "W0": objects})
     (tmp_path / "net.pkl").write_bytes(files["net.pkl"])
+    # W0 with a version 1.0 header of 20,000 bytes: valid .npy, past the
+    # length NumPy parses (its refusal advised allow_pickle).
+    import zipfile
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }" + " " * 20_000 + "\n"
+    with zipfile.ZipFile(tmp_path / "long_header.npz", "w") as archive:
+        for name, value in fields.items():
+            if name != "W0":
+                with archive.open(name + ".npy", "w") as member:
+                    np.lib.format.write_array(member, value)
+        archive.writestr("W0.npy", np.lib.format.magic(1, 0) + len(header).to_bytes(2, "little")
+                         + header.encode("latin1") + bytes(96))
     for name in files:
         with pytest.raises(ValueError) as refused:
             Net.load(tmp_path / name)

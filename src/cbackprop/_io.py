@@ -8,6 +8,7 @@ parameters and against small bounds for the other fields, and only then is
 its data decompressed, never past what the header declares: a small file
 cannot make ``load`` inflate gigabytes before an error.
 """
+import io
 import json
 import math
 import os
@@ -26,6 +27,10 @@ VERSION = 1
 # characters (the loss and optimizer JSON), at most this many layers.
 MAX_TEXT_CHARS = 1 << 16
 MAX_LAYERS = 1 << 16
+# The most bytes of .npy header read (NumPy's own limit on what it parses): a
+# version 2.0 header may declare up to 4 GiB, which NumPy reads whole before
+# its limit refuses it.
+MAX_HEADER_BYTES = 10_000
 
 
 def save_network(net, path):
@@ -101,13 +106,7 @@ class _Archive:
         info = self._zip.getinfo(name + ".npy")
         with self._zip.open(info) as member:
             try:
-                version = npy_format.read_magic(member)
-                if version == (1, 0):
-                    shape, fortran_order, dtype = npy_format.read_array_header_1_0(member)
-                elif version == (2, 0):
-                    shape, fortran_order, dtype = npy_format.read_array_header_2_0(member)
-                else:
-                    raise ValueError(f"unsupported .npy version {version}")
+                shape, fortran_order, dtype = _read_npy_header(member)
             except ValueError as exc:
                 raise ValueError(f"field {name!r} has no readable .npy header: {exc}") from None
             if dtype.hasobject:
@@ -122,6 +121,23 @@ class _Archive:
                 raise ValueError(f"field {name!r} does not hold the data its header declares")
         array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
         return array.copy()
+
+
+def _read_npy_header(member):
+    """``(shape, fortran_order, dtype)`` of the .npy stream ``member``, its
+    header's length checked before the header is read."""
+    version = npy_format.read_magic(member)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"unsupported .npy version {version}")
+    length_bytes = member.read(2 if version == (1, 0) else 4)
+    length = int.from_bytes(length_bytes, "little")
+    if length > MAX_HEADER_BYTES:
+        raise ValueError(f"its header declares {length} bytes, more than the "
+                         f"{MAX_HEADER_BYTES} a saved network's ever takes")
+    header = io.BytesIO(length_bytes + member.read(length))
+    if version == (1, 0):
+        return npy_format.read_array_header_1_0(header)
+    return npy_format.read_array_header_2_0(header)
 
 
 def _read_fields(archive):
