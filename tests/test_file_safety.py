@@ -514,3 +514,25 @@ def test_help_describes_the_constructor_arguments():
     text = pydoc.render_doc(cb.Network, renderer=pydoc.plaintext)
     for argument in ("sizes", "activations", "loss", "optimizer", "dtype", "init", "seed"):
         assert f"``{argument}``" in text, argument
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_saving_keeps_a_files_permissions(impl, tmp_path):
+    """As ``open(path, "w")`` would: a new file takes 0o666 less the umask,
+    and saving over a file keeps its permission bits (a private model file
+    stays private). The file written and renamed over it came out 0o644."""
+    import stat
+    Net = IMPLEMENTATIONS[impl]
+    path = tmp_path / "model.npz"
+    umask = os.umask(0o027)
+    try:
+        make_net(Net, seed=1).save(path)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    for mode in (0o600, 0o604, 0o660):
+        path.chmod(mode)
+        make_net(Net, seed=2).save(path)
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+        assert_same_params(Net.load(path), make_net(Net, seed=2))

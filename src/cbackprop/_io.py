@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
 import zipfile
 
@@ -61,14 +62,37 @@ def _write_atomically(path, fields):
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **fields)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, _mode_for(path))   # mkstemp's is 0o600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _mode_for(path):
+    """The permissions ``open(path, "w")`` would leave: an existing file's own
+    (a private model file stays private), else 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask():
+    """The process's umask, read without setting it where Linux shows it:
+    os.umask can only read it by setting another, for a moment in which a
+    file another thread creates would take that one."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o077)   # the safer of the two while it lasts
+    os.umask(umask)
+    return umask
 
 
 def load_network(cls, path):
