@@ -95,3 +95,24 @@ def test_close_ends_an_open_live_line():
     assert stream.getvalue().endswith("\n")
     display.close()
     assert stream.getvalue().count("\n") == 1
+
+
+@pytest.mark.parametrize("Net", ["compiled", "reference"])
+def test_verbose_fit_without_a_stdout_trains_silently(Net, monkeypatch):
+    """Under pythonw (and some services) sys.stdout is None: fit(verbose=True)
+    writes nothing, as print does, and trains as without verbose. It raised
+    AttributeError after the first epoch, its steps taken and no history returned."""
+    import numpy as np
+
+    import cbackprop as cb
+    Net = {"compiled": cb.Network, "reference": cb.reference.Network}[Net]
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((12, 3)), rng.standard_normal((12, 1))
+    quiet, silent = (Net([3, 4, 1], ["tanh", "identity"], seed=2) for _ in range(2))
+    want = quiet.fit(X, Y, epochs=3, batch_size=4, seed=1)
+    monkeypatch.setattr("sys.stdout", None)
+    got = silent.fit(X, Y, epochs=3, batch_size=4, seed=1, verbose=True, validation_data=(X, Y),
+                     patience=1)
+    assert got["loss"] == want["loss"]
+    for a, b in zip(*(net.get_params()[0] for net in (silent, quiet))):
+        np.testing.assert_array_equal(a, b)

@@ -51,7 +51,8 @@ def format_figures(figures):
 class ProgressDisplay:
     """Epoch and batch progress of one ``fit`` call, written to ``stream``.
 
-    ``stream`` defaults to ``sys.stdout`` at construction; ``clock`` (also
+    ``stream`` defaults to ``sys.stdout`` at construction, and where that is
+    None (pythonw, some services) nothing is written, as ``print`` does; ``clock`` (also
     read by the training loop) and ``live`` can be replaced in tests.
     ``interval`` is the least time between two redraws of the live line, in
     seconds.
@@ -137,5 +138,7 @@ class ProgressDisplay:
         self._write(line + "\n")
 
     def _write(self, text):
+        if self._stream is None:
+            return
         self._stream.write(text)
         self._stream.flush()
