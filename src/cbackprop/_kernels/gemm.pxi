@@ -67,6 +67,14 @@ cdef enum:
     # Products of at most this many multiply-adds (M N K) are three plain
     # loops: a tiny network's are a few dozen, less than choosing a kernel.
     TINY_PRODUCT_MAX = 256
+    # Products of at most this many rows whose B rows are contiguous (X@W on
+    # a few samples) stream B as it lies (tiles.h, cb_few_rows) once it has
+    # at least FEW_ROWS_MIN_B_VALUES values (smaller ones sit in L1 anyway).
+    # Beyond, the tiles (which take a B in L2 at up to twice the rate) win
+    # or tie (bench/README.md, "The engine's thresholds").
+    FEW_ROWS_MAX_M_F64 = 4
+    FEW_ROWS_MAX_M_F32 = 3
+    FEW_ROWS_MIN_B_VALUES = 16384
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -149,6 +157,10 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         return
     if M * N * K <= TINY_PRODUCT_MAX:
         tiny_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate)
+        return
+    if (M <= FEW_ROWS_MAX_M_F64 and (real is double or M <= FEW_ROWS_MAX_M_F32) and csb == 1
+            and K * N >= FEW_ROWS_MIN_B_VALUES):
+        few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
         return
     if 2.0 * M * N * K < CB_PARALLEL_MIN_FLOPS:
         # The choice depends on the shape alone, so results never depend on

@@ -31,6 +31,10 @@
  *       width NR): every lane a real result; used where cb_ten_pays_<sfx>().
  *       A 64-byte build has them in whole and in half vectors;
  *       cb_set_halves_512(on) picks (cb_ten_lanes_<sfx>()).
+ *   cb_few_rows_<sfx>(rows, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite)
+ *       C[:rows, :n] (=|+=) op(A) @ B for a few rows (any number, taken
+ *       CB_FEW_ROWS at a time), op(A)[i, p] at a[i*a_rs + p*a_cs], B's row p
+ *       at b[p*b_rs] with its n values adjacent: B streamed as it lies.
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:CB_NARROW_ROWS_<sfx>, :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
@@ -153,6 +157,10 @@
  * ten-column tiles in half vectors. Read only by 64-byte builds. */
 static int cb_halves_512 = 0;
 static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
+
+/* Rows of A per pass of the few-rows kernel over B (tiles_template.h):
+ * with CB_FEW_ROWS_STEPS broadcasts each, 16 registers. */
+#define CB_FEW_ROWS 4
 
 /* The narrow kernel: columns of B per group, and vectors down the rows of C. */
 #define CB_NARROW_COLS 5

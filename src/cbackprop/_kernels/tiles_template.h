@@ -329,6 +329,89 @@ CB_(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b, CB
 static inline ptrdiff_t CB_(cb_ten_lanes)(void) { return CB_TEN_(cb_ten_lanes)(); }
 #undef CB_TEN_
 
+/* A few rows of A times a B whose rows are adjacent in memory (X@W with one
+ * to a few samples: predict on one input). A register tile reads B a sliver
+ * of NR columns at a time, one whole row of B apart at each step: on a wide
+ * B not in L1 every step is a new page, which no hardware prefetcher
+ * follows (1024x1024 float64 at one row: 7 GB/s, 0.12x numpy.matmul's
+ * matrix-vector product). Here B is read as it lies, CB_FEW_ROWS_STEPS rows
+ * at a time, each along CB_FEW_ROWS_COLS adjacent values, and those columns
+ * of C (in L1) take each group of steps in one pass; B is read once for
+ * every CB_FEW_ROWS rows of A. Each element of C still sums its products in
+ * the order of p. */
+#define CB_FEW_ROWS_STEPS 4
+#define CB_FEW_ROWS_COLS ((ptrdiff_t)(2048 / sizeof(CB_REAL)))   /* 2 KB of each row of B */
+
+static inline __attribute__((always_inline)) void
+CB_(cb_few_rows_steps)(const int ROWS, const int STEPS, ptrdiff_t width, const CB_REAL* a,
+                       ptrdiff_t a_rs, ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs,
+                       CB_REAL* C, ptrdiff_t ldc) {
+    /* C[:ROWS, :width] += Σ over STEPS steps (from a and b) of a[i, q] b[q, :]. */
+    CB_REAL x[CB_FEW_ROWS][2 * CB_FEW_ROWS_STEPS];
+    CB_VEC xv[CB_FEW_ROWS][2 * CB_FEW_ROWS_STEPS];
+    CB_UNROLLED for (int i = 0; i < ROWS; i++)
+        CB_UNROLLED for (int q = 0; q < STEPS; q++) {
+            x[i][q] = a[i * a_rs + q * a_cs];
+            xv[i][q] = CB_(cb_splat)(x[i][q]);
+        }
+    const ptrdiff_t whole = width - width % CB_LANES;
+    ptrdiff_t j = 0;
+    for (; j < whole; j += CB_LANES) {
+        CB_VEC bv[2 * CB_FEW_ROWS_STEPS];
+        CB_UNROLLED for (int q = 0; q < STEPS; q++)
+            bv[q] = CB_(cb_load)(b + q * b_rs + j);
+        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+            CB_VEC c = CB_(cb_load)(C + i * ldc + j);
+            CB_UNROLLED for (int q = 0; q < STEPS; q++)
+                c += xv[i][q] * bv[q];
+            CB_(cb_store)(C + i * ldc + j, c);
+        }
+    }
+    for (; j < width; j++)
+        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+            CB_REAL c = C[i * ldc + j];
+            CB_UNROLLED for (int q = 0; q < STEPS; q++)
+                c += x[i][q] * b[q * b_rs + j];
+            C[i * ldc + j] = c;
+        }
+}
+
+static inline __attribute__((always_inline)) void
+CB_(cb_few_rows_of)(const int ROWS, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a, ptrdiff_t a_rs,
+                    ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
+                    int overwrite) {
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += CB_FEW_ROWS_COLS) {
+        const ptrdiff_t width = n - j0 < CB_FEW_ROWS_COLS ? n - j0 : CB_FEW_ROWS_COLS;
+        if (overwrite)
+            for (int i = 0; i < ROWS; i++)
+                for (ptrdiff_t j = 0; j < width; j++)
+                    C[i * ldc + j0 + j] = 0;
+        /* One row of A has registers for twice the steps: C loaded and
+         * stored half as often. */
+        const int steps = ROWS == 1 ? 2 * CB_FEW_ROWS_STEPS : CB_FEW_ROWS_STEPS;
+        ptrdiff_t p = 0;
+        for (; p + steps <= k; p += steps)
+            CB_(cb_few_rows_steps)(ROWS, steps, width, a + p * a_cs, a_rs, a_cs,
+                                   b + p * b_rs + j0, b_rs, C + j0, ldc);
+        for (; p < k; p++)
+            CB_(cb_few_rows_steps)(ROWS, 1, width, a + p * a_cs, a_rs, a_cs, b + p * b_rs + j0,
+                                   b_rs, C + j0, ldc);
+    }
+}
+
+static void CB_(cb_few_rows)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a,
+                             ptrdiff_t a_rs, ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs,
+                             CB_REAL* C, ptrdiff_t ldc, int overwrite) {
+    for (; rows > 0; rows -= CB_FEW_ROWS, a += CB_FEW_ROWS * a_rs, C += CB_FEW_ROWS * ldc) {
+        switch (rows < CB_FEW_ROWS ? rows : CB_FEW_ROWS) {
+        case 1: CB_(cb_few_rows_of)(1, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite); break;
+        case 2: CB_(cb_few_rows_of)(2, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite); break;
+        case 3: CB_(cb_few_rows_of)(3, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite); break;
+        default: CB_(cb_few_rows_of)(4, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite); break;
+        }
+    }
+}
+
 /* The FMA peak of one core with this build's vectors: independent chains of
  * vector FMAs, enough of them to cover the latency of two FMA units.
  * Returns a value that depends on every chain, so none is optimised away;
