@@ -32,6 +32,24 @@ def test_alignment_grid(dtype, shape, tmp_path):
         assert len(cells) == 4 and all(float(ours) > 0 and float(numpy) > 0 for ours, numpy in cells)
 
 
+def test_mixed_times_numpy_between_steps_at_each_thread_count(tmp_path):
+    """bench/mixed.py (a smoke run): one line per thread count, with and
+    without the NumPy product between steps; a round count below 1 is refused."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    script = [sys.executable, str(BENCH / "mixed.py")]
+    result = subprocess.run(script + ["--rounds", "1", "--dtype", "float32"], capture_output=True,
+                            text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line.split(":") for line in result.stdout.splitlines() if "ms per iteration" in line]
+    assert [(threads.strip(), what.split()[0]) for threads, what in lines] == [
+        ("1 thread", "A"), ("2 threads", "A"), ("1 thread", "train_step"), ("2 threads", "train_step")]
+    assert "float32" in result.stdout and "OPENBLAS_THREAD_TIMEOUT=" in result.stdout
+    refused = subprocess.run(script + ["--rounds", "0"], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=300)
+    assert refused.returncode == 2 and "--rounds" in refused.stderr
+
+
 def load_bench_module(name):
     """``benchlib.<name>``, the package bench/run.py runs, imported from bench/."""
     sys.path.insert(0, str(BENCH))
