@@ -271,14 +271,18 @@ def test_tiny_products_on_both_sides_of_the_plain_loops(trans_a, trans_b, dtype)
         _assert_close(accumulate(A, B, trans_a, trans_b, C0.copy()), expected + C0, K, dtype)
 
 
-@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
-@pytest.mark.parametrize("M", range(1, 7))
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True),
+                                             (True, True)])
+@pytest.mark.parametrize("M", range(1, 10))
 def test_a_few_rows_stream_b_as_it_lies(trans_a, trans_b, M, dtype):
-    """Up to 4 rows (float64) or 3 (float32) times a B of at least 16384
-    values with adjacent rows take the few-rows kernel (tiles.h): B's rows in
-    groups of 4 steps (8 for one row) and then single steps, its columns in
-    blocks of 2 KB and then a scalar tail; more rows, or Bᵀ, the tiles. Both
-    sides of every boundary, into a poisoned C and accumulating."""
+    """Products with B of at least 16384 values and a few rows: up to 4
+    (float64) or 3 (float32) rows times a B with adjacent rows take the
+    few-rows kernel (tiles.h: B's rows in groups of 4 steps, 8 for one row,
+    then single steps; its columns in blocks of 2 KB, then a scalar tail);
+    up to 8 rows with adjacent steps times Bᵀ the dot products (B's rows 4
+    or 2 at a time, then one; vectors along K, then a scalar tail); more
+    rows, or other layouts, the tiles. Both sides of every boundary, into a
+    poisoned C and accumulating."""
     rng = np.random.default_rng(M)
     for K, N in [(300, 131), (17, 1000), (1030, 528), (4101, 4), (7, 2500), (2049, 9)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)

@@ -75,6 +75,9 @@ cdef enum:
     FEW_ROWS_MAX_M_F64 = 4
     FEW_ROWS_MAX_M_F32 = 3
     FEW_ROWS_MIN_B_VALUES = 16384
+    # ... and those with op(B) = Bᵀ, B's rows adjacent along K, and op(A)'s
+    # steps adjacent (δ@Wᵀ on a few samples) are dot products (cb_few_dots).
+    FEW_DOTS_MAX_M = 8
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -161,6 +164,9 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     if (M <= FEW_ROWS_MAX_M_F64 and (real is double or M <= FEW_ROWS_MAX_M_F32) and csb == 1
             and K * N >= FEW_ROWS_MIN_B_VALUES):
         few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
+        return
+    if M <= FEW_DOTS_MAX_M and rsb == 1 and csa == 1 and K * N >= FEW_ROWS_MIN_B_VALUES:
+        few_dots(M, N, K, A, rsa, B, csb, C, ldc, not accumulate)
         return
     if 2.0 * M * N * K < CB_PARALLEL_MIN_FLOPS:
         # The choice depends on the shape alone, so results never depend on

@@ -35,6 +35,10 @@
  *       C[:rows, :n] (=|+=) op(A) @ B for a few rows (any number, taken
  *       CB_FEW_ROWS at a time), op(A)[i, p] at a[i*a_rs + p*a_cs], B's row p
  *       at b[p*b_rs] with its n values adjacent: B streamed as it lies.
+ *   cb_few_dots_<sfx>(rows, n, k, a, a_rs, b, b_cs, C, ldc, overwrite)
+ *       C[:rows, :n] (=|+=) A @ Bᵀ for a few rows: row i of A at a[i*a_rs]
+ *       and row j of B at b[j*b_cs], each with its k values adjacent; every
+ *       element a dot product, in vectors along k.
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:CB_NARROW_ROWS_<sfx>, :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a

@@ -50,6 +50,12 @@ cdef extern from "tiles.h" nogil:
     void cb_few_rows_f32(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t k, const float* a,
                          Py_ssize_t a_rs, Py_ssize_t a_cs, const float* b, Py_ssize_t b_rs,
                          float* C, Py_ssize_t ldc, int overwrite) noexcept
+    void cb_few_dots_f64(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t k, const double* a,
+                         Py_ssize_t a_rs, const double* b, Py_ssize_t b_cs, double* C,
+                         Py_ssize_t ldc, int overwrite) noexcept
+    void cb_few_dots_f32(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t k, const float* a,
+                         Py_ssize_t a_rs, const float* b, Py_ssize_t b_cs, float* C,
+                         Py_ssize_t ldc, int overwrite) noexcept
     bint cb_ten_pays_f64() noexcept
     bint cb_ten_pays_f32() noexcept
     Py_ssize_t cb_ten_min_k_f64() noexcept
@@ -203,6 +209,15 @@ cdef inline void few_rows(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t k, const rea
         cb_few_rows_f32(rows, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite)
     else:
         cb_few_rows_f64(rows, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite)
+
+
+cdef inline void few_dots(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t k, const real* a,
+                          Py_ssize_t a_rs, const real* b, Py_ssize_t b_cs, real* C,
+                          Py_ssize_t ldc, bint overwrite) noexcept nogil:
+    if real is float:
+        cb_few_dots_f32(rows, n, k, a, a_rs, b, b_cs, C, ldc, overwrite)
+    else:
+        cb_few_dots_f64(rows, n, k, a, a_rs, b, b_cs, C, ldc, overwrite)
 
 
 cdef inline void microkernel_packed(Py_ssize_t kc, const real* a, const real* b, Py_ssize_t b_rs,

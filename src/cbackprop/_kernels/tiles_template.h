@@ -412,6 +412,76 @@ static void CB_(cb_few_rows)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_
     }
 }
 
+/* A few rows of A, their steps adjacent, times Bᵀ whose rows (B's) are
+ * adjacent along K: δ@Wᵀ on a few samples. Packing Wᵀ for a tile costs a
+ * pass over W per call, as much as the product on one row (1024x1024
+ * float64: 0.18x numpy.matmul's matrix-vector product). Here each element
+ * of C is a dot product of a row of A with a row of B, CB_FEW_DOT_ROWS rows
+ * of B at a time, read as they lie, in vectors along K, the lanes summed at
+ * the end: products summed in another order than the tiles', so the digits
+ * may differ from theirs in the last place. */
+#define CB_FEW_DOT_ROWS(ROWS) ((ROWS) <= 2 ? 4 : 2)   /* accumulators fit 16 registers */
+
+static inline CB_REAL CB_(cb_lane_sum)(CB_VEC v) {
+    CB_REAL total = 0;
+    CB_UNROLLED for (int l = 0; l < CB_LANES; l++)
+        total += v[l];
+    return total;
+}
+
+static inline __attribute__((always_inline)) void
+CB_(cb_few_dots_block)(const int ROWS, const int JS, ptrdiff_t k, const CB_REAL* a,
+                       ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
+                       ptrdiff_t ldc, int overwrite) {
+    /* C[:ROWS, :JS] (=|+=) the dot products of ROWS rows of A with JS of B. */
+    const ptrdiff_t whole = k - k % CB_LANES;
+    CB_VEC acc[CB_FEW_ROWS][4];
+    CB_UNROLLED for (int i = 0; i < ROWS; i++)
+        CB_UNROLLED for (int q = 0; q < JS; q++)
+            acc[i][q] = (CB_VEC){0};
+    for (ptrdiff_t p = 0; p < whole; p += CB_LANES) {
+        CB_VEC bv[4];
+        CB_UNROLLED for (int q = 0; q < JS; q++)
+            bv[q] = CB_(cb_load)(b + q * b_cs + p);
+        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+            CB_VEC av = CB_(cb_load)(a + i * a_rs + p);
+            CB_UNROLLED for (int q = 0; q < JS; q++)
+                acc[i][q] += av * bv[q];
+        }
+    }
+    CB_UNROLLED for (int i = 0; i < ROWS; i++)
+        CB_UNROLLED for (int q = 0; q < JS; q++) {
+            CB_REAL total = CB_(cb_lane_sum)(acc[i][q]);
+            for (ptrdiff_t p = whole; p < k; p++)
+                total += a[i * a_rs + p] * b[q * b_cs + p];
+            C[i * ldc + q] = overwrite ? total : C[i * ldc + q] + total;
+        }
+}
+
+static inline __attribute__((always_inline)) void
+CB_(cb_few_dots_of)(const int ROWS, const int JS, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a,
+                    ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C, ptrdiff_t ldc,
+                    int overwrite) {
+    ptrdiff_t j = 0;
+    for (; j + JS <= n; j += JS)
+        CB_(cb_few_dots_block)(ROWS, JS, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc, overwrite);
+    for (; j < n; j++)
+        CB_(cb_few_dots_block)(ROWS, 1, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc, overwrite);
+}
+
+static void CB_(cb_few_dots)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a,
+                             ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
+                             ptrdiff_t ldc, int overwrite) {
+    for (; rows > 0; rows -= CB_FEW_ROWS, a += CB_FEW_ROWS * a_rs, C += CB_FEW_ROWS * ldc) {
+        switch (rows < CB_FEW_ROWS ? rows : CB_FEW_ROWS) {
+        case 1: CB_(cb_few_dots_of)(1, CB_FEW_DOT_ROWS(1), n, k, a, a_rs, b, b_cs, C, ldc, overwrite); break;
+        case 2: CB_(cb_few_dots_of)(2, CB_FEW_DOT_ROWS(2), n, k, a, a_rs, b, b_cs, C, ldc, overwrite); break;
+        case 3: CB_(cb_few_dots_of)(3, CB_FEW_DOT_ROWS(3), n, k, a, a_rs, b, b_cs, C, ldc, overwrite); break;
+        default: CB_(cb_few_dots_of)(4, CB_FEW_DOT_ROWS(4), n, k, a, a_rs, b, b_cs, C, ldc, overwrite); break;
+        }
+    }
+}
+
 /* The FMA peak of one core with this build's vectors: independent chains of
  * vector FMAs, enough of them to cover the latency of two FMA units.
  * Returns a value that depends on every chain, so none is optimised away;
