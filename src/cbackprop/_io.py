@@ -71,10 +71,11 @@ def _write_atomically(path, fields):
 
 
 def _mode_for(path):
-    """The permissions ``open(path, "w")`` would leave: an existing file's own
-    (a private model file stays private), else 0o666 less the umask."""
+    """The permission bits ``open(path, "w")`` would leave: an existing file's
+    own read, write and execute bits (a private model file stays private;
+    not its setuid, setgid or sticky bits), else 0o666 less the umask."""
     try:
-        return stat.S_IMODE(os.stat(path).st_mode)
+        return stat.S_IMODE(os.stat(path).st_mode) & 0o777
     except FileNotFoundError:
         return 0o666 & ~_umask()
 

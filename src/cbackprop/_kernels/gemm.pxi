@@ -69,15 +69,20 @@ cdef enum:
     TINY_PRODUCT_MAX = 256
     # Products of at most this many rows whose B rows are contiguous (X@W on
     # a few samples) stream B as it lies (tiles.h, cb_few_rows) once it has
-    # at least FEW_ROWS_MIN_B_VALUES values (smaller ones sit in L1 anyway).
-    # Beyond, the tiles (which take a B in L2 at up to twice the rate) win
-    # or tie (bench/README.md, "The engine's thresholds").
+    # at least FEW_ROWS_MIN_B_VALUES values (smaller ones sit in L1 anyway)
+    # and a whole vector of columns (narrower, C's elements are scalar
+    # chains). Beyond, the tiles (which take a B in L2 at up to twice the
+    # rate) win or tie (bench/README.md, "The engine's thresholds").
     FEW_ROWS_MAX_M_F64 = 4
     FEW_ROWS_MAX_M_F32 = 3
     FEW_ROWS_MIN_B_VALUES = 16384
     # ... and those with op(B) = Bᵀ, B's rows adjacent along K, and op(A)'s
-    # steps adjacent (δ@Wᵀ on a few samples) are dot products (cb_few_dots).
-    FEW_DOTS_MAX_M = 8
+    # steps adjacent (δ@Wᵀ on a few samples) are dot products (cb_few_dots),
+    # when K has FEW_DOTS_MIN_VECTORS_PER_ROW vectors per row of A: each dot
+    # product ends in a sum across the lanes, which a short K does not pay for.
+    FEW_DOTS_MAX_M_F64 = 8
+    FEW_DOTS_MAX_M_F32 = 4
+    FEW_DOTS_MIN_VECTORS_PER_ROW = 2
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -150,6 +155,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     the blocked loops together (see gemm_blocks); small products never start one.
     """
     cdef Py_ssize_t i, j
+    cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
     cdef int thread = 0, team = 1
     cdef Py_ssize_t next_tile[MAX_STEALING_TEAM * COUNTER_STRIDE]
     if K == 0:
@@ -162,10 +168,12 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         tiny_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate)
         return
     if (M <= FEW_ROWS_MAX_M_F64 and (real is double or M <= FEW_ROWS_MAX_M_F32) and csb == 1
-            and K * N >= FEW_ROWS_MIN_B_VALUES):
+            and K * N >= FEW_ROWS_MIN_B_VALUES and N >= lanes):
         few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
         return
-    if M <= FEW_DOTS_MAX_M and rsb == 1 and csa == 1 and K * N >= FEW_ROWS_MIN_B_VALUES:
+    if (M <= FEW_DOTS_MAX_M_F64 and (real is double or M <= FEW_DOTS_MAX_M_F32) and rsb == 1
+            and csa == 1 and K * N >= FEW_ROWS_MIN_B_VALUES
+            and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M):
         few_dots(M, N, K, A, rsa, B, csb, C, ldc, not accumulate)
         return
     if 2.0 * M * N * K < CB_PARALLEL_MIN_FLOPS:

@@ -162,8 +162,8 @@
 static int cb_halves_512 = 0;
 static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 
-/* Rows of A per pass of the few-rows kernel over B (tiles_template.h):
- * with CB_FEW_ROWS_STEPS broadcasts each, 16 registers. */
+/* Rows of A per pass of the few-rows and few-dots kernels over B
+ * (tiles_template.h, which sizes their steps by CB_VECTOR_REGISTERS). */
 #define CB_FEW_ROWS 4
 
 /* The narrow kernel: columns of B per group, and vectors down the rows of C. */

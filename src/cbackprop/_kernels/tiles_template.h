@@ -339,16 +339,23 @@ static inline ptrdiff_t CB_(cb_ten_lanes)(void) { return CB_TEN_(cb_ten_lanes)()
  * of C (in L1) take each group of steps in one pass; B is read once for
  * every CB_FEW_ROWS rows of A. Each element of C still sums its products in
  * the order of p. */
-#define CB_FEW_ROWS_STEPS 4
 #define CB_FEW_ROWS_COLS ((ptrdiff_t)(2048 / sizeof(CB_REAL)))   /* 2 KB of each row of B */
+/* Steps of B per pass for ROWS rows of A: their broadcasts, a vector of B
+ * per step and one of C fit the register file (CB_VECTOR_REGISTERS). One
+ * row has registers for twice the steps where there are 32: C is loaded
+ * and stored half as often. */
+#define CB_FEW_ROWS_MAX_STEPS 8
+#define CB_FEW_ROWS_STEPS(ROWS)                                                 \
+    (CB_VECTOR_REGISTERS >= 32 ? ((ROWS) == 1 ? 8 : 4)                          \
+     : (ROWS) * 4 + 4 + 1 <= CB_VECTOR_REGISTERS ? 4 : 2)
 
 static inline __attribute__((always_inline)) void
 CB_(cb_few_rows_steps)(const int ROWS, const int STEPS, ptrdiff_t width, const CB_REAL* a,
                        ptrdiff_t a_rs, ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs,
                        CB_REAL* C, ptrdiff_t ldc) {
     /* C[:ROWS, :width] += Σ over STEPS steps (from a and b) of a[i, q] b[q, :]. */
-    CB_REAL x[CB_FEW_ROWS][2 * CB_FEW_ROWS_STEPS];
-    CB_VEC xv[CB_FEW_ROWS][2 * CB_FEW_ROWS_STEPS];
+    CB_REAL x[CB_FEW_ROWS][CB_FEW_ROWS_MAX_STEPS];
+    CB_VEC xv[CB_FEW_ROWS][CB_FEW_ROWS_MAX_STEPS];
     CB_UNROLLED for (int i = 0; i < ROWS; i++)
         CB_UNROLLED for (int q = 0; q < STEPS; q++) {
             x[i][q] = a[i * a_rs + q * a_cs];
@@ -357,7 +364,7 @@ CB_(cb_few_rows_steps)(const int ROWS, const int STEPS, ptrdiff_t width, const C
     const ptrdiff_t whole = width - width % CB_LANES;
     ptrdiff_t j = 0;
     for (; j < whole; j += CB_LANES) {
-        CB_VEC bv[2 * CB_FEW_ROWS_STEPS];
+        CB_VEC bv[CB_FEW_ROWS_MAX_STEPS];
         CB_UNROLLED for (int q = 0; q < STEPS; q++)
             bv[q] = CB_(cb_load)(b + q * b_rs + j);
         CB_UNROLLED for (int i = 0; i < ROWS; i++) {
@@ -386,9 +393,7 @@ CB_(cb_few_rows_of)(const int ROWS, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a, 
             for (int i = 0; i < ROWS; i++)
                 for (ptrdiff_t j = 0; j < width; j++)
                     C[i * ldc + j0 + j] = 0;
-        /* One row of A has registers for twice the steps: C loaded and
-         * stored half as often. */
-        const int steps = ROWS == 1 ? 2 * CB_FEW_ROWS_STEPS : CB_FEW_ROWS_STEPS;
+        const int steps = CB_FEW_ROWS_STEPS(ROWS);
         ptrdiff_t p = 0;
         for (; p + steps <= k; p += steps)
             CB_(cb_few_rows_steps)(ROWS, steps, width, a + p * a_cs, a_rs, a_cs,
