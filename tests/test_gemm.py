@@ -207,7 +207,7 @@ def _tile_edges(dtype):
     vector of columns, MC, KC, and the A-packing threshold (more than 8 B
     slivers), each minus one, exact and plus one."""
     table = engine.tile_table()
-    mr, nr, mc, kc = table["mr"], table["nr"][dtype], table["mc"][dtype], table["kc"]
+    mr, nr, mc, kc = table["mr"], table["nr"][dtype], table["mc"][dtype], table["kc"][dtype]
     lanes = nr // 2
     rows = sorted({n for edge in (4, 8, mr, 2 * mr, mc) for n in (edge - 1, edge, edge + 1) if n > 0})
     cols = sorted({n for edge in (lanes, nr, 8 * nr) for n in (edge - 1, edge, edge + 1)})

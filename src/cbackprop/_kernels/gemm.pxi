@@ -135,11 +135,11 @@ cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py
 
 cdef inline Py_ssize_t gemm_pack_a_size(Py_ssize_t max_m, Py_ssize_t max_k, real* kind) noexcept nogil:
     """Elements of the A-panel buffer for products with M <= max_m and K <= max_k."""
-    return round_up(min(gemm_mc(kind), max_m), microkernel_mr(kind)) * min(CB_KC, max_k)
+    return round_up(min(gemm_mc(kind), max_m), microkernel_mr(kind)) * min(gemm_kc(kind), max_k)
 
 
 cdef inline Py_ssize_t gemm_pack_b_size(Py_ssize_t max_n, Py_ssize_t max_k, real* kind) noexcept nogil:
-    return round_up(min(CB_NC, max_n), microkernel_nr(kind)) * min(CB_KC, max_k)
+    return round_up(min(CB_NC, max_n), microkernel_nr(kind)) * min(gemm_kc(kind), max_k)
 
 
 cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -252,7 +252,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         b_slivers = (nc + nr - 1) // nr
         pc = 0
         while pc < K:
-            kc = min(CB_KC, K - pc)
+            kc = min(gemm_kc(<real*>NULL), K - pc)
             overwrite = pc == 0 and not accumulate
             # A B panel that few rows of A meet is read in place when its rows
             # are contiguous (X@W, Xᵀ@δ): packing it would cost more than
@@ -343,7 +343,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                 if team > 1:
                     cbackprop_barrier()   # panels free to be repacked
                 ic += gemm_mc(<real*>NULL)
-            pc += CB_KC
+            pc += gemm_kc(<real*>NULL)
         jc += CB_NC
 
 
@@ -398,7 +398,7 @@ cdef inline bint ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                              real* C, Py_ssize_t ldc, bint accumulate,
                              real* pack_b) noexcept nogil:
     """C = op(A) @ op(B) (or +=) for N of 9 or 10 by the ten-column tiles, K
-    in panels of CB_KC packed once each (pack_b holds gemm_pack_b_size(N, K)).
+    in panels of gemm_kc packed once each (pack_b holds gemm_pack_b_size(N, K)).
     False (nothing done) unless op(A)'s steps are adjacent (csa == 1), as the
     tiles read them."""
     cdef Py_ssize_t rows = ten_rows(<real*>NULL)
@@ -406,12 +406,12 @@ cdef inline bint ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     if csa != 1:
         return False
     while pc < K:
-        kc = min(CB_KC, K - pc)
+        kc = min(gemm_kc(<real*>NULL), K - pc)
         pack_ten(kc, N, B + pc * rsb, rsb, csb, pack_b)
         i = 0
         while i < M:
             ten_tile(kc, A + i * rsa + pc, rsa, pack_b, C + i * ldc, ldc,
                      min(rows, M - i), N, pc == 0 and not accumulate)
             i += rows
-        pc += CB_KC
+        pc += gemm_kc(<real*>NULL)
     return True

@@ -6,7 +6,6 @@
 cdef extern from "tiles.h" nogil:
     const char* CB_ISA_NAME
     const Py_ssize_t CB_MR
-    const Py_ssize_t CB_KC
     const Py_ssize_t CB_NC
     const double CB_PARALLEL_MIN_FLOPS
     const Py_ssize_t CB_B_IN_PLACE_MAX_BYTES_F64
@@ -16,6 +15,8 @@ cdef extern from "tiles.h" nogil:
     Py_ssize_t cb_nr_f32() noexcept
     Py_ssize_t cb_mc_f64() noexcept
     Py_ssize_t cb_mc_f32() noexcept
+    Py_ssize_t cb_kc_f64() noexcept
+    Py_ssize_t cb_kc_f32() noexcept
     Py_ssize_t cb_narrow_rows_per_tile_f64() noexcept
     Py_ssize_t cb_narrow_rows_per_tile_f32() noexcept
     void cb_microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
@@ -123,7 +124,7 @@ def tile_gflops(str dtype="float64", double seconds=0.05, int repeats=5):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     cdef bint is_float32 = dtype == "float32"
     cdef Py_ssize_t mr = CB_MR, nr = cb_nr_f32() if is_float32 else cb_nr_f64()
-    cdef Py_ssize_t kc = CB_KC, tiles = 32, calls = 1, call, t
+    cdef Py_ssize_t kc = cb_kc_f32() if is_float32 else cb_kc_f64(), tiles = 32, calls = 1, call, t
     cdef cnp.ndarray a = np.full(mr * kc * tiles, 1e-3, dtype=dtype)
     cdef cnp.ndarray b = np.full(kc * nr, 1e-3, dtype=dtype)
     cdef cnp.ndarray c = np.zeros(mr * nr, dtype=dtype)
@@ -153,14 +154,14 @@ def tile_gflops(str dtype="float64", double seconds=0.05, int repeats=5):
 
 
 def tile_table():
-    """This build's blocking table: ISA, vector bytes, MR, NR and MC per dtype, KC, NC;
+    """This build's blocking table: ISA, vector bytes, MR, NR, MC and KC per dtype, NC;
     whether it treats 512-bit instructions as halved (set_halves_512), and the
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
     products of 9-10 columns instead) and the shortest K they take."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
             "mc": {"float64": cb_mc_f64(), "float32": cb_mc_f32()},
-            "kc": CB_KC, "nc": CB_NC, "parallel_min_flops": CB_PARALLEL_MIN_FLOPS,
+            "kc": {"float64": cb_kc_f64(), "float32": cb_kc_f32()}, "nc": CB_NC, "parallel_min_flops": CB_PARALLEL_MIN_FLOPS,
             "b_in_place_max_bytes_f64": CB_B_IN_PLACE_MAX_BYTES_F64,
             "halves_512": bool(cb_halves_512),
             "ten_lanes": {"float64": cb_ten_lanes_f64() if cb_ten_pays_f64() else 0,
@@ -187,6 +188,11 @@ cdef inline Py_ssize_t microkernel_nr(real* kind) noexcept nogil:
 cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:
     """Rows of A packed at once (a multiple of MR)."""
     return cb_mc_f32() if real is float else cb_mc_f64()
+
+
+cdef inline Py_ssize_t gemm_kc(real* kind) noexcept nogil:
+    """K steps per packed panel."""
+    return cb_kc_f32() if real is float else cb_kc_f64()
 
 
 cdef inline Py_ssize_t narrow_rows_per_tile(real* kind) noexcept nogil:

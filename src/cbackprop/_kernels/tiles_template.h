@@ -1,5 +1,5 @@
 /* The kernels of tiles.h for one dtype: included once per dtype with CB_REAL
- * (the element type), CB_SFX (its suffix) and CB_MC defined. See tiles.h for
+ * (the element type), CB_SFX (its suffix), CB_MC and CB_KC defined. See tiles.h for
  * the interface and the blocking table.
  *
  * A tile is written as loops of compile-time trip count over arrays of
@@ -20,6 +20,7 @@ typedef CB_REAL CB_(cb_vec) __attribute__((vector_size(CB_VECTOR_BYTES), aligned
 
 static inline ptrdiff_t CB_(cb_nr)(void) { return CB_NV * CB_LANES; }
 static inline ptrdiff_t CB_(cb_mc)(void) { return CB_MC; }
+static inline ptrdiff_t CB_(cb_kc)(void) { return CB_KC; }
 static inline ptrdiff_t CB_(cb_narrow_rows_per_tile)(void) { return CB_NARROW_NV * CB_LANES; }
 
 static inline CB_VEC CB_(cb_splat)(CB_REAL x) {
