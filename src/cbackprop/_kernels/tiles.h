@@ -86,6 +86,11 @@
  *                    (a fork and its barriers cost more than they save)
  *   CB_B_IN_PLACE_MAX_BYTES_F64  a float64 B read in place (see gemm.pxi)
  *                    is at most this large; beyond, it is packed
+ *   CB_NARROW_COLS   columns of B per group of the narrow kernel (a tile of
+ *                    Cᵀ: this many rows of NARROW_NV vectors)
+ *   CB_NARROW_HEIGHTS(X)  the heights of those tiles compiled, ascending,
+ *                    CB_NARROW_COLS last: a group of c columns takes the
+ *                    lowest >= c
  *   CB_C_PREFETCH_STEPS  a packed tile asks for its rows of C, one per K
  *                    step, from this many steps before its last (CB_KC_<sfx> or
  *                    more: from its first step; bench/README.md, "Kept: C's
@@ -109,6 +114,8 @@
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_BYTES_F64 ((ptrdiff_t)1 << 40)   /* no limit */
 #define CB_C_PREFETCH_STEPS 48
+#define CB_NARROW_COLS 10
+#define CB_NARROW_HEIGHTS(X) X(2) X(5) X(10)
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
@@ -127,6 +134,8 @@
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #define CB_C_PREFETCH_STEPS CB_KC
+#define CB_NARROW_COLS 5
+#define CB_NARROW_HEIGHTS(X) X(2) X(5)
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
@@ -145,6 +154,8 @@
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #define CB_C_PREFETCH_STEPS 48
+#define CB_NARROW_COLS 5
+#define CB_NARROW_HEIGHTS(X) X(2) X(5)
 #endif
 
 /* Ten-column tiles that would use half vectors (float32 on AVX-512) win on
@@ -169,8 +180,7 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
  * (tiles_template.h, which sizes their steps by CB_VECTOR_REGISTERS). */
 #define CB_FEW_ROWS 4
 
-/* The narrow kernel: columns of B per group, and vectors down the rows of C. */
-#define CB_NARROW_COLS 5
+/* The narrow kernel: vectors down the rows of C. */
 #define CB_NARROW_NV 2
 
 /* gcc cannot see that a local tile written through vector stores is

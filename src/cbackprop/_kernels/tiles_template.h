@@ -283,8 +283,15 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
      * of the B sliver. Row j of t is column j of C. */
     enum { ROWS_OF_C = CB_NARROW_NV * CB_VECTOR_BYTES / sizeof(CB_REAL) };
     CB_REAL t[CB_NARROW_COLS][ROWS_OF_C];
-    CB_(cb_tile)(CB_NARROW_COLS, CB_NARROW_NV, 0, K, b, csb, rsb, a, a_cs, &t[0][0], ROWS_OF_C,
-                 cols, ROWS_OF_C, 1);
+    /* The lowest tile that holds the group's columns, rather than one that
+     * computes repeats of its last column. */
+#define CB_NARROW_OF_HEIGHT(H)                                                                \
+    else if (cols <= H)                                                                       \
+        CB_(cb_tile)(H, CB_NARROW_NV, 0, K, b, csb, rsb, a, a_cs, &t[0][0], ROWS_OF_C, cols,  \
+                     ROWS_OF_C, 1);
+    if (0) {}
+    CB_NARROW_HEIGHTS(CB_NARROW_OF_HEIGHT)
+#undef CB_NARROW_OF_HEIGHT
     for (ptrdiff_t i = 0; i < ROWS_OF_C; i++)
         for (ptrdiff_t j = 0; j < cols; j++)
             C[i * ldc + j] = overwrite ? t[j][i] : C[i * ldc + j] + t[j][i];
