@@ -91,8 +91,8 @@ def halves_512(request):
 
 
 def test_halves_512_picks_the_ten_column_tiles():
-    """A 64-byte build has its ten-column tiles in whole vectors (float32's
-    half vectors lose to the padded tile there) and, told that the CPU halves
+    """A 64-byte build has its ten-column tiles in vectors of 8 lanes (whole
+    ones in float64, half ones in float32) and, told that the CPU halves
     512-bit instructions, in half vectors for both dtypes; other builds keep
     one set of tiles whatever they are told. Tiles of 8 lanes in a 64-byte
     build take products of 16 steps of K or more."""
@@ -106,9 +106,10 @@ def test_halves_512_picks_the_ten_column_tiles():
         engine.set_halves_512(before["halves_512"])
     assert (whole["halves_512"], half["halves_512"]) == (False, True)
     if whole["vector_bytes"] == 64:
-        assert whole["ten_lanes"] == {"float64": 8, "float32": 0}
+        assert whole["ten_lanes"] == {"float64": 8, "float32": 8}
         assert half["ten_lanes"] == {"float64": 4, "float32": 8}
-        assert whole["ten_min_k"]["float64"] == half["ten_min_k"]["float32"] == 16
+        assert whole["ten_min_k"] == {"float64": 16, "float32": 16}
+        assert half["ten_min_k"]["float32"] == 16
         assert half["ten_min_k"]["float64"] == 1
     else:
         lanes = {dtype: whole["vector_bytes"] // size for dtype, size in (("float64", 8), ("float32", 4))}
