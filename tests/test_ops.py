@@ -20,7 +20,7 @@ from registry_cases import NEEDS_Z
 
 TOL = {"float32": 1e-5, "float64": 1e-12}
 # (m, n_in, n_out): 1x1, odd sizes around the micro-tiles, and above MC (the
-# GEMM packs 72 rows of A at a time in float64, 144 in float32), KC (256) and
+# GEMM packs 72 rows of A at a time in float64, 144 in float32), KC (192-256) and
 # the engine's threading threshold.
 LAYER_SHAPES = [(1, 1, 1), (3, 7, 5), (17, 13, 31), (300, 513, 257)]
 

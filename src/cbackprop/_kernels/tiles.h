@@ -160,9 +160,10 @@
 
 /* Ten-column tiles that use half vectors (float32 on AVX-512) rather than
  * a tile padded to whole ones, on every CPU: 1.15-1.55x faster than the
- * padded tile on an Intel Xeon up to K = 784, level at 1024; within noise of
- * it on a Zen 5 (bench/README.md, "The engine's thresholds"); CPUs that
- * halve 512-bit instructions took them in half vectors anyway. */
+ * padded tile on an Intel Xeon up to K = 784, level at 1024 (bench/README.md,
+ * "The engine's thresholds"). On a Zen 5 the tiles before the groups of
+ * steps were within noise of it; the present ones were not measured there.
+ * CPUs that halve 512-bit instructions took them in half vectors anyway. */
 #define CB_TEN_HALF_VECTORS 1
 
 /* Ten-column tiles of 8 lanes in a 64-byte build (groups of 4 steps of K:

@@ -50,6 +50,15 @@ static inline void CB_(cb_prefetch_row)(const CB_REAL* row, ptrdiff_t cols) {
  * kernel's columns of B (it is a tile of C transposed, see cb_narrow_rows). */
 #define CB_TILE_ROWS (CB_MR > CB_NARROW_COLS ? CB_MR : CB_NARROW_COLS)
 _Static_assert(CB_NARROW_NV <= CB_NV, "the narrow kernel's vectors fit a tile row");
+/* A group of up to CB_NARROW_COLS columns always finds a height, and every
+ * height fits a tile body. */
+#define CB_IS_NARROW_COLS(H) +((H) == CB_NARROW_COLS)
+#define CB_PAST_TILE_ROWS(H) +((H) > CB_TILE_ROWS)
+_Static_assert(0 CB_NARROW_HEIGHTS(CB_IS_NARROW_COLS) == 1 &&
+               0 CB_NARROW_HEIGHTS(CB_PAST_TILE_ROWS) == 0,
+               "CB_NARROW_HEIGHTS holds CB_NARROW_COLS, and none above CB_TILE_ROWS");
+#undef CB_IS_NARROW_COLS
+#undef CB_PAST_TILE_ROWS
 
 /* The tile body: HEIGHT x (WIDTH vectors), both compile-time constants at every
  * call. PACKED: A is a packed sliver (row i of step p at a[p*a_cs + i], zero
@@ -274,7 +283,8 @@ static void CB_(cb_pack_b_steps)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t rsb, 
  * dW = A_prevᵀ δ of an output layer of <= 10): vectors run down the rows of
  * C, so every lane holds a real result; each step loads NARROW_NV vectors of
  * A in place and broadcasts one value of each of `cols` columns of B (a
- * group with fewer than CB_NARROW_COLS repeats its last column). */
+ * group takes the lowest tile of CB_NARROW_HEIGHTS that holds its columns,
+ * and repeats its last column up to that height). */
 static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
                                 const CB_REAL* b, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t cols,
                                 CB_REAL* C, ptrdiff_t ldc, int overwrite) {
@@ -282,7 +292,7 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
      * b[j*csb + p*rsb]) and NARROW_NV vectors of A's adjacent rows the place
      * of the B sliver. Row j of t is column j of C. */
     enum { ROWS_OF_C = CB_NARROW_NV * CB_VECTOR_BYTES / sizeof(CB_REAL) };
-    CB_REAL t[CB_NARROW_COLS][ROWS_OF_C];
+    CB_REAL t[CB_TILE_ROWS][ROWS_OF_C];
     /* The lowest tile that holds the group's columns, rather than one that
      * computes repeats of its last column. */
 #define CB_NARROW_OF_HEIGHT(H)                                                                \
@@ -291,6 +301,8 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
                      ROWS_OF_C, 1);
     if (0) {}
     CB_NARROW_HEIGHTS(CB_NARROW_OF_HEIGHT)
+    else
+        __builtin_unreachable();   /* cols <= CB_NARROW_COLS, the last height */
 #undef CB_NARROW_OF_HEIGHT
     for (ptrdiff_t i = 0; i < ROWS_OF_C; i++)
         for (ptrdiff_t j = 0; j < cols; j++)
