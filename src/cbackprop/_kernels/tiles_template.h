@@ -424,17 +424,25 @@ CB_(cb_few_rows_of)(const int ROWS, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a, 
     }
 }
 
+/* Runs BODY(R) on the rows of A and C CB_FEW_ROWS at a time, R the literal
+ * count of the group (so each count is its own unrolled body). */
+_Static_assert(CB_FEW_ROWS == 4, "CB_BY_FEW_ROWS spells out groups of 1 to 4 rows");
+#define CB_BY_FEW_ROWS(rows, a, a_rs, C, ldc, BODY)                                          \
+    for (; rows > 0; rows -= CB_FEW_ROWS, a += CB_FEW_ROWS * a_rs, C += CB_FEW_ROWS * ldc) \
+        switch (rows < CB_FEW_ROWS ? rows : CB_FEW_ROWS) {                                  \
+        case 1: BODY(1); break;                                                             \
+        case 2: BODY(2); break;                                                             \
+        case 3: BODY(3); break;                                                             \
+        default: BODY(4); break;                                                            \
+        }
+
 static void CB_(cb_few_rows)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a,
                              ptrdiff_t a_rs, ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs,
                              CB_REAL* C, ptrdiff_t ldc, int overwrite) {
-    for (; rows > 0; rows -= CB_FEW_ROWS, a += CB_FEW_ROWS * a_rs, C += CB_FEW_ROWS * ldc) {
-        switch (rows < CB_FEW_ROWS ? rows : CB_FEW_ROWS) {
-        case 1: CB_(cb_few_rows_of)(1, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite); break;
-        case 2: CB_(cb_few_rows_of)(2, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite); break;
-        case 3: CB_(cb_few_rows_of)(3, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite); break;
-        default: CB_(cb_few_rows_of)(4, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite); break;
-        }
-    }
+#define CB_FEW_ROWS_BODY(R) \
+    CB_(cb_few_rows_of)(R, n, k, a, a_rs, a_cs, b, b_rs, C, ldc, overwrite)
+    CB_BY_FEW_ROWS(rows, a, a_rs, C, ldc, CB_FEW_ROWS_BODY)
+#undef CB_FEW_ROWS_BODY
 }
 
 /* A few rows of A, their steps adjacent, times Bᵀ whose rows (B's) are
@@ -497,15 +505,12 @@ CB_(cb_few_dots_of)(const int ROWS, const int JS, ptrdiff_t n, ptrdiff_t k, cons
 static void CB_(cb_few_dots)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a,
                              ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
                              ptrdiff_t ldc, int overwrite) {
-    for (; rows > 0; rows -= CB_FEW_ROWS, a += CB_FEW_ROWS * a_rs, C += CB_FEW_ROWS * ldc) {
-        switch (rows < CB_FEW_ROWS ? rows : CB_FEW_ROWS) {
-        case 1: CB_(cb_few_dots_of)(1, CB_FEW_DOT_ROWS(1), n, k, a, a_rs, b, b_cs, C, ldc, overwrite); break;
-        case 2: CB_(cb_few_dots_of)(2, CB_FEW_DOT_ROWS(2), n, k, a, a_rs, b, b_cs, C, ldc, overwrite); break;
-        case 3: CB_(cb_few_dots_of)(3, CB_FEW_DOT_ROWS(3), n, k, a, a_rs, b, b_cs, C, ldc, overwrite); break;
-        default: CB_(cb_few_dots_of)(4, CB_FEW_DOT_ROWS(4), n, k, a, a_rs, b, b_cs, C, ldc, overwrite); break;
-        }
-    }
+#define CB_FEW_DOTS_BODY(R) \
+    CB_(cb_few_dots_of)(R, CB_FEW_DOT_ROWS(R), n, k, a, a_rs, b, b_cs, C, ldc, overwrite)
+    CB_BY_FEW_ROWS(rows, a, a_rs, C, ldc, CB_FEW_DOTS_BODY)
+#undef CB_FEW_DOTS_BODY
 }
+#undef CB_BY_FEW_ROWS
 
 /* The FMA peak of one core with this build's vectors: independent chains of
  * vector FMAs, enough of them to cover the latency of two FMA units.
