@@ -175,3 +175,59 @@ def test_bad_arguments():
         engine.vector_math("exp", np.zeros(3, dtype=np.int64))
     with pytest.raises(TypeError):
         engine.vector_math("exp", np.zeros((4, 4))[:, ::2])
+
+
+def _same_bits_as_numpy_sqrt(x):
+    got = engine.vector_math("sqrt", x)
+    with np.errstate(invalid="ignore"):
+        want = np.sqrt(x)
+    same = (got == want) & (np.signbit(got) == np.signbit(want))
+    same |= np.isnan(got) & np.isnan(want)
+    worst = np.flatnonzero(~same)[:5]
+    assert same.all(), [(float(x[i]).hex(), float(got[i]).hex(), float(want[i]).hex())
+                        for i in worst]
+
+
+def test_float32_sqrt_is_the_instructions_on_every_mantissa():
+    """sqrt's rounding depends on the mantissa and on the exponent's parity
+    alone, so every float32 in [1, 4) covers the Newton steps of the AVX-512
+    build (2^24 values); then every 7th float32 in the binades around where
+    that build hands lanes to the sqrt instruction (2^-90), in the subnormals
+    and the smallest normals, and in the largest binade; and the special
+    values."""
+    def binades(low, high, stride=1):
+        first, last = np.array([low, high], np.float32).view(np.int32)
+        return np.arange(first, last, stride, dtype=np.int32).view(np.float32)
+    x = np.concatenate([binades(1.0, 4.0), binades(2.0**-92, 2.0**-88, 7),
+                        binades(float(np.finfo(np.float32).smallest_subnormal), 2.0**-124, 7),
+                        binades(2.0**126, float(np.finfo(np.float32).max), 7),
+                        np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, -2.0**-140,
+                                  np.finfo(np.float32).max], np.float32)])
+    _same_bits_as_numpy_sqrt(x)
+
+
+def test_float64_sqrt_is_the_instructions_across_every_binade():
+    """float64: random mantissas in every binade from the subnormals to the
+    largest (in particular around the AVX-512 build's hand-over at 2^-900),
+    a million in [1, 4), the special values; several vectors mix lanes of
+    both paths and zeros."""
+    rng = np.random.default_rng(7)
+    mantissas = rng.integers(0, 1 << 52, size=(2098, 256), dtype=np.uint64)
+    exponents = np.arange(2098, dtype=np.uint64)[:, None] % np.uint64(2047)
+    across = ((exponents << np.uint64(52)) | mantissas).view(np.float64).ravel()
+    near_one = (rng.integers(0, 1 << 53, size=1 << 20, dtype=np.uint64)
+                | np.uint64(1023 << 52)).view(np.float64) * np.where(
+                    rng.random(1 << 20) < 0.5, 1.0, 2.0)
+    mixed = across[::5].copy()
+    mixed[::3] = 0.0
+    mixed[1::7] = -mixed[1::7]
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, 5e-324,
+                        np.finfo(np.float64).max, 2.0**-900, np.nextafter(2.0**-900, 0)])
+    _same_bits_as_numpy_sqrt(np.concatenate([across, near_one, mixed, special]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [0, 1, 3, 7, 8, 15, 16, 17, 33, 1000])
+def test_sqrt_of_every_length(n, dtype):
+    x = np.linspace(0, 5, n).astype(dtype)
+    _same_bits_as_numpy_sqrt(x)

@@ -22,7 +22,9 @@
 # The codes are the registry's (the ``code`` of each class in
 # cbackprop/optimizers.py): an optimizer is its class there, its element
 # function and range loop here, and its cases in update_range and
-# moments_written.
+# moments_written. Adam's element and loop are C, vmath.h's cb_vadam (the
+# AVX-512 build takes its square root off the divider, which needs vector
+# code that Cython cannot write); its range function here prepares them.
 #
 # Gradient clipping is fused into the same passes: the engine computes the
 # global gradient norm once per step (gradient_norm) and hands the factor and
@@ -105,35 +107,12 @@ cdef inline bint sgd_momentum_element(real p, real g, real v, real lr, real mome
     return stays_finite(p_next) & stays_finite(v_next)
 
 
-cdef inline bint adam_element(real p, real g, real m, real v, real step_size, real beta1,
-                              real one_minus_beta1, real beta2, real one_minus_beta2, real eps,
-                              real inverse_root2, real decay, real* p_new, real* m_new,
-                              real* v_new) noexcept nogil:
-    """One parameter's Adam step; False when the new values are not finite.
-    ``lr m̂ / (sqrt(v̂) + eps)`` as ``step_size m / (sqrt(v) inverse_root2 + eps)``
-    (step_size = lr / (1 - beta1^t), inverse_root2 = 1 / sqrt(1 - beta2^t), the
-    factors torch computes too): one division per element instead of three.
-    1 - beta1 and 1 - beta2 come from the caller, in the dtype: Cython writes
-    a literal 1 as 1.0, which made float32's arithmetic double."""
-    g = g + decay * p
-    cdef real m_next = beta1 * m + one_minus_beta1 * g
-    cdef real v_next = beta2 * v + one_minus_beta2 * g * g
-    cdef real p_next
-    if real is float:
-        p_next = p - step_size * m_next / (sqrtf(v_next) * inverse_root2 + eps)
-    else:
-        p_next = p - step_size * m_next / (sqrt(v_next) * inverse_root2 + eps)
-    p_new[0] = p_next
-    m_new[0] = m_next
-    v_new[0] = v_next
-    return stays_finite(p_next) & stays_finite(m_next) & stays_finite(v_next)
-
-
 cdef inline bint rmsprop_element(real p, real g, real v, real buf, real lr, real alpha,
                                  real one_minus_alpha, real eps, real momentum, real decay,
                                  real* p_new, real* v_new, real* buf_new) noexcept nogil:
     """One parameter's RMSprop step (torch's, not centered); False when not
-    finite. 1 - alpha comes from the caller, as adam_element's 1 - beta1."""
+    finite. 1 - alpha comes from the caller, in the dtype: Cython writes a
+    literal 1 as 1.0, which made float32's arithmetic double."""
     cdef real step
     g = g + decay * p
     cdef real v_next = alpha * v + one_minus_alpha * g * g
@@ -195,33 +174,41 @@ cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, const real* param, real
                      double weight_decay) noexcept nogil:
     """Adam over a range of one block: the new parameters replace the gradients
     in ``grad``, the new moments go to ``moment1_out`` and ``moment2_out``;
-    returns whether all of them are finite."""
-    cdef Py_ssize_t i, end = start + count
-    cdef real decay = <real>weight_decay
-    cdef real beta1 = <real>opt.beta1, beta2 = <real>opt.beta2, eps = <real>opt.eps
-    cdef real one_minus_beta1 = <real>(1 - opt.beta1)
-    cdef real one_minus_beta2 = <real>(1 - opt.beta2)
+    returns whether all of them are finite.
+
+    ``lr m̂ / (sqrt(v̂) + eps)`` as ``step_size m / (sqrt(v) inverse_root2 + eps)``
+    (step_size = lr / (1 - beta1^t), inverse_root2 = 1 / sqrt(1 - beta2^t), the
+    factors torch computes too): one division per element instead of three.
+    The factors are rounded to the dtype here; the loop is vmath.h's
+    cb_vadam (updates_template.h), whose square root the AVX-512 build
+    computes off the divider."""
     cdef real step_size = <real>(opt.lr / opt.bias_correction1)
     cdef real inverse_root2 = <real>(1 / sqrt(opt.bias_correction2))
-    cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
-    cdef int ok = 1
+    cdef real eps = <real>opt.eps
+    cdef cb_adam_factors factors
     if isinf(step_size):
         # lr / (1 - beta1^t) beyond the dtype (lr near its largest value):
         # the same step as lr m / ((1 - beta1^t) (sqrt(v) / sqrt(1 - beta2^t) + eps)).
         step_size = <real>opt.lr
         inverse_root2 = <real>(opt.bias_correction1 / sqrt(opt.bias_correction2))
         eps = <real>(opt.bias_correction1 * opt.eps)
-    if opt.gradient_scale != 1 or isfinite(opt.clip_value):
-        for i in range(start, end):
-            ok &= adam_element(param[i], clipped(grad[i], scale, limit), moment1[i], moment2[i],
-                               step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
-                               inverse_root2, decay, &grad[i], &moment1_out[i], &moment2_out[i])
+    factors.step_size = step_size
+    factors.inverse_root2 = inverse_root2
+    factors.eps = eps
+    factors.beta1 = <real>opt.beta1
+    factors.one_minus_beta1 = <real>(1 - opt.beta1)
+    factors.beta2 = <real>opt.beta2
+    factors.one_minus_beta2 = <real>(1 - opt.beta2)
+    factors.decay = <real>weight_decay
+    factors.scale = <real>opt.gradient_scale
+    factors.limit = <real>opt.clip_value
+    factors.clip = opt.gradient_scale != 1 or isfinite(opt.clip_value)
+    if real is float:
+        return cb_vadam_f32(count, param + start, grad + start, moment1 + start,
+                            moment2 + start, moment1_out + start, moment2_out + start, &factors)
     else:
-        for i in range(start, end):
-            ok &= adam_element(param[i], grad[i], moment1[i], moment2[i], step_size, beta1,
-                               one_minus_beta1, beta2, one_minus_beta2, eps, inverse_root2,
-                               decay, &grad[i], &moment1_out[i], &moment2_out[i])
-    return ok
+        return cb_vadam_f64(count, param + start, grad + start, moment1 + start,
+                            moment2 + start, moment1_out + start, moment2_out + start, &factors)
 
 
 cdef bint rmsprop_range(Py_ssize_t count, Py_ssize_t start, const real* param, real* grad,

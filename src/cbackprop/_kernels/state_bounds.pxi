@@ -115,7 +115,7 @@ cdef inline double largest_step_gradient(const OptimizerSettings* opt, double la
 
 cdef bint adam_stays_finite(const OptimizerSettings* opt, double g, const StateBounds* bounds,
                             double limit, StateBounds* after) noexcept nogil:
-    """adam_element, with |m| / (sqrt(v) / sqrt(1 - beta2^t) + eps) <= |m| / eps."""
+    """Adam's step (cb_vadam), with |m| / (sqrt(v) / sqrt(1 - beta2^t) + eps) <= |m| / eps."""
     cdef double m = (opt.beta1 * bounds.moment1 + (1 - opt.beta1) * g) * BOUND_SLACK
     cdef double v = (opt.beta2 * bounds.moment2 + (1 - opt.beta2) * g * g) * BOUND_SLACK
     cdef double step_size = fabs(opt.lr) / opt.bias_correction1

@@ -22,6 +22,9 @@
  *   cb_vlog1p_<sfx>(n, x, y)    y = log(1 + x), accurate near 0
  *   cb_verfc_<sfx>(n, x, y)     y = erfc(x): 1 - x P(x²) near 0, else exp(-x²) R(|x|) (x > 0)
  *                               or 2 - exp(-x²) R(|x|) (x < 0)
+ *   cb_vsqrt_<sfx>(n, x, y)     y = sqrt(x), correctly rounded
+ *
+ * and Adam's update, cb_vadam_<sfx> (updates_template.h).
  *
  * NaN gives NaN, ±inf and overflow their limits, and results are within a
  * few ulp of the correctly rounded ones (tests/test_vmath.py sweeps each
@@ -46,6 +49,11 @@
 #define CB_VM_INT int64_t
 #define CB_VM_SFX f64
 #include "vmath_template.h"
+#include "updates_template.h"
+#undef VM_LANES
+#undef VMI
+#undef VM
+#undef CB_VM_
 #undef CB_VM_DOUBLE
 #undef CB_REAL
 #undef CB_VM_INT
@@ -56,6 +64,11 @@
 #define CB_VM_INT int32_t
 #define CB_VM_SFX f32
 #include "vmath_template.h"
+#include "updates_template.h"
+#undef VM_LANES
+#undef VMI
+#undef VM
+#undef CB_VM_
 #undef CB_VM_DOUBLE
 #undef CB_REAL
 #undef CB_VM_INT

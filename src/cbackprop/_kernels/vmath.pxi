@@ -20,6 +20,19 @@ cdef extern from "vmath.h" nogil:
     void cb_vlog1p_f32(Py_ssize_t n, const float* x, float* y) noexcept
     void cb_verfc_f64(Py_ssize_t n, const double* x, double* y) noexcept
     void cb_verfc_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    void cb_vsqrt_f64(Py_ssize_t n, const double* x, double* y) noexcept
+    void cb_vsqrt_f32(Py_ssize_t n, const float* x, float* y) noexcept
+
+    ctypedef struct cb_adam_factors:
+        double step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, inverse_root2
+        double decay, scale, limit
+        int clip
+    bint cb_vadam_f64(Py_ssize_t n, const double* param, double* grad, const double* m,
+                      const double* v, double* m_out, double* v_out,
+                      const cb_adam_factors* factors) noexcept
+    bint cb_vadam_f32(Py_ssize_t n, const float* param, float* grad, const float* m,
+                      const float* v, float* m_out, float* v_out,
+                      const cb_adam_factors* factors) noexcept
 
 
 cdef inline void vector_exp(Py_ssize_t n, const real* x, real* y) noexcept nogil:
@@ -78,7 +91,7 @@ cdef inline void vector_erfc(Py_ssize_t n, const real* x, real* y) noexcept nogi
         cb_verfc_f64(n, x, y)
 
 
-VECTOR_MATH = ("exp", "expm1", "sigmoid", "tanh", "silu", "log", "log1p", "erfc")
+VECTOR_MATH = ("exp", "expm1", "sigmoid", "tanh", "silu", "log", "log1p", "erfc", "sqrt")
 
 
 cdef void apply_vector_math(int which, Py_ssize_t n, const real* x, real* y) noexcept nogil:
@@ -96,8 +109,12 @@ cdef void apply_vector_math(int which, Py_ssize_t n, const real* x, real* y) noe
         vector_log(n, x, y)
     elif which == 6:
         vector_log1p(n, x, y)
-    else:
+    elif which == 7:
         vector_erfc(n, x, y)
+    elif real is float:
+        cb_vsqrt_f32(n, x, y)
+    else:
+        cb_vsqrt_f64(n, x, y)
 
 
 def vector_math(str name, cnp.ndarray x not None):
