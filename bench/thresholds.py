@@ -14,9 +14,11 @@ generated C beside the sources::
 A shape is M x K x N, with ``t`` for op(A) = Aᵀ and ``T`` for op(B) = Bᵀ (as
 bench/alignment.py); operands start on 64 bytes, as the engine's own do.
 An activation's name instead (``tanh``) times its forward pass on 128 x 256
-values, in ns per element::
+values, in ns per element, and a function of vmath.h's (``sqrt``, ``log``...:
+the engine's ``VECTOR_MATH``) its vector kernel on as many::
 
     PYTHONPATH=src python bench/thresholds.py VM_TANH_SATURATES=9 float32 tanh
+    PYTHONPATH=src python bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64 sqrt
 
 ``halves_512=0|1`` instead of a constant times the build as imported against
 the same build told the other way by ``engine.set_halves_512`` (the
@@ -51,7 +53,10 @@ import numpy as np  # noqa: E402  (after pinning the thread counts)
 
 import cbackprop as cb  # noqa: E402
 from cbackprop._activations import REGISTRY  # noqa: E402
+from cbackprop._backend import engine as _running  # noqa: E402
 from benchlib.settings import product_shape  # noqa: E402
+
+VECTOR_MATH = _running.VECTOR_MATH
 
 PACKAGE = Path(cb.__file__).resolve().parent
 # The instruction flags of each build (setup.py's AVX2_FLAGS / AVX512_FLAGS).
@@ -74,11 +79,12 @@ def parse_args():
     if name == "halves_512" and value not in ("0", "1"):
         parser.error(f"halves_512 is 0 or 1, got {value!r}")
     for shape in args.shapes.split(","):
-        if shape not in REGISTRY:
+        if shape not in REGISTRY and shape not in VECTOR_MATH:
             try:
                 product_shape(shape)
             except ValueError as error:
-                parser.error(f"{error}, or an activation's name ({', '.join(REGISTRY)})")
+                parser.error(f"{error}, or an activation's name ({', '.join(REGISTRY)}), or a "
+                             f"vector function's ({', '.join(VECTOR_MATH)})")
     return args
 
 
@@ -142,8 +148,9 @@ def main():
     print(f"{cb.kernel_path} build, {args.dtype}, one thread: as built vs {name}={value}")
     with tempfile.TemporaryDirectory() as tmp:
         if name == "halves_512":
-            if any(shape in REGISTRY for shape in args.shapes.split(",")):
-                sys.exit("halves_512 changes products only; give shapes, not activations")
+            if any(shape in REGISTRY or shape in VECTOR_MATH for shape in args.shapes.split(",")):
+                sys.exit("halves_512 changes products only; give shapes, not activations or "
+                         "vector functions")
             from cbackprop._backend import engine
             engine.set_num_threads(1)
             engines = {"as built": Told(engine, engine.tile_table()["halves_512"]),
@@ -156,6 +163,8 @@ def main():
         for shape in args.shapes.split(","):
             if shape in REGISTRY:
                 compare_activation(engines, shape, args.dtype, rng)
+            elif shape in VECTOR_MATH:
+                compare_vector_math(engines, shape, args.dtype, rng)
             else:
                 compare_gemm(engines, shape, args.dtype, rng)
 
@@ -203,6 +212,16 @@ def compare_activation(engines, name, dtype, rng):
     best = interleaved_best(engines, lambda engine: engine.op_activation_forward(code, z, out), 200)
     ns = {label: seconds / z.size * 1e9 for label, seconds in best.items()}
     print(f"  {name + ' forward':<16} as built {ns['as built']:6.3f} ns   variant "
+          f"{ns['variant']:6.3f} ns   as built / variant {ns['as built'] / ns['variant']:.3f}")
+
+
+def compare_vector_math(engines, name, dtype, rng):
+    """vmath.h's ``name`` over 128 x 256 values (their magnitudes, which every
+    function takes)."""
+    x = np.abs(on_cache_lines((128, 256), dtype, rng))
+    best = interleaved_best(engines, lambda engine: engine.vector_math(name, x), 200)
+    ns = {label: seconds / x.size * 1e9 for label, seconds in best.items()}
+    print(f"  {name:<16} as built {ns['as built']:6.3f} ns   variant "
           f"{ns['variant']:6.3f} ns   as built / variant {ns['as built'] / ns['variant']:.3f}")
 
 

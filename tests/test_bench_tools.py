@@ -257,6 +257,22 @@ def test_thresholds_loads_a_build_set_up_as_the_running_one(tmp_path):
         _backend.engine.set_halves_512(setting)
 
 
+def test_thresholds_times_a_vector_function(capsys):
+    """A vmath.h function's name (sqrt) is read as one and timed in ns per
+    value, one line; an unknown name is refused with the functions listed."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        thresholds = importlib.import_module("thresholds")
+    finally:
+        sys.path.remove(str(BENCH))
+    assert "sqrt" in thresholds.VECTOR_MATH
+    engines = {"as built": _backend.engine, "variant": _backend.engine}
+    thresholds.compare_vector_math(engines, "sqrt", "float64", np.random.default_rng(0))
+    [line] = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"\s+sqrt\s+as built\s+[\d.]+ ns\s+variant\s+[\d.]+ ns"
+                        r"\s+as built / variant [\d.]+", line), line
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "rmsprop"])
 def test_apply_update_is_the_update_of_train_step(name, dtype):

@@ -166,7 +166,7 @@ static inline VM CB_VM_(cb_vm_at_least)(VM x, CB_REAL limit) {
 }
 
 /* sqrt(x), correctly rounded (as the sqrt instruction). The AVX-512 build
- * computes it on the FMA units instead of the divider, which also runs
+ * (CB_ROOT_BY_NEWTON, vmath.h) computes it on the FMA units instead of the divider, which also runs
  * every division and, in float64, takes 16 cycles per vector for each
  * (Adam's update needs one of each per parameter, so this doubles its
  * speed): from the 14-bit estimate of 1/sqrt(x), two (float32: one)
@@ -178,7 +178,7 @@ static inline VM CB_VM_(cb_vm_at_least)(VM x, CB_REAL limit) {
  * 0 come out right from the Newton steps, whose estimate is then of
  * VM_ROOT_SMALLEST's). */
 static inline VM CB_VM_(cb_vm_sqrt)(VM x) {
-#if CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
+#if CB_ROOT_BY_NEWTON && CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
     typedef __typeof__(VM_X86(setzero)()) native;
     VM estimate = (VM)VM_X86(rsqrt14)((native)CB_VM_(cb_vm_at_least)(x, VM_ROOT_SMALLEST));
     VM s = x * estimate, h = (CB_REAL)0.5 * estimate, t;
