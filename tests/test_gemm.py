@@ -121,8 +121,7 @@ def test_halves_512_picks_the_ten_column_tiles():
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("N", range(2, 12))
 def test_narrow_products(trans_a, trans_b, N, dtype, halves_512):
-    """Output-layer widths (the narrow kernels take N <= 10 below the threading
-    threshold): row counts around their tiles (4 to 32 rows), K across panels
+    """Output-layer widths (the narrow kernels take N <= 10): row counts around their tiles (4 to 32 rows), K across panels
     (192 or 256), with and without accumulating into C, with either set of
     ten-column tiles."""
     rng = np.random.default_rng(N)
@@ -187,6 +186,33 @@ def restore_engine_threads():
     before = engine.get_num_threads()
     yield
     engine.set_num_threads(before)
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(True, False), (True, True), (False, False),
+                                             (False, True)])
+@pytest.mark.parametrize("N", [2, 5, 9, 10])
+def test_large_narrow_products_on_a_team_equal_one_thread(trans_a, trans_b, N, dtype,
+                                                          halves_512, restore_engine_threads):
+    """Narrow products above the threading threshold (3 MFLOP) keep their
+    narrow kernels, their tiles shared by a team: Xᵀ@δ of a wide layer's
+    output (vectors down the rows of C, rows left over for the blocked
+    loops) and its X@W (the ten-column tiles, K across several panels, rows
+    not a multiple of a tile's). 1, 2 and 3 threads give the same bits, with
+    and without accumulating, and numpy's product to rounding."""
+    rng = np.random.default_rng(N)
+    for M, K in [(1000, 800), (263, 3000)]:
+        A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
+        C0 = rng.standard_normal((M, N)).astype(dtype)
+        products, sums = [], []
+        for threads in (1, 2, 3):
+            engine.set_num_threads(threads)
+            products.append(product(A, B, trans_a, trans_b))
+            sums.append(accumulate(A, B, trans_a, trans_b, C0.copy()))
+        _assert_close(products[0], expected, K, dtype)
+        _assert_close(sums[0], expected + C0, K, dtype)
+        for threaded, threaded_sum in zip(products[1:], sums[1:]):
+            np.testing.assert_array_equal(threaded, products[0])
+            np.testing.assert_array_equal(threaded_sum, sums[0])
 
 
 @pytest.mark.parametrize("K", [10, 64, 65, 300])

@@ -157,7 +157,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     """
     cdef Py_ssize_t i, j
     cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
-    cdef int thread = 0, team = 1
+    cdef int thread = 0, team = 1, narrow
     cdef Py_ssize_t next_tile[MAX_STEALING_TEAM * COUNTER_STRIDE]
     if K == 0:
         if not accumulate:
@@ -177,12 +177,22 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
             and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M):
         few_dots(M, N, K, A, rsa, B, csb, C, ldc, not accumulate)
         return
-    if 2.0 * M * N * K < CB_PARALLEL_MIN_FLOPS:
-        # The choice depends on the shape alone, so results never depend on
-        # the thread count.
-        if narrow_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b):
-            return
-    elif n_threads > 1:
+    # The choice depends on the shape alone, so results never depend on the
+    # thread count: a narrow product takes the narrow kernels at any size,
+    # its tiles shared by a team when it is large (each tile whole on one
+    # thread). The blocked loops ran those of a wide layer's output 1.1-3.1x
+    # slower (bench/README.md, "Kept: narrow kernels at any size").
+    narrow = narrow_kind(A, M, N, K, rsa, csa)
+    if narrow != NARROW_NONE:
+        if n_threads > 1 and 2.0 * M * N * K >= CB_PARALLEL_MIN_FLOPS:
+            with parallel(num_threads=n_threads):
+                narrow_gemm(narrow, M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate,
+                            pack_a, pack_b, threadid(), cbackprop_team_size())
+        else:
+            narrow_gemm(narrow, M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a,
+                        pack_b, 0, 1)
+        return
+    if n_threads > 1 and 2.0 * M * N * K >= CB_PARALLEL_MIN_FLOPS:
         with parallel(num_threads=n_threads):
             thread = threadid()
             team = cbackprop_team_size()
@@ -358,61 +368,82 @@ cdef inline void narrow_groups(Py_ssize_t N, Py_ssize_t group, Py_ssize_t* first
     cols[0] = base + (1 if group < extra else 0)
 
 
-cdef bint narrow_gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+cdef enum NarrowKind:
+    NARROW_NONE = 0
+    NARROW_ROWS = 1     # vectors down the rows of C (narrow_rows)
+    NARROW_TEN = 2      # the ten-column tiles (ten_tile)
+
+
+cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                            Py_ssize_t rsa, Py_ssize_t csa) noexcept nogil:
+    """Which narrow kernel serves C = op(A) @ op(B), from the shape and op(A)'s
+    layout (A for its dtype alone): NARROW_ROWS when op(A)'s rows are adjacent in memory and 2 <= N <=
+    NARROW_MAX_N (dW of an output layer); otherwise NARROW_TEN for 9 or 10
+    columns with op(A)'s steps adjacent and K at least the shortest the
+    ten-column tiles take (an output layer's forward pass), where a packed
+    tile would spend a third or more of its lanes on padding columns;
+    otherwise NARROW_NONE."""
+    if N > NARROW_MAX_N or N < 2 or K < 1:
+        return NARROW_NONE
+    if rsa == 1 and M >= narrow_rows_per_tile(<real*>NULL):
+        return NARROW_ROWS
+    if N >= 9 and csa == 1 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL):
+        return NARROW_TEN
+    return NARROW_NONE
+
+
+cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       const real* A, Py_ssize_t rsa, Py_ssize_t csa,
                       const real* B, Py_ssize_t rsb, Py_ssize_t csb,
                       real* C, Py_ssize_t ldc, bint accumulate,
-                      real* pack_a, real* pack_b) noexcept nogil:
-    """C = op(A) @ op(B) (or +=) by the narrow kernels, on one thread: when
-    op(A)'s rows are adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an
-    output layer), vectors down the rows of C; otherwise, for 9 or 10
-    columns with op(A)'s steps adjacent and K at least the shortest the
-    ten-column tiles take (an output layer's forward pass), those tiles. A
-    packed tile would spend a third or more of its lanes on padding
-    columns. False (and nothing done) for any other shape. Rows left over
-    (fewer than one narrow tile) go to the blocked loops."""
+                      real* pack_a, real* pack_b, int thread, int team) noexcept nogil:
+    """C = op(A) @ op(B) (or +=) by the narrow kernel ``kind`` (narrow_kind):
+    this thread's share of its tiles, run by every thread of a team of
+    ``team``. Each tile is computed whole by one thread, so results do not
+    depend on the team. Rows left over from the narrow rows' tiles (fewer
+    than one tile) go to the blocked loops, on the team's last thread."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
     cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS
-    cdef Py_ssize_t i, g, first, cols, full_rows
-    if N > NARROW_MAX_N or N < 2 or K < 1:
-        return False
-    if rsa != 1 or M < rows_per_tile:
-        return (N >= 9 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL)
-                and ten_columns(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_b))
+    cdef Py_ssize_t tile, first_tile, last_tile, i, g, first, cols, full_rows
+    if kind == NARROW_TEN:
+        ten_columns(M, N, K, A, rsa, B, rsb, csb, C, ldc, accumulate, pack_b, thread, team)
+        return
     full_rows = M // rows_per_tile * rows_per_tile
-    i = 0
-    while i < full_rows:
+    share(full_rows // rows_per_tile, thread, team, &first_tile, &last_tile)
+    for tile in range(first_tile, last_tile):
+        i = tile * rows_per_tile
         for g in range(n_groups):
             narrow_groups(N, g, &first, &cols)
             narrow_rows(K, A + i, csa, B + first * csb, rsb, csb, cols,
                         C + i * ldc + first, ldc, not accumulate)
-        i += rows_per_tile
-    if full_rows < M:
+    if full_rows < M and thread == team - 1:
         gemm_blocks(M - full_rows, N, K, A + full_rows, rsa, csa, B, rsb, csb,
                     C + full_rows * ldc, ldc, accumulate, pack_a, pack_b, 0, 1, NULL)
-    return True
 
 
-cdef inline bint ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
-                             const real* A, Py_ssize_t rsa, Py_ssize_t csa,
+cdef inline void ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                             const real* A, Py_ssize_t rsa,
                              const real* B, Py_ssize_t rsb, Py_ssize_t csb,
                              real* C, Py_ssize_t ldc, bint accumulate,
-                             real* pack_b) noexcept nogil:
+                             real* pack_b, int thread, int team) noexcept nogil:
     """C = op(A) @ op(B) (or +=) for N of 9 or 10 by the ten-column tiles, K
-    in panels of gemm_kc packed once each (pack_b holds gemm_pack_b_size(N, K)).
-    False (nothing done) unless op(A)'s steps are adjacent (csa == 1), as the
-    tiles read them."""
+    in panels of gemm_kc, each packed once (pack_b holds gemm_pack_b_size(N,
+    K)) by the team's first thread; every thread computes its share of the
+    row blocks of each panel, the same share each time. op(A)'s steps are
+    adjacent (narrow_kind checked that), as the tiles read them."""
     cdef Py_ssize_t rows = ten_rows(<real*>NULL)
-    cdef Py_ssize_t pc = 0, kc, i
-    if csa != 1:
-        return False
+    cdef Py_ssize_t pc = 0, kc, block, first_block, last_block, i
+    share((M + rows - 1) // rows, thread, team, &first_block, &last_block)
     while pc < K:
         kc = min(gemm_kc(<real*>NULL), K - pc)
-        pack_ten(kc, N, B + pc * rsb, rsb, csb, pack_b)
-        i = 0
-        while i < M:
+        if thread == 0:
+            pack_ten(kc, N, B + pc * rsb, rsb, csb, pack_b)
+        if team > 1:
+            cbackprop_barrier()   # the panel packed
+        for block in range(first_block, last_block):
+            i = block * rows
             ten_tile(kc, A + i * rsa + pc, rsa, pack_b, C + i * ldc, ldc,
                      min(rows, M - i), N, pc == 0 and not accumulate)
-            i += rows
+        if team > 1:
+            cbackprop_barrier()   # the panel free to be repacked
         pc += gemm_kc(<real*>NULL)
-    return True
