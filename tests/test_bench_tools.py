@@ -257,7 +257,7 @@ def test_thresholds_loads_a_build_set_up_as_the_running_one(tmp_path):
         _backend.engine.set_halves_512(setting)
 
 
-def test_thresholds_times_a_vector_function(capsys):
+def test_thresholds_times_a_vector_function(capsys, monkeypatch):
     """A vmath.h function's name (sqrt) is read as one and timed in ns per
     value, one line; an unknown name is refused with the functions listed."""
     sys.path.insert(0, str(BENCH))
@@ -266,6 +266,13 @@ def test_thresholds_times_a_vector_function(capsys):
     finally:
         sys.path.remove(str(BENCH))
     assert "sqrt" in thresholds.VECTOR_MATH
+    monkeypatch.setattr(sys, "argv", ["thresholds.py", "CB_ROOT_BY_NEWTON=0", "float64", "sqrt,8x8x8"])
+    assert thresholds.parse_args().shapes == "sqrt,8x8x8"
+    monkeypatch.setattr(sys, "argv", ["thresholds.py", "CB_ROOT_BY_NEWTON=0", "float64", "sqrtt"])
+    with pytest.raises(SystemExit) as refused:
+        thresholds.parse_args()
+    assert refused.value.code == 2
+    assert "vector function's (" in capsys.readouterr().err
     engines = {"as built": _backend.engine, "variant": _backend.engine}
     thresholds.compare_vector_math(engines, "sqrt", "float64", np.random.default_rng(0))
     [line] = capsys.readouterr().out.splitlines()

@@ -197,8 +197,9 @@ def test_large_narrow_products_on_a_team_equal_one_thread(trans_a, trans_b, N, d
     narrow kernels, their tiles shared by a team: Xᵀ@δ of a wide layer's
     output (vectors down the rows of C, rows left over for the blocked
     loops) and its X@W (the ten-column tiles, K across several panels, rows
-    not a multiple of a tile's). 1, 2 and 3 threads give the same bits, with
-    and without accumulating, and numpy's product to rounding."""
+    not a multiple of a tile's); X@W of 2 and 5 columns, which no narrow
+    kernel takes, run the blocked loops. 1, 2 and 3 threads give the same
+    bits, with and without accumulating, and numpy's product to rounding."""
     rng = np.random.default_rng(N)
     for M, K in [(1000, 800), (263, 3000)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)

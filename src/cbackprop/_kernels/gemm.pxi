@@ -153,7 +153,8 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     Without ``accumulate`` C is never read (it may hold garbage or NaN).
     ``pack_a``/``pack_b`` hold at least gemm_pack_a_size / gemm_pack_b_size
     elements. With ``n_threads`` > 1 and enough work, a team of threads runs
-    the blocked loops together (see gemm_blocks); small products never start one.
+    the blocked loops (see gemm_blocks) or the narrow kernels (narrow_gemm)
+    together; small products never start one.
     """
     cdef Py_ssize_t i, j
     cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)

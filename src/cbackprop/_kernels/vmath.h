@@ -42,9 +42,9 @@
 #include "tiles.h"
 
 /* Whether a 64-byte build computes cb_vm_sqrt by Newton steps on the FMA
- * units (vmath_template.h): Adam's update 1.15 -> 0.69 ns a parameter in
- * float64 on an Intel Xeon (bench/README.md, "Kept: Adam's square root off
- * the divider"). Not measured on a Zen 4, whose AVX-512 build takes it too;
+ * units (vmath_template.h): Adam's step 1.15 -> 0.68-0.72 ns a parameter
+ * more than SGD's in float64 on an Intel Xeon (bench/README.md, "Kept:
+ * Adam's square root off the divider"). Not measured on a Zen 4, whose AVX-512 build takes it too;
  * `bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64 sqrt` times the two. */
 #define CB_ROOT_BY_NEWTON 1
 
