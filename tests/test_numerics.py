@@ -446,20 +446,23 @@ def test_numpy_set_to_raise_does_not_turn_underflow_into_divergence(Net, dtype):
     assert history["loss"] == [0.0, 0.0] and history.stop_reason == "completed"
 
 
-def test_adam_whose_float32_eps_rounds_to_zero_steps_every_block_length():
-    """eps = 1e-50 is 0 in float32: the division is then 0 / 0 wherever a
-    second moment is 0. The compiled update runs whole vectors and pads the
-    rest of a block with zeros, whose lanes must not count as a NaN step.
-    Blocks of 1 to 35 parameters, every gradient nonzero: each step is taken
-    (the reference agrees), none refused."""
+@pytest.mark.parametrize("optimizer", [lambda: cb.Adam(lr=0.01, eps=1e-50),
+                                       lambda: cb.RMSprop(lr=0.01, eps=1e-50),
+                                       lambda: cb.RMSprop(lr=0.01, eps=1e-50, momentum=0.5)],
+                         ids=["adam", "rmsprop", "rmsprop-momentum"])
+def test_an_eps_that_rounds_to_zero_in_float32_steps_every_block_length(optimizer):
+    """eps = 1e-50 is 0 in float32: Adam's and RMSprop's division is then
+    0 / 0 wherever a second moment is 0. The compiled update runs whole
+    vectors and pads the rest of a block with zeros, whose lanes must not
+    count as a NaN step. Blocks of 1 to 35 parameters, every gradient
+    nonzero: each step is taken (the reference agrees), none refused."""
     rng = np.random.default_rng(3)
     for n_in, n_out in [(1, 1), (3, 2), (5, 3), (7, 5), (1, 17), (2, 35)]:
         X = rng.normal(size=(9, n_in))
         Y = rng.normal(size=(9, n_out))
         results = []
         for Net in (cb.Network, cb.reference.Network):
-            net = Net([n_in, n_out], ["identity"], optimizer=cb.Adam(lr=0.01, eps=1e-50),
-                      dtype="float32", seed=0)
+            net = Net([n_in, n_out], ["identity"], optimizer=optimizer(), dtype="float32", seed=0)
             for _ in range(3):
                 net.train_step(X, Y)
             results.append(np.concatenate([p.ravel() for p in sum(net.get_params(), [])]))

@@ -22,16 +22,17 @@
 # The codes are the registry's (the ``code`` of each class in
 # cbackprop/optimizers.py): an optimizer is its class there, its element
 # function and range loop here, and its cases in update_range and
-# moments_written. Adam's element and loop are C, vmath.h's cb_vadam (the
-# AVX-512 build takes its square root off the divider, which needs vector
-# code that Cython cannot write); its range function here prepares them.
+# moments_written. Adam's and RMSprop's elements and loops are C, vmath.h's
+# cb_vadam and cb_vrmsprop (the AVX-512 build takes their square root off
+# the divider, which needs vector code that Cython cannot write); their
+# range functions here prepare the factors.
 #
 # Gradient clipping is fused into the same passes: the engine computes the
 # global gradient norm once per step (gradient_norm) and hands the factor and
 # the clamp bound down in the settings; each element is clipped as it is
 # read. Without clipping the loops are the unclipped ones, chosen once per
 # block.
-from libc.math cimport INFINITY, fabs, isfinite, isinf, pow, sqrt, sqrtf
+from libc.math cimport INFINITY, fabs, isfinite, isinf, pow, sqrt
 from cython.parallel cimport prange
 
 cdef enum OptimizerKind:
@@ -107,28 +108,6 @@ cdef inline bint sgd_momentum_element(real p, real g, real v, real lr, real mome
     return stays_finite(p_next) & stays_finite(v_next)
 
 
-cdef inline bint rmsprop_element(real p, real g, real v, real buf, real lr, real alpha,
-                                 real one_minus_alpha, real eps, real momentum, real decay,
-                                 real* p_new, real* v_new, real* buf_new) noexcept nogil:
-    """One parameter's RMSprop step (torch's, not centered); False when not
-    finite. 1 - alpha comes from the caller, in the dtype: Cython writes a
-    literal 1 as 1.0, which made float32's arithmetic double."""
-    cdef real step
-    g = g + decay * p
-    cdef real v_next = alpha * v + one_minus_alpha * g * g
-    if real is float:
-        step = g / (sqrtf(v_next) + eps)
-    else:
-        step = g / (sqrt(v_next) + eps)
-    # Without momentum the buffer keeps its value (a select, not a branch).
-    cdef real buf_next = momentum * buf + step if momentum != 0 else buf
-    cdef real p_next = p - lr * (buf_next if momentum != 0 else step)
-    p_new[0] = p_next
-    v_new[0] = v_next
-    buf_new[0] = buf_next
-    return stays_finite(p_next) & stays_finite(v_next) & stays_finite(buf_next)
-
-
 cdef inline real clipped(real g, real scale, real limit) noexcept nogil:
     """``g * scale`` clamped to ``[-limit, limit]``; NaN stays NaN."""
     g = g * scale
@@ -185,24 +164,21 @@ cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, const real* param, real
     cdef real step_size = <real>(opt.lr / opt.bias_correction1)
     cdef real inverse_root2 = <real>(1 / sqrt(opt.bias_correction2))
     cdef real eps = <real>opt.eps
-    cdef cb_adam_factors factors
+    cdef cb_update_factors factors
     if isinf(step_size):
         # lr / (1 - beta1^t) beyond the dtype (lr near its largest value):
         # the same step as lr m / ((1 - beta1^t) (sqrt(v) / sqrt(1 - beta2^t) + eps)).
         step_size = <real>opt.lr
         inverse_root2 = <real>(opt.bias_correction1 / sqrt(opt.bias_correction2))
         eps = <real>(opt.bias_correction1 * opt.eps)
-    factors.step_size = step_size
-    factors.inverse_root2 = inverse_root2
+    fill_update_factors(&factors, opt, weight_decay, <real*>NULL)
+    factors.rate = step_size
+    factors.root_scale = inverse_root2
     factors.eps = eps
-    factors.beta1 = <real>opt.beta1
-    factors.one_minus_beta1 = <real>(1 - opt.beta1)
-    factors.beta2 = <real>opt.beta2
-    factors.one_minus_beta2 = <real>(1 - opt.beta2)
-    factors.decay = <real>weight_decay
-    factors.scale = <real>opt.gradient_scale
-    factors.limit = <real>opt.clip_value
-    factors.clip = opt.gradient_scale != 1 or isfinite(opt.clip_value)
+    factors.keep1 = <real>opt.beta1
+    factors.add1 = <real>(1 - opt.beta1)
+    factors.keep2 = <real>opt.beta2
+    factors.add2 = <real>(1 - opt.beta2)
     if real is float:
         return cb_vadam_f32(count, param + start, grad + start, moment1 + start,
                             moment2 + start, moment1_out + start, moment2_out + start, &factors)
@@ -215,25 +191,35 @@ cdef bint rmsprop_range(Py_ssize_t count, Py_ssize_t start, const real* param, r
                         const real* square_avg, const real* buf, real* square_avg_out,
                         real* buf_out, const OptimizerSettings* opt,
                         double weight_decay) noexcept nogil:
-    """RMSprop over a range of one block, as adam_range (the momentum test is
-    the same for every element: a select, not a branch)."""
-    cdef Py_ssize_t i, end = start + count
-    cdef real lr = <real>opt.lr, decay = <real>weight_decay, alpha = <real>opt.alpha
-    cdef real eps = <real>opt.eps, momentum = <real>opt.momentum
-    cdef real one_minus_alpha = <real>(1 - opt.alpha)
-    cdef real scale = <real>opt.gradient_scale, limit = <real>opt.clip_value
-    cdef int ok = 1
-    if opt.gradient_scale != 1 or isfinite(opt.clip_value):
-        for i in range(start, end):
-            ok &= rmsprop_element(param[i], clipped(grad[i], scale, limit), square_avg[i], buf[i],
-                                  lr, alpha, one_minus_alpha, eps, momentum, decay, &grad[i],
-                                  &square_avg_out[i], &buf_out[i])
+    """RMSprop (torch's, not centered) over a range of one block, as
+    adam_range: the loop is vmath.h's cb_vrmsprop (updates_template.h). 1 -
+    alpha is rounded here, in the dtype."""
+    cdef cb_update_factors factors
+    fill_update_factors(&factors, opt, weight_decay, <real*>NULL)
+    factors.rate = <real>opt.lr
+    factors.eps = <real>opt.eps
+    factors.momentum = <real>opt.momentum
+    factors.keep2 = <real>opt.alpha
+    factors.add2 = <real>(1 - opt.alpha)
+    if real is float:
+        return cb_vrmsprop_f32(count, param + start, grad + start, square_avg + start,
+                               buf + start, square_avg_out + start, buf_out + start, &factors)
     else:
-        for i in range(start, end):
-            ok &= rmsprop_element(param[i], grad[i], square_avg[i], buf[i], lr, alpha,
-                                  one_minus_alpha, eps, momentum, decay, &grad[i],
-                                  &square_avg_out[i], &buf_out[i])
-    return ok
+        return cb_vrmsprop_f64(count, param + start, grad + start, square_avg + start,
+                               buf + start, square_avg_out + start, buf_out + start, &factors)
+
+
+cdef inline void fill_update_factors(cb_update_factors* factors, const OptimizerSettings* opt,
+                                     double weight_decay, real* kind) noexcept nogil:
+    """What Adam and RMSprop share of the factors (``kind`` for the dtype):
+    weight decay and clipping; the rest 0 until the caller sets it."""
+    factors.rate = factors.keep1 = factors.add1 = factors.keep2 = factors.add2 = 0
+    factors.root_scale = 1
+    factors.eps = factors.momentum = 0
+    factors.decay = <real>weight_decay
+    factors.scale = <real>opt.gradient_scale
+    factors.limit = <real>opt.clip_value
+    factors.clip = opt.gradient_scale != 1 or isfinite(opt.clip_value)
 
 
 cdef inline bint update_range(Py_ssize_t count, Py_ssize_t start, const real* param,

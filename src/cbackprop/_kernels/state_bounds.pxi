@@ -131,7 +131,7 @@ cdef bint adam_stays_finite(const OptimizerSettings* opt, double g, const StateB
 cdef bint rmsprop_stays_finite(const OptimizerSettings* opt, double g,
                                const StateBounds* bounds, double limit,
                                StateBounds* after) noexcept nogil:
-    """rmsprop_element, with |g| / (sqrt(v) + eps) <= |g| / eps; without
+    """RMSprop's step (cb_vrmsprop), with |g| / (sqrt(v) + eps) <= |g| / eps; without
     momentum the buffer keeps its values."""
     cdef double v = (opt.alpha * bounds.moment1 + (1 - opt.alpha) * g * g) * BOUND_SLACK
     cdef double step = g / opt.eps * BOUND_SLACK

@@ -1,81 +1,101 @@
-/* Adam's update over an array for one dtype, written on the vectors of
- * vmath_template.h (included after it, inside the same dtype block): its
- * square root is cb_vm_sqrt, which the AVX-512 build runs on the FMA units,
- * so that only the division is left to the divider. optimizers.pxi's
- * adam_range computes the factors and calls it.
+/* The updates of the optimizers with two state buffers, Adam and RMSprop,
+ * over an array for one dtype, written on the vectors of vmath_template.h
+ * (included after it, inside the same dtype block): their square root is
+ * cb_vm_sqrt, which the AVX-512 build runs on the FMA units, so that only
+ * the division is left to the divider. optimizers.pxi's adam_range and
+ * rmsprop_range compute the factors and call cb_vadam / cb_vrmsprop.
  *
  * The arithmetic, element by element, as written (an FMA wherever the
- * build contracts a product and a sum):
- *   g  = clip(g)                         when factors->clip: g * scale in [-limit, limit]
+ * build contracts a product and a sum), from the state a, b:
+ *   g  = clip(g)                when factors->clip: g * scale in [-limit, limit]
  *   g  = g + decay p
- *   m' = beta1 m + (1 - beta1) g
- *   v' = beta2 v + (1 - beta2) g g
- *   p' = p - step_size m' / (sqrt(v') inverse_root2 + eps)
- * with p' written over g, m' to m_out and v' to v_out (each may be its
- * input: every element is read before it is written). Returns whether
- * every p', m' and v' is finite.
+ *   Adam (a = m, b = v):
+ *     m' = keep1 m + add1 g                     keep1 = beta1, add1 = 1 - beta1
+ *     v' = keep2 v + add2 g g                   keep2 = beta2, add2 = 1 - beta2
+ *     p' = p - rate m' / (sqrt(v') root_scale + eps)
+ *   RMSprop (a = square average v, b = momentum buffer):
+ *     v' = keep2 v + add2 g g                   keep2 = alpha, add2 = 1 - alpha
+ *     step = g / (sqrt(v') + eps)
+ *     with momentum: buf' = momentum buf + step, p' = p - rate buf'
+ *     without:       buf' = buf,                 p' = p - rate step
+ * with p' written over g and a', b' to a_out, b_out (each may be its input:
+ * every element is read before it is written). Returns whether every p',
+ * a' and b' is finite.
  */
-#ifndef CB_ADAM_FACTORS_DEFINED
-#define CB_ADAM_FACTORS_DEFINED
+#ifndef CB_UPDATE_FACTORS_DEFINED
+#define CB_UPDATE_FACTORS_DEFINED
+enum { CB_UPDATE_ADAM = 1, CB_UPDATE_RMSPROP = 2 };   /* optimizers.pxi's codes */
 /* Each already rounded to the dtype it is used in (a float32 step's values
- * are floats held in doubles). */
+ * are floats held in doubles); RMSprop leaves keep1, add1 and root_scale
+ * out. */
 typedef struct {
-    double step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, inverse_root2;
+    double rate, keep1, add1, keep2, add2, root_scale, eps, momentum;
     double decay, scale, limit;
     int clip;
-} cb_adam_factors;
+} cb_update_factors;
 #endif
 
-static inline VM CB_VM_(cb_vm_adam)(VM p, VM g, VM* m, VM* v, const cb_adam_factors* f,
-                                    int clip) {
-    if (clip)
+static inline __attribute__((always_inline)) VM
+CB_VM_(cb_vm_update)(const int KIND, const int CLIP, const int MOMENTUM, VM p, VM g, VM* a,
+                     VM* b, const cb_update_factors* f) {
+    if (CLIP)
         g = CB_VM_(cb_vm_at_least)(CB_VM_(cb_vm_at_most)(g * (CB_REAL)f->scale,
                                                        (CB_REAL)f->limit),
                                    -(CB_REAL)f->limit);
     g = g + (CB_REAL)f->decay * p;
-    *m = (CB_REAL)f->beta1 * *m + (CB_REAL)f->one_minus_beta1 * g;
-    *v = (CB_REAL)f->beta2 * *v + (CB_REAL)f->one_minus_beta2 * g * g;
-    return p - (CB_REAL)f->step_size * *m
-                   / (CB_VM_(cb_vm_sqrt)(*v) * (CB_REAL)f->inverse_root2 + (CB_REAL)f->eps);
+    if (KIND == CB_UPDATE_ADAM) {
+        *a = (CB_REAL)f->keep1 * *a + (CB_REAL)f->add1 * g;
+        *b = (CB_REAL)f->keep2 * *b + (CB_REAL)f->add2 * g * g;
+        return p - (CB_REAL)f->rate * *a
+                       / (CB_VM_(cb_vm_sqrt)(*b) * (CB_REAL)f->root_scale + (CB_REAL)f->eps);
+    }
+    *a = (CB_REAL)f->keep2 * *a + (CB_REAL)f->add2 * g * g;
+    VM step = g / (CB_VM_(cb_vm_sqrt)(*a) + (CB_REAL)f->eps);
+    if (!MOMENTUM)
+        return p - (CB_REAL)f->rate * step;
+    *b = (CB_REAL)f->momentum * *b + step;
+    return p - (CB_REAL)f->rate * *b;
 }
 
 /* The lanes of a vector whose new values are not finite (x - x is 0 for
  * every finite x, NaN otherwise). */
-static inline VMI CB_VM_(cb_vm_not_finite)(VM p, VM m, VM v) {
-    return (VMI)((p - p) != 0) | (VMI)((m - m) != 0) | (VMI)((v - v) != 0);
+static inline VMI CB_VM_(cb_vm_not_finite)(VM p, VM a, VM b) {
+    return (VMI)((p - p) != 0) | (VMI)((a - a) != 0) | (VMI)((b - b) != 0);
 }
 
-static inline int CB_VM_(cb_adam_loop)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
-                                       const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out,
-                                       CB_REAL* v_out, const cb_adam_factors* f, int clip) {
+static inline __attribute__((always_inline)) int
+CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, ptrdiff_t n,
+                       const CB_REAL* param, CB_REAL* grad, const CB_REAL* a, const CB_REAL* b,
+                       CB_REAL* a_out, CB_REAL* b_out, const cb_update_factors* f) {
     VMI bad = {0};
     ptrdiff_t i = 0;
     for (; i + VM_LANES <= n; i += VM_LANES) {
-        VM m_next = *(const VM*)(m + i), v_next = *(const VM*)(v + i);
-        VM p_next = CB_VM_(cb_vm_adam)(*(const VM*)(param + i), *(const VM*)(grad + i),
-                                       &m_next, &v_next, f, clip);
+        VM a_next = *(const VM*)(a + i), b_next = *(const VM*)(b + i);
+        VM p_next = CB_VM_(cb_vm_update)(KIND, CLIP, MOMENTUM, *(const VM*)(param + i),
+                                         *(const VM*)(grad + i), &a_next, &b_next, f);
         *(VM*)(grad + i) = p_next;
-        *(VM*)(m_out + i) = m_next;
-        *(VM*)(v_out + i) = v_next;
-        bad |= CB_VM_(cb_vm_not_finite)(p_next, m_next, v_next);
+        *(VM*)(a_out + i) = a_next;
+        *(VM*)(b_out + i) = b_next;
+        bad |= CB_VM_(cb_vm_not_finite)(p_next, a_next, b_next);
     }
     if (i < n) {
         /* The tail through padded vectors; the padding's lanes (0 / 0 when
          * eps is 0) are left out of the test. */
         size_t bytes = (size_t)(n - i) * sizeof(CB_REAL);
-        VM p_tail = {0}, g_tail = {0}, m_next = {0}, v_next = {0};
+        VM p_tail = {0}, g_tail = {0}, a_next = {0}, b_next = {0};
         VMI tail_lanes;
         memcpy(&p_tail, param + i, bytes);
         memcpy(&g_tail, grad + i, bytes);
-        memcpy(&m_next, m + i, bytes);
-        memcpy(&v_next, v + i, bytes);
+        memcpy(&a_next, a + i, bytes);
+        memcpy(&b_next, b + i, bytes);
         for (int lane = 0; lane < VM_LANES; lane++)
             tail_lanes[lane] = lane < n - i ? -1 : 0;
-        VM p_next = CB_VM_(cb_vm_adam)(p_tail, g_tail, &m_next, &v_next, f, clip);
+        VM p_next = CB_VM_(cb_vm_update)(KIND, CLIP, MOMENTUM, p_tail, g_tail, &a_next, &b_next,
+                                         f);
         memcpy(grad + i, &p_next, bytes);
-        memcpy(m_out + i, &m_next, bytes);
-        memcpy(v_out + i, &v_next, bytes);
-        bad |= tail_lanes & CB_VM_(cb_vm_not_finite)(p_next, m_next, v_next);
+        memcpy(a_out + i, &a_next, bytes);
+        memcpy(b_out + i, &b_next, bytes);
+        bad |= tail_lanes & CB_VM_(cb_vm_not_finite)(p_next, a_next, b_next);
     }
     for (int lane = 0; lane < VM_LANES; lane++)
         if (bad[lane])
@@ -83,11 +103,26 @@ static inline int CB_VM_(cb_adam_loop)(ptrdiff_t n, const CB_REAL* param, CB_REA
     return 1;
 }
 
-/* Two loops, so that each is compiled without the clipping test inside. */
+/* One loop per case, so that none tests the clipping or the momentum inside. */
 static inline int CB_VM_(cb_vadam)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                                    const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out,
-                                   CB_REAL* v_out, const cb_adam_factors* f) {
+                                   CB_REAL* v_out, const cb_update_factors* f) {
     if (f->clip)
-        return CB_VM_(cb_adam_loop)(n, param, grad, m, v, m_out, v_out, f, 1);
-    return CB_VM_(cb_adam_loop)(n, param, grad, m, v, m_out, v_out, f, 0);
+        return CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, 1, 0, n, param, grad, m, v, m_out, v_out, f);
+    return CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, 0, 0, n, param, grad, m, v, m_out, v_out, f);
+}
+
+static inline int CB_VM_(cb_vrmsprop)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
+                                      const CB_REAL* v, const CB_REAL* buf, CB_REAL* v_out,
+                                      CB_REAL* buf_out, const cb_update_factors* f) {
+    /* The momentum test in the dtype: a float32 momentum that rounds to 0
+     * keeps the buffer as it is. */
+    int momentum = (CB_REAL)f->momentum != 0;
+#define CB_RMSPROP_LOOP(CLIP, MOMENTUM) \
+    CB_VM_(cb_update_loop)(CB_UPDATE_RMSPROP, CLIP, MOMENTUM, n, param, grad, v, buf, v_out, \
+                           buf_out, f)
+    if (f->clip)
+        return momentum ? CB_RMSPROP_LOOP(1, 1) : CB_RMSPROP_LOOP(1, 0);
+    return momentum ? CB_RMSPROP_LOOP(0, 1) : CB_RMSPROP_LOOP(0, 0);
+#undef CB_RMSPROP_LOOP
 }

@@ -24,7 +24,8 @@
  *                               or 2 - exp(-x²) R(|x|) (x < 0)
  *   cb_vsqrt_<sfx>(n, x, y)     y = sqrt(x), correctly rounded
  *
- * and Adam's update, cb_vadam_<sfx> (updates_template.h).
+ * and Adam's and RMSprop's updates, cb_vadam_<sfx> and cb_vrmsprop_<sfx>
+ * (updates_template.h).
  *
  * NaN gives NaN, ±inf and overflow their limits, and results are within a
  * few ulp of the correctly rounded ones (tests/test_vmath.py sweeps each
@@ -43,8 +44,9 @@
 
 /* Whether a 64-byte build computes cb_vm_sqrt by Newton steps on the FMA
  * units (vmath_template.h): Adam's step 1.15 -> 0.68-0.72 ns a parameter
- * more than SGD's in float64 on an Intel Xeon (bench/README.md, "Kept:
- * Adam's square root off the divider"). Not measured on a Zen 4, whose AVX-512 build takes it too;
+ * more than SGD's in float64 on an Intel Xeon, RMSprop's likewise
+ * (bench/README.md, "Kept: Adam's (and RMSprop's) square root off the
+ * divider"). Not measured on a Zen 4, whose AVX-512 build takes it too;
  * `bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64 sqrt` times the two. */
 #define CB_ROOT_BY_NEWTON 1
 

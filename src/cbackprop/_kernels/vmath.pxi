@@ -23,16 +23,22 @@ cdef extern from "vmath.h" nogil:
     void cb_vsqrt_f64(Py_ssize_t n, const double* x, double* y) noexcept
     void cb_vsqrt_f32(Py_ssize_t n, const float* x, float* y) noexcept
 
-    ctypedef struct cb_adam_factors:
-        double step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, inverse_root2
+    ctypedef struct cb_update_factors:
+        double rate, keep1, add1, keep2, add2, root_scale, eps, momentum
         double decay, scale, limit
         int clip
     bint cb_vadam_f64(Py_ssize_t n, const double* param, double* grad, const double* m,
                       const double* v, double* m_out, double* v_out,
-                      const cb_adam_factors* factors) noexcept
+                      const cb_update_factors* factors) noexcept
     bint cb_vadam_f32(Py_ssize_t n, const float* param, float* grad, const float* m,
                       const float* v, float* m_out, float* v_out,
-                      const cb_adam_factors* factors) noexcept
+                      const cb_update_factors* factors) noexcept
+    bint cb_vrmsprop_f64(Py_ssize_t n, const double* param, double* grad, const double* v,
+                         const double* buf, double* v_out, double* buf_out,
+                         const cb_update_factors* factors) noexcept
+    bint cb_vrmsprop_f32(Py_ssize_t n, const float* param, float* grad, const float* v,
+                         const float* buf, float* v_out, float* buf_out,
+                         const cb_update_factors* factors) noexcept
 
 
 cdef inline void vector_exp(Py_ssize_t n, const real* x, real* y) noexcept nogil:
