@@ -266,7 +266,8 @@ def test_thresholds_times_a_vector_function(capsys, monkeypatch):
     finally:
         sys.path.remove(str(BENCH))
     assert "sqrt" in thresholds.VECTOR_MATH
-    monkeypatch.setattr(sys, "argv", ["thresholds.py", "CB_ROOT_BY_NEWTON=0", "float64", "sqrt,8x8x8"])
+    monkeypatch.setattr(sys, "argv",
+                        ["thresholds.py", "CB_ROOT_BY_NEWTON=0", "float64", "sqrt,8x8x8"])
     assert thresholds.parse_args().shapes == "sqrt,8x8x8"
     monkeypatch.setattr(sys, "argv", ["thresholds.py", "CB_ROOT_BY_NEWTON=0", "float64", "sqrtt"])
     with pytest.raises(SystemExit) as refused:

@@ -121,9 +121,9 @@ def test_halves_512_picks_the_ten_column_tiles():
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("N", range(2, 12))
 def test_narrow_products(trans_a, trans_b, N, dtype, halves_512):
-    """Output-layer widths (the narrow kernels take N <= 10): row counts around their tiles (4 to 32 rows), K across panels
-    (192 or 256), with and without accumulating into C, with either set of
-    ten-column tiles."""
+    """Output-layer widths (the narrow kernels take N <= 10): row counts
+    around their tiles (4 to 32 rows), K across panels (192 or 256), with
+    and without accumulating into C, with either set of ten-column tiles."""
     rng = np.random.default_rng(N)
     for M, K in [(4, 3), (8, 300), (16, 64), (37, 530), (130, 257)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)

@@ -159,6 +159,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef Py_ssize_t i, j
     cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
     cdef int thread = 0, team = 1, narrow
+    cdef bint team_up
     cdef Py_ssize_t next_tile[MAX_STEALING_TEAM * COUNTER_STRIDE]
     if K == 0:
         if not accumulate:
@@ -184,8 +185,9 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     # thread). The blocked loops ran those of a wide layer's output 1.1-3.1x
     # slower (bench/README.md, "Kept: narrow kernels at any size").
     narrow = narrow_kind(A, M, N, K, rsa, csa)
+    team_up = n_threads > 1 and 2.0 * M * N * K >= CB_PARALLEL_MIN_FLOPS
     if narrow != NARROW_NONE:
-        if n_threads > 1 and 2.0 * M * N * K >= CB_PARALLEL_MIN_FLOPS:
+        if team_up:
             with parallel(num_threads=n_threads):
                 narrow_gemm(narrow, M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate,
                             pack_a, pack_b, threadid(), cbackprop_team_size())
@@ -193,7 +195,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
             narrow_gemm(narrow, M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a,
                         pack_b, 0, 1)
         return
-    if n_threads > 1 and 2.0 * M * N * K >= CB_PARALLEL_MIN_FLOPS:
+    if team_up:
         with parallel(num_threads=n_threads):
             thread = threadid()
             team = cbackprop_team_size()
@@ -378,12 +380,12 @@ cdef enum NarrowKind:
 cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                             Py_ssize_t rsa, Py_ssize_t csa) noexcept nogil:
     """Which narrow kernel serves C = op(A) @ op(B), from the shape and op(A)'s
-    layout (A for its dtype alone): NARROW_ROWS when op(A)'s rows are adjacent in memory and 2 <= N <=
-    NARROW_MAX_N (dW of an output layer); otherwise NARROW_TEN for 9 or 10
-    columns with op(A)'s steps adjacent and K at least the shortest the
-    ten-column tiles take (an output layer's forward pass), where a packed
-    tile would spend a third or more of its lanes on padding columns;
-    otherwise NARROW_NONE."""
+    layout (A for its dtype alone): NARROW_ROWS when op(A)'s rows are
+    adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an output layer);
+    otherwise NARROW_TEN for 9 or 10 columns with op(A)'s steps adjacent and
+    K at least the shortest the ten-column tiles take (an output layer's
+    forward pass), where a packed tile would spend a third or more of its
+    lanes on padding columns; otherwise NARROW_NONE."""
     if N > NARROW_MAX_N or N < 2 or K < 1:
         return NARROW_NONE
     if rsa == 1 and M >= narrow_rows_per_tile(<real*>NULL):
