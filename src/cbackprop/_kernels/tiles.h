@@ -95,6 +95,10 @@
  *                    step, from this many steps before its last (CB_KC_<sfx> or
  *                    more: from its first step; bench/README.md, "Kept: C's
  *                    lines asked for late")
+ *   CB_A_PREFETCH_STEPS_<sfx>, CB_B_PREFETCH_STEPS_<sfx>  a packed tile asks for the
+ *                    lines of its A sliver (B sliver) this many K steps
+ *                    ahead of the FMAs that read them; 0: it does not ask
+ *                    (bench/README.md, "Kept: A and B slivers asked for ahead")
  */
 #if CB_ISA == CB_ISA_AVX512
 #define CB_ISA_NAME "avx512"
@@ -114,6 +118,10 @@
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_BYTES_F64 ((ptrdiff_t)1 << 40)   /* no limit */
 #define CB_C_PREFETCH_STEPS 48
+#define CB_A_PREFETCH_STEPS_F64 16
+#define CB_A_PREFETCH_STEPS_F32 0
+#define CB_B_PREFETCH_STEPS_F64 8
+#define CB_B_PREFETCH_STEPS_F32 8
 #define CB_NARROW_COLS 10
 #define CB_NARROW_HEIGHTS(X) X(2) X(5) X(10)
 #elif CB_ISA == CB_ISA_AVX2
@@ -134,6 +142,10 @@
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #define CB_C_PREFETCH_STEPS CB_KC
+#define CB_A_PREFETCH_STEPS_F64 0
+#define CB_A_PREFETCH_STEPS_F32 0
+#define CB_B_PREFETCH_STEPS_F64 0
+#define CB_B_PREFETCH_STEPS_F32 0
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(5)
 #else
@@ -154,6 +166,10 @@
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #define CB_C_PREFETCH_STEPS 48
+#define CB_A_PREFETCH_STEPS_F64 0
+#define CB_A_PREFETCH_STEPS_F32 0
+#define CB_B_PREFETCH_STEPS_F64 0
+#define CB_B_PREFETCH_STEPS_F32 0
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(5)
 #endif
@@ -234,6 +250,8 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_SFX f64
 #define CB_MC CB_MC_F64
 #define CB_KC CB_KC_F64
+#define CB_A_PREFETCH_STEPS CB_A_PREFETCH_STEPS_F64
+#define CB_B_PREFETCH_STEPS CB_B_PREFETCH_STEPS_F64
 #define CB_LANES_N CB_LANES_F64
 #define CB_INDEX long long
 #include "tiles_template.h"
@@ -241,6 +259,8 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #undef CB_SFX
 #undef CB_MC
 #undef CB_KC
+#undef CB_A_PREFETCH_STEPS
+#undef CB_B_PREFETCH_STEPS
 #undef CB_LANES_N
 #undef CB_INDEX
 
@@ -248,6 +268,8 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_SFX f32
 #define CB_MC CB_MC_F32
 #define CB_KC CB_KC_F32
+#define CB_A_PREFETCH_STEPS CB_A_PREFETCH_STEPS_F32
+#define CB_B_PREFETCH_STEPS CB_B_PREFETCH_STEPS_F32
 #define CB_LANES_N CB_LANES_F32
 #define CB_INDEX int
 #include "tiles_template.h"
@@ -255,6 +277,8 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #undef CB_SFX
 #undef CB_MC
 #undef CB_KC
+#undef CB_A_PREFETCH_STEPS
+#undef CB_B_PREFETCH_STEPS
 #undef CB_LANES_N
 #undef CB_INDEX
 

@@ -92,6 +92,22 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
     for (ptrdiff_t p = 0; p < kc; p++) {
         if (PACKED && (size_t)(p - prefetch_at) < (size_t)rows)
             CB_(cb_prefetch_row)(C + (p - prefetch_at) * ldc, cols);
+        /* The A sliver streams from L2 through L1 once per tile, and a B
+         * sliver read in place has its steps a row of B apart: the hardware
+         * prefetchers leave both late on an Intel Xeon. Two requests per
+         * step cover one step's values across a line boundary. */
+#if CB_A_PREFETCH_STEPS > 0
+        if (PACKED) {
+            __builtin_prefetch(a + k + CB_A_PREFETCH_STEPS * CB_MR, 0, 3);
+            __builtin_prefetch(a + k + CB_A_PREFETCH_STEPS * CB_MR + CB_MR - 1, 0, 3);
+        }
+#endif
+#if CB_B_PREFETCH_STEPS > 0
+        if (PACKED) {
+            __builtin_prefetch(b + CB_B_PREFETCH_STEPS * b_rs, 0, 3);
+            __builtin_prefetch(b + CB_B_PREFETCH_STEPS * b_rs + CB_NV * CB_LANES - 1, 0, 3);
+        }
+#endif
         CB_VEC bv[CB_NV];
         for (int j = 0; j < WIDTH; j++)
             bv[j] = CB_(cb_load)(b + j * CB_LANES);
