@@ -52,13 +52,6 @@ cdef enum:
     # A panel meeting at most this many B slivers is read in place: each A
     # sliver is then used too few times for its packing to pay off.
     PACK_A_MIN_B_SLIVERS = 8
-    # Products with at most this many rows read a row-major B in place (its
-    # slivers are used by few A slivers, so packing them would not pay), in
-    # float64 only if B is at most CB_B_IN_PLACE_MAX_BYTES_F64 (tiles.h):
-    # on the AVX2 CPUs measured, a larger B streamed from L3 with a whole
-    # row's stride was slower than packed once; the AVX-512 ones prefetch it
-    # well enough to read any size in place.
-    B_IN_PLACE_MAX_M = 96
     # At most this many K steps per panel, tiles run along the rows of C: with
     # short panels the stores of C dominate, and row order keeps them in line.
     C_ROW_ORDER_MAX_KC = 64
@@ -268,10 +261,12 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         while pc < K:
             kc = min(gemm_kc(<real*>NULL), K - pc)
             overwrite = pc == 0 and not accumulate
-            # A B panel that few rows of A meet is read in place when its rows
-            # are contiguous (X@W, Xᵀ@δ): packing it would cost more than
-            # it saves. Its partial last sliver is still packed (zero padding).
-            read_b_in_place = (csb == 1 and M <= B_IN_PLACE_MAX_M
+            # A B panel that few rows of A meet (CB_B_IN_PLACE_MAX_M, tiles.h)
+            # is read in place when its rows are contiguous (X@W, Xᵀ@δ):
+            # packing it would cost more than it saves; in float64 only up
+            # to CB_B_IN_PLACE_MAX_BYTES_F64. Its partial last sliver is
+            # still packed (zero padding).
+            read_b_in_place = (csb == 1 and M <= CB_B_IN_PLACE_MAX_M
                                and b_rows_on_cache_lines(B, rsb)
                                and (real is float or K * N * sizeof(double) <= CB_B_IN_PLACE_MAX_BYTES_F64))
             share(b_slivers, thread, team, &first, &last)

@@ -84,8 +84,13 @@
  *   CB_NC            columns of B packed at once (a multiple of every NR)
  *   CB_PARALLEL_MIN_FLOPS  products below this many flops run on one thread
  *                    (a fork and its barriers cost more than they save)
- *   CB_B_IN_PLACE_MAX_BYTES_F64  a float64 B read in place (see gemm.pxi)
- *                    is at most this large; beyond, it is packed
+ *   CB_B_IN_PLACE_MAX_M  products of at most this many rows read a
+ *                    row-major B in place (its slivers meet few A slivers,
+ *                    so packing them would not pay; gemm.pxi's gemm_blocks)
+ *   CB_B_IN_PLACE_MAX_BYTES_F64  a float64 B read in place is at most this
+ *                    large; beyond, it is packed (on the AVX2 CPUs measured,
+ *                    a larger B streamed from L3 with a whole row's stride
+ *                    was slower than packed; the AVX-512 ones prefetch it)
  *   CB_NARROW_COLS   columns of B per group of the narrow kernel (a tile of
  *                    Cᵀ: this many rows of NARROW_NV vectors)
  *   CB_NARROW_HEIGHTS(X)  the heights of those tiles compiled, ascending,
@@ -116,6 +121,7 @@
 #define CB_KC_F32 256
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
+#define CB_B_IN_PLACE_MAX_M 256  /* bench/README.md, "Kept: B in place up to 256 rows" */
 #define CB_B_IN_PLACE_MAX_BYTES_F64 ((ptrdiff_t)1 << 40)   /* no limit */
 #define CB_C_PREFETCH_STEPS 48
 #define CB_A_PREFETCH_STEPS_F64 16
@@ -140,6 +146,7 @@
 #define CB_KC_F32 256
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
+#define CB_B_IN_PLACE_MAX_M 96
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #define CB_C_PREFETCH_STEPS CB_KC
 #define CB_A_PREFETCH_STEPS_F64 0
@@ -164,6 +171,7 @@
 #define CB_KC_F32 256
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
+#define CB_B_IN_PLACE_MAX_M 96
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #define CB_C_PREFETCH_STEPS 48
 #define CB_A_PREFETCH_STEPS_F64 0
