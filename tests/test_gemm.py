@@ -275,13 +275,13 @@ def _on_cache_lines(array):
 
 
 @pytest.mark.parametrize("M,K,N", [(64, 300, 4208), (96, 784, 128), (7, 1030, 528),
-                                   (250, 300, 528), (256, 200, 1040), (97, 64, 400)])
+                                   (250, 128, 528), (256, 200, 592), (97, 64, 400)])
 def test_a_large_b_read_in_place(M, K, N, dtype):
     """Few rows of A and B's rows on cache lines: B is read in place, however
     large (the AVX-512 builds), or packed past CB_B_IN_PLACE_MAX_BYTES_F64
     (float64 on the others); across KC and NC blocks either way, and across
-    MC blocks of A (up to 256 rows read B in place in the AVX-512 build,
-    96 in the others)."""
+    MC blocks of A (up to 256 rows read a B of at most 1 MiB in place in
+    the AVX-512 build, 96 in the others)."""
     rng = np.random.default_rng(M)
     A, B, expected = _operands(rng, M, N, K, False, False, dtype)
     B = _on_cache_lines(B)
@@ -293,19 +293,20 @@ def test_a_large_b_read_in_place(M, K, N, dtype):
 
 @pytest.mark.parametrize("M", [96, 97, 250, 256, 257])
 def test_b_read_in_place_on_a_team_equals_one_thread(M, dtype, restore_engine_threads):
-    """Around the most rows that read B in place (256 in the AVX-512 build,
-    96 in the others), over the threading threshold: a team gives the
-    product of one thread to the bit, with and without accumulating."""
+    """Around the most rows that read a B of at most 1 MiB in place (256 in
+    the AVX-512 build, 96 in the others), over the threading threshold: a
+    team gives the product of one thread to the bit, with and without
+    accumulating."""
     rng = np.random.default_rng(M)
-    A, B, expected = _operands(rng, M, 528, 300, False, False, dtype)
+    A, B, expected = _operands(rng, M, 592, 200, False, False, dtype)
     A, B = _on_cache_lines(A), _on_cache_lines(B)
-    C0 = rng.standard_normal((M, 528)).astype(dtype)
+    C0 = rng.standard_normal((M, 592)).astype(dtype)
     results = {}
     for threads in (1, 2):
         engine.set_num_threads(threads)
         results[threads] = (product(A, B), accumulate(A, B, False, False, C0.copy()))
-    _assert_close(results[1][0], expected, 300, dtype)
-    _assert_close(results[1][1], expected + C0, 300, dtype)
+    _assert_close(results[1][0], expected, 200, dtype)
+    _assert_close(results[1][1], expected + C0, 200, dtype)
     for one, team in zip(results[1], results[2]):
         np.testing.assert_array_equal(team, one)
 

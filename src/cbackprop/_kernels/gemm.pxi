@@ -222,6 +222,24 @@ cdef inline void share(Py_ssize_t count, int thread, int team, Py_ssize_t* first
     last[0] = count * (thread + 1) // team
 
 
+cdef inline bint b_read_in_place(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, const real* B,
+                                 Py_ssize_t rsb, Py_ssize_t csb) noexcept nogil:
+    """Whether gemm_blocks reads B's panels in place: B's rows contiguous and
+    on cache lines (X@W, Xᵀ@δ), and few rows of A to meet its slivers, so
+    that packing them would cost more than it saves (tiles.h's table:
+    CB_B_IN_PLACE_MAX_M rows, or CB_SMALL_B_IN_PLACE_MAX_M for a B of at
+    most CB_SMALL_B_MAX_BYTES; a float64 B of at most
+    CB_B_IN_PLACE_MAX_BYTES_F64 either way). Its partial last sliver is
+    still packed (zero padding)."""
+    cdef Py_ssize_t b_bytes = K * N * <Py_ssize_t>sizeof(real)
+    if csb != 1 or not b_rows_on_cache_lines(B, rsb):
+        return False
+    if real is double and b_bytes > CB_B_IN_PLACE_MAX_BYTES_F64:
+        return False
+    return M <= CB_B_IN_PLACE_MAX_M or (M <= CB_SMALL_B_IN_PLACE_MAX_M
+                                        and b_bytes <= CB_SMALL_B_MAX_BYTES)
+
+
 cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       const real* A, Py_ssize_t rsa, Py_ssize_t csa,
                       const real* B, Py_ssize_t rsb, Py_ssize_t csb,
@@ -261,14 +279,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         while pc < K:
             kc = min(gemm_kc(<real*>NULL), K - pc)
             overwrite = pc == 0 and not accumulate
-            # A B panel that few rows of A meet (CB_B_IN_PLACE_MAX_M, tiles.h)
-            # is read in place when its rows are contiguous (X@W, Xᵀ@δ):
-            # packing it would cost more than it saves; in float64 only up
-            # to CB_B_IN_PLACE_MAX_BYTES_F64. Its partial last sliver is
-            # still packed (zero padding).
-            read_b_in_place = (csb == 1 and M <= CB_B_IN_PLACE_MAX_M
-                               and b_rows_on_cache_lines(B, rsb)
-                               and (real is float or K * N * sizeof(double) <= CB_B_IN_PLACE_MAX_BYTES_F64))
+            read_b_in_place = b_read_in_place(M, K, N, B, rsb, csb)
             share(b_slivers, thread, team, &first, &last)
             for s in range(first, last):
                 if not read_b_in_place or min(nr, nc - s * nr) < nr:

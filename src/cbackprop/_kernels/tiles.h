@@ -86,7 +86,9 @@
  *                    (a fork and its barriers cost more than they save)
  *   CB_B_IN_PLACE_MAX_M  products of at most this many rows read a
  *                    row-major B in place (its slivers meet few A slivers,
- *                    so packing them would not pay; gemm.pxi's gemm_blocks)
+ *                    so packing them would not pay; gemm.pxi's b_read_in_place)
+ *   CB_SMALL_B_IN_PLACE_MAX_M, CB_SMALL_B_MAX_BYTES  and so do products of
+ *                    at most this many rows whose B is at most this large
  *   CB_B_IN_PLACE_MAX_BYTES_F64  a float64 B read in place is at most this
  *                    large; beyond, it is packed (on the AVX2 CPUs measured,
  *                    a larger B streamed from L3 with a whole row's stride
@@ -121,7 +123,9 @@
 #define CB_KC_F32 256
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
-#define CB_B_IN_PLACE_MAX_M 256  /* bench/README.md, "Kept: B in place up to 256 rows" */
+#define CB_B_IN_PLACE_MAX_M 96
+#define CB_SMALL_B_IN_PLACE_MAX_M 256  /* bench/README.md, "Kept: a small B in place up to 256 rows" */
+#define CB_SMALL_B_MAX_BYTES ((ptrdiff_t)1 << 20)
 #define CB_B_IN_PLACE_MAX_BYTES_F64 ((ptrdiff_t)1 << 40)   /* no limit */
 #define CB_C_PREFETCH_STEPS 48
 #define CB_A_PREFETCH_STEPS_F64 16
@@ -147,6 +151,8 @@
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_M 96
+#define CB_SMALL_B_IN_PLACE_MAX_M 96
+#define CB_SMALL_B_MAX_BYTES ((ptrdiff_t)1 << 20)
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #define CB_C_PREFETCH_STEPS CB_KC
 #define CB_A_PREFETCH_STEPS_F64 0
@@ -172,6 +178,8 @@
 #define CB_NC 4096
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_M 96
+#define CB_SMALL_B_IN_PLACE_MAX_M 96
+#define CB_SMALL_B_MAX_BYTES ((ptrdiff_t)1 << 20)
 #define CB_B_IN_PLACE_MAX_BYTES_F64 (256 * 1024)
 #define CB_C_PREFETCH_STEPS 48
 #define CB_A_PREFETCH_STEPS_F64 0

@@ -10,6 +10,8 @@ cdef extern from "tiles.h" nogil:
     const double CB_PARALLEL_MIN_FLOPS
     const Py_ssize_t CB_B_IN_PLACE_MAX_BYTES_F64
     const Py_ssize_t CB_B_IN_PLACE_MAX_M
+    const Py_ssize_t CB_SMALL_B_IN_PLACE_MAX_M
+    const Py_ssize_t CB_SMALL_B_MAX_BYTES
     const Py_ssize_t CB_VECTOR_BYTES
     const Py_ssize_t CB_NARROW_COLS
     Py_ssize_t cb_nr_f64() noexcept
@@ -164,6 +166,8 @@ def tile_table():
             "mc": {"float64": cb_mc_f64(), "float32": cb_mc_f32()},
             "kc": {"float64": cb_kc_f64(), "float32": cb_kc_f32()}, "nc": CB_NC, "parallel_min_flops": CB_PARALLEL_MIN_FLOPS,
             "b_in_place_max_m": CB_B_IN_PLACE_MAX_M,
+            "small_b_in_place_max_m": CB_SMALL_B_IN_PLACE_MAX_M,
+            "small_b_max_bytes": CB_SMALL_B_MAX_BYTES,
             "b_in_place_max_bytes_f64": CB_B_IN_PLACE_MAX_BYTES_F64,
             "halves_512": bool(cb_halves_512),
             "ten_lanes": {"float64": cb_ten_lanes_f64() if cb_ten_pays_f64() else 0,
