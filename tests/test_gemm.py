@@ -274,18 +274,33 @@ def _on_cache_lines(array):
     return copy
 
 
+def _expect_b_in_place(M, B):
+    """gemm.pxi's b_read_in_place, from the running build's table: B on cache
+    lines, at most b_in_place_max_m rows, or small_b_in_place_max_m for a B
+    of at most small_b_max_bytes, and a float64 B within its own limit."""
+    table = engine.tile_table()
+    on_lines = B.ctypes.data % 64 == 0 and B.strides[0] % 64 == 0
+    few_rows = M <= table["b_in_place_max_m"] or (
+        M <= table["small_b_in_place_max_m"] and B.nbytes <= table["small_b_max_bytes"])
+    fits = B.dtype == np.float32 or B.nbytes <= table["b_in_place_max_bytes_f64"]
+    return on_lines and few_rows and fits
+
+
 @pytest.mark.parametrize("M,K,N", [(64, 300, 4208), (96, 784, 128), (7, 1030, 528),
                                    (250, 128, 528), (256, 200, 592), (97, 64, 400)])
 def test_a_large_b_read_in_place(M, K, N, dtype):
     """Few rows of A and B's rows on cache lines: B is read in place, however
     large (the AVX-512 builds), or packed past CB_B_IN_PLACE_MAX_BYTES_F64
     (float64 on the others); across KC and NC blocks either way, and across
-    MC blocks of A (up to 256 rows read a B of at most 1 MiB in place in
-    the AVX-512 build, 96 in the others)."""
+    MC blocks of A (in the AVX-512 build up to 256 rows read a B of at most
+    1 MiB in place; in the others 96, and a float64 B of at most 256 KiB)."""
     rng = np.random.default_rng(M)
     A, B, expected = _operands(rng, M, N, K, False, False, dtype)
     B = _on_cache_lines(B)
     assert B.ctypes.data % 64 == 0 and B.strides[0] % 64 == 0
+    assert engine.reads_b_in_place(M, B) == _expect_b_in_place(M, B)
+    if engine.tile_table()["isa"] == "avx512" and M <= 256 and K * N * B.itemsize <= 1 << 20:
+        assert engine.reads_b_in_place(M, B)
     _assert_close(product(A, B), expected, K, dtype)
     C0 = rng.standard_normal((M, N)).astype(dtype)
     _assert_close(accumulate(A, B, False, False, C0.copy()), expected + C0, K, dtype)
@@ -294,13 +309,19 @@ def test_a_large_b_read_in_place(M, K, N, dtype):
 @pytest.mark.parametrize("M", [96, 97, 250, 256, 257])
 def test_b_read_in_place_on_a_team_equals_one_thread(M, dtype, restore_engine_threads):
     """Around the most rows that read a B of at most 1 MiB in place (256 in
-    the AVX-512 build, 96 in the others), over the threading threshold: a
-    team gives the product of one thread to the bit, with and without
+    the AVX-512 build, 96 in the others), over the threading threshold, with
+    a partial last B sliver (packed even when the others are read in place):
+    a team gives the product of one thread to the bit, with and without
     accumulating."""
     rng = np.random.default_rng(M)
-    A, B, expected = _operands(rng, M, 592, 200, False, False, dtype)
+    # Rows on cache lines, and (AVX-512 build) a last sliver of half a tile's width.
+    N = 600 if np.dtype(dtype) == np.float64 else 592
+    A, B, expected = _operands(rng, M, N, 200, False, False, dtype)
     A, B = _on_cache_lines(A), _on_cache_lines(B)
-    C0 = rng.standard_normal((M, 592)).astype(dtype)
+    table = engine.tile_table()
+    assert table["isa"] != "avx512" or N % table["nr"][np.dtype(dtype).name] != 0
+    assert engine.reads_b_in_place(M, B) == _expect_b_in_place(M, B)
+    C0 = rng.standard_normal((M, N)).astype(dtype)
     results = {}
     for threads in (1, 2):
         engine.set_num_threads(threads)

@@ -52,8 +52,9 @@ cdef inline void* data(cnp.ndarray array) noexcept:
 
 cdef cnp.ndarray aligned_zeros(Py_ssize_t n, object dtype):
     """n zeros starting on a 64-byte boundary (a view into a slightly larger
-    array), so that the GEMM can read the first layer's weights in place: it
-    does so only from rows that start on 64-byte cache lines."""
+    array): the GEMM reads a B in place only from rows that start on 64-byte
+    cache lines (the first layer's weights), and fit's gathered rows are
+    copied in whole vectors that never straddle two lines."""
     itemsize = np.dtype(dtype).itemsize
     block = np.zeros(n + 64 // itemsize, dtype=dtype)
     shift = (-block.ctypes.data % 64) // itemsize

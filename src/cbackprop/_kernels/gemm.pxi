@@ -224,13 +224,15 @@ cdef inline void share(Py_ssize_t count, int thread, int team, Py_ssize_t* first
 
 cdef inline bint b_read_in_place(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, const real* B,
                                  Py_ssize_t rsb, Py_ssize_t csb) noexcept nogil:
-    """Whether gemm_blocks reads B's panels in place: B's rows contiguous and
-    on cache lines (X@W, Xᵀ@δ), and few rows of A to meet its slivers, so
-    that packing them would cost more than it saves (tiles.h's table:
-    CB_B_IN_PLACE_MAX_M rows, or CB_SMALL_B_IN_PLACE_MAX_M for a B of at
-    most CB_SMALL_B_MAX_BYTES; a float64 B of at most
-    CB_B_IN_PLACE_MAX_BYTES_F64 either way). Its partial last sliver is
-    still packed (zero padding)."""
+    """Whether gemm_blocks reads B's slivers in place rather than packed: B's
+    rows contiguous and on cache lines (X@W, Xᵀ@δ), and few rows of A to
+    meet its slivers, so that packing them would cost more than it saves.
+    The rule, with the constants of tiles.h's table: at most
+    CB_B_IN_PLACE_MAX_M rows; or at most CB_SMALL_B_IN_PLACE_MAX_M rows and
+    B at most CB_SMALL_B_MAX_BYTES (a large B read in place is read again
+    from L3 for every block of rows, where a packed panel stays in L2); and
+    a float64 B at most CB_B_IN_PLACE_MAX_BYTES_F64 (on the AVX2 CPUs
+    measured, a larger B streamed with a row's stride lost to packing)."""
     cdef Py_ssize_t b_bytes = K * N * <Py_ssize_t>sizeof(real)
     if csb != 1 or not b_rows_on_cache_lines(B, rsb):
         return False
@@ -238,6 +240,24 @@ cdef inline bint b_read_in_place(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, const
         return False
     return M <= CB_B_IN_PLACE_MAX_M or (M <= CB_SMALL_B_IN_PLACE_MAX_M
                                         and b_bytes <= CB_SMALL_B_MAX_BYTES)
+
+
+cdef inline bint sliver_in_place(bint read_b_in_place, Py_ssize_t nr,
+                                 Py_ssize_t cols_left) noexcept nogil:
+    """Whether a B sliver with ``cols_left`` columns from its start is read in
+    place: a partial last sliver is packed anyway (its zero padding)."""
+    return read_b_in_place and cols_left >= nr
+
+
+def reads_b_in_place(Py_ssize_t M, cnp.ndarray B):
+    """gemm_blocks' choice for op(A) @ B with M rows and this C-contiguous B
+    (K x N) as given (tests)."""
+    if not cnp.PyArray_IS_C_CONTIGUOUS(B) or B.ndim != 2 or B.dtype not in (np.float32, np.float64):
+        raise ValueError("B must be a C-contiguous 2-D float32 or float64 array")
+    cdef Py_ssize_t K = B.shape[0], N = B.shape[1], rsb = N
+    if B.dtype == np.float32:
+        return b_read_in_place(M, K, N, <const float*>cnp.PyArray_DATA(B), rsb, 1)
+    return b_read_in_place(M, K, N, <const double*>cnp.PyArray_DATA(B), rsb, 1)
 
 
 cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -269,8 +289,9 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef const real* b_sliver
     cdef Py_ssize_t n_fast, fast, slow, tiles, owner_first, owner_last, run
     cdef int turn, owner
-    cdef bint overwrite, pack_a_panel, read_b_in_place, along_rows_of_c
+    cdef bint overwrite, pack_a_panel, along_rows_of_c
     cdef bint stealing = 1 < team <= MAX_STEALING_TEAM
+    cdef bint read_b_in_place = b_read_in_place(M, K, N, B, rsb, csb)
     jc = 0
     while jc < N:
         nc = min(CB_NC, N - jc)
@@ -279,10 +300,9 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         while pc < K:
             kc = min(gemm_kc(<real*>NULL), K - pc)
             overwrite = pc == 0 and not accumulate
-            read_b_in_place = b_read_in_place(M, K, N, B, rsb, csb)
             share(b_slivers, thread, team, &first, &last)
             for s in range(first, last):
-                if not read_b_in_place or min(nr, nc - s * nr) < nr:
+                if not sliver_in_place(read_b_in_place, nr, nc - s * nr):
                     pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb,
                                   rsb, csb, pack_b + s * nr * kc)
             # Packing A pays off when each A sliver meets many B slivers; for
@@ -341,7 +361,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                             else:
                                 i = fast
                                 j = slow
-                            if read_b_in_place and min(nr, nc - j * nr) == nr:
+                            if sliver_in_place(read_b_in_place, nr, nc - j * nr):
                                 b_sliver = B + pc * rsb + jc + j * nr
                                 b_rs = rsb
                             else:

@@ -48,6 +48,7 @@
 #define CBACKPROP_TILES_H
 
 #include <stddef.h>
+#include <stdint.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>   /* one broadcast that vector extensions cannot spell */
 #endif
@@ -84,15 +85,11 @@
  *   CB_NC            columns of B packed at once (a multiple of every NR)
  *   CB_PARALLEL_MIN_FLOPS  products below this many flops run on one thread
  *                    (a fork and its barriers cost more than they save)
- *   CB_B_IN_PLACE_MAX_M  products of at most this many rows read a
- *                    row-major B in place (its slivers meet few A slivers,
- *                    so packing them would not pay; gemm.pxi's b_read_in_place)
- *   CB_SMALL_B_IN_PLACE_MAX_M, CB_SMALL_B_MAX_BYTES  and so do products of
- *                    at most this many rows whose B is at most this large
- *   CB_B_IN_PLACE_MAX_BYTES_F64  a float64 B read in place is at most this
- *                    large; beyond, it is packed (on the AVX2 CPUs measured,
- *                    a larger B streamed from L3 with a whole row's stride
- *                    was slower than packed; the AVX-512 ones prefetch it)
+ *   CB_B_IN_PLACE_MAX_M, CB_SMALL_B_IN_PLACE_MAX_M, CB_SMALL_B_MAX_BYTES,
+ *   CB_B_IN_PLACE_MAX_BYTES_F64  when a row-major B is read in place rather
+ *                    than packed: the rule is gemm.pxi's b_read_in_place (the
+ *                    small-B columns change nothing where their row limit is
+ *                    CB_B_IN_PLACE_MAX_M's)
  *   CB_NARROW_COLS   columns of B per group of the narrow kernel (a tile of
  *                    Cᵀ: this many rows of NARROW_NV vectors)
  *   CB_NARROW_HEIGHTS(X)  the heights of those tiles compiled, ascending,
