@@ -306,6 +306,15 @@ def test_a_large_b_read_in_place(M, K, N, dtype):
     _assert_close(accumulate(A, B, False, False, C0.copy()), expected + C0, K, dtype)
 
 
+def test_reads_b_in_place_refuses_what_gemm_never_reads_in_place():
+    """The tests' view of the choice takes a C-contiguous float B only."""
+    B = _on_cache_lines(np.ones((64, 64)))
+    assert engine.reads_b_in_place(8, B)
+    for bad in (B.T, B[:, :32], B.astype(np.int64), B[0]):
+        with pytest.raises(ValueError, match="C-contiguous 2-D float32 or float64"):
+            engine.reads_b_in_place(8, bad)
+
+
 @pytest.mark.parametrize("M", [96, 97, 250, 256, 257])
 def test_b_read_in_place_on_a_team_equals_one_thread(M, dtype, restore_engine_threads):
     """Around the most rows that read a B of at most 1 MiB in place (256 in
