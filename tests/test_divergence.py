@@ -208,6 +208,38 @@ def test_float32_step_whose_update_overflows(impl):
         f"train_step returned the finite loss {loss:.3g} but left non-finite parameters")
 
 
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_in", [8, 9])
+@pytest.mark.parametrize("optimizer", ["adam", "adam-decay", "rmsprop"])
+def test_a_second_moment_that_overflows_alone_is_refused(impl, dtype, n_in, optimizer):
+    """One weight's gradient is finite but its square is not: its new second
+    moment overflows while its new parameter (p - lr m / (sqrt(inf) + eps) =
+    p) and first moment stay finite. The step must be refused all the same,
+    with nothing changed, wherever that weight lies in the update's vectors
+    (every input column, two output columns, 8 and 9 inputs: lanes of whole
+    vectors and of the tail) and then train as its twin."""
+    Net = IMPLEMENTATIONS[impl]
+    big_input, big_target = (1e6, 1e16) if dtype == "float32" else (1e10, 1e150)
+    for column in range(n_in):
+        for output in (0, 3):
+            net, twin = (Net([n_in, 4], ["identity"], loss="mse",
+                             optimizer=OPTIMIZERS[optimizer](), dtype=dtype, seed=3)
+                         for _ in range(2))
+            X = np.ones((4, n_in), dtype=dtype)
+            X[:, column] = big_input          # its weights' gradients ~2 big_input big_target
+            Y = np.zeros((4, 4), dtype=dtype)
+            Y[:, output] = big_target         # every other gradient's square finite
+            before = snapshot(net)
+            with pytest.raises(FloatingPointError):
+                net.train_step(X, Y)
+            assert_params_equal(net, before)
+            X_good, Y_good = np.ones((4, n_in), dtype=dtype), np.zeros((4, 4), dtype=dtype)
+            assert net.train_step(X_good, Y_good) == twin.train_step(X_good, Y_good)
+            for a, b in zip(snapshot(net), snapshot(twin)):
+                assert np.array_equal(a, b)
+
+
 # -- fit: where it stopped, and the epochs it finished ------------------------------------
 def zeros_but_batch_seven(m=115, batch_size=10):
     """Inputs that are zero except in the 7th of 12 minibatches (the last one

@@ -8,7 +8,7 @@
  * The arithmetic, element by element, as written (an FMA wherever the
  * build contracts a product and a sum), from the state a, b:
  *   g  = clip(g)                when factors->clip: g * scale in [-limit, limit]
- *   g  = g + decay p
+ *   g  = g + decay p            when decay is not 0 in the dtype (Adam; RMSprop always)
  *   Adam (a = m, b = v):
  *     m' = keep1 m + add1 g                     keep1 = beta1, add1 = 1 - beta1
  *     v' = keep2 v + add2 g g                   keep2 = beta2, add2 = 1 - beta2
@@ -36,13 +36,14 @@ typedef struct {
 #endif
 
 static inline __attribute__((always_inline)) VM
-CB_VM_(cb_vm_update)(const int KIND, const int CLIP, const int MOMENTUM, VM p, VM g, VM* a,
-                     VM* b, const cb_update_factors* f) {
+CB_VM_(cb_vm_update)(const int KIND, const int CLIP, const int MOMENTUM, const int DECAY, VM p,
+                     VM g, VM* a, VM* b, const cb_update_factors* f) {
     if (CLIP)
         g = CB_VM_(cb_vm_at_least)(CB_VM_(cb_vm_at_most)(g * (CB_REAL)f->scale,
                                                        (CB_REAL)f->limit),
                                    -(CB_REAL)f->limit);
-    g = g + (CB_REAL)f->decay * p;
+    if (DECAY)
+        g = g + (CB_REAL)f->decay * p;
     if (KIND == CB_UPDATE_ADAM) {
         *a = (CB_REAL)f->keep1 * *a + (CB_REAL)f->add1 * g;
         *b = (CB_REAL)f->keep2 * *b + (CB_REAL)f->add2 * g * g;
@@ -63,21 +64,44 @@ static inline VMI CB_VM_(cb_vm_not_finite)(VM p, VM a, VM b) {
     return (VMI)((p - p) != 0) | (VMI)((a - a) != 0) | (VMI)((b - b) != 0);
 }
 
+/* seen[k] + 0 x: NaN from the first value x that is not finite on, ±0 while
+ * every one is. Three FMAs a vector, one per array, each on its own chain
+ * (one chain would hold every vector for three FMA latencies), where
+ * cb_vm_not_finite takes eight operations on the ports that Adam's loop is
+ * bound by (bench/README.md, "Kept: Adam's loop in fewer operations"). The
+ * zero is a variable, so that no compiler may read 0 x as 0 (it is NaN for
+ * an infinite x). */
+static inline __attribute__((always_inline)) void
+CB_VM_(cb_vm_taint)(VM seen[3], VM zero, VM p, VM a, VM b) {
+    seen[0] = seen[0] + zero * p;
+    seen[1] = seen[1] + zero * a;
+    seen[2] = seen[2] + zero * b;
+}
+
 static inline __attribute__((always_inline)) int
-CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, ptrdiff_t n,
-                       const CB_REAL* param, CB_REAL* grad, const CB_REAL* a, const CB_REAL* b,
-                       CB_REAL* a_out, CB_REAL* b_out, const cb_update_factors* f) {
+CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const int DECAY,
+                       ptrdiff_t n, const CB_REAL* param, CB_REAL* grad, const CB_REAL* a,
+                       const CB_REAL* b, CB_REAL* a_out, CB_REAL* b_out,
+                       const cb_update_factors* factors) {
+    /* A copy the stores below cannot alias: its values are read, rounded
+     * and splatted once, not on every vector (which in float32 cost more
+     * than the update's own arithmetic). */
+    const cb_update_factors local = *factors, *f = &local;
     VMI bad = {0};
+    VM seen[3] = {{0}, {0}, {0}};
+    volatile CB_REAL zero_value = 0;
+    VM zero = CB_VM_(cb_vm_splat)(zero_value);
     ptrdiff_t i = 0;
     for (; i + VM_LANES <= n; i += VM_LANES) {
         VM a_next = *(const VM*)(a + i), b_next = *(const VM*)(b + i);
-        VM p_next = CB_VM_(cb_vm_update)(KIND, CLIP, MOMENTUM, *(const VM*)(param + i),
+        VM p_next = CB_VM_(cb_vm_update)(KIND, CLIP, MOMENTUM, DECAY, *(const VM*)(param + i),
                                          *(const VM*)(grad + i), &a_next, &b_next, f);
         *(VM*)(grad + i) = p_next;
         *(VM*)(a_out + i) = a_next;
         *(VM*)(b_out + i) = b_next;
-        bad |= CB_VM_(cb_vm_not_finite)(p_next, a_next, b_next);
+        CB_VM_(cb_vm_taint)(seen, zero, p_next, a_next, b_next);
     }
+    bad = (VMI)(seen[0] != seen[0]) | (VMI)(seen[1] != seen[1]) | (VMI)(seen[2] != seen[2]);
     if (i < n) {
         /* The tail through padded vectors; the padding's lanes (0 / 0 when
          * eps is 0) are left out of the test. */
@@ -90,8 +114,8 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, ptrdi
         memcpy(&b_next, b + i, bytes);
         for (int lane = 0; lane < VM_LANES; lane++)
             tail_lanes[lane] = lane < n - i ? -1 : 0;
-        VM p_next = CB_VM_(cb_vm_update)(KIND, CLIP, MOMENTUM, p_tail, g_tail, &a_next, &b_next,
-                                         f);
+        VM p_next = CB_VM_(cb_vm_update)(KIND, CLIP, MOMENTUM, DECAY, p_tail, g_tail, &a_next,
+                                         &b_next, f);
         memcpy(grad + i, &p_next, bytes);
         memcpy(a_out + i, &a_next, bytes);
         memcpy(b_out + i, &b_next, bytes);
@@ -107,9 +131,14 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, ptrdi
 static inline int CB_VM_(cb_vadam)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                                    const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out,
                                    CB_REAL* v_out, const cb_update_factors* f) {
+    /* Weight decay tested in the dtype, as the momentum below. */
+    int decay = (CB_REAL)f->decay != 0;
+#define CB_ADAM_LOOP(CLIP, DECAY) \
+    CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, CLIP, 0, DECAY, n, param, grad, m, v, m_out, v_out, f)
     if (f->clip)
-        return CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, 1, 0, n, param, grad, m, v, m_out, v_out, f);
-    return CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, 0, 0, n, param, grad, m, v, m_out, v_out, f);
+        return decay ? CB_ADAM_LOOP(1, 1) : CB_ADAM_LOOP(1, 0);
+    return decay ? CB_ADAM_LOOP(0, 1) : CB_ADAM_LOOP(0, 0);
+#undef CB_ADAM_LOOP
 }
 
 static inline int CB_VM_(cb_vrmsprop)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
@@ -119,7 +148,7 @@ static inline int CB_VM_(cb_vrmsprop)(ptrdiff_t n, const CB_REAL* param, CB_REAL
      * keeps the buffer as it is. */
     int momentum = (CB_REAL)f->momentum != 0;
 #define CB_RMSPROP_LOOP(CLIP, MOMENTUM) \
-    CB_VM_(cb_update_loop)(CB_UPDATE_RMSPROP, CLIP, MOMENTUM, n, param, grad, v, buf, v_out, \
+    CB_VM_(cb_update_loop)(CB_UPDATE_RMSPROP, CLIP, MOMENTUM, 1, n, param, grad, v, buf, v_out, \
                            buf_out, f)
     if (f->clip)
         return momentum ? CB_RMSPROP_LOOP(1, 1) : CB_RMSPROP_LOOP(1, 0);

@@ -68,7 +68,6 @@ static const CB_REAL CB_VM_(cb_vm_q_terms)[16] = {
 #define VM_LARGEST 0x1.fffffffffffffp1023
 #define VM_ROOT_SMALLEST 0x1p-900         /* cb_vm_sqrt's Newton steps from here up */
 #define VM_ROOT_NEWTON_STEPS 2
-#define VM_ANY_LANE(mask) (_mm512_test_epi64_mask((__m512i)(mask), (__m512i)(mask)) != 0)
 #define VM_SCALAR_SQRT __builtin_sqrt
 /* erf near 0 and erfc beyond: see cb_vm_erfc. erfc(27.3) rounds to 0.
  * Highest degree first. erf's is a Chebyshev interpolant fitted at 200 bits
@@ -107,7 +106,6 @@ static const CB_REAL CB_VM_(cb_vm_erfc_far)[VM_ERFC_FAR_TERMS] = {
 #define VM_LARGEST 0x1.fffffep127f
 #define VM_ROOT_SMALLEST 0x1p-90f
 #define VM_ROOT_NEWTON_STEPS 1
-#define VM_ANY_LANE(mask) (_mm512_test_epi32_mask((__m512i)(mask), (__m512i)(mask)) != 0)
 #define VM_SCALAR_SQRT __builtin_sqrtf
 #define VM_ERFC_UNDERFLOWS 10.1f        /* erfc(10.1) rounds to 0; the tables as float64's */
 #define VM_ERFC_SHIFT 1.0f
@@ -195,10 +193,19 @@ static inline VM CB_VM_(cb_vm_sqrt)(VM x) {
     }
     s = VM_FMA(fmadd, VM_FMA(fnmadd, s, s, x), h, s);   /* s + (x - s s) h */
 #undef VM_FMA
-    VMI usual = (VMI)(x >= VM_ROOT_SMALLEST) & (VMI)(x <= VM_LARGEST);
-    VMI other = ~usual & (VMI)(x != 0);
-    if (__builtin_expect(VM_ANY_LANE(other), 0))
-        s = CB_VM_(cb_vm_select)(other, (VM)VM_X86(sqrt)((native)x), s);
+    /* The lanes left to the instruction, as a mask register: written as
+     * vector comparisons, gcc turns the test into a vector and back. */
+#define VM_CMP_MASK CB_VM_CAT(VM_X86(cmp), mask)
+#define VM_MASK_CMP_MASK CB_VM_CAT(CB_VM_CAT(CB_VM_CAT(_mm512, mask_cmp), VM_PS_PD), mask)
+    native lanes = (native)x;
+    __typeof__(VM_CMP_MASK(lanes, lanes, _CMP_EQ_OQ)) usual, other;
+    usual = VM_MASK_CMP_MASK(VM_CMP_MASK(lanes, (native)CB_VM_(cb_vm_splat)(VM_LARGEST), _CMP_LE_OQ),
+                             lanes, (native)CB_VM_(cb_vm_splat)(VM_ROOT_SMALLEST), _CMP_GE_OQ);
+    other = VM_MASK_CMP_MASK(~usual, lanes, VM_X86(setzero)(), _CMP_NEQ_UQ);
+    if (__builtin_expect(other != 0, 0))
+        s = (VM)CB_VM_CAT(CB_VM_CAT(_mm512, mask_sqrt), VM_PS_PD)((native)s, other, lanes);
+#undef VM_MASK_CMP_MASK
+#undef VM_CMP_MASK
     return s;
 #elif defined(VM_X86)
     typedef __typeof__(VM_X86(setzero)()) native;
@@ -447,7 +454,6 @@ CB_VM_ARRAY(sqrt)
 #undef VM_LARGEST
 #undef VM_ROOT_SMALLEST
 #undef VM_ROOT_NEWTON_STEPS
-#undef VM_ANY_LANE
 #undef VM_SCALAR_SQRT
 #undef VM_ERFC_UNDERFLOWS
 #undef VM_ERFC_SHIFT
