@@ -65,6 +65,24 @@
 #define CB_ISA CB_ISA_BASELINE
 #endif
 
+/* How a tile reads A (cb_tile's LAYOUT):
+ *   CB_A_PACKED    a packed sliver: row i of step p at a[p*a_cs + i], zero rows
+ *                  past the edge
+ *   CB_A_ROWS      in place, rows a_rs apart; those past `rows` re-read the
+ *                  last real one
+ *   CB_A_ADJACENT  in place, rows adjacent (a_rs = 1, op(A) = Xᵀ) and all
+ *                  HEIGHT of them real: a[p*a_cs + i], as packed, from one
+ *                  pointer. With a pointer per row (CB_A_ROWS) a 12-row tile
+ *                  needs more registers than x86-64 has, and gcc reloaded
+ *                  some of them every step (bench/README.md, "Kept: adjacent
+ *                  rows of A from one pointer"). */
+enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
+
+/* Whether full tiles whose rows of A are adjacent in memory take one pointer
+ * for them (CB_A_ADJACENT); `bench/thresholds.py CB_ADJACENT_TILES=0 ...`
+ * times the other way. */
+#define CB_ADJACENT_TILES 1
+
 /* The blocking table: one row per CPU class.
  *
  *   CB_VECTOR_BYTES  width of one vector register

@@ -72,16 +72,15 @@ _Static_assert(0 CB_NARROW_HEIGHTS(CB_IS_NARROW_COLS) == 1 &&
 #undef CB_PAST_TILE_ROWS
 
 /* The tile body: HEIGHT x (WIDTH vectors), both compile-time constants at every
- * call. PACKED: A is a packed sliver (row i of step p at a[p*a_cs + i], zero
- * rows past the edge); otherwise rows are a_rs apart and those past `rows`
- * re-read the last real one. */
+ * call; LAYOUT: how it reads A (tiles.h, CB_A_ROWS...). */
 static inline __attribute__((always_inline)) void
-CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
+CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int LAYOUT, ptrdiff_t kc,
              const CB_REAL* a, ptrdiff_t a_rs, ptrdiff_t a_cs,
              const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
              ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
+    const int PACKED = LAYOUT == CB_A_PACKED;
     CB_VEC acc[CB_TILE_ROWS][CB_NV];
-    const CB_REAL* row[CB_TILE_ROWS];    /* A read in place: where each row starts */
+    const CB_REAL* row[CB_TILE_ROWS];    /* CB_A_ROWS: where each row starts */
     CB_UNROLLED for (int i = 0; i < HEIGHT; i++) {
         row[i] = a + (i < rows ? i : rows - 1) * a_rs;
         CB_UNROLLED for (int j = 0; j < WIDTH; j++)
@@ -120,7 +119,7 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
             bv[j] = CB_(cb_load)(b + j * CB_LANES);
         for (int i = 0; i < HEIGHT; i++) {
             /* A packed sliver's rows are adjacent: one pointer, constant offsets. */
-            CB_VEC ai = CB_(cb_splat)(PACKED ? a[k + i] : row[i][k]);
+            CB_VEC ai = CB_(cb_splat)(LAYOUT != CB_A_ROWS ? a[k + i] : row[i][k]);
             for (int j = 0; j < WIDTH; j++)
                 acc[i][j] += ai * bv[j];
         }
@@ -161,11 +160,18 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int PACKED, ptrdiff_t kc,
     static void CB_CAT(CB_(cb_tile_packed), H##x##W)(ptrdiff_t kc, const CB_REAL* a,          \
         ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,          \
         ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                                      \
-        CB_(cb_tile)(H, W, 1, kc, a, 1, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }      \
+        CB_(cb_tile)(H, W, CB_A_PACKED, kc, a, 1, a_cs, b, b_rs, C, ldc, rows, cols,          \
+                     overwrite); }                                                            \
     static void CB_CAT(CB_(cb_tile_strided), H##x##W)(ptrdiff_t kc, const CB_REAL* a,         \
         ptrdiff_t a_rs, ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C,         \
         ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols, int overwrite) {                       \
-        CB_(cb_tile)(H, W, 0, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite); }
+        CB_(cb_tile)(H, W, CB_A_ROWS, kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols,         \
+                     overwrite); }                                                            \
+    static void CB_CAT(CB_(cb_tile_adjacent), H##x##W)(ptrdiff_t kc, const CB_REAL* a,        \
+        ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,          \
+        ptrdiff_t cols, int overwrite) {                                                      \
+        CB_(cb_tile)(H, W, CB_A_ADJACENT, kc, a, 1, a_cs, b, b_rs, C, ldc, H, cols,           \
+                     overwrite); }
 #define CB_DEFINE_TILES_OF_HEIGHT(H) CB_WIDTHS(CB_DEFINE_TILE, H)
 CB_HEIGHTS(CB_DEFINE_TILES_OF_HEIGHT)
 #undef CB_DEFINE_TILES_OF_HEIGHT
@@ -198,8 +204,12 @@ static void CB_(cb_microkernel)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, 
                                 const CB_REAL* b, ptrdiff_t b_rs, CB_REAL* C, ptrdiff_t ldc,
                                 ptrdiff_t rows, ptrdiff_t cols, int overwrite) {
     const ptrdiff_t width = (cols + CB_LANES - 1) / CB_LANES;
-#define CB_PICKED(H, W) \
-    CB_CAT(CB_(cb_tile_strided), H##x##W)(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols, overwrite)
+#define CB_PICKED(H, W)                                                                       \
+    if (CB_ADJACENT_TILES && a_rs == 1 && rows == H)                                          \
+        CB_CAT(CB_(cb_tile_adjacent), H##x##W)(kc, a, a_cs, b, b_rs, C, ldc, cols, overwrite); \
+    else                                                                                      \
+        CB_CAT(CB_(cb_tile_strided), H##x##W)(kc, a, a_rs, a_cs, b, b_rs, C, ldc, rows, cols,  \
+                                              overwrite)
     CB_HEIGHTS(CB_PICK_HEIGHT)
 #undef CB_PICKED
 }
@@ -320,8 +330,8 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
      * computes repeats of its last column. */
 #define CB_NARROW_OF_HEIGHT(H)                                                                \
     else if (cols <= H)                                                                       \
-        CB_(cb_tile)(H, CB_NARROW_NV, 0, K, b, csb, rsb, a, a_cs, &t[0][0], ROWS_OF_C, cols,  \
-                     ROWS_OF_C, 1);
+        CB_(cb_tile)(H, CB_NARROW_NV, CB_A_ROWS, K, b, csb, rsb, a, a_cs, &t[0][0], ROWS_OF_C,  \
+                     cols, ROWS_OF_C, 1);
     if (0) {}
     CB_NARROW_HEIGHTS(CB_NARROW_OF_HEIGHT)
     else
