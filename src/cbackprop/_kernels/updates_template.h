@@ -8,7 +8,8 @@
  * The arithmetic, element by element, as written (an FMA wherever the
  * build contracts a product and a sum), from the state a, b:
  *   g  = clip(g)                when factors->clip: g * scale in [-limit, limit]
- *   g  = g + decay p            when decay is not 0 in the dtype (Adam; RMSprop always)
+ *   g  = g + decay p            Adam: when decay is not 0 in the dtype (as the
+ *                               reference); RMSprop: always
  *   Adam (a = m, b = v):
  *     m' = keep1 m + add1 g                     keep1 = beta1, add1 = 1 - beta1
  *     v' = keep2 v + add2 g g                   keep2 = beta2, add2 = 1 - beta2
