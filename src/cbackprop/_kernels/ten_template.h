@@ -96,8 +96,9 @@ static inline CB_TEN_VEC CB_TV(cb_ten_twice)(const CB_REAL* p) {
 #endif
 }
 
-static void CB_TV(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, ptrdiff_t rsb,
-                               ptrdiff_t csb, CB_REAL* packed) {
+static inline __attribute__((always_inline)) void
+CB_TV(cb_pack_ten_body)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, ptrdiff_t rsb,
+                        ptrdiff_t csb, CB_REAL* packed) {
     ptrdiff_t group = 0;
     for (; group + CB_TEN_H <= kc; group += CB_TEN_H) {
         /* A whole group: constant trip counts, unrolled (with one loop for
@@ -202,8 +203,9 @@ static inline CB_TEN_VEC CB_TV(cb_ten_pairs)(const CB_TEN_VEC* splats) {
 #endif
 }
 
-static void CB_TV(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, ptrdiff_t rsb,
-                               ptrdiff_t csb, CB_REAL* packed) {
+static inline __attribute__((always_inline)) void
+CB_TV(cb_pack_ten_body)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, ptrdiff_t rsb,
+                        ptrdiff_t csb, CB_REAL* packed) {
     for (ptrdiff_t p = 0; p < kc; p++) {
         const CB_REAL* step = B + p * rsb;
         for (int j = 0; j < 8; j++)
@@ -272,6 +274,18 @@ CB_TV(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b,
     }
 }
 #endif
+
+/* A B whose columns are adjacent (W of an output layer, X@W) with csb a
+ * constant 1, so that a step's first 8 values go as one copy of adjacent
+ * values, not 8 strided loads (bench/README.md, "Kept: ten columns packed
+ * from adjacent values"). */
+static void CB_TV(cb_pack_ten)(ptrdiff_t kc, ptrdiff_t cols, const CB_REAL* B, ptrdiff_t rsb,
+                               ptrdiff_t csb, CB_REAL* packed) {
+    if (CB_PACK_TEN_ADJACENT && csb == 1)
+        CB_TV(cb_pack_ten_body)(kc, cols, B, rsb, 1, packed);
+    else
+        CB_TV(cb_pack_ten_body)(kc, cols, B, rsb, csb, packed);
+}
 #undef CB_TEN_VEC
 #undef CB_TEN_ROWS
 #undef CB_TEN_ROWS_FIT

@@ -83,6 +83,11 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  * times the other way. */
 #define CB_ADJACENT_TILES 1
 
+/* Whether the ten-column packing takes a B with adjacent columns by its own
+ * loop (ten_template.h, cb_pack_ten); `bench/thresholds.py
+ * CB_PACK_TEN_ADJACENT=0 ...` times the other way. */
+#define CB_PACK_TEN_ADJACENT 1
+
 /* The blocking table: one row per CPU class.
  *
  *   CB_VECTOR_BYTES  width of one vector register
