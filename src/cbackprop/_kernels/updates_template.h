@@ -36,9 +36,11 @@ typedef struct {
 } cb_update_factors;
 #endif
 
-static inline __attribute__((always_inline)) VM
-CB_VM_(cb_vm_update)(const int KIND, const int CLIP, const int MOMENTUM, const int DECAY, VM p,
-                     VM g, VM* a, VM* b, const cb_update_factors* f) {
+/* The update in two halves, split at the division: the loop below runs the
+ * first half of one vector beside the second half of the one before it. */
+static inline __attribute__((always_inline)) void
+CB_VM_(cb_vm_update_begin)(const int KIND, const int CLIP, const int DECAY, VM p, VM g, VM* a,
+                           VM* b, const cb_update_factors* f, VM* num, VM* den) {
     if (CLIP)
         g = CB_VM_(cb_vm_at_least)(CB_VM_(cb_vm_at_most)(g * (CB_REAL)f->scale,
                                                        (CB_REAL)f->limit),
@@ -48,15 +50,33 @@ CB_VM_(cb_vm_update)(const int KIND, const int CLIP, const int MOMENTUM, const i
     if (KIND == CB_UPDATE_ADAM) {
         *a = (CB_REAL)f->keep1 * *a + (CB_REAL)f->add1 * g;
         *b = (CB_REAL)f->keep2 * *b + (CB_REAL)f->add2 * g * g;
-        return p - (CB_REAL)f->rate * *a
-                       / (CB_VM_(cb_vm_sqrt)(*b) * (CB_REAL)f->root_scale + (CB_REAL)f->eps);
+        *num = (CB_REAL)f->rate * *a;
+        *den = CB_VM_(cb_vm_sqrt)(*b) * (CB_REAL)f->root_scale + (CB_REAL)f->eps;
+        return;
     }
     *a = (CB_REAL)f->keep2 * *a + (CB_REAL)f->add2 * g * g;
-    VM step = g / (CB_VM_(cb_vm_sqrt)(*a) + (CB_REAL)f->eps);
+    *num = g;
+    *den = CB_VM_(cb_vm_sqrt)(*a) + (CB_REAL)f->eps;
+}
+
+static inline __attribute__((always_inline)) VM
+CB_VM_(cb_vm_update_end)(const int KIND, const int MOMENTUM, VM p, VM num, VM den, VM* b,
+                         const cb_update_factors* f) {
+    VM step = num / den;
+    if (KIND == CB_UPDATE_ADAM)
+        return p - step;
     if (!MOMENTUM)
         return p - (CB_REAL)f->rate * step;
     *b = (CB_REAL)f->momentum * *b + step;
     return p - (CB_REAL)f->rate * *b;
+}
+
+static inline __attribute__((always_inline)) VM
+CB_VM_(cb_vm_update)(const int KIND, const int CLIP, const int MOMENTUM, const int DECAY, VM p,
+                     VM g, VM* a, VM* b, const cb_update_factors* f) {
+    VM num, den;
+    CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, p, g, a, b, f, &num, &den);
+    return CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p, num, den, b, f);
 }
 
 /* The lanes of a vector whose new values are not finite (x - x is 0 for
@@ -66,17 +86,21 @@ static inline VMI CB_VM_(cb_vm_not_finite)(VM p, VM a, VM b) {
 }
 
 /* seen[k] + 0 x: NaN from the first value x that is not finite on, ±0 while
- * every one is. Three FMAs a vector, one per array, each on its own chain
- * (one chain would hold every vector for three FMA latencies), where
- * cb_vm_not_finite takes eight operations on the ports that Adam's loop is
- * bound by (bench/README.md, "Kept: Adam's loop in fewer operations"). The
- * zero is a variable, so that no compiler may read 0 x as 0 (it is NaN for
- * an infinite x). */
+ * every one is. An FMA a vector for each of p' and the second moment (Adam's
+ * v', RMSprop's square average), each on its own chain (one chain would
+ * hold every vector for two FMA latencies), where cb_vm_not_finite takes
+ * eight operations on the ports that Adam's loop is bound by (bench/README.md,
+ * "Kept: Adam's loop in fewer operations"). The other state array needs no
+ * test of its own: where Adam's m' or RMSprop's momentum buffer is not
+ * finite, neither is the step it enters (inf / a positive or infinite
+ * denominator, NaN / anything, times a rate) nor p' = p - step. A second
+ * moment that overflows alone does need one: it makes its step 0. The zero
+ * is a variable, so that no compiler may read 0 x as 0 (it is NaN for an
+ * infinite x). */
 static inline __attribute__((always_inline)) void
-CB_VM_(cb_vm_taint)(VM seen[3], VM zero, VM p, VM a, VM b) {
+CB_VM_(cb_vm_taint)(VM seen[2], VM zero, VM p, VM second_moment) {
     seen[0] = seen[0] + zero * p;
-    seen[1] = seen[1] + zero * a;
-    seen[2] = seen[2] + zero * b;
+    seen[1] = seen[1] + zero * second_moment;
 }
 
 static inline __attribute__((always_inline)) int
@@ -89,20 +113,37 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
      * than the update's own arithmetic). */
     const cb_update_factors local = *factors, *f = &local;
     VMI bad = {0};
-    VM seen[3] = {{0}, {0}, {0}};
+    VM seen[2] = {{0}, {0}};
     volatile CB_REAL zero_value = 0;
     VM zero = CB_VM_(cb_vm_splat)(zero_value);
     ptrdiff_t i = 0;
-    for (; i + VM_LANES <= n; i += VM_LANES) {
-        VM a_next = *(const VM*)(a + i), b_next = *(const VM*)(b + i);
-        VM p_next = CB_VM_(cb_vm_update)(KIND, CLIP, MOMENTUM, DECAY, *(const VM*)(param + i),
-                                         *(const VM*)(grad + i), &a_next, &b_next, f);
-        *(VM*)(grad + i) = p_next;
-        *(VM*)(a_out + i) = a_next;
-        *(VM*)(b_out + i) = b_next;
-        CB_VM_(cb_vm_taint)(seen, zero, p_next, a_next, b_next);
+    if (n >= VM_LANES) {
+        /* Software-pipelined: each pass starts vector i and finishes vector
+         * i - 1, whose division has its operands ready, so the divider works
+         * beside the FMA units' square root of the next vector. */
+        VM p_held = *(const VM*)param, a_held = *(const VM*)a, b_held = *(const VM*)b;
+        VM num, den;
+        CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, p_held, *(const VM*)grad, &a_held,
+                                   &b_held, f, &num, &den);
+        for (i = VM_LANES; i + VM_LANES <= n; i += VM_LANES) {
+            VM p_next = *(const VM*)(param + i), a_next = *(const VM*)(a + i);
+            VM b_next = *(const VM*)(b + i), num_next, den_next;
+            CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, p_next, *(const VM*)(grad + i),
+                                       &a_next, &b_next, f, &num_next, &den_next);
+            VM p_done = CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p_held, num, den, &b_held, f);
+            *(VM*)(grad + i - VM_LANES) = p_done;
+            *(VM*)(a_out + i - VM_LANES) = a_held;
+            *(VM*)(b_out + i - VM_LANES) = b_held;
+            CB_VM_(cb_vm_taint)(seen, zero, p_done, KIND == CB_UPDATE_ADAM ? b_held : a_held);
+            p_held = p_next, a_held = a_next, b_held = b_next, num = num_next, den = den_next;
+        }
+        VM p_done = CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p_held, num, den, &b_held, f);
+        *(VM*)(grad + i - VM_LANES) = p_done;
+        *(VM*)(a_out + i - VM_LANES) = a_held;
+        *(VM*)(b_out + i - VM_LANES) = b_held;
+        CB_VM_(cb_vm_taint)(seen, zero, p_done, KIND == CB_UPDATE_ADAM ? b_held : a_held);
     }
-    bad = (VMI)(seen[0] != seen[0]) | (VMI)(seen[1] != seen[1]) | (VMI)(seen[2] != seen[2]);
+    bad = (VMI)(seen[0] != seen[0]) | (VMI)(seen[1] != seen[1]);
     if (i < n) {
         /* The tail through padded vectors; the padding's lanes (0 / 0 when
          * eps is 0) are left out of the test. */

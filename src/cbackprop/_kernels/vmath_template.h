@@ -15,6 +15,7 @@ typedef CB_VM_INT VMI __attribute__((vector_size(CB_VECTOR_BYTES), aligned(sizeo
 #if CB_VM_DOUBLE
 #define VM_MANTISSA_BITS 52
 #define VM_PS_PD pd                       /* the suffix of its x86 intrinsics */
+#define VM_KORTESTZ _kortestz_mask8_u8    /* both masks of a 64-byte vector 0 */
 #define VM_EXPONENT_BIAS 1023
 #define VM_SIGN_BIT ((CB_VM_INT)1 << 63)
 #define VM_SHIFTER 0x1.8p52            /* adding it rounds to an integer, kept in the low bits */
@@ -40,6 +41,7 @@ static const CB_REAL CB_VM_(cb_vm_q_terms)[16] = {
 #else
 #define VM_MANTISSA_BITS 23
 #define VM_PS_PD ps
+#define VM_KORTESTZ _kortestz_mask16_u8
 #define VM_EXPONENT_BIAS 127
 #define VM_SIGN_BIT ((CB_VM_INT)1 << 31)
 #define VM_SHIFTER 0x1.8p23f
@@ -193,17 +195,21 @@ static inline VM CB_VM_(cb_vm_sqrt)(VM x) {
     }
     s = VM_FMA(fmadd, VM_FMA(fnmadd, s, s, x), h, s);   /* s + (x - s s) h */
 #undef VM_FMA
-    /* The lanes left to the instruction, as a mask register: written as
-     * vector comparisons, gcc turns the test into a vector and back. */
+    /* The lanes left to the instruction (NaN, inf, and those below
+     * VM_ROOT_SMALLEST but zeros), as two mask registers tested by one
+     * kortest: written as vector comparisons, gcc turns the test into a
+     * vector and back; a knot or an or of the masks is one operation more
+     * on the ports Adam's loop is bound by. */
 #define VM_CMP_MASK CB_VM_CAT(VM_X86(cmp), mask)
 #define VM_MASK_CMP_MASK CB_VM_CAT(CB_VM_CAT(CB_VM_CAT(_mm512, mask_cmp), VM_PS_PD), mask)
     native lanes = (native)x;
-    __typeof__(VM_CMP_MASK(lanes, lanes, _CMP_EQ_OQ)) usual, other;
-    usual = VM_MASK_CMP_MASK(VM_CMP_MASK(lanes, (native)CB_VM_(cb_vm_splat)(VM_LARGEST), _CMP_LE_OQ),
-                             lanes, (native)CB_VM_(cb_vm_splat)(VM_ROOT_SMALLEST), _CMP_GE_OQ);
-    other = VM_MASK_CMP_MASK(~usual, lanes, VM_X86(setzero)(), _CMP_NEQ_UQ);
-    if (__builtin_expect(other != 0, 0))
-        s = (VM)CB_VM_CAT(CB_VM_CAT(_mm512, mask_sqrt), VM_PS_PD)((native)s, other, lanes);
+    __typeof__(VM_CMP_MASK(lanes, lanes, _CMP_EQ_OQ)) large, small;
+    large = VM_CMP_MASK(lanes, (native)CB_VM_(cb_vm_splat)(VM_LARGEST), _CMP_NLE_UQ);
+    small = VM_MASK_CMP_MASK(VM_CMP_MASK(lanes, VM_X86(setzero)(), _CMP_NEQ_OQ), lanes,
+                             (native)CB_VM_(cb_vm_splat)(VM_ROOT_SMALLEST), _CMP_LT_OQ);
+    if (__builtin_expect(!VM_KORTESTZ(large, small), 0))
+        s = (VM)CB_VM_CAT(CB_VM_CAT(_mm512, mask_sqrt), VM_PS_PD)((native)s, large | small,
+                                                                    lanes);
 #undef VM_MASK_CMP_MASK
 #undef VM_CMP_MASK
     return s;
@@ -436,6 +442,7 @@ CB_VM_ARRAY(sqrt)
 
 #undef VM_MANTISSA_BITS
 #undef VM_PS_PD
+#undef VM_KORTESTZ
 #undef VM_EXPONENT_BIAS
 #undef VM_SIGN_BIT
 #undef VM_SHIFTER
