@@ -129,6 +129,9 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     cdef real log_others[VECTOR_CHUNK]   # log1p of the row's other terms, by vmath.h
     cdef double total = 0, exp_sum
     cdef real a_label
+    # 1/m when m is a power of two: x * 2^-e is x / 2^e to the bit (both
+    # round the same exact value), and a multiplication is not a division.
+    cdef real inverse_m = <real>1 / <real>m if m & (m - 1) == 0 else 0
     while first < m:
         last = min(m, first + block)
         for i in range(first, last):
@@ -146,18 +149,22 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
             row = i * k
             exp_sum = sum_as_double(k, delta + row)
             log_others[i - first] = <real>sum_of_the_others(k, delta + row, exp_sum)
-            for j in range(k):   # softmax(Z), as softmax_rows has it
-                delta[row + j] = <real>(delta[row + j] / exp_sum)
+            # softmax(Z) = <real>(exp / exp_sum), as softmax_rows has it, then / m
             if Y == NULL:
                 label = labels[i]
-                a_label = delta[row + label]
-                for j in range(k):
-                    delta[row + j] = delta[row + j] / <real>m
-                delta[row + label] = (a_label - <real>1) / <real>m
+                a_label = <real>(delta[row + label] / exp_sum)
+                if inverse_m != 0:
+                    for j in range(k):
+                        delta[row + j] = <real>(delta[row + j] / exp_sum) * inverse_m
+                    delta[row + label] = (a_label - <real>1) * inverse_m
+                else:
+                    for j in range(k):
+                        delta[row + j] = <real>(delta[row + j] / exp_sum) / <real>m
+                    delta[row + label] = (a_label - <real>1) / <real>m
             else:
                 for j in range(k):
-                    delta[row + j] = (delta[row + j] * <real>target_sum[i - first]
-                                      - Y[row + j]) / <real>m
+                    delta[row + j] = (<real>(delta[row + j] / exp_sum)
+                                      * <real>target_sum[i - first] - Y[row + j]) / <real>m
         vector_log1p(last - first, log_others, log_others)
         for i in range(first, last):
             if Y == NULL:
