@@ -241,6 +241,43 @@ def test_a_second_moment_that_overflows_alone_is_refused(impl, dtype, n_in, opti
                 assert np.array_equal(a, b)
 
 
+def with_nan_at(arrays, position):
+    """Copies of ``arrays`` (one array, or a list of them) with the value at
+    ``position`` of their values in order made NaN."""
+    copies = [a.copy() for a in (arrays if isinstance(arrays, list) else [arrays])]
+    for copy in copies:
+        if position < copy.size:
+            copy.flat[position] = np.nan
+            break
+        position -= copy.size
+    return copies if isinstance(arrays, list) else copies[0]
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_in", [8, 9])
+def test_a_carried_momentum_buffer_that_is_not_finite_is_refused(impl, dtype, n_in):
+    """RMSprop without momentum carries its momentum buffer over unread, so a
+    NaN in it (a state restored from a pickle made by hand) never reaches the
+    step, whose new parameters stay finite: the step must be refused all the
+    same, with nothing changed. The NaN is at each of the 27 or 30 positions
+    in turn: every lane of the whole vectors of every build, and of a tail."""
+    Net = IMPLEMENTATIONS[impl]
+    X, Y = np.ones((4, n_in), dtype=dtype), np.zeros((4, 3), dtype=dtype)
+    for position in range(n_in * 3 + 3):
+        net = Net([n_in, 3], ["identity"], loss="mse", optimizer=cb.RMSprop(lr=1e-2),
+                  dtype=dtype, seed=3)
+        net.train_step(X, Y)
+        state = net.__getstate__()
+        square_avg, buffer, step_count = state["optimizer_state"]
+        state["optimizer_state"] = (square_avg, with_nan_at(buffer, position), step_count)
+        net.__setstate__(state)
+        before = snapshot(net)
+        with pytest.raises(FloatingPointError):
+            net.train_step(X, Y)
+        assert_params_equal(net, before)
+
+
 # -- fit: where it stopped, and the epochs it finished ------------------------------------
 def zeros_but_batch_seven(m=115, batch_size=10):
     """Inputs that are zero except in the 7th of 12 minibatches (the last one

@@ -287,6 +287,32 @@ def test_cross_entropy(shape, labels, dtype, rng):
     close(z, ref_delta, dtype)
 
 
+@pytest.mark.parametrize("targets", ["labels", "one-hot"])
+@pytest.mark.parametrize("m", [3, 4, 5, 8, 32, 33])
+def test_cross_entropy_delta_is_each_rows_own_over_m(m, targets, dtype, rng):
+    """A row's delta in a batch of m rows is, to the bit, its delta as a batch
+    of one divided by m in the dtype: the compiled pass divides once by m, or
+    (m a power of two) multiplies by 1/m, which rounds the same value. Logits
+    spread so far apart that many deltas are subnormal, where rounding the
+    softmax to the dtype before the division matters."""
+    k = 10
+    z = rng.uniform(-20.0, 0.0, (m, k))
+    # exp(z - max) subnormal: z below log of the smallest normal (-87.3 in
+    # float32, -708.4 in float64) and above that of the smallest subnormal
+    low, high = (-102.0, -88.0) if np.dtype(dtype) == np.float32 else (-743.0, -709.0)
+    far = rng.random((m, k)) < 0.5
+    z[far] = rng.uniform(low, high, far.sum())
+    z[:, 0] = 0.0                                          # every row's maximum
+    z = z.astype(dtype)
+    classes = rng.integers(0, k, m)
+    y = classes if targets == "labels" else np.eye(k, dtype=dtype)[classes]
+    delta = ops.cross_entropy(z, y)[1]
+    alone = np.concatenate([ops.cross_entropy(z[i:i + 1], y[i:i + 1])[1] for i in range(m)])
+    tiny = np.finfo(dtype).tiny
+    assert np.count_nonzero((np.abs(delta) < tiny) & (delta != 0)) > m   # subnormal deltas
+    np.testing.assert_array_equal(delta, alone / np.array(m, dtype=dtype))
+
+
 def test_cross_entropy_takes_any_target_rows_and_any_integer_labels(dtype, rng):
     z = rng.standard_normal((6, 4)).astype(dtype)
     soft = rng.random((6, 4)).astype(dtype)                # rows not summing to one

@@ -90,17 +90,20 @@ static inline VMI CB_VM_(cb_vm_not_finite)(VM p, VM a, VM b) {
  * v', RMSprop's square average), each on its own chain (one chain would
  * hold every vector for two FMA latencies), where cb_vm_not_finite takes
  * eight operations on the ports that Adam's loop is bound by (bench/README.md,
- * "Kept: Adam's loop in fewer operations"). The other state array needs no
- * test of its own: where Adam's m' or RMSprop's momentum buffer is not
- * finite, neither is the step it enters (inf / a positive or infinite
- * denominator, NaN / anything, times a rate) nor p' = p - step. A second
- * moment that overflows alone does need one: it makes its step 0. The zero
- * is a variable, so that no compiler may read 0 x as 0 (it is NaN for an
- * infinite x). */
+ * "Kept: Adam's loop in fewer operations"). A state array that enters the
+ * step needs no test of its own: where Adam's m' or RMSprop's momentum
+ * buffer (with momentum) is not finite, neither is the step (inf / a
+ * positive or infinite denominator, NaN / anything, times a rate) nor
+ * p' = p - step. A second moment that overflows alone does: it makes its
+ * step 0; so does RMSprop's buffer without momentum, carried over unread
+ * (a state restored with a NaN in it). The zero is a variable, so that no
+ * compiler may read 0 x as 0 (it is NaN for an infinite x). */
 static inline __attribute__((always_inline)) void
-CB_VM_(cb_vm_taint)(VM seen[2], VM zero, VM p, VM second_moment) {
+CB_VM_(cb_vm_taint)(const int KIND, const int MOMENTUM, VM seen[3], VM zero, VM p, VM a, VM b) {
     seen[0] = seen[0] + zero * p;
-    seen[1] = seen[1] + zero * second_moment;
+    seen[1] = seen[1] + zero * (KIND == CB_UPDATE_ADAM ? b : a);
+    if (KIND == CB_UPDATE_RMSPROP && !MOMENTUM)
+        seen[2] = seen[2] + zero * b;
 }
 
 static inline __attribute__((always_inline)) int
@@ -113,7 +116,7 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
      * than the update's own arithmetic). */
     const cb_update_factors local = *factors, *f = &local;
     VMI bad = {0};
-    VM seen[2] = {{0}, {0}};
+    VM seen[3] = {{0}, {0}, {0}};
     volatile CB_REAL zero_value = 0;
     VM zero = CB_VM_(cb_vm_splat)(zero_value);
     ptrdiff_t i = 0;
@@ -134,16 +137,16 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
             *(VM*)(grad + i - VM_LANES) = p_done;
             *(VM*)(a_out + i - VM_LANES) = a_held;
             *(VM*)(b_out + i - VM_LANES) = b_held;
-            CB_VM_(cb_vm_taint)(seen, zero, p_done, KIND == CB_UPDATE_ADAM ? b_held : a_held);
+            CB_VM_(cb_vm_taint)(KIND, MOMENTUM, seen, zero, p_done, a_held, b_held);
             p_held = p_next, a_held = a_next, b_held = b_next, num = num_next, den = den_next;
         }
         VM p_done = CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p_held, num, den, &b_held, f);
         *(VM*)(grad + i - VM_LANES) = p_done;
         *(VM*)(a_out + i - VM_LANES) = a_held;
         *(VM*)(b_out + i - VM_LANES) = b_held;
-        CB_VM_(cb_vm_taint)(seen, zero, p_done, KIND == CB_UPDATE_ADAM ? b_held : a_held);
+        CB_VM_(cb_vm_taint)(KIND, MOMENTUM, seen, zero, p_done, a_held, b_held);
     }
-    bad = (VMI)(seen[0] != seen[0]) | (VMI)(seen[1] != seen[1]);
+    bad = (VMI)(seen[0] != seen[0]) | (VMI)(seen[1] != seen[1]) | (VMI)(seen[2] != seen[2]);
     if (i < n) {
         /* The tail through padded vectors; the padding's lanes (0 / 0 when
          * eps is 0) are left out of the test. */
