@@ -20,6 +20,12 @@ the engine's ``VECTOR_MATH``) its vector kernel on as many::
     PYTHONPATH=src python bench/thresholds.py VM_TANH_SATURATES=9 float32 tanh
     PYTHONPATH=src python bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64 sqrt
 
+An optimizer's name (``adam``, ``rmsprop``: bench/benchlib/updates.py's
+``OPTIMIZERS``) times its update pass (``Engine.apply_update``) on the
+bench's in-cache network, in ns per parameter::
+
+    PYTHONPATH=src python bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64 adam,rmsprop
+
 ``halves_512=0|1`` instead of a constant times the build as imported against
 the same build told the other way by ``engine.set_halves_512`` (the
 ten-column tiles in whole or half vectors of a 64-byte build): a setting
@@ -54,7 +60,8 @@ import numpy as np  # noqa: E402  (after pinning the thread counts)
 import cbackprop as cb  # noqa: E402
 from cbackprop._activations import REGISTRY  # noqa: E402
 from cbackprop._backend import engine as _running  # noqa: E402
-from benchlib.settings import product_shape  # noqa: E402
+from benchlib.settings import UPDATE_NETWORKS, product_shape  # noqa: E402
+from benchlib.updates import ENGINE_SETTINGS, OPTIMIZERS, update_call  # noqa: E402
 
 VECTOR_MATH = _running.VECTOR_MATH
 
@@ -79,12 +86,13 @@ def parse_args():
     if name == "halves_512" and value not in ("0", "1"):
         parser.error(f"halves_512 is 0 or 1, got {value!r}")
     for shape in args.shapes.split(","):
-        if shape not in REGISTRY and shape not in VECTOR_MATH:
+        if shape not in REGISTRY and shape not in VECTOR_MATH and shape not in OPTIMIZERS:
             try:
                 product_shape(shape)
             except ValueError as error:
-                parser.error(f"{error}, or an activation's name ({', '.join(REGISTRY)}), or a "
-                             f"vector function's ({', '.join(VECTOR_MATH)})")
+                parser.error(f"{error}, or an activation's name ({', '.join(REGISTRY)}), a "
+                             f"vector function's ({', '.join(VECTOR_MATH)}) or an "
+                             f"optimizer's ({', '.join(OPTIMIZERS)})")
     return args
 
 
@@ -148,9 +156,10 @@ def main():
     print(f"{cb.kernel_path} build, {args.dtype}, one thread: as built vs {name}={value}")
     with tempfile.TemporaryDirectory() as tmp:
         if name == "halves_512":
-            if any(shape in REGISTRY or shape in VECTOR_MATH for shape in args.shapes.split(",")):
-                sys.exit("halves_512 changes products only; give shapes, not activations or "
-                         "vector functions")
+            if any(shape in REGISTRY or shape in VECTOR_MATH or shape in OPTIMIZERS
+                   for shape in args.shapes.split(",")):
+                sys.exit("halves_512 changes products only; give shapes, not activations, "
+                         "vector functions or optimizers")
             from cbackprop._backend import engine
             engine.set_num_threads(1)
             engines = {"as built": Told(engine, engine.tile_table()["halves_512"]),
@@ -165,6 +174,8 @@ def main():
                 compare_activation(engines, shape, args.dtype, rng)
             elif shape in VECTOR_MATH:
                 compare_vector_math(engines, shape, args.dtype, rng)
+            elif shape in OPTIMIZERS:
+                compare_update(engines, shape, args.dtype)
             else:
                 compare_gemm(engines, shape, args.dtype, rng)
 
@@ -223,6 +234,27 @@ def compare_vector_math(engines, name, dtype, rng):
     best = interleaved_best(engines, lambda engine: engine.vector_math(name, x), 200)
     ns = {label: seconds / x.size * 1e9 for label, seconds in best.items()}
     print(f"  {name:<16} as built {ns['as built']:6.3f} ns   variant "
+          f"{ns['variant']:6.3f} ns   as built / variant {ns['as built'] / ns['variant']:.3f}")
+
+
+def compare_update(engines, name, dtype):
+    """The optimizer ``name``'s update pass on the bench's in-cache network,
+    one network per engine (Network builds its engine from the module that
+    cbackprop.network imported, swapped here for each)."""
+    import cbackprop.network as network
+    sizes = UPDATE_NETWORKS["in cache"]
+    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    running, updates = network._engine, {}
+    try:
+        for label, engine in engines.items():
+            network._engine = engine
+            updates[label] = update_call(sizes, dtype, OPTIMIZERS[name](),
+                                         **ENGINE_SETTINGS.get(name, {}))
+    finally:
+        network._engine = running
+    best = interleaved_best(updates, lambda update: update(), 200)
+    ns = {label: seconds / n_params * 1e9 for label, seconds in best.items()}
+    print(f"  {name + ' update':<16} as built {ns['as built']:6.3f} ns   variant "
           f"{ns['variant']:6.3f} ns   as built / variant {ns['as built'] / ns['variant']:.3f}")
 
 

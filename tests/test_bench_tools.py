@@ -507,3 +507,39 @@ def test_a_gemm_ratio_whose_rounds_disagree_is_marked():
     assert report.ratio_text({"ratio": 1.04, "round_ratios": [1.0, 1.04, 1.1]}) == " 1.04 "
     assert report.ratio_text({"ratio": 0.87, "round_ratios": [0.8, 0.87, 1.2]}) == " 0.87~"
     assert report.ratio_text({"ratio": 471.94, "round_ratios": [2.09, 471.9, 517.8]}) == "  472~"
+
+
+def test_thresholds_times_an_optimizers_update_on_each_engine(tmp_path, capsys, monkeypatch):
+    """An optimizer's name (adam) is read as one; each engine's update is
+    timed on a network built from that engine's own module (a copy of the
+    running build here), and cbackprop.network builds from the running one
+    again afterwards. One line, in ns per parameter."""
+    import shutil
+    import sysconfig
+    import cbackprop.network as network
+    sys.path.insert(0, str(BENCH))
+    try:
+        thresholds = importlib.import_module("thresholds")
+    finally:
+        sys.path.remove(str(BENCH))
+    monkeypatch.setattr(sys, "argv", ["thresholds.py", "CB_ROOT_BY_NEWTON=0", "float64", "adam,rmsprop"])
+    assert thresholds.parse_args().shapes == "adam,rmsprop"
+    module = f"_engine_{cb.kernel_path}"
+    copy = tmp_path / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
+    shutil.copyfile(Path(_backend.engine.__file__), copy)
+    loaded = thresholds.load(module, copy)
+    built, update_call = {}, thresholds.update_call
+
+    def recording_update_call(*args, **kwargs):
+        update = update_call(*args, **kwargs)
+        built[network._engine] = update.engine
+        return update
+    monkeypatch.setattr(thresholds, "update_call", recording_update_call)
+    thresholds.compare_update({"as built": _backend.engine, "variant": loaded}, "adam", "float64")
+    assert isinstance(built[loaded], loaded.Engine)
+    assert not isinstance(built[loaded], _backend.engine.Engine)
+    assert isinstance(built[_backend.engine], _backend.engine.Engine)
+    assert network._engine is _backend.engine
+    [line] = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"\s+adam update\s+as built\s+[\d.]+ ns\s+variant\s+[\d.]+ ns"
+                        r"\s+as built / variant [\d.]+", line), line

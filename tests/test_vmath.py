@@ -177,6 +177,34 @@ def test_bad_arguments():
         engine.vector_math("exp", np.zeros((4, 4))[:, ::2])
 
 
+@pytest.fixture(params=["newton", "instruction"])
+def root_way(request):
+    """Both ways of the square root: by Newton steps on the FMA units where
+    the build has them (a 64-byte AVX-512 build not told that the CPU halves
+    512-bit instructions), and by the instruction; the import's setting is
+    put back."""
+    before = engine.tile_table()["halves_512"]
+    engine.set_halves_512(request.param == "instruction")
+    yield request.param
+    engine.set_halves_512(before)
+
+
+def test_the_root_is_by_newton_on_avx512_unless_512_bit_instructions_are_halved():
+    """Zen 4 (halves) takes the instruction: there the Newton steps' FMAs
+    cost Adam more than the divider's roots (bench/README.md)."""
+    import cbackprop as cb
+    before = engine.tile_table()["halves_512"]
+    try:
+        engine.set_halves_512(True)
+        halved = engine.root_by_newton()
+        engine.set_halves_512(False)
+        whole = engine.root_by_newton()
+    finally:
+        engine.set_halves_512(before)
+    assert halved is False
+    assert whole is (cb.kernel_path == "avx512")
+
+
 def _same_bits_as_numpy_sqrt(x):
     got = engine.vector_math("sqrt", x)
     with np.errstate(invalid="ignore"):
@@ -223,7 +251,7 @@ def _next_to_midpoints(dtype, count):
     return scaled[np.isfinite(scaled)]
 
 
-def test_float32_sqrt_is_the_instructions_on_every_mantissa():
+def test_float32_sqrt_is_the_instructions_on_every_mantissa(root_way):
     """sqrt's rounding depends on the mantissa and on the exponent's parity
     alone, so every float32 in [1, 4) covers the Newton steps of the AVX-512
     build (2^24 values); then every 257th float32 of every binade (the
@@ -244,7 +272,7 @@ def test_float32_sqrt_is_the_instructions_on_every_mantissa():
     _same_bits_as_numpy_sqrt(x)
 
 
-def test_float64_sqrt_is_the_instructions_across_every_binade():
+def test_float64_sqrt_is_the_instructions_across_every_binade(root_way):
     """float64: random mantissas in every binade from the subnormals to the
     largest (in particular around the AVX-512 build's hand-over at 2^-900),
     roots next to a halfway point in every binade (a random mantissa is
@@ -269,6 +297,57 @@ def test_float64_sqrt_is_the_instructions_across_every_binade():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n", [0, 1, 3, 7, 8, 15, 16, 17, 33, 1000])
-def test_sqrt_of_every_length(n, dtype):
+def test_sqrt_of_every_length(n, dtype, root_way):
     x = np.linspace(0, 5, n).astype(dtype)
     _same_bits_as_numpy_sqrt(x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["adam", "adam-decay", "adam-clip", "rmsprop",
+                                       "rmsprop-momentum"])
+def test_updates_are_the_same_either_way_of_the_root(optimizer, dtype):
+    """Adam and RMSprop give the same parameters and state, bit for bit, with
+    their square roots by Newton steps and by the instruction (each way of
+    cb_vm_sqrt rounds as the instruction): a [5, 33, 3] network (a tail of
+    every width) whose first input column is tiny, so that some second
+    moments are subnormal, which the Newton steps hand to the instruction.
+    No output of 9-10 columns: its products would take other tiles."""
+    import cbackprop as cb
+    make = {"adam": lambda: cb.Adam(lr=1e-2),
+            "adam-decay": lambda: cb.Adam(lr=1e-2, weight_decay=1e-3),
+            "adam-clip": lambda: cb.Adam(lr=1e-2, clip_norm=0.5),
+            "rmsprop": lambda: cb.RMSprop(lr=1e-2),
+            "rmsprop-momentum": lambda: cb.RMSprop(lr=1e-2, momentum=0.9, weight_decay=1e-3)}
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((16, 5)).astype(dtype)
+    X[:, 0] *= np.sqrt(np.finfo(dtype).tiny) / 4
+    Y = rng.standard_normal((16, 3)).astype(dtype)
+    states = {}
+    before = engine.tile_table()["halves_512"]
+    try:
+        for halves in (False, True):
+            engine.set_halves_512(halves)
+            net = cb.Network([5, 33, 3], ["tanh", "identity"], optimizer=make[optimizer](),
+                             dtype=dtype, seed=1)
+            for _ in range(6):
+                net.train_step(X, Y)
+            states[halves] = net.__getstate__()
+    finally:
+        engine.set_halves_512(before)
+    if not make[optimizer]().config()["weight_decay"]:
+        # (weight decay adds decay * p to each gradient: no tiny ones then)
+        assert any(np.any((a != 0) & (np.abs(a) < np.finfo(dtype).tiny))
+                   for a in _arrays(states[False]["optimizer_state"])), "no subnormal moment"
+    for newton, instruction in zip(_arrays(states[False]), _arrays(states[True]), strict=True):
+        assert newton.tobytes() == instruction.tobytes()
+
+
+def _arrays(value):
+    """Every NumPy array in a nest of dicts, lists and tuples, in order."""
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, dict):
+        return [a for key in sorted(value) for a in _arrays(value[key])]
+    if isinstance(value, (list, tuple)):
+        return [a for item in value for a in _arrays(item)]
+    return []

@@ -178,7 +178,9 @@ def tile_table():
 def set_halves_512(bint on):
     """Tell this build whether the CPU runs each 512-bit instruction as two
     256-bit halves (AMD Zen 4). A 64-byte build then takes products of 9-10
-    columns in ten-column tiles of half vectors; other builds ignore it.
+    columns in ten-column tiles of half vectors, and square roots from the
+    instruction rather than by Newton steps (root_by_newton); other builds
+    ignore it.
     Set once at import (``_backend``); not meant to change while products run."""
     cb_set_halves_512(on)
 

@@ -1,8 +1,8 @@
 /* The updates of the optimizers with two state buffers, Adam and RMSprop,
  * over an array for one dtype, written on the vectors of vmath_template.h
  * (included after it, inside the same dtype block): their square root is
- * cb_vm_sqrt, which the AVX-512 build runs on the FMA units, so that only
- * the division is left to the divider. optimizers.pxi's adam_range and
+ * cb_vm_sqrt, which the AVX-512 build runs on the FMA units where
+ * cb_root_by_newton says so, leaving only the division to the divider. optimizers.pxi's adam_range and
  * rmsprop_range compute the factors and call cb_vadam / cb_vrmsprop.
  *
  * The arithmetic, element by element, as written (an FMA wherever the
@@ -39,8 +39,9 @@ typedef struct {
 /* The update in two halves, split at the division: the loop below runs the
  * first half of one vector beside the second half of the one before it. */
 static inline __attribute__((always_inline)) void
-CB_VM_(cb_vm_update_begin)(const int KIND, const int CLIP, const int DECAY, VM p, VM g, VM* a,
-                           VM* b, const cb_update_factors* f, VM* num, VM* den) {
+CB_VM_(cb_vm_update_begin)(const int KIND, const int CLIP, const int DECAY, const int NEWTON,
+                           VM p, VM g, VM* a, VM* b, const cb_update_factors* f, VM* num,
+                           VM* den) {
     if (CLIP)
         g = CB_VM_(cb_vm_at_least)(CB_VM_(cb_vm_at_most)(g * (CB_REAL)f->scale,
                                                        (CB_REAL)f->limit),
@@ -51,12 +52,12 @@ CB_VM_(cb_vm_update_begin)(const int KIND, const int CLIP, const int DECAY, VM p
         *a = (CB_REAL)f->keep1 * *a + (CB_REAL)f->add1 * g;
         *b = (CB_REAL)f->keep2 * *b + (CB_REAL)f->add2 * g * g;
         *num = (CB_REAL)f->rate * *a;
-        *den = CB_VM_(cb_vm_sqrt)(*b) * (CB_REAL)f->root_scale + (CB_REAL)f->eps;
+        *den = CB_VM_(cb_vm_sqrt)(NEWTON, *b) * (CB_REAL)f->root_scale + (CB_REAL)f->eps;
         return;
     }
     *a = (CB_REAL)f->keep2 * *a + (CB_REAL)f->add2 * g * g;
     *num = g;
-    *den = CB_VM_(cb_vm_sqrt)(*a) + (CB_REAL)f->eps;
+    *den = CB_VM_(cb_vm_sqrt)(NEWTON, *a) + (CB_REAL)f->eps;
 }
 
 static inline __attribute__((always_inline)) VM
@@ -72,10 +73,10 @@ CB_VM_(cb_vm_update_end)(const int KIND, const int MOMENTUM, VM p, VM num, VM de
 }
 
 static inline __attribute__((always_inline)) VM
-CB_VM_(cb_vm_update)(const int KIND, const int CLIP, const int MOMENTUM, const int DECAY, VM p,
-                     VM g, VM* a, VM* b, const cb_update_factors* f) {
+CB_VM_(cb_vm_update)(const int KIND, const int CLIP, const int MOMENTUM, const int DECAY,
+                     const int NEWTON, VM p, VM g, VM* a, VM* b, const cb_update_factors* f) {
     VM num, den;
-    CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, p, g, a, b, f, &num, &den);
+    CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, NEWTON, p, g, a, b, f, &num, &den);
     return CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p, num, den, b, f);
 }
 
@@ -108,7 +109,7 @@ CB_VM_(cb_vm_taint)(const int KIND, const int MOMENTUM, VM seen[3], VM zero, VM 
 
 static inline __attribute__((always_inline)) int
 CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const int DECAY,
-                       ptrdiff_t n, const CB_REAL* param, CB_REAL* grad, const CB_REAL* a,
+                       const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad, const CB_REAL* a,
                        const CB_REAL* b, CB_REAL* a_out, CB_REAL* b_out,
                        const cb_update_factors* factors) {
     /* A copy the stores below cannot alias: its values are read, rounded
@@ -126,13 +127,14 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
          * beside the FMA units' square root of the next vector. */
         VM p_held = *(const VM*)param, a_held = *(const VM*)a, b_held = *(const VM*)b;
         VM num, den;
-        CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, p_held, *(const VM*)grad, &a_held,
-                                   &b_held, f, &num, &den);
+        CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, NEWTON, p_held, *(const VM*)grad,
+                                   &a_held, &b_held, f, &num, &den);
         for (i = VM_LANES; i + VM_LANES <= n; i += VM_LANES) {
             VM p_next = *(const VM*)(param + i), a_next = *(const VM*)(a + i);
             VM b_next = *(const VM*)(b + i), num_next, den_next;
-            CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, p_next, *(const VM*)(grad + i),
-                                       &a_next, &b_next, f, &num_next, &den_next);
+            CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, NEWTON, p_next,
+                                       *(const VM*)(grad + i), &a_next, &b_next, f, &num_next,
+                                       &den_next);
             VM p_done = CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p_held, num, den, &b_held, f);
             *(VM*)(grad + i - VM_LANES) = p_done;
             *(VM*)(a_out + i - VM_LANES) = a_held;
@@ -159,8 +161,8 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
         memcpy(&b_next, b + i, bytes);
         for (int lane = 0; lane < VM_LANES; lane++)
             tail_lanes[lane] = lane < n - i ? -1 : 0;
-        VM p_next = CB_VM_(cb_vm_update)(KIND, CLIP, MOMENTUM, DECAY, p_tail, g_tail, &a_next,
-                                         &b_next, f);
+        VM p_next = CB_VM_(cb_vm_update)(KIND, CLIP, MOMENTUM, DECAY, NEWTON, p_tail, g_tail,
+                                         &a_next, &b_next, f);
         memcpy(grad + i, &p_next, bytes);
         memcpy(a_out + i, &a_next, bytes);
         memcpy(b_out + i, &b_next, bytes);
@@ -172,31 +174,50 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
     return 1;
 }
 
-/* One loop per case, so that none tests the clipping or the momentum inside. */
-static inline int CB_VM_(cb_vadam)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
-                                   const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out,
-                                   CB_REAL* v_out, const cb_update_factors* f) {
+/* One loop per case, so that none tests the clipping, the momentum or the
+ * way of the square root inside. */
+static inline __attribute__((always_inline)) int
+CB_VM_(cb_vadam_by)(const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
+                    const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out, CB_REAL* v_out,
+                    const cb_update_factors* f) {
     /* Weight decay tested in the dtype, as the momentum below. */
     int decay = (CB_REAL)f->decay != 0;
 #define CB_ADAM_LOOP(CLIP, DECAY) \
-    CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, CLIP, 0, DECAY, n, param, grad, m, v, m_out, v_out, f)
+    CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, CLIP, 0, DECAY, NEWTON, n, param, grad, m, v, m_out, \
+                           v_out, f)
     if (f->clip)
         return decay ? CB_ADAM_LOOP(1, 1) : CB_ADAM_LOOP(1, 0);
     return decay ? CB_ADAM_LOOP(0, 1) : CB_ADAM_LOOP(0, 0);
 #undef CB_ADAM_LOOP
 }
 
-static inline int CB_VM_(cb_vrmsprop)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
-                                      const CB_REAL* v, const CB_REAL* buf, CB_REAL* v_out,
-                                      CB_REAL* buf_out, const cb_update_factors* f) {
+static inline __attribute__((always_inline)) int
+CB_VM_(cb_vrmsprop_by)(const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
+                       const CB_REAL* v, const CB_REAL* buf, CB_REAL* v_out, CB_REAL* buf_out,
+                       const cb_update_factors* f) {
     /* The momentum test in the dtype: a float32 momentum that rounds to 0
      * keeps the buffer as it is. */
     int momentum = (CB_REAL)f->momentum != 0;
 #define CB_RMSPROP_LOOP(CLIP, MOMENTUM) \
-    CB_VM_(cb_update_loop)(CB_UPDATE_RMSPROP, CLIP, MOMENTUM, 1, n, param, grad, v, buf, v_out, \
-                           buf_out, f)
+    CB_VM_(cb_update_loop)(CB_UPDATE_RMSPROP, CLIP, MOMENTUM, 1, NEWTON, n, param, grad, v, buf, \
+                           v_out, buf_out, f)
     if (f->clip)
         return momentum ? CB_RMSPROP_LOOP(1, 1) : CB_RMSPROP_LOOP(1, 0);
     return momentum ? CB_RMSPROP_LOOP(0, 1) : CB_RMSPROP_LOOP(0, 0);
 #undef CB_RMSPROP_LOOP
+}
+
+static inline int CB_VM_(cb_vadam)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
+                                   const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out,
+                                   CB_REAL* v_out, const cb_update_factors* f) {
+    return cb_root_by_newton() ? CB_VM_(cb_vadam_by)(1, n, param, grad, m, v, m_out, v_out, f)
+                               : CB_VM_(cb_vadam_by)(0, n, param, grad, m, v, m_out, v_out, f);
+}
+
+static inline int CB_VM_(cb_vrmsprop)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
+                                      const CB_REAL* v, const CB_REAL* buf, CB_REAL* v_out,
+                                      CB_REAL* buf_out, const cb_update_factors* f) {
+    return cb_root_by_newton()
+               ? CB_VM_(cb_vrmsprop_by)(1, n, param, grad, v, buf, v_out, buf_out, f)
+               : CB_VM_(cb_vrmsprop_by)(0, n, param, grad, v, buf, v_out, buf_out, f);
 }

@@ -22,7 +22,7 @@
  *   cb_vlog1p_<sfx>(n, x, y)    y = log(1 + x), accurate near 0
  *   cb_verfc_<sfx>(n, x, y)     y = erfc(x): 1 - x P(x²) near 0, else exp(-x²) R(|x|) (x > 0)
  *                               or 2 - exp(-x²) R(|x|) (x < 0)
- *   cb_vsqrt_<sfx>(n, x, y)     y = sqrt(x), correctly rounded
+ *   cb_vsqrt_<sfx>(n, x, y)     y = sqrt(x), correctly rounded (cb_root_by_newton picks how)
  *
  * and Adam's and RMSprop's updates, cb_vadam_<sfx> and cb_vrmsprop_<sfx>
  * (updates_template.h).
@@ -42,13 +42,24 @@
 
 #include "tiles.h"
 
-/* Whether a 64-byte build computes cb_vm_sqrt by Newton steps on the FMA
- * units (vmath_template.h): Adam's step 1.15 -> 0.68-0.72 ns a parameter
- * more than SGD's in float64 on an Intel Xeon, RMSprop's likewise
- * (bench/README.md, "Kept: Adam's (and RMSprop's) square root off the
- * divider"). Not measured on a Zen 4, whose AVX-512 build takes it too;
- * `bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64 sqrt` times the two. */
+/* Whether a 64-byte build has cb_vm_sqrt by Newton steps on the FMA units
+ * (vmath_template.h): Adam's step 1.15 -> 0.68-0.72 ns a parameter more
+ * than SGD's in float64 on an Intel Xeon, RMSprop's likewise (bench/README.md,
+ * "Kept: Adam's (and RMSprop's) square root off the divider").
+ * `bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64 sqrt,adam` times the two. */
 #define CB_ROOT_BY_NEWTON 1
+#if CB_ROOT_BY_NEWTON && CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
+#define CB_ROOT_NEWTON_BUILT 1
+#else
+#define CB_ROOT_NEWTON_BUILT 0
+#endif
+
+/* Whether this CPU takes that root. Not where each 512-bit instruction runs
+ * as two halves (cb_halves_512, AMD Zen 4): there the Newton steps' FMAs
+ * take the ports the rest of the update needs, while the divider has room
+ * for the roots beside the divisions (Adam's update in float64 0.975 ->
+ * 0.904 ns a parameter, float32 0.435 -> 0.320; bench/README.md). */
+static inline int cb_root_by_newton(void) { return CB_ROOT_NEWTON_BUILT && !cb_halves_512; }
 
 #define CB_VM_CAT_(a, b) a##_##b
 #define CB_VM_CAT(a, b) CB_VM_CAT_(a, b)

@@ -22,6 +22,7 @@ cdef extern from "vmath.h" nogil:
     void cb_verfc_f32(Py_ssize_t n, const float* x, float* y) noexcept
     void cb_vsqrt_f64(Py_ssize_t n, const double* x, double* y) noexcept
     void cb_vsqrt_f32(Py_ssize_t n, const float* x, float* y) noexcept
+    int cb_root_by_newton() noexcept
 
     ctypedef struct cb_update_factors:
         double rate, keep1, add1, keep2, add2, root_scale, eps, momentum
@@ -142,3 +143,12 @@ def vector_math(str name, cnp.ndarray x not None):
         else:
             apply_vector_math(which, n, <const double*>src, <double*>dst)
     return y
+
+
+def root_by_newton():
+    """Whether this build, on this CPU, takes square roots (vector_math's
+    sqrt, Adam's and RMSprop's updates) by Newton steps on the FMA units
+    rather than by the instruction: a 64-byte build does unless told that
+    the CPU runs 512-bit instructions as two halves (set_halves_512). Both
+    ways round the same."""
+    return bool(cb_root_by_newton())

@@ -166,8 +166,8 @@ static inline VM CB_VM_(cb_vm_at_least)(VM x, CB_REAL limit) {
 }
 
 /* sqrt(x), correctly rounded (as the sqrt instruction). The AVX-512 build
- * (CB_ROOT_BY_NEWTON, vmath.h) computes it on the FMA units instead of the
- * divider, which also runs every division and, in float64, takes 16 cycles
+ * (CB_ROOT_BY_NEWTON, vmath.h) can compute it on the FMA units instead of the
+ * divider (cb_root_by_newton says where it does), which also runs every division and, in float64, takes 16 cycles
  * per vector for each: the square root alone then runs twice as fast, and
  * Adam's step (one of each per parameter) costs 0.70 ns a parameter more
  * than SGD's instead of 1.15 on an Intel Xeon. From the 14-bit estimate of
@@ -182,8 +182,8 @@ static inline VM CB_VM_(cb_vm_at_least)(VM x, CB_REAL limit) {
  * (float32); lanes below VM_ROOT_SMALLEST, with a margin, and inf, NaN and
  * negative ones are taken by the instruction (lanes of 0 come out right
  * from the Newton steps, whose estimate is then of VM_ROOT_SMALLEST's). */
-static inline VM CB_VM_(cb_vm_sqrt)(VM x) {
-#if CB_ROOT_BY_NEWTON && CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
+#if CB_ROOT_NEWTON_BUILT
+static inline __attribute__((always_inline)) VM CB_VM_(cb_vm_sqrt_newton)(VM x) {
     typedef __typeof__(VM_X86(setzero)()) native;
 #define VM_FMA(op, a, b, c) ((VM)VM_X86(op)((native)(a), (native)(b), (native)(c)))
     VM estimate = (VM)VM_X86(rsqrt14)((native)CB_VM_(cb_vm_at_least)(x, VM_ROOT_SMALLEST));
@@ -213,7 +213,12 @@ static inline VM CB_VM_(cb_vm_sqrt)(VM x) {
 #undef VM_MASK_CMP_MASK
 #undef VM_CMP_MASK
     return s;
-#elif defined(VM_X86)
+}
+#endif
+
+/* sqrt(x) by the instruction (lane by lane where the build has no vector one). */
+static inline __attribute__((always_inline)) VM CB_VM_(cb_vm_sqrt_instruction)(VM x) {
+#if defined(VM_X86)
     typedef __typeof__(VM_X86(setzero)()) native;
     return (VM)VM_X86(sqrt)((native)x);
 #else
@@ -221,6 +226,18 @@ static inline VM CB_VM_(cb_vm_sqrt)(VM x) {
         x[lane] = VM_SCALAR_SQRT(x[lane]);
     return x;
 #endif
+}
+
+/* sqrt(x) by the Newton steps when NEWTON (a constant; from cb_root_by_newton
+ * at a loop's entry, so that no loop tests it) and the build has them. */
+static inline __attribute__((always_inline)) VM CB_VM_(cb_vm_sqrt)(const int NEWTON, VM x) {
+#if CB_ROOT_NEWTON_BUILT
+    if (NEWTON)
+        return CB_VM_(cb_vm_sqrt_newton)(x);
+#else
+    (void)NEWTON;
+#endif
+    return CB_VM_(cb_vm_sqrt_instruction)(x);
 }
 #undef VM_MIN_MAX
 #undef VM_X86
@@ -437,8 +454,21 @@ CB_VM_ARRAY(silu)
 CB_VM_ARRAY(log)
 CB_VM_ARRAY(log1p)
 CB_VM_ARRAY(erfc)
-CB_VM_ARRAY(sqrt)
+#if CB_ROOT_NEWTON_BUILT
+CB_VM_ARRAY(sqrt_newton)
+#endif
+CB_VM_ARRAY(sqrt_instruction)
 #undef CB_VM_ARRAY
+
+static inline void CB_VM_(cb_vsqrt)(ptrdiff_t n, const CB_REAL* x, CB_REAL* y) {
+#if CB_ROOT_NEWTON_BUILT
+    if (cb_root_by_newton()) {
+        CB_VM_(cb_vsqrt_newton)(n, x, y);
+        return;
+    }
+#endif
+    CB_VM_(cb_vsqrt_instruction)(n, x, y);
+}
 
 #undef VM_MANTISSA_BITS
 #undef VM_PS_PD
