@@ -107,6 +107,12 @@ cdef inline double target_dot_gap(Py_ssize_t k, const real* y, const real* z,
     return total
 
 
+cdef inline real over_m(real x, Py_ssize_t m, real inverse_m) noexcept nogil:
+    """x / m, as x * inverse_m where that is the same to the bit (inverse_m
+    is 1/m for m a power of two, else 0)."""
+    return x * inverse_m if inverse_m != 0 else x / <real>m
+
+
 cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const real* Y,
                                const int64_t* labels, real* delta) noexcept nogil:
     """-sum(Y log softmax(Z)) / m from the logits; Y rows, or ``labels`` when Y
@@ -153,14 +159,9 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
             if Y == NULL:
                 label = labels[i]
                 a_label = <real>(delta[row + label] / exp_sum)
-                if inverse_m != 0:
-                    for j in range(k):
-                        delta[row + j] = <real>(delta[row + j] / exp_sum) * inverse_m
-                    delta[row + label] = (a_label - <real>1) * inverse_m
-                else:
-                    for j in range(k):
-                        delta[row + j] = <real>(delta[row + j] / exp_sum) / <real>m
-                    delta[row + label] = (a_label - <real>1) / <real>m
+                for j in range(k):
+                    delta[row + j] = over_m(<real>(delta[row + j] / exp_sum), m, inverse_m)
+                delta[row + label] = over_m(a_label - <real>1, m, inverse_m)
             else:
                 for j in range(k):
                     delta[row + j] = (<real>(delta[row + j] / exp_sum)

@@ -107,10 +107,23 @@ CB_VM_(cb_vm_taint)(const int KIND, const int MOMENTUM, VM seen[3], VM zero, VM 
         seen[2] = seen[2] + zero * b;
 }
 
+/* The second half of a vector's update (cb_vm_update_end), its new values
+ * stored and tested. */
+static inline __attribute__((always_inline)) void
+CB_VM_(cb_vm_update_finish)(const int KIND, const int MOMENTUM, VM p, VM num, VM den, VM a, VM b,
+                            const cb_update_factors* f, CB_REAL* p_out, CB_REAL* a_out,
+                            CB_REAL* b_out, VM seen[3], VM zero) {
+    VM p_done = CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p, num, den, &b, f);
+    *(VM*)p_out = p_done;
+    *(VM*)a_out = a;
+    *(VM*)b_out = b;
+    CB_VM_(cb_vm_taint)(KIND, MOMENTUM, seen, zero, p_done, a, b);
+}
+
 static inline __attribute__((always_inline)) int
 CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const int DECAY,
-                       const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad, const CB_REAL* a,
-                       const CB_REAL* b, CB_REAL* a_out, CB_REAL* b_out,
+                       const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
+                       const CB_REAL* a, const CB_REAL* b, CB_REAL* a_out, CB_REAL* b_out,
                        const cb_update_factors* factors) {
     /* A copy the stores below cannot alias: its values are read, rounded
      * and splatted once, not on every vector (which in float32 cost more
@@ -124,7 +137,8 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
     if (n >= VM_LANES) {
         /* Software-pipelined: each pass starts vector i and finishes vector
          * i - 1, whose division has its operands ready, so the divider works
-         * beside the FMA units' square root of the next vector. */
+         * beside the rest of the next vector's arithmetic (with the Newton
+         * root, the FMA units' square root). */
         VM p_held = *(const VM*)param, a_held = *(const VM*)a, b_held = *(const VM*)b;
         VM num, den;
         CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, NEWTON, p_held, *(const VM*)grad,
@@ -135,18 +149,14 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
             CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, NEWTON, p_next,
                                        *(const VM*)(grad + i), &a_next, &b_next, f, &num_next,
                                        &den_next);
-            VM p_done = CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p_held, num, den, &b_held, f);
-            *(VM*)(grad + i - VM_LANES) = p_done;
-            *(VM*)(a_out + i - VM_LANES) = a_held;
-            *(VM*)(b_out + i - VM_LANES) = b_held;
-            CB_VM_(cb_vm_taint)(KIND, MOMENTUM, seen, zero, p_done, a_held, b_held);
+            CB_VM_(cb_vm_update_finish)(KIND, MOMENTUM, p_held, num, den, a_held, b_held, f,
+                                        grad + i - VM_LANES, a_out + i - VM_LANES,
+                                        b_out + i - VM_LANES, seen, zero);
             p_held = p_next, a_held = a_next, b_held = b_next, num = num_next, den = den_next;
         }
-        VM p_done = CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p_held, num, den, &b_held, f);
-        *(VM*)(grad + i - VM_LANES) = p_done;
-        *(VM*)(a_out + i - VM_LANES) = a_held;
-        *(VM*)(b_out + i - VM_LANES) = b_held;
-        CB_VM_(cb_vm_taint)(KIND, MOMENTUM, seen, zero, p_done, a_held, b_held);
+        CB_VM_(cb_vm_update_finish)(KIND, MOMENTUM, p_held, num, den, a_held, b_held, f,
+                                    grad + i - VM_LANES, a_out + i - VM_LANES,
+                                    b_out + i - VM_LANES, seen, zero);
     }
     bad = (VMI)(seen[0] != seen[0]) | (VMI)(seen[1] != seen[1]) | (VMI)(seen[2] != seen[2]);
     if (i < n) {
