@@ -28,10 +28,13 @@ bench's in-cache network, in ns per parameter::
 
 ``halves_512=0|1`` instead of a constant times the build as imported against
 the same build told the other way by ``engine.set_halves_512`` (the
-ten-column tiles in whole or half vectors of a 64-byte build): a setting
-chosen at run time, so nothing is compiled::
+ten-column tiles in whole or half vectors of a 64-byte build, and the
+AVX-512 build's square roots by Newton steps or by the instruction): a
+setting chosen at run time, so nothing is compiled. Products, vector
+functions and optimizers; activations do not read it::
 
     PYTHONPATH=src python bench/thresholds.py halves_512=1 float64 64x128x10,128x256x10
+    PYTHONPATH=src python bench/thresholds.py halves_512=0 float64 sqrt,adam,rmsprop
 
 A name that a header defines once per dtype (``vmath_template.h``'s
 ``VM_TANH_SATURATES``) is changed in both; only the dtype asked for is timed. Each
@@ -156,10 +159,9 @@ def main():
     print(f"{cb.kernel_path} build, {args.dtype}, one thread: as built vs {name}={value}")
     with tempfile.TemporaryDirectory() as tmp:
         if name == "halves_512":
-            if any(shape in REGISTRY or shape in VECTOR_MATH or shape in OPTIMIZERS
-                   for shape in args.shapes.split(",")):
-                sys.exit("halves_512 changes products only; give shapes, not activations, "
-                         "vector functions or optimizers")
+            if any(shape in REGISTRY for shape in args.shapes.split(",")):
+                sys.exit("halves_512 changes no activation; give products, vector functions "
+                         "or optimizers, not activations")
             from cbackprop._backend import engine
             engine.set_num_threads(1)
             engines = {"as built": Told(engine, engine.tile_table()["halves_512"]),
@@ -181,14 +183,23 @@ def main():
 
 
 class Told:
-    """An engine told ``halves_512`` before each product it runs."""
+    """An engine told ``halves_512`` before each call it runs."""
 
     def __init__(self, engine, halves_512):
         self.engine, self.halves_512 = engine, halves_512
 
+    def told(self, call):
+        """``call`` run with this engine told its setting first."""
+        def run(*args):
+            self.engine.set_halves_512(self.halves_512)
+            return call(*args)
+        return run
+
     def op_gemm(self, *args):
-        self.engine.set_halves_512(self.halves_512)
-        return self.engine.op_gemm(*args)
+        return self.told(self.engine.op_gemm)(*args)
+
+    def vector_math(self, *args):
+        return self.told(self.engine.vector_math)(*args)
 
 
 def interleaved_best(engines, run, calls):
@@ -247,9 +258,11 @@ def compare_update(engines, name, dtype):
     running, updates = network._engine, {}
     try:
         for label, engine in engines.items():
-            network._engine = engine
+            network._engine = engine.engine if isinstance(engine, Told) else engine
             updates[label] = update_call(sizes, dtype, OPTIMIZERS[name](),
                                          **ENGINE_SETTINGS.get(name, {}))
+            if isinstance(engine, Told):
+                updates[label] = engine.told(updates[label])
     finally:
         network._engine = running
     best = interleaved_best(updates, lambda update: update(), 200)

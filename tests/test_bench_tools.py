@@ -218,17 +218,20 @@ def test_thresholds_times_halves_512_both_ways(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
     result = subprocess.run([sys.executable, str(BENCH / "thresholds.py"), "halves_512=1", "float64",
-                             "64x128x10,40x10x64T"], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=600)
+                             "64x128x10,40x10x64T,sqrt,adam"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].endswith("as built vs halves_512=1")
-    for shape, line in zip(["64x128x10", "40x10x64T"], lines[1:], strict=True):
+    for shape, line in zip(["64x128x10", "40x10x64T"], lines[1:3]):
         assert re.fullmatch(rf"\s+{shape}\s+as built\s+[\d.]+ GF/s\s+variant\s+[\d.]+ GF/s"
                             r"\s+variant / as built [\d.]+", line), line
+    for name, line in zip(["sqrt", "adam update"], lines[3:], strict=True):
+        assert re.fullmatch(rf"\s+{name}\s+as built\s+[\d.]+ ns\s+variant\s+[\d.]+ ns"
+                            r"\s+as built / variant [\d.]+", line), line
     refused = subprocess.run([sys.executable, str(BENCH / "thresholds.py"), "halves_512=1", "float64",
                               "tanh"], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert refused.returncode != 0 and "shapes, not activations" in refused.stderr
+    assert refused.returncode != 0 and "not activations" in refused.stderr
 
 
 def test_thresholds_loads_a_build_set_up_as_the_running_one(tmp_path):
@@ -507,6 +510,29 @@ def test_a_gemm_ratio_whose_rounds_disagree_is_marked():
     assert report.ratio_text({"ratio": 1.04, "round_ratios": [1.0, 1.04, 1.1]}) == " 1.04 "
     assert report.ratio_text({"ratio": 0.87, "round_ratios": [0.8, 0.87, 1.2]}) == " 0.87~"
     assert report.ratio_text({"ratio": 471.94, "round_ratios": [2.09, 471.9, 517.8]}) == "  472~"
+
+
+def test_a_told_engine_takes_its_setting_before_each_call():
+    """thresholds.py's Told sets halves_512 before every call it runs (a
+    product, a vector function, an update), so that two of them on one
+    engine time the two ways in turn."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        thresholds = importlib.import_module("thresholds")
+    finally:
+        sys.path.remove(str(BENCH))
+    engine = _backend.engine
+    before = engine.tile_table()["halves_512"]
+    seen = []
+    try:
+        for setting in (True, False, True):
+            told = thresholds.Told(engine, setting)
+            told.vector_math("sqrt", np.ones(3))
+            seen.append(engine.tile_table()["halves_512"])
+            told.told(lambda: seen.append(engine.tile_table()["halves_512"]))()
+    finally:
+        engine.set_halves_512(before)
+    assert seen == [True, True, False, False, True, True]
 
 
 def test_thresholds_times_an_optimizers_update_on_each_engine(tmp_path, capsys, monkeypatch):

@@ -60,7 +60,7 @@ def main(argv=None):
         tiles = ": ten-column tiles in half vectors" if table["vector_bytes"] == 64 else ""
         print(f"this CPU runs each 512-bit instruction as two 256-bit halves (AMD Zen 4){tiles}")
     root = "Newton steps on the FMA units" if _backend.engine.root_by_newton() else "the instruction"
-    print(f"square roots (Adam, RMSprop): {root}")
+    print(f"square roots (Adam's and RMSprop's updates): {root}")
     print(f"threads: {cb.get_num_threads()}")
     worst = self_check()
     ok = True

@@ -164,8 +164,9 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
                 delta[row + label] = over_m(a_label - <real>1, m, inverse_m)
             else:
                 for j in range(k):
-                    delta[row + j] = (<real>(delta[row + j] / exp_sum)
-                                      * <real>target_sum[i - first] - Y[row + j]) / <real>m
+                    delta[row + j] = over_m(<real>(delta[row + j] / exp_sum)
+                                            * <real>target_sum[i - first] - Y[row + j],
+                                            m, inverse_m)
         vector_log1p(last - first, log_others, log_others)
         for i in range(first, last):
             if Y == NULL:

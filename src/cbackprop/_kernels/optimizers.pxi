@@ -23,8 +23,8 @@
 # cbackprop/optimizers.py): an optimizer is its class there, its element
 # function and range loop here, and its cases in update_range and
 # moments_written. Adam's and RMSprop's elements and loops are C, vmath.h's
-# cb_vadam and cb_vrmsprop (the AVX-512 build takes their square root off
-# the divider, which needs vector code that Cython cannot write); their
+# cb_vadam and cb_vrmsprop (the AVX-512 build can take their square root
+# off the divider, which needs vector code that Cython cannot write); their
 # range functions here prepare the factors.
 #
 # Gradient clipping is fused into the same passes: the engine computes the
@@ -160,7 +160,7 @@ cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, const real* param, real
     factors torch computes too): one division per element instead of three.
     The factors are rounded to the dtype here; the loop is vmath.h's
     cb_vadam (updates_template.h), whose square root the AVX-512 build
-    computes off the divider."""
+    computes off the divider where cb_root_by_newton (vmath.h) says so."""
     cdef real step_size = <real>(opt.lr / opt.bias_correction1)
     cdef real inverse_root2 = <real>(1 / sqrt(opt.bias_correction2))
     cdef real eps = <real>opt.eps

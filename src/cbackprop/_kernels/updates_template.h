@@ -2,8 +2,9 @@
  * over an array for one dtype, written on the vectors of vmath_template.h
  * (included after it, inside the same dtype block): their square root is
  * cb_vm_sqrt, which the AVX-512 build runs on the FMA units where
- * cb_root_by_newton says so, leaving only the division to the divider. optimizers.pxi's adam_range and
- * rmsprop_range compute the factors and call cb_vadam / cb_vrmsprop.
+ * cb_root_by_newton says so, leaving only the division to the divider.
+ * optimizers.pxi's adam_range and rmsprop_range compute the factors and
+ * call cb_vadam / cb_vrmsprop.
  *
  * The arithmetic, element by element, as written (an FMA wherever the
  * build contracts a product and a sum), from the state a, b:
@@ -110,9 +111,9 @@ CB_VM_(cb_vm_taint)(const int KIND, const int MOMENTUM, VM seen[3], VM zero, VM 
 /* The second half of a vector's update (cb_vm_update_end), its new values
  * stored and tested. */
 static inline __attribute__((always_inline)) void
-CB_VM_(cb_vm_update_finish)(const int KIND, const int MOMENTUM, VM p, VM num, VM den, VM a, VM b,
-                            const cb_update_factors* f, CB_REAL* p_out, CB_REAL* a_out,
-                            CB_REAL* b_out, VM seen[3], VM zero) {
+CB_VM_(cb_vm_update_store)(const int KIND, const int MOMENTUM, VM p, VM num, VM den, VM a, VM b,
+                           const cb_update_factors* f, CB_REAL* p_out, CB_REAL* a_out,
+                           CB_REAL* b_out, VM seen[3], VM zero) {
     VM p_done = CB_VM_(cb_vm_update_end)(KIND, MOMENTUM, p, num, den, &b, f);
     *(VM*)p_out = p_done;
     *(VM*)a_out = a;
@@ -149,14 +150,14 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
             CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, NEWTON, p_next,
                                        *(const VM*)(grad + i), &a_next, &b_next, f, &num_next,
                                        &den_next);
-            CB_VM_(cb_vm_update_finish)(KIND, MOMENTUM, p_held, num, den, a_held, b_held, f,
-                                        grad + i - VM_LANES, a_out + i - VM_LANES,
-                                        b_out + i - VM_LANES, seen, zero);
+            CB_VM_(cb_vm_update_store)(KIND, MOMENTUM, p_held, num, den, a_held, b_held, f,
+                                       grad + i - VM_LANES, a_out + i - VM_LANES,
+                                       b_out + i - VM_LANES, seen, zero);
             p_held = p_next, a_held = a_next, b_held = b_next, num = num_next, den = den_next;
         }
-        CB_VM_(cb_vm_update_finish)(KIND, MOMENTUM, p_held, num, den, a_held, b_held, f,
-                                    grad + i - VM_LANES, a_out + i - VM_LANES,
-                                    b_out + i - VM_LANES, seen, zero);
+        CB_VM_(cb_vm_update_store)(KIND, MOMENTUM, p_held, num, den, a_held, b_held, f,
+                                   grad + i - VM_LANES, a_out + i - VM_LANES,
+                                   b_out + i - VM_LANES, seen, zero);
     }
     bad = (VMI)(seen[0] != seen[0]) | (VMI)(seen[1] != seen[1]) | (VMI)(seen[2] != seen[2]);
     if (i < n) {

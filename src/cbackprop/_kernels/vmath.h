@@ -45,8 +45,10 @@
 /* Whether a 64-byte build has cb_vm_sqrt by Newton steps on the FMA units
  * (vmath_template.h): Adam's step 1.15 -> 0.68-0.72 ns a parameter more
  * than SGD's in float64 on an Intel Xeon, RMSprop's likewise (bench/README.md,
- * "Kept: Adam's (and RMSprop's) square root off the divider").
- * `bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64 sqrt,adam` times the two. */
+ * "Kept: Adam's (and RMSprop's) square root off the divider"). On a CPU
+ * with whole 512-bit units `bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64
+ * sqrt,adam` times the two ways; on one that halves them (which takes the
+ * instruction), `halves_512=0` does. */
 #define CB_ROOT_BY_NEWTON 1
 #if CB_ROOT_BY_NEWTON && CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
 #define CB_ROOT_NEWTON_BUILT 1

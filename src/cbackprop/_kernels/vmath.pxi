@@ -148,7 +148,7 @@ def vector_math(str name, cnp.ndarray x not None):
 def root_by_newton():
     """Whether this build, on this CPU, takes square roots (vector_math's
     sqrt, Adam's and RMSprop's updates) by Newton steps on the FMA units
-    rather than by the instruction: a 64-byte build does unless told that
-    the CPU runs 512-bit instructions as two halves (set_halves_512). Both
-    ways round the same."""
+    rather than by the instruction: the AVX-512 build does unless told that
+    the CPU runs 512-bit instructions as two halves (set_halves_512); no
+    other build has those steps. Both ways round the same."""
     return bool(cb_root_by_newton())

@@ -166,9 +166,10 @@ static inline VM CB_VM_(cb_vm_at_least)(VM x, CB_REAL limit) {
 }
 
 /* sqrt(x), correctly rounded (as the sqrt instruction). The AVX-512 build
- * (CB_ROOT_BY_NEWTON, vmath.h) can compute it on the FMA units instead of the
- * divider (cb_root_by_newton says where it does), which also runs every division and, in float64, takes 16 cycles
- * per vector for each: the square root alone then runs twice as fast, and
+ * (CB_ROOT_BY_NEWTON, vmath.h) can compute it on the FMA units instead of
+ * the divider (cb_root_by_newton says where it does), which also runs every
+ * division and, on an Intel Xeon in float64, takes 16 cycles per vector
+ * for each: the square root alone then runs twice as fast, and
  * Adam's step (one of each per parameter) costs 0.70 ns a parameter more
  * than SGD's instead of 1.15 on an Intel Xeon. From the 14-bit estimate of
  * 1/sqrt(x): two (float32: one) coupled Newton steps s -> sqrt(x),
