@@ -13,6 +13,7 @@ import pytest
 
 import cbackprop as cb
 from cbackprop import _backend
+from engine_told import told_halves_512
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 PACKAGE_ROOT = Path(cb.__file__).resolve().parent.parent
@@ -249,15 +250,11 @@ def test_thresholds_loads_a_build_set_up_as_the_running_one(tmp_path):
     built = Path(_backend.engine.__file__)
     copy = tmp_path / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
     shutil.copyfile(built, copy)   # another file: its own copy of the engine's statics
-    setting = _backend.engine.tile_table()["halves_512"]
-    try:
-        for halves_512 in (True, False):
-            _backend.engine.set_halves_512(halves_512)
+    for halves_512 in (True, False):
+        with told_halves_512(halves_512):
             loaded = thresholds.load(module, copy)
-            assert loaded is not _backend.engine
-            assert loaded.tile_table()["halves_512"] == halves_512
-    finally:
-        _backend.engine.set_halves_512(setting)
+        assert loaded is not _backend.engine
+        assert loaded.tile_table()["halves_512"] == halves_512
 
 
 def test_thresholds_times_a_vector_function(capsys, monkeypatch):
@@ -522,16 +519,15 @@ def test_a_told_engine_takes_its_setting_before_each_call():
     finally:
         sys.path.remove(str(BENCH))
     engine = _backend.engine
-    before = engine.tile_table()["halves_512"]
     seen = []
-    try:
+    # Starting from False; each Told sets its own before its calls, and the
+    # import's reading comes back after.
+    with told_halves_512(False):
         for setting in (True, False, True):
             told = thresholds.Told(engine, setting)
             told.vector_math("sqrt", np.ones(3))
             seen.append(engine.tile_table()["halves_512"])
             told.told(lambda: seen.append(engine.tile_table()["halves_512"]))()
-    finally:
-        engine.set_halves_512(before)
     assert seen == [True, True, False, False, True, True]
 
 

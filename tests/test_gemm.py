@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cbackprop._backend import engine
+from engine_told import told_halves_512
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -85,10 +86,8 @@ def halves_512(request):
     """Both ways a 64-byte build takes its ten-column tiles (whole vectors, or
     half vectors for CPUs that halve 512-bit instructions), on every build;
     the setting the import chose is put back."""
-    before = engine.tile_table()["halves_512"]
-    engine.set_halves_512(request.param)
-    yield request.param
-    engine.set_halves_512(before)
+    with told_halves_512(request.param):
+        yield request.param
 
 
 def test_halves_512_picks_the_ten_column_tiles():
@@ -97,14 +96,10 @@ def test_halves_512_picks_the_ten_column_tiles():
     512-bit instructions, in half vectors for both dtypes; other builds keep
     one set of tiles whatever they are told. Tiles of 8 lanes in a 64-byte
     build take products of 16 steps of K or more."""
-    before = engine.tile_table()
-    try:
-        engine.set_halves_512(False)
+    with told_halves_512(False):
         whole = engine.tile_table()
-        engine.set_halves_512(True)
+    with told_halves_512(True):
         half = engine.tile_table()
-    finally:
-        engine.set_halves_512(before["halves_512"])
     assert (whole["halves_512"], half["halves_512"]) == (False, True)
     if whole["vector_bytes"] == 64:
         assert whole["ten_lanes"] == {"float64": 8, "float32": 8}

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cbackprop._backend import engine
+from engine_told import told_halves_512
 
 mpmath.mp.prec = 113
 
@@ -183,24 +184,18 @@ def root_way(request):
     the build has them (a 64-byte AVX-512 build not told that the CPU halves
     512-bit instructions), and by the instruction; the import's setting is
     put back."""
-    before = engine.tile_table()["halves_512"]
-    engine.set_halves_512(request.param == "instruction")
-    yield request.param
-    engine.set_halves_512(before)
+    with told_halves_512(request.param == "instruction"):
+        yield request.param
 
 
 def test_the_root_is_by_newton_on_avx512_unless_512_bit_instructions_are_halved():
     """Zen 4 (halves) takes the instruction: there the Newton steps' FMAs
     cost Adam more than the divider's roots (bench/README.md)."""
     import cbackprop as cb
-    before = engine.tile_table()["halves_512"]
-    try:
-        engine.set_halves_512(True)
+    with told_halves_512(True):
         halved = engine.root_by_newton()
-        engine.set_halves_512(False)
+    with told_halves_512(False):
         whole = engine.root_by_newton()
-    finally:
-        engine.set_halves_512(before)
     assert halved is False
     assert whole is (cb.kernel_path == "avx512")
 
@@ -323,17 +318,13 @@ def test_updates_are_the_same_either_way_of_the_root(optimizer, dtype):
     X[:, 0] *= np.sqrt(np.finfo(dtype).tiny) / 4
     Y = rng.standard_normal((16, 3)).astype(dtype)
     states = {}
-    before = engine.tile_table()["halves_512"]
-    try:
-        for halves in (False, True):
-            engine.set_halves_512(halves)
+    for halves in (False, True):
+        with told_halves_512(halves):
             net = cb.Network([5, 33, 3], ["tanh", "identity"], optimizer=make[optimizer](),
                              dtype=dtype, seed=1)
             for _ in range(6):
                 net.train_step(X, Y)
             states[halves] = net.__getstate__()
-    finally:
-        engine.set_halves_512(before)
     if not make[optimizer]().config()["weight_decay"]:
         # (weight decay adds decay * p to each gradient: no tiny ones then)
         assert any(np.any((a != 0) & (np.abs(a) < np.finfo(dtype).tiny))
