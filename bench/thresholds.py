@@ -29,7 +29,8 @@ bench's in-cache network, in ns per parameter::
 ``halves_512=0|1`` instead of a constant times the build as imported against
 the same build told the other way by ``engine.set_halves_512`` (the
 ten-column tiles in whole or half vectors of a 64-byte build, and the
-AVX-512 build's square roots by Newton steps or by the instruction): a
+AVX-512 build's square roots by Newton steps or by the instruction, and
+float64's in Adam and RMSprop a third by Newton steps when halved): a
 setting chosen at run time, so nothing is compiled. Products, vector
 functions and optimizers; activations do not read it::
 

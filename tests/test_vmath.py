@@ -200,6 +200,24 @@ def test_the_root_is_by_newton_on_avx512_unless_512_bit_instructions_are_halved(
     assert whole is (cb.kernel_path == "avx512")
 
 
+def test_the_roots_of_the_updates_by_cpu():
+    """Adam's and RMSprop's roots: the AVX-512 build's all by Newton steps on
+    whole 512-bit units; on halved ones (Zen 4) float64's one vector in
+    three by Newton steps, where the divider bounds the loop, and float32's
+    by the instruction (bench/README.md); other builds have the instruction
+    alone."""
+    import cbackprop as cb
+    with told_halves_512(True):
+        halved = engine.update_roots()
+    with told_halves_512(False):
+        whole = engine.update_roots()
+    if cb.kernel_path == "avx512":
+        assert whole == {"float64": "newton", "float32": "newton"}
+        assert halved == {"float64": "one in three by newton", "float32": "instruction"}
+    else:
+        assert whole == halved == {"float64": "instruction", "float32": "instruction"}
+
+
 def _same_bits_as_numpy_sqrt(x):
     got = engine.vector_math("sqrt", x)
     with np.errstate(invalid="ignore"):
@@ -303,10 +321,14 @@ def test_sqrt_of_every_length(n, dtype, root_way):
 def test_updates_are_the_same_either_way_of_the_root(optimizer, dtype):
     """Adam and RMSprop give the same parameters and state, bit for bit, with
     their square roots by Newton steps and by the instruction (each way of
-    cb_vm_sqrt rounds as the instruction): a [5, 33, 3] network (a tail of
-    every width) whose first input column is tiny, so that some second
-    moments are subnormal, which the Newton steps hand to the instruction.
-    No output of 9-10 columns: its products would take other tiles."""
+    cb_vm_sqrt rounds as the instruction), or, in float64 told that the CPU
+    halves 512-bit instructions, a third by Newton steps: a [5, 33, 3]
+    network (a tail of every width; arrays of 20, 4 and 12 whole float64
+    vectors: after the first, groups of three with one, none and two left
+    over)
+    whose first input column is tiny, so that some second moments are
+    subnormal, which the Newton steps hand to the instruction. No output of
+    9-10 columns: its products would take other tiles."""
     import cbackprop as cb
     make = {"adam": lambda: cb.Adam(lr=1e-2),
             "adam-decay": lambda: cb.Adam(lr=1e-2, weight_decay=1e-3),

@@ -59,8 +59,13 @@ def main(argv=None):
         # Only a build of 64-byte vectors has 512-bit instructions to split.
         tiles = ": ten-column tiles in half vectors" if table["vector_bytes"] == 64 else ""
         print(f"this CPU runs each 512-bit instruction as two 256-bit halves (AMD Zen 4){tiles}")
-    root = "Newton steps on the FMA units" if _backend.engine.root_by_newton() else "the instruction"
-    print(f"square roots (Adam's and RMSprop's updates): {root}")
+    ways = {"newton": "Newton steps on the FMA units", "instruction": "the instruction",
+            "one in three by newton": "one vector in three by Newton steps, the rest by the "
+                                      "instruction"}
+    roots = _backend.engine.update_roots()
+    print("square roots (Adam's and RMSprop's updates): " + (
+        ways[roots["float64"]] if roots["float64"] == roots["float32"] else
+        f"{ways[roots['float64']]} (float64), {ways[roots['float32']]} (float32)"))
     print(f"threads: {cb.get_num_threads()}")
     worst = self_check()
     ok = True

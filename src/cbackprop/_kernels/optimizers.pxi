@@ -159,8 +159,9 @@ cdef bint adam_range(Py_ssize_t count, Py_ssize_t start, const real* param, real
     (step_size = lr / (1 - beta1^t), inverse_root2 = 1 / sqrt(1 - beta2^t), the
     factors torch computes too): one division per element instead of three.
     The factors are rounded to the dtype here; the loop is vmath.h's
-    cb_vadam (updates_template.h), whose square root the AVX-512 build
-    computes off the divider where cb_root_by_newton (vmath.h) says so."""
+    cb_vadam (updates_template.h), whose square roots the AVX-512 build
+    computes off the divider, all or a third of them, as cb_update_roots
+    says."""
     cdef real step_size = <real>(opt.lr / opt.bias_correction1)
     cdef real inverse_root2 = <real>(1 / sqrt(opt.bias_correction2))
     cdef real eps = <real>opt.eps

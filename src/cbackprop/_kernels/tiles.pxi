@@ -179,8 +179,9 @@ def set_halves_512(bint on):
     """Tell this build whether the CPU runs each 512-bit instruction as two
     256-bit halves (AMD Zen 4). A 64-byte build then takes products of 9-10
     columns in ten-column tiles of half vectors, and square roots from the
-    instruction rather than by Newton steps (root_by_newton); other builds
-    ignore it.
+    instruction rather than by Newton steps (root_by_newton; Adam's and
+    RMSprop's in float64 a third by Newton steps: update_roots); other
+    builds ignore it.
     Set once at import (``_backend``); not meant to change while products run."""
     cb_set_halves_512(on)
 

@@ -1,8 +1,9 @@
 /* The updates of the optimizers with two state buffers, Adam and RMSprop,
  * over an array for one dtype, written on the vectors of vmath_template.h
  * (included after it, inside the same dtype block): their square root is
- * cb_vm_sqrt, which the AVX-512 build runs on the FMA units where
- * cb_root_by_newton says so, leaving only the division to the divider.
+ * cb_vm_sqrt, which the AVX-512 build runs on the FMA units for all the
+ * vectors or a third of them, as cb_update_roots says (vmath.h's
+ * CB_ROOTS_...), leaving the division and the other roots to the divider.
  * optimizers.pxi's adam_range and rmsprop_range compute the factors and
  * call cb_vadam / cb_vrmsprop.
  *
@@ -123,7 +124,7 @@ CB_VM_(cb_vm_update_store)(const int KIND, const int MOMENTUM, VM p, VM num, VM 
 
 static inline __attribute__((always_inline)) int
 CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const int DECAY,
-                       const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
+                       const int ROOTS, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                        const CB_REAL* a, const CB_REAL* b, CB_REAL* a_out, CB_REAL* b_out,
                        const cb_update_factors* factors) {
     /* A copy the stores below cannot alias: its values are read, rounded
@@ -134,6 +135,9 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
     VM seen[3] = {{0}, {0}, {0}};
     volatile CB_REAL zero_value = 0;
     VM zero = CB_VM_(cb_vm_splat)(zero_value);
+    /* The root of the vectors outside groups of three (all of them but with
+     * CB_ROOTS_ONE_IN_THREE_BY_NEWTON): by Newton steps or not. */
+    const int NEWTON = ROOTS == CB_ROOTS_BY_NEWTON;
     ptrdiff_t i = 0;
     if (n >= VM_LANES) {
         /* Software-pipelined: each pass starts vector i and finishes vector
@@ -144,17 +148,31 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
         VM num, den;
         CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, NEWTON, p_held, *(const VM*)grad,
                                    &a_held, &b_held, f, &num, &den);
-        for (i = VM_LANES; i + VM_LANES <= n; i += VM_LANES) {
-            VM p_next = *(const VM*)(param + i), a_next = *(const VM*)(a + i);
-            VM b_next = *(const VM*)(b + i), num_next, den_next;
-            CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, NEWTON, p_next,
-                                       *(const VM*)(grad + i), &a_next, &b_next, f, &num_next,
-                                       &den_next);
-            CB_VM_(cb_vm_update_store)(KIND, MOMENTUM, p_held, num, den, a_held, b_held, f,
-                                       grad + i - VM_LANES, a_out + i - VM_LANES,
-                                       b_out + i - VM_LANES, seen, zero);
-            p_held = p_next, a_held = a_next, b_held = b_next, num = num_next, den = den_next;
-        }
+        /* Starts the vector at i with its root by Newton steps or not
+         * (BY_NEWTON), finishes the one held. */
+#define CB_VM_PASS(at, BY_NEWTON)                                                             \
+        do {                                                                                  \
+            VM p_next = *(const VM*)(param + (at)), a_next = *(const VM*)(a + (at));          \
+            VM b_next = *(const VM*)(b + (at)), num_next, den_next;                           \
+            CB_VM_(cb_vm_update_begin)(KIND, CLIP, DECAY, BY_NEWTON, p_next,                  \
+                                       *(const VM*)(grad + (at)), &a_next, &b_next, f,        \
+                                       &num_next, &den_next);                                 \
+            CB_VM_(cb_vm_update_store)(KIND, MOMENTUM, p_held, num, den, a_held, b_held, f,   \
+                                       grad + (at) - VM_LANES, a_out + (at) - VM_LANES,       \
+                                       b_out + (at) - VM_LANES, seen, zero);                  \
+            p_held = p_next, a_held = a_next, b_held = b_next;                                \
+            num = num_next, den = den_next;                                                   \
+        } while (0)
+        i = VM_LANES;
+        if (ROOTS == CB_ROOTS_ONE_IN_THREE_BY_NEWTON)
+            for (; i + 3 * VM_LANES <= n; i += 3 * VM_LANES) {
+                CB_VM_PASS(i, 1);
+                CB_VM_PASS(i + VM_LANES, 0);
+                CB_VM_PASS(i + 2 * VM_LANES, 0);
+            }
+        for (; i + VM_LANES <= n; i += VM_LANES)
+            CB_VM_PASS(i, NEWTON);
+#undef CB_VM_PASS
         CB_VM_(cb_vm_update_store)(KIND, MOMENTUM, p_held, num, den, a_held, b_held, f,
                                    grad + i - VM_LANES, a_out + i - VM_LANES,
                                    b_out + i - VM_LANES, seen, zero);
@@ -186,15 +204,15 @@ CB_VM_(cb_update_loop)(const int KIND, const int CLIP, const int MOMENTUM, const
 }
 
 /* One loop per case, so that none tests the clipping, the momentum or the
- * way of the square root inside. */
+ * way of the square roots inside. */
 static inline __attribute__((always_inline)) int
-CB_VM_(cb_vadam_by)(const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
+CB_VM_(cb_vadam_by)(const int ROOTS, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                     const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out, CB_REAL* v_out,
                     const cb_update_factors* f) {
     /* Weight decay tested in the dtype, as the momentum below. */
     int decay = (CB_REAL)f->decay != 0;
 #define CB_ADAM_LOOP(CLIP, DECAY) \
-    CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, CLIP, 0, DECAY, NEWTON, n, param, grad, m, v, m_out, \
+    CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, CLIP, 0, DECAY, ROOTS, n, param, grad, m, v, m_out, \
                            v_out, f)
     if (f->clip)
         return decay ? CB_ADAM_LOOP(1, 1) : CB_ADAM_LOOP(1, 0);
@@ -203,14 +221,14 @@ CB_VM_(cb_vadam_by)(const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_REAL
 }
 
 static inline __attribute__((always_inline)) int
-CB_VM_(cb_vrmsprop_by)(const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
+CB_VM_(cb_vrmsprop_by)(const int ROOTS, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                        const CB_REAL* v, const CB_REAL* buf, CB_REAL* v_out, CB_REAL* buf_out,
                        const cb_update_factors* f) {
     /* The momentum test in the dtype: a float32 momentum that rounds to 0
      * keeps the buffer as it is. */
     int momentum = (CB_REAL)f->momentum != 0;
 #define CB_RMSPROP_LOOP(CLIP, MOMENTUM) \
-    CB_VM_(cb_update_loop)(CB_UPDATE_RMSPROP, CLIP, MOMENTUM, 1, NEWTON, n, param, grad, v, buf, \
+    CB_VM_(cb_update_loop)(CB_UPDATE_RMSPROP, CLIP, MOMENTUM, 1, ROOTS, n, param, grad, v, buf, \
                            v_out, buf_out, f)
     if (f->clip)
         return momentum ? CB_RMSPROP_LOOP(1, 1) : CB_RMSPROP_LOOP(1, 0);
@@ -218,17 +236,42 @@ CB_VM_(cb_vrmsprop_by)(const int NEWTON, ptrdiff_t n, const CB_REAL* param, CB_R
 #undef CB_RMSPROP_LOOP
 }
 
+/* The way (vmath.h's CB_ROOTS_...) this build takes the roots of these
+ * loops on this CPU, in this dtype. */
+static inline int CB_VM_(cb_update_roots)(void) {
+    if (cb_root_by_newton())
+        return CB_ROOTS_BY_NEWTON;
+    return CB_ROOT_NEWTON_BUILT && CB_VM_DOUBLE ? CB_ROOTS_ONE_IN_THREE_BY_NEWTON
+                                                : CB_ROOTS_BY_INSTRUCTION;
+}
+
 static inline int CB_VM_(cb_vadam)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                                    const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out,
                                    CB_REAL* v_out, const cb_update_factors* f) {
-    return cb_root_by_newton() ? CB_VM_(cb_vadam_by)(1, n, param, grad, m, v, m_out, v_out, f)
-                               : CB_VM_(cb_vadam_by)(0, n, param, grad, m, v, m_out, v_out, f);
+    switch (CB_VM_(cb_update_roots)()) {
+    case CB_ROOTS_BY_NEWTON:
+        return CB_VM_(cb_vadam_by)(CB_ROOTS_BY_NEWTON, n, param, grad, m, v, m_out, v_out, f);
+    case CB_ROOTS_ONE_IN_THREE_BY_NEWTON:
+        return CB_VM_(cb_vadam_by)(CB_ROOTS_ONE_IN_THREE_BY_NEWTON, n, param, grad, m, v, m_out,
+                                   v_out, f);
+    default:
+        return CB_VM_(cb_vadam_by)(CB_ROOTS_BY_INSTRUCTION, n, param, grad, m, v, m_out, v_out,
+                                   f);
+    }
 }
 
 static inline int CB_VM_(cb_vrmsprop)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                                       const CB_REAL* v, const CB_REAL* buf, CB_REAL* v_out,
                                       CB_REAL* buf_out, const cb_update_factors* f) {
-    return cb_root_by_newton()
-               ? CB_VM_(cb_vrmsprop_by)(1, n, param, grad, v, buf, v_out, buf_out, f)
-               : CB_VM_(cb_vrmsprop_by)(0, n, param, grad, v, buf, v_out, buf_out, f);
+    switch (CB_VM_(cb_update_roots)()) {
+    case CB_ROOTS_BY_NEWTON:
+        return CB_VM_(cb_vrmsprop_by)(CB_ROOTS_BY_NEWTON, n, param, grad, v, buf, v_out,
+                                      buf_out, f);
+    case CB_ROOTS_ONE_IN_THREE_BY_NEWTON:
+        return CB_VM_(cb_vrmsprop_by)(CB_ROOTS_ONE_IN_THREE_BY_NEWTON, n, param, grad, v, buf,
+                                      v_out, buf_out, f);
+    default:
+        return CB_VM_(cb_vrmsprop_by)(CB_ROOTS_BY_INSTRUCTION, n, param, grad, v, buf, v_out,
+                                      buf_out, f);
+    }
 }

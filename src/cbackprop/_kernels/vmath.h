@@ -63,6 +63,19 @@
  * 0.904 ns a parameter, float32 0.435 -> 0.320; bench/README.md). */
 static inline int cb_root_by_newton(void) { return CB_ROOT_NEWTON_BUILT && !cb_halves_512; }
 
+/* How the loops of Adam's and RMSprop's updates (updates_template.h) take
+ * their square roots: all by the instruction, all by Newton steps, or one
+ * vector in three by Newton steps and the others by the instruction. The
+ * last is float64's on a CPU that halves 512-bit instructions, where a root
+ * and a division per vector keep the divider busier than the FMA ports,
+ * which have room for a third of the roots but not for all of them:
+ * Adam's update 0.91 -> 0.73 ns a parameter on a Zen 4, RMSprop's 0.89 ->
+ * 0.72 (one vector in two: 0.75-0.78; two in three: 0.85-0.88; float32
+ * one in three 0.32, level with the instruction; bench/README.md, "Kept:
+ * on Zen 4, a third of float64's roots by Newton steps"). Every way rounds
+ * the same. */
+enum { CB_ROOTS_BY_INSTRUCTION = 0, CB_ROOTS_BY_NEWTON = 1, CB_ROOTS_ONE_IN_THREE_BY_NEWTON = 2 };
+
 #define CB_VM_CAT_(a, b) a##_##b
 #define CB_VM_CAT(a, b) CB_VM_CAT_(a, b)
 

@@ -23,6 +23,12 @@ cdef extern from "vmath.h" nogil:
     void cb_vsqrt_f64(Py_ssize_t n, const double* x, double* y) noexcept
     void cb_vsqrt_f32(Py_ssize_t n, const float* x, float* y) noexcept
     int cb_root_by_newton() noexcept
+    int cb_update_roots_f64() noexcept
+    int cb_update_roots_f32() noexcept
+    enum:
+        CB_ROOTS_BY_INSTRUCTION
+        CB_ROOTS_BY_NEWTON
+        CB_ROOTS_ONE_IN_THREE_BY_NEWTON
 
     ctypedef struct cb_update_factors:
         double rate, keep1, add1, keep2, add2, root_scale, eps, momentum
@@ -146,9 +152,24 @@ def vector_math(str name, cnp.ndarray x not None):
 
 
 def root_by_newton():
-    """Whether this build, on this CPU, takes square roots (vector_math's
-    sqrt, Adam's and RMSprop's updates) by Newton steps on the FMA units
-    rather than by the instruction: the AVX-512 build does unless told that
-    the CPU runs 512-bit instructions as two halves (set_halves_512); no
-    other build has those steps. Both ways round the same."""
+    """Whether this build, on this CPU, takes vector_math's square roots by
+    Newton steps on the FMA units rather than by the instruction: the
+    AVX-512 build does unless told that the CPU runs 512-bit instructions as
+    two halves (set_halves_512); no other build has those steps. Both ways
+    round the same. Adam's and RMSprop's updates: update_roots."""
     return bool(cb_root_by_newton())
+
+
+ROOT_WAYS = {CB_ROOTS_BY_INSTRUCTION: "instruction", CB_ROOTS_BY_NEWTON: "newton",
+             CB_ROOTS_ONE_IN_THREE_BY_NEWTON: "one in three by newton"}
+
+
+def update_roots():
+    """How Adam's and RMSprop's updates take their square roots in each
+    dtype, on this CPU: "newton" (all by Newton steps on the FMA units, the
+    AVX-512 build's way), "instruction", or "one in three by newton" (a
+    vector in three by Newton steps, the others by the instruction: the
+    AVX-512 build's float64 way on a CPU that halves 512-bit instructions).
+    Every way rounds the same."""
+    return {"float64": ROOT_WAYS[cb_update_roots_f64()],
+            "float32": ROOT_WAYS[cb_update_roots_f32()]}
