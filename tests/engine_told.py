@@ -1,7 +1,8 @@
 """The running engine told how the CPU runs 512-bit instructions, for a test
 that exercises both ways on any CPU: whole vectors (an Intel Xeon), or two
-halves (AMD Zen 4: half-vector ten-column tiles, Adam's square root by the
-instruction). What the import read from the CPU is put back afterwards."""
+halves (AMD Zen 4: half-vector ten-column tiles, square roots by the
+instruction but for a third of float64's in Adam and RMSprop). What the
+import read from the CPU is put back afterwards."""
 import contextlib
 
 from cbackprop._backend import engine

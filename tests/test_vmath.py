@@ -189,8 +189,9 @@ def root_way(request):
 
 
 def test_the_root_is_by_newton_on_avx512_unless_512_bit_instructions_are_halved():
-    """Zen 4 (halves) takes the instruction: there the Newton steps' FMAs
-    cost Adam more than the divider's roots (bench/README.md)."""
+    """vector_math's sqrt: Zen 4 (halves) takes the instruction, where the
+    Newton steps' FMAs cost more than the divider's roots (bench/README.md).
+    Adam's and RMSprop's roots: test_the_roots_of_the_updates_by_cpu."""
     import cbackprop as cb
     with told_halves_512(True):
         halved = engine.root_by_newton()
@@ -325,10 +326,10 @@ def test_updates_are_the_same_either_way_of_the_root(optimizer, dtype):
     halves 512-bit instructions, a third by Newton steps: a [5, 33, 3]
     network (a tail of every width; arrays of 20, 4 and 12 whole float64
     vectors: after the first, groups of three with one, none and two left
-    over)
-    whose first input column is tiny, so that some second moments are
+    over) whose first input column is tiny, so that some second moments are
     subnormal, which the Newton steps hand to the instruction. No output of
-    9-10 columns: its products would take other tiles."""
+    9-10 columns: its products would take other tiles. (Every way rounds the
+    same, so only test_the_roots_of_the_updates_by_cpu sees which way runs.)"""
     import cbackprop as cb
     make = {"adam": lambda: cb.Adam(lr=1e-2),
             "adam-decay": lambda: cb.Adam(lr=1e-2, weight_decay=1e-3),
@@ -351,8 +352,8 @@ def test_updates_are_the_same_either_way_of_the_root(optimizer, dtype):
         # (weight decay adds decay * p to each gradient: no tiny ones then)
         assert any(np.any((a != 0) & (np.abs(a) < np.finfo(dtype).tiny))
                    for a in _arrays(states[False]["optimizer_state"])), "no subnormal moment"
-    for newton, instruction in zip(_arrays(states[False]), _arrays(states[True]), strict=True):
-        assert newton.tobytes() == instruction.tobytes()
+    for whole, halved in zip(_arrays(states[False]), _arrays(states[True]), strict=True):
+        assert whole.tobytes() == halved.tobytes()
 
 
 def _arrays(value):

@@ -47,8 +47,11 @@
  * than SGD's in float64 on an Intel Xeon, RMSprop's likewise (bench/README.md,
  * "Kept: Adam's (and RMSprop's) square root off the divider"). On a CPU
  * with whole 512-bit units `bench/thresholds.py CB_ROOT_BY_NEWTON=0 float64
- * sqrt,adam` times the two ways; on one that halves them (which takes the
- * instruction), `halves_512=0` does. */
+ * sqrt,adam` times the two ways; on one that halves them, `halves_512=0`
+ * times every root by Newton steps against the way it takes (vector
+ * sqrt and float32 updates: the instruction; float64 updates: a third by
+ * Newton steps), and `CB_ROOT_BY_NEWTON=0` against every root by the
+ * instruction. */
 #define CB_ROOT_BY_NEWTON 1
 #if CB_ROOT_BY_NEWTON && CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
 #define CB_ROOT_NEWTON_BUILT 1
@@ -60,7 +63,9 @@
  * as two halves (cb_halves_512, AMD Zen 4): there the Newton steps' FMAs
  * take the ports the rest of the update needs, while the divider has room
  * for the roots beside the divisions (Adam's update in float64 0.975 ->
- * 0.904 ns a parameter, float32 0.435 -> 0.320; bench/README.md). */
+ * 0.904 ns a parameter, float32 0.435 -> 0.320; bench/README.md). The
+ * updates in float64 there take a third of their roots by Newton steps
+ * (cb_update_roots, below). */
 static inline int cb_root_by_newton(void) { return CB_ROOT_NEWTON_BUILT && !cb_halves_512; }
 
 /* How the loops of Adam's and RMSprop's updates (updates_template.h) take

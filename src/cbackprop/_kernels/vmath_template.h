@@ -167,7 +167,8 @@ static inline VM CB_VM_(cb_vm_at_least)(VM x, CB_REAL limit) {
 
 /* sqrt(x), correctly rounded (as the sqrt instruction). The AVX-512 build
  * (CB_ROOT_BY_NEWTON, vmath.h) can compute it on the FMA units instead of
- * the divider (cb_root_by_newton says where it does), which also runs every
+ * the divider (cb_root_by_newton says where it does; for Adam's and
+ * RMSprop's loops, cb_update_roots), which also runs every
  * division and, on an Intel Xeon in float64, takes 16 cycles per vector
  * for each: the square root alone then runs twice as fast, and
  * Adam's step (one of each per parameter) costs 0.70 ns a parameter more
@@ -230,7 +231,8 @@ static inline __attribute__((always_inline)) VM CB_VM_(cb_vm_sqrt_instruction)(V
 }
 
 /* sqrt(x) by the Newton steps when NEWTON (a constant; from cb_root_by_newton
- * at a loop's entry, so that no loop tests it) and the build has them. */
+ * or cb_update_roots at a loop's entry, so that no loop tests it) and the
+ * build has them. */
 static inline __attribute__((always_inline)) VM CB_VM_(cb_vm_sqrt)(const int NEWTON, VM x) {
 #if CB_ROOT_NEWTON_BUILT
     if (NEWTON)
