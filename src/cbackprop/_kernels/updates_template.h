@@ -245,33 +245,32 @@ static inline int CB_VM_(cb_update_roots)(void) {
                                                 : CB_ROOTS_BY_INSTRUCTION;
 }
 
+/* Returns CALL(ROOTS) with this CPU's way of the roots as a constant, so
+ * that each way is a loop of its own and none tests the way inside. */
+#define CB_BY_UPDATE_ROOTS(CALL)                                                              \
+    switch (CB_VM_(cb_update_roots)()) {                                                      \
+    case CB_ROOTS_BY_NEWTON:                                                                  \
+        return CALL(CB_ROOTS_BY_NEWTON);                                                      \
+    case CB_ROOTS_ONE_IN_THREE_BY_NEWTON:                                                     \
+        return CALL(CB_ROOTS_ONE_IN_THREE_BY_NEWTON);                                         \
+    default:                                                                                  \
+        return CALL(CB_ROOTS_BY_INSTRUCTION);                                                 \
+    }
+
 static inline int CB_VM_(cb_vadam)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                                    const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out,
                                    CB_REAL* v_out, const cb_update_factors* f) {
-    switch (CB_VM_(cb_update_roots)()) {
-    case CB_ROOTS_BY_NEWTON:
-        return CB_VM_(cb_vadam_by)(CB_ROOTS_BY_NEWTON, n, param, grad, m, v, m_out, v_out, f);
-    case CB_ROOTS_ONE_IN_THREE_BY_NEWTON:
-        return CB_VM_(cb_vadam_by)(CB_ROOTS_ONE_IN_THREE_BY_NEWTON, n, param, grad, m, v, m_out,
-                                   v_out, f);
-    default:
-        return CB_VM_(cb_vadam_by)(CB_ROOTS_BY_INSTRUCTION, n, param, grad, m, v, m_out, v_out,
-                                   f);
-    }
+#define CB_ADAM_BY(ROOTS) CB_VM_(cb_vadam_by)(ROOTS, n, param, grad, m, v, m_out, v_out, f)
+    CB_BY_UPDATE_ROOTS(CB_ADAM_BY)
+#undef CB_ADAM_BY
 }
 
 static inline int CB_VM_(cb_vrmsprop)(ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                                       const CB_REAL* v, const CB_REAL* buf, CB_REAL* v_out,
                                       CB_REAL* buf_out, const cb_update_factors* f) {
-    switch (CB_VM_(cb_update_roots)()) {
-    case CB_ROOTS_BY_NEWTON:
-        return CB_VM_(cb_vrmsprop_by)(CB_ROOTS_BY_NEWTON, n, param, grad, v, buf, v_out,
-                                      buf_out, f);
-    case CB_ROOTS_ONE_IN_THREE_BY_NEWTON:
-        return CB_VM_(cb_vrmsprop_by)(CB_ROOTS_ONE_IN_THREE_BY_NEWTON, n, param, grad, v, buf,
-                                      v_out, buf_out, f);
-    default:
-        return CB_VM_(cb_vrmsprop_by)(CB_ROOTS_BY_INSTRUCTION, n, param, grad, v, buf, v_out,
-                                      buf_out, f);
-    }
+#define CB_RMSPROP_BY(ROOTS) \
+    CB_VM_(cb_vrmsprop_by)(ROOTS, n, param, grad, v, buf, v_out, buf_out, f)
+    CB_BY_UPDATE_ROOTS(CB_RMSPROP_BY)
+#undef CB_RMSPROP_BY
 }
+#undef CB_BY_UPDATE_ROOTS
