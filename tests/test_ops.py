@@ -660,6 +660,115 @@ def test_elementwise_ready_refuses_what_the_checks_refuse():
     assert not ready((np.zeros(12),), None, -1)
 
 
+def test_products_and_losses_take_the_fast_path_with_the_checked_paths_bits(dtype, rng):
+    """Plain arrays skip the Python checks of gemm, dense_forward,
+    dense_backward and the losses (_engine.*_ready); Fortran-ordered copies
+    and lists go through them and are converted: the same kernels, the same
+    bits, and the same allocations of missing outputs."""
+    engine = _backend.engine
+    a_prev, weights, bias = layer(rng, 7, 5, 4, dtype)
+    delta = rng.standard_normal((7, 4)).astype(dtype)
+    targets = rng.random((7, 4)).astype(dtype)
+    labels = rng.integers(0, 4, 7)
+    slow = np.asfortranarray   # a copy that takes the checked path
+    assert engine.gemm_ready(a_prev, weights, False, False, None)
+    assert engine.gemm_ready(a_prev, a_prev, True, False, np.empty((5, 5), dtype))
+    np.testing.assert_array_equal(ops.gemm(a_prev, weights), ops.gemm(slow(a_prev), weights))
+    np.testing.assert_array_equal(ops.gemm(delta, weights, trans_b=True),
+                                  ops.gemm(delta, slow(weights), trans_b=np.True_))
+    assert engine.dense_forward_ready(a_prev, weights, bias, None)
+    for activation in ("relu", "softmax", "linear"):
+        np.testing.assert_array_equal(ops.dense_forward(a_prev, weights, bias, activation),
+                                      ops.dense_forward(slow(a_prev), weights, bias, activation))
+    assert engine.dense_backward_ready(delta, a_prev, weights, None, None, None, True)
+    outputs = (np.empty((5, 4), dtype), np.empty(4, dtype), np.empty((7, 5), dtype))
+    assert engine.dense_backward_ready(delta, a_prev, weights, *outputs, True)
+    fast = ops.dense_backward(delta, a_prev, weights, *outputs)
+    assert all(x is y for x, y in zip(fast, outputs))
+    for fast, checked in zip(ops.dense_backward(delta, a_prev, weights),
+                             ops.dense_backward(slow(delta), a_prev, weights)):
+        np.testing.assert_array_equal(fast, checked)
+    first = ops.dense_backward(delta, a_prev, weights, need_grad_a_prev=False)
+    assert first[2] is None
+    np.testing.assert_array_equal(first[0], ops.dense_backward(delta, a_prev, weights)[0])
+    a = ops.activation_forward("sigmoid", a_prev)
+    for scale, reduction in ((1.0, "mean"), (2, "sum")):
+        for activation, z in (("identity", None), ("sigmoid", None), ("silu", a_prev)):
+            fast = ops.mse(a, a_prev, scale, reduction, activation, z=z)
+            checked = ops.mse(slow(a), a_prev, scale, reduction, activation, z=z)
+            assert fast[0] == checked[0]
+            np.testing.assert_array_equal(fast[1], checked[1])
+    fast, checked = ops.bce(delta, targets), ops.bce(slow(delta), targets)
+    assert fast[0] == checked[0]
+    np.testing.assert_array_equal(fast[1], checked[1])
+    for y in (labels, targets):
+        assert engine.cross_entropy_ready(delta, y, None)
+        fast = ops.cross_entropy(delta, y)
+        checked = ops.cross_entropy(slow(delta), y.tolist() if y.ndim == 1 else slow(y))
+        assert fast[0] == checked[0]
+        np.testing.assert_array_equal(fast[1], checked[1])
+    in_place = delta.copy()
+    assert ops.cross_entropy(in_place, labels, out=in_place)[1] is in_place
+    np.testing.assert_array_equal(in_place, ops.cross_entropy(delta, labels)[1])
+
+
+def test_the_ready_checks_refuse_what_the_python_checks_refuse():
+    """Each *_ready function says no to every argument the Python checks
+    would convert or refuse, so that those still decide (and raise)."""
+    engine = _backend.engine
+    x, w, b = np.zeros((6, 5)), np.zeros((5, 4)), np.zeros(4)
+    buffer = np.zeros(100)
+    assert engine.gemm_ready(x, w, False, False, np.zeros((6, 4)))
+    assert engine.gemm_ready(x, buffer[:30].reshape(6, 5), False, True, buffer[30:66].reshape(6, 6))
+    for args in ((x, w, 0, False, None),                          # not a bool
+                 (x, w, np.False_, False, None),                  # NumPy's bool: converted
+                 (x, w, True, False, None),                       # inner dimensions differ
+                 (x, w.astype(np.float32), False, False, None),   # mixed dtypes
+                 (x.astype(np.int64), w, False, False, None),
+                 (x.tolist(), w, False, False, None),
+                 (np.asfortranarray(x), w, False, False, None),
+                 (x, w, False, False, np.zeros((4, 6))),          # out of the wrong shape
+                 (x, w, False, False, np.zeros((6, 4), np.float32)),
+                 (x, w, False, False, np.zeros((4, 6)).T),        # not C-contiguous
+                 (buffer[:30].reshape(6, 5), w, False, False, buffer[20:44].reshape(6, 4))):
+        assert not engine.gemm_ready(*args), args
+    read_only = np.zeros((6, 4))
+    read_only.flags.writeable = False
+    assert not engine.gemm_ready(x, w, False, False, read_only)
+
+    assert engine.dense_forward_ready(x, w, b, np.zeros((6, 4)))
+    for args in ((x, w, np.zeros(5), None), (x, w, np.zeros((1, 4)), None),
+                 (x, w, b.astype(np.float32), None), (x, np.zeros((4, 4)), b, None),
+                 (x, w, b, b), (x, w, b, np.zeros((6, 5)))):
+        assert not engine.dense_forward_ready(*args)
+
+    delta = np.zeros((6, 4))
+    outputs = [np.zeros((5, 4)), np.zeros(4), np.zeros((6, 5))]
+    assert engine.dense_backward_ready(delta, x, w, *outputs, True)
+    assert engine.dense_backward_ready(delta, x, w, None, None, None, False)
+    assert not engine.dense_backward_ready(delta, x, w, None, None, outputs[2], False)
+    assert not engine.dense_backward_ready(delta, x, w, None, None, None, 1)
+    assert not engine.dense_backward_ready(delta, x[:5], w, None, None, None, True)
+    assert not engine.dense_backward_ready(delta, x, w.T, None, None, None, True)
+    assert not engine.dense_backward_ready(delta, x, w, x, None, None, True)   # wrong shape
+    assert not engine.dense_backward_ready(delta, x, w, None, None, x, True)   # an input
+    shared = np.zeros(60)
+    assert not engine.dense_backward_ready(delta, x, w, shared[:20].reshape(5, 4),
+                                           shared[16:20], None, True)         # two outputs
+
+    labels = np.zeros(6, np.int64)
+    assert engine.cross_entropy_ready(delta, labels, delta)                   # in place
+    assert engine.cross_entropy_ready(delta, np.zeros((6, 4)), np.zeros((6, 4)))
+    assert not engine.cross_entropy_ready(delta, labels.astype(np.int32), None)
+    assert not engine.cross_entropy_ready(delta, labels[:5], None)
+    assert not engine.cross_entropy_ready(delta, labels.astype(np.float64), None)
+    assert not engine.cross_entropy_ready(np.zeros((0, 4)), labels[:0], None)  # empty
+    assert not engine.cross_entropy_ready(delta, delta, delta)                # out is y
+    block = np.zeros(30)
+    assert not engine.cross_entropy_ready(block[:24].reshape(6, 4), labels,
+                                          block[4:28].reshape(6, 4))          # a partial overlap
+
+
 @pytest.mark.parametrize("module", [ops, ref], ids=["compiled", "reference"])
 def test_cross_entropy_of_confident_rows_keeps_its_digits(module, dtype):
     """-log softmax of the labelled class where it is tiny (the label's logit

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from cbackprop import ops
 from cbackprop._backend import engine
 
 from .settings import CONFIGS, GEMM_CONFIGS, GEMM_FORMS, GEMM_ROUNDS, GEMM_SMALL
@@ -102,11 +103,15 @@ def calls_per_sample(fn, target_s):
 def call_overhead_us(args):
     """Per-call time of a 1x1x1 float64 product: the fixed cost (argument
     checks, allocation of the output and, for ours, of the pack buffers)
-    inside every GEMM figure; it dominates the products with N or K = 10."""
+    inside every GEMM figure; it dominates the products with N or K = 10.
+    ``ops`` is the same product through ``cb.ops.gemm``, the public call
+    (with its checks of the arguments), which the figures above leave out."""
     case = gemm_case("X@W", 1, 1, 1, "overhead", "1x1x1")
     ours, theirs = gemm_operands(case, "float64", np.random.default_rng(0))
+    A, B = np.ones((1, 1)), np.ones((1, 1))
+    public = lambda: ops.gemm(A, B)  # noqa: E731
     return {lib: min(time_calls(fn, 2000) for _ in range(3)) * 1e6
-            for lib, fn in (("ours", ours), ("numpy", theirs))}
+            for lib, fn in (("ours", ours), ("ops", public), ("numpy", theirs))}
 
 
 def median_round_ratio(ours_rounds, numpy_rounds):

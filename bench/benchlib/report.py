@@ -251,7 +251,8 @@ def print_gemm(gemm, dtypes, threads, workers):
     for w in workers:
         overhead = w["info"]["gemm_call_overhead_us"]
         print(f"fixed cost per call (1x1x1 float64), {w['threads']} thr: "
-              f"ours {overhead['ours']:.2f} us, numpy {overhead['numpy']:.2f} us")
+              f"ours {overhead['ours']:.2f} us (through cb.ops.gemm {overhead['ops']:.2f} us), "
+              f"numpy {overhead['numpy']:.2f} us")
 
 
 def print_gemm_table(rows, dtype, threads):

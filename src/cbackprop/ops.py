@@ -167,6 +167,24 @@ def _not_empty(name, x):
         raise ValueError(f"{name} is empty: a loss needs at least one element")
 
 
+# (scale, reduction) -> (scale, whether reduction is "sum"), as cb.MSE checked
+# them: building an MSE to check them took longer than a small call's kernel.
+_MSE_SETTINGS = {}
+
+
+def _mse_settings(scale, reduction):
+    """``cb.MSE(scale, reduction)``'s checks (and errors), remembered for a
+    Python float or int scale and a str reduction."""
+    key = (scale, reduction) if type(scale) in (float, int) and type(reduction) is str else None
+    settings = None if key is None else _MSE_SETTINGS.get(key)
+    if settings is None:
+        loss = MSE(scale=scale, reduction=reduction)
+        settings = (loss.scale, loss.reduction == "sum")
+        if key is not None and len(_MSE_SETTINGS) < 256:
+            _MSE_SETTINGS[key] = settings
+    return settings
+
+
 # -- GEMM and the dense layer -------------------------------------------------------------
 def gemm(a, b, trans_a=False, trans_b=False, out=None):
     """``op(a) @ op(b)`` by the engine's BLIS-style GEMM, where ``op(x)`` is
@@ -176,6 +194,8 @@ def gemm(a, b, trans_a=False, trans_b=False, out=None):
     Returns ``out``, ``(M, N)``, which must not share memory with ``a`` or ``b``.
     Runs on the threads of :func:`cbackprop.set_num_threads` above ~3e6 flops.
     """
+    if _engine.gemm_ready(a, b, trans_a, trans_b, out):
+        return _engine.op_gemm(a, b, trans_a, trans_b, out)
     trans_a, trans_b = boolean("trans_a", trans_a), boolean("trans_b", trans_b)
     a = _float_array("a", a, 2)
     b = _float_array("b", b, 2, a.dtype)
@@ -197,6 +217,11 @@ def dense_forward(a_prev, weights, bias, activation="identity", out=None):
     BCE or cross-entropy, use ``activation="identity"`` and pass the logits to
     :func:`bce` / :func:`cross_entropy`.
     """
+    code = _CODES.get(activation) if type(activation) is str else None
+    if code is not None and _engine.dense_forward_ready(a_prev, weights, bias, out):
+        if out is None:
+            out = np.empty((a_prev.shape[0], weights.shape[1]), a_prev.dtype)
+        return _engine.op_dense_forward(a_prev, weights, bias, code, out)
     code = _activation_code(activation)
     a_prev = _float_array("a_prev", a_prev, 2)
     weights = _float_array("weights", weights, 2, a_prev.dtype)
@@ -227,6 +252,15 @@ def dense_backward(delta, a_prev, weights, grad_weights=None, grad_bias=None, gr
     it into the previous layer's delta with :func:`activation_backward`, in
     place. No output may share memory with an input or another output.
     """
+    if _engine.dense_backward_ready(delta, a_prev, weights, grad_weights, grad_bias,
+                                    grad_a_prev, need_grad_a_prev):
+        (m, n_out), n_in, dtype = delta.shape, a_prev.shape[1], delta.dtype
+        return _engine.op_dense_backward(
+            delta, a_prev, weights,
+            np.empty((n_in, n_out), dtype) if grad_weights is None else grad_weights,
+            np.empty(n_out, dtype) if grad_bias is None else grad_bias,
+            np.empty((m, n_in), dtype) if need_grad_a_prev and grad_a_prev is None
+            else grad_a_prev)
     need_grad_a_prev = boolean("need_grad_a_prev", need_grad_a_prev)
     delta = _float_array("delta", delta, 2)
     a_prev = _float_array("a_prev", a_prev, 2, delta.dtype)
@@ -303,7 +337,13 @@ def mse(a, y, scale=1.0, reduction="mean", activation="identity", out=None, *, z
     :func:`activation_backward`). ``a`` and ``y`` are ``(m, n)``, not empty;
     ``out`` must not share memory with them.
     """
-    settings = MSE(scale=scale, reduction=reduction)   # checks both
+    scale, reduction_sum = _mse_settings(scale, reduction)
+    code = _CODES.get(activation) if type(activation) is str else None
+    if code is not None and (z is not None or _ALIASES.get(activation, activation) not in _NEEDS_Z):
+        inputs = (a, y) if z is None else (a, y, z)
+        if _engine.elementwise_ready(inputs, out, -1) and a.size:
+            return _engine.op_mse(a, y, a if z is None else z, scale, reduction_sum, code,
+                                  np.empty_like(a) if out is None else out)
     code = _activation_code(activation)
     a = _float_array("a", a, 2)
     y = _float_array("y", y, 2, a.dtype)
@@ -312,8 +352,7 @@ def mse(a, y, scale=1.0, reduction="mean", activation="identity", out=None, *, z
     z = _pre_activation(activation, z, a)
     inputs = [("a", a), ("y", y)] + ([("z", z)] if z is not None else [])
     out = _output("out", out, a.shape, a.dtype, inputs)
-    return _engine.op_mse(a, y, z if z is not None else a, settings.scale,
-                          settings.reduction == "sum", code, out)
+    return _engine.op_mse(a, y, z if z is not None else a, scale, reduction_sum, code, out)
 
 
 def bce(z, y, out=None):
@@ -325,6 +364,8 @@ def bce(z, y, out=None):
     (``N = z.size``) in ``out``, which may be ``z`` itself (in place). ``z`` and
     ``y`` are ``(m, n)``, not empty; targets are not range-checked.
     """
+    if _engine.elementwise_ready((z, y), out, 0) and z.size:
+        return _engine.op_bce(z, y, np.empty_like(z) if out is None else out)
     z = _float_array("z", z, 2)
     y = _float_array("y", y, 2, z.dtype)
     _same_shape("y", y, z.shape, "the shape of z")
@@ -344,6 +385,8 @@ def cross_entropy(z, y, out=None):
     ``(softmax(z) - y) / m`` for rows summing to one, in ``out``; ``out`` may
     be ``z`` itself (in place).
     """
+    if _engine.cross_entropy_ready(z, y, out):
+        return _engine.op_cross_entropy(z, y, np.empty_like(z) if out is None else out)
     z = _float_array("z", z, 2)
     y = _targets_or_labels(y, z)
     _not_empty("z", z)
