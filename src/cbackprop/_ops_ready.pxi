@@ -13,7 +13,7 @@ cdef bint plain(object x, int typenum, int ndim, const cnp.npy_intp* dims) noexc
     """x is an ndarray of this dtype (native byte order) and rank, of these
     dimensions (any, when dims is NULL), aligned and C-contiguous: nothing
     to convert."""
-    if type(x) is not np.ndarray:
+    if type(x) is not cnp.ndarray:   # exactly: a subclass goes through the Python checks
         return False
     cdef cnp.ndarray array = <cnp.ndarray>x
     cdef int i
@@ -28,7 +28,7 @@ cdef bint plain(object x, int typenum, int ndim, const cnp.npy_intp* dims) noexc
 
 cdef int float_type(object x) noexcept:
     """The type number of a float32 or float64 ndarray; -1 for anything else."""
-    if type(x) is not np.ndarray:
+    if type(x) is not cnp.ndarray:
         return -1
     cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>x)
     return typenum if typenum == cnp.NPY_FLOAT or typenum == cnp.NPY_DOUBLE else -1
@@ -36,7 +36,8 @@ cdef int float_type(object x) noexcept:
 
 cdef bint overlap(object x, object y) noexcept:
     """Whether the bytes of two C-contiguous ndarrays overlap (the bounds test
-    of np.may_share_memory, which ops.py makes)."""
+    of np.may_share_memory, which ops.py makes). Both must have passed
+    plain(): they are cast unchecked."""
     cdef char* a = <char*>data(<cnp.ndarray>x)
     cdef char* b = <char*>data(<cnp.ndarray>y)
     return (a < b + cnp.PyArray_NBYTES(<cnp.ndarray>y)
@@ -46,7 +47,7 @@ cdef bint overlap(object x, object y) noexcept:
 cdef bint free_output(object out, int typenum, int ndim, const cnp.npy_intp* dims,
                       tuple inputs) noexcept:
     """out is None, or a plain writable array of this dtype and shape that
-    shares no memory with any of ``inputs``."""
+    shares no memory with any of ``inputs`` (which have passed plain())."""
     if out is None:
         return True
     if not (plain(out, typenum, ndim, dims) and cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)):
