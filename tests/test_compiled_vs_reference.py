@@ -163,3 +163,39 @@ def test_logit_losses_train_without_the_output_activation(architecture, dtype):
         net._engine.workspace[:] = np.nan
         np.testing.assert_array_equal(flat(call(net)), flat(call(twin)))
         np.testing.assert_array_equal(flat(net.get_params()), flat(twin.get_params()))
+
+
+class _Subclass(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_forward_of_a_ready_batch_skips_the_python_checks_with_the_same_bits(dtype):
+    """A batch (or one sample as a 1-D row) already C-contiguous in the
+    network's dtype and width takes the engine's checks in C
+    (Engine.forward_if_ready); a list, another dtype or a Fortran-ordered
+    batch goes through the Python boundary and is converted: the same
+    outputs, bit for bit, and the same error for a value that is not finite."""
+    rng = np.random.default_rng(5)
+    net = cb.Network([7, 9, 3], ["tanh", "softmax"], loss="cross_entropy", dtype=dtype, seed=1)
+    X = rng.standard_normal((11, 7)).astype(dtype)
+    engine = net._engine
+    assert engine.forward_if_ready(X) is not None and engine.forward_if_ready(X[0]) is not None
+    other = "float64" if dtype == "float32" else "float32"
+    for not_ready in (X.tolist(), X.astype(other), np.asfortranarray(X), X[:, :6], X[:0],
+                      X[None], X.astype(">" + X.dtype.str[1:]), X.view(_Subclass)):
+        assert engine.forward_if_ready(not_ready) is None
+    out = net.predict(X)
+    assert out.shape == (11, 3) and out.dtype == dtype
+    np.testing.assert_array_equal(out, net.predict(np.asfortranarray(X)))
+    np.testing.assert_array_equal(out, net.forward(X.tolist()))
+    # One row takes the few-rows product, whose sums run in another order.
+    np.testing.assert_allclose(net.predict(X[4]), out[4], rtol=RTOL[dtype])
+    np.testing.assert_array_equal(net.predict(X[4]), net.predict(X[4].tolist()))
+    twin = cb.reference.Network([7, 9, 3], ["tanh", "softmax"], loss="cross_entropy",
+                                dtype=dtype, seed=1)
+    np.testing.assert_allclose(out, twin.predict(X), rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-3)
+    X[3, 2] = np.nan
+    for batch in (X, X.tolist(), X[3]):
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            net.predict(batch)

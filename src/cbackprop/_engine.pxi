@@ -314,13 +314,41 @@ cdef class Engine:
     def forward(self, cnp.ndarray X):
         """Output activations of the batch X, as a new (m, k) array."""
         cdef Call c = self._call(X, None)
+        return self._forward_of(&c)
+
+    cdef cnp.ndarray _forward_of(self, Call* c):
+        """Output activations of the call's c.m rows, as a new (m, k) array."""
         cdef cnp.ndarray out = np.empty((c.m, self.layout.sizes[self.layout.n_layers]),
                                         dtype=self.params.dtype)
         c.rows = c.m
         c.m = min(c.m, <Py_ssize_t>FORWARD_BLOCK_ROWS)
         c.out = data(out)
-        self._run(PASS_FORWARD, &c, "forward")
+        self._run(PASS_FORWARD, c, "forward")
         return out
+
+    def forward_if_ready(self, X):
+        """``forward`` of a batch X already in the engine's form (as _is_batch
+        takes it), or of one such sample as a 1-D row (its (k,) outputs), after
+        the boundary's value check of X (check_values' error); None (nothing
+        done) when X needs converting or reshaping."""
+        cdef int typenum = cnp.NPY_FLOAT if self.is_float32 else cnp.NPY_DOUBLE
+        if type(X) is not cnp.ndarray:
+            return None
+        cdef cnp.ndarray x = <cnp.ndarray>X
+        cdef int ndim = cnp.PyArray_NDIM(x)
+        if not ((ndim == 1 or ndim == 2) and cnp.PyArray_TYPE(x) == typenum
+                and cnp.PyArray_ISBEHAVED_RO(x) and cnp.PyArray_IS_C_CONTIGUOUS(x)
+                and cnp.PyArray_DIMS(x)[ndim - 1] == self.layout.sizes[0]
+                and cnp.PyArray_DIMS(x)[0] > 0):
+            return None
+        cdef Call c = self._call(x, None)
+        if ndim == 1:
+            c.m = c.rows = 1
+        with nogil:
+            run_pass(PASS_CHECK, &self.layout, &c, self.is_float32)
+        self._raise_for_check(c.outcome, c.bad_index, None)
+        out = self._forward_of(&c)
+        return out[0] if ndim == 1 else out
 
     def loss(self, cnp.ndarray X, cnp.ndarray Y, loss):
         """The loss of the batch (forward pass and loss only)."""

@@ -46,6 +46,17 @@ class Network(NetworkBase):
     def _forward(self, X):
         return self._engine.forward(X)
 
+    def forward(self, X):
+        """Output activations ``(m, sizes[-1])``, or ``(sizes[-1],)`` for a 1-D ``X``."""
+        # An X already C-contiguous in the network's dtype and width (a batch,
+        # or one sample as a row) is checked by the engine in C (same checks,
+        # same errors); anything else goes through the Python boundary.
+        with self._lock:
+            out = self._engine.forward_if_ready(X)
+        if out is None:
+            return super().forward(X)
+        return out
+
     def _loss_value(self, X, Y):
         return self._engine.loss(X, Y, self._loss)
 
