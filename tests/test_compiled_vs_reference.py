@@ -199,3 +199,47 @@ def test_forward_of_a_ready_batch_skips_the_python_checks_with_the_same_bits(dty
     for batch in (X, X.tolist(), X[3]):
         with pytest.raises(ValueError, match="X contains NaN or infinity"):
             net.predict(batch)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("head", ["mse", "bce", "labels", "one_hot"])
+def test_loss_and_gradients_of_a_ready_batch_skip_the_python_checks(head, dtype):
+    """loss and loss_and_gradients on a batch already in the engine's form
+    (Engine.loss_if_ready, loss_and_gradients_if_ready) give the bits of the
+    checked path (a list, a Fortran-ordered X) and its errors; the gradients
+    returned are copies that a later step leaves alone."""
+    activation, loss = {"mse": ("tanh", "mse"), "bce": ("sigmoid", "bce"),
+                        "labels": ("softmax", "cross_entropy"),
+                        "one_hot": ("softmax", "cross_entropy")}[head]
+    rng = np.random.default_rng(3)
+    net = cb.Network([5, 6, 3], ["relu", activation], loss=loss, dtype=dtype, seed=4,
+                     optimizer=cb.SGD(lr=0.1))
+    X = rng.standard_normal((8, 5)).astype(dtype)
+    labels = rng.integers(0, 3, 8)
+    Y = {"mse": rng.standard_normal((8, 3)), "bce": rng.random((8, 3)), "labels": labels,
+         "one_hot": np.eye(3)[labels]}[head]
+    Y = Y if head == "labels" else Y.astype(dtype)
+    engine = net._engine
+    assert engine.loss_if_ready(X, Y, net.loss_function) is not None
+    assert engine.loss_if_ready(X.tolist(), Y, net.loss_function) is None
+    assert engine.loss_and_gradients_if_ready(np.asfortranarray(X), Y, net.loss_function) is None
+    value = net.loss(X, Y)
+    assert type(value) is float and value == net.loss(np.asfortranarray(X), Y)
+    fast_value, fast = net.loss_and_gradients(X, Y)
+    checked_value, checked = net.loss_and_gradients(X.tolist(), Y)
+    assert fast_value == checked_value == value
+    for (dw, db), (dw2, db2) in zip(fast, checked):
+        np.testing.assert_array_equal(dw, dw2)
+        np.testing.assert_array_equal(db, db2)
+    kept = [(dw.copy(), db.copy()) for dw, db in fast]
+    net.train_step(X, Y)
+    net.loss_and_gradients(X[:4], Y[:4])
+    for (dw, db), (dw2, db2) in zip(fast, kept):
+        np.testing.assert_array_equal(dw, dw2)
+        np.testing.assert_array_equal(db, db2)
+    X[1, 1] = np.inf
+    for batch in (X, X.tolist()):
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            net.loss(batch, Y)
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            net.loss_and_gradients(batch, Y)

@@ -172,9 +172,10 @@ cdef class Engine:
 
     def gradient_copies(self):
         """``[(dW, db), ...]`` copied out of the gradient array (meaningful right
-        after loss_and_gradients: a step leaves other values there)."""
-        weights, biases = self._views(self.grads)
-        return [(w.copy(), b.copy()) for w, b in zip(weights, biases)]
+        after loss_and_gradients: a step leaves other values there): views of
+        one copy of it, which no step touches (one copy, not one per array)."""
+        weights, biases = self._views(self.grads.copy())
+        return list(zip(weights, biases))
 
     def _views(self, flat):
         sizes = self._sizes
@@ -293,9 +294,13 @@ cdef class Engine:
         """Raise ValueError for NaN/inf in X or Y, labels out of range, or BCE
         targets outside [0, 1]: the value checks of the boundary, at C speed."""
         cdef Call c = self._call(X, Y)
+        self._check_call(&c, Y)
+
+    cdef int _check_call(self, Call* c, Y) except -1:
+        """check_values on the call's batch (its c.m rows)."""
         with nogil:
-            run_pass(PASS_CHECK, &self.layout, &c, self.is_float32)
-        self._raise_for_check(c.outcome, c.bad_index, Y)
+            run_pass(PASS_CHECK, &self.layout, c, self.is_float32)
+        return self._raise_for_check(c.outcome, c.bad_index, Y)
 
     cdef int _raise_for_check(self, int check, Py_ssize_t bad_index, Y) except -1:
         """The ValueError of a batch that failed the value checks (CheckResult)."""
@@ -344,9 +349,7 @@ cdef class Engine:
         cdef Call c = self._call(x, None)
         if ndim == 1:
             c.m = c.rows = 1
-        with nogil:
-            run_pass(PASS_CHECK, &self.layout, &c, self.is_float32)
-        self._raise_for_check(c.outcome, c.bad_index, None)
+        self._check_call(&c, None)
         out = self._forward_of(&c)
         return out[0] if ndim == 1 else out
 
@@ -357,9 +360,31 @@ cdef class Engine:
         self._run(PASS_LOSS, &c, "loss")
         return c.value
 
+    def loss_if_ready(self, X, Y, loss):
+        """``loss`` of a batch already in the engine's form (as train_step_if_ready
+        takes it), after the boundary's value checks (check_values' errors); None
+        (nothing done) when X or Y need converting."""
+        if not self._is_batch(X, Y):
+            return None
+        cdef Call c = self._call(X, Y)
+        self._check_call(&c, Y)
+        self._use_loss(loss)
+        self._run(PASS_LOSS, &c, "loss")
+        return c.value
+
     def loss_and_gradients(self, cnp.ndarray X, cnp.ndarray Y, loss):
         """The loss; the gradients are left in ``grads``."""
         cdef Call c = self._call(X, Y)
+        self._use_loss(loss)
+        self._run(PASS_GRADIENTS, &c, "loss_and_gradients")
+        return c.value
+
+    def loss_and_gradients_if_ready(self, X, Y, loss):
+        """``loss_and_gradients`` as loss_if_ready does ``loss``."""
+        if not self._is_batch(X, Y):
+            return None
+        cdef Call c = self._call(X, Y)
+        self._check_call(&c, Y)
         self._use_loss(loss)
         self._run(PASS_GRADIENTS, &c, "loss_and_gradients")
         return c.value

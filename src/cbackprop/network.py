@@ -64,6 +64,23 @@ class Network(NetworkBase):
         loss = self._engine.loss_and_gradients(X, Y, self._loss)
         return loss, self._engine.gradient_copies()
 
+    # As train_step and forward: a batch already in the engine's form is
+    # checked in C, in the call that computes; anything else goes through
+    # the Python boundary.
+    def loss(self, X, Y):
+        """The loss on this batch as a Python float."""
+        with self._lock:
+            value = self._engine.loss_if_ready(X, Y, self._loss)
+        return super().loss(X, Y) if value is None else value
+
+    def loss_and_gradients(self, X, Y):
+        """``(loss, [(dW, db), ...])``; the parameters are not changed."""
+        with self._lock:
+            value = self._engine.loss_and_gradients_if_ready(X, Y, self._loss)
+            if value is not None:
+                return value, self._engine.gradient_copies()
+        return super().loss_and_gradients(X, Y)
+
     def train_step(self, X, Y):
         """One optimizer step on this batch; returns the loss before the update.
 
