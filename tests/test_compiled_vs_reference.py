@@ -206,8 +206,10 @@ def test_forward_of_a_ready_batch_skips_the_python_checks_with_the_same_bits(dty
 def test_loss_and_gradients_of_a_ready_batch_skip_the_python_checks(head, dtype):
     """loss and loss_and_gradients on a batch already in the engine's form
     (Engine.loss_if_ready, loss_and_gradients_if_ready) give the bits of the
-    checked path (a list, a Fortran-ordered X) and its errors; the gradients
-    returned are copies that a later step leaves alone."""
+    checked path (a list, a Fortran-ordered X) and its error for a value that
+    is not finite (test_error_parity's cases of bad labels and targets take
+    this path too); the gradients returned are copies that a later step
+    leaves alone."""
     activation, loss = {"mse": ("tanh", "mse"), "bce": ("sigmoid", "bce"),
                         "labels": ("softmax", "cross_entropy"),
                         "one_hot": ("softmax", "cross_entropy")}[head]

@@ -71,7 +71,7 @@ CASES = {
     "X nan": lambda Net: net(Net).loss(with_value(X, (2, 1), np.nan), Y),
     "X inf forward": lambda Net: net(Net).forward(with_value(X, (0, 0), np.inf)),
     "X nan one sample": lambda Net: net(Net).predict(with_value(X[0], 1, np.nan)),
-    "X inf float32": lambda Net: net(Net, dtype="float32").predict(
+    "X inf float32 predict": lambda Net: net(Net, dtype="float32").predict(
         with_value(X, (2, 3), np.inf).astype(np.float32)),
     "X inf float32": lambda Net: net(Net, dtype="float32").train_step(
         with_value(X, (1, 1), 1e300), Y),

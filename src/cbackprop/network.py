@@ -17,6 +17,11 @@ class Network(NetworkBase):
     Networks pickle and deep-copy with their optimizer state, and a copy
     trains on bit for bit like the original; ``copy.copy`` makes the same
     independent (deep) copy. See ``NetworkBase.__getstate__``.
+
+    ``train_step``, ``forward``, ``loss`` and ``loss_and_gradients`` hand
+    arrays already in the engine's form straight to it (checked there, in
+    C); the hooks below (``_train_step``, ``_forward``, ...) serve the
+    Python boundary's path, which converts everything else.
     """
 
     # trace shows the NumPy reference maths' intermediates next to the engine's own numbers.
