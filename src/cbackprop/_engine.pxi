@@ -336,17 +336,10 @@ cdef class Engine:
         takes it), or of one such sample as a 1-D row (its (k,) outputs), after
         the boundary's value check of X (check_values' error); None (nothing
         done) when X needs converting or reshaping."""
-        cdef int typenum = cnp.NPY_FLOAT if self.is_float32 else cnp.NPY_DOUBLE
-        if type(X) is not cnp.ndarray:
+        cdef int ndim = 1 if self._is_input(X, 1) else 2
+        if ndim == 2 and not self._is_input(X, 2):
             return None
-        cdef cnp.ndarray x = <cnp.ndarray>X
-        cdef int ndim = cnp.PyArray_NDIM(x)
-        if not ((ndim == 1 or ndim == 2) and cnp.PyArray_TYPE(x) == typenum
-                and cnp.PyArray_ISBEHAVED_RO(x) and cnp.PyArray_IS_C_CONTIGUOUS(x)
-                and cnp.PyArray_DIMS(x)[ndim - 1] == self.layout.sizes[0]
-                and cnp.PyArray_DIMS(x)[0] > 0):
-            return None
-        cdef Call c = self._call(x, None)
+        cdef Call c = self._call(<cnp.ndarray>X, None)
         if ndim == 1:
             c.m = c.rows = 1
         self._check_call(&c, None)
@@ -364,12 +357,17 @@ cdef class Engine:
         """``loss`` of a batch already in the engine's form (as train_step_if_ready
         takes it), after the boundary's value checks (check_values' errors); None
         (nothing done) when X or Y need converting."""
+        return self._checked_pass_if_ready(X, Y, loss, PASS_LOSS, "loss")
+
+    cdef object _checked_pass_if_ready(self, X, Y, loss, Pass which, str where):
+        """One pass (the loss, or the loss and gradients) on a batch in the
+        engine's form, after check_values' checks; its loss, or None."""
         if not self._is_batch(X, Y):
             return None
         cdef Call c = self._call(X, Y)
         self._check_call(&c, Y)
         self._use_loss(loss)
-        self._run(PASS_LOSS, &c, "loss")
+        self._run(which, &c, where)
         return c.value
 
     def loss_and_gradients(self, cnp.ndarray X, cnp.ndarray Y, loss):
@@ -381,13 +379,7 @@ cdef class Engine:
 
     def loss_and_gradients_if_ready(self, X, Y, loss):
         """``loss_and_gradients`` as loss_if_ready does ``loss``."""
-        if not self._is_batch(X, Y):
-            return None
-        cdef Call c = self._call(X, Y)
-        self._check_call(&c, Y)
-        self._use_loss(loss)
-        self._run(PASS_GRADIENTS, &c, "loss_and_gradients")
-        return c.value
+        return self._checked_pass_if_ready(X, Y, loss, PASS_GRADIENTS, "loss_and_gradients")
 
     def train_step(self, cnp.ndarray X, cnp.ndarray Y, loss, optimizer):
         """One optimizer step; returns the loss before it (not finite: nothing changed)."""
@@ -508,19 +500,29 @@ cdef class Engine:
             raise step_error(c.outcome, c.value, self.is_float32)
         return 0
 
+    cdef bint _is_input(self, object X, int ndim):
+        """X already has the exact form the passes take, as a (m, n_in) batch
+        with m >= 1 (ndim 2) or one (n_in,) sample (ndim 1): an ndarray of the
+        network's dtype, aligned, C-contiguous (the Python boundary's
+        conversions would all be no-ops). Checked at C speed."""
+        cdef int typenum = cnp.NPY_FLOAT if self.is_float32 else cnp.NPY_DOUBLE
+        if type(X) is not cnp.ndarray:
+            return False
+        return (cnp.PyArray_NDIM(X) == ndim and cnp.PyArray_TYPE(X) == typenum
+                and cnp.PyArray_ISBEHAVED_RO(X) and cnp.PyArray_IS_C_CONTIGUOUS(X)
+                and cnp.PyArray_DIMS(X)[ndim - 1] == self.layout.sizes[0]
+                and cnp.PyArray_DIMS(X)[0] > 0)
+
     cdef bint _is_batch(self, object X, object Y):
-        """X and Y already have the exact form the passes take (so the Python
-        boundary's conversions would all be no-ops): checked at C speed."""
+        """X a batch in the engine's form (_is_input) and Y its targets in
+        that form too: (m, k) of the dtype, or int64 labels (m,) for
+        cross-entropy."""
         cdef Py_ssize_t m, k = self.layout.sizes[self.layout.n_layers]
         cdef int typenum = cnp.NPY_FLOAT if self.is_float32 else cnp.NPY_DOUBLE
-        if type(X) is not np.ndarray or type(Y) is not np.ndarray:
-            return False
-        if not (cnp.PyArray_NDIM(X) == 2 and cnp.PyArray_TYPE(X) == typenum
-                and cnp.PyArray_ISBEHAVED_RO(X) and cnp.PyArray_IS_C_CONTIGUOUS(X)
-                and cnp.PyArray_DIMS(X)[1] == self.layout.sizes[0]):
+        if not self._is_input(X, 2) or type(Y) is not cnp.ndarray:
             return False
         m = cnp.PyArray_DIMS(X)[0]
-        if m == 0 or not (cnp.PyArray_ISBEHAVED_RO(Y) and cnp.PyArray_IS_C_CONTIGUOUS(Y)):
+        if not (cnp.PyArray_ISBEHAVED_RO(Y) and cnp.PyArray_IS_C_CONTIGUOUS(Y)):
             return False
         if self.loss_settings.kind == LOSS_CROSS_ENTROPY and cnp.PyArray_NDIM(Y) == 1:
             return cnp.PyArray_TYPE(Y) == cnp.NPY_INT64 and cnp.PyArray_DIMS(Y)[0] == m

@@ -2,8 +2,9 @@
 # cbackprop.ops. cbackprop/ops.py checks every argument first (dtypes,
 # shapes, C order, alignment, writable outputs, which outputs may alias
 # which inputs; at C speed in _ops_ready.pxi when they pass as they are),
-# so the op_* functions below trust them, as the Engine's methods do. Each releases the GIL and picks the float or double kernels
-# once (an op of several kernels through its fused *_typed function).
+# so the op_* functions below trust them, as the Engine's methods do. Each
+# releases the GIL and picks the float or double kernels once (an op of
+# several kernels through its fused *_typed function).
 # Included after _engine.pxi (it uses num_threads, Guards and data()).
 
 include "_ops_ready.pxi"
