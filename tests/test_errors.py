@@ -96,6 +96,46 @@ def test_unknown_activation(Net):
         Net([2, 3, 1], ["no_such_act", "identity"])
 
 
+@pytest.mark.parametrize("activations", [[["relu"], "identity"], [5, "identity"], [None, "relu"]],
+                         ids=["a list", "an int", "None"])
+def test_an_activation_that_is_not_a_string_is_an_unknown_name(Net, activations):
+    """Not a crash of the lookup (a list is unhashable): the entry is named."""
+    with pytest.raises(ValueError, match=r"unknown activation (\['relu'\]|5|None)"):
+        Net([2, 3, 1], activations)
+
+
+@pytest.mark.parametrize("activations", [None, 3])
+def test_activations_that_are_no_list_are_a_type_error(Net, activations):
+    with pytest.raises(TypeError, match="activations must be a list"):
+        Net([2, 3, 1], activations)
+
+
+@pytest.mark.parametrize("weights, biases, named", [(5, [np.zeros(3), np.zeros(1)], "weights"),
+                                                    (None, None, "weights"),
+                                                    ([np.zeros((2, 3)), np.zeros((3, 1))], 6.0,
+                                                     "biases")])
+def test_set_params_of_no_lists_is_a_type_error(Net, weights, biases, named):
+    net = Net([2, 3, 1], ["relu", "identity"], seed=0)
+    snap = snapshot(net)
+    with pytest.raises(TypeError, match=f"{named} must be a list"):
+        net.set_params(weights, biases)
+    assert_unchanged(net, snap)
+
+
+@pytest.mark.parametrize("dtype, expected", [(np.float32, "float32"), (np.dtype("float64"), "float64"),
+                                             (">f8", "float64"), ("<f4", "float32")])
+def test_numpy_dtypes_name_the_network_dtype(Net, dtype, expected, rng):
+    """A NumPy dtype or type, in either byte order: the network computes in
+    this CPU's order."""
+    net = Net([2, 3, 1], ["relu", "identity"], dtype=dtype, seed=0)
+    twin = Net([2, 3, 1], ["relu", "identity"], dtype=expected, seed=0)
+    assert net.dtype == np.dtype(expected)
+    X = rng.normal(size=(4, 2))
+    out = net.forward(X)
+    assert out.dtype == np.dtype(expected) and out.dtype.isnative
+    np.testing.assert_array_equal(out, twin.forward(X))
+
+
 def test_unknown_loss(Net):
     with pytest.raises(ValueError, match="no_such_loss"):
         Net([2, 3, 1], ["relu", "identity"], loss="no_such_loss")
@@ -244,6 +284,31 @@ def test_nesterov_takes_python_and_numpy_bools(value):
 def test_nesterov_refuses_other_values(value):
     with pytest.raises(ValueError, match="nesterov"):
         cb.SGD(momentum=0.9, nesterov=value)
+
+
+@pytest.mark.parametrize("value", [np.array(0.25), np.array(1, dtype=np.int8), np.float32(0.25)],
+                         ids=["0-d float64", "0-d int8", "float32 scalar"])
+def test_a_hyper_parameter_may_be_a_numpy_number(value):
+    """A 0-d array or NumPy scalar of a real dtype is a number; a bool one is not."""
+    assert cb.SGD(lr=value).lr == float(value)
+    assert type(cb.Adam(eps=value).eps) is float
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        cb.SGD(lr=np.array(True))
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        cb.SGD(lr=np.array([0.25]))
+
+
+def test_the_default_hyper_parameters_are_the_contracts(Net):
+    """optimizer=None is cb.SGD(lr=0.01, momentum=0.0, nesterov=False,
+    weight_decay=0.0); Adam's defaults are lr=0.001, betas 0.9 and 0.999,
+    eps=1e-8; MSE's scale 1 and reduction 'mean'."""
+    net = Net([2, 3, 1], ["relu", "identity"])
+    assert net.optimizer == cb.SGD(lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0)
+    assert net.optimizer.config() == dict(lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0,
+                                          clip_norm=None, clip_value=None)
+    assert cb.Adam().config() == dict(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
+                                      weight_decay=0.0, clip_norm=None, clip_value=None)
+    assert net.loss_function == cb.MSE(scale=1.0, reduction="mean")
 
 
 def test_boundary_hyper_parameters_are_valid(Net, rng):
@@ -629,7 +694,10 @@ def variants(A):
     readonly = A.copy()
     readonly.flags.writeable = False
     reversed_rows = A[::-1].copy()[::-1]
+    misaligned = np.frombuffer(bytearray(A.nbytes + 1), dtype=A.dtype, offset=1).reshape(A.shape)
+    misaligned[...] = A
     return {
+        "misaligned": misaligned,
         "strided columns": wide[:, ::2],
         "fortran order": np.asfortranarray(A),
         "read-only": readonly,
@@ -637,12 +705,13 @@ def variants(A):
     }
 
 
-@pytest.mark.parametrize("layout", ["strided columns", "fortran order", "read-only", "negative row stride"])
+@pytest.mark.parametrize("layout", ["strided columns", "fortran order", "read-only", "negative row stride",
+                                    "misaligned"])
 def test_awkward_layouts_give_same_results(Net, dtype, layout, rng):
     """Non-contiguous, Fortran-order and read-only X and Y equal a contiguous copy, and are not modified."""
     X, Y = good_batch(rng)
     Xv, Yv = variants(X)[layout], variants(Y)[layout]
-    assert not (Xv.flags.c_contiguous and Xv.flags.writeable)
+    assert not (Xv.flags.c_contiguous and Xv.flags.writeable and Xv.flags.aligned)
     X_before, Y_before = Xv.copy(), Yv.copy()
     a, b = mse_net(Net, dtype), mse_net(Net, dtype)
     # BLAS may sum in another order for another layout: equal up to rounding.

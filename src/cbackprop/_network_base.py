@@ -26,6 +26,7 @@ from ._init import check_init, initial_parameters
 from ._signals import sigint_deferred
 from ._validation import (
     as_batch,
+    as_list,
     as_dtype,
     as_targets,
     check_activations,
@@ -165,7 +166,8 @@ class NetworkBase:
         all are in.
         """
         n_layers = len(self._sizes) - 1
-        weights, biases = list(weights), list(biases)
+        weights = as_list("weights", weights, "a list with one array per layer")
+        biases = as_list("biases", biases, "a list with one array per layer")
         if len(weights) != n_layers or len(biases) != n_layers:
             raise ValueError(f"expected {n_layers} weight matrices and {n_layers} bias vectors, "
                              f"got {len(weights)} and {len(biases)}")

@@ -16,11 +16,16 @@ from .losses import BCE, CrossEntropy
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def check_sizes(sizes):
+def as_list(name, value, what):
+    """``value``'s items as a list; TypeError naming ``what`` it should be if it has none."""
     try:
-        sizes = list(sizes)
+        return list(value)
     except TypeError:
-        raise TypeError(f"sizes must be a sequence of layer widths, got {type(sizes).__name__}") from None
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}") from None
+
+
+def check_sizes(sizes):
+    sizes = as_list("sizes", sizes, "a sequence of layer widths")
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least two entries (inputs and outputs), got {sizes}")
     for width in sizes:
@@ -34,13 +39,14 @@ def check_sizes(sizes):
 def check_activations(activations, n_layers):
     if isinstance(activations, str):
         raise TypeError("activations must be a list with one name per weight layer, not a single string")
-    activations = [_ALIASES.get(a, a) for a in activations]
+    activations = as_list("activations", activations, "a list with one name per weight layer")
+    activations = [_ALIASES.get(a, a) if isinstance(a, str) else a for a in activations]
     if len(activations) != n_layers:
         raise ValueError(
             f"expected {n_layers} activation names (one per weight layer), got {len(activations)}"
         )
     for i, name in enumerate(activations):
-        if name not in ACTIVATIONS:
+        if not isinstance(name, str) or name not in ACTIVATIONS:   # a list is no name either
             raise ValueError(f"unknown activation {name!r}: use one of {ACTIVATIONS} or 'linear'")
         if REGISTRY[name].output_only and i != n_layers - 1:
             raise ValueError(f"{name} is only supported on the last layer")
@@ -60,6 +66,8 @@ def check_dtype(dtype):
         dtype = np.dtype(dtype)
     except TypeError:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dtype.kind == "f":   # '>f8' is float64 too: computed in this CPU's byte order
+        dtype = dtype.newbyteorder("=")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype}")
     return dtype
