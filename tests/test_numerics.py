@@ -211,6 +211,42 @@ def test_cross_entropy_of_logits_further_apart_than_float64s_range():
         assert net.train_step(X, labels) == 0.0
 
 
+CONFIDENT_GAPS = [50.0, 86.9, 87.5, 95.0, 103.0, 111.0, 300.0]
+
+
+def confident_losses(implementation, gap):
+    """float32 losses whose outputs are right by a margin of ``gap``: cross-
+    entropy with labels, one-hot and soft targets (through ``ops``, and in
+    place for the compiled one), a Network's cross-entropy and BCE."""
+    ops = cb.ops if implementation is cb else cb.reference.ops
+    logits = np.array([[gap, 0.0, -1.0], [-2.0, gap + 0.5, 1.0]], dtype=np.float32)
+    targets = [np.array([0, 1]), np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32),
+               np.array([[0.75, 0.25, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)]
+    losses = [ops.cross_entropy(logits, Y)[0] for Y in targets]
+    if implementation is cb:   # delta written over the logits
+        in_place = logits.copy()
+        losses.append(ops.cross_entropy(in_place, targets[0], out=in_place)[0])
+    ce = implementation.Network([1, 3], ["softmax"], loss="cross_entropy", dtype="float32")
+    ce.set_params([np.zeros((1, 3))], [np.array([gap, 0.0, -1.0])])
+    bce = implementation.Network([1, 2], ["sigmoid"], loss="bce", dtype="float32")
+    bce.set_params([np.zeros((1, 2))], [np.array([gap, -gap])])
+    return losses + [ce.loss(np.zeros((1, 1)), np.array([0])),
+                     bce.loss(np.zeros((1, 1)), np.array([[1.0, 0.0]]))]
+
+
+@pytest.mark.parametrize("gap", CONFIDENT_GAPS)
+def test_float32_losses_of_confident_outputs_keep_their_digits(gap):
+    """Below float32's normal range (margins of 87 and more) the loss is all
+    in exp(-margin), which float32's exp rounds to a few digits, and to 0
+    beyond 103: the compiled losses take it in double there, to the
+    reference's digits (it works in float64)."""
+    compiled, reference = confident_losses(cb, gap), confident_losses(cb.reference, gap)
+    assert min(compiled) > 0
+    in_place = compiled.pop(3)
+    assert in_place == compiled[0]
+    np.testing.assert_allclose(compiled, reference, rtol=1e-5)
+
+
 def test_float32_mse_whose_difference_overflows_float32():
     """a - y beyond float32's range while its square is within float64's:
     the same finite loss in both implementations (the reference once took

@@ -5,7 +5,8 @@
 #
 # The codes are the registry's (the ``code`` of each class in
 # cbackprop/losses.py).
-from libc.math cimport fabs, nearbyint
+from libc.float cimport FLT_MIN
+from libc.math cimport exp, fabs, log1p, nearbyint
 from libc.stdint cimport int64_t
 
 cdef enum LossKind:
@@ -41,24 +42,40 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
     cdef real softplus[VECTOR_CHUNK]
     cdef double terms[VECTOR_CHUNK]
     cdef Py_ssize_t start, j, n
-    cdef double total = 0, z64
+    cdef double total = 0
     cdef real z, y, s
+    cdef bint below
     for start in range(0, count, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, count - start)
         for j in range(n):
             e[j] = -fabs(Z[start + j])
         vector_exp(n, e, e)
         vector_log1p(n, e, softplus)
+        below = False
         for j in range(n):
             z = Z[start + j]
             y = Y[start + j]
-            z64 = z
-            terms[j] = (z64 if z64 > 0 else 0.0) - <double>y * z64 + <double>softplus[j]
+            terms[j] = bce_term(z, y, softplus[j])
+            if real is float:
+                below |= e[j] < FLT_MIN
             s = <real>1 / (<real>1 + e[j])
             s = s if z >= 0 else e[j] * s
             delta[start + j] = (s - y) / <real>count
+        if below:
+            # float32's exp(-|z|) has lost its digits (or is 0, beyond |z| of
+            # about 103) where double keeps them, and where log1p(e) = e is the
+            # whole of a confident element's loss: that one is taken in double.
+            for j in range(n):
+                if e[j] < FLT_MIN:
+                    terms[j] = bce_term(Z[start + j], Y[start + j], exp(-fabs(<double>Z[start + j])))
         total += sum_as_double(n, terms)
     return total / count
+
+
+cdef inline double bce_term(real z, real y, double softplus) noexcept nogil:
+    """max(z, 0) - y z + softplus, in double; softplus is log1p(exp(-|z|))."""
+    cdef double z64 = z
+    return (z64 if z64 > 0 else 0.0) - <double>y * z64 + softplus
 
 
 cdef inline double sum_of_the_others(Py_ssize_t k, const real* e,
@@ -107,6 +124,26 @@ cdef inline double target_dot_gap(Py_ssize_t k, const real* y, const real* z,
     return total
 
 
+cdef enum:
+    # Below exp(FLOAT_EXP_NORMAL_LOW), float32's exp is no longer a normal
+    # number (log(FLT_MIN) = -87.34): it keeps fewer digits, down to none.
+    FLOAT_EXP_NORMAL_LOW = -87
+
+
+cdef inline double others_in_double_precision(Py_ssize_t k, const float* gaps) noexcept nogil:
+    """Σ exp(gap) in double over a row's gaps z - max below 0. cross_entropy_loss
+    takes it for a float32 row whose gaps are all below FLOAT_EXP_NORMAL_LOW
+    but the maximum's: their float32 exps keep a few digits or none, though
+    their sum is the whole of the row's loss (log1p(s) = s). Where one gap is
+    above, its term is a normal float32 and float32's sum keeps its digits."""
+    cdef Py_ssize_t j
+    cdef double total = 0
+    for j in range(k):
+        if gaps[j] < 0:
+            total += exp(<double>gaps[j])
+    return total
+
+
 cdef inline real over_m(real x, Py_ssize_t m, real inverse_m) noexcept nogil:
     """x / m, as x * inverse_m where that is the same to the bit (inverse_m
     is 1/m for m a power of two, else 0)."""
@@ -125,7 +162,9 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     -log softmax(Z)_j = (max - Z_j) + log1p(Σ over the other classes of
     exp(Z - max)): both terms >= 0, so a confident row's loss keeps its
     digits (max + log(1 + tiny) - Z_label rounds them away: 0 for a margin
-    of 40 where the loss is 4.2e-18)."""
+    of 40 where the loss is 4.2e-18). In float32, a row whose other terms
+    are all below float32's normal range takes their sum in double
+    (others_in_double_precision)."""
     cdef Py_ssize_t i, j, row, first = 0, last, label = 0
     cdef Py_ssize_t block = rows_per_block(k)   # at most VECTOR_CHUNK: the arrays below
     cdef real row_max[VECTOR_CHUNK]
@@ -133,7 +172,10 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     cdef double target_sum[VECTOR_CHUNK]
     cdef double target_gap[VECTOR_CHUNK]
     cdef real log_others[VECTOR_CHUNK]   # log1p of the row's other terms, by vmath.h
-    cdef double total = 0, exp_sum
+    cdef double others_in_double[VECTOR_CHUNK]   # float32's rows whose other terms it cannot hold
+    cdef double total = 0, exp_sum, log_others_row
+    cdef real gap
+    cdef Py_ssize_t near
     cdef real a_label
     # 1/m when m is a power of two: x * 2^-e is x / 2^e to the bit (both
     # round the same exact value), and a multiplication is not a division.
@@ -148,8 +190,15 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
             else:
                 target_sum[i - first] = sum_as_double(k, Y + row)
                 target_gap[i - first] = target_dot_gap(k, Y + row, Z + row, row_max[i - first])
+            near = 0
             for j in range(k):
-                delta[row + j] = Z[row + j] - row_max[i - first]
+                gap = Z[row + j] - row_max[i - first]
+                delta[row + j] = gap
+                if real is float:
+                    near += gap >= FLOAT_EXP_NORMAL_LOW
+            if real is float:   # -1: float32's sum serves (near 1: the maximum alone)
+                others_in_double[i - first] = (others_in_double_precision(k, delta + row)
+                                               if near == 1 else -1)
         vector_exp((last - first) * k, delta + first * k, delta + first * k)
         for i in range(first, last):
             row = i * k
@@ -169,10 +218,13 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
                                             m, inverse_m)
         vector_log1p(last - first, log_others, log_others)
         for i in range(first, last):
+            log_others_row = log_others[i - first]
+            if real is float and others_in_double[i - first] >= 0:
+                log_others_row = log1p(others_in_double[i - first])
             if Y == NULL:
                 total += ((<double>row_max[i - first] - <double>z_label[i - first])
-                          + <double>log_others[i - first])
+                          + log_others_row)
             else:
-                total += target_gap[i - first] + target_sum[i - first] * log_others[i - first]
+                total += target_gap[i - first] + target_sum[i - first] * log_others_row
         first = last
     return total / m
