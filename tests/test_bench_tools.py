@@ -4,6 +4,7 @@ helpers of bench/run.py (in bench/benchlib/) give hand-computed answers."""
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,6 +159,20 @@ def test_a_chart_path_without_a_suffix_is_named_with_png(tmp_path):
                                 "--png", str(tmp_path / "chart")])
     assert args.png_path == tmp_path / "chart.png"
     assert args.json_path == tmp_path / "out" / "figures.json" and (tmp_path / "out").is_dir()
+
+
+def test_the_default_figures_go_to_a_file_the_repository_does_not_keep():
+    """The README's first command runs the bench without --json: it must not
+    overwrite a run kept in bench/results (it had rewritten latest.json)."""
+    settings = load_bench_module("settings")
+    args = settings.parse_args([])
+    assert args.json_path.parent == settings.RESULTS_DIR and args.json_path.name != "latest.json"
+    root = settings.RESULTS_DIR.parent.parent
+    if shutil.which("git") and (root / ".git").exists():
+        # 0: ignored and not tracked (git check-ignore passes over tracked files)
+        ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q",
+                                  str(args.json_path)], check=False)
+        assert ignored.returncode == 0, f"{args.json_path} is not ignored by git"
 
 
 def test_gemm_cases_are_the_products_they_name():

@@ -79,6 +79,24 @@ def test_python_m_cbackprop_help_says_what_it_does():
 
 
 
+def test_a_package_without_its_engine_says_how_to_build_it(tmp_path):
+    """A source tree never built in place (run with PYTHONPATH=src after
+    pip install .): the import names the missing build and both ways to make
+    it, where Python had said 'most likely due to a circular import'."""
+    package = Path(cb.__file__).parent
+    copy = tmp_path / "cbackprop"
+    for source in package.rglob("*.py"):
+        target = copy / source.relative_to(package)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    result = subprocess.run([sys.executable, "-c", "import cbackprop"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "compiled engine is not built in" in result.stderr
+    assert "pip install ." in result.stderr and "build_ext --inplace" in result.stderr
+    assert "circular import" not in result.stderr
+
+
 def test_reference_ops_imports_only_numpy_and_the_registry():
     """The reference maths stays plain NumPy: besides numpy and math it reads
     only the activation registry (constants), never the compiled engine."""

@@ -97,6 +97,10 @@ DIGITS_ACCURACY = 0.95
 BENCH_DIR = Path(__file__).resolve().parent.parent
 RUN_SCRIPT = BENCH_DIR / "run.py"  # what the parent starts with --worker
 RESULTS_DIR = BENCH_DIR / "results"
+# A run's figures, unless --json says where: not a file the repository keeps
+# (latest.json, avx2-zen3.json, ... are full runs saved by name), so that
+# running the README's first command changes nothing git tracks.
+DEFAULT_JSON = "run.json"
 
 
 def product_shape(text):
@@ -152,7 +156,8 @@ def parse_args(argv=None):
                              "beyond the L2 cache, a shuffled epoch gathers its rows from L3 "
                              "or memory)")
     parser.add_argument("--json", metavar="PATH",
-                        help="where to write the figures (default bench/results/latest.json)")
+                        help="where to write the figures (default bench/results/run.json, which git "
+                             "ignores: the runs kept in bench/results are saved by name)")
     parser.add_argument("--png", metavar="PATH",
                         help="where to draw the chart (default bench/results/speedups.png, "
                              "or the --json path with .png)")
@@ -231,7 +236,7 @@ def output_paths(parser, args):
     """The JSON and chart paths, checked before anything is timed: a run is
     minutes long, and a path it cannot write ended it with a traceback. Their
     directories are created here (a run that fails later leaves them)."""
-    json_path = Path(args.json) if args.json else RESULTS_DIR / "latest.json"
+    json_path = Path(args.json) if args.json else RESULTS_DIR / DEFAULT_JSON
     if args.png:
         png_path = Path(args.png)
         if not png_path.suffix:

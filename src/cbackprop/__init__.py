@@ -1,7 +1,29 @@
 """cbackprop: a Cython compute core for training dense neural networks.
 
 ``cbackprop.Network`` runs on compiled kernels; ``cbackprop.reference.Network``
-is the same API in plain NumPy, used to cross-check it.
+is the same API in plain NumPy, used to cross-check it. ``cbackprop.ops``
+runs single kernels (a product, an activation, a loss) on your own arrays.
+
+Conventions:
+
+- A batch ``X`` is ``(m, sizes[0])``, one sample per row; a 1-D ``X`` of
+  length ``sizes[0]`` is one sample. Layer ``l`` computes
+  ``Z = A_prev @ W + b``, ``A = f(Z)``, with ``W`` of shape
+  ``(sizes[l-1], sizes[l])`` and ``b`` of shape ``(sizes[l],)``.
+- Targets ``Y`` are ``(m, sizes[-1])``, or ``(m,)`` for one output. For
+  ``cross_entropy``: integer class labels ``(m,)``, or rows of
+  probabilities (one-hot or soft). For ``bce``: values in [0, 1].
+- Parameters and computation are in the network's ``dtype`` (float32 or
+  float64); inputs of other numeric dtypes, lists and non-contiguous
+  arrays are converted, never modified.
+- Errors: ``ValueError`` for wrong shapes, unknown names, empty batches,
+  labels out of range, invalid hyper-parameters, a loss that does not fit
+  the output layer, and NaN or infinity in ``X``, ``Y`` or parameters;
+  ``TypeError`` for data that is not numeric; ``FloatingPointError`` when a
+  step diverges (the network stays as it was before the call).
+- ``set_num_threads(n)`` / ``get_num_threads()``: threads of the compiled
+  passes; ``kernel_path``: which engine build runs (``CBACKPROP_CPU``
+  forces one).
 """
 from . import ops, reference
 from ._backend import get_num_threads, kernel_path, set_num_threads

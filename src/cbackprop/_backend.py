@@ -15,7 +15,15 @@ import os
 
 import numpy as np
 
-from . import _engine_baseline
+try:
+    from . import _engine_baseline
+except ImportError as exc:   # a source tree without an in-place build
+    if "_engine_baseline" not in str(exc):
+        raise
+    raise ImportError(
+        f"cbackprop's compiled engine is not built in {os.path.dirname(__file__)}: install the "
+        "package (pip install .) and run from outside the source tree, or build it in place "
+        "(python setup.py build_ext --inplace)") from None
 
 #: Fastest first.
 PATHS = ("avx512", "avx2", "baseline")
@@ -93,4 +101,5 @@ def set_num_threads(n):
 
 
 def get_num_threads():
+    """Threads the compiled passes use (set_num_threads; by default OpenMP's)."""
     return engine.get_num_threads()

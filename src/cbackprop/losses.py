@@ -44,8 +44,10 @@ class MSE(Loss):
 class BCE(Loss):
     """Binary cross-entropy on a sigmoid output, computed from the pre-activation.
 
-    ``L = -sum(Y*log(A) + (1-Y)*log(1-A)) / N``; targets must lie in [0, 1].
-    Boolean targets (``y > 0``) are read as 0 and 1.
+    ``L = -sum(Y*log(A) + (1-Y)*log(1-A)) / N``, ``N`` the number of output
+    elements; targets must lie in [0, 1]. Boolean targets (``y > 0``) are
+    read as 0 and 1. The output delta is the fused ``(A - Y) / N``, with no
+    log(0) or overflow for any finite pre-activation.
     """
 
     name = "bce"

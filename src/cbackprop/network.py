@@ -11,18 +11,19 @@ class Network(NetworkBase):
     """A dense feed-forward network trained by backpropagation.
 
     ``Network(sizes, activations, loss="mse", optimizer=None, dtype="float64",
-    init="auto", seed=None)``; see the package documentation for the
-    conventions. ``cbackprop.reference.Network`` is its NumPy twin.
+    init="auto", seed=None)``; ``help(cbackprop)`` gives the conventions
+    (shapes, targets, errors). ``cbackprop.reference.Network`` is its NumPy
+    twin, with the same results to rounding.
 
     Networks pickle and deep-copy with their optimizer state, and a copy
     trains on bit for bit like the original; ``copy.copy`` makes the same
-    independent (deep) copy. See ``NetworkBase.__getstate__``.
-
-    ``train_step``, ``forward``, ``loss`` and ``loss_and_gradients`` hand
-    arrays already in the engine's form straight to it (checked there, in
-    C); the hooks below (``_train_step``, ``_forward``, ...) serve the
-    Python boundary's path, which converts everything else.
+    independent (deep) copy.
     """
+
+    # train_step, forward, loss and loss_and_gradients hand arrays already in
+    # the engine's form straight to it (checked there, in C); the hooks below
+    # (_train_step, _forward, ...) serve the Python boundary's path, which
+    # converts everything else.
 
     # trace shows the NumPy reference maths' intermediates next to the engine's own numbers.
     _reference_intermediates = staticmethod(passes.intermediates)

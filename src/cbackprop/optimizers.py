@@ -81,12 +81,9 @@ class SGD(Optimizer):
     momentum ``v <- momentum * v + g`` and ``W <- W - lr * v`` (or
     ``W - lr * (g + momentum * v)`` with ``nesterov=True``).
 
-    Gradient clipping comes first, before weight decay: with ``clip_norm=c``,
-    when the global norm of the raw gradient over every layer,
-    ``sqrt(sum ||dW||^2 + ||db||^2)``, exceeds ``c``, every gradient is scaled
-    by ``c / norm``; then with ``clip_value=v`` every element is clamped to
-    ``[-v, v]``. Each is None (off) or a positive finite number; see the
-    module documentation for the details.
+    Gradient clipping (``clip_norm``, ``clip_value``: each None, off, or a
+    positive finite number) comes first, before weight decay; see
+    ``help(cbackprop.optimizers)``.
     """
 
     name = "sgd"
@@ -118,12 +115,14 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam with bias correction; weight decay (added to the gradient) on weights only.
 
-    Gradient clipping comes first, before weight decay and the moments: with
-    ``clip_norm=c``, when the global norm of the raw gradient over every
-    layer, ``sqrt(sum ||dW||^2 + ||db||^2)``, exceeds ``c``, every gradient is
-    scaled by ``c / norm``; then with ``clip_value=v`` every element is
-    clamped to ``[-v, v]``. Each is None (off) or a positive finite number;
-    see the module documentation for the details.
+    With weight decay ``g <- g + weight_decay * W``; then ``t <- t + 1``,
+    ``m <- beta1 * m + (1 - beta1) * g``, ``v <- beta2 * v + (1 - beta2) * g²``
+    and ``W <- W - lr * (m / (1 - beta1**t)) / (sqrt(v / (1 - beta2**t)) + eps)``.
+    ``m``, ``v`` and ``t`` start at 0.
+
+    Gradient clipping (``clip_norm``, ``clip_value``: each None, off, or a
+    positive finite number) comes first, before weight decay; see
+    ``help(cbackprop.optimizers)``.
     """
 
     name = "adam"
@@ -162,8 +161,9 @@ class RMSprop(Optimizer):
     with momentum ``mu``, ``buf <- mu * buf + g / (sqrt(v) + eps)`` and
     ``W <- W - lr * buf``. ``v`` and ``buf`` start at 0.
 
-    Gradient clipping comes first, before weight decay, as for the other
-    optimizers (see the module documentation).
+    Gradient clipping (``clip_norm``, ``clip_value``: each None, off, or a
+    positive finite number) comes first, before weight decay; see
+    ``help(cbackprop.optimizers)``.
     """
 
     name = "rmsprop"
