@@ -3,6 +3,7 @@ leaves the network's parameters as they were; unusual but valid inputs work.
 """
 import fractions
 import math
+import re
 import warnings
 
 import numpy as np
@@ -134,6 +135,14 @@ def test_numpy_dtypes_name_the_network_dtype(Net, dtype, expected, rng):
     out = net.forward(X)
     assert out.dtype == np.dtype(expected) and out.dtype.isnative
     np.testing.assert_array_equal(out, twin.forward(X))
+
+
+@pytest.mark.parametrize("argument", ["loss", "optimizer"])
+def test_a_class_given_for_an_instance_is_named_as_such(Net, argument):
+    cls = {"loss": cb.MSE, "optimizer": cb.Adam}[argument]
+    with pytest.raises(ValueError, match=rf"{argument} is the class cb.{cls.__name__}: pass an "
+                                         rf"instance, cb.{cls.__name__}\(\)"):
+        Net([2, 3, 1], ["relu", "identity"], **{argument: cls})
 
 
 def test_unknown_loss(Net):
@@ -746,3 +755,63 @@ def test_other_numeric_inputs_are_cast(Net, dtype, convert):
     assert out.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(out, b.forward(X.astype(dtype)))
     assert a.loss(Xc, Yc) == b.loss(X.astype(dtype), Y.astype(dtype))
+
+
+# --------------------------------------------------------------------------
+# What the messages say about the likely slip
+# --------------------------------------------------------------------------
+
+
+def test_a_batch_of_the_wrong_width_counts_its_features(Net, rng):
+    net = mse_net(Net)
+    with pytest.raises(ValueError, match=r"X has 2 features per sample but the network takes 4 "
+                                         r"\(sizes\[0\]\): X must have shape \(m, 4\)"):
+        net.predict(rng.normal(size=(6, 2)))
+
+
+def test_targets_of_another_batch_are_counted_against_x(Net, rng):
+    X, Y = good_batch(rng)
+    with pytest.raises(ValueError, match=f"Y has {M - 2} rows but X has {M}"):
+        mse_net(Net).train_step(X, Y[:-2])
+
+
+def test_class_labels_for_another_loss_name_the_loss_they_need(Net, rng):
+    X, _ = good_batch(rng)
+    with pytest.raises(ValueError, match="1-D class labels need loss 'cross_entropy' and a softmax "
+                                         "output \\(this network's loss is 'mse'\\)"):
+        mse_net(Net).train_step(X, np.arange(M) % 3)
+
+
+def test_a_fractional_label_is_shown(Net, rng):
+    X, _ = good_batch(rng)
+    labels = np.array([0.0, 1.0, 2.5, 1.0, 0.0])
+    with pytest.raises(ValueError, match="class labels must be whole numbers: sample 2's is 2.5"):
+        ce_net(Net).loss(X, labels)
+
+
+@pytest.mark.parametrize("dtype_", ["float64", "float32"])
+def test_a_bce_target_outside_the_unit_interval_is_shown(Net, dtype_, rng):
+    """Both the engine's check (a ready float batch) and the reference's name
+    the first target outside [0, 1] and the two likely slips."""
+    net = Net(SIZES, ["relu", "sigmoid"], loss="bce", dtype=dtype_, seed=1)
+    X = rng.normal(size=(M, SIZES[0])).astype(dtype_)
+    Y = np.full((M, SIZES[-1]), 0.5, dtype=dtype_)
+    Y[3, 1], Y[4, 0] = -1.0, 2.0
+    with pytest.raises(ValueError, match=r"bce targets Y must lie in \[0, 1\]: Y\[3, 1\] is -1.0 "
+                                         r"\(for more than two classes.*\(Y \+ 1\) / 2\)"):
+        net.train_step(X, Y)
+
+
+def test_saving_into_a_missing_directory_names_the_path_asked_for(Net, tmp_path):
+    path = tmp_path / "no such directory" / "net.npz"
+    with pytest.raises(FileNotFoundError) as error:
+        mse_net(Net).save(path)
+    assert error.value.filename == str(path) and ".tmp" not in str(error.value)
+
+
+def test_loading_another_npz_names_the_file(Net, tmp_path):
+    path = tmp_path / "arrays.npz"
+    np.savez(path, a=np.zeros(3))
+    with pytest.raises(ValueError, match=f"{re.escape(repr(str(path)))}: the file is not a saved "
+                                         "cbackprop network: field 'format' is missing"):
+        Net.load(path)

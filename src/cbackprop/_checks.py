@@ -50,6 +50,21 @@ def positive(name, value):
     return in_range(name, value, 0.0, math.inf, low_open=True)
 
 
+def from_registry(what, spec, registry, base):
+    """The ``base`` instance ``spec`` names: an instance as given, a fresh
+    one for a registry name; else a ValueError naming the choices (and the
+    slip of passing a class where an instance goes)."""
+    if isinstance(spec, base):
+        return spec
+    if isinstance(spec, str) and spec in registry:
+        return registry[spec]()
+    if isinstance(spec, type) and issubclass(spec, base):
+        raise ValueError(f"{what} is the class cb.{spec.__name__}: pass an instance, "
+                         f"cb.{spec.__name__}() (or with its settings)")
+    classes = ", ".join(f"cb.{cls.__name__}(...)" for cls in registry.values())
+    raise ValueError(f"unknown {what} {spec!r}: use {classes} or one of {tuple(registry)}")
+
+
 _VERSIONS = itertools.count()
 
 

@@ -19,7 +19,7 @@ cnp.import_array()
 
 # The boundary's wording and tolerance, shared with the reference's checks.
 from cbackprop._validation import (label_error, loss_not_finite_error, probability_error,
-                                   probability_tolerance)
+                                   probability_tolerance, unit_interval_error)
 # The registries: the kernels' codes come from there, never from names here.
 from cbackprop._activations import NEEDS_Z as _NEEDS_Z
 from cbackprop._activations import REGISTRY as _ACTIVATIONS
@@ -311,7 +311,7 @@ cdef class Engine:
         if check == CHECK_LABEL_OUT_OF_RANGE:
             raise label_error(Y, bad_index, self.layout.sizes[self.layout.n_layers])
         if check == CHECK_TARGET_OUTSIDE_UNIT:
-            raise ValueError("bce targets Y must lie in [0, 1]")
+            raise unit_interval_error(Y)
         if check == CHECK_TARGET_NOT_PROBABILITY:
             raise probability_error(Y, bad_index)
         return 0

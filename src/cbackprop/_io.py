@@ -58,7 +58,10 @@ def save_network(net, path):
 def _write_atomically(path, fields):
     # A crash or error mid-write leaves any existing file at ``path`` intact.
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cbackprop-", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cbackprop-", suffix=".tmp")
+    except OSError as exc:   # named as the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **fields)
@@ -107,8 +110,8 @@ def load_network(cls, path):
     try:
         with archive:
             spec = _read_fields(_Archive(archive))
-    except ValueError:
-        raise
+    except ValueError as exc:   # said of the fields: the file is named here
+        raise ValueError(f"{path!r}: {exc}") from None
     except Exception as exc:  # truncated or corrupted members
         raise ValueError(f"{path!r} is not a readable cbackprop network: {exc}") from None
     net = cls(spec["sizes"], spec["activations"], loss=spec["loss"], optimizer=spec["optimizer"],

@@ -120,7 +120,10 @@ def as_batch(X, n_inputs, dtype):
     if single:
         X = X.reshape(1, -1)
     if X.ndim != 2 or X.shape[1] != n_inputs:
-        raise ValueError(f"X must have shape (m, {n_inputs}) or ({n_inputs},), got {given}")
+        features = (f"X has {X.shape[1]} features per sample but the network takes "
+                    f"{n_inputs} (sizes[0]): " if X.ndim == 2 else "")
+        raise ValueError(f"{features}X must have shape (m, {n_inputs}) or ({n_inputs},), "
+                         f"got {given}")
     if X.shape[0] == 0:
         raise ValueError("X is an empty batch (0 samples)")
     return as_dtype("X", X, dtype), single
@@ -156,8 +159,20 @@ def as_targets(Y, m, n_outputs, loss, dtype, single):
         raise ValueError(f"Y must have shape ({m}, {n_outputs}) (one probability row per sample) "
                          f"or ({m},) (integer class labels) for cross_entropy, got {Y.shape}{hint}")
     else:
-        raise ValueError(f"Y must have shape ({m}, {n_outputs}) to match the output, got {Y.shape}")
+        raise ValueError(f"Y must have shape ({m}, {n_outputs}) to match the output, got "
+                         f"{Y.shape}{_target_shape_hint(Y, m, n_outputs, loss)}")
     return as_dtype("Y", Y, dtype)
+
+
+def _target_shape_hint(Y, m, n_outputs, loss):
+    """What a target array of the wrong shape most likely means."""
+    if Y.ndim >= 1 and Y.shape[0] != m and not (Y.ndim == 1 and m == 1):
+        return f": Y has {Y.shape[0]} rows but X has {m} (one row of each per sample)"
+    if Y.shape == (m,) and n_outputs > 1:
+        return (f": 1-D class labels need loss 'cross_entropy' and a softmax output (this "
+                f"network's loss is {loss.name!r}); otherwise give one row of {n_outputs} "
+                "targets per sample")
+    return ""
 
 
 _BOOL_HINT = (" (boolean Y is read as 0/1 targets only for loss 'bce' and for one-hot "
@@ -181,8 +196,11 @@ def _as_labels(Y, n_classes):
     if Y.dtype.kind == "f":
         if not np.all(np.isfinite(Y)):
             raise ValueError("class labels contain NaN or infinity")
-        if np.any(Y != np.round(Y)):
-            raise ValueError("class labels must be whole numbers")
+        fractional = Y != np.round(Y)
+        if fractional.any():
+            sample = int(np.flatnonzero(fractional)[0])
+            raise ValueError(f"class labels must be whole numbers: sample {sample}'s is "
+                             f"{Y[sample].item()!r}")
     if Y.dtype.kind != "i" or Y.dtype.itemsize > 8:
         # uint64 and float labels may not survive the cast to int64 (2**64 - 1
         # would become -1): their range is checked on the values as given.
@@ -225,6 +243,14 @@ def first_bad_probability_row(Y):
     return int(np.flatnonzero(bad)[0]) if bad.any() else -1
 
 
+def unit_interval_error(Y):
+    """The error for bce targets outside [0, 1] (both implementations): the first."""
+    row, column = np.argwhere((Y < 0) | (Y > 1))[0]
+    return ValueError(f"bce targets Y must lie in [0, 1]: Y[{row}, {column}] is "
+                      f"{Y[row, column].item()!r} (for more than two classes, use a softmax "
+                      "output with loss 'cross_entropy'; -1/1 labels are (Y + 1) / 2)")
+
+
 def probability_error(Y, row):
     """The error for row ``row`` of cross-entropy targets (both implementations)."""
     values = Y[row]
@@ -248,7 +274,7 @@ def check_values(X, Y, loss, n_outputs):
         return
     check_finite("Y", Y)
     if isinstance(loss, BCE) and (Y.min() < 0 or Y.max() > 1):
-        raise ValueError("bce targets Y must lie in [0, 1]")
+        raise unit_interval_error(Y)
     if isinstance(loss, CrossEntropy):
         row = first_bad_probability_row(Y)
         if row >= 0:

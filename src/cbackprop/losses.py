@@ -3,7 +3,7 @@
 The maths lives in ``cbackprop.reference.ops`` (NumPy) and the compiled
 kernels; these classes only name the loss and hold its settings.
 """
-from ._checks import Settings, positive
+from ._checks import Settings, from_registry, positive
 
 
 class Loss(Settings):
@@ -82,12 +82,7 @@ __all__ = [cls.__name__ for cls in LOSSES.values()]
 
 def make_loss(spec):
     """A loss instance from a name or an instance (instances are used as given)."""
-    if isinstance(spec, Loss):
-        return spec
-    if isinstance(spec, str) and spec in LOSSES:
-        return LOSSES[spec]()
-    classes = "/".join(f"cb.{cls.__name__}" for cls in LOSSES.values())
-    raise ValueError(f"unknown loss {spec!r}: use one of {sorted(LOSSES)} or a {classes} instance")
+    return from_registry("loss", spec, LOSSES, Loss)
 
 
 def loss_from_config(name, config):

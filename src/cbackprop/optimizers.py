@@ -21,7 +21,7 @@ returns, which clipping does not change):
 
 Each is ``None`` (off, the default) or a positive finite number.
 """
-from ._checks import Settings, boolean, in_range, non_negative, positive
+from ._checks import Settings, boolean, from_registry, in_range, non_negative, positive
 
 
 class Optimizer(Settings):
@@ -206,14 +206,7 @@ __all__ = [cls.__name__ for cls in OPTIMIZERS.values()]
 
 
 def make_optimizer(spec):
-    if spec is None:
-        return SGD()
-    if isinstance(spec, Optimizer):
-        return spec
-    if isinstance(spec, str) and spec in OPTIMIZERS:
-        return OPTIMIZERS[spec]()
-    classes = ", ".join(f"cb.{cls.__name__}(...)" for cls in OPTIMIZERS.values())
-    raise ValueError(f"unknown optimizer {spec!r}: use {classes} or one of {tuple(OPTIMIZERS)}")
+    return SGD() if spec is None else from_registry("optimizer", spec, OPTIMIZERS, Optimizer)
 
 
 def optimizer_from_config(name, config):
