@@ -175,6 +175,18 @@ def test_the_default_figures_go_to_a_file_the_repository_does_not_keep():
         assert ignored.returncode == 0, f"{args.json_path} is not ignored by git"
 
 
+def test_the_report_names_the_checkout_it_measured(tmp_path):
+    machine = load_bench_module("machine")
+    commit = machine.checkout_commit()
+    root = Path(machine.__file__).resolve().parent.parent.parent
+    if not (shutil.which("git") and (root / ".git").exists()):
+        assert commit is None
+        return
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert commit.split("-dirty")[0].endswith(head), (commit, head)
+
+
 def test_gemm_cases_are_the_products_they_name():
     gemm, settings = load_bench_module("gemm"), load_bench_module("settings")
     cases = gemm.gemm_cases(["mnist"], [512])

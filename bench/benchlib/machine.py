@@ -3,6 +3,7 @@ engine build, and the vector FMA peak its figures are read against."""
 import ctypes
 import os
 import platform
+import subprocess
 
 import numpy as np
 
@@ -22,6 +23,19 @@ def load_torch(args):
         return None, f"not importable ({type(exc).__name__}: {exc})"
     torch.set_num_threads(args.threads[0])
     return torch, None
+
+
+def checkout_commit():
+    """The bench's checkout as ``git describe`` gives it (a short hash, with
+    ``-dirty`` for uncommitted changes to tracked files), or None outside
+    one: the report names the code its figures were measured on."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        result = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
 
 
 def cpu_model():
@@ -89,6 +103,7 @@ def worker_info(torch, torch_skipped):
         "blas": blas_info(),
         "blas_core": openblas_core(),
         "cbackprop": cb.__version__,
+        "commit": checkout_commit(),
         "torch": torch.__version__ if torch else None,
         "torch_capability": torch_capability(torch),
         "torch_skipped": torch_skipped,

@@ -35,7 +35,9 @@ def print_header(args, workers):
     torch_level = first.get("torch_capability")
     print(f"python {first['python']}, numpy {first['numpy']} (BLAS: {first['blas']}"
           + (f", {blas_core} kernels" if blas_core else "") + f"), "
-          f"cbackprop {first['cbackprop']}, torch {first['torch'] or '-'}"
+          f"cbackprop {first['cbackprop']}"
+          + (f" (checkout {first['commit']})" if first.get("commit") else "")
+          + f", torch {first['torch'] or '-'}"
           + (f" ({torch_level})" if torch_level else ""))
     if first.get("isa_env"):
         print("vector levels forced: "
