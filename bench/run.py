@@ -4,9 +4,11 @@ engine's GEMM against ``numpy.matmul``.
 
 Usage, from the repository root::
 
-    PYTHONPATH=src python bench/run.py              # thorough: a few minutes on 2 idle cores
-    PYTHONPATH=src python bench/run.py --quick      # < 1 minute per thread count, all included
-    PYTHONPATH=src python bench/run.py --configs tiny,mnist --dtypes float32 --threads 2
+    python bench/run.py              # thorough: 10-12 minutes on 2 idle cores
+    python bench/run.py --quick      # 1-1.5 minutes per thread count, all included
+    python bench/run.py --configs tiny,mnist --dtypes float32 --threads 2
+
+(with ``PYTHONPATH=src`` before them to time an in-place build).
 
 The options, the method (processes, phases, cross-check, the machine, GEMM),
 the targets and the outputs are described in bench/README.md; the code is in

@@ -126,7 +126,7 @@ def parse_args(argv=None):
                     "(and PyTorch), and the engine's GEMM against numpy.matmul.")
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats, shorter blocks, fewer GEMM samples and squares "
-                             "(under a minute per thread count)")
+                             "(about 1-1.5 minutes per thread count)")
     parser.add_argument("--threads", nargs="+", default=["1,2"], metavar="N",
                         help="thread counts, one worker process each (default 1,2; space or "
                              "comma separated)")
