@@ -226,6 +226,11 @@ def confident_losses(implementation, gap):
     if implementation is cb:   # delta written over the logits
         in_place = logits.copy()
         losses.append(ops.cross_entropy(in_place, targets[0], out=in_place)[0])
+        bce_logits = np.array([[gap, -gap, 1.0]], dtype=np.float32)
+        bce_targets = np.array([[1.0, 0.0, 0.5]], dtype=np.float32)
+        in_place = bce_logits.copy()
+        losses.append(ops.bce(in_place, bce_targets, out=in_place)[0]
+                      - ops.bce(bce_logits, bce_targets)[0])
     ce = implementation.Network([1, 3], ["softmax"], loss="cross_entropy", dtype="float32")
     ce.set_params([np.zeros((1, 3))], [np.array([gap, 0.0, -1.0])])
     bce = implementation.Network([1, 2], ["sigmoid"], loss="bce", dtype="float32")
@@ -241,10 +246,25 @@ def test_float32_losses_of_confident_outputs_keep_their_digits(gap):
     beyond 103: the compiled losses take it in double there, to the
     reference's digits (it works in float64)."""
     compiled, reference = confident_losses(cb, gap), confident_losses(cb.reference, gap)
+    bce_in_place_difference = compiled.pop(4)
+    assert bce_in_place_difference == 0
     assert min(compiled) > 0
     in_place = compiled.pop(3)
     assert in_place == compiled[0]
     np.testing.assert_allclose(compiled, reference, rtol=1e-5)
+
+
+@pytest.mark.parametrize("row", [[0.0, np.nan], [0.0, -100.0, np.nan, -200.0], [np.nan, -100.0, 0.0]],
+                         ids=["beside the maximum", "among confident gaps", "first"])
+def test_a_nan_logit_makes_the_float32_cross_entropy_nan(row):
+    """Also in a row whose other gaps are beyond float32's normal range (the
+    sum taken in double must not skip the NaN)."""
+    logits = np.array([row], dtype=np.float32)
+    one_hot = np.eye(len(row), dtype=np.float32)[[1 if np.isnan(row[0]) else 0]]
+    for ops in (cb.ops, cb.reference.ops):
+        with np.errstate(invalid="ignore"):
+            for targets in (one_hot.argmax(axis=1), one_hot):
+                assert np.isnan(ops.cross_entropy(logits, targets)[0])
 
 
 def test_float32_mse_whose_difference_overflows_float32():

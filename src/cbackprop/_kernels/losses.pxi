@@ -36,14 +36,15 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
     """-mean(Y log σ(Z) + (1-Y) log(1-σ(Z))) = mean(max(Z,0) - Y Z + log1p(exp(-|Z|))),
     and delta = (σ(Z) - Y) / N, with σ(Z) from the same e = exp(-|Z|).
     Chunks of VECTOR_CHUNK: e and log1p(e) by vmath.h into stack buffers,
-    then one vector loop. Each element is read before its delta is written,
-    so delta may be Z (or Y) itself."""
+    then one vector loop. Each element is read before its delta is written
+    (and, where float32 takes some terms in double, every term of a chunk
+    before its first delta), so delta may be Z (or Y) itself."""
     cdef real e[VECTOR_CHUNK]
     cdef real softplus[VECTOR_CHUNK]
     cdef double terms[VECTOR_CHUNK]
     cdef Py_ssize_t start, j, n
     cdef double total = 0
-    cdef real z, y, s
+    cdef real z, y
     cdef bint below
     for start in range(0, count, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, count - start)
@@ -52,22 +53,26 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
         vector_exp(n, e, e)
         vector_log1p(n, e, softplus)
         below = False
-        for j in range(n):
-            z = Z[start + j]
-            y = Y[start + j]
-            terms[j] = bce_term(z, y, softplus[j])
-            if real is float:
+        if real is float:
+            for j in range(n):
                 below |= e[j] < FLT_MIN
-            s = <real>1 / (<real>1 + e[j])
-            s = s if z >= 0 else e[j] * s
-            delta[start + j] = (s - y) / <real>count
         if below:
             # float32's exp(-|z|) has lost its digits (or is 0, beyond |z| of
             # about 103) where double keeps them, and where log1p(e) = e is the
-            # whole of a confident element's loss: that one is taken in double.
+            # whole of a confident element's loss: there it is taken in
+            # double, every term before any delta is written over Z or Y.
             for j in range(n):
-                if e[j] < FLT_MIN:
-                    terms[j] = bce_term(Z[start + j], Y[start + j], exp(-fabs(<double>Z[start + j])))
+                terms[j] = bce_term(Z[start + j], Y[start + j],
+                                    exp(-fabs(<double>Z[start + j])) if e[j] < FLT_MIN
+                                    else <double>softplus[j])
+            for j in range(n):
+                delta[start + j] = bce_delta(Z[start + j], Y[start + j], e[j], count)
+        else:
+            for j in range(n):
+                z = Z[start + j]
+                y = Y[start + j]
+                terms[j] = bce_term(z, y, softplus[j])
+                delta[start + j] = bce_delta(z, y, e[j], count)
         total += sum_as_double(n, terms)
     return total / count
 
@@ -76,6 +81,13 @@ cdef inline double bce_term(real z, real y, double softplus) noexcept nogil:
     """max(z, 0) - y z + softplus, in double; softplus is log1p(exp(-|z|))."""
     cdef double z64 = z
     return (z64 if z64 > 0 else 0.0) - <double>y * z64 + softplus
+
+
+cdef inline real bce_delta(real z, real y, real e, Py_ssize_t count) noexcept nogil:
+    """(σ(z) - y) / count, σ(z) from e = exp(-|z|)."""
+    cdef real s = <real>1 / (<real>1 + e)
+    s = s if z >= 0 else e * s
+    return (s - y) / <real>count
 
 
 cdef inline double sum_of_the_others(Py_ssize_t k, const real* e,
@@ -194,8 +206,8 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
             for j in range(k):
                 gap = Z[row + j] - row_max[i - first]
                 delta[row + j] = gap
-                if real is float:
-                    near += gap >= FLOAT_EXP_NORMAL_LOW
+                if real is float:   # a NaN counts as near: float32's sum carries it
+                    near += not (gap < FLOAT_EXP_NORMAL_LOW)
             if real is float:   # -1: float32's sum serves (near 1: the maximum alone)
                 others_in_double[i - first] = (others_in_double_precision(k, delta + row)
                                                if near == 1 else -1)
