@@ -537,6 +537,18 @@ def test_bad_input_raises(call, error):
         call()
 
 
+@pytest.mark.parametrize("y, error, message", [
+    (np.array([[0], [1], [1], [0]]), TypeError, "class labels go 1-D, shape \\(m,\\), not a column"),
+    (np.zeros((4, 2), int), TypeError, "2-D y holds targets and must have z's dtype \\(float32\\)"),
+    (np.int64(1), ValueError, "y must be \\(m,\\) class labels or \\(m, k\\) targets, got shape \\(\\)"),
+    ([[1.0, 0.0]] * 4, ValueError, "a list is read as float64: pass np.asarray\\(y, np.float32\\)"),
+])
+def test_cross_entropy_targets_of_the_wrong_kind_say_what_goes(y, error, message):
+    z = np.zeros((4, 2), dtype=np.float32)
+    with pytest.raises(error, match=message):
+        ops.cross_entropy(z, y)
+
+
 def test_a_refused_call_writes_nothing():
     z = np.zeros((4, 3))
     out = np.full((4, 3), 7.0)
@@ -558,6 +570,20 @@ def test_views_of_one_buffer_that_do_not_overlap_are_fine(rng):
     expected = np.tanh(z)
     assert ops.activation_forward("tanh", z, out=same) is same
     close(same, expected, "float64")
+
+
+def test_an_input_copied_first_may_overlap_the_output(rng):
+    """As the module says: a transposed or reversed input is read from its
+    copy, made before anything is written, so the result is right."""
+    x = rng.standard_normal((3, 3))
+    w = rng.standard_normal((3, 3))
+    expected = x.T @ w
+    assert ops.gemm(x.T, w, out=x) is x
+    close(x, expected, "float64")
+    z = rng.standard_normal((2, 3))
+    expected = np.maximum(z[::-1], 0)
+    assert ops.activation_forward("relu", z[::-1], out=z) is z
+    np.testing.assert_array_equal(z, expected)
 
 
 def _fenced(shape, dtype):

@@ -38,7 +38,9 @@ Conventions shared by every op:
   ``out=z``, ``activation_backward`` with ``out=grad_a``, ``bce`` and
   ``cross_entropy`` with ``out=z``); there the output must be that very
   array (not a partial overlap), and the op's other inputs must still not
-  share memory with it. Overlaps raise ``ValueError``.
+  share memory with it. Overlaps raise ``ValueError``. An input copied
+  first (above) is read from its copy before anything is written, so only
+  its copy is held to this: ``gemm(x.T, w, out=x)`` is allowed and right.
 - Wrong ranks or shapes, unknown activation names and empty loss batches
   raise ``ValueError``.
 - The kernels run without the GIL; GEMMs and large element-wise passes use
@@ -76,7 +78,8 @@ def _float_array(name, x, ndim, dtype=None):
         flags = x.flags
         if (dtype is None or x.dtype == dtype) and flags.c_contiguous and flags.aligned:
             return x
-    if not isinstance(x, np.ndarray):
+    given_array = isinstance(x, np.ndarray)
+    if not given_array:
         try:
             x = np.asarray(x)
         except (ValueError, TypeError) as exc:
@@ -85,7 +88,10 @@ def _float_array(name, x, ndim, dtype=None):
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {x.dtype}")
     native = x.dtype.newbyteorder("=")
     if dtype is not None and native != dtype:
-        raise ValueError(f"{name} is {native}, but the other arrays of this call are {dtype}")
+        hint = ("" if given_array else f" (a list is read as {native}: pass "
+                                       f"np.asarray({name}, np.{dtype.name}))")
+        raise ValueError(f"{name} is {native}, but the other arrays of this call are "
+                         f"{dtype}{hint}")
     if x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
     if not (x.flags.c_contiguous and x.flags.aligned and x.dtype.isnative):
@@ -395,6 +401,7 @@ def cross_entropy(z, y, out=None):
 
 
 def _targets_or_labels(y, z):
+    given = y   # a list of targets is converted by _float_array, which says so on a dtype slip
     if not isinstance(y, np.ndarray):
         try:
             y = np.asarray(y)
@@ -410,6 +417,12 @@ def _targets_or_labels(y, z):
         if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
             raise ValueError(f"class label {y.max()} out of range [0, {z.shape[1]})")
         return np.require(y, np.int64, ["C_CONTIGUOUS", "ALIGNED"])
-    y = _float_array("y", y, 2, z.dtype)
+    if y.ndim != 2:
+        raise ValueError(f"y must be (m,) class labels or (m, k) targets, got shape {y.shape}")
+    if y.dtype.kind in "iub":
+        column = ": class labels go 1-D, shape (m,), not a column" if y.shape[1] == 1 else ""
+        raise TypeError(f"2-D y holds targets and must have z's dtype ({z.dtype}), got "
+                        f"{y.dtype}{column}")
+    y = _float_array("y", given, 2, z.dtype)
     _same_shape("y", y, z.shape, "the shape of z, or (m,) class labels")
     return y
