@@ -3,7 +3,10 @@ on arrays you own.
 
 Each function has a NumPy twin of the same name and signature in
 :mod:`cbackprop.reference.ops`, and both give the same results (float64 to
-about 1e-12 relative, float32 to about 1e-5). A layer computes
+about 1e-12 relative, float32 to about 1e-5, where the result is not the
+small difference of large numbers: a derivative such as tanh's ``1 - a²``
+at saturation keeps fewer digits in the reference, which rounds ``a²``
+first). A layer computes
 ``Z = A_prev @ W + b`` and ``A = f(Z)``; batches are 2-D ``(m, n)`` with
 samples as rows, as in :class:`cbackprop.Network`.
 
