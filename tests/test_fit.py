@@ -252,6 +252,20 @@ def test_early_stopping_announces_itself(Net, capsys):
                          "2 epoch(s); best epoch 4, its parameters restored")
 
 
+def test_early_stopping_on_a_figure_never_finite(Net, capsys):
+    """A validation loss that is inf every epoch never improves: patience
+    ends the fit with no best epoch, and the note says so (verbose=True had
+    raised a TypeError over the missing best epoch)."""
+    rng = np.random.default_rng(0)
+    net = Net([3, 4, 1], ["relu", "identity"], seed=0)
+    history = net.fit(rng.normal(size=(20, 3)), np.zeros((20, 1)), epochs=10, patience=2,
+                      validation_data=(np.full((4, 3), 1e200), np.zeros((4, 1))), verbose=True)
+    assert history.stop_reason == "early_stopping" and history.stopped_epoch == 2
+    assert history.best_epoch is None and history["val_loss"] == [math.inf, math.inf]
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "early stopping: val_loss did not improve for 2 epoch(s); no epoch's was finite")
+
+
 # -- callbacks ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("how", ["return True", "raise StopTraining"])
 def test_a_callback_can_stop_training(Net, dtype, how):
@@ -570,3 +584,41 @@ def test_new_arguments_are_keyword_only(Net):
     net, X, Y, X_val, Y_val = regression_problem(Net, "float64")
     with pytest.raises(TypeError):
         net.fit(X, Y, 1, 8, True, None, False, (X_val, Y_val))
+
+
+@pytest.mark.parametrize("written", [2**40, -5], ids=["huge", "negative"])
+def test_labels_a_callback_overwrites_do_not_reach_the_training(Net, written):
+    """fit trains on its own copy of the labels it checked (training and
+    validation): labels index memory, and the compiled kernels had read the
+    overwritten ones (2**40 crashed the interpreter, -5 gave a loss of -2e232)."""
+    rng = np.random.default_rng(3)
+    X, X_val = rng.normal(size=(64, 4)), rng.normal(size=(16, 4))
+    histories, finals = [], []
+    for overwrite in (False, True):
+        labels, val_labels = np.arange(64) % 3, np.arange(16) % 3
+        net = Net([4, 8, 3], ["tanh", "softmax"], loss="cross_entropy", seed=0)
+
+        def relabel(net, epoch, logs):
+            if overwrite:
+                labels[:] = written
+                val_labels[:] = written
+
+        history = net.fit(X, labels, epochs=3, batch_size=16, seed=1, callbacks=[relabel],
+                          validation_data=(X_val, val_labels))
+        histories.append(dict(history))
+        finals.append(params_of(net))
+    assert histories[0] == histories[1]
+    for a, b in zip(*finals, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_cross_entropy_kernel_keeps_a_label_it_is_handed_in_range():
+    """Below the boundary's check (which a thread writing the labels could
+    outrun), a label out of range makes the loss NaN instead of indexing
+    outside the row."""
+    net = cb.Network([4, 8, 3], ["tanh", "softmax"], loss="cross_entropy", seed=0)
+    X = np.random.default_rng(0).normal(size=(4, 4))
+    good = net._engine.loss(X, np.array([0, 1, 2, 1], dtype=np.int64), net._loss)
+    assert math.isfinite(good)
+    for bad in (3, -1, 2**40, -(2**62)):
+        assert math.isnan(net._engine.loss(X, np.array([0, 1, bad, 1], dtype=np.int64), net._loss))

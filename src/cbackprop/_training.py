@@ -47,7 +47,8 @@ class History(dict):
       ``"val_loss"`` with validation data, else ``"loss"``;
     - ``best_epoch``: the last epoch that improved ``monitor`` by more than
       ``min_delta`` (its loss is ``history[monitor][best_epoch - 1]``), or
-      ``None`` when no epoch completed;
+      ``None`` when no epoch completed with a finite figure (an infinite or
+      NaN loss never counts as an improvement);
     - ``stopped_epoch``: the epoch after which early stopping or a callback
       ended training, ``None`` when every epoch ran or on Ctrl-C;
     - ``stop_reason``: ``"completed"``, ``"early_stopping"``, ``"callback"``,
@@ -81,6 +82,10 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     restore_best = boolean("restore_best", restore_best)
     callbacks = _check_callbacks(callbacks)
     X, Y = net._batch(X, Y)
+    if Y.dtype == np.int64:
+        # Class labels index memory: fit trains on its own copy of the ones it
+        # checked, which no callback (or other thread) can change under it.
+        Y = Y.copy()
     validation = None if validation_data is None else _Validation(net, validation_data)
     rng = np.random.default_rng(check_seed(seed))
 
@@ -152,8 +157,10 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     restored = tracker.restore_best(len(history["loss"]) - 1)
     if display is not None and history.stop_reason == "early_stopping":
         by_more_than = f" by more than {min_delta:g}" if min_delta else ""
+        best = ("no epoch's was finite" if tracker.best_epoch is None
+                else f"best epoch {tracker.best_epoch + 1}")
         display.note(f"early stopping: {history.monitor} did not improve{by_more_than} for "
-                     f"{patience} epoch(s); best epoch {tracker.best_epoch + 1}"
+                     f"{patience} epoch(s); {best}"
                      + (", its parameters restored" if restored else ""))
     return history
 
@@ -192,6 +199,8 @@ class _Validation:
             self.X, self.Y = net._batch(*validation_data)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"validation_data: {exc}") from None
+        if self.Y.dtype == np.int64:
+            self.Y = self.Y.copy()   # checked once, for every epoch: as fit's own labels
         loss = net.loss_function
         self.targets = None
         if isinstance(loss, CrossEntropy):

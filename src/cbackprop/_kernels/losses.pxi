@@ -6,7 +6,7 @@
 # The codes are the registry's (the ``code`` of each class in
 # cbackprop/losses.py).
 from libc.float cimport FLT_MIN
-from libc.math cimport exp, fabs, log1p, nearbyint
+from libc.math cimport NAN, exp, fabs, log1p, nearbyint
 from libc.stdint cimport int64_t
 
 cdef enum LossKind:
@@ -181,6 +181,7 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     cdef Py_ssize_t block = rows_per_block(k)   # at most VECTOR_CHUNK: the arrays below
     cdef real row_max[VECTOR_CHUNK]
     cdef real z_label[VECTOR_CHUNK]
+    cdef Py_ssize_t row_label[VECTOR_CHUNK]   # each row's label as read once, or -1
     cdef double target_sum[VECTOR_CHUNK]
     cdef double target_gap[VECTOR_CHUNK]
     cdef real log_others[VECTOR_CHUNK]   # log1p of the row's other terms, by vmath.h
@@ -198,7 +199,12 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
             row = i * k
             row_max[i - first] = maximum(k, Z + row)
             if Y == NULL:
-                z_label[i - first] = Z[row + labels[i]]
+                # Checked at the boundary, yet read once and kept in range here:
+                # a label is an index, and another thread may write the array
+                # between the check and this pass (a wrong one makes the loss NaN).
+                label = labels[i]
+                row_label[i - first] = label if 0 <= label < k else -1
+                z_label[i - first] = Z[row + label] if 0 <= label < k else NAN
             else:
                 target_sum[i - first] = sum_as_double(k, Y + row)
                 target_gap[i - first] = target_dot_gap(k, Y + row, Z + row, row_max[i - first])
@@ -218,11 +224,12 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
             log_others[i - first] = <real>sum_of_the_others(k, delta + row, exp_sum)
             # softmax(Z) = <real>(exp / exp_sum), as softmax_rows has it, then / m
             if Y == NULL:
-                label = labels[i]
-                a_label = <real>(delta[row + label] / exp_sum)
+                label = row_label[i - first]
+                a_label = <real>(delta[row + label] / exp_sum) if label >= 0 else NAN
                 for j in range(k):
                     delta[row + j] = over_m(<real>(delta[row + j] / exp_sum), m, inverse_m)
-                delta[row + label] = over_m(a_label - <real>1, m, inverse_m)
+                if label >= 0:
+                    delta[row + label] = over_m(a_label - <real>1, m, inverse_m)
             else:
                 for j in range(k):
                     delta[row + j] = over_m(<real>(delta[row + j] / exp_sum)
