@@ -464,6 +464,28 @@ def test_ctrl_c_between_steps_takes_no_further_step(Net, dtype, at_epoch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_stops_a_fit_run_by_another_fits_callback_and_then_that_one(Net, dtype):
+    """The inner fit finds the outer one's handler installed: it leaves it,
+    honours its request (it had trained on through every epoch), and the
+    outer fit stops after the callback."""
+    net, X, Y, X_val, Y_val = regression_problem(Net, dtype)
+    inner, *_ = regression_problem(Net, dtype, seed=1)
+    inner_twin, *_ = regression_problem(Net, dtype, seed=1)
+    inner_histories = []
+
+    def train_inner(net, epoch, logs):
+        inner_histories.append(inner.fit(X, Y, epochs=50, batch_size=8, seed=3,
+                                         callbacks=[send_ctrl_c_after(1)]))
+
+    history = net.fit(X, Y, epochs=3, batch_size=8, seed=7, callbacks=[train_inner])
+    assert history.interrupted and len(history["loss"]) == 1
+    assert len(inner_histories) == 1 and inner_histories[0].interrupted
+    assert len(inner_histories[0]["loss"]) == 2
+    inner_twin.fit(X, Y, epochs=2, batch_size=8, seed=3)
+    assert_params_equal(inner, params_of(inner_twin))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_ctrl_c_during_validation_keeps_the_epoch_and_skips_the_callbacks(Net, dtype,
                                                                            monkeypatch):
     net, X, Y, X_val, Y_val = regression_problem(Net, dtype)

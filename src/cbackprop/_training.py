@@ -263,22 +263,32 @@ class _CtrlCStopsAfterStep:
 
     Signal handlers belong to the main thread; elsewhere, and when the program
     installed its own handler, nothing is changed (and KeyboardInterrupt is
-    still caught by ``fit``).
+    still caught by ``fit``). A fit run by another fit's callback leaves the
+    outer one's handler in place and honours its request too, so that a
+    Ctrl-C stops both after the running step.
     """
 
-    __slots__ = ("requested", "_previous")
+    __slots__ = ("requested", "_previous", "_outer")
+
+    @property
+    def requested_here_or_outside(self):
+        return self.requested or (self._outer is not None and self._outer.requested)
 
     @property
     def watching(self):
-        """Whether fit's handler is the one installed (main thread, no Ctrl-C yet)."""
-        return self._previous is not None and not self.requested
+        """Whether a fit's handler is the one installed (main thread, no Ctrl-C yet)."""
+        return ((self._previous is not None or self._outer is not None)
+                and not self.requested_here_or_outside)
 
     def __enter__(self):
         self.requested = False
-        self._previous = None
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._request_stop)
+        self._previous = self._outer = None
+        if threading.current_thread() is threading.main_thread():
+            handler = signal.getsignal(signal.SIGINT)
+            if handler is signal.default_int_handler:
+                self._previous = signal.signal(signal.SIGINT, self._request_stop)
+            elif isinstance(getattr(handler, "__self__", None), _CtrlCStopsAfterStep):
+                self._outer = handler.__self__
         return self
 
     def _request_stop(self, signum, frame):
@@ -286,7 +296,7 @@ class _CtrlCStopsAfterStep:
         signal.signal(signal.SIGINT, self._previous)
 
     def check(self):
-        if self.requested:
+        if self.requested_here_or_outside:
             raise KeyboardInterrupt
 
     def __exit__(self, exc_type, exc_value, traceback):
