@@ -293,8 +293,10 @@ class NetworkBase:
           ``verbose=False`` writes nothing.
         - Ctrl-C (``KeyboardInterrupt``) ends training cleanly: the running
           step (or validation, or callback) completes, no further step runs
-          (a second Ctrl-C does not wait for the step, but its update is still
-          written whole or not at all), and fit returns the history of the
+          (a second Ctrl-C does not wait for the step of the reference, but its
+          update is still written whole or not at all; the compiled Network's
+          step is one call of a few microseconds to milliseconds that both
+          Ctrl-Cs wait for), and fit returns the history of the
           completed epochs with ``history.interrupted`` set; the parameters
           are those after the last completed step, even with ``restore_best``
           (nothing is restored), also when Ctrl-C comes in the last epoch.
