@@ -775,6 +775,20 @@ def test_targets_of_another_batch_are_counted_against_x(Net, rng):
         mse_net(Net).train_step(X, Y[:-2])
 
 
+def test_transposed_targets_are_named_as_such(Net, rng):
+    X, Y = good_batch(rng)
+    with pytest.raises(ValueError, match=r"Y looks transposed \(pass Y.T"):
+        mse_net(Net).train_step(X, Y.T)
+    with pytest.raises(ValueError, match=r"got \(3,\)$"):   # a 1-D Y has no rows to count
+        mse_net(Net).train_step(X, Y[0])
+
+
+def test_the_base_class_of_losses_is_an_unknown_loss(Net):
+    from cbackprop.losses import Loss
+    with pytest.raises(ValueError, match="unknown loss"):
+        Net([2, 3, 1], ["relu", "identity"], loss=Loss)
+
+
 def test_class_labels_for_another_loss_name_the_loss_they_need(Net, rng):
     X, _ = good_batch(rng)
     with pytest.raises(ValueError, match="1-D class labels need loss 'cross_entropy' and a softmax "

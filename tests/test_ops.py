@@ -541,7 +541,9 @@ def test_bad_input_raises(call, error):
     (np.array([[0], [1], [1], [0]]), TypeError, "class labels go 1-D, shape \\(m,\\), not a column"),
     (np.zeros((4, 2), int), TypeError, "2-D y holds targets and must have z's dtype \\(float32\\)"),
     (np.int64(1), ValueError, "y must be \\(m,\\) class labels or \\(m, k\\) targets, got shape \\(\\)"),
-    ([[1.0, 0.0]] * 4, ValueError, "a list is read as float64: pass np.asarray\\(y, np.float32\\)"),
+    (None, TypeError, "y must be \\(m,\\) integer class labels or \\(m, k\\) float32 targets, got dtype object"),
+    ("abc", TypeError, "got dtype <U3"),
+    ([[1.0, 0.0]] * 4, ValueError, "given as a list, it is read as float64: pass np.asarray\\(y, np.float32\\)"),
 ])
 def test_cross_entropy_targets_of_the_wrong_kind_say_what_goes(y, error, message):
     z = np.zeros((4, 2), dtype=np.float32)

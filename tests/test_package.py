@@ -97,6 +97,22 @@ def test_a_package_without_its_engine_says_how_to_build_it(tmp_path):
     assert "circular import" not in result.stderr
 
 
+def test_an_engine_that_does_not_load_gives_its_own_error(tmp_path):
+    """A built but broken extension (here an empty file) is not reported as
+    'not built': its loader's error comes through."""
+    package = Path(cb.__file__).parent
+    copy = tmp_path / "cbackprop"
+    for source in package.rglob("*.py"):
+        target = copy / source.relative_to(package)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    (copy / Path(cb._backend._engine_baseline.__file__).name).write_bytes(b"")
+    result = subprocess.run([sys.executable, "-c", "import cbackprop"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "not built" not in result.stderr and "ImportError" in result.stderr
+
+
 def test_reference_ops_imports_only_numpy_and_the_registry():
     """The reference maths stays plain NumPy: besides numpy and math it reads
     only the activation registry (constants), never the compiled engine."""

@@ -20,7 +20,9 @@ Conventions:
   labels out of range, invalid hyper-parameters, a loss that does not fit
   the output layer, and NaN or infinity in ``X``, ``Y`` or parameters;
   ``TypeError`` for data that is not numeric; ``FloatingPointError`` when a
-  step diverges (the network stays as it was before the call).
+  step diverges (the step changes nothing: ``train_step`` leaves the
+  network as it was, ``fit`` as after its last completed step, the history
+  in ``err.history``).
 - ``set_num_threads(n)`` / ``get_num_threads()``: threads of the compiled
   passes; ``kernel_path``: which engine build runs (``CBACKPROP_CPU``
   forces one).

@@ -17,12 +17,14 @@ import numpy as np
 
 try:
     from . import _engine_baseline
-except ImportError as exc:   # a source tree without an in-place build
-    if "_engine_baseline" not in str(exc):
-        raise
-    raise ImportError(
-        f"cbackprop's compiled engine is not built in {os.path.dirname(__file__)}: install the "
-        "package (pip install .) and run from outside the source tree, or build it in place "
+except ImportError as exc:
+    here = os.path.dirname(__file__)
+    if any(name.startswith("_engine_baseline.") and not name.endswith((".pyx", ".c"))
+           for name in os.listdir(here)):
+        raise   # built, but it does not load: its own error says why
+    raise ImportError(   # a source tree never built in place
+        f"cbackprop's compiled engine is not built in {here}: install the package "
+        "(pip install .) and run from outside the source tree, or build it in place "
         "(python setup.py build_ext --inplace)") from None
 
 #: Fastest first.

@@ -58,7 +58,7 @@ def from_registry(what, spec, registry, base):
         return spec
     if isinstance(spec, str) and spec in registry:
         return registry[spec]()
-    if isinstance(spec, type) and issubclass(spec, base):
+    if spec in tuple(registry.values()):   # a registry class, not an instance of it
         raise ValueError(f"{what} is the class cb.{spec.__name__}: pass an instance, "
                          f"cb.{spec.__name__}() (or with its settings)")
     classes = ", ".join(f"cb.{cls.__name__}(...)" for cls in registry.values())

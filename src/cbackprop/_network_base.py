@@ -295,8 +295,8 @@ class NetworkBase:
           step (or validation, or callback) completes, no further step runs
           (a second Ctrl-C does not wait for the step of the reference, but its
           update is still written whole or not at all; the compiled Network's
-          step is one call of a few microseconds to milliseconds that both
-          Ctrl-Cs wait for), and fit returns the history of the
+          running step is one C call, which both Ctrl-Cs wait for), and fit
+          returns the history of the
           completed epochs with ``history.interrupted`` set; the parameters
           are those after the last completed step, even with ``restore_best``
           (nothing is restored), also when Ctrl-C comes in the last epoch.

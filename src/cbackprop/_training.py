@@ -81,11 +81,7 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     verbose = boolean("verbose", verbose)
     restore_best = boolean("restore_best", restore_best)
     callbacks = _check_callbacks(callbacks)
-    X, Y = net._batch(X, Y)
-    if Y.dtype == np.int64:
-        # Class labels index memory: fit trains on its own copy of the ones it
-        # checked, which no callback (or other thread) can change under it.
-        Y = Y.copy()
+    X, Y = _own_labels(*net._batch(X, Y), Y)
     validation = None if validation_data is None else _Validation(net, validation_data)
     rng = np.random.default_rng(check_seed(seed))
 
@@ -196,11 +192,9 @@ class _Validation:
             raise ValueError("validation_data must be a pair (X_val, Y_val), got "
                              f"{_describe(validation_data)}")
         try:
-            self.X, self.Y = net._batch(*validation_data)
+            self.X, self.Y = _own_labels(*net._batch(*validation_data), validation_data[1])
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"validation_data: {exc}") from None
-        if self.Y.dtype == np.int64:
-            self.Y = self.Y.copy()   # checked once, for every epoch: as fit's own labels
         loss = net.loss_function
         self.targets = None
         if isinstance(loss, CrossEntropy):
@@ -305,6 +299,15 @@ class _CtrlCStopsAfterStep:
         if exc_type is None:
             self.check()
         return False
+
+
+def _own_labels(X, Y, given):
+    """``(X, Y)``, with class labels ``Y`` copied when they are the caller's
+    array ``given``: labels index memory, and fit trains on the ones it
+    checked, which no callback (or other thread) can then change."""
+    if Y.dtype == np.int64 and isinstance(given, np.ndarray) and np.may_share_memory(Y, given):
+        Y = Y.copy()
+    return X, Y
 
 
 def _run_callbacks(callbacks, net, epoch, figures):

@@ -166,7 +166,9 @@ def as_targets(Y, m, n_outputs, loss, dtype, single):
 
 def _target_shape_hint(Y, m, n_outputs, loss):
     """What a target array of the wrong shape most likely means."""
-    if Y.ndim >= 1 and Y.shape[0] != m and not (Y.ndim == 1 and m == 1):
+    if Y.shape == (n_outputs, m) and n_outputs != m:
+        return f": Y looks transposed (pass Y.T: one row per sample)"
+    if Y.ndim == 2 and Y.shape[0] != m:
         return f": Y has {Y.shape[0]} rows but X has {m} (one row of each per sample)"
     if Y.shape == (m,) and n_outputs > 1:
         return (f": 1-D class labels need loss 'cross_entropy' and a softmax output (this "

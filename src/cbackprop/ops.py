@@ -81,7 +81,7 @@ def _float_array(name, x, ndim, dtype=None):
         flags = x.flags
         if (dtype is None or x.dtype == dtype) and flags.c_contiguous and flags.aligned:
             return x
-    given_array = isinstance(x, np.ndarray)
+    x_given, given_array = x, isinstance(x, np.ndarray)
     if not given_array:
         try:
             x = np.asarray(x)
@@ -91,8 +91,8 @@ def _float_array(name, x, ndim, dtype=None):
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {x.dtype}")
     native = x.dtype.newbyteorder("=")
     if dtype is not None and native != dtype:
-        hint = ("" if given_array else f" (a list is read as {native}: pass "
-                                       f"np.asarray({name}, np.{dtype.name}))")
+        hint = ("" if given_array else f" (given as a {type(x_given).__name__}, it is read "
+                                       f"as {native}: pass np.asarray({name}, np.{dtype.name}))")
         raise ValueError(f"{name} is {native}, but the other arrays of this call are "
                          f"{dtype}{hint}")
     if x.ndim != ndim:
@@ -420,6 +420,9 @@ def _targets_or_labels(y, z):
         if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
             raise ValueError(f"class label {y.max()} out of range [0, {z.shape[1]})")
         return np.require(y, np.int64, ["C_CONTIGUOUS", "ALIGNED"])
+    if y.dtype.kind not in "iufb":
+        raise TypeError(f"y must be (m,) integer class labels or (m, k) {z.dtype} targets, got "
+                        f"dtype {y.dtype}")
     if y.ndim != 2:
         raise ValueError(f"y must be (m,) class labels or (m, k) targets, got shape {y.shape}")
     if y.dtype.kind in "iub":

@@ -6,7 +6,7 @@
 # The codes are the registry's (the ``code`` of each class in
 # cbackprop/losses.py).
 from libc.float cimport FLT_MIN
-from libc.math cimport NAN, exp, fabs, log1p, nearbyint
+from libc.math cimport NAN, fabs, log, log1p, nearbyint
 from libc.stdint cimport int64_t
 
 cdef enum LossKind:
@@ -45,6 +45,7 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
     cdef Py_ssize_t start, j, n
     cdef double total = 0
     cdef real z, y
+    cdef double exact[VECTOR_CHUNK]   # float32's chunk again, in double
     cdef bint below
     for start in range(0, count, 256):   # VECTOR_CHUNK (a range step must be a literal)
         n = min(<Py_ssize_t>VECTOR_CHUNK, count - start)
@@ -59,12 +60,15 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
         if below:
             # float32's exp(-|z|) has lost its digits (or is 0, beyond |z| of
             # about 103) where double keeps them, and where log1p(e) = e is the
-            # whole of a confident element's loss: there it is taken in
-            # double, every term before any delta is written over Z or Y.
+            # whole of a confident element's loss: there it is taken from
+            # vmath's double exp of the chunk, every term before any delta is
+            # written over Z or Y.
+            for j in range(n):
+                exact[j] = -fabs(<double>Z[start + j])
+            cb_vexp_f64(n, exact, exact)
             for j in range(n):
                 terms[j] = bce_term(Z[start + j], Y[start + j],
-                                    exp(-fabs(<double>Z[start + j])) if e[j] < FLT_MIN
-                                    else <double>softplus[j])
+                                    exact[j] if e[j] < FLT_MIN else <double>softplus[j])
             for j in range(n):
                 delta[start + j] = bce_delta(Z[start + j], Y[start + j], e[j], count)
         else:
@@ -136,23 +140,23 @@ cdef inline double target_dot_gap(Py_ssize_t k, const real* y, const real* z,
     return total
 
 
-cdef enum:
-    # Below exp(FLOAT_EXP_NORMAL_LOW), float32's exp is no longer a normal
-    # number (log(FLT_MIN) = -87.34): it keeps fewer digits, down to none.
-    FLOAT_EXP_NORMAL_LOW = -87
-
-
-cdef inline double others_in_double_precision(Py_ssize_t k, const float* gaps) noexcept nogil:
-    """Σ exp(gap) in double over a row's gaps z - max below 0. cross_entropy_loss
-    takes it for a float32 row whose gaps are all below FLOAT_EXP_NORMAL_LOW
-    but the maximum's: their float32 exps keep a few digits or none, though
-    their sum is the whole of the row's loss (log1p(s) = s). Where one gap is
-    above, its term is a normal float32 and float32's sum keeps its digits."""
-    cdef Py_ssize_t j
+cdef inline double others_in_double_precision(Py_ssize_t k, const float* z,
+                                              float top) noexcept nogil:
+    """Σ exp(z_j - top) in double (the gaps exact, exp by vmath's double
+    kernel) over a float32 row's classes below its maximum ``top``, a NaN
+    gap included (it makes the sum NaN, as float32's own would be)."""
+    cdef double gaps[VECTOR_CHUNK]
+    cdef double terms[VECTOR_CHUNK]
     cdef double total = 0
-    for j in range(k):
-        if gaps[j] < 0:
-            total += exp(<double>gaps[j])
+    cdef Py_ssize_t start, j, n
+    for start in range(0, k, 256):   # VECTOR_CHUNK (a range step must be a literal)
+        n = min(<Py_ssize_t>VECTOR_CHUNK, k - start)
+        for j in range(n):
+            gaps[j] = <double>z[start + j] - <double>top
+        cb_vexp_f64(n, gaps, terms)
+        for j in range(n):
+            if not (gaps[j] >= 0):   # the maximum's own 0 left out
+                total += terms[j]
     return total
 
 
@@ -175,8 +179,8 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     exp(Z - max)): both terms >= 0, so a confident row's loss keeps its
     digits (max + log(1 + tiny) - Z_label rounds them away: 0 for a margin
     of 40 where the loss is 4.2e-18). In float32, a row whose other terms
-    are all below float32's normal range takes their sum in double
-    (others_in_double_precision)."""
+    are all too small for float32 to sum (below others_low) takes their sum
+    in double (others_in_double_precision)."""
     cdef Py_ssize_t i, j, row, first = 0, last, label = 0
     cdef Py_ssize_t block = rows_per_block(k)   # at most VECTOR_CHUNK: the arrays below
     cdef real row_max[VECTOR_CHUNK]
@@ -187,8 +191,14 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     cdef real log_others[VECTOR_CHUNK]   # log1p of the row's other terms, by vmath.h
     cdef double others_in_double[VECTOR_CHUNK]   # float32's rows whose other terms it cannot hold
     cdef double total = 0, exp_sum, log_others_row
-    cdef real gap
     cdef Py_ssize_t near
+    # In float32, the other terms of a row sum to float32's digits when one of
+    # them is at least k FLT_MIN, exp(others_low): then the k at most that
+    # are subnormal (each within 2^-150) cannot move the sum by more than its
+    # last digit. Below, float32 keeps a few digits of them or none (0 beyond
+    # a gap of 103), though they are the whole of the row's loss
+    # (log1p(s) = s): the row takes them in double.
+    cdef real others_low = <real>(log(<double>FLT_MIN) + log(<double>k))
     cdef real a_label
     # 1/m when m is a power of two: x * 2^-e is x / 2^e to the bit (both
     # round the same exact value), and a multiplication is not a division.
@@ -208,15 +218,18 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
             else:
                 target_sum[i - first] = sum_as_double(k, Y + row)
                 target_gap[i - first] = target_dot_gap(k, Y + row, Z + row, row_max[i - first])
-            near = 0
+            if real is float:
+                # Decided, and taken, before delta is written over the row's Z.
+                # near: the classes whose gap reaches others_low (or is NaN);
+                # the maximum alone, and float32's sum is not to be trusted.
+                near = 0
+                for j in range(k):
+                    near += not (Z[row + j] - row_max[i - first] < others_low)
+                others_in_double[i - first] = (
+                    others_in_double_precision(k, Z + row, row_max[i - first]) if near == 1
+                    else -1)
             for j in range(k):
-                gap = Z[row + j] - row_max[i - first]
-                delta[row + j] = gap
-                if real is float:   # a NaN counts as near: float32's sum carries it
-                    near += not (gap < FLOAT_EXP_NORMAL_LOW)
-            if real is float:   # -1: float32's sum serves (near 1: the maximum alone)
-                others_in_double[i - first] = (others_in_double_precision(k, delta + row)
-                                               if near == 1 else -1)
+                delta[row + j] = Z[row + j] - row_max[i - first]
         vector_exp((last - first) * k, delta + first * k, delta + first * k)
         for i in range(first, last):
             row = i * k
