@@ -198,11 +198,13 @@ cdef double cross_entropy_loss(Py_ssize_t m, Py_ssize_t k, const real* Z, const 
     # last digit. Below, float32 keeps a few digits of them or none (0 beyond
     # a gap of 103), though they are the whole of the row's loss
     # (log1p(s) = s): the row takes them in double.
-    cdef real others_low = <real>(log(<double>FLT_MIN) + log(<double>k))
+    cdef real others_low = 0
     cdef real a_label
     # 1/m when m is a power of two: x * 2^-e is x / 2^e to the bit (both
     # round the same exact value), and a multiplication is not a division.
     cdef real inverse_m = <real>1 / <real>m if m & (m - 1) == 0 else 0
+    if real is float:
+        others_low = <real>(log(<double>FLT_MIN) + log(<double>k))
     while first < m:
         last = min(m, first + block)
         for i in range(first, last):
