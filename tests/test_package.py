@@ -78,19 +78,26 @@ def test_python_m_cbackprop_help_says_what_it_does():
     assert "self-check" in result.stdout and "largest relative difference" not in result.stdout
 
 
+def import_python_sources_alone(directory, broken=None):
+    """``import cbackprop`` from a copy of the package's Python files in
+    ``directory`` (with an empty file named ``broken`` beside them, if
+    given): the finished process."""
+    package = Path(cb.__file__).parent
+    for source in package.rglob("*.py"):
+        target = directory / "cbackprop" / source.relative_to(package)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    if broken is not None:
+        (directory / "cbackprop" / broken).write_bytes(b"")
+    return subprocess.run([sys.executable, "-c", "import cbackprop"], cwd=directory,
+                          capture_output=True, text=True)
+
 
 def test_a_package_without_its_engine_says_how_to_build_it(tmp_path):
     """A source tree never built in place (run with PYTHONPATH=src after
     pip install .): the import names the missing build and both ways to make
     it, where Python had said 'most likely due to a circular import'."""
-    package = Path(cb.__file__).parent
-    copy = tmp_path / "cbackprop"
-    for source in package.rglob("*.py"):
-        target = copy / source.relative_to(package)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(source.read_bytes())
-    result = subprocess.run([sys.executable, "-c", "import cbackprop"], cwd=tmp_path,
-                            capture_output=True, text=True)
+    result = import_python_sources_alone(tmp_path)
     assert result.returncode == 1
     assert "compiled engine is not built in" in result.stderr
     assert "pip install ." in result.stderr and "build_ext --inplace" in result.stderr
@@ -100,15 +107,8 @@ def test_a_package_without_its_engine_says_how_to_build_it(tmp_path):
 def test_an_engine_that_does_not_load_gives_its_own_error(tmp_path):
     """A built but broken extension (here an empty file) is not reported as
     'not built': its loader's error comes through."""
-    package = Path(cb.__file__).parent
-    copy = tmp_path / "cbackprop"
-    for source in package.rglob("*.py"):
-        target = copy / source.relative_to(package)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(source.read_bytes())
-    (copy / Path(cb._backend._engine_baseline.__file__).name).write_bytes(b"")
-    result = subprocess.run([sys.executable, "-c", "import cbackprop"], cwd=tmp_path,
-                            capture_output=True, text=True)
+    result = import_python_sources_alone(
+        tmp_path, broken=Path(cb._backend._engine_baseline.__file__).name)
     assert result.returncode == 1
     assert "not built" not in result.stderr and "ImportError" in result.stderr
 
