@@ -261,7 +261,12 @@ class NetworkBase:
 
         The epoch loss is the mean of the batch losses weighted by batch size.
         ``seed`` makes the shuffling repeatable. Everything (data, validation
-        data, arguments) is checked before the first step.
+        data, arguments) is checked before the first step. The optimizer's
+        state carries over from earlier steps and fits (two fits of 2 epochs
+        are one of 4 with ``shuffle=False``). Changing ``X`` or ``Y`` during
+        the fit (from a callback or another thread) is not supported: class
+        labels are copied when checked, and float data already C-contiguous
+        in the network's dtype is read where it lies.
 
         - ``validation_data=(X_val, Y_val)``: after each epoch, the loss on it
           (``history["val_loss"]``, equal to ``net.loss(X_val, Y_val)`` at that
