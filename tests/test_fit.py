@@ -644,3 +644,17 @@ def test_the_cross_entropy_kernel_keeps_a_label_it_is_handed_in_range():
     assert math.isfinite(good)
     for bad in (3, -1, 2**40, -(2**62)):
         assert math.isnan(net._engine.loss(X, np.array([0, 1, bad, 1], dtype=np.int64), net._loss))
+
+
+def test_two_fits_continue_as_one(Net, dtype):
+    """The optimizer's state (here Adam's moments and step count) carries
+    over from one fit to the next, as fit's docstring says."""
+    net, X, Y, *_ = regression_problem(Net, dtype)
+    whole, *_ = regression_problem(Net, dtype)
+    for one in (net, whole):
+        one.optimizer = cb.Adam(lr=0.01)
+    first = net.fit(X, Y, epochs=2, batch_size=8, shuffle=False)
+    second = net.fit(X, Y, epochs=2, batch_size=8, shuffle=False)
+    assert first["loss"] + second["loss"] == whole.fit(X, Y, epochs=4, batch_size=8,
+                                                       shuffle=False)["loss"]
+    assert_params_equal(net, params_of(whole))
