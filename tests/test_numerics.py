@@ -537,6 +537,38 @@ def test_numpy_set_to_raise_does_not_turn_underflow_into_divergence(Net, dtype):
     assert history["loss"] == [0.0, 0.0] and history.stop_reason == "completed"
 
 
+def test_numpy_set_to_raise_leaves_trace_and_check_gradients_quiet(Net, dtype):
+    """trace and check_gradients recompute the step with the reference maths:
+    under np.seterr(all="raise") its exp(-1000) underflowing to 0 raised
+    FloatingPointError ("underflow encountered in exp", the error the contract
+    keeps for a diverging step) where train_step on the same batch succeeds."""
+    X = np.random.default_rng(0).standard_normal((4, 3)) * 1000
+    Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    net = Net([3, 4, 1], ["sigmoid", "sigmoid"], loss="bce", dtype=dtype, seed=0)
+    with np.errstate(all="raise"):
+        trace = net.trace(X, Y)
+        check = cb.check_gradients(net, X, Y, max_checks_per_layer=3, seed=0)
+        loss = net.loss(X, Y)
+    assert trace.loss == pytest.approx(loss, rel=1e-5)
+    assert len(check.per_layer) == 2
+
+
+def test_numpy_set_to_raise_casts_values_below_float32s_range_to_zero(Net):
+    """1e-50 is 0 in float32, as NumPy casts it by default: under
+    np.seterr(all="raise") the cast's underflow was reported as a value
+    "beyond float32's range" (an overflow) for X, Y and the parameters."""
+    net = Net([3, 1], ["identity"], dtype="float32", seed=0)
+    tiny = np.full((2, 3), 1e-50)
+    expected = net.forward(np.zeros((2, 3)))
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(net.forward(tiny), expected)
+        assert net.loss(tiny, np.full((2, 1), 1e-50)) == net.loss(np.zeros((2, 3)),
+                                                                  np.zeros((2, 1)))
+        net.set_params([np.full((3, 1), 1e-50)], [np.full(1, 1e-50)])
+    weights, biases = net.get_params()
+    assert not weights[0].any() and not biases[0].any()
+
+
 @pytest.mark.parametrize("optimizer", [lambda: cb.Adam(lr=0.01, eps=1e-50),
                                        lambda: cb.RMSprop(lr=0.01, eps=1e-50),
                                        lambda: cb.RMSprop(lr=0.01, eps=1e-50, momentum=0.5)],

@@ -112,7 +112,9 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     Y64 = Y if Y.dtype == np.int64 else Y.astype(np.float64)  # class labels stay labels
 
     def loss_at_current_parameters():
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is a result (inf/NaN)
+        # IEEE arithmetic, as in the networks, whatever np.seterr says: overflow
+        # is a result (inf/NaN) and an exp underflowing to 0 is no error.
+        with np.errstate(all="ignore"):
             return passes.loss_value(weights, biases, net.activations, net.loss_function,
                                      X64, Y64)
 

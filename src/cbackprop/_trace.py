@@ -173,7 +173,9 @@ def _reference_pass(net, weights, biases, loss, X, Y):
     """``(pre_activations, activations, deltas)`` of the reference maths with
     ``net``'s architecture and these parameters; ``activations[0]`` is X and
     ``deltas[l] = dL/dZ`` of layer ``l``."""
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverging step shows as inf/NaN
+    # IEEE arithmetic, as in the networks, whatever np.seterr says: a diverging
+    # step shows as inf/NaN, and an exp underflowing to 0 is no error.
+    with np.errstate(all="ignore"):
         # reference.passes.intermediates, held by the network's class: importing
         # the reference package here would import its Network, whose base class
         # imports this module.

@@ -103,9 +103,11 @@ def as_dtype(name, array, dtype):
     if array.dtype == dtype and array.flags.c_contiguous:
         return array
     # A finite value beyond float32's range would become inf here: said as
-    # what it is, not left to the finiteness check ("contains infinity").
+    # what it is, not left to the finiteness check ("contains infinity"). One
+    # below float32's smallest becomes 0 or a subnormal, as NumPy casts it by
+    # default, whatever np.seterr says of underflow.
     try:
-        with np.errstate(over="raise", invalid="ignore"):
+        with np.errstate(over="raise", invalid="ignore", under="ignore"):
             return np.ascontiguousarray(array, dtype=dtype)
     except FloatingPointError:
         raise ValueError(f"{name} holds values beyond {np.dtype(dtype).name}'s range "
