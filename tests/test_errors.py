@@ -170,6 +170,36 @@ def test_unknown_mse_reduction():
         cb.MSE(reduction="median")
 
 
+@pytest.mark.parametrize("value", [np.array("he"), np.array(["he", "auto"]), 1],
+                         ids=["0-d", "1-d", "int"])
+def test_init_is_a_string(Net, value):
+    """Not only a name: a 0-d array of one passed (the comparison with a
+    name), an array of two said "truth value ... ambiguous"."""
+    with pytest.raises(ValueError, match="unknown init"):
+        Net([2, 3, 1], ["relu", "identity"], init=value)
+
+
+@pytest.mark.parametrize("value", [np.array("sum"), np.array(["mean", "sum"]), None],
+                         ids=["0-d", "1-d", "None"])
+def test_mse_reduction_is_a_string(value):
+    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
+        cb.MSE(reduction=value)
+
+
+def test_a_sparse_matrix_is_said_to_be_one(Net):
+    """np.asarray wraps a scipy.sparse matrix as an object array: the message
+    said X "must hold real numbers", of a matrix of real numbers."""
+    sparse = pytest.importorskip("scipy.sparse")
+    net = Net([2, 1], ["identity"])
+    X = sparse.csr_matrix(np.ones((3, 2)))
+    with pytest.raises(TypeError, match=r"X is a sparse csr_matrix.*pass X\.toarray\(\)"):
+        net.forward(X)
+    with pytest.raises(TypeError, match=r"Y is a sparse csr_matrix"):
+        net.train_step(np.ones((3, 2)), sparse.csr_matrix(np.ones((3, 1))))
+    with pytest.raises(TypeError, match=r"a is a sparse csr_matrix.*pass a\.toarray\(\)"):
+        cb.ops.gemm(X, np.ones((2, 2)))
+
+
 @pytest.mark.parametrize("activations", [["softmax", "identity"], ["softmax", "softmax"], ["relu", "softmax", "sigmoid"]], ids=str)
 def test_softmax_only_last(Net, activations):
     sizes = [2] + [3] * len(activations)

@@ -22,6 +22,16 @@ def finite_float(name, value):
     return value
 
 
+def sparse_hint(name, data):
+    """What to say of a sparse matrix (scipy.sparse's, or one like it) given
+    for an array: np.asarray wraps it whole as an object, whose dtype alone
+    would make the message blame its values."""
+    if hasattr(data, "toarray") and hasattr(data, "nnz"):
+        return (f" ({name} is a sparse {type(data).__name__}: cbackprop takes dense "
+                f"arrays, pass {name}.toarray())")
+    return ""
+
+
 def boolean(name, value):
     """``value`` as a bool: Python's or NumPy's True or False, nothing else
     (not 0/1, not a string: ``shuffle="no"`` must not mean True)."""

@@ -8,9 +8,9 @@ INITS = ("auto", "xavier", "he")
 
 
 def check_init(init):
-    if init not in INITS:
+    if not isinstance(init, str) or init not in INITS:   # as losses._reduction
         raise ValueError(f"unknown init {init!r}: use one of {INITS}")
-    return init
+    return str(init)
 
 
 def initial_parameters(sizes, activations, init, seed, dtype):

@@ -11,6 +11,7 @@ import numpy as np
 
 from ._activations import ACTIVATIONS, REGISTRY
 from ._activations import ALIASES as _ALIASES
+from ._checks import sparse_hint
 from .losses import BCE, CrossEntropy
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -94,7 +95,8 @@ def numeric_array(name, data, hint=""):
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{name} could not be read as an array: {exc}") from None
     if array.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}{hint}")
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}"
+                        f"{sparse_hint(name, data) or hint}")
     return array
 
 

@@ -20,9 +20,11 @@ class Loss(Settings):
 
 
 def _reduction(name, value):
-    if value not in ("mean", "sum"):
+    # A str only: a 0-d array would pass the comparison, a longer one raise
+    # "truth value ... ambiguous".
+    if not isinstance(value, str) or value not in ("mean", "sum"):
         raise ValueError(f"{name} must be 'mean' or 'sum', got {value!r}")
-    return value
+    return str(value)
 
 
 class MSE(Loss):

@@ -55,7 +55,7 @@ import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
 from ._backend import engine as _engine
-from ._checks import boolean
+from ._checks import boolean, sparse_hint
 from ._activations import ACTIVATIONS as _ACTIVATION_NAMES
 from ._activations import ALIASES as _ALIASES
 from ._activations import NEEDS_Z as _NEEDS_Z
@@ -88,7 +88,8 @@ def _float_array(name, x, ndim, dtype=None):
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{name} could not be read as an array: {exc}") from None
     if x.dtype.kind != "f" or x.dtype.newbyteorder("=") not in _FLOATS:
-        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {x.dtype}")
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {x.dtype}"
+                        f"{sparse_hint(name, x_given)}")
     native = x.dtype.newbyteorder("=")
     if dtype is not None and native != dtype:
         hint = ("" if given_array else f" (given as a {type(x_given).__name__}, it is read "
