@@ -34,11 +34,14 @@ from ._trace import LayerTrace, Trace
 from ._training import History, StopTraining
 from . import losses, optimizers
 from .losses import *        # every class of the loss registry (losses.__all__)
+from .losses import Loss     # their base, for isinstance
 from .network import Network
 from .optimizers import *    # every class of the optimizer registry (optimizers.__all__)
+from .optimizers import Optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", *losses.__all__, *optimizers.__all__, "reference", "ops", "kernel_path",
+__all__ = ["Network", *losses.__all__, *optimizers.__all__, "Loss", "Optimizer", "reference",
+           "ops", "kernel_path",
            "set_num_threads", "get_num_threads", "History", "StopTraining", "check_gradients",
            "GradientCheck", "Trace", "LayerTrace", "__version__"]

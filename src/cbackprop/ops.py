@@ -390,7 +390,9 @@ def cross_entropy(z, y, out=None):
 
     ``z`` is ``(m, k)``, not empty; ``y`` is ``(m, k)`` targets of ``z``'s dtype
     (one-hot, or any rows: see below) or ``(m,)`` integer class labels in
-    ``[0, k)`` (``ValueError`` otherwise). Returns ``(loss, delta)`` with the
+    ``[0, k)`` (a label outside it is a ``ValueError``; labels of a
+    non-integer dtype, or integer labels as an ``(m, 1)`` column, a
+    ``TypeError``). Returns ``(loss, delta)`` with the
     fused ``delta = (softmax(z) * y.sum(row) - y) / m``, which is
     ``(softmax(z) - y) / m`` for rows summing to one, in ``out``; ``out`` may
     be ``z`` itself (in place).

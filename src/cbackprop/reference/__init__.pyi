@@ -1,4 +1,5 @@
-# The NumPy reference has exactly the compiled Network's API.
-from .. import Network as _CompiledNetwork
+# The NumPy reference has exactly the compiled Network's API: both derive from
+# the same base (a sibling of cbackprop.Network, not a subclass).
+from .._network_base import NetworkBase as _NetworkBase
 
-class Network(_CompiledNetwork): ...
+class Network(_NetworkBase): ...
