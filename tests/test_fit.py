@@ -295,6 +295,29 @@ def test_only_true_stops(Net, answer):
     assert len(history["loss"]) == 3 and history.stop_reason == "completed"
 
 
+def test_a_callback_returning_numpys_true_stops_training(Net):
+    """A callback that returns a comparison of arrays' figures gets np.True_,
+    which stops as True does."""
+    net = Net([2, 1], ["identity"], seed=0)
+    history = net.fit(np.ones((8, 2)), np.zeros((8, 1)), epochs=5,
+                      callbacks=[lambda net, epoch, logs: np.bool_(True)])
+    assert len(history["loss"]) == 1 and history.stop_reason == "callback"
+
+
+@pytest.mark.parametrize("x, y, expected", [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
+                                            (-1.0, 0.5, 1.0), (1.0, 0.5, 0.0)],
+                         ids=["output 0.5, target 1", "output 0.5, target 0",
+                              "target 0.5, output below", "target 0.5, output above"])
+def test_bce_accuracy_at_exactly_one_half(Net, x, y, expected):
+    """For bce, outputs and targets are class 1 above 0.5 (fit's docstring):
+    an output or a target of exactly 0.5 is class 0."""
+    net = Net([1, 1], ["sigmoid"], loss="bce", optimizer=cb.SGD(lr=0.0))
+    net.set_params([np.ones((1, 1))], [np.zeros(1)])
+    X, Y = np.array([[x]]), np.array([[y]])
+    history = net.fit(X, Y, epochs=1, validation_data=(X, Y))
+    assert history["val_accuracy"] == [expected]
+
+
 def test_callbacks_get_a_copy_of_the_figures_and_can_change_the_net(Net, dtype):
     net, X, Y, _, _ = regression_problem(Net, dtype)
     rates = []

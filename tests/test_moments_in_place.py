@@ -147,6 +147,32 @@ def test_a_step_whose_update_overflows_is_refused_with_nothing_changed(settings)
     assert_same_bits(in_place, spare)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_a_step_that_overflows_through_weight_decay_alone_is_refused_in_place(optimizer):
+    """The bounds that let a step run in place must count the weight decay:
+    decay x W = 1e10 x 1e30 overflows float32 while the gradients and the
+    state stay small. A bound without it let the step through, leaving W and
+    the moments non-finite with no error."""
+    make = {"adam": lambda: cb.Adam(lr=1e-3), "rmsprop": lambda: cb.RMSprop(lr=1e-3)}[optimizer]
+    nets = []
+    for in_place in (True, False):
+        net = cb.Network([4, 3], ["identity"], optimizer=make(), dtype="float32")
+        net._engine.moments_in_place = in_place
+        net.set_params([np.full((4, 3), 1e30)], [np.zeros(3)])
+        nets.append(net)
+    X, Y = np.zeros((2, 4), np.float32), np.ones((2, 3), np.float32)
+    for net in nets:
+        net.train_step(X, Y)
+    assert nets[0]._engine.state_bounds is not None
+    before = engine_state(nets[0])
+    for net in nets:
+        net.optimizer.weight_decay = 1e10
+        with pytest.raises(FloatingPointError):
+            net.train_step(X, Y)
+    for a, b in zip(engine_state(nets[0]), before, strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
 def forget(net, how):
     engine = net._engine
     if how == "get_params":

@@ -569,6 +569,43 @@ def test_numpy_set_to_raise_casts_values_below_float32s_range_to_zero(Net):
     assert not weights[0].any() and not biases[0].any()
 
 
+def test_adam_at_a_huge_learning_rate_with_a_gradient_the_size_of_eps(dtype):
+    """The compiled step rescales lr / (1 - β1^t), which overflows, and eps
+    with it: a gradient of 1e-8, as large as eps, shows whether eps was
+    rescaled too (the tests above had gradients far above eps)."""
+    lr = 1e38 if dtype == "float32" else 1e308
+    results = []
+    for Net in (cb.Network, cb.reference.Network):
+        net = Net([1, 1], ["identity"], optimizer=cb.Adam(lr=lr), dtype=dtype)
+        net.set_params([np.full((1, 1), 5e-9)], [np.zeros(1)])
+        net.train_step(np.array([[1.0]]), np.array([[0.0]]))    # dL/dA = 2 x 5e-9
+        results.append(np.concatenate([p.ravel() for p in sum(net.get_params(), [])]))
+    compiled, reference = results
+    assert np.isfinite(compiled).all()
+    np.testing.assert_allclose(compiled, reference, rtol=1e-5)
+    assert compiled[1] == pytest.approx(-lr / 2, rel=1e-5)   # m / (sqrt(v) + eps), g = eps
+
+
+def test_a_float32_rmsprop_momentum_that_rounds_to_zero_keeps_the_reference_buffer():
+    """momentum = 1e-50 is 0 in float32: the step is the one without momentum,
+    and the buffer becomes 0 x buf + step, as the reference's (the compiled
+    step kept the old buffer, so a later momentum of 0.9 stepped elsewhere)."""
+    nets = [Net([1, 1], ["identity"], optimizer=cb.RMSprop(lr=0.01, momentum=1e-50),
+                dtype="float32") for Net in (cb.Network, cb.reference.Network)]
+    X, Y = np.array([[1.0]]), np.array([[0.0]])
+    for net in nets:
+        net.set_params([np.ones((1, 1))], [np.zeros(1)])
+        net.train_step(X, Y)
+    compiled, reference = (net.__getstate__()["optimizer_state"] for net in nets)
+    for a, b in zip(compiled[:2], reference[:2]):
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, rtol=1e-6)
+    for net in nets:
+        net.optimizer.momentum = 0.9
+        net.train_step(X, Y)
+    np.testing.assert_allclose(nets[0].get_params()[0][0], nets[1].get_params()[0][0], rtol=1e-6)
+
+
 @pytest.mark.parametrize("optimizer", [lambda: cb.Adam(lr=0.01, eps=1e-50),
                                        lambda: cb.RMSprop(lr=0.01, eps=1e-50),
                                        lambda: cb.RMSprop(lr=0.01, eps=1e-50, momentum=0.5)],

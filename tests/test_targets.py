@@ -121,6 +121,28 @@ def test_one_hot_and_labels_still_agree(Net, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_row_sum_tolerance_grows_with_the_classes(Net, dtype):
+    """A row off by its base tolerance and half of k roundings passes; one off by
+    more than base + k roundings does not."""
+    k = 50
+    net = Net([2, k], ["softmax"], loss="cross_entropy", dtype=dtype, seed=0)
+    eps = float(np.finfo(dtype).eps)
+    tolerance = cb._validation.probability_tolerance(dtype, k)
+    base = tolerance - k * eps
+    X = np.zeros((1, 2))
+    for off, accepted in ((base + 0.5 * k * eps, True), (tolerance + 0.5 * k * eps, False)):
+        Y = np.full((1, k), 1 / k)
+        Y[0, 0] += off
+        Y = Y.astype(dtype)
+        assert abs(Y.sum(dtype=np.float64) - 1 - off) < 0.1 * k * eps   # the cast kept it
+        if accepted:
+            net.loss(X, Y)
+        else:
+            with pytest.raises(ValueError, match="row 0 of Y sums to"):
+                net.loss(X, Y)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_tolerance_of_the_row_sum(Net, dtype, rng):
     """Rows computed in the dtype (k roundings) pass; a visible error does not."""
     k = 50

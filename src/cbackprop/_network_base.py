@@ -273,7 +273,8 @@ class NetworkBase:
           point) and, for ``cross_entropy`` and ``bce``, the fraction classified
           correctly (``history["val_accuracy"]``; the argmax of the output
           against the label, or the one-hot target's argmax; for ``bce``, each
-          output thresholded at 0.5 against the target thresholded at 0.5).
+          output against the target, each class 1 above 0.5 and class 0 at
+          0.5 or below).
         - Early stopping, on when ``patience`` (an int >= 1) is given: it follows
           ``val_loss`` with validation data, else the training ``loss``, and
           stops after ``patience`` epochs in a row that did not lower it by

@@ -199,7 +199,7 @@ cdef bint rmsprop_range(Py_ssize_t count, Py_ssize_t start, const real* param, r
     fill_update_factors(&factors, opt, weight_decay, <real*>NULL)
     factors.rate = <real>opt.lr
     factors.eps = <real>opt.eps
-    factors.momentum = <real>opt.momentum
+    factors.momentum = opt.momentum   # rounded where used; tested for 0 as given
     factors.keep2 = <real>opt.alpha
     factors.add2 = <real>(1 - opt.alpha)
     if real is float:

@@ -29,8 +29,9 @@
 #define CB_UPDATE_FACTORS_DEFINED
 enum { CB_UPDATE_ADAM = 1, CB_UPDATE_RMSPROP = 2 };   /* optimizers.pxi's codes */
 /* Each already rounded to the dtype it is used in (a float32 step's values
- * are floats held in doubles); RMSprop leaves keep1, add1 and root_scale
- * out. */
+ * are floats held in doubles), but momentum, which the loop rounds where it
+ * multiplies and tests for 0 as given; RMSprop leaves keep1, add1 and
+ * root_scale out. */
 typedef struct {
     double rate, keep1, add1, keep2, add2, root_scale, eps, momentum;
     double decay, scale, limit;
@@ -209,7 +210,8 @@ static inline __attribute__((always_inline)) int
 CB_VM_(cb_vadam_by)(const int ROOTS, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                     const CB_REAL* m, const CB_REAL* v, CB_REAL* m_out, CB_REAL* v_out,
                     const cb_update_factors* f) {
-    /* Weight decay tested in the dtype, as the momentum below. */
+    /* Weight decay tested in the dtype: one that rounds to 0 would add 0 p,
+     * nothing, to the finite parameters a step starts from. */
     int decay = (CB_REAL)f->decay != 0;
 #define CB_ADAM_LOOP(CLIP, DECAY) \
     CB_VM_(cb_update_loop)(CB_UPDATE_ADAM, CLIP, 0, DECAY, ROOTS, n, param, grad, m, v, m_out, \
@@ -224,9 +226,10 @@ static inline __attribute__((always_inline)) int
 CB_VM_(cb_vrmsprop_by)(const int ROOTS, ptrdiff_t n, const CB_REAL* param, CB_REAL* grad,
                        const CB_REAL* v, const CB_REAL* buf, CB_REAL* v_out, CB_REAL* buf_out,
                        const cb_update_factors* f) {
-    /* The momentum test in the dtype: a float32 momentum that rounds to 0
-     * keeps the buffer as it is. */
-    int momentum = (CB_REAL)f->momentum != 0;
+    /* The momentum test as given (f->momentum is not rounded: see
+     * cb_update_factors), as the reference's: a float32 momentum that rounds
+     * to 0 still takes the buffer to 0 x buf + step, as it said it would. */
+    int momentum = f->momentum != 0;
 #define CB_RMSPROP_LOOP(CLIP, MOMENTUM) \
     CB_VM_(cb_update_loop)(CB_UPDATE_RMSPROP, CLIP, MOMENTUM, 1, ROOTS, n, param, grad, v, buf, \
                            v_out, buf_out, f)
