@@ -318,8 +318,11 @@ def test_hostile_archive_raises_value_error(impl, case, tmp_path):
     Net = IMPLEMENTATIONS[impl]
     path = tmp_path / "hostile.npz"
     write_archive(path, HOSTILE[case](saved_fields(tmp_path)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="hostile.npz") as error:   # names the file
         Net.load(path)
+    if case in ("sizes zero", "sizes negative", "sizes too short", "sizes as floats",
+                "sizes 2-D"):
+        assert "'sizes'" in str(error.value)   # and the field, not a later consequence
 
 
 # --------------------------------------------------------------------------

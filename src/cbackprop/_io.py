@@ -114,9 +114,12 @@ def load_network(cls, path):
         raise ValueError(f"{path!r}: {exc}") from None
     except Exception as exc:  # truncated or corrupted members
         raise ValueError(f"{path!r} is not a readable cbackprop network: {exc}") from None
-    net = cls(spec["sizes"], spec["activations"], loss=spec["loss"], optimizer=spec["optimizer"],
-              dtype=spec["dtype"], seed=0)
-    net.set_params(spec["weights"], spec["biases"])
+    try:   # fields valid each alone that the network refuses together
+        net = cls(spec["sizes"], spec["activations"], loss=spec["loss"],
+                  optimizer=spec["optimizer"], dtype=spec["dtype"], seed=0)
+        net.set_params(spec["weights"], spec["biases"])
+    except ValueError as exc:
+        raise ValueError(f"{path!r}: {exc}") from None
     return net
 
 
