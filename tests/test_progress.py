@@ -116,3 +116,28 @@ def test_verbose_fit_without_a_stdout_trains_silently(Net, monkeypatch):
     assert got["loss"] == want["loss"]
     for a, b in zip(*(net.get_params()[0] for net in (silent, quiet))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_live_line_after_a_short_last_batch_shows_the_epochs_loss(Net, monkeypatch):
+    """The running loss on the live line is the mean over the rows seen so
+    far: after the last batch (2 of 10 rows, batches of 4) it is the epoch's
+    loss, not the sum over as many rows as full batches would hold."""
+    import numpy as np
+
+    import cbackprop as cb
+    import cbackprop._training as training
+    stream = io.StringIO()
+
+    class EveryStep(ProgressDisplay):
+        def __init__(self, epochs, n_batches):
+            super().__init__(epochs, n_batches, stream=stream, live=True, interval=0.0)
+
+    monkeypatch.setattr(training, "ProgressDisplay", EveryStep)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((10, 2)), rng.standard_normal((10, 1))
+    net = Net([2, 1], ["identity"], optimizer=cb.SGD(lr=0.0), seed=0)
+    history = net.fit(X, Y, epochs=1, batch_size=4, shuffle=False, verbose=True)
+    last = [line for line in stream.getvalue().split("\r") if " 3/3  loss " in line]
+    assert last, stream.getvalue()
+    shown = float(last[-1].split(" 3/3  loss ")[1].split()[0])
+    assert shown == pytest.approx(history["loss"][0], rel=1e-4)
