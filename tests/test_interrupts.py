@@ -110,3 +110,34 @@ def test_ctrl_c_during_set_params_writes_them_whole(Net, fragment):
         with ctrl_c_at(Net._assign_parameters, fragment):
             net.set_params(*new.get_params())
     assert_same(params_of(net), params_of(new))
+
+
+def test_ctrl_c_after_the_last_check_of_a_fit_is_not_lost(Net, monkeypatch):
+    """A Ctrl-C that lands after the training loop's last look at the flag,
+    before fit puts the handler back, still stops fit (interrupted), not
+    dropped with a history saying "completed"."""
+    import cbackprop._training as training
+    guard = training._CtrlCStopsAfterStep
+    original, calls = guard.check, []
+
+    def counting(self):
+        if sys._getframe(1).f_code.co_name != "__exit__":   # the loop's own looks
+            calls.append(1)
+        original(self)
+
+    X, Y = np.ones((8, 2)), np.zeros((8, 1))
+    monkeypatch.setattr(guard, "check", counting)
+    Net([2, 1], ["identity"], seed=0).fit(X, Y, epochs=1)
+    checks_in_a_fit = len(calls)
+    calls.clear()
+
+    def late_ctrl_c(self):
+        original(self)
+        if sys._getframe(1).f_code.co_name != "__exit__":
+            calls.append(1)
+            if len(calls) == checks_in_a_fit:
+                signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(guard, "check", late_ctrl_c)
+    history = Net([2, 1], ["identity"], seed=0).fit(X, Y, epochs=1)
+    assert history.stop_reason == "interrupted"
