@@ -198,6 +198,15 @@ def test_a_sparse_matrix_is_said_to_be_one(Net):
         net.train_step(np.ones((3, 2)), sparse.csr_matrix(np.ones((3, 1))))
     with pytest.raises(TypeError, match=r"a is a sparse csr_matrix.*pass a\.toarray\(\)"):
         cb.ops.gemm(X, np.ones((2, 2)))
+    with pytest.raises(TypeError, match=r"y is a sparse csr_matrix"):   # a OneHotEncoder's
+        cb.ops.cross_entropy(np.zeros((3, 2)), sparse.csr_matrix(np.eye(2)[[0, 1, 0]]))
+
+
+@pytest.mark.parametrize("what", ["loss", "optimizer"])
+def test_loss_and_optimizer_given_as_arrays_of_names(Net, what):
+    """An array of names is no name: said as unknown, not "truth value ... ambiguous"."""
+    with pytest.raises(ValueError, match=f"unknown {what}"):
+        Net([2, 3, 1], ["relu", "identity"], **{what: np.array(["mse", "sgd"])})
 
 
 @pytest.mark.parametrize("activations", [["softmax", "identity"], ["softmax", "softmax"], ["relu", "softmax", "sigmoid"]], ids=str)

@@ -551,6 +551,13 @@ def test_numpy_set_to_raise_leaves_trace_and_check_gradients_quiet(Net, dtype):
         loss = net.loss(X, Y)
     assert trace.loss == pytest.approx(loss, rel=1e-5)
     assert len(check.per_layer) == 2
+    # A loss that overflows (an output of 4e200, squared): inf - inf in the
+    # finite difference is a result too.
+    net = Net([2, 2, 1], ["tanh", "identity"], seed=0)
+    net.set_params([np.full((2, 2), 1e200), np.full((2, 1), 1e200)], [np.zeros(2), np.zeros(1)])
+    with np.errstate(all="raise"):
+        check = cb.check_gradients(net, np.ones((2, 2)), np.ones((2, 1)))
+    assert check.max == np.inf
 
 
 def test_numpy_set_to_raise_casts_values_below_float32s_range_to_zero(Net):

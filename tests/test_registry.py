@@ -98,11 +98,20 @@ def test_the_type_stubs_name_every_registered_activation_and_optimizer():
     classes = {node.name for node in stub.body if isinstance(node, ast.ClassDef)}
     assert {cls.__name__ for cls in optimizers.OPTIMIZERS.values()} <= classes
     assert {cls.__name__ for cls in losses.LOSSES.values()} <= classes
-    for literal in ast.walk(stub):   # the optimizer names a setter takes
+    # The names the constructor and the optimizer setter take, in the stub of
+    # the Networks' base: every Literal naming one of them names them all.
+    base_stub = ast.parse(STUB.with_name("_network_base.pyi").read_text())
+    found = {"sgd": 0, "mse": 0}
+    for literal in (*ast.walk(stub), *ast.walk(base_stub)):
         if isinstance(literal, ast.Subscript) and getattr(literal.value, "id", None) == "Literal":
             values = {getattr(e, "value", None) for e in getattr(literal.slice, "elts", [])}
             if "sgd" in values:
                 assert values == set(optimizers.OPTIMIZERS)
+                found["sgd"] += 1
+            if "mse" in values:
+                assert values == set(losses.LOSSES)
+                found["mse"] += 1
+    assert found == {"sgd": 2, "mse": 1}   # __init__'s optimizer and loss, the setter
 
 
 def test_unknown_names_list_the_registered_ones():

@@ -4,18 +4,46 @@ every base class they give is a base at run time (a type checker trusts the
 stubs alone: a class declared in the wrong module passes its check and
 fails when run)."""
 import ast
+import builtins
+import functools
 import importlib
 import inspect
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import cbackprop as cb
+from cbackprop import losses, optimizers
+from cbackprop._network_base import NetworkBase
 
 PACKAGE = Path(cb.__file__).parent
-STUBS = {"cbackprop": PACKAGE / "__init__.pyi", "cbackprop.ops": PACKAGE / "ops.pyi",
-         "cbackprop.reference": PACKAGE / "reference" / "__init__.pyi",
-         "cbackprop._network_base": PACKAGE / "_network_base.pyi"}
+
+
+def _module_name(stub):
+    parts = stub.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+STUBS = {_module_name(stub): stub for stub in sorted(PACKAGE.rglob("*.pyi"))}
+
+
+@functools.cache
+def _samples():
+    """{class: [instances]} of the package's objects, each under every class
+    of its MRO: what the stubs' attribute declarations are checked on."""
+    net = cb.Network([2, 3, 1], ["relu", "identity"], seed=0)
+    X, Y = np.ones((4, 2)), np.zeros((4, 1))
+    trace = net.trace(X, Y)
+    objects = [net.fit(X, Y, epochs=1), trace, trace.layers[0],
+               cb.check_gradients(net, X, Y, max_checks_per_layer=2, seed=0),
+               *(cls() for cls in losses.LOSSES.values()),
+               *(cls() for cls in optimizers.OPTIMIZERS.values())]
+    samples = {}
+    for obj in objects:
+        for cls in type(obj).__mro__:
+            samples.setdefault(cls, []).append(obj)
+    return samples
 
 
 def _is_type_alias(node):
@@ -111,7 +139,7 @@ def test_every_stub_declaration_exists_as_declared(module_name, name, node):
     assert inspect.isclass(runtime)
     imported = _imported_names(module_name)
     for base in node.bases:
-        # A base the stub names (its own, or imported) is one at run time.
+        # A base the stub names (its own, imported, or a builtin) is one at run time.
         if not isinstance(base, ast.Name):   # dict[str, ...]: a builtin's
             continue
         base_name = base.id
@@ -119,16 +147,51 @@ def test_every_stub_declaration_exists_as_declared(module_name, name, node):
             source, attribute = imported[base_name]
             base_runtime = getattr(importlib.import_module(source), attribute)
         else:
-            base_runtime = getattr(module, base_name, None)
-        if inspect.isclass(base_runtime):
-            assert issubclass(runtime, base_runtime), f"{name}({base_name})"
+            base_runtime = getattr(module, base_name, getattr(builtins, base_name, None))
+        assert inspect.isclass(base_runtime), f"{name}({base_name}): no such class"
+        assert issubclass(runtime, base_runtime), f"{name}({base_name})"
     for member in node.body:
-        if isinstance(member, ast.FunctionDef) and (not member.name.startswith("_")
-                                                    or member.name == "__init__"):
-            decorators = {getattr(d, "id", getattr(d, "attr", None)) for d in member.decorator_list}
-            if decorators & {"property", "setter"}:
-                continue
-            # __init__'s parameters are the class's call (object's own
-            # __init__, inherited, shows as (*args, **kwargs) and takes none).
-            target = runtime if member.name == "__init__" else getattr(runtime, member.name)
-            _assert_same_signature(f"{module_name}.{name}.{member.name}", member, target)
+        where = f"{module_name}.{name}"
+        if isinstance(member, ast.AnnAssign):   # an attribute of the instances
+            attribute = member.target.id
+            instances = _samples().get(runtime)
+            assert instances, f"{where}: no sample instance to check {attribute} on"
+            assert all(hasattr(obj, attribute) for obj in instances), f"{where}.{attribute}"
+            continue
+        if not isinstance(member, ast.FunctionDef) or (member.name.startswith("_")
+                                                       and member.name != "__init__"):
+            continue
+        decorators = {getattr(d, "id", getattr(d, "attr", None)) for d in member.decorator_list}
+        static = inspect.getattr_static(runtime, member.name, None)
+        if decorators & {"property", "setter"}:
+            assert isinstance(static, property), f"{where}.{member.name} is no property"
+            if "setter" in decorators:
+                assert static.fset is not None, f"{where}.{member.name} has no setter"
+            continue
+        assert isinstance(static, classmethod) == ("classmethod" in decorators), \
+            f"{where}.{member.name}: classmethod in one, not the other"
+        # __init__'s parameters are the class's call (object's own
+        # __init__, inherited, shows as (*args, **kwargs) and takes none).
+        target = runtime if member.name == "__init__" else getattr(runtime, member.name)
+        _assert_same_signature(f"{where}.{member.name}", member, target)
+
+
+def _stub_names(module_name):
+    """Every name the stub gives its module: declared, or imported ``as`` itself."""
+    names = {name for name, _ in _declarations(module_name)}
+    for node in ast.parse(STUBS[module_name].read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            names |= {a.asname for a in node.names if a.asname == a.name}
+    return names
+
+
+def test_every_public_name_is_in_the_stubs():
+    """The other way round: nothing public is missing from the stubs (a type
+    checker would refuse a name that runs)."""
+    assert set(cb.__all__) - _stub_names("cbackprop") == set()
+    assert set(cb.ops.__all__) - _stub_names("cbackprop.ops") == set()
+    base = next(node for name, node in _declarations("cbackprop._network_base")
+                if name == "NetworkBase")
+    declared = {member.name for member in base.body if isinstance(member, ast.FunctionDef)}
+    public = {name for name in vars(NetworkBase) if not name.startswith("_")}
+    assert public - declared == set()

@@ -75,7 +75,7 @@ class History(dict[str, list[float]]):
     def interrupted(self) -> bool: ...
 
 # callback(net, epoch, logs): return True (or raise StopTraining) to stop after this epoch.
-Callback: TypeAlias = Callable[[_NetworkBase, int, dict[str, float]], bool | None]
+Callback: TypeAlias = Callable[["Network", int, dict[str, float]], object]
 
 class Network(_NetworkBase): ...
 

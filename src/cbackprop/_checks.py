@@ -68,7 +68,7 @@ def from_registry(what, spec, registry, base):
         return spec
     if isinstance(spec, str) and spec in registry:
         return registry[spec]()
-    if spec in tuple(registry.values()):   # a registry class, not an instance of it
+    if isinstance(spec, type) and spec in registry.values():   # a class, not an instance
         raise ValueError(f"{what} is the class cb.{spec.__name__}: pass an instance, "
                          f"cb.{spec.__name__}() (or with its settings)")
     classes = ", ".join(f"cb.{cls.__name__}(...)" for cls in registry.values())

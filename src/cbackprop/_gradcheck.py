@@ -112,26 +112,27 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     Y64 = Y if Y.dtype == np.int64 else Y.astype(np.float64)  # class labels stay labels
 
     def loss_at_current_parameters():
-        # IEEE arithmetic, as in the networks, whatever np.seterr says: overflow
-        # is a result (inf/NaN) and an exp underflowing to 0 is no error.
-        with np.errstate(all="ignore"):
-            return passes.loss_value(weights, biases, net.activations, net.loss_function,
-                                     X64, Y64)
+        return passes.loss_value(weights, biases, net.activations, net.loss_function, X64, Y64)
 
     per_layer, checked = [], []
-    for layer, (dW, db) in enumerate(analytic):
-        W, b = weights[layer], biases[layer]
-        entries = np.arange(W.size + b.size)
-        if k is not None and entries.size > k:
-            entries = np.sort(rng.choice(entries, size=k, replace=False))
-        numeric = np.empty(entries.size)
-        for i, entry in enumerate(entries):
-            # Entries run over W's, then b's, each in C order.
-            array, index = (W.reshape(-1), entry) if entry < W.size else (b, entry - W.size)
-            numeric[i] = _central_difference(loss_at_current_parameters, array, index, eps)
-        backprop = np.concatenate([dW.ravel(), db.ravel()]).astype(np.float64)[entries]
-        per_layer.append(_worst_relative_error(backprop, numeric))
-        checked.append(int(entries.size))
+    # IEEE arithmetic, as in the networks, whatever np.seterr says: overflow is
+    # a result (an infinite loss, inf - inf, a worst error of inf) and an exp
+    # underflowing to 0 is no error.
+    with np.errstate(all="ignore"):
+        for layer, (dW, db) in enumerate(analytic):
+            W, b = weights[layer], biases[layer]
+            entries = np.arange(W.size + b.size)
+            if k is not None and entries.size > k:
+                entries = np.sort(rng.choice(entries, size=k, replace=False))
+            numeric = np.empty(entries.size)
+            for i, entry in enumerate(entries):
+                # Entries run over W's, then b's, each in C order.
+                array, index = ((W.reshape(-1), entry) if entry < W.size
+                                else (b, entry - W.size))
+                numeric[i] = _central_difference(loss_at_current_parameters, array, index, eps)
+            backprop = np.concatenate([dW.ravel(), db.ravel()]).astype(np.float64)[entries]
+            per_layer.append(_worst_relative_error(backprop, numeric))
+            checked.append(int(entries.size))
     return GradientCheck(per_layer=tuple(per_layer), checked=tuple(checked), eps=eps)
 
 

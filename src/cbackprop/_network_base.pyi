@@ -1,13 +1,14 @@
 # Type stub of the class both Networks derive from (cbackprop.Network, compiled,
 # and cbackprop.reference.Network, NumPy): their whole API is its.
 from os import PathLike
-from typing import Literal, Self, Sequence
+from typing import Callable, Literal, Sequence
+
+from typing_extensions import Self   # typing's from Python 3.11; the package takes 3.10
 
 import numpy as np
 import numpy.typing as npt
 
-from . import (Activation, ArrayLike, Callback, Gradients, History, Loss, Optimizer,
-               Trace)
+from . import Activation, ArrayLike, Gradients, History, Loss, Optimizer, Trace
 
 class NetworkBase:
     def __init__(self, sizes: Sequence[int], activations: Sequence[Activation],
@@ -38,7 +39,8 @@ class NetworkBase:
             shuffle: bool = True, seed: int | None = None, verbose: bool = False, *,
             validation_data: tuple[ArrayLike, ArrayLike] | None = None,
             patience: int | None = None, min_delta: float = 0.0, restore_best: bool = True,
-            callbacks: Sequence[Callback] | None = None) -> History: ...
+            callbacks: Sequence[Callable[[Self, int, dict[str, float]], object]] | None = None,
+            ) -> History: ...
     def save(self, path: str | bytes | PathLike[str] | PathLike[bytes]) -> None: ...
     @classmethod
     def load(cls, path: str | bytes | PathLike[str] | PathLike[bytes]) -> Self: ...

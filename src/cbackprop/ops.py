@@ -425,7 +425,7 @@ def _targets_or_labels(y, z):
         return np.require(y, np.int64, ["C_CONTIGUOUS", "ALIGNED"])
     if y.dtype.kind not in "iufb":
         raise TypeError(f"y must be (m,) integer class labels or (m, k) {z.dtype} targets, got "
-                        f"dtype {y.dtype}")
+                        f"dtype {y.dtype}{sparse_hint('y', given)}")
     if y.ndim != 2:
         raise ValueError(f"y must be (m,) class labels or (m, k) targets, got shape {y.shape}")
     if y.dtype.kind in "iub":
