@@ -22,6 +22,13 @@ def finite_float(name, value):
     return value
 
 
+def is_name_among(value, names):
+    """Whether ``value`` is a str among ``names``. Neither a 0-d array of a
+    name (which compares equal to it) nor a longer array (whose comparison
+    has no truth value) nor a list is a name."""
+    return isinstance(value, str) and value in names
+
+
 def sparse_hint(name, data):
     """What to say of a sparse matrix (scipy.sparse's, or one like it) given
     for an array: np.asarray wraps it whole as an object, whose dtype alone
@@ -66,7 +73,7 @@ def from_registry(what, spec, registry, base):
     slip of passing a class where an instance goes)."""
     if isinstance(spec, base):
         return spec
-    if isinstance(spec, str) and spec in registry:
+    if is_name_among(spec, registry):
         return registry[spec]()
     if isinstance(spec, type) and spec in registry.values():   # a class, not an instance
         raise ValueError(f"{what} is the class cb.{spec.__name__}: pass an instance, "

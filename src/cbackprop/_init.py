@@ -3,12 +3,13 @@ the same seed gives the same starting parameters in each."""
 import numpy as np
 
 from ._activations import REGISTRY
+from ._checks import is_name_among
 
 INITS = ("auto", "xavier", "he")
 
 
 def check_init(init):
-    if not isinstance(init, str) or init not in INITS:   # as losses._reduction
+    if not is_name_among(init, INITS):
         raise ValueError(f"unknown init {init!r}: use one of {INITS}")
     return str(init)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ._activations import ACTIVATIONS, REGISTRY
 from ._activations import ALIASES as _ALIASES
-from ._checks import sparse_hint
+from ._checks import is_name_among, sparse_hint
 from .losses import BCE, CrossEntropy
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -47,7 +47,7 @@ def check_activations(activations, n_layers):
             f"expected {n_layers} activation names (one per weight layer), got {len(activations)}"
         )
     for i, name in enumerate(activations):
-        if not isinstance(name, str) or name not in ACTIVATIONS:   # a list is no name either
+        if not is_name_among(name, ACTIVATIONS):
             raise ValueError(f"unknown activation {name!r}: use one of {ACTIVATIONS} or 'linear'")
         if REGISTRY[name].output_only and i != n_layers - 1:
             raise ValueError(f"{name} is only supported on the last layer")

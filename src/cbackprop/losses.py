@@ -3,7 +3,7 @@
 The maths lives in ``cbackprop.reference.ops`` (NumPy) and the compiled
 kernels; these classes only name the loss and hold its settings.
 """
-from ._checks import Settings, from_registry, positive
+from ._checks import Settings, from_registry, is_name_among, positive
 
 
 class Loss(Settings):
@@ -20,9 +20,7 @@ class Loss(Settings):
 
 
 def _reduction(name, value):
-    # A str only: a 0-d array would pass the comparison, a longer one raise
-    # "truth value ... ambiguous".
-    if not isinstance(value, str) or value not in ("mean", "sum"):
+    if not is_name_among(value, ("mean", "sum")):
         raise ValueError(f"{name} must be 'mean' or 'sum', got {value!r}")
     return str(value)
 
