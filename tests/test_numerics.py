@@ -613,26 +613,66 @@ def test_a_float32_rmsprop_momentum_that_rounds_to_zero_keeps_the_reference_buff
     np.testing.assert_allclose(nets[0].get_params()[0][0], nets[1].get_params()[0][0], rtol=1e-6)
 
 
-@pytest.mark.parametrize("optimizer", [lambda: cb.Adam(lr=0.01, eps=1e-50),
-                                       lambda: cb.RMSprop(lr=0.01, eps=1e-50),
-                                       lambda: cb.RMSprop(lr=0.01, eps=1e-50, momentum=0.5)],
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-50], ids=["one-block", "block-per-array"])
+@pytest.mark.parametrize("optimizer", [lambda **kw: cb.Adam(lr=0.01, eps=1e-50, **kw),
+                                       lambda **kw: cb.RMSprop(lr=0.01, eps=1e-50, **kw),
+                                       lambda **kw: cb.RMSprop(lr=0.01, eps=1e-50, momentum=0.5,
+                                                               **kw)],
                          ids=["adam", "rmsprop", "rmsprop-momentum"])
-def test_an_eps_that_rounds_to_zero_in_float32_steps_every_block_length(optimizer):
+def test_an_eps_that_rounds_to_zero_in_float32_steps_every_block_length(optimizer, weight_decay):
     """eps = 1e-50 is 0 in float32: Adam's and RMSprop's division is then
     0 / 0 wherever a second moment is 0. The compiled update runs whole
     vectors and pads the rest of a block with zeros, whose lanes must not
-    count as a NaN step. Blocks of 1 to 35 parameters, every gradient
-    nonzero: each step is taken (the reference agrees), none refused."""
+    count as a NaN step. Blocks of 2 to 105 parameters (without weight
+    decay the update takes W and b as one block) or of 1 to 70 (with one,
+    W and b apart; 1e-50 is 0 in float32 and changes nothing), every
+    gradient nonzero: each step is taken (the reference agrees), none
+    refused."""
     rng = np.random.default_rng(3)
     for n_in, n_out in [(1, 1), (3, 2), (5, 3), (7, 5), (1, 17), (2, 35)]:
         X = rng.normal(size=(9, n_in))
         Y = rng.normal(size=(9, n_out))
         results = []
         for Net in (cb.Network, cb.reference.Network):
-            net = Net([n_in, n_out], ["identity"], optimizer=optimizer(), dtype="float32", seed=0)
+            net = Net([n_in, n_out], ["identity"], optimizer=optimizer(weight_decay=weight_decay),
+                      dtype="float32", seed=0)
             for _ in range(3):
                 net.train_step(X, Y)
             results.append(np.concatenate([p.ravel() for p in sum(net.get_params(), [])]))
         compiled, reference = results
         assert np.isfinite(compiled).all()
         np.testing.assert_allclose(compiled, reference, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", [
+    lambda **kw: cb.SGD(lr=0.05, **kw),
+    lambda **kw: cb.SGD(lr=0.05, momentum=0.9, **kw),
+    lambda **kw: cb.SGD(lr=0.05, momentum=0.9, nesterov=True, clip_value=0.02, **kw),
+    lambda **kw: cb.Adam(lr=0.01, **kw),
+    lambda **kw: cb.Adam(lr=0.01, clip_norm=0.05, **kw),
+    lambda **kw: cb.RMSprop(lr=0.01, **kw),
+    lambda **kw: cb.RMSprop(lr=0.01, momentum=0.5, **kw)],
+    ids=["sgd", "momentum", "nesterov-clip-value", "adam", "adam-clip-norm", "rmsprop",
+         "rmsprop-momentum"])
+def test_an_update_without_weight_decay_is_the_one_layer_by_layer(optimizer, dtype):
+    """Without weight decay the compiled step updates every parameter in one
+    pass over the flat arrays; with it, layer by layer, each bias block
+    apart (biases take no decay). A decay of 1e-300 changes no value here
+    (every gradient is far above 1e-300 times its weight; in float32 the
+    decay is 0), so both ways must give the same bits, parameters and
+    optimizer state, step after step: the one pass covers every parameter
+    of every layer, each with its own state."""
+    rng = np.random.default_rng(5)
+    sizes = [5, 7, 3, 2]
+    batches = [(rng.normal(size=(6, 5)), rng.normal(size=(6, 2))) for _ in range(4)]
+    nets = [cb.Network(sizes, ["tanh", "sigmoid", "identity"], dtype=dtype, seed=4,
+                       optimizer=optimizer(weight_decay=weight_decay))
+            for weight_decay in (0.0, 1e-300)]
+    for X, Y in batches:
+        for net in nets:
+            net.train_step(X, Y)
+        one_pass, by_layer = ([*sum(net.get_params(), []),
+                               *net.__getstate__()["optimizer_state"][:2]] for net in nets)
+        for a, b in zip(one_pass, by_layer, strict=True):
+            assert a is None and b is None or a.tobytes() == b.tobytes()
