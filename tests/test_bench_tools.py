@@ -511,6 +511,27 @@ def test_the_scripts_refuse_what_they_cannot_read(script, argv, tmp_path):
     assert f"{script}: error:" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_the_per_call_floor_is_held_on_tiny_at_one_thread():
+    """A train_step call on tiny (an already-valid [2, 2, 1] batch of 4, in
+    the bench's hot loop) at one thread takes at most CALL_FLOOR_US, every
+    workload and dtype; other configs and thread counts are not held to it."""
+    settings, report = load_bench_module("settings"), load_bench_module("report")
+
+    def row(config, threads, dtype, us):
+        return {"workload": "sigmoid-adam", "config": config, "dtype": dtype, "threads": threads,
+                "compiled_us": us, "speedup": None, "speedup_vs_torch": None}
+
+    rows = [row("tiny", 1, "float64", 0.9), row("tiny", 1, "float32", 1.2),
+            row("tiny", 2, "float64", 5.0), row("small", 1, "float64", 8.0)]
+    checks = [c for c in report.train_targets(rows) if "per train_step call" in c["what"]]
+    assert [(c["what"], c["measured"], c["target"], c["pass"]) for c in checks] == [
+        ("sigmoid-adam tiny float64 1 thr: compiled us per train_step call", 0.9,
+         settings.CALL_FLOOR_US, True),
+        ("sigmoid-adam tiny float32 1 thr: compiled us per train_step call", 1.2,
+         settings.CALL_FLOOR_US, False)]
+    assert settings.CALL_FLOOR_US == 1.0
+
+
 def test_fit_targets_are_read_on_the_default_data_only():
     """--fit-samples changes what an epoch costs around its steps: such a run
     is measured and printed, not held to the targets set for FIT_SAMPLES rows."""

@@ -12,7 +12,8 @@ from .settings import (FMA_LIMIT_CONFIGS, FMA_LIMIT_TARGET, GEMM_CLASSES, GEMM_M
                        SPEEDUP_TARGETS_ALL_THREADS, SPEEDUP_TARGETS_BY_THREADS, TOLERANCE,
                        TORCH_TARGET, WORKLOADS, ELEMENTWISE_TARGET, ADAM_IN_CACHE_NS,
                        ADAM_OVER_MOMENTUM_TARGET, DIGITS_ACCURACY, DIGITS_OVER_SKLEARN,
-                       FIT_OVER_REFERENCE, FIT_SAMPLES, FIT_TINY_US)
+                       FIT_OVER_REFERENCE, FIT_SAMPLES, FIT_TINY_US, CALL_FLOOR_CONFIG,
+                       CALL_FLOOR_US)
 
 
 # ---------------------------------------------------------------- tables
@@ -361,6 +362,11 @@ def train_targets(results):
                 r["config"] in TORCH_TARGET_ALL_THREADS or r["threads"] == 1):
             checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} {r['threads']} thr: "
                                  "torch/compiled", r["speedup_vs_torch"], ">", TORCH_TARGET))
+    for r in results:
+        if r["config"] == CALL_FLOOR_CONFIG and r["threads"] == 1:
+            checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} 1 thr: "
+                                 "compiled us per train_step call", r.get("compiled_us"), "<=",
+                                 CALL_FLOOR_US, unit="us"))
     for r in results:
         if r["config"] in FMA_LIMIT_CONFIGS and r["threads"] == 1 and r["workload"] == "relu-sgd":
             checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} 1 thr: "

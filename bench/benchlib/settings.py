@@ -74,6 +74,9 @@ SPEEDUP_TARGETS_ALL_THREADS = {"tiny": 30.0, "small": 8.0}
 # ... the others {threads: goal}
 SPEEDUP_TARGETS_BY_THREADS = {1: 1.2, 2: 1.3}
 TORCH_TARGET = 1.0  # torch us / compiled us: tiny and small always, the others at 1 thread
+# A train_step call on an already-valid batch in a hot loop, every workload on
+# this config at 1 thread: at most this many µs (the per-call floor).
+CALL_FLOOR_CONFIG, CALL_FLOOR_US = "tiny", 1.0
 FMA_LIMIT_TARGET = 1.25  # compiled step / FMA-limit time, FMA_LIMIT_CONFIGS at 1 thread (relu-sgd)
 # ours / numpy.matmul at 1 thread, per class and dtype: median, and every shape
 GEMM_MEDIAN_TARGET, GEMM_MIN_TARGET = 0.95, 0.90
