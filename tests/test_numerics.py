@@ -623,13 +623,16 @@ def test_an_eps_that_rounds_to_zero_in_float32_steps_every_block_length(optimize
     """eps = 1e-50 is 0 in float32: Adam's and RMSprop's division is then
     0 / 0 wherever a second moment is 0. The compiled update runs whole
     vectors and pads the rest of a block with zeros, whose lanes must not
-    count as a NaN step. Blocks of 2 to 105 parameters (without weight
-    decay the update takes W and b as one block) or of 1 to 70 (with one,
-    W and b apart; 1e-50 is 0 in float32 and changes nothing), every
-    gradient nonzero: each step is taken (the reference agrees), none
-    refused."""
+    count as a NaN step. Blocks of every length past a multiple of 16
+    (without weight decay the update takes W and b as one block) and of 1
+    to 70 (with one, W and b apart; 1e-50 is 0 in float32 and changes
+    nothing), every gradient nonzero: each step is taken (the reference
+    agrees), none refused."""
     rng = np.random.default_rng(3)
-    for n_in, n_out in [(1, 1), (3, 2), (5, 3), (7, 5), (1, 17), (2, 35)]:
+    # [2, n] for n = 1 ... 16: W and b together are 3n parameters, every
+    # remainder past a multiple of 16 (and of 8); W and b apart, 2n and n.
+    shapes = [(1, 1), (3, 2), (5, 3), (7, 5), (1, 17), (2, 35)] + [(2, n) for n in range(1, 17)]
+    for n_in, n_out in shapes:
         X = rng.normal(size=(9, n_in))
         Y = rng.normal(size=(9, n_out))
         results = []
@@ -663,16 +666,49 @@ def test_an_update_without_weight_decay_is_the_one_layer_by_layer(optimizer, dty
     decay is 0), so both ways must give the same bits, parameters and
     optimizer state, step after step: the one pass covers every parameter
     of every layer, each with its own state."""
+    assert_one_pass_is_layer_by_layer(optimizer, dtype, [5, 7, 3, 2], steps=4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("optimizer", [lambda **kw: cb.SGD(lr=0.05, momentum=0.9, **kw),
+                                       lambda **kw: cb.Adam(lr=0.01, **kw),
+                                       lambda **kw: cb.RMSprop(lr=0.01, momentum=0.5, **kw)],
+                         ids=["momentum", "adam", "rmsprop-momentum"])
+def test_a_one_pass_update_over_chunks_and_in_place_is_the_one_layer_by_layer(optimizer,
+                                                                             threads):
+    """As above on 36,542 parameters: beyond one thread chunk of the update
+    (32,768), its chunks split over two threads, and with Adam's and
+    RMSprop's moments written in place where the bounds allow it (both
+    nets)."""
+    before = cb.get_num_threads()
+    cb.set_num_threads(threads)
+    try:
+        assert_one_pass_is_layer_by_layer(optimizer, "float64", [200, 180, 2], steps=5,
+                                          moments_in_place=True)
+    finally:
+        cb.set_num_threads(before)
+
+
+def assert_one_pass_is_layer_by_layer(optimizer, dtype, sizes, steps, moments_in_place=None):
     rng = np.random.default_rng(5)
-    sizes = [5, 7, 3, 2]
-    batches = [(rng.normal(size=(6, 5)), rng.normal(size=(6, 2))) for _ in range(4)]
-    nets = [cb.Network(sizes, ["tanh", "sigmoid", "identity"], dtype=dtype, seed=4,
+    batches = [(rng.normal(size=(6, sizes[0])), rng.normal(size=(6, sizes[-1])))
+               for _ in range(steps)]
+    hidden = ["tanh", "sigmoid"] * len(sizes)
+    nets = [cb.Network(sizes, hidden[:len(sizes) - 2] + ["identity"], dtype=dtype, seed=4,
                        optimizer=optimizer(weight_decay=weight_decay))
             for weight_decay in (0.0, 1e-300)]
-    for X, Y in batches:
+    if moments_in_place is not None:
+        for net in nets:
+            net._engine.moments_in_place = moments_in_place
+    for step, (X, Y) in enumerate(batches, 1):
         for net in nets:
             net.train_step(X, Y)
-        one_pass, by_layer = ([*sum(net.get_params(), []),
-                               *net.__getstate__()["optimizer_state"][:2]] for net in nets)
-        for a, b in zip(one_pass, by_layer, strict=True):
-            assert a is None and b is None or a.tobytes() == b.tobytes()
+        # (Reading the state makes an engine forget its bounds: with moments
+        # in place, only after the last step.)
+        if step == steps or not moments_in_place:
+            one_pass, by_layer = ([*sum(net.get_params(), []),
+                                   *net.__getstate__()["optimizer_state"][:2]] for net in nets)
+            for a, b in zip(one_pass, by_layer, strict=True):
+                assert a is None and b is None or a.tobytes() == b.tobytes()
+    if moments_in_place and isinstance(nets[0].optimizer, (cb.Adam, cb.RMSprop)):
+        assert nets[0]._engine.steps_in_place == nets[1]._engine.steps_in_place == steps - 1
