@@ -1,7 +1,10 @@
 """Threads: independent compiled networks train in parallel with bit-identical
 results, the compiled train_step releases the GIL, and one network shared by
 several threads stays consistent (every call is atomic)."""
+import _thread
+import pickle
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -274,3 +277,92 @@ def test_concurrent_mixed_reads_equal_serial(impl):
 
     run_threads([worker(i) for i in range(4)])
     assert failures == []
+
+
+# --------------------------------------------------------------------------
+# (e) the network's lock
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_the_network_lock_is_reentrant_and_owned(impl):
+    """Both implementations' locks behave as threading.RLock: taken again by
+    the thread holding it (a method called from a callback under the lock),
+    released only by it, refused or timed out for another thread."""
+    net = IMPLEMENTATIONS[impl]([2, 2, 1], ["tanh", "identity"], seed=0)
+    lock = net._lock
+    X, Y = np.ones((4, 2)), np.ones((4, 1))
+    with lock:
+        with lock:
+            net.train_step(X, Y)     # the fast path takes it a third time
+            assert net.predict(X).shape == (4, 1)
+            assert np.isfinite(net.loss(X, Y))
+        seen = {}
+
+        def other():
+            seen["blocking=False"] = lock.acquire(blocking=False)
+            start = time.perf_counter()
+            seen["timeout=0.05"] = lock.acquire(timeout=0.05)
+            seen["waited"] = time.perf_counter() - start
+            with pytest.raises(RuntimeError):
+                lock.release()
+
+        run_threads([other])
+        assert seen["blocking=False"] is False and seen["timeout=0.05"] is False
+        assert seen["waited"] >= 0.04
+    with pytest.raises(RuntimeError):
+        lock.release()
+    # Free again: another thread takes it at once.
+    taken = []
+    run_threads([lambda: (taken.append(lock.acquire(blocking=False)), lock.release())])
+    assert taken == [True]
+    with pytest.raises(ValueError):
+        lock.acquire(blocking=False, timeout=1)
+    with pytest.raises(ValueError):
+        lock.acquire(timeout=-2)
+    with pytest.raises(ValueError):
+        lock.acquire(timeout=float("nan"))
+    if impl == "compiled":   # (threading.RLock refuses an infinite timeout)
+        assert lock.acquire(timeout=float("inf")) is True   # free: taken at once
+        lock.release()
+
+
+def test_a_compiled_call_waiting_for_the_network_can_be_interrupted():
+    """The main thread waits for a network another thread holds; a Ctrl-C
+    (here _thread.interrupt_main) raises KeyboardInterrupt in it within a
+    slice of the wait, and the network is not left held by it: once the
+    other thread lets go, train_step runs."""
+    net = cb.Network([2, 2, 1], ["tanh", "identity"], seed=0)
+    X, Y = np.ones((4, 2)), np.ones((4, 1))
+    held, finish = threading.Event(), threading.Event()
+
+    def holder():
+        with net._lock:
+            held.set()
+            finish.wait(10)
+
+    thread = threading.Thread(target=holder, daemon=True)
+    thread.start()
+    assert held.wait(10)
+    timer = threading.Timer(0.1, _thread.interrupt_main)
+    timer.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            net.train_step(X, Y)
+        assert time.perf_counter() - start < 5
+    finally:
+        timer.cancel()
+        finish.set()
+        thread.join(10)
+    assert np.isfinite(net.train_step(X, Y))
+    assert net._lock.acquire(blocking=False)
+    net._lock.release()
+
+
+def test_the_network_lock_is_never_pickled():
+    net = cb.Network([2, 2, 1], ["tanh", "identity"], seed=0)
+    with pytest.raises(TypeError, match="lock"):
+        pickle.dumps(net._lock)
+    copy_ = pickle.loads(pickle.dumps(net))
+    assert copy_._lock is not net._lock and type(copy_._lock) is type(net._lock)

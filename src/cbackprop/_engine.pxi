@@ -34,6 +34,7 @@ include "_engine_passes.pxi"
 include "_engine_batches.pxi"
 include "_engine_memory.pxi"
 include "_engine_state.pxi"
+include "_engine_lock.pxi"
 
 # -- threads ------------------------------------------------------------------------------
 cdef extern from *:
@@ -336,6 +337,9 @@ cdef class Engine:
         takes it), or of one such sample as a 1-D row (its (k,) outputs), after
         the boundary's value check of X (check_values' error); None (nothing
         done) when X needs converting or reshaping."""
+        return self._forward_if_ready(X)
+
+    cdef object _forward_if_ready(self, X):
         cdef int ndim = 1 if self._is_input(X, 1) else 2
         if ndim == 2 and not self._is_input(X, 2):
             return None
@@ -533,6 +537,47 @@ cdef class Engine:
         """``train_step`` for a batch already in the engine's form, with the value
         checks of the boundary, raising as Network.train_step does for a
         non-finite loss; None (nothing done) when X or Y need converting."""
+        return self._train_step_if_ready(X, Y, loss, optimizer)
+
+    # Network's fast paths: the network's lock (a NetworkLock) taken in C, and
+    # its loss and optimizer read with the lock held, as a `with net._lock:`
+    # around the *_if_ready call would, at a fraction of its cost.
+    def network_train_step(self, net, X, Y):
+        """``net.train_step(X, Y)`` when X and Y are ready (train_step_if_ready);
+        None when they need converting."""
+        return self._network_call(net, X, Y, NETWORK_TRAIN_STEP)
+
+    def network_forward(self, net, X):
+        """``net.forward(X)`` when X is ready (forward_if_ready); None when it
+        needs converting."""
+        return self._network_call(net, X, None, NETWORK_FORWARD)
+
+    def network_loss(self, net, X, Y):
+        """``net.loss(X, Y)`` when X and Y are ready (loss_if_ready); None when
+        they need converting."""
+        return self._network_call(net, X, Y, NETWORK_LOSS)
+
+    cdef object _network_call(self, net, X, Y, NetworkCall which):
+        lock = net._lock
+        if type(lock) is not NetworkLock:
+            # Another build's NetworkLock (bench/thresholds.py gives a network
+            # the engine of another build), or any lock: its Python protocol.
+            with lock:
+                return self._network_call_locked(net, X, Y, which)
+        (<NetworkLock>lock).take()
+        try:
+            return self._network_call_locked(net, X, Y, which)
+        finally:
+            (<NetworkLock>lock).give()
+
+    cdef object _network_call_locked(self, net, X, Y, NetworkCall which):
+        if which == NETWORK_TRAIN_STEP:
+            return self._train_step_if_ready(X, Y, net._loss, net._optimizer)
+        if which == NETWORK_FORWARD:
+            return self._forward_if_ready(X)
+        return self._checked_pass_if_ready(X, Y, net._loss, PASS_LOSS, "loss")
+
+    cdef object _train_step_if_ready(self, X, Y, loss, optimizer):
         if not self._is_batch(X, Y):
             return None
         cdef double value = self._step(X, Y, loss, optimizer, PASS_CHECKED_STEP)

@@ -100,6 +100,10 @@ class NetworkBase:
 
     __init__.__doc__ = _constructor_doc(__init__.__doc__)
 
+    # The lock's type: reentrant, as threading.RLock's (the compiled Network
+    # takes one its engine can take in C).
+    _new_lock = staticmethod(threading.RLock)
+
     def _describe(self, sizes, activations, dtype, loss, optimizer):
         """Check and set what every network holds besides its arithmetic."""
         sizes = check_sizes(sizes)
@@ -111,7 +115,7 @@ class NetworkBase:
         # One call at a time per network: the compiled passes share workspaces
         # and both implementations update parameters in place. A second
         # thread waits (without holding the GIL) until the first is done.
-        self._lock = threading.RLock()
+        self._lock = self._new_lock()
         self._sizes = sizes
         self._activations = activations
         self._dtype = dtype
