@@ -322,9 +322,69 @@ def test_the_network_lock_is_reentrant_and_owned(impl):
         lock.acquire(timeout=-2)
     with pytest.raises(ValueError):
         lock.acquire(timeout=float("nan"))
-    if impl == "compiled":   # (threading.RLock refuses an infinite timeout)
-        assert lock.acquire(timeout=float("inf")) is True   # free: taken at once
-        lock.release()
+    with pytest.raises(OverflowError):
+        lock.acquire(timeout=float("inf"))
+    with pytest.raises(TypeError):
+        lock.acquire(timeout="1")
+    assert_free_for_another_thread(lock)
+
+
+def assert_free_for_another_thread(lock):
+    """Nobody holds ``lock``: another thread takes it at once (this thread
+    could take it again even while holding it)."""
+    taken = []
+    run_threads([lambda: (taken.append(lock.acquire(blocking=False)), lock.release())])
+    assert taken == [True]
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_a_condition_waits_on_the_network_lock(impl):
+    """threading.Condition(net._lock) works as on an RLock: wait gives the
+    lock up whole (also when taken twice) and takes it back."""
+    net = IMPLEMENTATIONS[impl]([2, 2, 1], ["tanh", "identity"], seed=0)
+    condition = threading.Condition(net._lock)
+    X = np.ones((4, 2))
+    ready, woken = threading.Event(), []
+
+    def waiter():
+        with condition:
+            with condition:
+                ready.set()
+                woken.append(condition.wait(10))
+                net.predict(X)
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    with condition:   # taken only once the waiter's wait has given it up
+        condition.notify()
+    thread.join(10)
+    assert woken == [True]
+    assert_free_for_another_thread(net._lock)
+
+
+def test_a_fast_call_that_raises_gives_the_lock_back():
+    """A ready batch whose values the engine refuses raises from inside the
+    locked call: the lock is given back."""
+    net = cb.Network([2, 2, 1], ["tanh", "identity"], seed=0)
+    X, Y = np.ones((4, 2)), np.ones((4, 1))
+    X[1, 1] = np.nan
+    for call in (lambda: net.train_step(X, Y), lambda: net.predict(X), lambda: net.loss(X, Y)):
+        with pytest.raises(ValueError, match="NaN"):
+            call()
+        assert_free_for_another_thread(net._lock)
+
+
+def test_a_network_given_another_lock_takes_it_by_its_protocol():
+    """A network whose lock is not its engine's NetworkLock (bench/thresholds.py
+    gives a network another build's engine) takes it by ``with``: the same
+    results, and the lock free afterwards."""
+    nets = [cb.Network([3, 4, 2], ["tanh", "identity"], seed=1) for _ in range(2)]
+    nets[1]._lock = threading.RLock()
+    X, Y = np.linspace(-1, 1, 15).reshape(5, 3), np.ones((5, 2))
+    results = [[net.train_step(X, Y), net.predict(X).tobytes(), net.loss(X, Y)] for net in nets]
+    assert results[0] == results[1]
+    assert_free_for_another_thread(nets[1]._lock)
 
 
 def test_a_compiled_call_waiting_for_the_network_can_be_interrupted():
@@ -355,9 +415,8 @@ def test_a_compiled_call_waiting_for_the_network_can_be_interrupted():
         timer.cancel()
         finish.set()
         thread.join(10)
+    assert_free_for_another_thread(net._lock)   # not left taken by the interrupted wait
     assert np.isfinite(net.train_step(X, Y))
-    assert net._lock.acquire(blocking=False)
-    net._lock.release()
 
 
 def test_the_network_lock_is_never_pickled():

@@ -1,13 +1,14 @@
 # One call at a time per network: the compiled Network's lock.
 #
-# A reentrant lock with threading.RLock's behaviour for Python code (`with
-# net._lock:`, acquire, release), that the engine's own methods take and
-# give at C speed. A `with` statement on a threading.RLock costs more than
-# a small network's whole engine call (on the Zen 4 a [2, 2, 1] train_step
-# was 0.72 µs, 0.36 of it the engine call and 0.29 the `with`), so the
-# methods that hand a ready batch to the engine (train_step_if_ready, ...)
-# take this lock themselves, in C, where no Python code runs between taking
-# it and the try that gives it back (a Ctrl-C cannot leave it taken).
+# A reentrant lock that behaves as threading.RLock for Python code (`with
+# net._lock:`, acquire, release, threading.Condition's hooks), and that the
+# engine takes and gives at C speed. A `with` statement on a
+# threading.RLock cost more than a small network's whole engine call (on
+# the Zen 4, a [2, 2, 1] train_step: the engine call 0.36-0.39 µs, the
+# `with` 0.29), so Engine.network_train_step, network_forward and
+# network_loss take this lock themselves, in C, where no Python code runs
+# between taking it and the try that gives it back (a Ctrl-C cannot leave
+# it taken).
 #
 # The owner and depth are read and written with the GIL held; the mutex is
 # held while any thread owns the lock, so a thread that finds it taken
@@ -26,6 +27,8 @@ cdef extern from "pythread.h":
     unsigned long PyThread_get_thread_ident()
 
 from cpython.exc cimport PyErr_CheckSignals
+import numbers
+from _thread import TIMEOUT_MAX as _TIMEOUT_MAX
 
 cdef enum NetworkCall:
     # The calls Engine._network_call makes with a network's lock held.
@@ -41,11 +44,12 @@ cdef enum:
 
 cdef class NetworkLock:
     """A reentrant lock, as ``threading.RLock``: ``with lock:``,
-    ``acquire(blocking=True, timeout=-1)``, ``release()``. The compiled
-    engine's methods take it in C."""
+    ``acquire(blocking=True, timeout=-1)``, ``release()``, and the hooks
+    ``threading.Condition`` uses. The compiled engine takes it in C."""
     cdef PyThread_type_lock mutex
     cdef unsigned long owner
     cdef Py_ssize_t depth
+    cdef object __weakref__
 
     def __cinit__(self):
         self.mutex = PyThread_allocate_lock()
@@ -57,31 +61,36 @@ cdef class NetworkLock:
         if self.mutex != NULL:
             PyThread_free_lock(self.mutex)
 
+    cdef inline bint owned(self):
+        return self.depth > 0 and self.owner == PyThread_get_thread_ident()
+
     cdef int take(self, double timeout=-1) except -1:
-        """Take the lock (waiting at most ``timeout`` seconds when >= 0); 1 if
-        taken, 0 if the time ran out. Signal handlers run while it waits,
-        and their exceptions propagate."""
-        cdef unsigned long me = PyThread_get_thread_ident()
+        """Take the lock, waiting at most ``timeout`` seconds when it is >= 0
+        (measured on the monotonic clock); 1 if taken, 0 if the time ran
+        out. Signal handlers run while it waits, and their exceptions
+        propagate."""
         cdef PyLockStatus status
         cdef long long slice_us
-        cdef double waited = 0, left_us
-        if self.depth > 0 and self.owner == me:
+        cdef double deadline = 0, left_us
+        if self.owned():
             self.depth += 1
             return 1
         status = PyThread_acquire_lock_timed(self.mutex, 0, 0)
+        if status != PY_LOCK_ACQUIRED and timeout > 0:
+            deadline = seconds_now() + timeout
         while status != PY_LOCK_ACQUIRED:
-            if 0 <= timeout <= waited:
-                return 0
             slice_us = LOCK_WAIT_SLICE_US
-            left_us = (timeout - waited) * 1e6
-            if timeout >= 0 and left_us < LOCK_WAIT_SLICE_US:   # (an infinite one is not cast)
-                slice_us = max(<long long>1, <long long>left_us)
+            if timeout >= 0:
+                left_us = (deadline - seconds_now()) * 1e6
+                if left_us <= 0:
+                    return 0
+                if left_us < LOCK_WAIT_SLICE_US:
+                    slice_us = max(<long long>1, <long long>left_us)
             with nogil:
                 status = PyThread_acquire_lock_timed(self.mutex, slice_us, 0)
-            waited += slice_us * 1e-6
             if status != PY_LOCK_ACQUIRED and PyErr_CheckSignals() < 0:
                 return -1
-        self.owner = me
+        self.owner = PyThread_get_thread_ident()
         self.depth = 1
         return 1
 
@@ -94,6 +103,8 @@ cdef class NetworkLock:
 
     def acquire(self, blocking=True, timeout=-1):
         """As ``threading.RLock.acquire``: True when taken."""
+        if not isinstance(timeout, numbers.Real):
+            raise TypeError(f"timeout must be a number, got {type(timeout).__name__}")
         timeout = float(timeout)
         if timeout != timeout:
             raise ValueError("Invalid value NaN (not a number)")
@@ -103,11 +114,13 @@ cdef class NetworkLock:
             return self.take(0) == 1
         if timeout != -1 and timeout < 0:
             raise ValueError("timeout value must be a non-negative number")
+        if timeout > _TIMEOUT_MAX:
+            raise OverflowError("timeout value is too large")
         return self.take(timeout) == 1
 
     def release(self):
         """As ``threading.RLock.release``."""
-        if self.depth == 0 or self.owner != PyThread_get_thread_ident():
+        if not self.owned():
             raise RuntimeError("cannot release un-acquired lock")
         self.give()
 
@@ -116,6 +129,26 @@ cdef class NetworkLock:
 
     def __exit__(self, *exc_info):
         self.release()
+
+    # threading.Condition's hooks, as threading.RLock has them.
+    def _is_owned(self):
+        return self.owned()
+
+    def _recursion_count(self):
+        return self.depth if self.owned() else 0
+
+    def _release_save(self):
+        if not self.owned():
+            raise RuntimeError("cannot release un-acquired lock")
+        state = (self.depth, self.owner)
+        self.depth = 0
+        self.owner = 0
+        PyThread_release_lock(self.mutex)
+        return state
+
+    def _acquire_restore(self, state):
+        self.take()
+        self.depth, self.owner = state
 
     def __reduce__(self):
         raise TypeError("cannot pickle a network's lock")
