@@ -141,9 +141,8 @@ cdef class NetworkLock:
         if not self.owned():
             raise RuntimeError("cannot release un-acquired lock")
         state = (self.depth, self.owner)
-        self.depth = 0
-        self.owner = 0
-        PyThread_release_lock(self.mutex)
+        self.depth = 1
+        self.give()
         return state
 
     def _acquire_restore(self, state):
