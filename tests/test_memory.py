@@ -127,3 +127,59 @@ def test_predict_on_a_large_input_runs_in_blocks_of_rows():
     one_block = net._engine.workspace.size
     net.predict(np.concatenate([X] * 8))
     assert net._engine.workspace.size == one_block
+
+
+# Run in its own process: under an address-space limit (so the allocation
+# fails whatever the kernel's overcommit policy), and so that a crash fails
+# the test instead of ending the session.
+WORKSPACE_FAILURE_SCRIPT = r"""
+import resource, sys
+import numpy as np
+import cbackprop as cb
+
+with open("/proc/self/status") as f:
+    in_use = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+headroom = 2**30
+resource.setrlimit(resource.RLIMIT_AS, (in_use + headroom, in_use + headroom))
+
+rng = np.random.default_rng(0)
+sizes, activations = [4, 4096, 3], ["relu", "identity"]
+small_X, small_Y = rng.standard_normal((8, 4)), rng.standard_normal((8, 3))
+# 40,000 rows of 4096 hidden units: 1.3 GB a workspace region, past the headroom.
+large_X, large_Y = rng.standard_normal((40_000, 4)), rng.standard_normal((40_000, 3))
+net = cb.Network(sizes, activations, optimizer=cb.SGD(lr=0.1, momentum=0.9), seed=0)
+twin = cb.Network(sizes, activations, optimizer=cb.SGD(lr=0.1, momentum=0.9), seed=0)
+for call in (sys.argv[1:] or ["train_step"]):
+    net.train_step(small_X, small_Y)
+    twin.train_step(small_X, small_Y)
+    try:
+        if call == "fit":
+            net.fit(large_X, large_Y, epochs=1, batch_size=40_000)
+        else:
+            getattr(net, call)(large_X, large_Y)
+    except MemoryError:
+        pass
+    else:
+        sys.exit(f"{call} on 40,000 rows did not raise MemoryError")
+    for a, b in zip(net.get_params()[0] + net.get_params()[1],
+                    twin.get_params()[0] + twin.get_params()[1]):
+        np.testing.assert_array_equal(a, b)
+    assert net.loss(small_X, small_Y) == twin.loss(small_X, small_Y)
+    np.testing.assert_array_equal(net.predict(small_X[:3]), twin.predict(small_X[:3]))
+    assert net.train_step(small_X, small_Y) == twin.train_step(small_X, small_Y)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("call", ["train_step", "loss", "loss_and_gradients", "fit"])
+def test_a_workspace_that_cannot_be_allocated_leaves_the_network_usable(call):
+    """A batch whose workspace is past the memory available raises
+    MemoryError, and the network then runs smaller batches as before: the
+    parameters are unchanged and later calls give what a twin network gives
+    (the workspace's offsets had been set for the large batch before its
+    allocation failed, and the next smaller batch ran on them)."""
+    import subprocess
+    result = subprocess.run([sys.executable, "-c", WORKSPACE_FAILURE_SCRIPT, call],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", (
+        f"exit code {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}")

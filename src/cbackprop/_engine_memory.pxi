@@ -97,6 +97,11 @@ cdef class Workspace:
         and ``z_offset``."""
         cdef Py_ssize_t layer, widest = 0, cursor = 0, pack_a, pack_b
         cdef list regions = []   # (start, size, name), for the guards of a debug build
+        # The offsets below are written before the array is allocated: until
+        # it is, no batch fits, so that a call after a failed allocation (a
+        # MemoryError) lays them out again rather than run on offsets past
+        # the old array.
+        self.capacity = 0
         for layer in range(L.n_layers + 1):
             widest = max(widest, L.sizes[layer])
         for layer in range(L.n_layers):
