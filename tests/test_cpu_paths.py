@@ -79,6 +79,34 @@ def test_unknown_cpu_request_is_refused():
     assert result.returncode != 0 and "CBACKPROP_CPU" in result.stderr
 
 
+def test_an_unknown_request_names_every_accepted_value():
+    result = _forced("sse9", "import cbackprop")
+    for name in ("'auto'", *map(repr, _backend.PATHS), *map(repr, _backend.TEST_PATHS)):
+        assert name in result.stderr
+
+
+def test_a_test_build_not_built_is_refused_by_name(monkeypatch):
+    """The test-only builds exist only in a CBACKPROP_TEST_TILES=1 build:
+    forcing one that is absent says so, rather than show the import's own
+    error (which read as a circular import)."""
+    def not_built(path):
+        raise ImportError(f"cannot import name '_engine_{path}' from partially initialized "
+                          "module 'cbackprop' (most likely due to a circular import)")
+
+    monkeypatch.setattr(_backend, "_import", not_built)
+    for path in _backend.TEST_PATHS:
+        monkeypatch.setenv("CBACKPROP_CPU", path)
+        if not _backend._engine_baseline.cpu_runs(_backend.TEST_PATHS[path]):
+            continue
+        with pytest.raises(ImportError, match=rf"CBACKPROP_CPU={path} asks for a test build.*"
+                                              r"CBACKPROP_TEST_TILES=1"):
+            _backend._choose()
+    monkeypatch.setenv("CBACKPROP_CPU", "avx2")
+    if _backend._engine_baseline.cpu_runs("avx2"):
+        with pytest.raises(ImportError, match="circular import"):   # a build that should be there
+            _backend._choose()
+
+
 def test_a_build_the_cpu_cannot_run_is_refused(monkeypatch):
     """As on a CPU without AVX-512: forcing it names the build and what is missing."""
     features = dict(_backend._engine_baseline.cpu_features(), avx512f=False)

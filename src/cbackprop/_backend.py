@@ -63,7 +63,8 @@ def available_paths():
 def _choose():
     requested = os.environ.get("CBACKPROP_CPU", "auto").strip().lower() or "auto"
     if requested not in ("auto",) + PATHS + tuple(TEST_PATHS):
-        raise ImportError(f"CBACKPROP_CPU must be 'auto', {', '.join(map(repr, PATHS))}, "
+        raise ImportError(f"CBACKPROP_CPU must be 'auto', {', '.join(map(repr, PATHS))} "
+                          f"(or a test build: {', '.join(map(repr, TEST_PATHS))}), "
                           f"got {requested!r}")
     if requested != "auto":
         if not _engine_baseline.cpu_runs(TEST_PATHS.get(requested, requested)):
@@ -71,7 +72,15 @@ def _choose():
             missing = [name for name, present in features.items() if not present]
             raise ImportError(f"CBACKPROP_CPU={requested}, but this CPU (or its OS) cannot run "
                               f"that build; missing: {', '.join(missing)}")
-        return _import(requested), requested
+        try:
+            return _import(requested), requested
+        except ImportError:
+            if requested not in TEST_PATHS:
+                raise
+            raise ImportError(f"CBACKPROP_CPU={requested} asks for a test build, which this "
+                              "installation does not have: it is built only with "
+                              "CBACKPROP_TEST_TILES=1 (python setup.py build_ext --inplace)"
+                              ) from None
     path = available_paths()[0]
     return _import(path), path
 
