@@ -357,9 +357,12 @@ def test_unsavable_path_raises_oserror_and_leaves_nothing(impl, where, tmp_path,
     system_tmp = tempfile.gettempdir()
     before_tree, before_tmp = tree(tmp_path), set(os.listdir(system_tmp))
 
-    with pytest.raises(expected):
+    with pytest.raises(expected) as refused:
         make_net(Net).save(path)
 
+    # Named as the file asked for, never as the temporary one beside it.
+    assert refused.value.filename == os.path.realpath(path)
+    assert ".cbackprop-" not in str(refused.value)
     assert tree(tmp_path) == before_tree, "save left files behind"
     assert (work / "a_file").read_bytes() == b"x"
     assert (work / "a_dir").is_dir() and not any((work / "a_dir").iterdir())

@@ -66,7 +66,10 @@ def _write_atomically(path, fields):
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **fields)
         os.chmod(tmp, _mode_for(path))   # mkstemp's is 0o600
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:   # (a directory at ``path``) as above
+            raise type(exc)(exc.errno, exc.strerror, path) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
