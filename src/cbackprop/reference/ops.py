@@ -99,7 +99,8 @@ def leaky_relu_backward(grad_a, z, a):
 
 
 def softmax_forward(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
+    # (initial: a batch of rows with no columns has no maximum otherwise)
+    e = np.exp(z - z.max(axis=1, keepdims=True, initial=-np.inf))
     return e / e.sum(axis=1, keepdims=True)
 
 
