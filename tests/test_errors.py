@@ -85,6 +85,11 @@ def test_bad_sizes(Net, sizes):
         Net(sizes, activations)
 
 
+def test_sizes_in_no_order_are_a_type_error(Net):
+    with pytest.raises(TypeError, match="sizes must be a sequence of layer widths, got set"):
+        Net({2, 3}, ["relu"])
+
+
 @pytest.mark.parametrize("activations", [["relu"], ["relu", "relu", "identity"], []], ids=str)
 def test_wrong_number_of_activations(Net, activations):
     """One activation name per weight layer."""
@@ -105,7 +110,7 @@ def test_an_activation_that_is_not_a_string_is_an_unknown_name(Net, activations)
         Net([2, 3, 1], activations)
 
 
-@pytest.mark.parametrize("activations", [None, 3])
+@pytest.mark.parametrize("activations", [None, 3, {"relu", "identity"}, {"relu": 1, "identity": 2}])
 def test_activations_that_are_no_list_are_a_type_error(Net, activations):
     with pytest.raises(TypeError, match="activations must be a list"):
         Net([2, 3, 1], activations)
@@ -114,7 +119,12 @@ def test_activations_that_are_no_list_are_a_type_error(Net, activations):
 @pytest.mark.parametrize("weights, biases, named", [(5, [np.zeros(3), np.zeros(1)], "weights"),
                                                     (None, None, "weights"),
                                                     ([np.zeros((2, 3)), np.zeros((3, 1))], 6.0,
-                                                     "biases")])
+                                                     "biases"),
+                                                    # a mapping's or a set's items have no layer order
+                                                    ({0: np.zeros((2, 3)), 1: np.zeros((3, 1))},
+                                                     [np.zeros(3), np.zeros(1)], "weights"),
+                                                    ([np.zeros((2, 3)), np.zeros((3, 1))],
+                                                     {"a": np.zeros(3), "b": np.zeros(1)}, "biases")])
 def test_set_params_of_no_lists_is_a_type_error(Net, weights, biases, named):
     net = Net([2, 3, 1], ["relu", "identity"], seed=0)
     snap = snapshot(net)

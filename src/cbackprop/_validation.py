@@ -5,6 +5,7 @@ kernels) trusts what it is given: shapes agree, dtypes match, arrays are
 C-contiguous. Value checks (finiteness, label range) are done here for the
 reference; the compiled engine does the same checks in C as its first pass.
 """
+import collections.abc
 import numbers
 
 import numpy as np
@@ -18,7 +19,10 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def as_list(name, value, what):
-    """``value``'s items as a list; TypeError naming ``what`` it should be if it has none."""
+    """``value``'s items as a list; TypeError naming ``what`` it should be if it
+    has none, or none in an order (a mapping, whose items would be its keys, or a set)."""
+    if isinstance(value, (collections.abc.Mapping, collections.abc.Set)):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
     try:
         return list(value)
     except TypeError:
