@@ -183,3 +183,32 @@ def test_a_workspace_that_cannot_be_allocated_leaves_the_network_usable(call):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", (
         f"exit code {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}")
+
+
+def test_a_failed_allocation_of_fits_gathered_rows_leaves_the_network_usable(monkeypatch):
+    """A shuffled fit gathers each batch's rows (and labels) into buffers of
+    the engine; a MemoryError between the two allocations keeps neither, and
+    the next fit runs as a twin network's (it had kept the rows' buffer
+    beside no labels' one, and the next fit read past None)."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((64, 2)), rng.standard_normal((64, 1))
+    net, twin = (cb.Network([2, 3, 1], ["tanh", "identity"], seed=0) for _ in range(2))
+    zeros, failed = np.zeros, []
+
+    def zeros_failing_once_for_labels(shape, dtype=float, *args, **kwargs):
+        if np.dtype(dtype) == np.int64 and not failed:
+            failed.append(shape)
+            raise MemoryError("an allocation that fails (the test's)")
+        return zeros(shape, dtype, *args, **kwargs)
+
+    monkeypatch.setattr(np, "zeros", zeros_failing_once_for_labels)
+    with pytest.raises(MemoryError, match="the test's"):
+        net.fit(X, Y, epochs=1, batch_size=16, seed=0)
+    monkeypatch.undo()
+    assert failed
+    for a, b in zip(sum(net.get_params(), []), sum(twin.get_params(), [])):
+        np.testing.assert_array_equal(a, b)
+    history, twin_history = (n.fit(X, Y, epochs=2, batch_size=16, seed=0) for n in (net, twin))
+    assert history["loss"] == twin_history["loss"]
+    for a, b in zip(sum(net.get_params(), []), sum(twin.get_params(), [])):
+        np.testing.assert_array_equal(a, b)

@@ -485,8 +485,10 @@ cdef class Engine:
         """Room for one batch's rows of X and Y, and its labels (kept between calls)."""
         cdef Py_ssize_t n_in = self.layout.sizes[0], k = self.layout.sizes[self.layout.n_layers]
         if self._gathered is None or self._gathered_labels.shape[0] < batch_size + GUARD:
-            self._gathered = aligned_zeros(batch_size * (n_in + k) + GUARD, self.params.dtype)
-            self._gathered_labels = np.zeros(batch_size + GUARD, dtype=np.int64)
+            # Both allocated before either is kept: a MemoryError leaves the old pair.
+            gathered = aligned_zeros(batch_size * (n_in + k) + GUARD, self.params.dtype)
+            gathered_labels = np.zeros(batch_size + GUARD, dtype=np.int64)
+            self._gathered, self._gathered_labels = gathered, gathered_labels
             self.param_guards.add(self._gathered, batch_size * (n_in + k),
                                   "the gathered rows of a batch")
             self.param_guards.add(self._gathered_labels, batch_size,
