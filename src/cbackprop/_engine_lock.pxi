@@ -146,8 +146,18 @@ cdef class NetworkLock:
         return state
 
     def _acquire_restore(self, state):
-        self.take()
-        self.depth, self.owner = state
+        # Taken back even when a signal handler raises while this waits (a
+        # Ctrl-C during Condition.wait): the exception comes once the lock is
+        # held, as the waiter's `with` expects to give it back (RLock's
+        # waits here cannot be interrupted at all).
+        try:
+            self.take()
+        except BaseException:
+            with nogil:
+                PyThread_acquire_lock_timed(self.mutex, -1, 0)
+            raise
+        finally:
+            self.depth, self.owner = state
 
     def __reduce__(self):
         raise TypeError("cannot pickle a network's lock")
