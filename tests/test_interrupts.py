@@ -12,6 +12,7 @@ import pytest
 import cbackprop as cb
 import cbackprop.network
 from cbackprop._signals import sigint_deferred
+from cbackprop._trace import record_trace
 
 
 def params_of(net):
@@ -141,3 +142,52 @@ def test_ctrl_c_after_the_last_check_of_a_fit_is_not_lost(Net, monkeypatch):
     monkeypatch.setattr(guard, "check", late_ctrl_c)
     history = Net([2, 1], ["identity"], seed=0).fit(X, Y, epochs=1)
     assert history.stop_reason == "interrupted"
+
+
+@pytest.mark.parametrize("Net, function, fragment", [
+    (cb.reference.Network, lambda: cb.reference.Network.optimizer.fset, "self._reset_optimizer_state()"),
+    (cbackprop.network.Network, lambda: cbackprop.network.Network.optimizer.fset,
+     "self._reset_optimizer_state()"),
+    (cb.reference.Network, lambda: cb.reference.Network._reset_optimizer_state, "self._moment1 = "),
+], ids=["reference", "compiled", "reference, inside the reset"])
+def test_ctrl_c_while_an_optimizer_is_assigned_leaves_no_mix(Net, function, fragment):
+    """The new optimizer comes with fresh state, never on the old one's
+    velocities and step count: a Ctrl-C inside the assignment is delivered
+    after it."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    net, twin = (two_layer(Net, cb.SGD(lr=0.1, momentum=0.9)) for _ in range(2))
+    for n in (net, twin):
+        for _ in range(3):
+            n.train_step(X, Y)
+    twin.optimizer = cb.Adam(lr=0.01)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_at(function(), fragment):
+            net.optimizer = cb.Adam(lr=0.01)
+    assert isinstance(net.optimizer, cb.Adam)
+    for _ in range(2):
+        assert net.train_step(X, Y) == twin.train_step(X, Y)
+    assert_same(params_of(net), params_of(twin))
+
+
+@pytest.mark.parametrize("Net, function, fragment", [
+    (cb.reference.Network, lambda: record_trace, "net._restore_optimizer_state(state)"),
+    (cbackprop.network.Network, lambda: record_trace, "net._restore_optimizer_state(state)"),
+    (cbackprop.network.Network, lambda: cbackprop.network.Network._assign_parameters,
+     "view[...] = value"),
+], ids=["reference", "compiled", "compiled, putting the parameters back"])
+def test_ctrl_c_while_a_trial_trace_is_undone_leaves_the_network_as_it_was(Net, function, fragment):
+    """trace(apply=False) puts the parameters and the optimizer state back
+    whole: a Ctrl-C that lands meanwhile is delivered after."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    net, twin = (two_layer(Net, cb.Adam(lr=0.01)) for _ in range(2))
+    for n in (net, twin):
+        n.train_step(X, Y)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_at(function(), fragment):
+            net.trace(X, Y)
+    assert_same(params_of(net), params_of(twin))
+    for _ in range(2):
+        assert net.train_step(X, Y) == twin.train_step(X, Y)
+    assert_same(params_of(net), params_of(twin))

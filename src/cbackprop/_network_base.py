@@ -147,7 +147,7 @@ class NetworkBase:
     def optimizer(self, optimizer):
         # A new optimizer starts from fresh state (zero velocities/moments, t = 0).
         optimizer = make_optimizer(optimizer)
-        with self._lock:
+        with self._lock, sigint_deferred():   # never the new optimizer on the old state
             self._optimizer = optimizer
             self._reset_optimizer_state()
 

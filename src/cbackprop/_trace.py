@@ -18,6 +18,7 @@ import textwrap
 
 import numpy as np
 
+from ._signals import sigint_deferred
 from .losses import BCE, MSE, CrossEntropy
 
 
@@ -154,8 +155,9 @@ def record_trace(net, X, Y, apply):
             weights_after, biases_after = net.get_params()
         finally:
             if not apply:
-                net._assign_parameters(weights_before, biases_before)
-                net._restore_optimizer_state(state)
+                with sigint_deferred():   # put back whole, even on Ctrl-C
+                    net._assign_parameters(weights_before, biases_before)
+                    net._restore_optimizer_state(state)
     # The intermediates are recomputed from the parameters before the step.
     pre_activations, activations, deltas = _reference_pass(net, weights_before, biases_before,
                                                            loss_function, X, Y)
