@@ -212,3 +212,32 @@ def test_a_failed_allocation_of_fits_gathered_rows_leaves_the_network_usable(mon
     assert history["loss"] == twin_history["loss"]
     for a, b in zip(sum(net.get_params(), []), sum(twin.get_params(), [])):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_failed_allocation_while_an_optimizer_is_assigned_changes_nothing(monkeypatch):
+    """The reference allocates fresh moments for a new optimizer: a
+    MemoryError on the way leaves the old optimizer on its own state (it had
+    installed the new one and reset the step count and first moments). The
+    compiled network zeroes its moments in place."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((8, 2)), rng.standard_normal((8, 1))
+    net, twin = (cb.reference.Network([2, 3, 1], ["tanh", "identity"], optimizer=cb.Adam(lr=0.01),
+                                      seed=0) for _ in range(2))
+    for n in (net, twin):
+        n.train_step(X, Y)
+    old_optimizer = net.optimizer
+    zeros_like, calls = np.zeros_like, []
+
+    def zeros_like_failing_late(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:   # past the first moments of the four parameter arrays
+            raise MemoryError("an allocation that fails (the test's)")
+        return zeros_like(*args, **kwargs)
+
+    monkeypatch.setattr(np, "zeros_like", zeros_like_failing_late)
+    with pytest.raises(MemoryError, match="the test's"):
+        net.optimizer = cb.Adam(lr=0.5)
+    monkeypatch.undo()
+    assert net.optimizer is old_optimizer
+    for _ in range(2):
+        assert net.train_step(X, Y) == twin.train_step(X, Y)

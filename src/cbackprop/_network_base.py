@@ -148,8 +148,8 @@ class NetworkBase:
         # A new optimizer starts from fresh state (zero velocities/moments, t = 0).
         optimizer = make_optimizer(optimizer)
         with self._lock, sigint_deferred():   # never the new optimizer on the old state
+            self._reset_optimizer_state()   # (first: a MemoryError keeps the old optimizer)
             self._optimizer = optimizer
-            self._reset_optimizer_state()
 
     def __repr__(self):
         return (f"{type(self).__module__}.{type(self).__name__}({self._sizes}, {self._activations}, "

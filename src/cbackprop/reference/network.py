@@ -35,14 +35,15 @@ class Network(NetworkBase):
     def _parameters(self):
         return self._weights, self._biases
 
+    # The state is replaced whole once every new array exists: a MemoryError
+    # on the way leaves it as it was.
     def _assign_parameters(self, weights, biases):
-        self._weights = [w.copy() for w in weights]
-        self._biases = [b.copy() for b in biases]
+        self._weights, self._biases = [w.copy() for w in weights], [b.copy() for b in biases]
 
     def _reset_optimizer_state(self):
-        self._step_count = 0
-        self._moment1 = [np.zeros_like(p) for p in self._weights + self._biases]
-        self._moment2 = [np.zeros_like(p) for p in self._weights + self._biases]
+        parameters = self._weights + self._biases
+        self._moment1, self._moment2, self._step_count = (
+            [np.zeros_like(p) for p in parameters], [np.zeros_like(p) for p in parameters], 0)
 
     # -- forward and backward: the pure passes of reference/passes.py ------------------
     @_ieee_arithmetic
@@ -95,6 +96,6 @@ class Network(NetworkBase):
                 self._step_count)
 
     def _restore_optimizer_state(self, state):
-        moment1, moment2, self._step_count = state
-        self._moment1 = [m.copy() for m in moment1]
-        self._moment2 = [v.copy() for v in moment2]
+        moment1, moment2, step_count = state
+        self._moment1, self._moment2, self._step_count = (
+            [m.copy() for m in moment1], [v.copy() for v in moment2], step_count)
