@@ -543,6 +543,21 @@ def test_fit_checks_every_batch_before_training(Net, case, rng):
     assert_unchanged(net, snap)
 
 
+def test_labels_of_any_64_bit_integer_type_are_labels(Net, rng):
+    """long long labels (int64 as a dtype, another C type), strided or not,
+    mean what int64 ones do, and out-of-range ones are refused: they were
+    read as float targets."""
+    X, _ = ce_batch("label too large", rng)
+    labels = np.array([0, 2, 1, 2, 0])
+    net = ce_net(Net)
+    for longlong in (labels.astype(np.longlong), np.repeat(labels.astype(np.longlong), 2)[::2]):
+        assert net.loss(X, longlong) == net.loss(X, labels)
+        assert ce_net(Net).train_step(X, longlong) == ce_net(Net).train_step(X, labels)
+    bad = np.repeat(np.array([0, 2, 1, 7, 0], dtype=np.longlong), 2)[::2]
+    with pytest.raises(ValueError, match="class label 7"):
+        net.loss(X, bad)
+
+
 def test_whole_number_float_labels_are_labels(Net, rng):
     """Whole-number float labels are accepted and mean the same as integer labels."""
     X, _ = ce_batch("label too large", rng)

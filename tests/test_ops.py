@@ -322,7 +322,10 @@ def test_cross_entropy_takes_any_target_rows_and_any_integer_labels(dtype, rng):
     close(delta, ref_delta, dtype)
     classes = np.array([0, 3, 1, 2, 3, 0])
     expected = ops.cross_entropy(z, classes)
-    for labels in (classes.astype(np.int8), classes.astype(np.uint16), classes.astype(">i4"), list(classes)):
+    # long long is int64 as a dtype but another C type: strided, NumPy's copy keeps it
+    longlong = np.repeat(classes.astype(np.longlong), 2)[::2]
+    for labels in (classes.astype(np.int8), classes.astype(np.uint16), classes.astype(">i4"), list(classes),
+                   longlong, longlong[::-1][::-1], classes.astype(np.longlong)):
         loss, delta = ops.cross_entropy(z, labels)
         assert loss == expected[0]
         np.testing.assert_array_equal(delta, expected[1])

@@ -22,6 +22,19 @@ def finite_float(name, value):
     return value
 
 
+def int64_array(values, requirements=("C_CONTIGUOUS",)):
+    """``values`` as an int64 array meeting ``requirements`` (np.require's),
+    of NumPy's own int64 type. An array of another C integer type of that
+    size (long long, where int64 is long) equals int64 as a dtype, so
+    NumPy's conversions keep it, but the engine tells class labels from
+    targets by the type number."""
+    values = np.require(values, np.int64, requirements)
+    return values if values.dtype.num == _INT64.num else values.view(_INT64)
+
+
+_INT64 = np.dtype(np.int64)
+
+
 def is_name_among(value, names):
     """Whether ``value`` is a str among ``names``. Neither a 0-d array of a
     name (which compares equal to it) nor a longer array (whose comparison

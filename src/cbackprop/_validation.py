@@ -12,7 +12,7 @@ import numpy as np
 
 from ._activations import ACTIVATIONS, REGISTRY
 from ._activations import ALIASES as _ALIASES
-from ._checks import is_name_among, sparse_hint
+from ._checks import int64_array, is_name_among, sparse_hint
 from .losses import BCE, CrossEntropy
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -217,7 +217,7 @@ def _as_labels(Y, n_classes):
         outside = (Y < 0) | (Y >= n_classes)
         if outside.any():
             raise label_error(Y, int(np.flatnonzero(outside)[0]), n_classes)
-    return np.ascontiguousarray(Y, dtype=np.int64)
+    return int64_array(Y)
 
 
 def loss_not_finite_error(loss):

@@ -55,7 +55,7 @@ import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
 from ._backend import engine as _engine
-from ._checks import boolean, sparse_hint
+from ._checks import boolean, int64_array, sparse_hint
 from ._activations import ACTIVATIONS as _ACTIVATION_NAMES
 from ._activations import ALIASES as _ALIASES
 from ._activations import NEEDS_Z as _NEEDS_Z
@@ -422,7 +422,7 @@ def _targets_or_labels(y, z):
                              f"got {y.shape}")
         if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
             raise ValueError(f"class label {y.max()} out of range [0, {z.shape[1]})")
-        return np.require(y, np.int64, ["C_CONTIGUOUS", "ALIGNED"])
+        return int64_array(y, ["C_CONTIGUOUS", "ALIGNED"])
     if y.dtype.kind not in "iufb":
         raise TypeError(f"y must be (m,) integer class labels or (m, k) {z.dtype} targets, got "
                         f"dtype {y.dtype}{sparse_hint('y', given)}")
