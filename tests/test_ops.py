@@ -906,3 +906,35 @@ def test_gelu_tanh_keeps_its_digits_in_the_tails(module, dtype):
 
     low = -9.5 if dtype == "float32" else -19.5
     assert_keeps_its_digits(module, "gelu_tanh", low, exact, two_u, dtype)
+
+
+EMPTY_ROWS_AT_A_GUARD_PAGE = r"""
+import ctypes, mmap, sys
+import numpy as np
+import cbackprop as cb
+
+page = mmap.PAGESIZE
+memory = mmap.mmap(-1, 2 * page)
+libc = ctypes.CDLL(None, use_errno=True)
+start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+assert libc.mprotect(ctypes.c_void_p(start + page), page, 0) == 0   # PROT_NONE
+for dtype in ("float64", "float32"):
+    # Rows of no columns whose data pointer is the first byte of the page no one may read.
+    z = np.ndarray((3, 0), dtype=dtype, buffer=memory, offset=page)
+    for name in sys.argv[1:]:
+        assert cb.ops.activation_forward(name, z).shape == (3, 0)
+print("ok")
+"""
+
+
+def test_rows_of_no_columns_are_never_read():
+    """An activation of (m, 0) values reads nothing: softmax took each row's
+    first value for its maximum (here it would fault, the array's data
+    pointer being the start of a page no one may read; run in its own
+    process so that a fault fails the test)."""
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", EMPTY_ROWS_AT_A_GUARD_PAGE, *ACTIVATIONS],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", (
+        f"exit code {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}")
