@@ -108,6 +108,26 @@ def test_a_wrong_bias_gradient_is_caught(Net, rng, monkeypatch):
     assert max(result.per_layer[:-1]) < 1e-6, result
 
 
+@pytest.mark.parametrize("scale", [1e-12, 1.0, 1e6])
+def test_the_verdict_does_not_depend_on_the_losss_scale(Net, scale, rng, monkeypatch):
+    """The rounding floor follows the loss: with MSE's scale at 1e-12 every
+    gradient is about 1e-12, and a sign flip of them all scores as at scale 1
+    (an absolute floor of 1e-8 had scored it 1e-4), while the correct
+    gradients stay tiny."""
+    drawn, X, Y = problem(Net, "tanh", "identity+mse", "float64", rng)
+    net = Net(SIZES, drawn.activations, loss=cb.MSE(scale=scale), seed=0)
+    net.set_params(*drawn.get_params())
+    assert cb.check_gradients(net, X, Y).max < 1e-6
+    correct = net.loss_and_gradients
+
+    def flipped(X, Y):
+        loss, grads = correct(X, Y)
+        return loss, [(-dW, -db) for dW, db in grads]
+
+    monkeypatch.setattr(net, "loss_and_gradients", flipped)
+    assert min(cb.check_gradients(net, X, Y).per_layer) > 1.9
+
+
 def test_non_finite_gradient_is_infinitely_wrong(Net, rng, monkeypatch):
     net, X, Y = problem(Net, "tanh", "identity+mse", "float64", rng)
     correct = net.loss_and_gradients

@@ -23,11 +23,15 @@ from .reference import passes
 # relative ones, so entries that are zero or tiny next to the rest of their
 # layer (a dead relu unit, say) would turn that rounding noise into a large
 # relative error. The floor is RELATIVE_FLOOR times the largest |a| or |n| of
-# the layer, and never less than ABSOLUTE_FLOOR (a layer of zeros has error 0,
-# not 0/0). A wrong entry still shows: a 100% error in an entry a hundredth
-# of the layer's largest scores 0.1, far above what a correct gradient gives.
+# the layer, and never less than ROUNDING_FLOOR * |L| / eps, a hundred times
+# that rounding (1e-8 for a loss of 1 at the default eps; a layer of zeros
+# has error 0, not 0/0). A wrong entry still shows: a 100% error in an entry
+# a hundredth of the layer's largest scores 0.1, far above what a correct
+# gradient gives, and so does a wrong layer whose gradients are all tiny,
+# with a loss as tiny (an absolute floor of 1e-8 had hidden a sign flip of
+# gradients of 1e-12).
 RELATIVE_FLOOR = 0.1
-ABSOLUTE_FLOOR = 1e-8
+ROUNDING_FLOOR = 1e-14
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,13 +68,15 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     float32 if need be) and the batch as ``net`` sees it. Its relative
     error against the back-propagated value ``a`` is
 
-        |a - n| / max(|a|, |n|, floor),  floor = max(0.1 * s, 1e-8)
+        |a - n| / max(|a|, |n|, floor),  floor = max(0.1 * s, 1e-14 * |L| / eps)
 
     where ``s`` is the largest ``|a|`` or ``|n|`` among the entries checked
-    in that layer (weights and bias together): the usual relative error for
-    the layer's large entries, and for its small ones (whose finite
-    differences are dominated by rounding) the error relative to a tenth of
-    the largest. ``per_layer`` reports the worst entry of each layer.
+    in that layer (weights and bias together) and ``L`` the loss: the usual
+    relative error for the layer's large entries, and for its small ones
+    (whose finite differences are dominated by rounding, about
+    ``1e-16 * |L| / eps``) the error relative to a tenth of the largest, or
+    to a hundred times that rounding. ``per_layer`` reports the worst entry
+    of each layer.
 
     With the default ``eps``, a correct network typically scores about
     1e-8 in float64 and 1e-6 in float32 (measured over 90 small networks of
@@ -114,6 +120,9 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     def loss_at_current_parameters():
         return passes.loss_value(weights, biases, net.activations, net.loss_function, X64, Y64)
 
+    rounding_floor = max(ROUNDING_FLOOR * abs(loss_at_current_parameters()) / eps,
+                         np.finfo(np.float64).tiny)
+
     per_layer, checked = [], []
     # IEEE arithmetic, as in the networks, whatever np.seterr says: overflow is
     # a result (an infinite loss, inf - inf, a worst error of inf) and an exp
@@ -131,7 +140,7 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
                                 else (b, entry - W.size))
                 numeric[i] = _central_difference(loss_at_current_parameters, array, index, eps)
             backprop = np.concatenate([dW.ravel(), db.ravel()]).astype(np.float64)[entries]
-            per_layer.append(_worst_relative_error(backprop, numeric))
+            per_layer.append(_worst_relative_error(backprop, numeric, rounding_floor))
             checked.append(int(entries.size))
     return GradientCheck(per_layer=tuple(per_layer), checked=tuple(checked), eps=eps)
 
@@ -148,12 +157,12 @@ def _central_difference(loss, array, index, eps):
     return (plus - minus) / (2 * eps)
 
 
-def _worst_relative_error(backprop, numeric):
+def _worst_relative_error(backprop, numeric, rounding_floor):
     """The largest ``|a - n| / max(|a|, |n|, floor)`` (see RELATIVE_FLOOR)."""
     if backprop.size == 0:
         return 0.0
     if not (np.isfinite(backprop).all() and np.isfinite(numeric).all()):
         return float("inf")
     magnitude = np.maximum(np.abs(backprop), np.abs(numeric))
-    floor = max(RELATIVE_FLOOR * magnitude.max(), ABSOLUTE_FLOOR)
+    floor = max(RELATIVE_FLOOR * magnitude.max(), rounding_floor)
     return float((np.abs(backprop - numeric) / np.maximum(magnitude, floor)).max())
