@@ -118,6 +118,28 @@ def test_verbose_fit_without_a_stdout_trains_silently(Net, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_verbose_fit_writes_to_a_stdout_with_no_flush(Net, monkeypatch):
+    """A stdout with only ``write`` (which is all print needs) takes fit's
+    lines: it raised AttributeError after the first epoch, its steps taken."""
+    import numpy as np
+
+
+    class WriteOnly:
+        def __init__(self):
+            self.text = []
+
+        def write(self, text):
+            self.text.append(text)
+            return len(text)
+
+    X, Y = np.ones((8, 3)), np.zeros((8, 1))
+    stream = WriteOnly()
+    monkeypatch.setattr("sys.stdout", stream)
+    history = Net([3, 1], ["identity"], seed=0).fit(X, Y, epochs=2, batch_size=4, verbose=True)
+    assert len(history["loss"]) == 2
+    assert "".join(stream.text).count("epoch") == 2
+
+
 def test_the_live_line_after_a_short_last_batch_shows_the_epochs_loss(Net, monkeypatch):
     """The running loss on the live line is the mean over the rows seen so
     far: after the last batch (2 of 10 rows, batches of 4) it is the epoch's

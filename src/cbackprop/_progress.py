@@ -141,4 +141,6 @@ class ProgressDisplay:
         if self._stream is None:
             return
         self._stream.write(text)
-        self._stream.flush()
+        flush = getattr(self._stream, "flush", None)   # print asks only for write
+        if flush is not None:
+            flush()
