@@ -243,15 +243,17 @@ def test_trace_holds_copies(Net, rng):
     assert trace.optimizer.lr == 0.01
 
 
-@pytest.mark.parametrize("targets", ["labels", "one-hot"])
+@pytest.mark.parametrize("targets", ["labels", "one-hot", "soft"])
 def test_cross_entropy_text_describes_y_as_printed(Net, targets):
     net, X, labels = problem(Net, "float64", "sgd")
-    Y = labels if targets == "labels" else np.eye(3)[labels]
+    Y = {"labels": labels, "one-hot": np.eye(3)[labels],
+         "soft": 0.8 * np.eye(3)[labels] + 0.2 / 3}[targets]
     text = str(net.trace(X, Y))
     if targets == "labels":
         assert "one-hot" not in text and "class label" in text and "onehot(Y)" in text
-    else:
-        assert "Y one-hot" in text and "class label" not in text
+    else:   # not called one-hot: soft labels are targets too
+        assert "Y rows of class probabilities" in text and "one-hot" not in text
+        assert "class label" not in text
 
 
 def test_large_layers_are_summarised(Net, rng):

@@ -224,7 +224,7 @@ def _loss_formula(loss, n, output_shape, labels):
     assert isinstance(loss, CrossEntropy)
     if labels:
         return f"L = −Σᵢ log A{n}[i, Y[i]]/m", f"m = {m}, Y[i] the class label of sample i"
-    return f"L = −Σ(Y·log A{n})/m", f"m = {m}, Y one-hot"
+    return f"L = −Σ(Y·log A{n})/m", f"m = {m}, Y rows of class probabilities"
 
 
 def _output_delta_formula(loss, activation, n, output_shape, labels):
