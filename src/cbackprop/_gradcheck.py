@@ -120,14 +120,14 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     def loss_at_current_parameters():
         return passes.loss_value(weights, biases, net.activations, net.loss_function, X64, Y64)
 
-    rounding_floor = max(ROUNDING_FLOOR * abs(loss_at_current_parameters()) / eps,
-                         np.finfo(np.float64).tiny)
 
     per_layer, checked = [], []
     # IEEE arithmetic, as in the networks, whatever np.seterr says: overflow is
     # a result (an infinite loss, inf - inf, a worst error of inf) and an exp
     # underflowing to 0 is no error.
     with np.errstate(all="ignore"):
+        rounding_floor = max(ROUNDING_FLOOR * abs(loss_at_current_parameters()) / eps,
+                             np.finfo(np.float64).tiny)
         for layer, (dW, db) in enumerate(analytic):
             W, b = weights[layer], biases[layer]
             entries = np.arange(W.size + b.size)
