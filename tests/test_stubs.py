@@ -190,6 +190,21 @@ def test_every_public_name_is_in_the_stubs():
     checker would refuse a name that runs)."""
     assert set(cb.__all__) - _stub_names("cbackprop") == set()
     assert set(cb.ops.__all__) - _stub_names("cbackprop.ops") == set()
+    # the twins, and the modules the loss and optimizer classes live in
+    assert set(cb.ops.__all__) - _stub_names("cbackprop.reference.ops") == set()
+    assert {"ops", "Network"} <= _stub_names("cbackprop.reference")
+    assert set(losses.__all__) | {"Loss"} <= _stub_names("cbackprop.losses")
+    assert set(optimizers.__all__) | {"Optimizer"} <= _stub_names("cbackprop.optimizers")
+    assert {"losses", "optimizers"} <= _stub_names("cbackprop")
+
+
+@pytest.mark.parametrize("module_name", ["cbackprop", "cbackprop.ops", "cbackprop.losses",
+                                         "cbackprop.optimizers"])
+def test_a_stubs_all_is_the_modules(module_name):
+    """A type checker takes `from module import *` from the stub's __all__."""
+    stub_all = next(node.value for node in ast.parse(STUBS[module_name].read_text()).body
+                    if isinstance(node, ast.Assign) and node.targets[0].id == "__all__")
+    assert sorted(ast.literal_eval(stub_all)) == sorted(importlib.import_module(module_name).__all__)
     base = next(node for name, node in _declarations("cbackprop._network_base")
                 if name == "NetworkBase")
     declared = {member.name for member in base.body if isinstance(member, ast.FunctionDef)}

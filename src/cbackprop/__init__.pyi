@@ -1,14 +1,20 @@
-# Type stubs of cbackprop's public API (see CONTRACT.md).
-from typing import Callable, Literal, Sequence, TypeAlias
+# Type stubs of cbackprop's public API (README.md, "The API").
+from typing import Callable, Iterable, Literal, Sequence, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
+from . import losses as losses
 from . import ops as ops
+from . import optimizers as optimizers
 from . import reference as reference
 from ._network_base import NetworkBase as _NetworkBase
 
 __version__: str
+# As the package's (a test keeps them equal): what `from cbackprop import *` gives.
+__all__ = ["Network", "MSE", "BCE", "CrossEntropy", "SGD", "Adam", "RMSprop", "Loss", "Optimizer",
+           "reference", "ops", "kernel_path", "set_num_threads", "get_num_threads", "History",
+           "StopTraining", "check_gradients", "GradientCheck", "Trace", "LayerTrace", "__version__"]
 # (and "avx512_on_avx2" in a test build that asks for it: never in a wheel)
 kernel_path: Literal["avx512", "avx2", "baseline", "avx512_on_avx2"]
 
@@ -68,6 +74,7 @@ class StopTraining(Exception): ...
 
 class History(dict[str, list[float]]):
     monitor: Literal["loss", "val_loss"]
+    def __init__(self, keys: Iterable[str], monitor: Literal["loss", "val_loss"]) -> None: ...
     best_epoch: int | None
     stopped_epoch: int | None
     stop_reason: Literal["completed", "early_stopping", "callback", "interrupted", "diverged"]

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 try:
-    from . import _engine_baseline
+    from . import _engine_baseline  # type: ignore[attr-defined] # an extension module
 except ImportError as exc:
     here = os.path.dirname(__file__)
     if any(name.startswith("_engine_baseline.") and not name.endswith((".pyx", ".c"))

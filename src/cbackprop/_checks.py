@@ -110,7 +110,7 @@ class Settings:
     """
 
     name = None
-    _checks = {}
+    _checks: dict = {}
     _version = -1
 
     def __setattr__(self, field, value):

@@ -9,7 +9,8 @@ from . import Activation
 ArrayLike: TypeAlias = npt.ArrayLike
 FloatArray: TypeAlias = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 
-__all__: list[str]
+__all__ = ["gemm", "dense_forward", "dense_backward", "activation_forward",
+           "activation_backward", "mse", "bce", "cross_entropy"]
 
 def gemm(a: ArrayLike, b: ArrayLike, trans_a: bool = False, trans_b: bool = False,
          out: FloatArray | None = None) -> FloatArray: ...
