@@ -148,3 +148,27 @@ def test_parameter_buffers_start_on_64_bytes(dtype, optimizer):
         engine = net._engine
         assert engine.params.ctypes.data % 64 == 0 and engine.grads.ctypes.data % 64 == 0
         net.train_step(X, Y)
+
+
+def test_every_public_name_says_what_it_is():
+    """help() has text for every public class, function, method and property
+    (the Network's properties had none)."""
+    import inspect
+    missing = []
+    for name in cb.__all__:
+        obj = getattr(cb, name)
+        if not (inspect.isclass(obj) or inspect.isroutine(obj)):
+            continue
+        if not inspect.getdoc(obj):
+            missing.append(name)
+        if inspect.isclass(obj) and obj.__module__.startswith("cbackprop"):
+            for cls in obj.__mro__:
+                if not cls.__module__.startswith("cbackprop"):
+                    continue
+                for attribute, member in vars(cls).items():
+                    if attribute.startswith("_") or not (inspect.isroutine(member)
+                                                         or isinstance(member, property)):
+                        continue
+                    if not inspect.getdoc(member):
+                        missing.append(f"{cls.__name__}.{attribute}")
+    assert missing == []

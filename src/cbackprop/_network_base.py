@@ -125,22 +125,30 @@ class NetworkBase:
     # -- read-only description -------------------------------------------------
     @property
     def sizes(self):
+        """The layer widths, input first (a copy)."""
         return list(self._sizes)
 
     @property
     def activations(self):
+        """The activation of each weight layer, by name (a copy; aliases resolved)."""
         return list(self._activations)
 
     @property
     def dtype(self):
+        """The parameters' and computations' numpy dtype: float32 or float64."""
         return self._dtype
 
     @property
     def loss_function(self):
+        """The loss: an MSE, BCE or CrossEntropy instance."""
         return self._loss
 
     @property
     def optimizer(self):
+        """The optimizer (an SGD, Adam or RMSprop instance). Its settings may be
+        changed between steps (``net.optimizer.lr = 0.05`` takes effect on the
+        next one); assigning another optimizer (an instance or a name) starts
+        from fresh state: zero velocities and moments, step count 0."""
         return self._optimizer
 
     @optimizer.setter

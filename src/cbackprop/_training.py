@@ -67,6 +67,7 @@ class History(dict):
 
     @property
     def interrupted(self):
+        """Whether a Ctrl-C ended the fit (``stop_reason == "interrupted"``)."""
         return self.stop_reason == "interrupted"
 
 
