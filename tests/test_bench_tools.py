@@ -390,6 +390,7 @@ def test_update_ratio_is_the_median_of_round_ratios(monkeypatch):
     class Args:
         dtypes = ["float64"]
         quick = True
+        threads = [1]
 
     rows = {r["optimizer"]: r for r in updates.bench_updates(Args())}
     assert rows["adam"]["adam_over_momentum"] == pytest.approx(1.3)
@@ -611,3 +612,55 @@ def test_thresholds_times_an_optimizers_update_on_each_engine(tmp_path, capsys, 
     [line] = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"\s+adam update\s+as built\s+[\d.]+ ns\s+variant\s+[\d.]+ ns"
                         r"\s+as built / variant [\d.]+", line), line
+
+
+def test_a_config_that_failed_fails_its_torch_target_too():
+    """An error row (bench_config_safely) has no figures: in a run with torch
+    its torch target is there and fails, as its reference target does,
+    rather than leave the count."""
+    report = load_bench_module("report")
+    measured = {"workload": "relu-sgd", "config": "mnist", "dtype": "float64", "threads": 1,
+                "speedup": 2.0, "speedup_vs_torch": 1.5, "compiled_us": 100.0}
+    failed = {"workload": "relu-sgd", "config": "deep", "dtype": "float64", "threads": 1,
+              "ok": False, "error": "FloatingPointError: diverged"}
+    torch_checks = [c for c in report.train_targets([measured, failed]) if "torch" in c["what"]]
+    assert [(c["what"], c["measured"], c["pass"]) for c in torch_checks] == [
+        ("relu-sgd mnist float64 1 thr: torch/compiled", 1.5, True),
+        ("relu-sgd deep float64 1 thr: torch/compiled", None, False)]
+    without_torch = dict(measured, speedup_vs_torch=None)
+    assert not [c for c in report.train_targets([without_torch, failed]) if "torch" in c["what"]]
+
+
+def test_section_rows_carry_the_workers_thread_count(monkeypatch):
+    """A build without OpenMP runs every worker on one thread: the 2-thread
+    worker's rows still say 2 (as its train_step and GEMM rows do), so that
+    they neither collide with the 1-thread worker's nor stand for them."""
+    settings, elementwise, updates = (load_bench_module(name)
+                                      for name in ("settings", "elementwise", "updates"))
+    monkeypatch.setattr(cb, "get_num_threads", lambda: 1)
+    args = settings.parse_args(["--quick", "--threads", "2", "--dtypes", "float32"])
+    monkeypatch.setattr(elementwise, "ELEMENTWISE_ROUNDS", 1)
+    monkeypatch.setattr(elementwise, "passes", lambda dtype, rng: {"noop": (lambda: None,
+                                                                            lambda: None)})
+    assert {row["threads"] for row in elementwise.bench_elementwise(args)} == {2}
+    monkeypatch.setattr(updates, "UPDATE_ROUNDS", 1)
+    monkeypatch.setattr(updates, "UPDATE_NETWORKS", {"tiny": [2, 2, 1]})
+    rows = updates.bench_updates(args)
+    assert rows and {row["threads"] for row in rows} == {2}
+
+
+def test_a_partial_run_names_what_it_did_not_measure(capsys):
+    """Targets of what a run left out are not counted; the report says what
+    that was, so that "N of N pass" is not read as the whole."""
+    settings, report = load_bench_module("settings"), load_bench_module("report")
+    full = settings.parse_args([])
+    fit = [{"configs": [], "digits": {"threads": 1}}]
+    assert report.left_out(full, True, fit) == []
+    partial = settings.parse_args(["--threads", "2", "--configs", "small", "mnist", "--no-gemm",
+                                   "--dtypes", "float64"])
+    named = report.left_out(partial, False, [{"configs": [], "digits": None}])
+    assert named == ["configs tiny, deep, wide, big", "dtypes float32", "thread counts 1",
+                     "the GEMM", "PyTorch", "the digits comparison (no scikit-learn)"]
+    report.print_targets([], named)
+    assert "not measured in this run, so not counted: configs tiny, deep, wide, big;" in \
+        capsys.readouterr().out

@@ -4,7 +4,6 @@ reference's twin of the same op (``cb.reference.ops``) on the same array,
 in ns per element (bench/README.md, "Element-wise passes")."""
 import numpy as np
 
-import cbackprop as cb
 from cbackprop import ops
 from cbackprop._activations import REGISTRY
 from cbackprop.reference import ops as reference_ops
@@ -53,7 +52,7 @@ def bench_elementwise(args):
             for _ in range(ELEMENTWISE_ROUNDS):
                 best["ours"] = min(best["ours"], time_calls(ours, calls["ours"]))
                 best["numpy"] = min(best["numpy"], time_calls(theirs, calls["numpy"]))
-            rows.append({"pass": name, "dtype": dtype, "threads": cb.get_num_threads(),
+            rows.append({"pass": name, "dtype": dtype, "threads": args.threads[0],
                          "shape": list(ELEMENTWISE_SHAPE),
                          "ours_ns": best["ours"] / count * 1e9,
                          "numpy_ns": best["numpy"] / count * 1e9})

@@ -51,7 +51,7 @@ def fit_rows(args):
                 run()
                 seconds = (time.perf_counter() - start) / (epochs[way] * steps)
                 best[way] = min(best.get(way, float("inf")), seconds)
-        rows.append({"config": name, "sizes": sizes, "batch": batch, "threads": cb.get_num_threads(),
+        rows.append({"config": name, "sizes": sizes, "batch": batch, "threads": args.threads[0],
                      "samples": samples,
                      **{f"{way} us": seconds * 1e6 for way, seconds in best.items()}})
     return rows
@@ -101,9 +101,9 @@ def digits_row(args, peak_gflops=None):
             model.fit(X_train, y_train)
         return float(model.score(X_test, y_test))
 
-    row = {"threads": cb.get_num_threads(), "train_samples": len(X_train), "epochs": epochs,
+    row = {"threads": args.threads[0], "train_samples": len(X_train), "epochs": epochs,
            "products at peak s": None if peak_gflops is None else products_seconds(
-               DIGITS_SIZES, len(X_train), epochs, cb.get_num_threads(), peak_gflops)}
+               DIGITS_SIZES, len(X_train), epochs, args.threads[0], peak_gflops)}
     for label, train in (("cbackprop", ours), ("sklearn", theirs)):
         row[f"{label} s"], row[f"{label} accuracy"] = best_time_mean_score(train,
                                                                           FIT_DIGITS_REPEATS)

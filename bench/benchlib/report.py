@@ -6,7 +6,7 @@ import operator
 import statistics
 from pathlib import Path
 
-from .settings import (FMA_LIMIT_CONFIGS, FMA_LIMIT_TARGET, GEMM_CLASSES, GEMM_MEDIAN_TARGET,
+from .settings import (CONFIGS, DTYPES, FMA_LIMIT_CONFIGS, FMA_LIMIT_TARGET, GEMM_CLASSES, GEMM_MEDIAN_TARGET,
                        GEMM_MIN_TARGET, GEMM_PEAK_SIZE, GEMM_PEAK_TARGET, GEMM_ROUNDS, MALLOC_VARS,
                        PAUSE_S, POOL_SIZE, SMALL_PRODUCT, SMALL_PRODUCT_TARGET,
                        SPEEDUP_TARGETS_ALL_THREADS, SPEEDUP_TARGETS_BY_THREADS, TOLERANCE,
@@ -357,11 +357,13 @@ def train_targets(results):
         if goal is not None:
             checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} {r['threads']} thr: "
                                  "reference/compiled", r.get("speedup"), ">=", goal))
+    # A config that failed (its row an error) fails its torch target too, in a run with torch.
+    with_torch = any(r.get("speedup_vs_torch") is not None for r in results)
     for r in results:
-        if r.get("speedup_vs_torch") is not None and (
+        if (r.get("speedup_vs_torch") is not None or (with_torch and r.get("error"))) and (
                 r["config"] in TORCH_TARGET_ALL_THREADS or r["threads"] == 1):
             checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} {r['threads']} thr: "
-                                 "torch/compiled", r["speedup_vs_torch"], ">", TORCH_TARGET))
+                                 "torch/compiled", r.get("speedup_vs_torch"), ">", TORCH_TARGET))
     for r in results:
         if r["config"] == CALL_FLOOR_CONFIG and r["threads"] == 1:
             checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} 1 thr: "
@@ -479,8 +481,29 @@ def format_goal(goal, unit):
     return f"{100 * goal:g}%" if unit == "%" else f"{goal:g}x"
 
 
-def print_targets(checks):
+def left_out(args, with_torch, fit):
+    """What this run did not measure that a default run does: the targets on
+    it are not in the count."""
+    parts = [f"{what} {', '.join(map(str, missing))}" for what, missing in (
+        ("configs", [c for c in CONFIGS if c not in args.configs]),
+        ("workloads", [w for w in WORKLOADS if w not in args.workloads]),
+        ("dtypes", [d for d in DTYPES if d not in args.dtypes]),
+        ("thread counts", [t for t in (1, 2) if t not in args.threads])) if missing]
+    parts += [section for section, skipped in (
+        ("the GEMM", args.no_gemm), ("the element-wise passes", args.no_elementwise),
+        ("the optimizer updates", args.no_updates), ("fit", args.no_fit),
+        ("PyTorch", not with_torch),
+        ("the digits comparison (no scikit-learn)",
+         not args.no_fit and any(w["digits"] is None for w in fit))) if skipped]
+    if not args.no_fit and args.fit_samples != FIT_SAMPLES:
+        parts.append(f"fit's targets (--fit-samples {args.fit_samples})")
+    return parts
+
+
+def print_targets(checks, not_measured=()):
     print("\nTargets (informational: they do not change the exit code)")
+    if not_measured:
+        print(f"  not measured in this run, so not counted: {'; '.join(not_measured)}")
     if not checks:
         print("  none apply (most targets are set for 1 and 2 threads)")
         return

@@ -69,7 +69,7 @@ def bench_updates(args):
                     rounds[name].append(time_calls(fn, counts[name]))
             for name in calls:
                 row = {"network": label, "sizes": list(sizes), "n_params": n_params,
-                       "dtype": dtype, "threads": cb.get_num_threads(), "optimizer": name,
+                       "dtype": dtype, "threads": args.threads[0], "optimizer": name,
                        "ns_per_param": min(rounds[name]) / n_params * 1e9}
                 if name == "adam":
                     row["adam_over_momentum"] = statistics.median(

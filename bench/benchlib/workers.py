@@ -17,7 +17,7 @@ from .fit import bench_fit
 from .gemm import bench_gemm, call_overhead_us
 from .machine import load_torch, measure_fma_peak, measure_tile_gflops, worker_info
 from .networks import add_fma_limit
-from .report import (evaluate_targets, print_elementwise, print_fit, print_gemm,
+from .report import (evaluate_targets, left_out, print_elementwise, print_fit, print_gemm,
                      print_header, print_updates,
                      print_targets, print_train_table, report_cross_check, write_json)
 from .settings import FMA_LIMIT_CONFIGS, MALLOC_VARS, RUN_SCRIPT, THREAD_VARS, WORKLOADS
@@ -154,7 +154,7 @@ def parent_main(args):
     if gemm:
         print_gemm(gemm, args.dtypes, args.threads, workers)
     checks = evaluate_targets(results, gemm, elementwise, updates, fit)
-    print_targets(checks)
+    print_targets(checks, left_out(args, with_torch, fit))
 
     written = write_json(args.json_path, args, workers, results, gemm, checks, elementwise,
                          updates, fit)
