@@ -629,6 +629,9 @@ def test_a_config_that_failed_fails_its_torch_target_too():
         ("relu-sgd deep float64 1 thr: torch/compiled", None, False)]
     without_torch = dict(measured, speedup_vs_torch=None)
     assert not [c for c in report.train_targets([without_torch, failed]) if "torch" in c["what"]]
+    # every config failed: the worker's own word that torch ran
+    assert [c["what"] for c in report.train_targets([failed], with_torch=True)
+            if "torch" in c["what"]] == ["relu-sgd deep float64 1 thr: torch/compiled"]
 
 
 def test_section_rows_carry_the_workers_thread_count(monkeypatch):

@@ -140,7 +140,11 @@ import cbackprop as cb
 with open("/proc/self/status") as f:
     in_use = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
 headroom = 2**30
-resource.setrlimit(resource.RLIMIT_AS, (in_use + headroom, in_use + headroom))
+hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+if hard != resource.RLIM_INFINITY and hard < in_use + headroom:
+    print("skip: the hard address-space limit leaves no headroom")
+    sys.exit(0)
+resource.setrlimit(resource.RLIMIT_AS, (in_use + headroom, hard))
 
 rng = np.random.default_rng(0)
 sizes, activations = [4, 4096, 3], ["relu", "identity"]
@@ -181,6 +185,8 @@ def test_a_workspace_that_cannot_be_allocated_leaves_the_network_usable(call):
     import subprocess
     result = subprocess.run([sys.executable, "-c", WORKSPACE_FAILURE_SCRIPT, call],
                             capture_output=True, text=True, timeout=300)
+    if result.returncode == 0 and result.stdout.startswith("skip: "):
+        pytest.skip(result.stdout[len("skip: "):].strip())
     assert result.returncode == 0 and result.stdout.strip() == "ok", (
         f"exit code {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}")
 

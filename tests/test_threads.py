@@ -421,21 +421,21 @@ def test_a_compiled_call_waiting_for_the_network_can_be_interrupted():
 
 @pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
 def test_ctrl_c_while_a_condition_takes_the_lock_back(impl):
-    """A Condition's wait has timed out and waits to take the network's lock
-    back from another thread; a Ctrl-C then (here _thread.interrupt_main)
-    raises KeyboardInterrupt from the wait once the lock is taken back, so
-    the waiter's `with` gives back a lock it holds (the compiled lock had
-    raised at once, leaving the waiter as owner of a lock another thread
-    held)."""
+    """A Condition's wait, notified, waits to take the network's lock back
+    from the thread that notified it; a Ctrl-C then (here
+    _thread.interrupt_main) raises KeyboardInterrupt from the wait once the
+    lock is taken back, so the waiter's `with` gives back a lock it holds
+    (the compiled lock had raised at once, leaving the waiter as owner of a
+    lock another thread held). The interrupt is sent while the other thread
+    holds the lock the waiter needs to leave its wait: it always lands there."""
     net = IMPLEMENTATIONS[impl]([2, 2, 1], ["tanh", "identity"], seed=0)
     condition = threading.Condition(net._lock)
-    holding = threading.Event()
     order = []
 
     def holder():
-        with net._lock:   # free once the waiter waits
-            holding.set()
-            time.sleep(0.3)   # the waiter's wait times out meanwhile, and it waits for the lock
+        with condition:   # free once the waiter waits
+            condition.notify()
+            time.sleep(0.3)   # the waiter, notified, now waits for the lock
             _thread.interrupt_main()
             time.sleep(0.2)
             order.append("holder lets go")
@@ -444,10 +444,10 @@ def test_ctrl_c_while_a_condition_takes_the_lock_back(impl):
     with pytest.raises(KeyboardInterrupt):
         with condition:
             thread.start()
-            condition.wait(0.05)
+            condition.wait(10)
     order.append("waiter interrupted")
     thread.join(10)
-    assert holding.is_set() and order == ["holder lets go", "waiter interrupted"]
+    assert order == ["holder lets go", "waiter interrupted"]
     assert_free_for_another_thread(net._lock)
 
 

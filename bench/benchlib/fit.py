@@ -101,9 +101,10 @@ def digits_row(args, peak_gflops=None):
             model.fit(X_train, y_train)
         return float(model.score(X_test, y_test))
 
+    # (the products at the threads in effect: a build without OpenMP runs one)
     row = {"threads": args.threads[0], "train_samples": len(X_train), "epochs": epochs,
            "products at peak s": None if peak_gflops is None else products_seconds(
-               DIGITS_SIZES, len(X_train), epochs, args.threads[0], peak_gflops)}
+               DIGITS_SIZES, len(X_train), epochs, cb.get_num_threads(), peak_gflops)}
     for label, train in (("cbackprop", ours), ("sklearn", theirs)):
         row[f"{label} s"], row[f"{label} accuracy"] = best_time_mean_score(train,
                                                                           FIT_DIGITS_REPEATS)

@@ -350,7 +350,8 @@ def reference_target(config, threads):
     return SPEEDUP_TARGETS_BY_THREADS.get(threads)
 
 
-def train_targets(results):
+def train_targets(results, with_torch=None):
+    """``with_torch``: whether the run measured torch (None: whether any row has its figure)."""
     checks = []
     for r in results:
         goal = reference_target(r["config"], r["threads"])
@@ -358,7 +359,8 @@ def train_targets(results):
             checks.append(target(f"{r['workload']} {r['config']} {r['dtype']} {r['threads']} thr: "
                                  "reference/compiled", r.get("speedup"), ">=", goal))
     # A config that failed (its row an error) fails its torch target too, in a run with torch.
-    with_torch = any(r.get("speedup_vs_torch") is not None for r in results)
+    if with_torch is None:
+        with_torch = any(r.get("speedup_vs_torch") is not None for r in results)
     for r in results:
         if (r.get("speedup_vs_torch") is not None or (with_torch and r.get("error"))) and (
                 r["config"] in TORCH_TARGET_ALL_THREADS or r["threads"] == 1):
@@ -457,9 +459,10 @@ def fit_targets(workers):
     return checks
 
 
-def evaluate_targets(results, gemm, elementwise=(), updates=(), fit=()):
+def evaluate_targets(results, gemm, elementwise=(), updates=(), fit=(), with_torch=None):
     """The issue's targets, as dicts (what, measured, op, target, unit, pass)."""
-    return (train_targets(results) + gemm_targets(gemm) + elementwise_targets(elementwise)
+    return (train_targets(results, with_torch) + gemm_targets(gemm)
+            + elementwise_targets(elementwise)
             + update_targets(updates) + fit_targets(fit))
 
 

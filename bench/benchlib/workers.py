@@ -153,7 +153,7 @@ def parent_main(args):
         print_fit(fit)
     if gemm:
         print_gemm(gemm, args.dtypes, args.threads, workers)
-    checks = evaluate_targets(results, gemm, elementwise, updates, fit)
+    checks = evaluate_targets(results, gemm, elementwise, updates, fit, with_torch)
     print_targets(checks, left_out(args, with_torch, fit))
 
     written = write_json(args.json_path, args, workers, results, gemm, checks, elementwise,
