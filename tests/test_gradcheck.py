@@ -128,6 +128,18 @@ def test_the_verdict_does_not_depend_on_the_losss_scale(Net, scale, rng, monkeyp
     assert min(cb.check_gradients(net, X, Y).per_layer) > 1.9
 
 
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_a_correct_network_at_an_exact_minimum_scores_small(Net, hidden, rng):
+    """At a loss of exactly 0 (targets the network's own outputs) every
+    gradient is 0 and every difference a truncation of ~1e-12: each entry's
+    floor includes its second difference, so the score stays far below a
+    wrong gradient's (a floor of 1e-14 |L| / eps alone, 0 here, scored 1)."""
+    drawn, X, _ = problem(Net, hidden, "identity+mse", "float64", rng)
+    result = cb.check_gradients(drawn, X, drawn.forward(X))
+    assert drawn.loss(X, drawn.forward(X)) == 0
+    assert result.max < 1e-4, result
+
+
 def test_non_finite_gradient_is_infinitely_wrong(Net, rng, monkeypatch):
     net, X, Y = problem(Net, "tanh", "identity+mse", "float64", rng)
     correct = net.loss_and_gradients

@@ -23,13 +23,17 @@ from .reference import passes
 # relative ones, so entries that are zero or tiny next to the rest of their
 # layer (a dead relu unit, say) would turn that rounding noise into a large
 # relative error. The floor is RELATIVE_FLOOR times the largest |a| or |n| of
-# the layer, and never less than ROUNDING_FLOOR * |L| / eps, a hundred times
-# that rounding (1e-8 for a loss of 1 at the default eps; a layer of zeros
-# has error 0, not 0/0). A wrong entry still shows: a 100% error in an entry
-# a hundredth of the layer's largest scores 0.1, far above what a correct
-# gradient gives, and so does a wrong layer whose gradients are all tiny,
-# with a loss as tiny (an absolute floor of 1e-8 had hidden a sign flip of
-# gradients of 1e-12).
+# the layer, and never less than the entry's own noise: ROUNDING_FLOOR times
+# the largest |L| of its three evaluations over eps, a hundred times that
+# rounding (1e-8 for a loss of 1 at the default eps), plus its second
+# difference |L(p+eps) + L(p-eps) - 2 L(p)| / (2 eps), about eps |L''|, the
+# scale of the difference's truncation where the gradient is about 0 (at an
+# exact minimum, a loss of 0, the differences are ~1e-12 of truncation
+# against gradients of exactly 0). A layer of zeros has error 0, not 0/0. A
+# wrong entry still shows: a 100% error in an entry a hundredth of the
+# layer's largest scores 0.1, far above what a correct gradient gives, and
+# so does a wrong layer whose gradients are all tiny, with a loss as tiny (an
+# absolute floor of 1e-8 had hidden a sign flip of gradients of 1e-12).
 RELATIVE_FLOOR = 0.1
 ROUNDING_FLOOR = 1e-14
 
@@ -68,15 +72,17 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     float32 if need be) and the batch as ``net`` sees it. Its relative
     error against the back-propagated value ``a`` is
 
-        |a - n| / max(|a|, |n|, floor),  floor = max(0.1 * s, 1e-14 * |L| / eps)
+        |a - n| / max(|a|, |n|, floor),  floor = max(0.1 * s, noise)
 
     where ``s`` is the largest ``|a|`` or ``|n|`` among the entries checked
-    in that layer (weights and bias together) and ``L`` the loss: the usual
-    relative error for the layer's large entries, and for its small ones
-    (whose finite differences are dominated by rounding, about
-    ``1e-16 * |L| / eps``) the error relative to a tenth of the largest, or
-    to a hundred times that rounding. ``per_layer`` reports the worst entry
-    of each layer.
+    in that layer (weights and bias together): the usual relative error for
+    the layer's large entries, and for its small ones the error relative to
+    a tenth of the largest, or to the difference's own noise, whichever is
+    larger: ``noise = 1e-14 * |L| / eps`` (a hundred times its rounding,
+    ``L`` the largest of the three losses it takes) ``+ |L(p + eps) +
+    L(p - eps) - 2 L(p)| / (2 eps)`` (about ``eps |L''|``, the scale of its
+    truncation where the gradient is about 0, as at an exact minimum).
+    ``per_layer`` reports the worst entry of each layer.
 
     With the default ``eps``, a correct network typically scores about
     1e-8 in float64 and 1e-6 in float32 (measured over 90 small networks of
@@ -126,43 +132,49 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     # a result (an infinite loss, inf - inf, a worst error of inf) and an exp
     # underflowing to 0 is no error.
     with np.errstate(all="ignore"):
-        rounding_floor = max(ROUNDING_FLOOR * abs(loss_at_current_parameters()) / eps,
-                             np.finfo(np.float64).tiny)
+        loss = loss_at_current_parameters()
         for layer, (dW, db) in enumerate(analytic):
             W, b = weights[layer], biases[layer]
             entries = np.arange(W.size + b.size)
             if k is not None and entries.size > k:
                 entries = np.sort(rng.choice(entries, size=k, replace=False))
-            numeric = np.empty(entries.size)
+            numeric, noise = np.empty(entries.size), np.empty(entries.size)
             for i, entry in enumerate(entries):
                 # Entries run over W's, then b's, each in C order.
                 array, index = ((W.reshape(-1), entry) if entry < W.size
                                 else (b, entry - W.size))
-                numeric[i] = _central_difference(loss_at_current_parameters, array, index, eps)
+                numeric[i], noise[i] = _central_difference(loss_at_current_parameters, loss,
+                                                           array, index, eps)
             backprop = np.concatenate([dW.ravel(), db.ravel()]).astype(np.float64)[entries]
-            per_layer.append(_worst_relative_error(backprop, numeric, rounding_floor))
+            per_layer.append(_worst_relative_error(backprop, numeric, noise))
             checked.append(int(entries.size))
     return GradientCheck(per_layer=tuple(per_layer), checked=tuple(checked), eps=eps)
 
 
-def _central_difference(loss, array, index, eps):
-    """dL/dp of the parameter ``array[index]``, ``array`` (or the array it is a
-    view of) one of those ``loss()`` reads."""
+def _central_difference(loss, loss_here, array, index, eps):
+    """``(dL/dp, noise)`` of the parameter ``array[index]``, ``array`` (or the
+    array it is a view of) one of those ``loss()`` reads, ``loss_here`` the
+    loss as it is; ``noise`` is the difference's own error scale (see
+    RELATIVE_FLOOR)."""
     original = array[index]
     array[index] = original + eps
     plus = loss()
     array[index] = original - eps
     minus = loss()
     array[index] = original
-    return (plus - minus) / (2 * eps)
+    rounding = ROUNDING_FLOOR * max(abs(plus), abs(minus), abs(loss_here)) / eps
+    truncation = abs(plus + minus - 2 * loss_here) / (2 * eps)
+    return (plus - minus) / (2 * eps), rounding + truncation
 
 
-def _worst_relative_error(backprop, numeric, rounding_floor):
-    """The largest ``|a - n| / max(|a|, |n|, floor)`` (see RELATIVE_FLOOR)."""
+def _worst_relative_error(backprop, numeric, noise):
+    """The largest ``|a - n| / max(|a|, |n|, floor)`` (see RELATIVE_FLOOR),
+    ``noise`` each difference's own."""
     if backprop.size == 0:
         return 0.0
     if not (np.isfinite(backprop).all() and np.isfinite(numeric).all()):
         return float("inf")
     magnitude = np.maximum(np.abs(backprop), np.abs(numeric))
-    floor = max(RELATIVE_FLOOR * magnitude.max(), rounding_floor)
+    floor = np.maximum(np.maximum(RELATIVE_FLOOR * magnitude.max(), noise),
+                       np.finfo(np.float64).tiny)
     return float((np.abs(backprop - numeric) / np.maximum(magnitude, floor)).max())
