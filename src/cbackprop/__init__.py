@@ -17,9 +17,10 @@ Conventions:
   float64); inputs of other numeric dtypes, lists and non-contiguous
   arrays are converted, never modified.
 - Errors: ``ValueError`` for wrong shapes, unknown names, empty batches,
-  labels out of range, invalid hyper-parameters, a loss that does not fit
-  the output layer, and NaN or infinity in ``X``, ``Y`` or parameters;
-  ``TypeError`` for data that is not numeric; ``FloatingPointError`` when a
+  labels out of range, out-of-range hyper-parameters, a loss that does not
+  fit the output layer, and NaN or infinity in ``X``, ``Y`` or parameters;
+  ``TypeError`` for data that is not numeric and for an argument of the
+  wrong type (``lr="0.1"``, ``epochs=10.0``); ``FloatingPointError`` when a
   step diverges (the step changes nothing: ``train_step`` leaves the
   network as it was, ``fit`` as after its last completed step, the history
   in ``err.history``).
