@@ -22,6 +22,9 @@ def finite_float(name, value):
     return value
 
 
+_INT64 = np.dtype(np.int64)
+
+
 def int64_array(values, requirements=("C_CONTIGUOUS",)):
     """``values`` as an int64 array meeting ``requirements`` (np.require's),
     of NumPy's own int64 type. An array of another C integer type of that
@@ -30,9 +33,6 @@ def int64_array(values, requirements=("C_CONTIGUOUS",)):
     targets by the type number."""
     values = np.require(values, np.int64, requirements)
     return values if values.dtype.num == _INT64.num else values.view(_INT64)
-
-
-_INT64 = np.dtype(np.int64)
 
 
 def is_name_among(value, names):

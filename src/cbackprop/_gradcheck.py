@@ -126,7 +126,6 @@ def check_gradients(net, X, Y, eps=1e-6, max_checks_per_layer=None, seed=None):
     def loss_at_current_parameters():
         return passes.loss_value(weights, biases, net.activations, net.loss_function, X64, Y64)
 
-
     per_layer, checked = [], []
     # IEEE arithmetic, as in the networks, whatever np.seterr says: overflow is
     # a result (an infinite loss, inf - inf, a worst error of inf) and an exp

@@ -62,8 +62,8 @@ class CrossEntropy(Loss):
     ``(m,)`` or ``(m, k)`` rows that are probability vectors: one-hot (float
     or boolean) or soft labels, each entry in [0, 1] and each row summing to 1
     (within ``1e-6`` for float32, ``1e-12`` for float64, plus one machine
-    epsilon of the dtype, ``np.finfo(dtype).eps``, per class); anything else is a ValueError naming
-    the first bad row. Class labels as a column ``(m, 1)`` are refused: pass
+    epsilon of the dtype, ``np.finfo(dtype).eps``, per class); anything else
+    is a ValueError naming the first bad row. Class labels as a column ``(m, 1)`` are refused: pass
     them 1-D. The softmax output needs at least 2 units (checked when the
     network is built).
     """
