@@ -252,6 +252,7 @@ HOSTILE = {
     "unknown activation": replace(activations=np.array(["swish", "identity"])),
     "softmax in a hidden layer": replace(activations=np.array(["softmax", "identity"])),
     "activations as numbers": replace(activations=np.array([1, 2])),
+    "activation name too long": replace(activations=np.array(["relu" + " " * 61, "identity"])),
     "activations missing": without("activations"),
     "dtype float16": replace(dtype=np.array("float16")),
     "dtype int64": replace(dtype=np.array("int64")),
@@ -323,6 +324,29 @@ def test_hostile_archive_raises_value_error(impl, case, tmp_path):
     if case in ("sizes zero", "sizes negative", "sizes too short", "sizes as floats",
                 "sizes 2-D"):
         assert "'sizes'" in str(error.value)   # and the field, not a later consequence
+    if case == "version 2":   # the number, not the array holding it
+        assert "file version 2 (this build reads 1)" in str(error.value)
+    if case == "activation name too long":
+        assert "at most 64 characters" in str(error.value)
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_big_endian_parameters_load(impl, tmp_path):
+    """Parameters written in the other byte order (on a big-endian machine)
+    load as the same values, in the network's native dtype."""
+    Net = IMPLEMENTATIONS[impl]
+    fields = saved_fields(tmp_path)
+    swapped = {name: (value.astype(value.dtype.newbyteorder(">"))
+                      if name[0] in "Wb" and name[1:].isdigit() else value)
+               for name, value in fields.items()}
+    path = tmp_path / "big_endian.npz"
+    write_archive(path, swapped)
+    net = Net.load(path)
+    weights, biases = net.get_params()
+    for layer, (w, b) in enumerate(zip(weights, biases)):
+        assert w.dtype == np.float64 and w.dtype.isnative
+        np.testing.assert_array_equal(w, fields[f"W{layer}"])
+        np.testing.assert_array_equal(b, fields[f"b{layer}"])
 
 
 # --------------------------------------------------------------------------
@@ -458,6 +482,31 @@ def test_a_member_that_would_inflate_is_refused_before_its_data(bomb, tmp_path):
     assert peak_rss_mb_of_load(hostile, legit=False) < peak_rss_mb_of_load(legit, legit=True) + 8
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory read from Linux's /proc")
+@pytest.mark.parametrize("broken", ["loss", "optimizer", "dtype"])
+def test_a_broken_small_field_is_refused_before_the_parameters_inflate(broken, tmp_path):
+    """An architecture of 128 MB of (deflated) zero weights with a broken loss,
+    optimizer or dtype field is refused naming that field, with the peak
+    memory of loading it within a few MB of loading a small real file: the
+    weights used to be inflated before the loss and optimizer were read."""
+    import zipfile
+    fields = saved_fields(tmp_path)
+    legit, hostile = tmp_path / "legit.npz", tmp_path / "broken.npz"
+    write_archive(legit, fields)
+    n_in = 4000
+    fields.update(sizes=np.array([n_in, 4000, 2]), **{broken: np.array("not valid")})
+    with zipfile.ZipFile(hostile, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in fields.items():
+            if name != "W0":
+                write_member(archive, name, value, np.ascontiguousarray(value).tobytes())
+        zeros = np.lib.stride_tricks.as_strided(np.zeros(1), (n_in, 4000), (0, 0))
+        write_member(archive, "W0", zeros, b"", 8 * n_in * 4000)
+    assert hostile.stat().st_size < 2_000_000
+    with pytest.raises(ValueError, match=f"'{broken}'"):
+        cb.Network.load(hostile)
+    assert peak_rss_mb_of_load(hostile, legit=False) < peak_rss_mb_of_load(legit, legit=True) + 8
+
+
 @pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
 def test_refusals_never_advise_allow_pickle(impl, tmp_path):
     """A pickle, an object .npy and an .npz with an object member are refused
@@ -513,6 +562,30 @@ def test_saving_onto_a_symlink_writes_its_target_and_keeps_the_link(impl, tmp_pa
     assert_same_params(newer, Net.load(target))
     assert_same_params(newer, Net.load(link))
     assert sorted(os.listdir(target.parent)) == ["v1.npz"]   # no temporary file left
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_saving_onto_a_fifo_writes_through_it(impl, tmp_path):
+    """As ``open(fifo, "w")`` would: the archive goes to the pipe's reader and
+    the pipe stays a pipe. A file renamed over it took its place (and, run
+    as root, would have replaced /dev/null or the file behind /dev/stdout)."""
+    import stat
+    import threading
+    Net = IMPLEMENTATIONS[impl]
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    net = make_net(Net, seed=3)
+    net.save(fifo)
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    copy = tmp_path / "received.npz"
+    copy.write_bytes(received[0])
+    assert_same_params(net, Net.load(copy))
+    assert sorted(os.listdir(tmp_path)) == ["pipe.npz", "received.npz"]
 
 
 def test_help_describes_the_constructor_arguments():

@@ -28,6 +28,10 @@ VERSION = 1
 # characters (the loss and optimizer JSON), at most this many layers.
 MAX_TEXT_CHARS = 1 << 16
 MAX_LAYERS = 1 << 16
+# An activation's name (the longest registered is a dozen characters): the
+# names of MAX_LAYERS layers then hold at most 16 MiB, where names of
+# MAX_TEXT_CHARS each would let a small file inflate 16 GiB.
+MAX_NAME_CHARS = 64
 # The most bytes of .npy header read (NumPy's own limit on what it parses): a
 # version 2.0 header may declare up to 4 GiB, which NumPy reads whole before
 # its limit refuses it.
@@ -52,7 +56,22 @@ def save_network(net, path):
         fields[f"b{layer}"] = b
     # A bytes path becomes text (tempfile cannot mix the two), and a symbolic
     # link its target, so the atomic replace updates the file it points to.
-    _write_atomically(os.path.realpath(os.fsdecode(os.fspath(path))), fields)
+    target = os.path.realpath(os.fsdecode(os.fspath(path)))
+    if _is_special_file(target):
+        # A FIFO, a device, /dev/stdout: written through, as open() would;
+        # a file renamed over it would take its place (as root, /dev/null's).
+        with open(target, "wb") as f:
+            np.savez(f, **fields)
+        return
+    _write_atomically(target, fields)
+
+
+def _is_special_file(path):
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:   # absent (or unreadable): the atomic write creates or reports it
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _write_atomically(path, fields):
@@ -198,37 +217,44 @@ def _read_fields(archive):
         raise ValueError("the file is not a saved cbackprop network (wrong format tag)")
     version = integers("version")
     if int(version) != VERSION:
-        raise ValueError(f"unsupported cbackprop file version {version!r} (this build reads {VERSION})")
+        raise ValueError(f"unsupported cbackprop file version {int(version)} "
+                         f"(this build reads {VERSION})")
     sizes = integers("sizes", max_length=MAX_LAYERS + 1)
     if sizes.size < 2 or (sizes < 1).any():
         raise ValueError(f"field 'sizes' is invalid: {sizes!r}")
     sizes = [int(s) for s in sizes]
 
     def names(dtype, shape):
-        if dtype.kind != "U" or shape != (len(sizes) - 1,) or dtype.itemsize > 4 * MAX_TEXT_CHARS:
-            raise ValueError("field 'activations' must hold one name per weight layer")
+        if dtype.kind != "U" or shape != (len(sizes) - 1,) or dtype.itemsize > 4 * MAX_NAME_CHARS:
+            raise ValueError(f"field 'activations' must hold one name of at most {MAX_NAME_CHARS} "
+                             f"characters per weight layer")
     activations = field("activations", names)
     dtype = text("dtype")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"field 'dtype' is invalid: {dtype!r}")
+    # The small fields before the parameters: a broken one is refused before
+    # any weight is inflated.
+    loss = _from_json(text("loss"), loss_from_config, "loss")
+    optimizer = _from_json(text("optimizer"), optimizer_from_config, "optimizer")
     weights, biases = [], []
     for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         for name, shape, out in ((f"W{layer}", (fan_in, fan_out), weights),
                                  (f"b{layer}", (fan_out,), biases)):
             def parameter(declared_dtype, declared_shape, name=name, shape=shape):
-                if declared_dtype != np.dtype(dtype) or declared_shape != shape:
+                # Either byte order (a file written on a big-endian machine)
+                if declared_dtype.newbyteorder("=") != np.dtype(dtype) or declared_shape != shape:
                     raise ValueError(f"field {name!r} must be {dtype} of shape {shape}, "
                                      f"got {declared_dtype} {declared_shape}")
             array = field(name, parameter)
             if not np.isfinite(array).all():
                 raise ValueError(f"field {name!r} contains NaN or infinity")
-            out.append(array)
+            out.append(array.astype(dtype, copy=False))
     return {
         "sizes": sizes,
         "activations": [str(a) for a in activations],
         "dtype": dtype,
-        "loss": _from_json(text("loss"), loss_from_config, "loss"),
-        "optimizer": _from_json(text("optimizer"), optimizer_from_config, "optimizer"),
+        "loss": loss,
+        "optimizer": optimizer,
         "weights": weights,
         "biases": biases,
     }
