@@ -457,3 +457,58 @@ def test_the_network_lock_is_never_pickled():
         pickle.dumps(net._lock)
     copy_ = pickle.loads(pickle.dumps(net))
     assert copy_._lock is not net._lock and type(copy_._lock) is type(net._lock)
+
+
+FORK_CHILD = """
+import os, sys
+import numpy as np
+import cbackprop as cb
+X = np.random.default_rng(0).standard_normal((256, 512))
+
+def step():   # a product large enough for a team of threads
+    return cb.Network([512, 512, 512], ["relu", "identity"], seed=0).train_step(X, X)
+
+cb.set_num_threads(2)
+parent = step() if sys.argv[1] == "trained" else None
+pid = os.fork()
+if pid == 0:
+    child = step()
+    try:
+        cb.set_num_threads(2)
+        refused = "no"
+    except RuntimeError as exc:
+        refused = "fork" in str(exc)
+    print(parent is None or child == parent, cb.get_num_threads(), refused, flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+print(cb.get_num_threads())
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork()")
+@pytest.mark.parametrize("parent", ["trained", "idle"])
+def test_a_process_forked_after_threaded_passes_runs_on_one_thread(parent):
+    """GNU libgomp's thread pool does not survive fork(): a child forked after
+    its parent's passes ran on two threads hung in its first step. It now
+    steps on one thread (the same result: no result depends on the thread
+    count) and refuses more with RuntimeError; a child of a parent that
+    never ran a pass keeps its threads. In a subprocess, under a timeout."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", FORK_CHILD, parent], capture_output=True,
+                         text=True, timeout=120, check=True).stdout.split("\n")
+    if parent == "trained":
+        assert out[0] == "True 1 True" and out[1] == "2", out
+    else:
+        assert out[0] == "True 2 no" and out[1] == "2", out
+
+
+def test_omp_num_threads_beyond_the_cap_is_capped():
+    """OMP_NUM_THREADS=3000 set a default set_num_threads refuses."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "OMP_NUM_THREADS": "3000"}
+    out = subprocess.run([sys.executable, "-c", "import cbackprop as cb; print(cb.get_num_threads())"],
+                         capture_output=True, text=True, timeout=120, check=True, env=env).stdout
+    assert int(out) == cb._backend.MAX_THREADS

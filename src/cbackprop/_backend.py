@@ -93,21 +93,50 @@ engine.set_halves_512(_engine_baseline.cpu_halves_512())
 #: thread creation fails (100,000 crashed the interpreter at the first
 #: threaded product), long after more threads stopped helping.
 MAX_THREADS = 1024
+if engine.get_num_threads() > MAX_THREADS:   # OMP_NUM_THREADS's default, capped alike
+    engine.set_num_threads(MAX_THREADS)
+
+#: Set in a process forked after this one's passes ran on several threads.
+_forked_from_threads = False
+
+
+def _after_fork_in_child():
+    """A forked child stays on one thread if its parent handed passes more:
+    GNU libgomp's thread pool does not survive fork(), and the child's first
+    parallel region would wait forever for threads that are not there
+    (multiprocessing's default start method on Linux forks)."""
+    global _forked_from_threads
+    if engine.threads_were_handed_out():
+        _forked_from_threads = True
+        engine.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def set_num_threads(n):
     """Threads for the compiled passes (GEMMs and large element-wise loops):
     an integer from 1 to ``MAX_THREADS`` (1024).
 
-    The default is OpenMP's, which honours ``OMP_NUM_THREADS``; small
-    products always run on one thread. Without OpenMP the engine is serial
-    and this setting is ignored.
+    The default is OpenMP's, which honours ``OMP_NUM_THREADS`` (capped at
+    1024); small products always run on one thread. Without OpenMP the
+    engine is serial and this setting is ignored. A process forked from one
+    whose passes ran on several threads (a ``multiprocessing`` worker on
+    Linux) runs on one, and refuses more with RuntimeError: OpenMP's threads
+    do not survive ``fork``; start such workers with ``spawn`` or
+    ``forkserver`` to use threads in them.
     """
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
         raise TypeError(f"the number of threads must be an int, got {n!r}")
     n = operator.index(n)
     if not 1 <= n <= MAX_THREADS:
         raise ValueError(f"the number of threads must be from 1 to {MAX_THREADS}, got {n}")
+    if n > 1 and _forked_from_threads:
+        raise RuntimeError(
+            f"cannot use {n} threads in a process forked after its parent ran passes on several: "
+            "OpenMP's threads do not survive fork(); start the process with multiprocessing's "
+            "'spawn' or 'forkserver' method to use threads in it")
     engine.set_num_threads(n)
 
 

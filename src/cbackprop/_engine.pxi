@@ -67,6 +67,25 @@ def get_num_threads():
     return num_threads
 
 
+# Whether a pass has been handed more than one thread, so that OpenMP may
+# have started its thread pool: GNU libgomp's does not survive fork(), and a
+# child forked after it started hangs in its first parallel region
+# (_backend.py keeps such a child on one thread).
+cdef bint threads_handed_out = False
+
+
+cdef inline int pass_threads() noexcept nogil:
+    """num_threads, for a pass about to run."""
+    global threads_handed_out
+    if num_threads > 1:
+        threads_handed_out = True
+    return num_threads
+
+
+def threads_were_handed_out():
+    return threads_handed_out
+
+
 
 cdef LossSettings loss_settings_of(loss):
     """What the loss kernels read of a loss object (cbackprop/losses.py)."""
@@ -276,7 +295,7 @@ cdef class Engine:
             self.ws.reserve(&self.layout, c.m, self._needs_z,
                             <Py_ssize_t*>data(self._output_offset),
                             <Py_ssize_t*>data(self._z_offset), self.params.dtype)
-        self.layout.n_threads = num_threads
+        self.layout.n_threads = pass_threads()
         c.params = data(self.params)
         c.grads = data(self.grads)
         c.moment1 = data(self.state.moment1)
