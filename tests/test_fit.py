@@ -304,6 +304,22 @@ def test_a_callback_returning_numpys_true_stops_training(Net):
     assert len(history["loss"]) == 1 and history.stop_reason == "callback"
 
 
+def test_a_floating_point_error_from_a_callback_carries_the_history(Net):
+    """Every FloatingPointError out of fit carries err.history (the contract),
+    also one from a callback's own diverging train_step: it carried none."""
+    net = Net([2, 1], ["identity"], seed=0)
+    X, Y = np.ones((8, 2)), np.zeros((8, 1))
+
+    def diverge(net, epoch, logs):
+        if epoch == 1:
+            net.train_step(X * 1e200, Y)
+
+    with pytest.raises(FloatingPointError) as error:
+        net.fit(X, Y, epochs=4, callbacks=[diverge])
+    assert len(error.value.history["loss"]) == 2
+    assert error.value.history.stop_reason == "diverged"
+
+
 @pytest.mark.parametrize("x, y, expected", [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
                                             (-1.0, 0.5, 1.0), (1.0, 0.5, 0.0)],
                          ids=["output 0.5, target 1", "output 0.5, target 0",

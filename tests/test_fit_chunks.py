@@ -171,7 +171,7 @@ def test_engine_hooks_refuse_what_they_cannot_take():
                          (np.arange(4), 5)]:
         with pytest.raises(ValueError):
             engine.train_batches(X, Y, order, 0, batch, 0.0, net.loss_function, net.optimizer,
-                                 1.0, False)
+                                 1.0, None)
 
 
 def test_a_float32_momentum_that_rounds_to_zero_still_keeps_velocities():

@@ -192,3 +192,47 @@ def test_ctrl_c_while_a_trial_trace_is_undone_leaves_the_network_as_it_was(Net, 
     for _ in range(2):
         assert net.train_step(X, Y) == twin.train_step(X, Y)
     assert_same(params_of(net), params_of(twin))
+
+
+@pytest.mark.parametrize("Net", [cb.reference.Network, cbackprop.network.Network],
+                         ids=["reference", "compiled"])
+def test_a_ctrl_c_while_fit_waits_for_the_lock_takes_no_step(Net):
+    """Fit looked for a Ctrl-C before taking the network's lock, not after: one
+    that came while another thread's call held the lock was honoured only
+    after a whole compiled chunk (here the whole epoch) or the next step."""
+    import threading
+    import time
+    X = np.random.default_rng(0).standard_normal((4000, 4))
+    net = Net([4, 1], ["identity"], seed=0)
+    before = params_of(net)
+    held = threading.Event()
+
+    def hold_the_lock_through_a_ctrl_c():
+        with net._lock:
+            held.set()
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+
+    holder = threading.Thread(target=hold_the_lock_through_a_ctrl_c)
+    holder.start()
+    held.wait()
+    try:
+        history = net.fit(X, X[:, :1].copy(), epochs=1, batch_size=8)
+    finally:
+        holder.join()
+    assert history.stop_reason == "interrupted"
+    assert_same(params_of(net), before)
+
+
+def test_a_ctrl_c_as_fit_hands_a_chunk_to_the_engine_takes_no_step():
+    """A Ctrl-C that Python handles after fit's last look and before the
+    engine's own handler is in place (here: as the chunk's arguments are
+    evaluated) stops the chunk before its first step; it ran the whole chunk."""
+    X = np.random.default_rng(0).standard_normal((4000, 4))
+    net = cbackprop.network.Network([4, 1], ["identity"], seed=0)
+    before = params_of(net)
+    with ctrl_c_at(cbackprop.network.Network._run_epoch, "= self._engine.train_batches("):
+        history = net.fit(X, X[:, :1].copy(), epochs=1, batch_size=8)
+    assert history.stop_reason == "interrupted"
+    assert_same(params_of(net), before)

@@ -512,3 +512,25 @@ def test_omp_num_threads_beyond_the_cap_is_capped():
     out = subprocess.run([sys.executable, "-c", "import cbackprop as cb; print(cb.get_num_threads())"],
                          capture_output=True, text=True, timeout=120, check=True, env=env).stdout
     assert int(out) == cb._backend.MAX_THREADS
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_save_writes_parameters_and_optimizer_of_one_moment(impl, tmp_path):
+    """save read the parameters under the network's lock but the optimizer
+    after it: an assignment from another thread in between paired them."""
+    Net = IMPLEMENTATIONS[impl]
+    net = Net([2, 1], ["identity"], optimizer=cb.SGD(lr=0.1), seed=0)
+    real_get_params = net.get_params
+    assigner = threading.Thread(target=lambda: setattr(net, "optimizer", cb.Adam(lr=0.5)))
+
+    def get_params_while_another_thread_assigns():
+        params = real_get_params()
+        assigner.start()
+        assigner.join(timeout=0.3)   # blocks on the lock save holds
+        return params
+
+    net.get_params = get_params_while_another_thread_assigns
+    net.save(tmp_path / "net.npz")
+    assigner.join()
+    assert Net.load(tmp_path / "net.npz").optimizer == cb.SGD(lr=0.1)
+    assert net.optimizer == cb.Adam(lr=0.5)

@@ -436,20 +436,23 @@ cdef class Engine:
 
     def train_batches(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray order,
                       Py_ssize_t next_batch, Py_ssize_t batch_size, double total, loss,
-                      optimizer, double seconds, bint watch_sigint):
+                      optimizer, double seconds, ctrl_c):
         """Steps on the minibatches ``next_batch, next_batch + 1, ...`` of the
         epoch, in one nogil call of about ``seconds``, as Network.fit's loop
         of train_step calls would take them: X and Y already in the engine's
         form and checked; ``order`` None (the rows as they are) or the
         epoch's permutation of them (int64), each batch's rows gathered as
         ``X[order][start:stop]`` would hold them. ``total`` is the epoch's
-        running sum of batch loss x batch rows. With ``watch_sigint`` (main
-        thread only), a SIGINT ends the call after the step it interrupts.
+        running sum of batch loss x batch rows. ``ctrl_c`` is None or fit's
+        watch of Ctrl-C (_training._CtrlCStopsAfterStep): while it watches
+        (main thread), a SIGINT ends the call after the step it interrupts,
+        and one it was told of before the call takes no step.
 
         Returns ``(next_batch, total, error, interrupted)``: the first batch
         not run, the new total, the FloatingPointError of a refused step (None
         when every step was taken; the network is as after the previous
         step) and whether a SIGINT came (the caller raises it again)."""
+        global cb_sigint_noted
         cdef Call c = self._call(X, Y)
         cdef BatchRun run
         cdef Py_ssize_t m = X.shape[0]
@@ -484,8 +487,19 @@ cdef class Engine:
         run.first_step = self.state.step_count + 1
         run.seconds = seconds
         run.total = total
-        run.watch_sigint = watch_sigint and cb_note_sigint_start() == 0
-        try:
+        # Looked at here, not by the caller: Python's handler may run between
+        # any two of its bytecodes, and once the note's handler is in place,
+        # only after the chunk. A SIGINT that Python handled before the look
+        # at the request below is fit's request; one still pending in Python
+        # is taken from it; one after the note's handler is noted: each
+        # stops the chunk before its next step.
+        run.watch_sigint = (ctrl_c is not None and ctrl_c.watching
+                            and cb_note_sigint_start() == 0)
+        try:   # (the look may raise: a handler other than fit's runs in it)
+            if ctrl_c is not None and ctrl_c.requested_here_or_outside:
+                run.n_batches = next_batch   # no step
+            elif run.watch_sigint and PyOS_InterruptOccurred():
+                cb_sigint_noted = 1   # reported: the caller raises it again for fit's handler
             self._run(PASS_BATCHES, &c, "fit")
         finally:
             if run.watch_sigint:

@@ -44,6 +44,11 @@ cdef extern from *:
     int cb_note_sigint_start() nogil
     void cb_note_sigint_stop() nogil
     int cb_sigint_noted
+
+
+cdef extern from "Python.h":
+    # Whether SIGINT came since Python last ran its handlers; takes it (GIL held).
+    int PyOS_InterruptOccurred()
     double cb_add_product(double total, double value, double weight) nogil
 
 
@@ -119,6 +124,10 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
     run.moments_swapped = False
     run.outcome = STEP_TAKEN_IN_SPARE_BUFFERS
     while run.next_batch < run.n_batches:
+        # Before each step: a SIGINT noted before the first (train_batches)
+        # takes none.
+        if run.watch_sigint and cb_sigint_noted:
+            return
         start = run.next_batch * run.batch_size
         rows = min(run.batch_size, run.rows - start)
         if run.order == NULL:
@@ -154,8 +163,6 @@ cdef void train_batches_pass(const Layout* L, Call* c, BatchRun* run,
         run.steps += 1
         run.total = cb_add_product(run.total, run.value, <double>rows)
         run.next_batch += 1
-        if run.watch_sigint and cb_sigint_noted:
-            return
         if run.steps == next_check:
             now = seconds_now()
             if now >= deadline:

@@ -39,6 +39,21 @@ MAX_HEADER_BYTES = 10_000
 
 
 def save_network(net, path):
+    with net._lock:   # parameters and settings of one moment (another thread may train)
+        fields = _fields_of(net)
+    # A bytes path becomes text (tempfile cannot mix the two), and a symbolic
+    # link its target, so the atomic replace updates the file it points to.
+    target = os.path.realpath(os.fsdecode(os.fspath(path)))
+    if _is_special_file(target):
+        # A FIFO, a device, /dev/stdout: written through, as open() would;
+        # a file renamed over it would take its place (as root, /dev/null's).
+        with open(target, "wb") as f:
+            np.savez(f, **fields)
+        return
+    _write_atomically(target, fields)
+
+
+def _fields_of(net):
     weights, biases = net.get_params()
     fields = {
         "format": np.array(FORMAT),
@@ -54,16 +69,7 @@ def save_network(net, path):
     for layer, (w, b) in enumerate(zip(weights, biases)):
         fields[f"W{layer}"] = w
         fields[f"b{layer}"] = b
-    # A bytes path becomes text (tempfile cannot mix the two), and a symbolic
-    # link its target, so the atomic replace updates the file it points to.
-    target = os.path.realpath(os.fsdecode(os.fspath(path)))
-    if _is_special_file(target):
-        # A FIFO, a device, /dev/stdout: written through, as open() would;
-        # a file renamed over it would take its place (as root, /dev/null's).
-        with open(target, "wb") as f:
-            np.savez(f, **fields)
-        return
-    _write_atomically(target, fields)
+    return fields
 
 
 def _is_special_file(path):

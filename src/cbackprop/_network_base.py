@@ -262,8 +262,12 @@ class NetworkBase:
         Network runs it in compiled chunks, to the same bits."""
         if order is not None:
             X, Y = X[order], Y[order]
-        return _training.run_epoch(self._checked_step, X, Y, batch_size, ctrl_c, display,
-                                   diverged)
+
+        def step(X, Y):
+            with self._lock:
+                ctrl_c.check()   # one that came while another thread's call held the lock
+                return self._checked_step(X, Y)
+        return _training.run_epoch(step, X, Y, batch_size, ctrl_c, display, diverged)
 
     def fit(self, X, Y, epochs=10, batch_size=32, shuffle=True, seed=None, verbose=False, *,
             validation_data=None, patience=None, min_delta=0.0, restore_best=True,

@@ -53,7 +53,8 @@ class History(dict):
       ended training, ``None`` when every epoch ran or on Ctrl-C;
     - ``stop_reason``: ``"completed"``, ``"early_stopping"``, ``"callback"``,
       ``"interrupted"``, or ``"diverged"`` (on the history that the
-      ``FloatingPointError`` of a diverging step carries as ``err.history``);
+      ``FloatingPointError`` of a diverging step carries as ``err.history``,
+      as does any other raised out of ``fit``, a callback's among them);
     - ``interrupted``: ``True`` when Ctrl-C (``KeyboardInterrupt``) ended
       training; the lists then hold only the epochs completed before it.
     """
@@ -147,6 +148,13 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
             display.note(f"interrupted {when} epoch {epoch + 1}/{epochs}: {complete} epoch(s) "
                          "complete; parameters as after the last completed step")
         return history
+    except FloatingPointError as error:
+        # Every one out of fit carries the history (the contract), also one
+        # raised by a callback's own train_step, not by fit's steps.
+        if getattr(error, "history", None) is not history:
+            history.stop_reason = "diverged"
+            error.history = history
+        raise
     finally:
         if display is not None:
             display.close()

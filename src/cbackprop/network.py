@@ -123,9 +123,10 @@ class Network(NetworkBase):
         while batch < n_batches:
             ctrl_c.check()
             with self._lock:
+                ctrl_c.check()   # one that came while another thread's call held the lock
                 batch, total, error, interrupted = self._engine.train_batches(
                     X, Y, order, batch, batch_size, total, self._loss, self._optimizer,
-                    self._CHUNK_SECONDS, ctrl_c.watching)
+                    self._CHUNK_SECONDS, ctrl_c)
             if interrupted:
                 # For Python's handler (fit's): it runs now and requests the stop.
                 signal.raise_signal(signal.SIGINT)
