@@ -95,7 +95,7 @@ cdef class Workspace:
         """Lay the regions out for ``m`` rows, more than ``capacity`` (the
         caller tests that), and write their offsets into L, ``output_offset``
         and ``z_offset``."""
-        cdef Py_ssize_t layer, widest = 0, cursor = 0, pack_a, pack_b
+        cdef Py_ssize_t layer, widest = 0, widest_delta = 0, cursor = 0, pack_a, pack_b
         cdef list regions = []   # (start, size, name), for the guards of a debug build
         # The offsets below are written before the array is allocated: until
         # it is, no batch fits, so that a call after a failed allocation (a
@@ -104,6 +104,10 @@ cdef class Workspace:
         self.capacity = 0
         for layer in range(L.n_layers + 1):
             widest = max(widest, L.sizes[layer])
+        # A delta is a layer's output's: the input's width (784 for MNIST)
+        # never needs one (its delta is not computed).
+        for layer in range(1, L.n_layers + 1):
+            widest_delta = max(widest_delta, L.sizes[layer])
         for layer in range(L.n_layers):
             output_offset[layer] = claim(&cursor, regions, m * L.sizes[layer + 1],
                                          f"the activations of layer {layer}")
@@ -116,7 +120,8 @@ cdef class Workspace:
                                         f"the pre-activations of layer {layer}")
         z_offset[L.n_layers - 1] = L.logits_offset
         for layer in range(2):
-            L.delta_offset[layer] = claim(&cursor, regions, m * widest, f"delta buffer {layer}")
+            L.delta_offset[layer] = claim(&cursor, regions, m * widest_delta,
+                                          f"delta buffer {layer}")
         # GEMM shapes: M and K range over the batch and the widths, N over the widths.
         if np.dtype(dtype) == np.float32:
             pack_a = gemm_pack_a_size(max(m, widest), max(m, widest), <float*>NULL)

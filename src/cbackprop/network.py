@@ -132,7 +132,13 @@ class Network(NetworkBase):
                 signal.raise_signal(signal.SIGINT)
             if error is not None:
                 diverged(error, batch + 1)
-                raise error
+                try:
+                    raise error
+                finally:
+                    # Else this frame holds the error, whose traceback holds
+                    # this frame: a cycle keeping the network and the data
+                    # alive until the cycle collector runs.
+                    del error
             ctrl_c.check()
             if display is not None and display.clock() >= display.next_draw:
                 display.draw_batch(batch, total / min(batch * batch_size, m))
