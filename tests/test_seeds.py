@@ -1,8 +1,15 @@
 """The worked numbers of the seed tutorials (shared/seeds/000, 001, 003), reproduced.
 
 Each tutorial's weights are loaded with ``set_params`` (``W`` is
-``(fan_in, fan_out)`` and ``Z = A_prev @ W + b``), and every number the
-tutorial prints is compared, in float64, to the precision it was printed with.
+``(fan_in, fan_out)`` and ``Z = A_prev @ W + b``, as their code has it; their
+text writes ``W a + b``), and every number of a worked example is compared,
+in float64, with both Networks (and ``cb.ops`` and ``cb.reference.ops`` for
+the numbers a step does not record: dL/dA), to the precision it was printed
+with. Seed 001's text rounds ``a`` to 0.731 before it multiplies: its da/dz
+0.196 (exactly 0.19661), dL/dw -0.211 and dL/db -0.105 carry that rounding,
+so the tests hold the rounded ones to the rounding and the gradients to the
+exact values its code prints. Seed 002 works no numbers; seed 000's XOR
+starts from random weights (its numbers are the formulas of one step).
 """
 import numpy as np
 import pytest
@@ -60,6 +67,37 @@ def test_single_neuron_gradients(Net):
     np.testing.assert_allclose(dW, [[SINGLE_DW]], **TIGHT)
     np.testing.assert_allclose(db, [SINGLE_DB], **TIGHT)
     assert_params(net, [[[0.5]]], [[0.0]], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("ops", [cb.ops, cb.reference.ops], ids=["cb.ops", "cb.reference.ops"])
+def test_single_neuron_step_by_step(ops):
+    """z = 1, a ~ 0.731, dL/da = 2(a - y) ~ -0.538, da/dz = a(1 - a) ~ 0.196
+    (0.19661 from the unrounded a), then dL/dz, dL/dw and dL/db exactly."""
+    x, w, b, y = np.array([[2.0]]), np.array([[0.5]]), np.array([0.0]), np.array([[1.0]])
+    z = ops.dense_forward(x, w, b, "identity")
+    assert z.tolist() == [[1.0]]
+    a = ops.activation_forward("sigmoid", z)
+    np.testing.assert_allclose(a, [[0.731]], atol=5e-4)
+    loss, grad_a = ops.mse(a, y)
+    assert loss == pytest.approx(SINGLE_LOSS, rel=1e-12)
+    np.testing.assert_allclose(grad_a, [[-0.538]], atol=5e-4)
+    np.testing.assert_allclose(ops.activation_backward("sigmoid", np.ones_like(a), a),
+                               [[0.196]], atol=1e-3)
+    delta = ops.activation_backward("sigmoid", grad_a, a)
+    np.testing.assert_allclose(delta, [[SINGLE_DB]], **TIGHT)
+    dW, db, grad_x = ops.dense_backward(delta, x, w)
+    np.testing.assert_allclose(dW, [[SINGLE_DW]], **TIGHT)
+    np.testing.assert_allclose(db, [SINGLE_DB], **TIGHT)
+    np.testing.assert_allclose(grad_x, [[0.5 * SINGLE_DB]], **TIGHT)
+
+
+def test_single_neuron_trace(Net):
+    """The step as net.trace records it: z = 1, a = sigmoid(1), dL/dz = -0.10575..."""
+    net, X, Y = single_neuron(Net)
+    (layer,) = net.trace(X, Y).layers
+    assert layer.z.tolist() == [[1.0]]
+    np.testing.assert_allclose(layer.a, [[sigmoid(1.0)]], **TIGHT)
+    np.testing.assert_allclose(layer.delta, [[SINGLE_DB]], **TIGHT)
 
 
 def test_single_neuron_sgd_step(Net):
@@ -136,6 +174,18 @@ def test_two_layer_loss_and_gradients(Net, batch):
     assert_params(net, [W1, W2], [B1, B2], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("ops", [cb.ops, cb.reference.ops], ids=["cb.ops", "cb.reference.ops"])
+def test_two_layer_grad_a1_before_the_relu_mask(ops):
+    """dL/dA1 = delta2 W2ᵀ = [-2.688, 0.896] (printed [-2.69, 0.90]), which the
+    relu mask [1, 0] turns into delta1 = [-2.688, 0]."""
+    a1, delta2 = np.array([[1.1, 0.0]]), np.array([[-4.48]])
+    _, _, grad_a1 = ops.dense_backward(delta2, a1, np.array(W2))
+    np.testing.assert_allclose(grad_a1, [[-2.688, 0.896]], **TIGHT)
+    np.testing.assert_allclose(grad_a1, [[-2.69, 0.90]], atol=5e-3)
+    np.testing.assert_allclose(ops.activation_backward("relu", grad_a1, a1), [[-2.688, 0.0]],
+                               **TIGHT)
+
+
 @pytest.mark.parametrize("batch", sorted(TWO_LAYER_BATCHES))
 def test_two_layer_sgd_step(Net, batch):
     """After one SGD(lr=0.1) step: W1 = [[0.7688, -0.4], [0.8376, 0.1]], b1 = [0.2688, 0],
@@ -176,6 +226,35 @@ def test_matrix_example_forward(Net):
     )
 
 
+SEED3_Z1 = [[0.0375, 0.045, 0.0525], [0.0825, 0.1, 0.1175],
+            [0.1275, 0.155, 0.1825], [0.1725, 0.21, 0.2475]]
+SEED3_A1 = [[0.5093739, 0.5112481, 0.51312199], [0.52061331, 0.52497919, 0.52934125],
+            [0.53183189, 0.53867261, 0.54549879], [0.54301838, 0.55230791, 0.56156107]]
+SEED3_A2 = [[0.7670594], [0.78790327], [0.80868499], [0.82937081]]
+SEED3_DELTA2 = [[0.18926485], [0.19197582], [0.19467125], [0.1973427]]
+SEED3_GRAD_A1 = [[0.08516918, 0.09463242, 0.10409567], [0.08638912, 0.09598791, 0.1055867],
+                 [0.08760206, 0.09733562, 0.10706919], [0.08880422, 0.09867135, 0.10853849]]
+SEED3_DELTA1 = [[0.02128481, 0.02364613, 0.02600599], [0.02156057, 0.02393708, 0.02630577],
+                [0.02181175, 0.02418833, 0.02654565], [0.02203671, 0.02439786, 0.02672329]]
+
+
+def test_matrix_example_every_intermediate(Net):
+    """Z1, A1, Z2 = A2, delta2 = d_A2, d_A1 = delta2 W2ᵀ (through cb.ops and
+    cb.reference.ops) and delta1 = d_Z1, as the tutorial prints them."""
+    hidden, output = matrix_example(Net).trace(M_X, M_Y).layers
+    np.testing.assert_allclose(hidden.z, SEED3_Z1, **PRINTED)
+    np.testing.assert_allclose(hidden.a, SEED3_A1, **PRINTED)
+    np.testing.assert_allclose(output.z, SEED3_A2, **PRINTED)
+    np.testing.assert_allclose(output.a, SEED3_A2, **PRINTED)
+    np.testing.assert_allclose(output.delta, SEED3_DELTA2, **PRINTED)
+    np.testing.assert_allclose(hidden.delta, SEED3_DELTA1, **PRINTED)
+    for ops in (cb.ops, cb.reference.ops):
+        _, _, grad_a1 = ops.dense_backward(output.delta, hidden.a, M_W2)
+        np.testing.assert_allclose(grad_a1, SEED3_GRAD_A1, **PRINTED)
+        np.testing.assert_allclose(ops.activation_backward("sigmoid", grad_a1, hidden.a),
+                                   SEED3_DELTA1, **PRINTED)
+
+
 def test_matrix_example_loss_and_gradients(Net):
     """L = 0.29903386964167666 and the printed dW2, db2, dW1, db1."""
     net = matrix_example(Net)
@@ -211,11 +290,16 @@ def xor_net(Net):
     )
 
 
+# The tutorial's code: its fourth input is [-1, 1] (XOR's is [1, 1]; the
+# learning test below uses XOR's).
+XOR_TUTORIAL_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 1.0]])
+
+
 def test_xor_one_step_matches_tutorial_formulas(Net):
     """One train_step equals the tutorial's hand-written update, from the same start."""
     net = xor_net(Net)
     (w1, w2), (b1, b2) = net.get_params()
-    x, y, eta = XOR_X, XOR_Y, 0.1
+    x, y, eta = XOR_TUTORIAL_X, XOR_Y, 0.1
 
     a1 = sigmoid(x @ w1 + b1)
     a2 = sigmoid(a1 @ w2 + b2)
