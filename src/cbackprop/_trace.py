@@ -118,7 +118,10 @@ class Trace:
                 rule, note = _output_delta_formula(self.loss_function, layer.activation, n,
                                                    layer.z.shape, labels)
             else:
-                rule = f"δ{l} = dL/dZ{l} = (δ{l + 1} @ W{l + 1}ᵀ) ⊙ {layer.activation}'(Z{l})"
+                above = self.layers[l]   # (seed 001 prints dL/dA1 before the relu mask)
+                lines.append(show(f"dL/dA{l} = δ{l + 1} @ W{l + 1}ᵀ",
+                                  above.delta @ above.weights_before.T))
+                rule = f"δ{l} = dL/dZ{l} = dL/dA{l} ⊙ {layer.activation}'(Z{l})"
                 note = None
             lines.append(show(rule, layer.delta, note))
             lines.append(show(f"dW{l} = A{l - 1}ᵀ @ δ{l}", layer.grad_weights))
