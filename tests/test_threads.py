@@ -534,3 +534,33 @@ def test_save_writes_parameters_and_optimizer_of_one_moment(impl, tmp_path):
     assigner.join()
     assert Net.load(tmp_path / "net.npz").optimizer == cb.SGD(lr=0.1)
     assert net.optimizer == cb.Adam(lr=0.5)
+
+
+def test_a_setting_changed_while_the_engine_reads_them_applies_on_the_next_step(monkeypatch):
+    """The engine caches the optimizer's settings by its _version, and read
+    that version after the settings: a change another thread made while
+    _kernel_settings ran (Python, so a thread switch may land in it) was
+    cached as seen, and never applied."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    net = cb.Network([3, 2], ["identity"], optimizer=cb.SGD(lr=0.1, momentum=0.5), seed=0)
+    reference = cb.reference.Network([3, 2], ["identity"], optimizer=cb.SGD(lr=0.1, momentum=0.5))
+    reference.set_params(*net.get_params())
+    original, changed = cb.SGD._kernel_settings, []
+
+    def read_while_another_thread_changes_momentum(self):
+        settings = original(self)
+        if not changed:
+            changed.append(1)
+            self.momentum = 0.9
+        return settings
+
+    monkeypatch.setattr(cb.SGD, "_kernel_settings", read_while_another_thread_changes_momentum)
+    net.train_step(X, Y)          # read with momentum 0.5, changed to 0.9 as it was read
+    net.train_step(X, Y)          # must step with 0.9
+    reference.train_step(X, Y)
+    reference.optimizer.momentum = 0.9
+    reference.train_step(X, Y)
+    for got, want in zip(net.get_params(), reference.get_params()):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)

@@ -282,10 +282,11 @@ cdef class Engine:
     cdef inline int _use_loss(self, loss) except -1:
         """loss_settings from this loss object, read again only when it is
         another object or one of its settings changed (its ``_version``)."""
-        if loss is not self.loss_of or loss._version != self.loss_version:
+        version = loss._version   # before the settings, as in OptimizerState.next_step
+        if loss is not self.loss_of or version != self.loss_version:
             self.loss_settings = loss_settings_of(loss)
             self.loss_of = loss
-            self.loss_version = loss._version
+            self.loss_version = version
         return 0
 
     cdef int _run(self, Pass which, Call* c, str where) except -1:

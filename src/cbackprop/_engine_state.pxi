@@ -31,7 +31,10 @@ cdef class OptimizerState:
         third to a tiny network's step (bench/README.md, "The engine's
         thresholds")."""
         cdef OptimizerSettings opt
-        if optimizer is not self.settings_of or optimizer._version != self.settings_version:
+        # The version before the settings: _kernel_settings runs Python, in
+        # which another thread may change one; the next step then reads again.
+        version = optimizer._version
+        if optimizer is not self.settings_of or version != self.settings_version:
             opt = {**OPTIMIZER_DEFAULTS, **optimizer._kernel_settings()}
             opt.kind = optimizer.code
             opt.lr = optimizer.lr
@@ -41,7 +44,7 @@ cdef class OptimizerState:
             opt.clip_value = INFINITY if clip_value is None else clip_value
             self.settings = opt
             self.settings_of = optimizer
-            self.settings_version = optimizer._version
+            self.settings_version = version
         opt = self.settings
         start_step(&opt, self.step_count + 1)
         return opt
