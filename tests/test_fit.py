@@ -320,6 +320,22 @@ def test_a_floating_point_error_from_a_callback_carries_the_history(Net):
     assert error.value.history.stop_reason == "diverged"
 
 
+def test_an_inner_fits_divergence_keeps_its_own_history(Net):
+    """A callback's fit that diverges raises with its own history, which its
+    message counts; the outer fit used to put its own in its place."""
+    net = Net([2, 1], ["identity"], seed=0)
+    X, Y = np.ones((8, 2)), np.zeros((8, 1))
+
+    def inner_fit_diverges(net, epoch, logs):
+        if epoch == 2:
+            net.fit(X * 1e200, Y, epochs=1)
+
+    with pytest.raises(FloatingPointError) as error:
+        net.fit(X, Y, epochs=4, callbacks=[inner_fit_diverges])
+    assert len(error.value.history["loss"]) == 0
+    assert "holds the 0 finished epochs" in str(error.value)
+
+
 @pytest.mark.parametrize("x, y, expected", [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
                                             (-1.0, 0.5, 1.0), (1.0, 0.5, 0.0)],
                          ids=["output 0.5, target 1", "output 0.5, target 0",

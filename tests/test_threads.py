@@ -469,6 +469,8 @@ def step():   # a product large enough for a team of threads
     return cb.Network([512, 512, 512], ["relu", "identity"], seed=0).train_step(X, X)
 
 cb.set_num_threads(2)
+if sys.argv[1] == "small":   # products too small for a team: one thread ran
+    cb.Network([2, 3, 1], ["relu", "identity"], seed=0).train_step(X[:4, :2], X[:4, :1])
 parent = step() if sys.argv[1] == "trained" else None
 pid = os.fork()
 if pid == 0:
@@ -485,14 +487,18 @@ print(cb.get_num_threads())
 """
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork()")
-@pytest.mark.parametrize("parent", ["trained", "idle"])
+OPENMP = cb._backend.engine.have_openmp()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork") or not OPENMP, reason="fork(), OpenMP")
+@pytest.mark.parametrize("parent", ["trained", "idle", "small"])
 def test_a_process_forked_after_threaded_passes_runs_on_one_thread(parent):
     """GNU libgomp's thread pool does not survive fork(): a child forked after
-    its parent's passes ran on two threads hung in its first step. It now
-    steps on one thread (the same result: no result depends on the thread
-    count) and refuses more with RuntimeError; a child of a parent that
-    never ran a pass keeps its threads. In a subprocess, under a timeout."""
+    a team of threads ran a pass in its parent hung in its first step. It
+    now steps on one thread (the same result: no result depends on the
+    thread count) and refuses more with RuntimeError; a child of a parent
+    that never ran a team (no pass, or passes too small for one) keeps its
+    threads. In a subprocess, under a timeout."""
     import subprocess
     import sys
     out = subprocess.run([sys.executable, "-c", FORK_CHILD, parent], capture_output=True,
@@ -503,6 +509,7 @@ def test_a_process_forked_after_threaded_passes_runs_on_one_thread(parent):
         assert out[0] == "True 2 no" and out[1] == "2", out
 
 
+@pytest.mark.skipif(not OPENMP, reason="OpenMP")
 def test_omp_num_threads_beyond_the_cap_is_capped():
     """OMP_NUM_THREADS=3000 set a default set_num_threads refuses."""
     import os
@@ -534,6 +541,30 @@ def test_save_writes_parameters_and_optimizer_of_one_moment(impl, tmp_path):
     assigner.join()
     assert Net.load(tmp_path / "net.npz").optimizer == cb.SGD(lr=0.1)
     assert net.optimizer == cb.Adam(lr=0.5)
+
+
+def test_a_loss_setting_changed_while_the_engine_reads_them_applies_on_the_next_call(monkeypatch):
+    """As for the optimizer: the loss's version is read before its settings,
+    so a change landing while they are read (here: as ``reduction`` is
+    read, after ``scale``) is read again on the next call."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    net = cb.Network([3, 2], ["identity"], loss=cb.MSE(scale=1.0), seed=0)
+    changed = []
+
+    def reduction_while_another_thread_changes_scale(self):
+        value = self.__dict__["reduction"]
+        if not changed:
+            changed.append(1)
+            self.scale = 2.0
+        return value
+
+    monkeypatch.setattr(cb.MSE, "reduction", property(reduction_while_another_thread_changes_scale),
+                        raising=False)
+    net.loss_function.scale = 1.0   # a new version: the next call reads the settings
+    first = net.loss(X, Y)        # read with scale 1, changed to 2 as it was read
+    second = net.loss(X, Y)       # must use scale 2
+    assert changed and second == pytest.approx(2 * first, rel=1e-14)
 
 
 def test_a_setting_changed_while_the_engine_reads_them_applies_on_the_next_step(monkeypatch):

@@ -96,17 +96,17 @@ MAX_THREADS = 1024
 if engine.get_num_threads() > MAX_THREADS:   # OMP_NUM_THREADS's default, capped alike
     engine.set_num_threads(MAX_THREADS)
 
-#: Set in a process forked after this one's passes ran on several threads.
+#: Set in a process forked after a team of threads ran a pass in its parent.
 _forked_from_threads = False
 
 
 def _after_fork_in_child():
-    """A forked child stays on one thread if its parent handed passes more:
-    GNU libgomp's thread pool does not survive fork(), and the child's first
-    parallel region would wait forever for threads that are not there
-    (multiprocessing's default start method on Linux forks)."""
+    """A forked child stays on one thread if a team of threads ran a pass in
+    its parent: GNU libgomp's thread pool does not survive fork(), and the
+    child's first parallel region would wait forever for threads that are
+    not there (multiprocessing's default start method on Linux forks)."""
     global _forked_from_threads
-    if engine.threads_were_handed_out():
+    if engine.threads_have_run():
         _forked_from_threads = True
         engine.set_num_threads(1)
 
@@ -122,7 +122,7 @@ def set_num_threads(n):
     The default is OpenMP's, which honours ``OMP_NUM_THREADS`` (capped at
     1024); small products always run on one thread. Without OpenMP the
     engine is serial and this setting is ignored. A process forked from one
-    whose passes ran on several threads (a ``multiprocessing`` worker on
+    in which a pass ran on several threads (a ``multiprocessing`` worker on
     Linux) runs on one, and refuses more with RuntimeError: OpenMP's threads
     do not survive ``fork``; start such workers with ``spawn`` or
     ``forkserver`` to use threads in them.

@@ -67,23 +67,13 @@ def get_num_threads():
     return num_threads
 
 
-# Whether a pass has been handed more than one thread, so that OpenMP may
-# have started its thread pool: GNU libgomp's does not survive fork(), and a
-# child forked after it started hangs in its first parallel region
-# (_backend.py keeps such a child on one thread).
-cdef bint threads_handed_out = False
+def threads_have_run():
+    """Whether a team of threads has run a pass in this process (gemm.pxi, cb_team)."""
+    return bool(cb_team_ran)
 
 
-cdef inline int pass_threads() noexcept nogil:
-    """num_threads, for a pass about to run."""
-    global threads_handed_out
-    if num_threads > 1:
-        threads_handed_out = True
-    return num_threads
-
-
-def threads_were_handed_out():
-    return threads_handed_out
+def have_openmp():
+    return bool(cbackprop_have_openmp())
 
 
 
@@ -296,7 +286,7 @@ cdef class Engine:
             self.ws.reserve(&self.layout, c.m, self._needs_z,
                             <Py_ssize_t*>data(self._output_offset),
                             <Py_ssize_t*>data(self._z_offset), self.params.dtype)
-        self.layout.n_threads = pass_threads()
+        self.layout.n_threads = num_threads
         c.params = data(self.params)
         c.grads = data(self.grads)
         c.moment1 = data(self.state.moment1)
@@ -500,6 +490,8 @@ cdef class Engine:
             if ctrl_c is not None and ctrl_c.requested_here_or_outside:
                 run.n_batches = next_batch   # no step
             elif run.watch_sigint and PyOS_InterruptOccurred():
+                # (Where the look above ran the pending handler, as CPython
+                # 3.11 does on entering it, nothing is left here.)
                 cb_sigint_noted = 1   # reported: the caller raises it again for fit's handler
             self._run(PASS_BATCHES, &c, "fit")
         finally:

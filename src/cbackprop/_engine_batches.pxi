@@ -44,12 +44,12 @@ cdef extern from *:
     int cb_note_sigint_start() nogil
     void cb_note_sigint_stop() nogil
     int cb_sigint_noted
+    double cb_add_product(double total, double value, double weight) nogil
 
 
 cdef extern from "Python.h":
     # Whether SIGINT came since Python last ran its handlers; takes it (GIL held).
     int PyOS_InterruptOccurred()
-    double cb_add_product(double total, double value, double weight) nogil
 
 
 cdef struct BatchRun:

@@ -153,7 +153,7 @@ cdef void column_sums(Py_ssize_t m, Py_ssize_t n, const real* values, real* sums
     order whatever the thread count."""
     cdef Py_ssize_t block, n_blocks = (n + 63) // 64
     if n_threads > 1 and m * n >= PARALLEL_MIN_ELEMENTS and n_blocks > 1:
-        for block in prange(n_blocks, num_threads=n_threads, schedule="static"):
+        for block in prange(n_blocks, num_threads=cb_team(n_threads), schedule="static"):
             sum_columns(m, n, block * 64, min(n, (block + 1) * <Py_ssize_t>64), values, sums)
     else:
         sum_columns(m, n, 0, n, values, sums)

@@ -41,16 +41,18 @@ MAX_HEADER_BYTES = 10_000
 def save_network(net, path):
     with net._lock:   # parameters and settings of one moment (another thread may train)
         fields = _fields_of(net)
-    # A bytes path becomes text (tempfile cannot mix the two), and a symbolic
-    # link its target, so the atomic replace updates the file it points to.
-    target = os.path.realpath(os.fsdecode(os.fspath(path)))
-    if _is_special_file(target):
-        # A FIFO, a device, /dev/stdout: written through, as open() would;
-        # a file renamed over it would take its place (as root, /dev/null's).
-        with open(target, "wb") as f:
+    # A bytes path becomes text (tempfile cannot mix the two).
+    path = os.fsdecode(os.fspath(path))
+    if _is_special_file(path):
+        # A FIFO, a device, a pipe (/dev/stdout, whose link does not resolve
+        # to a path): written through, as open() would; a file renamed over
+        # it would take its place (as root, /dev/null's).
+        with open(path, "wb") as f:
             np.savez(f, **fields)
         return
-    _write_atomically(target, fields)
+    # A symbolic link becomes its target, so that the atomic replace updates
+    # the file it points to.
+    _write_atomically(os.path.realpath(path), fields)
 
 
 def _fields_of(net):
@@ -74,7 +76,7 @@ def _fields_of(net):
 
 def _is_special_file(path):
     try:
-        mode = os.stat(path).st_mode
+        mode = os.stat(path).st_mode   # through symbolic links
     except OSError:   # absent (or unreadable): the atomic write creates or reports it
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))

@@ -342,7 +342,9 @@ class NetworkBase:
         (an ``.npz`` archive without pickles), atomically: a failed save leaves
         any existing file as it was. ``path`` is a ``str``, ``bytes`` or
         path-like object; saving onto a symbolic link writes the file it
-        points to (the link stays), as writing through ``open`` would."""
+        points to (the link stays), as writing through ``open`` would. Onto a
+        FIFO, a pipe or a device (``/dev/null``, ``/dev/stdout`` on a pipe or
+        terminal) it writes through, as ``open`` would, not atomically."""
         _io.save_network(self, path)
 
     @classmethod

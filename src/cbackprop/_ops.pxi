@@ -66,7 +66,7 @@ def op_gemm(cnp.ndarray a, cnp.ndarray b, bint trans_a=False, bint trans_b=False
     cdef void* pa = data(a)
     cdef void* pb = data(b)
     cdef void* c = data(out)
-    cdef int n_threads = pass_threads()
+    cdef int n_threads = num_threads
     with nogil:
         if typenum == cnp.NPY_FLOAT:
             gemm(M, N, K, <float*>pa, rsa, csa, <float*>pb, rsb, csb, <float*>c, N, accumulate,
@@ -97,7 +97,7 @@ def op_dense_forward(cnp.ndarray a_prev, cnp.ndarray weights, cnp.ndarray bias, 
     cdef void* w = data(weights)
     cdef void* b = data(bias)
     cdef void* z = data(out)
-    cdef int n_threads = pass_threads()
+    cdef int n_threads = num_threads
     with nogil:
         if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
             dense_forward_typed(m, n_in, n_out, <float*>x, w, b, z, activation, scratch, n_threads)
@@ -135,7 +135,7 @@ def op_dense_backward(cnp.ndarray delta, cnp.ndarray a_prev, cnp.ndarray weights
     cdef void* gw = data(grad_weights)
     cdef void* gb = data(grad_bias)
     cdef void* gx = data(grad_a_prev) if grad_a_prev is not None else NULL
-    cdef int n_threads = pass_threads()
+    cdef int n_threads = num_threads
     with nogil:
         if cnp.PyArray_TYPE(delta) == cnp.NPY_FLOAT:
             dense_backward_typed(m, n_in, n_out, <float*>d, x, w, gw, gb, gx, scratch, n_threads)
@@ -150,7 +150,7 @@ def op_activation_forward(int activation, cnp.ndarray z, cnp.ndarray out):
     cdef Py_ssize_t m = z.shape[0], n = z.shape[1]
     cdef void* zp = data(z)
     cdef void* ap = data(out)
-    cdef int n_threads = pass_threads()
+    cdef int n_threads = num_threads
     if m * n == 0:   # (softmax reads each row's first value for its maximum)
         return out
     with nogil:
@@ -182,7 +182,7 @@ def op_activation_backward(int activation, cnp.ndarray grad_a, cnp.ndarray a, cn
     cdef void* ap = data(a)
     cdef void* zp = data(z)
     cdef void* gz = data(out)
-    cdef int n_threads = pass_threads()
+    cdef int n_threads = num_threads
     if m * n == 0:
         return out
     with nogil:

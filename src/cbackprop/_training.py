@@ -151,7 +151,8 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
     except FloatingPointError as error:
         # Every one out of fit carries the history (the contract), also one
         # raised by a callback's own train_step, not by fit's steps.
-        if getattr(error, "history", None) is not history:
+        # (An inner fit's, run by a callback, keeps its own: its message counts its epochs.)
+        if not hasattr(error, "history"):
             history.stop_reason = "diverged"
             error.history = history
         raise

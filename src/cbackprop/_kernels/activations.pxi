@@ -89,7 +89,7 @@ cdef void bias_activation_forward(Py_ssize_t m, Py_ssize_t n, real* Z, const rea
         bias_rows(0, m, n, Z, bias, Z, ACT_IDENTITY)
         softmax_rows(m, n, Z, A)
     elif n_threads > 1 and m * n >= PARALLEL_MIN_ELEMENTS:
-        for i in prange(m, num_threads=n_threads, schedule="static"):
+        for i in prange(m, num_threads=cb_team(n_threads), schedule="static"):
             bias_rows(i, i + 1, n, Z, bias, A, activation)
     else:
         bias_rows(0, m, n, Z, bias, A, activation)
@@ -141,7 +141,7 @@ cdef void activation_forward(Py_ssize_t m, Py_ssize_t n, const real* Z, real* A,
     if activation == ACT_SOFTMAX:
         softmax_rows(m, n, Z, A)
     elif n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
-        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+        for chunk in prange(n_chunks, num_threads=cb_team(n_threads), schedule="static"):
             activation_range(chunk * ELEMENT_CHUNK,
                              min(count, (chunk + 1) * <Py_ssize_t>ELEMENT_CHUNK), Z, A, activation)
     else:
@@ -203,7 +203,7 @@ cdef void activation_backward(Py_ssize_t count, const real* grad_in, real* grad,
             copy_values(count, grad_in, grad)
         return
     if n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
-        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+        for chunk in prange(n_chunks, num_threads=cb_team(n_threads), schedule="static"):
             slope_range_from(chunk * ELEMENT_CHUNK,
                              min(count, (chunk + 1) * <Py_ssize_t>ELEMENT_CHUNK), grad_in, grad,
                              A, Z, activation)

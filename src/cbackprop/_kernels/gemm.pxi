@@ -22,9 +22,22 @@ cdef extern from *:
     static void cbackprop_barrier(void) { }
     static int cbackprop_team_size(void) { return 1; }
     #endif
+    /* Whether a team of threads has run in this process: GNU libgomp's
+     * thread pool then exists, and it does not survive fork() (a child's
+     * first team waits forever for threads that are not there; _backend.py
+     * keeps such a child on one thread). Every parallel region's
+     * num_threads goes through cb_team. */
+    static int cb_team_ran = 0;
+    static int cb_team(int n_threads) {
+        if (n_threads > 1)
+            cb_team_ran = 1;
+        return n_threads;
+    }
     """
     void cbackprop_barrier() nogil
     int cbackprop_team_size() nogil
+    int cb_team_ran
+    int cb_team(int n_threads) nogil
 
 cdef extern from *:
     """
@@ -181,7 +194,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     team_up = n_threads > 1 and 2.0 * M * N * K >= CB_PARALLEL_MIN_FLOPS
     if narrow != NARROW_NONE:
         if team_up:
-            with parallel(num_threads=n_threads):
+            with parallel(num_threads=cb_team(n_threads)):
                 narrow_gemm(narrow, M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate,
                             pack_a, pack_b, threadid(), cbackprop_team_size())
         else:
@@ -189,7 +202,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                         pack_b, 0, 1)
         return
     if team_up:
-        with parallel(num_threads=n_threads):
+        with parallel(num_threads=cb_team(n_threads)):
             thread = threadid()
             team = cbackprop_team_size()
             gemm_blocks(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, pack_a, pack_b,

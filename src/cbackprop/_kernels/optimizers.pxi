@@ -251,7 +251,7 @@ cdef bint optimizer_update(Py_ssize_t count, const real* param, real* grad,
     cdef Py_ssize_t chunk, n_chunks = (count + UPDATE_CHUNK - 1) // UPDATE_CHUNK
     cdef int bad = 0
     if n_threads > 1 and n_chunks > 1:
-        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+        for chunk in prange(n_chunks, num_threads=cb_team(n_threads), schedule="static"):
             bad += not update_range(min(<Py_ssize_t>UPDATE_CHUNK, count - chunk * UPDATE_CHUNK),
                                     chunk * UPDATE_CHUNK, param, grad, moment1, moment2,
                                     spare1, spare2, opt, weight_decay)
@@ -291,7 +291,7 @@ cdef double gradient_norm(Py_ssize_t count, const real* grad, double* partials,
     cdef Py_ssize_t chunk, n_chunks = (count + NORM_CHUNK - 1) // NORM_CHUNK
     cdef double total = 0
     if n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
-        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+        for chunk in prange(n_chunks, num_threads=cb_team(n_threads), schedule="static"):
             partials[chunk] = sum_of_squares(chunk * NORM_CHUNK,
                                              min(count, (chunk + 1) * <Py_ssize_t>NORM_CHUNK), grad)
         for chunk in range(n_chunks):

@@ -173,7 +173,7 @@ cdef double largest_gradient(Py_ssize_t count, const real* grad, double* partial
     cdef Py_ssize_t chunk, n_chunks = (count + NORM_CHUNK - 1) // NORM_CHUNK
     cdef double top = 0
     if n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
-        for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+        for chunk in prange(n_chunks, num_threads=cb_team(n_threads), schedule="static"):
             partials[chunk] = largest_key(min(<Py_ssize_t>NORM_CHUNK, count - chunk * NORM_CHUNK),
                                           grad + chunk * NORM_CHUNK, True)
         for chunk in range(n_chunks):
