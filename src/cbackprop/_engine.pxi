@@ -73,6 +73,7 @@ def threads_have_run():
 
 
 def have_openmp():
+    """Whether this build runs passes on threads (set_num_threads is else ignored)."""
     return bool(cbackprop_have_openmp())
 
 

@@ -149,9 +149,9 @@ def fit(net, X, Y, epochs, batch_size, shuffle, seed, verbose, validation_data, 
                          "complete; parameters as after the last completed step")
         return history
     except FloatingPointError as error:
-        # Every one out of fit carries the history (the contract), also one
-        # raised by a callback's own train_step, not by fit's steps.
-        # (An inner fit's, run by a callback, keeps its own: its message counts its epochs.)
+        # Every one out of fit carries a history (the contract), a callback's
+        # own too; an inner fit's (a callback's fit) keeps its own, which its
+        # message counts.
         if not hasattr(error, "history"):
             history.stop_reason = "diverged"
             error.history = history

@@ -122,8 +122,7 @@ class Network(NetworkBase):
         total, batch = 0.0, 0
         while batch < n_batches:
             ctrl_c.check()
-            with self._lock:
-                ctrl_c.check()   # one that came while another thread's call held the lock
+            with self._lock:   # (a Ctrl-C while it waited: train_batches takes no step)
                 batch, total, error, interrupted = self._engine.train_batches(
                     X, Y, order, batch, batch_size, total, self._loss, self._optimizer,
                     self._CHUNK_SECONDS, ctrl_c)
