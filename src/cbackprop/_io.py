@@ -6,7 +6,8 @@ filesystem) and never runs code. Each member's ``.npy`` header (dtype and
 shape) is read and checked first, against the architecture for the
 parameters and against small bounds for the other fields, and only then is
 its data decompressed, never past what the header declares: a small file
-cannot make ``load`` inflate gigabytes before an error.
+cannot make ``load`` inflate gigabytes before an error. Members must be
+stored or deflated (zipfile inflates bzip2 and LZMA ones whole).
 """
 import io
 import json
@@ -165,6 +166,12 @@ class _Archive:
         first and raises ValueError to refuse it; the data is then read up to
         the size the header declares, and a member holding more is refused."""
         info = self._zip.getinfo(name + ".npy")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            # zipfile inflates a bzip2 or LZMA member's chunks whole: reading
+            # the header of a 1 kB one inflated 256 MiB of names.
+            raise ValueError(f"field {name!r} is compressed by zip method {info.compress_type}: "
+                             "a saved network's fields are stored or deflated (np.savez, "
+                             "np.savez_compressed)")
         with self._zip.open(info) as member:
             try:
                 shape, fortran_order, dtype = _read_npy_header(member)
