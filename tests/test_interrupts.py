@@ -210,7 +210,11 @@ def test_a_ctrl_c_while_fit_waits_for_the_lock_takes_no_step(Net):
     def hold_the_lock_through_a_ctrl_c():
         with net._lock:
             held.set()
-            time.sleep(0.2)
+            # Once fit's handler is in place (a Ctrl-C before it would not be
+            # fit's), while fit waits for the lock or is about to.
+            while signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                time.sleep(0.001)
+            time.sleep(0.05)
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.2)
 

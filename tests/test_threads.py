@@ -2,7 +2,10 @@
 results, the compiled train_step releases the GIL, and one network shared by
 several threads stays consistent (every call is atomic)."""
 import _thread
+import os
 import pickle
+import subprocess
+import sys
 import threading
 import time
 
@@ -490,7 +493,7 @@ print(cb.get_num_threads())
 OPENMP = cb._backend.engine.have_openmp()
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork") or not OPENMP, reason="fork(), OpenMP")
+@pytest.mark.skipif(not hasattr(os, "fork") or not OPENMP, reason="fork(), OpenMP")
 @pytest.mark.parametrize("parent", ["trained", "idle", "small"])
 def test_a_process_forked_after_threaded_passes_runs_on_one_thread(parent):
     """GNU libgomp's thread pool does not survive fork(): a child forked after
@@ -499,8 +502,6 @@ def test_a_process_forked_after_threaded_passes_runs_on_one_thread(parent):
     thread count) and refuses more with RuntimeError; a child of a parent
     that never ran a team (no pass, or passes too small for one) keeps its
     threads. In a subprocess, under a timeout."""
-    import subprocess
-    import sys
     out = subprocess.run([sys.executable, "-c", FORK_CHILD, parent], capture_output=True,
                          text=True, timeout=120, check=True).stdout.split("\n")
     if parent == "trained":
@@ -512,9 +513,6 @@ def test_a_process_forked_after_threaded_passes_runs_on_one_thread(parent):
 @pytest.mark.skipif(not OPENMP, reason="OpenMP")
 def test_omp_num_threads_beyond_the_cap_is_capped():
     """OMP_NUM_THREADS=3000 set a default set_num_threads refuses."""
-    import os
-    import subprocess
-    import sys
     env = {**os.environ, "OMP_NUM_THREADS": "3000"}
     out = subprocess.run([sys.executable, "-c", "import cbackprop as cb; print(cb.get_num_threads())"],
                          capture_output=True, text=True, timeout=120, check=True, env=env).stdout
