@@ -223,10 +223,12 @@ cdef inline void slope_range_from(Py_ssize_t first, Py_ssize_t last, const real*
     if grad_in == grad:
         slope_range(first, last, grad, A, Z, activation)
         return
-    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+    start = first
+    while start < last:
         end = min(start + <Py_ssize_t>VECTOR_CHUNK, last)
         copy_values(end - start, grad_in + start, grad + start)
         slope_range(start, end, grad, A, Z, activation)
+        start += VECTOR_CHUNK
 
 
 cdef inline void slope_range(Py_ssize_t first, Py_ssize_t last, real* grad, const real* A,
@@ -280,11 +282,13 @@ cdef void gelu_range(Py_ssize_t first, Py_ssize_t last, const real* Z, real* A) 
     # z Φ(z)
     cdef real cdf[VECTOR_CHUNK]
     cdef Py_ssize_t start, j, n
-    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+    start = first
+    while start < last:
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
         normal_cdf_chunk(n, Z + start, cdf)
         for j in range(n):
             A[start + j] = Z[start + j] * cdf[j]
+        start += VECTOR_CHUNK
 
 
 cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
@@ -294,7 +298,8 @@ cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
     cdef real e[VECTOR_CHUNK]
     cdef real z
     cdef Py_ssize_t start, j, n
-    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+    start = first
+    while start < last:
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
         normal_cdf_chunk(n, Z + start, cdf)
         for j in range(n):
@@ -303,6 +308,7 @@ cdef void gelu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
         vector_exp(n, e, e)
         for j in range(n):
             grad[start + j] *= cdf[j] + Z[start + j] * <real>INV_SQRT_2PI * e[j]
+        start += VECTOR_CHUNK
 
 
 cdef void gelu_tanh_range(Py_ssize_t first, Py_ssize_t last, const real* Z,
@@ -310,11 +316,13 @@ cdef void gelu_tanh_range(Py_ssize_t first, Py_ssize_t last, const real* Z,
     # z σ(2u)
     cdef real s[VECTOR_CHUNK]
     cdef Py_ssize_t start, j, n
-    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+    start = first
+    while start < last:
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
         gelu_tanh_sigma_chunk(n, Z + start, s)
         for j in range(n):
             A[start + j] = Z[start + j] * s[j]
+        start += VECTOR_CHUNK
 
 
 cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
@@ -326,7 +334,8 @@ cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
     cdef real s[VECTOR_CHUNK]
     cdef real z
     cdef Py_ssize_t start, j, n
-    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+    start = first
+    while start < last:
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
         gelu_tanh_sigma_chunk(n, Z + start, s)
         for j in range(n):
@@ -334,6 +343,7 @@ cdef void gelu_tanh_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
             grad[start + j] *= (s[j] + <real>2 * (z * s[j] * (<real>1 - s[j]))
                                 * <real>SQRT_2_OVER_PI * (<real>1 + <real>3 * <real>GELU_CUBIC
                                                           * min(z * z, <real>GELU_TANH_SQUARE_CAP)))
+        start += VECTOR_CHUNK
 
 
 cdef void silu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
@@ -341,12 +351,14 @@ cdef void silu_slope_range(Py_ssize_t first, Py_ssize_t last, real* grad,
     cdef real s[VECTOR_CHUNK]
     cdef real z
     cdef Py_ssize_t start, j, n
-    for start in range(first, last, 256):   # VECTOR_CHUNK (a range step must be a literal)
+    start = first
+    while start < last:
         n = min(<Py_ssize_t>VECTOR_CHUNK, last - start)
         vector_sigmoid(n, Z + start, s)
         for j in range(n):
             z = Z[start + j]
             grad[start + j] *= s[j] * (<real>1 + z * (<real>1 - s[j]))
+        start += VECTOR_CHUNK
 
 
 cdef void softmax_backward(Py_ssize_t m, Py_ssize_t n, real* grad, const real* A) noexcept nogil:

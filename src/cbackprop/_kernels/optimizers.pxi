@@ -265,21 +265,6 @@ cdef enum:
     NORM_CHUNK = 32768   # elements per partial sum
 
 
-cdef double sum_of_squares(Py_ssize_t start, Py_ssize_t end, const real* grad) noexcept nogil:
-    """``sum(grad[start:end]**2)`` in double. Four interleaved partial sums: a
-    fixed order (so a fixed result) that does not wait on one addition chain."""
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef Py_ssize_t i, stop4 = start + (end - start) // 4 * 4
-    for i in range(start, stop4, 4):
-        s0 += <double>grad[i] * <double>grad[i]
-        s1 += <double>grad[i + 1] * <double>grad[i + 1]
-        s2 += <double>grad[i + 2] * <double>grad[i + 2]
-        s3 += <double>grad[i + 3] * <double>grad[i + 3]
-    for i in range(stop4, end):
-        s0 += <double>grad[i] * <double>grad[i]
-    return (s0 + s1) + (s2 + s3)
-
-
 cdef double gradient_norm(Py_ssize_t count, const real* grad, double* partials,
                           int n_threads) noexcept nogil:
     """The Euclidean norm of ``grad[:count]``, accumulated in double; not finite
@@ -292,17 +277,22 @@ cdef double gradient_norm(Py_ssize_t count, const real* grad, double* partials,
     cdef double total = 0
     if n_threads > 1 and count >= PARALLEL_MIN_ELEMENTS:
         for chunk in prange(n_chunks, num_threads=cb_team(n_threads), schedule="static"):
-            partials[chunk] = sum_of_squares(chunk * NORM_CHUNK,
-                                             min(count, (chunk + 1) * <Py_ssize_t>NORM_CHUNK), grad)
+            partials[chunk] = chunk_sum_of_squares(chunk, count, grad)
         for chunk in range(n_chunks):
             total = total + partials[chunk]
     else:
         for chunk in range(n_chunks):
-            total = total + sum_of_squares(chunk * NORM_CHUNK,
-                                           min(count, (chunk + 1) * <Py_ssize_t>NORM_CHUNK), grad)
+            total = total + chunk_sum_of_squares(chunk, count, grad)
     if isinf(total):
         return rescaled_norm(count, grad)
     return sqrt(total)
+
+
+cdef inline double chunk_sum_of_squares(Py_ssize_t chunk, Py_ssize_t count,
+                                        const real* grad) noexcept nogil:
+    cdef Py_ssize_t start = chunk * NORM_CHUNK
+    cdef Py_ssize_t n = min(count - start, <Py_ssize_t>NORM_CHUNK)
+    return dot_as_double(n, grad + start, grad + start)
 
 
 cdef double rescaled_norm(Py_ssize_t count, const real* grad) noexcept nogil:

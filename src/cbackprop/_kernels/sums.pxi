@@ -4,7 +4,7 @@
 # thread count.
 
 cdef enum:
-    PARTIALS = 8
+    PARTIALS = 8   # pairwise() adds exactly eight
 
 
 cdef inline double pairwise(const double* partial) noexcept nogil:
@@ -18,9 +18,11 @@ cdef inline double sum_as_double(Py_ssize_t n, const real* x) noexcept nogil:
     cdef Py_ssize_t i, j, whole = n - n % PARTIALS
     for j in range(PARTIALS):
         partial[j] = 0
-    for i in range(0, whole, 8):   # PARTIALS (a range step must be a literal)
+    i = 0
+    while i < whole:
         for j in range(PARTIALS):
             partial[j] += x[i + j]
+        i += PARTIALS
     for i in range(whole, n):
         partial[i - whole] += x[i]
     return pairwise(partial)
@@ -32,9 +34,11 @@ cdef inline double dot_as_double(Py_ssize_t n, const real* x, const real* y) noe
     cdef Py_ssize_t i, j, whole = n - n % PARTIALS
     for j in range(PARTIALS):
         partial[j] = 0
-    for i in range(0, whole, 8):
+    i = 0
+    while i < whole:
         for j in range(PARTIALS):
             partial[j] += <double>x[i + j] * <double>y[i + j]
+        i += PARTIALS
     for i in range(whole, n):
         partial[i - whole] += <double>x[i] * <double>y[i]
     return pairwise(partial)
@@ -48,10 +52,12 @@ cdef inline double squared_distance_as_double(Py_ssize_t n, const real* x,
     cdef Py_ssize_t i, j, whole = n - n % PARTIALS
     for j in range(PARTIALS):
         partial[j] = 0
-    for i in range(0, whole, 8):
+    i = 0
+    while i < whole:
         for j in range(PARTIALS):
             diff = <double>x[i + j] - <double>y[i + j]
             partial[j] += diff * diff
+        i += PARTIALS
     for i in range(whole, n):
         diff = <double>x[i] - <double>y[i]
         partial[i - whole] += diff * diff
@@ -65,9 +71,11 @@ cdef inline real maximum(Py_ssize_t n, const real* x) noexcept nogil:
     cdef Py_ssize_t i, j, whole = n - n % PARTIALS
     for j in range(PARTIALS):
         partial[j] = x[0]
-    for i in range(0, whole, 8):
+    i = 0
+    while i < whole:
         for j in range(PARTIALS):
             partial[j] = x[i + j] if x[i + j] > partial[j] else partial[j]
+        i += PARTIALS
     for i in range(whole, n):
         partial[i - whole] = x[i] if x[i] > partial[i - whole] else partial[i - whole]
     best = partial[0]
