@@ -3,6 +3,7 @@ names are all there (the one literal list of them in the tests), and every
 part that derives from an entry has it — the reference maths, the kernels'
 codes, the exports and the type stubs."""
 import ast
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 import cbackprop as cb
 from cbackprop import _activations, losses, optimizers
+from cbackprop._backend import available_paths
 from cbackprop.reference import ops as reference_ops
 from cbackprop.reference import passes
 
@@ -44,6 +46,30 @@ def test_kernel_codes_are_distinct_small_integers(registry):
     codes = list(registry.values())
     assert all(isinstance(code, int) and code >= 0 for code in codes)
     assert len(set(codes)) == len(codes)
+
+
+def registry_codes():
+    return ({name: entry.code for name, entry in _activations.REGISTRY.items()},
+            {name: cls.code for name, cls in losses.LOSSES.items()},
+            {name: cls.code for name, cls in optimizers.OPTIMIZERS.items()})
+
+
+@pytest.mark.parametrize("path", available_paths())
+def test_every_build_numbers_its_kernels_as_the_registries_do(path):
+    """The kernels' enums repeat the registries' codes; each engine build checks
+    them at import (so this one imported), and the check finds a drift."""
+    engine = importlib.import_module(f"cbackprop._engine_{path}")
+    assert engine.kernel_code_mismatches(*registry_codes()) == []
+    activations, loss_codes, optimizer_codes = registry_codes()
+    swapped = {**activations, "relu": activations["tanh"], "tanh": activations["relu"]}
+    assert len(engine.kernel_code_mismatches(swapped, loss_codes, optimizer_codes)) == 2
+    assert engine.kernel_code_mismatches(activations, loss_codes,
+                                         {**optimizer_codes, "adam": 7}) == [
+        "optimizer 'adam': kernel number 1, registry code 7",
+        "vector update 'adam': kernel number 1, registry code 7"]
+    assert engine.kernel_code_mismatches({**activations, "swish": 9}, loss_codes,
+                                         optimizer_codes) == [
+        "activation 'swish': kernel number None, registry code 9"]
 
 
 def test_every_activation_entry_is_complete():

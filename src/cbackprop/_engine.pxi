@@ -36,6 +36,52 @@ include "_engine_memory.pxi"
 include "_engine_state.pxi"
 include "_engine_lock.pxi"
 
+# -- the kernels' numbers against the registries' codes ------------------------------------
+# The enums of _kernels/ repeat the registries' codes (C needs constants); a
+# number that drifted would run another kernel without a word, so the engine
+# refuses to import instead.
+KERNEL_CODES = {
+    "activation": {"sigmoid": ACT_SIGMOID, "relu": ACT_RELU, "tanh": ACT_TANH,
+                   "identity": ACT_IDENTITY, "leaky_relu": ACT_LEAKY_RELU,
+                   "softmax": ACT_SOFTMAX, "gelu": ACT_GELU, "gelu_tanh": ACT_GELU_TANH,
+                   "silu": ACT_SILU},
+    "loss": {"mse": LOSS_MSE, "bce": LOSS_BCE, "cross_entropy": LOSS_CROSS_ENTROPY},
+    "optimizer": {"sgd": OPT_SGD, "adam": OPT_ADAM, "rmsprop": OPT_RMSPROP},
+    # vmath.h's update loops, named by optimizer: the same numbers again.
+    "vector update": {"adam": CB_UPDATE_ADAM, "rmsprop": CB_UPDATE_RMSPROP},
+}
+
+
+def kernel_code_mismatches(activation_codes, loss_codes, optimizer_codes):
+    """``[]`` when KERNEL_CODES agree with the registries' ``{name: code}``
+    maps; else one line per disagreement (a name either side lacks, or two
+    numbers)."""
+    wanted = {"activation": activation_codes, "loss": loss_codes,
+              "optimizer": optimizer_codes,
+              "vector update": {name: optimizer_codes.get(name)
+                                for name in KERNEL_CODES["vector update"]}}
+    mismatches = []
+    for kind, codes in wanted.items():
+        for name in sorted(set(codes) | set(KERNEL_CODES[kind])):
+            kernel, registry = KERNEL_CODES[kind].get(name), codes.get(name)
+            if kernel != registry:
+                mismatches.append(f"{kind} {name!r}: kernel number {kernel}, registry code {registry}")
+    return mismatches
+
+
+def _check_kernel_codes():
+    from cbackprop.losses import LOSSES
+    from cbackprop.optimizers import OPTIMIZERS
+    mismatches = kernel_code_mismatches({name: entry.code for name, entry in _ACTIVATIONS.items()},
+                                        {name: cls.code for name, cls in LOSSES.items()},
+                                        {name: cls.code for name, cls in OPTIMIZERS.items()})
+    if mismatches:
+        raise ImportError("cbackprop's compiled kernels disagree with its registries (a build "
+                          "of other sources?): " + "; ".join(mismatches))
+
+
+_check_kernel_codes()
+
 # -- threads ------------------------------------------------------------------------------
 cdef extern from *:
     """

@@ -29,6 +29,9 @@ cdef extern from "vmath.h" nogil:
         CB_ROOTS_BY_INSTRUCTION
         CB_ROOTS_BY_NEWTON
         CB_ROOTS_ONE_IN_THREE_BY_NEWTON
+    enum:   # updates_template.h's numbers for the optimizers of optimizers.pxi
+        CB_UPDATE_ADAM
+        CB_UPDATE_RMSPROP
 
     ctypedef struct cb_update_factors:
         double rate, keep1, add1, keep2, add2, root_scale, eps, momentum
