@@ -277,6 +277,31 @@ def test_an_unknown_state_version_is_refused(Net):
         twin.__setstate__(state)
 
 
+@pytest.mark.parametrize("change", ["another network's", "one moment short", "float32 moments",
+                                    "negative step count"])
+def test_an_optimizer_state_that_does_not_fit_is_refused(Net, change):
+    """Both implementations refuse it when the state is set, with ValueError;
+    the reference took it and failed at the next step with a broadcasting error."""
+    net = make_net(Net, "float64")
+    state = net.__getstate__()
+    moment1, moment2, step_count = state["optimizer_state"]
+    if change == "another network's":
+        other = Net([3, 7, 2], ["tanh", "identity"], optimizer=cb.Adam())
+        state["optimizer_state"] = other.__getstate__()["optimizer_state"]
+    elif change == "one moment short":
+        short = moment1[:-1] if isinstance(moment1, list) else moment1[:-1].copy()
+        state["optimizer_state"] = (short, moment2, step_count)
+    elif change == "float32 moments":
+        cast = ([m.astype(np.float32) for m in moment1] if isinstance(moment1, list)
+                else moment1.astype(np.float32))
+        state["optimizer_state"] = (cast, moment2, step_count)
+    else:
+        state["optimizer_state"] = (moment1, moment2, -1)
+    twin = Net.__new__(Net)
+    with pytest.raises(ValueError, match="moment1|step_count"):
+        twin.__setstate__(state)
+
+
 def test_a_pickle_trains_on_in_another_process():
     """What multiprocessing and joblib do: the pickle goes to a fresh
     interpreter, which builds its own engine and trains on bit for bit."""
