@@ -615,9 +615,10 @@ BAD_ARGUMENTS = [
     (dict(min_delta=10**400), ValueError, "min_delta"),
     (dict(restore_best="yes"), TypeError, "restore_best"),
     (dict(restore_best=None), TypeError, "restore_best"),
-    (dict(restore_best=1), TypeError, "restore_best"),
+    (dict(restore_best=2), TypeError, "restore_best"),
     (dict(shuffle="no"), TypeError, "shuffle"),
-    (dict(shuffle=0), TypeError, "shuffle"),
+    (dict(shuffle=-1), TypeError, "shuffle"),
+    (dict(shuffle=0.0), TypeError, "shuffle"),
     (dict(shuffle=None), TypeError, "shuffle"),
     (dict(callbacks=print), TypeError, "list"),
     (dict(callbacks=7), TypeError, "callbacks"),
@@ -625,7 +626,7 @@ BAD_ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize("verbose", ["yes", 1, None])
+@pytest.mark.parametrize("verbose", ["yes", 2, None])
 def test_verbose_must_be_a_bool(Net, verbose, capsys):
     net, X, Y, _, _ = regression_problem(Net, "float64")
     before = params_of(net)
@@ -633,6 +634,21 @@ def test_verbose_must_be_a_bool(Net, verbose, capsys):
         net.fit(X, Y, epochs=2, verbose=verbose)
     assert_params_equal(net, before)
     assert capsys.readouterr().out == ""
+
+
+def test_zero_and_one_are_bools(Net, capsys):
+    """verbose=0 (Keras' and scikit-learn's spelling) and shuffle=1 mean the bools."""
+    net, X, Y, X_val, Y_val = regression_problem(Net, "float64")
+    twin, *_ = regression_problem(Net, "float64")
+    history = net.fit(X, Y, epochs=2, shuffle=1, verbose=0, restore_best=np.int64(1),
+                      patience=1, validation_data=(X_val, Y_val), seed=3)
+    assert capsys.readouterr().out == ""
+    twin_history = twin.fit(X, Y, epochs=2, shuffle=True, verbose=False, restore_best=True,
+                            patience=1, validation_data=(X_val, Y_val), seed=3)
+    assert history == twin_history
+    assert_params_equal(net, params_of(twin))
+    net.fit(X, Y, epochs=1, verbose=1)
+    assert "epoch" in capsys.readouterr().out.lower()
 
 
 def test_numpy_bools_are_bools(Net):

@@ -485,7 +485,7 @@ def _bad_calls():
         ("nan scale", lambda: ops.mse(a, a.copy(), scale=float("nan")), ValueError),
         ("text scale", lambda: ops.mse(a, a.copy(), scale="1"), TypeError),
         ("reduction", lambda: ops.mse(a, a.copy(), reduction="max"), ValueError),
-        ("trans flag", lambda: ops.gemm(x, w, 1), TypeError),
+        ("trans flag", lambda: ops.gemm(x, w, 2), TypeError),
         ("out passed as a flag", lambda: ops.gemm(x, w, _f64(4, 2)), TypeError),
         ("need flag", lambda: ops.dense_backward(d, x, w, need_grad_a_prev=None), TypeError),
         ("grad_a_prev not needed", lambda: ops.dense_backward(d, x, w, grad_a_prev=_f64(4, 3),

@@ -301,7 +301,7 @@ def test_numpy_bool_apply_is_accepted(Net, apply):
     assert_same_params(net, twin)
 
 
-@pytest.mark.parametrize("apply", [1, 0, None])
+@pytest.mark.parametrize("apply", [2, "yes", None])
 def test_non_bool_apply_is_a_type_error(Net, apply):
     net = two_layer(Net)
     X, Y = TWO_LAYER_BATCHES["(1,2) X, (1,1) Y"]

@@ -53,11 +53,14 @@ def sparse_hint(name, data):
 
 
 def boolean(name, value):
-    """``value`` as a bool: Python's or NumPy's True or False, nothing else
-    (not 0/1, not a string: ``shuffle="no"`` must not mean True)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+    """``value`` as a bool: Python's or NumPy's True or False, or the integers
+    0 and 1 (``verbose=0`` as in Keras and scikit-learn); nothing else (not 2,
+    not a string: ``shuffle="no"`` must not mean True)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False (or 1 or 0), got {value!r}")
 
 
 def in_range(name, value, low, high, *, low_open=False, high_open=True):

@@ -64,10 +64,7 @@ def _clip_threshold(name, value):
 
 
 def _flag(name, value):
-    """A bool setting: as ``boolean`` (and the integers 0 and 1, accepted since
-    the first release), but an invalid hyper-parameter is a ValueError."""
-    if type(value) is int and value in (0, 1):
-        return bool(value)
+    """A bool setting: as ``boolean``, but an invalid hyper-parameter is a ValueError."""
     try:
         return boolean(name, value)
     except TypeError as exc:
