@@ -173,6 +173,69 @@ def test_a_step_that_overflows_through_weight_decay_alone_is_refused_in_place(op
         assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "rmsprop-momentum"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_step_that_overflows_through_the_learning_rate_alone_is_refused_in_place(dtype,
+                                                                                  optimizer):
+    """Gradients, squares and moments all small; only lr x (the normalised
+    step) passes the largest value. Steps on zero gradients (targets = the
+    outputs) make the bounds known; a batch with small errors then must be
+    refused by both twins, nothing changed. A bound that left out the step
+    or the new |W| let it through, leaving W infinite with no error."""
+    huge = float(np.finfo(dtype).max) / 2
+    make = {"adam": lambda: cb.Adam(lr=huge, beta1=0.0),
+            "rmsprop": lambda: cb.RMSprop(lr=huge),
+            "rmsprop-momentum": lambda: cb.RMSprop(lr=huge, momentum=0.5)}[optimizer]
+    nets = []
+    for in_place in (True, False):
+        net = cb.Network([20, 30, 5], ["tanh", "identity"], optimizer=make(), dtype=dtype, seed=1)
+        net._engine.moments_in_place = in_place
+        nets.append(net)
+    X = batches(dtype, 1)[0][0]
+    for _ in range(9):   # Adam's v̂ = v / (1 - 0.999^10) ≈ g² / 10: a step of ≈ 3 lr
+        for net in nets:
+            net.train_step(X, net.forward(X))
+    assert nets[0]._engine.state_bounds is not None and nets[0]._engine.steps_in_place >= 1
+    before = engine_state(nets[0])
+    Y = nets[0].forward(X) + np.asarray(0.05, dtype)
+    for net in nets:
+        with pytest.raises(FloatingPointError, match="update of this step overflows"):
+            net.train_step(X, Y)
+    for a, b in zip(engine_state(nets[0]), before, strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert_same_bits(*nets)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_huge_gradient_in_the_last_chunk_is_seen(threads):
+    """The largest gradient is taken over 32,768-element chunks, spread on the
+    threads: a batch whose only huge gradients are the biases (the last,
+    short chunk: X tiny, Y huge) must rule out the step in place and be
+    refused, as by the twin that never steps in place."""
+    dtype = "float32"
+    sizes = (1024, 256)
+    old = cb.get_num_threads()
+    try:
+        cb.set_num_threads(threads)
+        nets = [cb.Network(list(sizes), ["identity"], dtype=dtype, seed=1,
+                           optimizer=cb.Adam(lr=1e-3)) for _ in range(2)]
+        nets[0]._engine.moments_in_place = True
+        nets[1]._engine.moments_in_place = False
+        for X, Y in batches(dtype, 3, sizes=sizes, m=4):
+            assert nets[0].train_step(X, Y) == nets[1].train_step(X, Y)
+        assert nets[0]._engine.steps_in_place == 2
+        before = engine_state(nets[0])
+        X, Y = np.full((4, 1024), 1e-25, dtype), np.full((4, 256), -1e28, dtype)
+        for net in nets:
+            with pytest.raises(FloatingPointError, match="update of this step overflows"):
+                net.train_step(X, Y)
+    finally:
+        cb.set_num_threads(old)
+    for a, b in zip(engine_state(nets[0]), before, strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert_same_bits(*nets)
+
+
 def forget(net, how):
     engine = net._engine
     if how == "get_params":
