@@ -245,11 +245,18 @@ def probability_tolerance(dtype, n_classes):
     return base + n_classes * float(np.finfo(dtype).eps)
 
 
+def row_sums(Y):
+    """Each row's sum in float64, added left to right, as the compiled check
+    adds them: ``np.sum`` adds eight or more values in another order, whose
+    last bits put rows within an ulp of the tolerance on the other side."""
+    return np.cumsum(Y, axis=1, dtype=np.float64)[:, -1]
+
+
 def first_bad_probability_row(Y):
     """Index of the first row of ``Y`` that is not a probability vector, or -1."""
     tolerance = probability_tolerance(Y.dtype, Y.shape[1])
     bad = ((Y < 0) | (Y > 1)).any(axis=1)
-    bad |= np.abs(Y.sum(axis=1, dtype=np.float64) - 1.0) > tolerance
+    bad |= np.abs(row_sums(Y) - 1.0) > tolerance
     return int(np.flatnonzero(bad)[0]) if bad.any() else -1
 
 
@@ -268,7 +275,7 @@ def probability_error(Y, row):
     if outside.size:
         what = f"has entry {outside[0].item()!r} outside [0, 1]"
     else:
-        what = f"sums to {float(values.sum(dtype=np.float64))!r}"
+        what = f"sums to {float(row_sums(values[np.newaxis])[0])!r}"
     return ValueError(
         f"cross_entropy targets must be probability rows (entries in [0, 1], each row "
         f"summing to 1, one-hot or soft labels): row {row} of Y {what}")
