@@ -31,7 +31,7 @@ def assert_same(a, b):
 
 def assert_close(actual, expected, dtype):
     expected = np.asarray(expected, dtype=np.float64)
-    atol = RTOL[dtype] * max(1.0, float(np.abs(expected).max(initial=0)))
+    atol = RTOL[dtype] * float(np.abs(expected).max(initial=0))
     np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), expected,
                                rtol=RTOL[dtype], atol=atol)
 
