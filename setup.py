@@ -11,6 +11,7 @@ import platform
 import subprocess
 import sysconfig
 import tempfile
+from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
@@ -79,12 +80,18 @@ if os.name != "nt" and compiles(ALIAS_CHECKS):
 OPENMP = openmp_flags()
 
 
+# The C headers every engine includes: an edit to one rebuilds the engines
+# (Cython follows the .pxi includes itself; setuptools knows nothing of these).
+KERNEL_HEADERS = sorted(str(path) for path in Path("src/cbackprop/_kernels").glob("*.h"))
+
+
 def engine(name, isa, extra_flags=()):
     """The engine built as ``cbackprop.<name>``; ``isa`` picks the row of the
     blocking table in _kernels/tiles.h, ``extra_flags`` the instructions."""
     return Extension(
         f"cbackprop.{name}",
         [f"src/cbackprop/{name}.pyx"],
+        depends=KERNEL_HEADERS,
         include_dirs=[np.get_include(), "src/cbackprop/_kernels"],
         define_macros=NUMPY_MACROS + [("CB_ISA", f"CB_ISA_{isa.upper()}")],
         extra_compile_args=BASE_FLAGS + OPENMP + list(extra_flags),
