@@ -17,6 +17,11 @@ from libc.string cimport memset
 
 cnp.import_array()
 
+# Every kernel's element type: one instantiation per dtype.
+ctypedef fused real:
+    float
+    double
+
 # The boundary's wording and tolerance, shared with the reference's checks.
 from cbackprop._validation import (label_error, loss_not_finite_error, probability_error,
                                    probability_tolerance, unit_interval_error)

@@ -1,9 +1,5 @@
 # The engine compiled with baseline flags: runs on any x86-64 (or other) CPU.
 # It also answers, at run time, which of the other builds this CPU can run.
-ctypedef fused real:
-    float
-    double
-
 include "_engine.pxi"
 include "_ops.pxi"
 
