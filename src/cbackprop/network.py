@@ -1,5 +1,7 @@
-"""The compiled Network: validation in Python at the boundary, every pass
-one nogil call into the Cython engine."""
+"""The compiled Network: validation at the boundary (arguments, shapes and
+dtypes in Python, _validation.py; the values of X and Y by the engine's
+first C pass, with the same wording), every pass one nogil call into the
+Cython engine."""
 import signal
 
 from ._backend import engine as _engine
