@@ -47,7 +47,8 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
     cdef real z, y
     cdef double exact[VECTOR_CHUNK]   # float32's chunk again, in double
     cdef bint below
-    for start in range(0, count, 256):   # VECTOR_CHUNK (a range step must be a literal)
+    start = 0
+    while start < count:
         n = min(<Py_ssize_t>VECTOR_CHUNK, count - start)
         for j in range(n):
             e[j] = -fabs(Z[start + j])
@@ -78,6 +79,7 @@ cdef double bce_loss(Py_ssize_t count, const real* Z, const real* Y, real* delta
                 terms[j] = bce_term(z, y, softplus[j])
                 delta[start + j] = bce_delta(z, y, e[j], count)
         total += sum_as_double(n, terms)
+        start += VECTOR_CHUNK
     return total / count
 
 
@@ -105,9 +107,11 @@ cdef inline double sum_of_the_others(Py_ssize_t k, const real* e,
     cdef Py_ssize_t i, j, whole = k - k % PARTIALS
     for j in range(PARTIALS):
         partial[j] = 0
-    for i in range(0, whole, 8):   # PARTIALS (a range step must be a literal)
+    i = 0
+    while i < whole:
         for j in range(PARTIALS):
             partial[j] += e[i + j] if e[i + j] < 1 else 0
+        i += PARTIALS
     for i in range(whole, k):
         partial[i - whole] += e[i] if e[i] < 1 else 0
     below = pairwise(partial)
@@ -125,9 +129,11 @@ cdef inline double target_dot_gap(Py_ssize_t k, const real* y, const real* z,
     cdef Py_ssize_t i, j, whole = k - k % PARTIALS
     for j in range(PARTIALS):
         partial[j] = 0
-    for i in range(0, whole, 8):   # PARTIALS (a range step must be a literal)
+    i = 0
+    while i < whole:
         for j in range(PARTIALS):
             partial[j] += <double>y[i + j] * (<double>top - <double>z[i + j])
+        i += PARTIALS
     for i in range(whole, k):
         partial[i - whole] += <double>y[i] * (<double>top - <double>z[i])
     total = pairwise(partial)
@@ -149,7 +155,8 @@ cdef inline double others_in_double_precision(Py_ssize_t k, const float* z,
     cdef double terms[VECTOR_CHUNK]
     cdef double total = 0
     cdef Py_ssize_t start, j, n
-    for start in range(0, k, 256):   # VECTOR_CHUNK (a range step must be a literal)
+    start = 0
+    while start < k:
         n = min(<Py_ssize_t>VECTOR_CHUNK, k - start)
         for j in range(n):
             gaps[j] = <double>z[start + j] - <double>top
@@ -157,6 +164,7 @@ cdef inline double others_in_double_precision(Py_ssize_t k, const float* z,
         for j in range(n):
             if not (gaps[j] >= 0):   # the maximum's own 0 left out
                 total += terms[j]
+        start += VECTOR_CHUNK
     return total
 
 
