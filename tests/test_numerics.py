@@ -199,16 +199,28 @@ def test_adam_with_a_learning_rate_near_the_dtype_limit(dtype, gradient):
         assert compiled[0] == pytest.approx(1 - lr, rel=1e-6)
 
 
-def test_cross_entropy_of_logits_further_apart_than_float64s_range():
-    """Logits -1e308 and 1e308 with the label on the larger: the loss is 0 in
-    both implementations (the reference once multiplied the other class's
-    zero target by its infinite -log softmax: NaN, and refused the step)."""
+@pytest.mark.parametrize("targets", ["labels", "one-hot rows", "soft rows"])
+def test_cross_entropy_of_logits_further_apart_than_float64s_range(targets):
+    """Logits -1e308 and 1e308 with the target on the larger: the loss is 0 in
+    both implementations, whether the targets are labels or rows (which take
+    another path: the target-weighted gap, whose overflow to NaN falls back to
+    the rows' terms one by one) (the reference once multiplied the other
+    class's zero target by its infinite -log softmax: NaN, and refused the step)."""
+    Y = {"labels": np.array([1]), "one-hot rows": np.array([[0.0, 1.0, 0.0]]),
+         "soft rows": np.array([[0.0, 0.5, 0.5]])}[targets]
+    # Soft: half the mass on the logit 0, whose -log softmax is 1e308.
+    loss_wanted, delta_wanted = ((5e307, [[0.0, 0.5, -0.5]]) if targets == "soft rows"
+                                 else (0.0, [[0.0, 0.0, 0.0]]))
     for Net in (cb.Network, cb.reference.Network):
         net = Net([1, 3], ["softmax"], loss="cross_entropy", optimizer=cb.SGD(lr=0.1))
         net.set_params([np.array([[1.0, -1.0, 0.0]])], [np.zeros(3)])
-        X, labels = np.array([[-1e308]]), np.array([1])
-        assert net.loss(X, labels) == 0.0
-        assert net.train_step(X, labels) == 0.0
+        X = np.array([[-1e308]])
+        assert net.loss(X, Y) == loss_wanted
+        assert net.train_step(X, Y) == loss_wanted
+    for ops in (cb.ops, cb.reference.ops):
+        with np.errstate(over="ignore"):   # the reference's z - max(z), as its Network runs it
+            loss, delta = ops.cross_entropy(np.array([[-1e308, 1e308, 0.0]]), Y)
+        assert loss == loss_wanted and np.array_equal(delta, delta_wanted)
 
 
 CONFIDENT_GAPS = [50.0, 86.9, 87.5, 95.0, 103.0, 111.0, 300.0]
