@@ -1,0 +1,128 @@
+"""Run the compiled passes on operands that end (or start) at an inaccessible
+page: a read one element past the user's array is a segmentation fault here,
+where an ordinary array's neighbour would hide it (the lanes it fills are
+never stored, so no value shows it, and the debug build's guard zones
+catch writes only). Run by tests/test_reads_stay_in_bounds.py in a
+subprocess: ``python guarded_reads.py <area> <dtype>``, printing "ok".
+
+Each operand is copied into pages of its own, flush against a PROT_NONE
+page after it (and, in a second round, before it); the results are checked
+against NumPy so that a copy taken on the way does not pass unnoticed as
+a read in place.
+"""
+import ctypes
+import mmap
+import sys
+
+import numpy as np
+
+import cbackprop as cb
+from cbackprop._backend import engine
+
+PAGE = mmap.PAGESIZE
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def guarded(values, flush):
+    """A C-contiguous copy of ``values`` whose last byte ("end") or first
+    byte ("start") touches an inaccessible page."""
+    values = np.ascontiguousarray(values)
+    data_pages = -(-max(values.nbytes, 1) // PAGE)
+    mapping = mmap.mmap(-1, (data_pages + 2) * PAGE)
+    base = ctypes.addressof((ctypes.c_char * len(mapping)).from_buffer(mapping))
+    for page in (0, data_pages + 1):
+        if _libc.mprotect(ctypes.c_void_p(base + page * PAGE), PAGE, 0) != 0:   # PROT_NONE
+            raise OSError(ctypes.get_errno(), "mprotect failed")
+    offset = PAGE if flush == "start" else (data_pages + 1) * PAGE - values.nbytes
+    array = np.frombuffer(mapping, values.dtype, values.size, offset).reshape(values.shape)
+    array[...] = values
+    return array   # a view of the mapping, which it keeps alive
+
+
+def edges(dtype):
+    """Rows, columns and depths around the running build's tile boundaries,
+    the ten-column outputs and the few-rows paths."""
+    table = engine.tile_table()
+    mr, nr, kc = table["mr"], table["nr"][dtype], table["kc"][dtype]
+    rows = sorted({1, 2, 3, 5, 7, 13, mr - 1, mr, mr + 1, 2 * mr + 1} - {0})
+    cols = sorted({1, 2, 3, 9, 10, 11, nr // 2 - 1, nr // 2 + 1, nr - 1, nr + 1, 2 * nr + 3} - {0})
+    depths = [1, 3, nr // 2 + 1, 64, kc + 5]
+    return rows, cols, depths
+
+
+def close(actual, expected, dtype):
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    scale = max(1.0, float(np.abs(expected).max(initial=0)))
+    assert np.allclose(actual, expected, rtol=tol, atol=tol * scale), (actual, expected)
+
+
+def gemm(dtype, rng, flush):
+    rows, cols, depths = edges(dtype)
+    for i, M in enumerate(rows):
+        for j, N in enumerate(cols):
+            K = depths[(i + j) % len(depths)]
+            for trans_a in (False, True):
+                for trans_b in (False, True):
+                    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+                    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+                    want = (A.T if trans_a else A).astype(np.float64) @ (B.T if trans_b else B)
+                    for a, b in ((guarded(A, flush), B), (A, guarded(B, flush))):
+                        close(cb.ops.gemm(a, b, trans_a, trans_b), want, dtype)
+
+
+def layers(dtype, rng, flush):
+    """dense_forward / dense_backward with each operand guarded in turn."""
+    rows, cols, _ = edges(dtype)
+    K = 37
+    for M in rows:
+        for N in cols:
+            X = rng.standard_normal((M, K)).astype(dtype)
+            W = rng.standard_normal((K, N)).astype(dtype)
+            b = rng.standard_normal(N).astype(dtype)
+            delta = rng.standard_normal((M, N)).astype(dtype)
+            want = X.astype(np.float64) @ W + b
+            for x, w, bias in ((guarded(X, flush), W, b), (X, guarded(W, flush), b),
+                               (X, W, guarded(b, flush))):
+                close(cb.ops.dense_forward(x, w, bias), want, dtype)
+            for d, x, w in ((guarded(delta, flush), X, W), (delta, guarded(X, flush), W),
+                            (delta, X, guarded(W, flush))):
+                grad_w, grad_b, grad_x = cb.ops.dense_backward(d, x, w)
+                close(grad_w, X.T.astype(np.float64) @ delta, dtype)
+                close(grad_b, delta.astype(np.float64).sum(axis=0), dtype)
+                close(grad_x, delta.astype(np.float64) @ W.T, dtype)
+
+
+def networks(dtype, rng, flush):
+    """A Network's passes read a C-contiguous X (and Y) of its dtype in place."""
+    rows, _, _ = edges(dtype)
+    for n_out, head, loss in ((9, "identity", "mse"), (10, "softmax", "cross_entropy"),
+                              (11, "sigmoid", "bce"), (32, "identity", "mse")):
+        compiled = cb.Network([64, 17, n_out], ["relu", head], loss=loss, dtype=dtype, seed=0)
+        reference = cb.reference.Network([64, 17, n_out], ["relu", head], loss=loss,
+                                         dtype=dtype, seed=0)
+        for M in rows:
+            X = rng.standard_normal((M, 64)).astype(dtype)
+            if loss == "cross_entropy":
+                Y = rng.integers(0, n_out, M)
+            elif loss == "bce":
+                Y = rng.integers(0, 2, (M, n_out)).astype(dtype)
+            else:
+                Y = rng.standard_normal((M, n_out)).astype(dtype)
+            x, y = guarded(X, flush), guarded(Y, flush)
+            close(compiled.forward(x), reference.forward(X), dtype)
+            close(compiled.loss(x, y), reference.loss(X, Y), dtype)
+            for (gw, gb), (rw, rb) in zip(compiled.loss_and_gradients(x, y)[1],
+                                          reference.loss_and_gradients(X, Y)[1]):
+                close(gw, rw, dtype)
+                close(gb, rb, dtype)
+            close(compiled.train_step(x, y), reference.train_step(X, Y), dtype)
+        compiled.fit(guarded(X, flush), guarded(Y, flush), epochs=2, batch_size=5, seed=1)
+
+
+AREAS = {"gemm": gemm, "layers": layers, "networks": networks}
+
+if __name__ == "__main__":
+    area, dtype = sys.argv[1], sys.argv[2]
+    for flush in ("end", "start"):
+        AREAS[area](dtype, np.random.default_rng(0), flush)
+    print("ok")
