@@ -6,9 +6,11 @@ catch writes only). Run by tests/test_reads_stay_in_bounds.py in a
 subprocess: ``python guarded_reads.py <area> <dtype>``, printing "ok".
 
 Each operand is copied into pages of its own, flush against a PROT_NONE
-page after it (and, in a second round, before it); the results are checked
-against NumPy so that a copy taken on the way does not pass unnoticed as
-a read in place.
+page after it (and, in a second round, before it). The ops' fast paths,
+which read the operands in place, are asserted to be the ones taken (a
+copy on the way would read nothing near the guard), and GEMM's reading of B
+in place (rows that start on a cache line) is among the cases; the results
+are checked against NumPy.
 """
 import ctypes
 import mmap
@@ -21,6 +23,7 @@ from cbackprop._backend import engine
 
 PAGE = mmap.PAGESIZE
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
 
 def guarded(values, flush):
@@ -31,7 +34,7 @@ def guarded(values, flush):
     mapping = mmap.mmap(-1, (data_pages + 2) * PAGE)
     base = ctypes.addressof((ctypes.c_char * len(mapping)).from_buffer(mapping))
     for page in (0, data_pages + 1):
-        if _libc.mprotect(ctypes.c_void_p(base + page * PAGE), PAGE, 0) != 0:   # PROT_NONE
+        if _libc.mprotect(base + page * PAGE, PAGE, 0) != 0:   # PROT_NONE
             raise OSError(ctypes.get_errno(), "mprotect failed")
     offset = PAGE if flush == "start" else (data_pages + 1) * PAGE - values.nbytes
     array = np.frombuffer(mapping, values.dtype, values.size, offset).reshape(values.shape)
@@ -41,11 +44,14 @@ def guarded(values, flush):
 
 def edges(dtype):
     """Rows, columns and depths around the running build's tile boundaries,
-    the ten-column outputs and the few-rows paths."""
+    the ten-column outputs and the few-rows paths; columns of whole cache
+    lines too (GEMM reads such a B in place, partial last sliver included)."""
     table = engine.tile_table()
     mr, nr, kc = table["mr"], table["nr"][dtype], table["kc"][dtype]
+    line = 64 // np.dtype(dtype).itemsize
     rows = sorted({1, 2, 3, 5, 7, 13, mr - 1, mr, mr + 1, 2 * mr + 1} - {0})
-    cols = sorted({1, 2, 3, 9, 10, 11, nr // 2 - 1, nr // 2 + 1, nr - 1, nr + 1, 2 * nr + 3} - {0})
+    cols = sorted({1, 2, 3, 9, 10, 11, nr // 2 - 1, nr // 2 + 1, nr - 1, nr + 1, 2 * nr + 3,
+                   2 * line, 3 * line, nr + line} - {0})
     depths = [1, 3, nr // 2 + 1, 64, kc + 5]
     return rows, cols, depths
 
@@ -58,6 +64,7 @@ def close(actual, expected, dtype):
 
 def gemm(dtype, rng, flush):
     rows, cols, depths = edges(dtype)
+    b_in_place = 0
     for i, M in enumerate(rows):
         for j, N in enumerate(cols):
             K = depths[(i + j) % len(depths)]
@@ -67,7 +74,11 @@ def gemm(dtype, rng, flush):
                     B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
                     want = (A.T if trans_a else A).astype(np.float64) @ (B.T if trans_b else B)
                     for a, b in ((guarded(A, flush), B), (A, guarded(B, flush))):
+                        assert engine.gemm_ready(a, b, trans_a, trans_b, None)
                         close(cb.ops.gemm(a, b, trans_a, trans_b), want, dtype)
+                    if not trans_b and engine.reads_b_in_place(M, guarded(B, flush)):
+                        b_in_place += 1
+    assert b_in_place > 0, "no case reads B in place: edges() misses that path"
 
 
 def layers(dtype, rng, flush):
@@ -83,9 +94,11 @@ def layers(dtype, rng, flush):
             want = X.astype(np.float64) @ W + b
             for x, w, bias in ((guarded(X, flush), W, b), (X, guarded(W, flush), b),
                                (X, W, guarded(b, flush))):
+                assert engine.dense_forward_ready(x, w, bias, None)
                 close(cb.ops.dense_forward(x, w, bias), want, dtype)
             for d, x, w in ((guarded(delta, flush), X, W), (delta, guarded(X, flush), W),
                             (delta, X, guarded(W, flush))):
+                assert engine.dense_backward_ready(d, x, w, None, None, None, True)
                 grad_w, grad_b, grad_x = cb.ops.dense_backward(d, x, w)
                 close(grad_w, X.T.astype(np.float64) @ delta, dtype)
                 close(grad_b, delta.astype(np.float64).sum(axis=0), dtype)
