@@ -4,6 +4,10 @@ part that derives from an entry has it — the reference maths, the kernels'
 codes, the exports and the type stubs."""
 import ast
 import importlib
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +60,8 @@ def registry_codes():
 
 @pytest.mark.parametrize("path", available_paths())
 def test_every_build_numbers_its_kernels_as_the_registries_do(path):
-    """The kernels' enums repeat the registries' codes; each engine build checks
-    them at import (so this one imported), and the check finds a drift."""
+    """The kernels' enums repeat the registries' codes; each engine build can
+    tell when they drift apart."""
     engine = importlib.import_module(f"cbackprop._engine_{path}")
     assert engine.kernel_code_mismatches(*registry_codes()) == []
     activations, loss_codes, optimizer_codes = registry_codes()
@@ -70,6 +74,34 @@ def test_every_build_numbers_its_kernels_as_the_registries_do(path):
     assert engine.kernel_code_mismatches({**activations, "swish": 9}, loss_codes,
                                          optimizer_codes) == [
         "activation 'swish': kernel number None, registry code 9"]
+
+
+@pytest.mark.parametrize("path", available_paths())
+def test_a_build_whose_kernels_disagree_with_the_registries_is_refused(path):
+    """A registry code changed before the engine loads: importing cbackprop
+    with that build raises RuntimeError naming the disagreement (an
+    ImportError would let _backend pass the build over for a slower one)."""
+    code = textwrap.dedent(f"""
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location("cbackprop._activations",
+                                                      {_activations.__file__!r})
+        registry = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(registry)
+        relu, tanh = registry.REGISTRY["relu"], registry.REGISTRY["tanh"]
+        registry.REGISTRY["relu"] = relu._replace(code=tanh.code)
+        sys.modules["cbackprop._activations"] = registry
+        try:
+            import cbackprop
+        except RuntimeError as error:
+            print(error)
+        else:
+            print("imported", cbackprop.kernel_path)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "CBACKPROP_CPU": path}, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "disagree with its registries" in result.stdout, result.stdout
+    assert "activation 'relu': kernel number 1, registry code 2" in result.stdout
 
 
 def test_every_activation_entry_is_complete():

@@ -44,7 +44,8 @@ include "_engine_lock.pxi"
 # -- the kernels' numbers against the registries' codes ------------------------------------
 # The enums of _kernels/ repeat the registries' codes (C needs constants); a
 # number that drifted would run another kernel without a word, so the engine
-# refuses to import instead.
+# refuses to import instead: a RuntimeError, not an ImportError, which
+# cbackprop._backend would take for a build left out and pass over.
 KERNEL_CODES = {
     "activation": {"sigmoid": ACT_SIGMOID, "relu": ACT_RELU, "tanh": ACT_TANH,
                    "identity": ACT_IDENTITY, "leaky_relu": ACT_LEAKY_RELU,
@@ -81,8 +82,8 @@ def _check_kernel_codes():
                                         {name: cls.code for name, cls in LOSSES.items()},
                                         {name: cls.code for name, cls in OPTIMIZERS.items()})
     if mismatches:
-        raise ImportError("cbackprop's compiled kernels disagree with its registries (a build "
-                          "of other sources?): " + "; ".join(mismatches))
+        raise RuntimeError("cbackprop's compiled kernels disagree with its registries (a build "
+                           "of other sources?): " + "; ".join(mismatches))
 
 
 _check_kernel_codes()
