@@ -248,8 +248,12 @@ def probability_tolerance(dtype, n_classes):
 def row_sums(Y):
     """Each row's sum in float64, added left to right, as the compiled check
     adds them: ``np.sum`` adds eight or more values in another order, whose
-    last bits put rows within an ulp of the tolerance on the other side."""
-    return np.cumsum(Y, axis=1, dtype=np.float64)[:, -1]
+    last bits put rows within an ulp of the tolerance on the other side.
+    A column at a time: no (m, k) float64 copy of Y."""
+    sums = np.zeros(Y.shape[0])
+    for column in Y.T:
+        sums += column
+    return sums
 
 
 def first_bad_probability_row(Y):
