@@ -278,7 +278,8 @@ def test_an_unknown_state_version_is_refused(Net):
 
 
 @pytest.mark.parametrize("change", ["another network's", "one moment short", "float32 moments",
-                                    "negative step count"])
+                                    "negative step count", "a float step count",
+                                    "a moment not an array"])
 def test_an_optimizer_state_that_does_not_fit_is_refused(Net, change):
     """Both implementations refuse it when the state is set, with ValueError;
     the reference took it and failed at the next step with a broadcasting error."""
@@ -295,10 +296,17 @@ def test_an_optimizer_state_that_does_not_fit_is_refused(Net, change):
         cast = ([m.astype(np.float32) for m in moment1] if isinstance(moment1, list)
                 else moment1.astype(np.float32))
         state["optimizer_state"] = (cast, moment2, step_count)
-    else:
+    elif change == "negative step count":
         state["optimizer_state"] = (moment1, moment2, -1)
+    elif change == "a float step count":
+        state["optimizer_state"] = (moment1, moment2, 3.5)
+    else:
+        as_lists = ([m.tolist() for m in moment1] if isinstance(moment1, list)
+                    else moment1.tolist())
+        state["optimizer_state"] = (as_lists, moment2, step_count)
     twin = Net.__new__(Net)
-    with pytest.raises(ValueError, match="moment1|step_count"):
+    error = TypeError if change in ("a float step count", "a moment not an array") else ValueError
+    with pytest.raises(error):
         twin.__setstate__(state)
 
 

@@ -15,6 +15,7 @@ imports the reference Network, a subclass of this class.
 """
 import copy
 import math
+import operator
 import textwrap
 import threading
 
@@ -69,6 +70,17 @@ def _constructor_doc(template):
                          f"``None``; or a name, {names(OPTIMIZERS)}); assignable later "
                          "(``net.optimizer = ...``, ``net.optimizer.lr = ...`` takes effect "
                          "on the next step)."))
+
+
+def _step_count(value):
+    """An optimizer state's count of steps taken: an integer >= 0."""
+    try:
+        count = operator.index(value)
+    except TypeError:
+        raise TypeError(f"step_count must be an integer, got {type(value).__name__}") from None
+    if count < 0:
+        raise ValueError(f"step_count must be >= 0, got {count}")
+    return count
 
 
 class NetworkBase:
@@ -400,7 +412,8 @@ class NetworkBase:
                     [np.zeros(n_out, self._dtype) for n_out in self._sizes[1:]])
         self.set_params(state["weights"], state["biases"])
         self._reset_optimizer_state()
-        self._restore_optimizer_state(state["optimizer_state"])
+        moment1, moment2, step_count = state["optimizer_state"]
+        self._restore_optimizer_state((moment1, moment2, _step_count(step_count)))
         vars(self).update(state["attributes"])
 
     def __copy__(self):

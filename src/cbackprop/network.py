@@ -1,7 +1,8 @@
 """The compiled Network: validation at the boundary (arguments, shapes and
-dtypes in Python, _validation.py; the values of X and Y by the engine's
-first C pass, with the same wording), every pass one nogil call into the
-Cython engine."""
+dtypes in Python, _validation.py, or for arrays already of the network's
+dtype and layout by the engine's C fast path; the values of X and Y by the
+engine's first C pass, with the same wording), every pass one nogil call
+into the Cython engine."""
 import signal
 
 from ._backend import engine as _engine

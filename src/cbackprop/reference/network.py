@@ -96,18 +96,22 @@ class Network(NetworkBase):
                 self._step_count)
 
     def _restore_optimizer_state(self, state):
-        """Put back a state ``_optimizer_state`` returned (or a pickle carried):
-        checked first, as the compiled engine's, so a state of another network
-        is refused here rather than by a broadcasting error at the next step."""
+        """Put back a state ``_optimizer_state`` returned (or a pickle carried,
+        its step count checked by ``__setstate__``): the moments checked
+        first, as the compiled engine's (TypeError for what is not a list of
+        arrays, ValueError for their number, shapes or dtype), so a state of
+        another network is refused here rather than by a broadcasting error
+        at the next step."""
         moment1, moment2, step_count = state
         parameters = self._weights + self._biases
         for name, moments in (("moment1", moment1), ("moment2", moment2)):
-            if (not isinstance(moments, list) or len(moments) != len(parameters)
-                    or any(not isinstance(m, np.ndarray) or m.shape != p.shape
-                           or m.dtype != p.dtype for m, p in zip(moments, parameters))):
+            if (not isinstance(moments, list)
+                    or not all(isinstance(m, np.ndarray) for m in moments)):
+                raise TypeError(f"{name} must be a list of arrays, got {type(moments).__name__}")
+            if (len(moments) != len(parameters)
+                    or any(m.shape != p.shape or m.dtype != p.dtype
+                           for m, p in zip(moments, parameters))):
                 raise ValueError(f"{name} must be a list of {len(parameters)} arrays shaped "
                                  f"and typed as the parameters ({self._dtype.name})")
-        if not isinstance(step_count, (int, np.integer)) or step_count < 0:
-            raise ValueError(f"step_count must be an integer >= 0, got {step_count!r}")
         self._moment1, self._moment2, self._step_count = (
-            [m.copy() for m in moment1], [v.copy() for v in moment2], int(step_count))
+            [m.copy() for m in moment1], [v.copy() for v in moment2], step_count)
