@@ -64,21 +64,28 @@ def close(actual, expected, dtype):
 
 def gemm(dtype, rng, flush):
     rows, cols, depths = edges(dtype)
-    b_in_place = 0
-    for i, M in enumerate(rows):
-        for j, N in enumerate(cols):
-            K = depths[(i + j) % len(depths)]
-            for trans_a in (False, True):
-                for trans_b in (False, True):
-                    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
-                    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
-                    want = (A.T if trans_a else A).astype(np.float64) @ (B.T if trans_b else B)
-                    for a, b in ((guarded(A, flush), B), (A, guarded(B, flush))):
-                        assert engine.gemm_ready(a, b, trans_a, trans_b, None)
-                        close(cb.ops.gemm(a, b, trans_a, trans_b), want, dtype)
-                    if not trans_b and engine.reads_b_in_place(M, guarded(B, flush)):
-                        b_in_place += 1
+    lanes = engine.tile_table()["vector_bytes"] // np.dtype(dtype).itemsize
+    shapes = [(M, N, depths[(i + j) % len(depths)])
+              for i, M in enumerate(rows) for j, N in enumerate(cols)]
+    # The dot products of a few columns: a scalar tail after whole vectors
+    # of K, rows in groups of four and a remainder.
+    shapes += [(13, N, 4 * lanes + 3) for N in (1, 2, 3, 4)]
+    b_in_place, dots = 0, 0
+    for M, N, K in shapes:
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+                B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+                want = (A.T if trans_a else A).astype(np.float64) @ (B.T if trans_b else B)
+                for a, b in ((guarded(A, flush), B), (A, guarded(B, flush))):
+                    assert engine.gemm_ready(a, b, trans_a, trans_b, None)
+                    close(cb.ops.gemm(a, b, trans_a, trans_b), want, dtype)
+                if not trans_b and engine.reads_b_in_place(M, guarded(B, flush)):
+                    b_in_place += 1
+                if M > 8 and engine.narrow_kernel(M, K, N, trans_a, dtype) == "dots":
+                    dots += 1
     assert b_in_place > 0, "no case reads B in place: edges() misses that path"
+    assert dots > 0, "no case takes the dot products: edges() misses that path"
 
 
 def layers(dtype, rng, flush):

@@ -114,11 +114,12 @@ def test_halves_512_picks_the_ten_column_tiles():
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
-@pytest.mark.parametrize("N", range(2, 12))
+@pytest.mark.parametrize("N", range(1, 12))
 def test_narrow_products(trans_a, trans_b, N, dtype, halves_512):
-    """Output-layer widths (the narrow kernels take N <= 10): row counts
-    around their tiles (4 to 32 rows), K across panels (192 or 256), with
-    and without accumulating into C, with either set of ten-column tiles."""
+    """Output-layer widths (the narrow kernels take N <= 10; dot products
+    N <= 4, B packed panel by panel or read as it lies): row counts around
+    their tiles (4 to 32 rows), K across panels (192 or 256), with and
+    without accumulating into C, with either set of ten-column tiles."""
     rng = np.random.default_rng(N)
     for M, K in [(4, 3), (8, 300), (16, 64), (37, 530), (130, 257)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
@@ -126,6 +127,49 @@ def test_narrow_products(trans_a, trans_b, N, dtype, halves_512):
         C0 = rng.standard_normal((M, N)).astype(dtype)
         C = accumulate(A, B, trans_a, trans_b, C0.copy())
         _assert_close(C, expected + C0, K, dtype)
+
+
+def test_which_narrow_kernel_takes_a_product(dtype):
+    """Dot products take X@W and δ@Wᵀ of 1 to 4 columns (fewer than half a
+    B sliver's) once K has four vectors: padded tiles spend most of their FMAs
+    on padding there (bench/README.md, "NARROW_DOTS_MAX_N"). Xᵀ@δ of 2 to 10
+    columns runs down the rows of C; 9 or 10 columns of X@W take the
+    ten-column tiles; anything else the blocked loops."""
+    table = engine.tile_table()
+    lanes = table["vector_bytes"] // np.dtype(dtype).itemsize
+    widest = min(4, (table["nr"][dtype] - 1) // 2)
+    for N in range(1, widest + 1):
+        assert engine.narrow_kernel(300, 4 * lanes, N, False, dtype) == "dots"
+        assert engine.narrow_kernel(300, 4 * lanes - 1, N, False, dtype) is None
+        assert engine.narrow_kernel(300, 4 * lanes, N, True, dtype) == ("rows" if N >= 2 else None)
+    assert engine.narrow_kernel(300, 4 * lanes, widest + 1, False, dtype) is None
+    assert engine.narrow_kernel(300, 256, 12, False, dtype) is None
+    assert engine.narrow_kernel(300, 256, 10, True, dtype) == "rows"
+    if table["ten_lanes"][dtype]:
+        assert engine.narrow_kernel(300, 256, 10, False, dtype) == "ten"
+    with pytest.raises(ValueError, match="float32 or float64"):
+        engine.narrow_kernel(300, 256, 1, False, "int64")
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("N", [1, 2, 3, 4])
+def test_dot_products_at_every_depth_around_their_threshold(N, trans_b, dtype):
+    """The dot products' sum across the lanes and their scalar tail: K from
+    just below the shortest they take to past two panels (B packed panel by
+    panel when it is not read as it lies: NR x KC / N steps each), rows in
+    groups of four and a remainder, with and without accumulating."""
+    rng = np.random.default_rng(N)
+    table = engine.tile_table()
+    lanes = table["vector_bytes"] // np.dtype(dtype).itemsize
+    panel = table["nr"][dtype] * table["kc"][dtype] // N
+    for K in [4 * lanes - 1, 4 * lanes, 4 * lanes + 1, 4 * lanes + lanes - 1, panel - 1, panel,
+              panel + 1, 2 * panel + 3]:
+        for M in (9, 10, 11, 12, 29):
+            A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
+            _assert_close(product(A, B, False, trans_b), expected, K, dtype)
+            C0 = rng.standard_normal((M, N)).astype(dtype)
+            C = accumulate(A, B, False, trans_b, C0.copy())
+            _assert_close(C, expected + C0, K, dtype)
 
 
 @pytest.mark.parametrize("trans_b", [False, True])
@@ -185,16 +229,18 @@ def restore_engine_threads():
 
 @pytest.mark.parametrize("trans_a,trans_b", [(True, False), (True, True), (False, False),
                                              (False, True)])
-@pytest.mark.parametrize("N", [2, 5, 9, 10])
+@pytest.mark.parametrize("N", [1, 2, 4, 5, 9, 10])
 def test_large_narrow_products_on_a_team_equal_one_thread(trans_a, trans_b, N, dtype,
                                                           halves_512, restore_engine_threads):
     """Narrow products above the threading threshold (3 MFLOP) keep their
     narrow kernels, their tiles shared by a team: Xᵀ@δ of a wide layer's
     output (vectors down the rows of C, rows left over for the blocked
     loops) and its X@W (the ten-column tiles, K across several panels, rows
-    not a multiple of a tile's); X@W of 2 and 5 columns, which no narrow
-    kernel takes, run the blocked loops. 1, 2 and 3 threads give the same
-    bits, with and without accumulating, and numpy's product to rounding."""
+    not a multiple of a tile's; dot products for 1-4 columns, the rows
+    shared, B packed by the team's first thread); Xᵀ@δ of one column and X@W
+    of 5, which no narrow kernel takes, run the blocked loops. 1, 2 and 3
+    threads give the same bits, with and without accumulating, and numpy's
+    product to rounding."""
     rng = np.random.default_rng(N)
     for M, K in [(1000, 800), (263, 3000)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)

@@ -90,6 +90,13 @@ cdef enum:
     FEW_DOTS_MAX_M_F64 = 8
     FEW_DOTS_MAX_M_F32 = 4
     FEW_DOTS_MIN_VECTORS_PER_ROW = 2
+    # Products of at most this many columns, and fewer than half a B
+    # sliver's (a tile would spend more than half its FMAs on padding), whose
+    # op(A) steps are adjacent (X@W and δ@Wᵀ of an output layer of a few
+    # units) are dot products too (dot_columns), on any number of rows, when
+    # K has NARROW_DOTS_MIN_VECTORS vectors.
+    NARROW_DOTS_MAX_N = 4
+    NARROW_DOTS_MIN_VECTORS = 4
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -414,6 +421,7 @@ cdef enum NarrowKind:
     NARROW_NONE = 0
     NARROW_ROWS = 1     # vectors down the rows of C (narrow_rows)
     NARROW_TEN = 2      # the ten-column tiles (ten_tile)
+    NARROW_DOTS = 3     # dot products along K (dot_columns)
 
 
 cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -421,17 +429,41 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     """Which narrow kernel serves C = op(A) @ op(B), from the shape and op(A)'s
     layout (A for its dtype alone): NARROW_ROWS when op(A)'s rows are
     adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an output layer);
-    otherwise NARROW_TEN for 9 or 10 columns with op(A)'s steps adjacent and
-    K at least the shortest the ten-column tiles take (an output layer's
-    forward pass), where a packed tile would spend a third or more of its
-    lanes on padding columns; otherwise NARROW_NONE."""
-    if N > NARROW_MAX_N or N < 2 or K < 1:
+    otherwise, with op(A)'s steps adjacent (an output layer's forward pass),
+    NARROW_TEN for 9 or 10 columns and K at least the shortest the
+    ten-column tiles take, where a packed tile would spend a third or more
+    of its lanes on padding columns, and NARROW_DOTS for at most
+    NARROW_DOTS_MAX_N columns and fewer than half a B sliver's, K of at least
+    NARROW_DOTS_MIN_VECTORS vectors; otherwise NARROW_NONE."""
+    cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
+    if N > NARROW_MAX_N or K < 1:
         return NARROW_NONE
-    if rsa == 1 and M >= narrow_rows_per_tile(<real*>NULL):
+    if rsa == 1 and N >= 2 and M >= narrow_rows_per_tile(<real*>NULL):
         return NARROW_ROWS
-    if N >= 9 and csa == 1 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL):
+    if csa != 1:
+        return NARROW_NONE
+    if N >= 9 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL):
         return NARROW_TEN
+    if (N <= NARROW_DOTS_MAX_N and 2 * N < microkernel_nr(<real*>NULL)
+            and K >= NARROW_DOTS_MIN_VECTORS * lanes):
+        return NARROW_DOTS
     return NARROW_NONE
+
+
+NARROW_KERNEL_NAMES = {NARROW_NONE: None, NARROW_ROWS: "rows", NARROW_TEN: "ten",
+                       NARROW_DOTS: "dots"}
+
+
+def narrow_kernel(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint trans_a, dtype):
+    """narrow_kind's choice for op(A) @ op(B) of this shape, A C-contiguous
+    (op(A) = Aᵀ when ``trans_a``): "rows", "ten", "dots" or None (tests;
+    gemm asks only for products that its tiny and few-rows paths leave)."""
+    cdef Py_ssize_t rsa = 1 if trans_a else K, csa = M if trans_a else 1
+    if np.dtype(dtype) == np.float32:
+        return NARROW_KERNEL_NAMES[narrow_kind(<const float*>NULL, M, N, K, rsa, csa)]
+    if np.dtype(dtype) == np.float64:
+        return NARROW_KERNEL_NAMES[narrow_kind(<const double*>NULL, M, N, K, rsa, csa)]
+    raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
 
 
 cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -440,15 +472,18 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       real* C, Py_ssize_t ldc, bint accumulate,
                       real* pack_a, real* pack_b, int thread, int team) noexcept nogil:
     """C = op(A) @ op(B) (or +=) by the narrow kernel ``kind`` (narrow_kind):
-    this thread's share of its tiles, run by every thread of a team of
-    ``team``. Each tile is computed whole by one thread, so results do not
-    depend on the team. Rows left over from the narrow rows' tiles (fewer
+    this thread's share of its tiles (of its rows, for NARROW_DOTS), run by
+    every thread of a team of ``team``. Each tile is computed whole by one
+    thread, so results do not depend on the team. Rows left over from the narrow rows' tiles (fewer
     than one tile) go to the blocked loops, on the team's last thread."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
     cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS
     cdef Py_ssize_t tile, first_tile, last_tile, i, g, first, cols, full_rows
     if kind == NARROW_TEN:
         ten_columns(M, N, K, A, rsa, B, rsb, csb, C, ldc, accumulate, pack_b, thread, team)
+        return
+    if kind == NARROW_DOTS:
+        dot_columns(M, N, K, A, rsa, B, rsb, csb, C, ldc, accumulate, pack_b, thread, team)
         return
     full_rows = M // rows_per_tile * rows_per_tile
     share(full_rows // rows_per_tile, thread, team, &first_tile, &last_tile)
@@ -489,3 +524,42 @@ cdef inline void ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         if team > 1:
             cbackprop_barrier()   # the panel free to be repacked
         pc += gemm_kc(<real*>NULL)
+
+
+cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                             const real* A, Py_ssize_t rsa,
+                             const real* B, Py_ssize_t rsb, Py_ssize_t csb,
+                             real* C, Py_ssize_t ldc, bint accumulate,
+                             real* pack_b, int thread, int team) noexcept nogil:
+    """C = op(A) @ op(B) (or +=) for a few columns (NARROW_DOTS): each element
+    the dot product of a row of op(A) with a column of op(B), both read along
+    K (tiles.h, cb_few_dots). op(B)'s columns are read as they lie when their
+    steps are adjacent (δ@Wᵀ, or a single column); otherwise they are copied
+    into pack_b, by the team's first thread, in panels of as many steps as
+    the buffer holds for N columns: gemm_pack_b_size(N, K) holds NR columns
+    of min(K, gemm_kc) steps, so N <= NR columns of NR gemm_kc / N steps
+    (a panel as long as a tile's read A's rows in stripes, 1.2-1.4x slower
+    on 2000x2000x4 float64, bench/README.md). Each thread computes its share
+    of C's rows, each element whole, so results do not depend on the team."""
+    cdef Py_ssize_t first, last, pc = 0, kc, j, p
+    cdef Py_ssize_t panel = microkernel_nr(<real*>NULL) * gemm_kc(<real*>NULL) // N
+    share(M, thread, team, &first, &last)
+    if rsb == 1:
+        if last > first:
+            few_dots(last - first, N, K, A + first * rsa, rsa, B, csb, C + first * ldc, ldc,
+                     not accumulate)
+        return
+    while pc < K:
+        kc = min(panel, K - pc)
+        if thread == 0:
+            for p in range(kc):
+                for j in range(N):
+                    pack_b[j * kc + p] = B[(pc + p) * rsb + j * csb]
+        if team > 1:
+            cbackprop_barrier()   # the panel packed
+        if last > first:
+            few_dots(last - first, N, kc, A + first * rsa + pc, rsa, pack_b, kc,
+                     C + first * ldc, ldc, pc == 0 and not accumulate)
+        if team > 1:
+            cbackprop_barrier()   # the panel free to be repacked
+        pc += kc

@@ -486,7 +486,17 @@ static void CB_(cb_few_rows)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_
  * of B at a time, read as they lie, in vectors along K, the lanes summed at
  * the end: products summed in another order than the tiles', so the digits
  * may differ from theirs in the last place. */
-#define CB_FEW_DOT_ROWS(ROWS) ((ROWS) <= 2 ? 4 : 2)   /* accumulators fit 16 registers */
+/* Columns of B per pass over a group of ROWS rows of A: four where ROWS x 4
+ * accumulators, four B vectors and one of A fit the registers (up to
+ * CB_FEW_DOT_WIDE_ROWS rows), else two. Each pass reads the group's rows of
+ * A again, so wider passes read A fewer times (a narrow output layer's X@W,
+ * dot_columns in gemm.pxi); the columns taken together never change an
+ * element's sum. */
+#ifndef CB_FEW_DOT_WIDE_ROWS_DEFINED
+#define CB_FEW_DOT_WIDE_ROWS_DEFINED
+#define CB_FEW_DOT_WIDE_ROWS (CB_VECTOR_REGISTERS >= 32 ? 4 : 2)
+#endif
+#define CB_FEW_DOT_ROWS(ROWS) ((ROWS) <= CB_FEW_DOT_WIDE_ROWS ? 4 : 2)
 
 static inline CB_REAL CB_(cb_lane_sum)(CB_VEC v) {
     CB_REAL total = 0;
