@@ -70,7 +70,9 @@ def gemm(dtype, rng, flush):
     # The dot products of a few columns: a scalar tail after whole vectors
     # of K, rows in groups of four and a remainder.
     shapes += [(13, N, 4 * lanes + 3) for N in (1, 2, 3, 4)]
-    b_in_place, dots = 0, 0
+    # One column of Xᵀ@δ as the row of Cᵀ: a scalar tail after whole vectors.
+    shapes += [(2 * lanes + 3, 1, 37)]
+    b_in_place, dots, column = 0, 0, 0
     for M, N, K in shapes:
         for trans_a in (False, True):
             for trans_b in (False, True):
@@ -84,8 +86,11 @@ def gemm(dtype, rng, flush):
                     b_in_place += 1
                 if M > 8 and engine.narrow_kernel(M, K, N, trans_a, dtype) == "dots":
                     dots += 1
+                if M * K > 256 and engine.narrow_kernel(M, K, N, trans_a, dtype) == "column":
+                    column += 1
     assert b_in_place > 0, "no case reads B in place: edges() misses that path"
     assert dots > 0, "no case takes the dot products: edges() misses that path"
+    assert column > 0, "no case takes Xᵀ@δ of one column as a row: edges() misses that path"
 
 
 def layers(dtype, rng, flush):

@@ -133,18 +133,21 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     """Dot products take X@W and δ@Wᵀ of 1 to 4 columns (fewer than half a
     B sliver's) once K has four vectors: padded tiles spend most of their FMAs
     on padding there (bench/README.md, "NARROW_DOTS_MAX_N"). Xᵀ@δ of 2 to 10
-    columns runs down the rows of C; 9 or 10 columns of X@W take the
-    ten-column tiles; anything else the blocked loops."""
+    columns runs down the rows of C, of one column (a vector of rows or
+    more) along the row of Cᵀ; 9 or 10 columns of X@W take the ten-column
+    tiles; anything else the blocked loops."""
     table = engine.tile_table()
     lanes = table["vector_bytes"] // np.dtype(dtype).itemsize
     widest = min(4, (table["nr"][dtype] - 1) // 2)
     for N in range(1, widest + 1):
         assert engine.narrow_kernel(300, 4 * lanes, N, False, dtype) == "dots"
         assert engine.narrow_kernel(300, 4 * lanes - 1, N, False, dtype) is None
-        assert engine.narrow_kernel(300, 4 * lanes, N, True, dtype) == ("rows" if N >= 2 else None)
+        assert engine.narrow_kernel(300, 4 * lanes, N, True, dtype) == ("rows" if N >= 2 else "column")
     assert engine.narrow_kernel(300, 4 * lanes, widest + 1, False, dtype) is None
     assert engine.narrow_kernel(300, 256, 12, False, dtype) is None
     assert engine.narrow_kernel(300, 256, 10, True, dtype) == "rows"
+    assert engine.narrow_kernel(lanes, 3, 1, True, dtype) == "column"
+    assert engine.narrow_kernel(lanes - 1, 3, 1, True, dtype) is None
     if table["ten_lanes"][dtype]:
         assert engine.narrow_kernel(300, 256, 10, False, dtype) == "ten"
     with pytest.raises(ValueError, match="float32 or float64"):
@@ -237,10 +240,10 @@ def test_large_narrow_products_on_a_team_equal_one_thread(trans_a, trans_b, N, d
     output (vectors down the rows of C, rows left over for the blocked
     loops) and its X@W (the ten-column tiles, K across several panels, rows
     not a multiple of a tile's; dot products for 1-4 columns, the rows
-    shared, B packed by the team's first thread); Xᵀ@δ of one column and X@W
-    of 5, which no narrow kernel takes, run the blocked loops. 1, 2 and 3
-    threads give the same bits, with and without accumulating, and numpy's
-    product to rounding."""
+    shared, B packed by the team's first thread); Xᵀ@δ of one column as the
+    row of Cᵀ, its vectors shared; X@W of 5, which no narrow kernel takes,
+    runs the blocked loops. 1, 2 and 3 threads give the same bits, with and
+    without accumulating, and numpy's product to rounding."""
     rng = np.random.default_rng(N)
     for M, K in [(1000, 800), (263, 3000)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)

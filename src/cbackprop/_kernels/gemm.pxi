@@ -97,6 +97,10 @@ cdef enum:
     # K has NARROW_DOTS_MIN_VECTORS vectors.
     NARROW_DOTS_MAX_N = 4
     NARROW_DOTS_MIN_VECTORS = 4
+    # One column whose op(A) rows are adjacent (Xᵀ@δ of a one-unit output
+    # layer), C adjacent too, with at least this many vectors of rows: the
+    # row of Cᵀ, streamed (one_column) instead of a tile of one real column.
+    ONE_COLUMN_MIN_VECTORS = 1
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -197,7 +201,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     # its tiles shared by a team when it is large (each tile whole on one
     # thread). The blocked loops ran those of a wide layer's output 1.1-3.1x
     # slower (bench/README.md, "Kept: narrow kernels at any size").
-    narrow = narrow_kind(A, M, N, K, rsa, csa)
+    narrow = narrow_kind(A, M, N, K, rsa, csa, ldc)
     team_up = n_threads > 1 and 2.0 * M * N * K >= CB_PARALLEL_MIN_FLOPS
     if narrow != NARROW_NONE:
         if team_up:
@@ -422,13 +426,16 @@ cdef enum NarrowKind:
     NARROW_ROWS = 1     # vectors down the rows of C (narrow_rows)
     NARROW_TEN = 2      # the ten-column tiles (ten_tile)
     NARROW_DOTS = 3     # dot products along K (dot_columns)
+    NARROW_COLUMN = 4   # one column as a row of Cᵀ (one_column)
 
 
 cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
-                            Py_ssize_t rsa, Py_ssize_t csa) noexcept nogil:
-    """Which narrow kernel serves C = op(A) @ op(B), from the shape and op(A)'s
-    layout (A for its dtype alone): NARROW_ROWS when op(A)'s rows are
-    adjacent in memory and 2 <= N <= NARROW_MAX_N (dW of an output layer);
+                            Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t ldc) noexcept nogil:
+    """Which narrow kernel serves C = op(A) @ op(B), from the shape and the
+    layouts of op(A) and C (A for its dtype alone): when op(A)'s rows are
+    adjacent in memory (dW of an output layer), NARROW_COLUMN for one column
+    of adjacent values and at least ONE_COLUMN_MIN_VECTORS vectors of rows,
+    NARROW_ROWS for 2 <= N <= NARROW_MAX_N;
     otherwise, with op(A)'s steps adjacent (an output layer's forward pass),
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
@@ -438,6 +445,8 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
     if N > NARROW_MAX_N or K < 1:
         return NARROW_NONE
+    if rsa == 1 and N == 1 and ldc == 1 and M >= ONE_COLUMN_MIN_VECTORS * lanes:
+        return NARROW_COLUMN
     if rsa == 1 and N >= 2 and M >= narrow_rows_per_tile(<real*>NULL):
         return NARROW_ROWS
     if csa != 1:
@@ -451,18 +460,19 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
 
 
 NARROW_KERNEL_NAMES = {NARROW_NONE: None, NARROW_ROWS: "rows", NARROW_TEN: "ten",
-                       NARROW_DOTS: "dots"}
+                       NARROW_DOTS: "dots", NARROW_COLUMN: "column"}
 
 
 def narrow_kernel(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint trans_a, dtype):
     """narrow_kind's choice for op(A) @ op(B) of this shape, A C-contiguous
-    (op(A) = Aᵀ when ``trans_a``): "rows", "ten", "dots" or None (tests;
-    gemm asks only for products that its tiny and few-rows paths leave)."""
+    (op(A) = Aᵀ when ``trans_a``) into a C-contiguous C: "column", "rows",
+    "ten", "dots" or None (tests; gemm asks only for products that its tiny
+    and few-rows paths leave)."""
     cdef Py_ssize_t rsa = 1 if trans_a else K, csa = M if trans_a else 1
     if np.dtype(dtype) == np.float32:
-        return NARROW_KERNEL_NAMES[narrow_kind(<const float*>NULL, M, N, K, rsa, csa)]
+        return NARROW_KERNEL_NAMES[narrow_kind(<const float*>NULL, M, N, K, rsa, csa, N)]
     if np.dtype(dtype) == np.float64:
-        return NARROW_KERNEL_NAMES[narrow_kind(<const double*>NULL, M, N, K, rsa, csa)]
+        return NARROW_KERNEL_NAMES[narrow_kind(<const double*>NULL, M, N, K, rsa, csa, N)]
     raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
 
 
@@ -484,6 +494,9 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         return
     if kind == NARROW_DOTS:
         dot_columns(M, N, K, A, rsa, B, rsb, csb, C, ldc, accumulate, pack_b, thread, team)
+        return
+    if kind == NARROW_COLUMN:
+        one_column(M, K, A, csa, B, rsb, C, accumulate, thread, team)
         return
     full_rows = M // rows_per_tile * rows_per_tile
     share(full_rows // rows_per_tile, thread, team, &first_tile, &last_tile)
@@ -563,3 +576,21 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         if team > 1:
             cbackprop_barrier()   # the panel free to be repacked
         pc += kc
+
+
+cdef inline void one_column(Py_ssize_t M, Py_ssize_t K, const real* A, Py_ssize_t csa,
+                            const real* B, Py_ssize_t rsb, real* C, bint accumulate,
+                            int thread, int team) noexcept nogil:
+    """C (M values, adjacent) = op(A) @ op(B) (or +=) for one column, op(A)'s
+    rows adjacent (NARROW_COLUMN): its transpose, the row Cᵀ = op(B)ᵀ op(A)ᵀ,
+    adds each step's row of A (M adjacent values) times that step's value of
+    B, A read once as it lies (tiles.h, cb_few_rows), where a tile would
+    spend all but one of its NR columns on padding. Each thread takes whole
+    vectors of the row, so results do not depend on the team."""
+    cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
+    cdef Py_ssize_t first, last
+    share((M + lanes - 1) // lanes, thread, team, &first, &last)
+    first = first * lanes
+    last = min(last * lanes, M)
+    if last > first:
+        few_rows(1, last - first, K, B, 0, rsb, A + first, csa, C + first, 1, not accumulate)
