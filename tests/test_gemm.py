@@ -245,7 +245,9 @@ def test_large_narrow_products_on_a_team_equal_one_thread(trans_a, trans_b, N, d
     runs the blocked loops. 1, 2 and 3 threads give the same bits, with and
     without accumulating, and numpy's product to rounding."""
     rng = np.random.default_rng(N)
-    for M, K in [(1000, 800), (263, 3000)]:
+    # 2000 x 1000: one column above the threshold too (the others need N >= 2).
+    assert 2 * 2000 * 1000 >= engine.tile_table()["parallel_min_flops"]
+    for M, K in [(1000, 800), (263, 3000), (2000, 1000)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
         C0 = rng.standard_normal((M, N)).astype(dtype)
         products, sums = [], []

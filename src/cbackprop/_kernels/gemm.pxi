@@ -92,9 +92,9 @@ cdef enum:
     FEW_DOTS_MIN_VECTORS_PER_ROW = 2
     # Products of at most this many columns, and fewer than half a B
     # sliver's (a tile would spend more than half its FMAs on padding), whose
-    # op(A) steps are adjacent (X@W and δ@Wᵀ of an output layer of a few
-    # units) are dot products too (dot_columns), on any number of rows, when
-    # K has NARROW_DOTS_MIN_VECTORS vectors.
+    # op(A) steps are adjacent (X@W of an output layer of a few units, δ@Wᵀ
+    # of a layer of a few inputs) are dot products too (dot_columns), on any
+    # number of rows, when K has NARROW_DOTS_MIN_VECTORS vectors.
     NARROW_DOTS_MAX_N = 4
     NARROW_DOTS_MIN_VECTORS = 4
     # One column whose op(A) rows are adjacent (Xᵀ@δ of a one-unit output
@@ -443,7 +443,7 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     NARROW_DOTS_MAX_N columns and fewer than half a B sliver's, K of at least
     NARROW_DOTS_MIN_VECTORS vectors; otherwise NARROW_NONE."""
     cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
-    if N > NARROW_MAX_N or K < 1:
+    if N > NARROW_MAX_N or N < 1 or K < 1:
         return NARROW_NONE
     if rsa == 1 and N == 1 and ldc == 1 and M >= ONE_COLUMN_MIN_VECTORS * lanes:
         return NARROW_COLUMN
@@ -482,9 +482,10 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       real* C, Py_ssize_t ldc, bint accumulate,
                       real* pack_a, real* pack_b, int thread, int team) noexcept nogil:
     """C = op(A) @ op(B) (or +=) by the narrow kernel ``kind`` (narrow_kind):
-    this thread's share of its tiles (of its rows, for NARROW_DOTS), run by
-    every thread of a team of ``team``. Each tile is computed whole by one
-    thread, so results do not depend on the team. Rows left over from the narrow rows' tiles (fewer
+    this thread's share of its tiles (of its rows for NARROW_DOTS, of its
+    vectors of rows for NARROW_COLUMN), run by every thread of a team of
+    ``team``. Each tile is computed whole by one thread, so results do not
+    depend on the team. Rows left over from the narrow rows' tiles (fewer
     than one tile) go to the blocked loops, on the team's last thread."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
     cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS

@@ -538,9 +538,17 @@ static inline __attribute__((always_inline)) void
 CB_(cb_few_dots_of)(const int ROWS, const int JS, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a,
                     ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C, ptrdiff_t ldc,
                     int overwrite) {
+    /* Passes of JS columns, then of 2, then of 1: each pass reads the rows
+     * of A again, so the columns left after the widest passes take as few
+     * as they can (2 or 3 columns in single-column passes after 4-column
+     * ones ran 1.1-1.4x slower on the Zen 4, bench/README.md). */
     ptrdiff_t j = 0;
     for (; j + JS <= n; j += JS)
         CB_(cb_few_dots_block)(ROWS, JS, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc, overwrite);
+    if (JS > 2)
+        for (; j + 2 <= n; j += 2)
+            CB_(cb_few_dots_block)(ROWS, 2, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc,
+                                   overwrite);
     for (; j < n; j++)
         CB_(cb_few_dots_block)(ROWS, 1, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc, overwrite);
 }
