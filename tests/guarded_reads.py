@@ -64,7 +64,7 @@ def close(actual, expected, dtype):
 
 def gemm(dtype, rng, flush):
     rows, cols, depths = edges(dtype)
-    lanes = engine.tile_table()["vector_bytes"] // np.dtype(dtype).itemsize
+    lanes = engine.tile_table()["lanes"][dtype]
     shapes = [(M, N, depths[(i + j) % len(depths)])
               for i, M in enumerate(rows) for j, N in enumerate(cols)]
     # The dot products of a few columns: a scalar tail after whole vectors

@@ -69,7 +69,8 @@ def test_each_build_reports_its_own_tile_table():
         assert table["isa"] == path
         assert (table["vector_bytes"], table["mr"]) == shapes[path]
         for dtype, size in (("float64", 8), ("float32", 4)):
-            assert table["nr"][dtype] * size == 2 * table["vector_bytes"]
+            assert table["lanes"][dtype] * size == table["vector_bytes"]
+            assert table["nr"][dtype] == 2 * table["lanes"][dtype]
             assert table["mc"][dtype] % table["mr"] == 0
             assert table["nc"] % table["nr"][dtype] == 0
 

@@ -108,8 +108,7 @@ def test_halves_512_picks_the_ten_column_tiles():
         assert half["ten_min_k"]["float32"] == 16
         assert half["ten_min_k"]["float64"] == 1
     else:
-        lanes = {dtype: whole["vector_bytes"] // size for dtype, size in (("float64", 8), ("float32", 4))}
-        assert whole["ten_lanes"] == half["ten_lanes"] == lanes
+        assert whole["ten_lanes"] == half["ten_lanes"] == whole["lanes"]
         assert whole["ten_min_k"] == half["ten_min_k"] == {"float64": 1, "float32": 1}
 
 
@@ -137,7 +136,7 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     more) along the row of Cᵀ; 9 or 10 columns of X@W take the ten-column
     tiles; anything else the blocked loops."""
     table = engine.tile_table()
-    lanes = table["vector_bytes"] // np.dtype(dtype).itemsize
+    lanes = table["lanes"][dtype]
     widest = min(4, (table["nr"][dtype] - 1) // 2)
     for N in range(1, widest + 1):
         assert engine.narrow_kernel(300, 4 * lanes, N, False, dtype) == "dots"
@@ -163,7 +162,7 @@ def test_dot_products_at_every_depth_around_their_threshold(N, trans_b, dtype):
     groups of four and a remainder, with and without accumulating."""
     rng = np.random.default_rng(N)
     table = engine.tile_table()
-    lanes = table["vector_bytes"] // np.dtype(dtype).itemsize
+    lanes = table["lanes"][dtype]
     panel = table["nr"][dtype] * table["kc"][dtype] // N
     for K in [4 * lanes - 1, 4 * lanes, 4 * lanes + 1, 4 * lanes + lanes - 1, panel - 1, panel,
               panel + 1, 2 * panel + 3]:

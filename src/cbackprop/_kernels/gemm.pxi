@@ -174,7 +174,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     together; small products never start one.
     """
     cdef Py_ssize_t i, j
-    cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
+    cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
     cdef int thread = 0, team = 1, narrow
     cdef bint team_up
     cdef Py_ssize_t next_tile[MAX_STEALING_TEAM * COUNTER_STRIDE]
@@ -442,7 +442,7 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     of its lanes on padding columns, and NARROW_DOTS for at most
     NARROW_DOTS_MAX_N columns and fewer than half a B sliver's, K of at least
     NARROW_DOTS_MIN_VECTORS vectors; otherwise NARROW_NONE."""
-    cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
+    cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
     if N > NARROW_MAX_N or N < 1 or K < 1:
         return NARROW_NONE
     if rsa == 1 and N == 1 and ldc == 1 and M >= ONE_COLUMN_MIN_VECTORS * lanes:
@@ -588,7 +588,7 @@ cdef inline void one_column(Py_ssize_t M, Py_ssize_t K, const real* A, Py_ssize_
     B, A read once as it lies (tiles.h, cb_few_rows), where a tile would
     spend all but one of its NR columns on padding. Each thread takes whole
     vectors of the row, so results do not depend on the team."""
-    cdef Py_ssize_t lanes = CB_VECTOR_BYTES // sizeof(real)
+    cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
     cdef Py_ssize_t first, last
     share((M + lanes - 1) // lanes, thread, team, &first, &last)
     first = first * lanes

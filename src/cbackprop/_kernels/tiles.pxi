@@ -157,11 +157,13 @@ def tile_gflops(str dtype="float64", double seconds=0.05, int repeats=5):
 
 
 def tile_table():
-    """This build's blocking table: ISA, vector bytes, MR, NR, MC and KC per dtype, NC;
+    """This build's blocking table: ISA, vector bytes and the lanes per dtype,
+    MR, NR, MC and KC per dtype, NC;
     whether it treats 512-bit instructions as halved (set_halves_512), and the
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
     products of 9-10 columns instead) and the shortest K they take."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
+            "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
             "mc": {"float64": cb_mc_f64(), "float32": cb_mc_f32()},
             "kc": {"float64": cb_kc_f64(), "float32": cb_kc_f32()}, "nc": CB_NC, "parallel_min_flops": CB_PARALLEL_MIN_FLOPS,
@@ -192,6 +194,11 @@ cdef inline Py_ssize_t microkernel_mr(real* kind) noexcept nogil:
 
 cdef inline Py_ssize_t microkernel_nr(real* kind) noexcept nogil:
     return cb_nr_f32() if real is float else cb_nr_f64()
+
+
+cdef inline Py_ssize_t vector_lanes(real* kind) noexcept nogil:
+    """Values of this dtype in one of the build's vectors."""
+    return CB_VECTOR_BYTES // sizeof(real)
 
 
 cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:
