@@ -20,6 +20,7 @@ import numpy as np
 
 import cbackprop as cb
 from cbackprop._backend import engine
+from tile_rules import dots_min_k, dots_widest
 
 PAGE = mmap.PAGESIZE
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -64,12 +65,18 @@ def close(actual, expected, dtype):
 
 def gemm(dtype, rng, flush):
     rows, cols, depths = edges(dtype)
-    lanes = engine.tile_table()["lanes"][dtype]
+    table = engine.tile_table()
+    lanes = table["lanes"][dtype]
     shapes = [(M, N, depths[(i + j) % len(depths)])
               for i, M in enumerate(rows) for j, N in enumerate(cols)]
-    # The dot products of a few columns: a scalar tail after whole vectors
-    # of K, rows in groups of four and a remainder.
-    shapes += [(13, N, 4 * lanes + 3) for N in (1, 2, 3, 4)]
+    # The dot products of a few columns: a tail after whole vectors of K
+    # (the last vector read again), or K shorter than a vector; rows in
+    # groups of four and a remainder.
+    for N in range(1, dots_widest(table, dtype) + 1):
+        shortest = dots_min_k(table, dtype, N)
+        shapes.append((13, N, (max(shortest, lanes) // lanes + 1) * lanes + 3))
+        if shortest < lanes:
+            shapes.append((29, N, shortest))
     # One column of Xᵀ@δ as the row of Cᵀ: a scalar tail after whole vectors.
     shapes += [(2 * lanes + 3, 1, 37)]
     b_in_place, dots, column = 0, 0, 0

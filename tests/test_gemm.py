@@ -5,6 +5,7 @@ import pytest
 
 from cbackprop._backend import engine
 from engine_told import told_halves_512
+from tile_rules import dots_min_k, dots_widest
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -129,42 +130,61 @@ def test_narrow_products(trans_a, trans_b, N, dtype, halves_512):
 
 
 def test_which_narrow_kernel_takes_a_product(dtype):
-    """Dot products take X@W and δ@Wᵀ of 1 to 4 columns (fewer than half a
-    B sliver's) once K has four vectors: padded tiles spend most of their FMAs
-    on padding there (bench/README.md, "NARROW_DOTS_MAX_N"). Xᵀ@δ of 2 to 10
-    columns runs down the rows of C, of one column (a vector of rows or
-    more) along the row of Cᵀ; 9 or 10 columns of X@W take the ten-column
-    tiles; anything else the blocked loops."""
+    """Dot products take X@W and δ@Wᵀ of 1 to 8 columns, fewer than a
+    vector's lanes, once K is long enough for the FMAs a one-vector tile
+    wastes on padding to outweigh their lane sums (bench/README.md,
+    "NARROW_DOTS_SUM_COST"). Xᵀ@δ of 2 to 10 columns runs down the rows of
+    C, of one column (a vector of rows or more) along the row of Cᵀ; 9 or 10
+    columns of X@W take the ten-column tiles; anything else the blocked
+    loops."""
     table = engine.tile_table()
     lanes = table["lanes"][dtype]
-    widest = min(4, (table["nr"][dtype] - 1) // 2)
+    widest = dots_widest(table, dtype)
+    assert table["dots_sum_cost"][dtype] >= 1
     for N in range(1, widest + 1):
-        assert engine.narrow_kernel(300, 4 * lanes, N, False, dtype) == "dots"
-        assert engine.narrow_kernel(300, 4 * lanes - 1, N, False, dtype) is None
-        assert engine.narrow_kernel(300, 4 * lanes, N, True, dtype) == ("rows" if N >= 2 else "column")
-    assert engine.narrow_kernel(300, 4 * lanes, widest + 1, False, dtype) is None
+        shortest = dots_min_k(table, dtype, N)
+        assert engine.narrow_kernel(300, shortest, N, False, dtype) == "dots"
+        assert engine.narrow_kernel(300, 4 * shortest, N, False, dtype) == "dots"
+        assert engine.narrow_kernel(300, shortest - 1, N, False, dtype) != "dots"
+        assert engine.narrow_kernel(300, shortest, N, True, dtype) == ("rows" if N >= 2 else "column")
+    assert engine.narrow_kernel(300, 4096, widest + 1, False, dtype) != "dots"
     assert engine.narrow_kernel(300, 256, 12, False, dtype) is None
     assert engine.narrow_kernel(300, 256, 10, True, dtype) == "rows"
     assert engine.narrow_kernel(lanes, 3, 1, True, dtype) == "column"
-    assert engine.narrow_kernel(lanes - 1, 3, 1, True, dtype) is None
+    assert engine.narrow_kernel(lanes - 1, 3, 1, True, dtype) != "column"
     if table["ten_lanes"][dtype]:
         assert engine.narrow_kernel(300, 256, 10, False, dtype) == "ten"
     with pytest.raises(ValueError, match="float32 or float64"):
         engine.narrow_kernel(300, 256, 1, False, "int64")
 
 
+def test_the_dot_products_rule_in_figures():
+    """The rule's thresholds on the AVX-512 build, as bench/README.md lists
+    them (the Zen 4's measurements): float64 takes 1-7 columns from K = 6,
+    14, 24, 40, 67, 120 and 280; float32 1-8 from K = 8, 16, 26, 38, 51, 68,
+    88 and 112."""
+    table = {"lanes": {"float64": 8, "float32": 16}, "dots_sum_cost": {"float64": 5, "float32": 7}}
+    assert [dots_min_k(table, "float64", N) for N in range(1, 8)] == [6, 14, 24, 40, 67, 120, 280]
+    assert [dots_min_k(table, "float32", N) for N in range(1, 9)] == [8, 16, 26, 38, 51, 68, 88, 112]
+    if engine.tile_table()["isa"] == "avx512":
+        assert engine.tile_table()["dots_sum_cost"] == table["dots_sum_cost"]
+
+
 @pytest.mark.parametrize("trans_b", [False, True])
-@pytest.mark.parametrize("N", [1, 2, 3, 4])
+@pytest.mark.parametrize("N", [1, 2, 3, 4, 5, 6, 7, 8])
 def test_dot_products_at_every_depth_around_their_threshold(N, trans_b, dtype):
-    """The dot products' sum across the lanes and their scalar tail: K from
-    just below the shortest they take to past two panels (B packed panel by
-    panel when it is not read as it lies: NR x KC / N steps each), rows in
-    groups of four and a remainder, with and without accumulating."""
+    """The dot products' sum across the lanes and their tail (the last
+    vector of K again, its lanes counted already dropped): K from just below
+    the shortest they take, through every remainder of a vector, to past two
+    panels (B packed panel by panel when it is not read as it lies: NR x KC
+    / N steps each), rows in groups of four and a remainder, with and
+    without accumulating."""
     rng = np.random.default_rng(N)
     table = engine.tile_table()
     lanes = table["lanes"][dtype]
     panel = table["nr"][dtype] * table["kc"][dtype] // N
-    for K in [4 * lanes - 1, 4 * lanes, 4 * lanes + 1, 4 * lanes + lanes - 1, panel - 1, panel,
+    shortest = dots_min_k(table, dtype, N) if N <= dots_widest(table, dtype) else 4 * lanes
+    for K in [shortest - 1, *range(shortest, shortest + lanes + 1), panel - 1, panel,
               panel + 1, 2 * panel + 3]:
         for M in (9, 10, 11, 12, 29):
             A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)

@@ -90,13 +90,12 @@ cdef enum:
     FEW_DOTS_MAX_M_F64 = 8
     FEW_DOTS_MAX_M_F32 = 4
     FEW_DOTS_MIN_VECTORS_PER_ROW = 2
-    # Products of at most this many columns, and fewer than half a B
-    # sliver's (a tile would spend more than half its FMAs on padding), whose
+    # Products of at most this many columns, and fewer than a vector's lanes
+    # (the narrowest tile spends the rest of its vector on padding), whose
     # op(A) steps are adjacent (X@W of an output layer of a few units, δ@Wᵀ
     # of a layer of a few inputs) are dot products too (dot_columns), on any
-    # number of rows, when K has NARROW_DOTS_MIN_VECTORS vectors.
-    NARROW_DOTS_MAX_N = 4
-    NARROW_DOTS_MIN_VECTORS = 4
+    # number of rows, when K is at least narrow_dots_min_k.
+    NARROW_DOTS_MAX_N = 8
     # One column whose op(A) rows are adjacent (Xᵀ@δ of a one-unit output
     # layer), C adjacent too, with at least this many vectors of rows: the
     # row of Cᵀ, streamed (one_column) instead of a tile of one real column.
@@ -429,6 +428,15 @@ cdef enum NarrowKind:
     NARROW_COLUMN = 4   # one column as a row of Cᵀ (one_column)
 
 
+cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, real* kind) noexcept nogil:
+    """The shortest K at which dot products take N (< lanes) columns: where
+    the FMAs a one-vector tile wastes per element on its lanes - N padding
+    columns, (K / lanes) (lanes - N) / N vectors, reach what an element of
+    dot products costs beyond its own (narrow_dots_sum_cost vectors)."""
+    cdef Py_ssize_t lanes = vector_lanes(kind)
+    return (narrow_dots_sum_cost(kind) * N * lanes + lanes - N - 1) // (lanes - N)
+
+
 cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                             Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t ldc) noexcept nogil:
     """Which narrow kernel serves C = op(A) @ op(B), from the shape and the
@@ -440,8 +448,8 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
     of its lanes on padding columns, and NARROW_DOTS for at most
-    NARROW_DOTS_MAX_N columns and fewer than half a B sliver's, K of at least
-    NARROW_DOTS_MIN_VECTORS vectors; otherwise NARROW_NONE."""
+    NARROW_DOTS_MAX_N columns and fewer than a vector's lanes, K of at least
+    narrow_dots_min_k; otherwise NARROW_NONE."""
     cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
     if N > NARROW_MAX_N or N < 1 or K < 1:
         return NARROW_NONE
@@ -453,8 +461,7 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
         return NARROW_NONE
     if N >= 9 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL):
         return NARROW_TEN
-    if (N <= NARROW_DOTS_MAX_N and 2 * N < microkernel_nr(<real*>NULL)
-            and K >= NARROW_DOTS_MIN_VECTORS * lanes):
+    if N <= NARROW_DOTS_MAX_N and N < lanes and K >= narrow_dots_min_k(N, <real*>NULL):
         return NARROW_DOTS
     return NARROW_NONE
 

@@ -118,6 +118,12 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *   CB_NARROW_HEIGHTS(X)  the heights of those tiles compiled, ascending,
  *                    CB_NARROW_COLS last: a group of c columns takes the
  *                    lowest >= c
+ *   CB_NARROW_DOTS_SUM_COST_<sfx>  what an element of dot products (gemm.pxi,
+ *                    NARROW_DOTS) costs beyond its FMAs, its lane sum and
+ *                    store, in vectors of K: a product of N < lanes columns
+ *                    takes them once the FMAs a one-vector tile spends on
+ *                    padding, (K / lanes) (lanes - N) / N per element, reach
+ *                    that (bench/README.md, "NARROW_DOTS_SUM_COST")
  *   CB_C_PREFETCH_STEPS  a packed tile asks for its rows of C, one per K
  *                    step, from this many steps before its last (CB_KC_<sfx> or
  *                    more: from its first step; bench/README.md, "Kept: C's
@@ -154,6 +160,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_B_PREFETCH_STEPS_F32 8
 #define CB_NARROW_COLS 10
 #define CB_NARROW_HEIGHTS(X) X(2) X(5) X(10)
+#define CB_NARROW_DOTS_SUM_COST_F64 5
+#define CB_NARROW_DOTS_SUM_COST_F32 7
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
@@ -181,6 +189,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_B_PREFETCH_STEPS_F32 0
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(5)
+#define CB_NARROW_DOTS_SUM_COST_F64 2
+#define CB_NARROW_DOTS_SUM_COST_F32 2
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
@@ -208,6 +218,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_B_PREFETCH_STEPS_F32 0
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(5)
+#define CB_NARROW_DOTS_SUM_COST_F64 1
+#define CB_NARROW_DOTS_SUM_COST_F32 1
 #endif
 
 /* Ten-column tiles that use half vectors (float32 on AVX-512) rather than
@@ -258,6 +270,19 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_INTERLEAVE_HI_8 4, 12, 5, 13, 6, 14, 7, 15
 #define CB_INTERLEAVE_LO_16 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
 #define CB_INTERLEAVE_HI_16 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+/* CB_FOLD_<lanes>_<w>: lane i takes lane w/2 + i % (w/2), so that adding the
+ * shuffled vector sums the upper half of the first w lanes onto the lower. */
+#define CB_FOLD_2_2 1, 1
+#define CB_FOLD_4_4 2, 3, 2, 3
+#define CB_FOLD_4_2 1, 1, 1, 1
+#define CB_FOLD_8_8 4, 5, 6, 7, 4, 5, 6, 7
+#define CB_FOLD_8_4 2, 3, 2, 3, 2, 3, 2, 3
+#define CB_FOLD_8_2 1, 1, 1, 1, 1, 1, 1, 1
+#define CB_FOLD_16_16 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15
+#define CB_FOLD_16_8 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7
+#define CB_FOLD_16_4 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3
+#define CB_FOLD_16_2 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+#define CB_FOLD(lanes, w) CB_CAT2(CB_CAT2(CB_FOLD_, lanes), CB_CAT2(_, w))
 /* Makes the compiler treat a vector as computed in a register: a splat used
  * by a shuffle is then loaded by one broadcast from memory (a load-port
  * operation), instead of rebuilt lane by lane from the scalar with shuffles

@@ -14,6 +14,8 @@ cdef extern from "tiles.h" nogil:
     const Py_ssize_t CB_SMALL_B_MAX_BYTES
     const Py_ssize_t CB_VECTOR_BYTES
     const Py_ssize_t CB_NARROW_COLS
+    const Py_ssize_t CB_NARROW_DOTS_SUM_COST_F64
+    const Py_ssize_t CB_NARROW_DOTS_SUM_COST_F32
     Py_ssize_t cb_nr_f64() noexcept
     Py_ssize_t cb_nr_f32() noexcept
     Py_ssize_t cb_mc_f64() noexcept
@@ -161,7 +163,8 @@ def tile_table():
     MR, NR, MC and KC per dtype, NC;
     whether it treats 512-bit instructions as halved (set_halves_512), and the
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
-    products of 9-10 columns instead) and the shortest K they take."""
+    products of 9-10 columns instead) and the shortest K they take, and
+    what a dot product's element costs beyond its FMAs (gemm.pxi, NARROW_DOTS)."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
@@ -174,7 +177,9 @@ def tile_table():
             "halves_512": bool(cb_halves_512),
             "ten_lanes": {"float64": cb_ten_lanes_f64() if cb_ten_pays_f64() else 0,
                           "float32": cb_ten_lanes_f32() if cb_ten_pays_f32() else 0},
-            "ten_min_k": {"float64": cb_ten_min_k_f64(), "float32": cb_ten_min_k_f32()}}
+            "ten_min_k": {"float64": cb_ten_min_k_f64(), "float32": cb_ten_min_k_f32()},
+            "dots_sum_cost": {"float64": narrow_dots_sum_cost(<double*>NULL),
+                              "float32": narrow_dots_sum_cost(<float*>NULL)}}
 
 
 def set_halves_512(bint on):
@@ -199,6 +204,10 @@ cdef inline Py_ssize_t microkernel_nr(real* kind) noexcept nogil:
 cdef inline Py_ssize_t vector_lanes(real* kind) noexcept nogil:
     """Values of this dtype in one of the build's vectors."""
     return CB_VECTOR_BYTES // sizeof(real)
+
+
+cdef inline Py_ssize_t narrow_dots_sum_cost(real* kind) noexcept nogil:
+    return CB_NARROW_DOTS_SUM_COST_F32 if real is float else CB_NARROW_DOTS_SUM_COST_F64
 
 
 cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:

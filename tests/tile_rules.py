@@ -1,0 +1,19 @@
+"""What the running build's tile table implies for which kernel takes a
+product, computed here from the table's figures, so that the tests check the
+engine's choice against the rule bench/README.md states rather than against
+itself."""
+
+
+def dots_min_k(table, dtype, N):
+    """The shortest K at which the dot products take an X@W of N columns
+    (fewer than a vector's lanes): the FMAs a one-vector tile wastes per
+    element on padding, (K / lanes) (lanes - N) / N vectors, reach the dot
+    products' cost per element beyond their FMAs (bench/README.md,
+    "NARROW_DOTS_SUM_COST")."""
+    lanes, cost = table["lanes"][dtype], table["dots_sum_cost"][dtype]
+    return -(-cost * N * lanes // (lanes - N))
+
+
+def dots_widest(table, dtype):
+    """The most columns the dot products take: at most 8, fewer than the lanes."""
+    return min(8, table["lanes"][dtype] - 1)
