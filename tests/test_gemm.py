@@ -5,7 +5,7 @@ import pytest
 
 from cbackprop._backend import engine
 from engine_told import told_halves_512
-from tile_rules import dots_min_k, dots_widest
+from tile_rules import DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, dots_min_k, dots_widest
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -140,7 +140,7 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     table = engine.tile_table()
     lanes = table["lanes"][dtype]
     widest = dots_widest(table, dtype)
-    assert table["dots_sum_cost"][dtype] >= 1
+    assert table["dots_sum_cost"][dtype] >= 1 and 1 <= widest < lanes
     for N in range(1, widest + 1):
         shortest = dots_min_k(table, dtype, N)
         assert engine.narrow_kernel(300, shortest, N, False, dtype) == "dots"
@@ -148,6 +148,12 @@ def test_which_narrow_kernel_takes_a_product(dtype):
         assert engine.narrow_kernel(300, shortest - 1, N, False, dtype) != "dots"
         assert engine.narrow_kernel(300, shortest, N, True, dtype) == ("rows" if N >= 2 else "column")
     assert engine.narrow_kernel(300, 4096, widest + 1, False, dtype) != "dots"
+    if widest > DOTS_ONE_PASS_N:
+        K = 4096
+        largest = DOTS_TWO_PASS_MAX_A_BYTES // (K * np.dtype(dtype).itemsize)
+        assert engine.narrow_kernel(largest, K, DOTS_ONE_PASS_N + 1, False, dtype) == "dots"
+        assert engine.narrow_kernel(largest + 1, K, DOTS_ONE_PASS_N + 1, False, dtype) is None
+        assert engine.narrow_kernel(largest + 1, K, DOTS_ONE_PASS_N, False, dtype) == "dots"
     assert engine.narrow_kernel(300, 256, 12, False, dtype) is None
     assert engine.narrow_kernel(300, 256, 10, True, dtype) == "rows"
     assert engine.narrow_kernel(lanes, 3, 1, True, dtype) == "column"
@@ -160,14 +166,16 @@ def test_which_narrow_kernel_takes_a_product(dtype):
 
 def test_the_dot_products_rule_in_figures():
     """The rule's thresholds on the AVX-512 build, as bench/README.md lists
-    them (the Zen 4's measurements): float64 takes 1-7 columns from K = 6,
-    14, 24, 40, 67, 120 and 280; float32 1-8 from K = 8, 16, 26, 38, 51, 68,
-    88 and 112."""
-    table = {"lanes": {"float64": 8, "float32": 16}, "dots_sum_cost": {"float64": 5, "float32": 7}}
-    assert [dots_min_k(table, "float64", N) for N in range(1, 8)] == [6, 14, 24, 40, 67, 120, 280]
+    them (the Zen 4's measurements): float64 takes 1-6 columns from K = 6,
+    14, 24, 40, 67 and 120; float32 1-8 from K = 8, 16, 26, 38, 51, 68, 88
+    and 112."""
+    table = {"lanes": {"float64": 8, "float32": 16}, "dots_sum_cost": {"float64": 5, "float32": 7},
+             "dots_max_n": {"float64": 6, "float32": 8}}
+    assert [dots_min_k(table, "float64", N) for N in range(1, 7)] == [6, 14, 24, 40, 67, 120]
     assert [dots_min_k(table, "float32", N) for N in range(1, 9)] == [8, 16, 26, 38, 51, 68, 88, 112]
     if engine.tile_table()["isa"] == "avx512":
-        assert engine.tile_table()["dots_sum_cost"] == table["dots_sum_cost"]
+        for key in ("dots_sum_cost", "dots_max_n"):
+            assert engine.tile_table()[key] == table[key]
 
 
 @pytest.mark.parametrize("trans_b", [False, True])

@@ -15,5 +15,12 @@ def dots_min_k(table, dtype, N):
 
 
 def dots_widest(table, dtype):
-    """The most columns the dot products take: at most 8, fewer than the lanes."""
-    return min(8, table["lanes"][dtype] - 1)
+    """The most columns the dot products take (the build's table)."""
+    return table["dots_max_n"][dtype]
+
+
+# Past 4 columns (each group of A's rows read in two passes), the dot
+# products take an A of at most this many bytes (bench/README.md,
+# "NARROW_DOTS_SUM_COST").
+DOTS_ONE_PASS_N = 4
+DOTS_TWO_PASS_MAX_A_BYTES = 16 << 20

@@ -90,12 +90,16 @@ cdef enum:
     FEW_DOTS_MAX_M_F64 = 8
     FEW_DOTS_MAX_M_F32 = 4
     FEW_DOTS_MIN_VECTORS_PER_ROW = 2
-    # Products of at most this many columns, and fewer than a vector's lanes
-    # (the narrowest tile spends the rest of its vector on padding), whose
-    # op(A) steps are adjacent (X@W of an output layer of a few units, δ@Wᵀ
-    # of a layer of a few inputs) are dot products too (dot_columns), on any
-    # number of rows, when K is at least narrow_dots_min_k.
-    NARROW_DOTS_MAX_N = 8
+    # Products of a few columns (narrow_dots_max_n, fewer than a vector's
+    # lanes: the narrowest tile spends the rest of its vector on padding)
+    # whose op(A) steps are adjacent (X@W of an output layer of a few units,
+    # δ@Wᵀ of a layer of a few inputs) are dot products too (dot_columns), on
+    # any number of rows, when K is at least narrow_dots_min_k; of more than
+    # NARROW_DOTS_ONE_PASS_N columns (each group of A's rows read twice) only
+    # on an A of at most NARROW_DOTS_TWO_PASS_MAX_A_BYTES: beyond L3 the
+    # second pass lost to the tiles (bench/README.md, "NARROW_DOTS_SUM_COST").
+    NARROW_DOTS_ONE_PASS_N = 4
+    NARROW_DOTS_TWO_PASS_MAX_A_BYTES = 16 * 1024 * 1024
     # One column whose op(A) rows are adjacent (Xᵀ@δ of a one-unit output
     # layer), C adjacent too, with at least this many vectors of rows: the
     # row of Cᵀ, streamed (one_column) instead of a tile of one real column.
@@ -448,8 +452,9 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
     of its lanes on padding columns, and NARROW_DOTS for at most
-    NARROW_DOTS_MAX_N columns and fewer than a vector's lanes, K of at least
-    narrow_dots_min_k; otherwise NARROW_NONE."""
+    narrow_dots_max_n columns, K of at least narrow_dots_min_k (and A of at
+    most NARROW_DOTS_TWO_PASS_MAX_A_BYTES past NARROW_DOTS_ONE_PASS_N
+    columns); otherwise NARROW_NONE."""
     cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
     if N > NARROW_MAX_N or N < 1 or K < 1:
         return NARROW_NONE
@@ -461,7 +466,9 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
         return NARROW_NONE
     if N >= 9 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL):
         return NARROW_TEN
-    if N <= NARROW_DOTS_MAX_N and N < lanes and K >= narrow_dots_min_k(N, <real*>NULL):
+    if (N <= narrow_dots_max_n(<real*>NULL) and K >= narrow_dots_min_k(N, <real*>NULL)
+            and (N <= NARROW_DOTS_ONE_PASS_N
+                 or M * K * <Py_ssize_t>sizeof(real) <= NARROW_DOTS_TWO_PASS_MAX_A_BYTES)):
         return NARROW_DOTS
     return NARROW_NONE
 
@@ -573,8 +580,10 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     while pc < K:
         kc = min(panel, K - pc)
         if thread == 0:
-            for p in range(kc):
-                for j in range(N):
+            # Column by column: each a stream of adjacent stores (step by
+            # step, N stores a whole panel apart, ran 1.1-1.3x slower).
+            for j in range(N):
+                for p in range(kc):
                     pack_b[j * kc + p] = B[(pc + p) * rsb + j * csb]
         if team > 1:
             cbackprop_barrier()   # the panel packed

@@ -16,6 +16,8 @@ cdef extern from "tiles.h" nogil:
     const Py_ssize_t CB_NARROW_COLS
     const Py_ssize_t CB_NARROW_DOTS_SUM_COST_F64
     const Py_ssize_t CB_NARROW_DOTS_SUM_COST_F32
+    const Py_ssize_t CB_NARROW_DOTS_MAX_N_F64
+    const Py_ssize_t CB_NARROW_DOTS_MAX_N_F32
     Py_ssize_t cb_nr_f64() noexcept
     Py_ssize_t cb_nr_f32() noexcept
     Py_ssize_t cb_mc_f64() noexcept
@@ -164,7 +166,8 @@ def tile_table():
     whether it treats 512-bit instructions as halved (set_halves_512), and the
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
     products of 9-10 columns instead) and the shortest K they take, and
-    what a dot product's element costs beyond its FMAs (gemm.pxi, NARROW_DOTS)."""
+    what a dot product's element costs beyond its FMAs and the most columns
+    they take (gemm.pxi, NARROW_DOTS)."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
@@ -179,7 +182,9 @@ def tile_table():
                           "float32": cb_ten_lanes_f32() if cb_ten_pays_f32() else 0},
             "ten_min_k": {"float64": cb_ten_min_k_f64(), "float32": cb_ten_min_k_f32()},
             "dots_sum_cost": {"float64": narrow_dots_sum_cost(<double*>NULL),
-                              "float32": narrow_dots_sum_cost(<float*>NULL)}}
+                              "float32": narrow_dots_sum_cost(<float*>NULL)},
+            "dots_max_n": {"float64": narrow_dots_max_n(<double*>NULL),
+                           "float32": narrow_dots_max_n(<float*>NULL)}}
 
 
 def set_halves_512(bint on):
@@ -208,6 +213,10 @@ cdef inline Py_ssize_t vector_lanes(real* kind) noexcept nogil:
 
 cdef inline Py_ssize_t narrow_dots_sum_cost(real* kind) noexcept nogil:
     return CB_NARROW_DOTS_SUM_COST_F32 if real is float else CB_NARROW_DOTS_SUM_COST_F64
+
+
+cdef inline Py_ssize_t narrow_dots_max_n(real* kind) noexcept nogil:
+    return CB_NARROW_DOTS_MAX_N_F32 if real is float else CB_NARROW_DOTS_MAX_N_F64
 
 
 cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:

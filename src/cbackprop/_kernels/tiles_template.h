@@ -517,10 +517,11 @@ static inline CB_REAL CB_(cb_lane_sum)(CB_VEC v) {
 }
 
 static inline __attribute__((always_inline)) void
-CB_(cb_few_dots_block)(const int ROWS, const int JS, ptrdiff_t k, const CB_REAL* a,
-                       ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
-                       ptrdiff_t ldc, int overwrite) {
-    /* C[:ROWS, :JS] (=|+=) the dot products of ROWS rows of A with JS of B. */
+CB_(cb_few_dots_block)(const int ROWS, const int JS, const int TAILED, ptrdiff_t k,
+                       const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs,
+                       CB_REAL* C, ptrdiff_t ldc, int overwrite) {
+    /* C[:ROWS, :JS] (=|+=) the dot products of ROWS rows of A with JS of B;
+     * TAILED: k is not a whole number of vectors. */
     const ptrdiff_t whole = k - k % CB_LANES;
     CB_VEC acc[CB_FEW_ROWS][4];
     CB_UNROLLED for (int i = 0; i < ROWS; i++)
@@ -539,9 +540,11 @@ CB_(cb_few_dots_block)(const int ROWS, const int JS, ptrdiff_t k, const CB_REAL*
     /* The steps past the whole vectors: the last vector of K again, its
      * products in the lanes counted already dropped (the products, not A's
      * values: 0 times an infinite B would be NaN), rather than a scalar
-     * loop as long as that tail for every element. */
-    const ptrdiff_t tail = k - whole;
-    if (tail > 0 && whole > 0) {
+     * loop as long as that tail for every element (1.3-1.4x on 2000x31x1
+     * and 2000x40x2). A compile-time variant: the code for it in the body
+     * that K of whole vectors runs cost up to 1.5x there (bench/README.md). */
+    if (TAILED && whole > 0) {
+        const ptrdiff_t tail = k - whole;
         CB_(cb_index) keep;
         CB_UNROLLED for (int l = 0; l < CB_LANES; l++)
             keep[l] = l >= CB_LANES - tail ? -1 : 0;
@@ -557,7 +560,7 @@ CB_(cb_few_dots_block)(const int ROWS, const int JS, ptrdiff_t k, const CB_REAL*
     CB_UNROLLED for (int i = 0; i < ROWS; i++)
         CB_UNROLLED for (int q = 0; q < JS; q++) {
             CB_REAL total = CB_(cb_lane_sum)(acc[i][q]);
-            if (whole == 0)
+            if (TAILED && whole == 0)
                 for (ptrdiff_t p = 0; p < k; p++)
                     total += a[i * a_rs + p] * b[q * b_cs + p];
             C[i * ldc + q] = overwrite ? total : C[i * ldc + q] + total;
@@ -571,16 +574,27 @@ CB_(cb_few_dots_of)(const int ROWS, const int JS, ptrdiff_t n, ptrdiff_t k, cons
     /* Passes of JS columns, then of 2, then of 1: each pass reads the rows
      * of A again, so the columns left after the widest passes take as few
      * as they can (2 or 3 columns in single-column passes after 4-column
-     * ones ran 1.1-1.4x slower on the Zen 4, bench/README.md). */
+     * ones ran 1.1-1.4x slower on the Zen 4, bench/README.md). K of whole
+     * vectors and K with a remainder run separate bodies (TAILED). */
+    const int TAILED = k % CB_LANES != 0;
+#define CB_FEW_DOTS_PASS(WIDTH)                                                               \
+    do {                                                                                      \
+        if (TAILED)                                                                           \
+            CB_(cb_few_dots_block)(ROWS, WIDTH, 1, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc, \
+                                   overwrite);                                                \
+        else                                                                                  \
+            CB_(cb_few_dots_block)(ROWS, WIDTH, 0, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc, \
+                                   overwrite);                                                \
+    } while (0)
     ptrdiff_t j = 0;
     for (; j + JS <= n; j += JS)
-        CB_(cb_few_dots_block)(ROWS, JS, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc, overwrite);
+        CB_FEW_DOTS_PASS(JS);
     if (JS > 2)
         for (; j + 2 <= n; j += 2)
-            CB_(cb_few_dots_block)(ROWS, 2, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc,
-                                   overwrite);
+            CB_FEW_DOTS_PASS(2);
     for (; j < n; j++)
-        CB_(cb_few_dots_block)(ROWS, 1, k, a, a_rs, b + j * b_cs, b_cs, C + j, ldc, overwrite);
+        CB_FEW_DOTS_PASS(1);
+#undef CB_FEW_DOTS_PASS
 }
 
 static void CB_(cb_few_dots)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a,
