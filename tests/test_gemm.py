@@ -130,10 +130,11 @@ def test_narrow_products(trans_a, trans_b, N, dtype, halves_512):
 
 
 def test_which_narrow_kernel_takes_a_product(dtype):
-    """Dot products take X@W and δ@Wᵀ of 1 to 8 columns, fewer than a
-    vector's lanes, once K is long enough for the FMAs a one-vector tile
-    wastes on padding to outweigh their lane sums (bench/README.md,
-    "NARROW_DOTS_SUM_COST"). Xᵀ@δ of 2 to 10 columns runs down the rows of
+    """Dot products take X@W and δ@Wᵀ of 1 to the build's most columns
+    (fewer than a vector's lanes; 6 in float64 and 8 in float32 with
+    AVX-512), once K is long enough for the FMAs a one-vector tile wastes
+    on padding to outweigh their lane sums, past 4 columns on an A of at
+    most 16 MiB (bench/README.md, "NARROW_DOTS_SUM_COST"). Xᵀ@δ of 2 to 10 columns runs down the rows of
     C, of one column (a vector of rows or more) along the row of Cᵀ; 9 or 10
     columns of X@W take the ten-column tiles; anything else the blocked
     loops."""
@@ -176,6 +177,28 @@ def test_the_dot_products_rule_in_figures():
     if engine.tile_table()["isa"] == "avx512":
         for key in ("dots_sum_cost", "dots_max_n"):
             assert engine.tile_table()[key] == table[key]
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_dot_products_tail_keeps_an_infinite_product(trans_b, dtype):
+    """The tail reads the last vector of K again and drops the lanes counted
+    already from its products, not from A's values: an infinite B value in
+    such a lane, times a finite A, is counted once, as inf (0 x inf would
+    have made the sum NaN)."""
+    table = engine.tile_table()
+    lanes = table["lanes"][dtype]
+    K = (max(dots_min_k(table, dtype, 1), lanes) // lanes + 1) * lanes + 1
+    M = 29
+    assert engine.narrow_kernel(M, K, 1, False, dtype) == "dots"
+    A = np.ones((M, K), dtype)
+    B = np.ones((1, K) if trans_b else (K, 1), dtype)
+    dropped = K - lanes      # in the last vector, counted with the whole ones
+    B.reshape(-1)[dropped] = np.inf
+    C = product(A, B, False, trans_b)
+    assert np.all(C == np.inf), C[:, 0]
+    B.reshape(-1)[dropped] = 1
+    B.reshape(-1)[K - 1] = -np.inf   # the tail's own lane
+    assert np.all(product(A, B, False, trans_b) == -np.inf)
 
 
 @pytest.mark.parametrize("trans_b", [False, True])

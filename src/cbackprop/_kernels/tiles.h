@@ -124,8 +124,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    takes them once the FMAs a one-vector tile spends on
  *                    padding, (K / lanes) (lanes - N) / N per element, reach
  *                    that (bench/README.md, "NARROW_DOTS_SUM_COST")
- *   CB_NARROW_DOTS_MAX_N_<sfx>  the most columns they take (fewer than the
- *                    lanes): past it a tile wastes too little to lose
+ *   CB_NARROW_DOTS_MAX_N_<sfx>  the most columns they take, fewer than the
+ *                    lanes: with more, the tiles won on most shapes measured
  *   CB_C_PREFETCH_STEPS  a packed tile asks for its rows of C, one per K
  *                    step, from this many steps before its last (CB_KC_<sfx> or
  *                    more: from its first step; bench/README.md, "Kept: C's
@@ -163,9 +163,9 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_COLS 10
 #define CB_NARROW_HEIGHTS(X) X(2) X(5) X(10)
 #define CB_NARROW_DOTS_SUM_COST_F64 5
+#define CB_NARROW_DOTS_SUM_COST_F32 7
 #define CB_NARROW_DOTS_MAX_N_F64 6
 #define CB_NARROW_DOTS_MAX_N_F32 8
-#define CB_NARROW_DOTS_SUM_COST_F32 7
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
@@ -194,9 +194,9 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(5)
 #define CB_NARROW_DOTS_SUM_COST_F64 2
+#define CB_NARROW_DOTS_SUM_COST_F32 2
 #define CB_NARROW_DOTS_MAX_N_F64 3
 #define CB_NARROW_DOTS_MAX_N_F32 6
-#define CB_NARROW_DOTS_SUM_COST_F32 2
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
@@ -225,10 +225,13 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(5)
 #define CB_NARROW_DOTS_SUM_COST_F64 1
+#define CB_NARROW_DOTS_SUM_COST_F32 1
 #define CB_NARROW_DOTS_MAX_N_F64 1
 #define CB_NARROW_DOTS_MAX_N_F32 3
-#define CB_NARROW_DOTS_SUM_COST_F32 1
 #endif
+
+_Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F32 < CB_LANES_F32,
+               "the dot products take fewer columns than a vector's lanes (narrow_dots_min_k)");
 
 /* Ten-column tiles that use half vectors (float32 on AVX-512) rather than
  * a tile padded to whole ones, on every CPU: 1.15-1.55x faster than the
