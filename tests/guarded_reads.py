@@ -20,7 +20,7 @@ import numpy as np
 
 import cbackprop as cb
 from cbackprop._backend import engine
-from tile_rules import dots_min_k, dots_widest
+from tile_rules import TINY_PRODUCT_MAX, dots_min_k, dots_widest
 
 PAGE = mmap.PAGESIZE
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -72,14 +72,14 @@ def gemm(dtype, rng, flush):
     # The dot products of a few columns: a tail after whole vectors of K
     # (the last vector read again), or K shorter than a vector; rows in
     # groups of four and a remainder.
+    # Enough rows that no product falls to the plain loops of tiny ones.
     for N in range(1, dots_widest(table, dtype) + 1):
         shortest = dots_min_k(table, dtype, N)
-        shapes.append((13, N, (max(shortest, lanes) // lanes + 1) * lanes + 3))
-        if shortest < lanes:
-            shapes.append((29, N, shortest))
+        for K in [(max(shortest, lanes) // lanes + 1) * lanes + 3] + [shortest] * (shortest < lanes):
+            shapes.append((max(13, TINY_PRODUCT_MAX // (N * K) + 1), N, K))
     # One column of Xᵀ@δ as the row of Cᵀ: a scalar tail after whole vectors.
     shapes += [(2 * lanes + 3, 1, 37)]
-    b_in_place, dots, column = 0, 0, 0
+    b_in_place, dots, column, dots_tail, dots_short = 0, 0, 0, 0, 0
     for M, N, K in shapes:
         for trans_a in (False, True):
             for trans_b in (False, True):
@@ -91,12 +91,18 @@ def gemm(dtype, rng, flush):
                     close(cb.ops.gemm(a, b, trans_a, trans_b), want, dtype)
                 if not trans_b and engine.reads_b_in_place(M, guarded(B, flush)):
                     b_in_place += 1
-                if M > 8 and engine.narrow_kernel(M, K, N, trans_a, dtype) == "dots":
+                if (M > 8 and M * N * K > TINY_PRODUCT_MAX
+                        and engine.narrow_kernel(M, K, N, trans_a, dtype) == "dots"):
                     dots += 1
-                if M * K > 256 and engine.narrow_kernel(M, K, N, trans_a, dtype) == "column":
+                    dots_tail += K > lanes and K % lanes != 0
+                    dots_short += K < lanes
+                if M * K > TINY_PRODUCT_MAX and engine.narrow_kernel(M, K, N, trans_a, dtype) == "column":
                     column += 1
     assert b_in_place > 0, "no case reads B in place: edges() misses that path"
     assert dots > 0, "no case takes the dot products: edges() misses that path"
+    assert dots_tail > 0, "no dot products with a tail after whole vectors of K"
+    if any(dots_min_k(table, dtype, N) < lanes for N in range(1, dots_widest(table, dtype) + 1)):
+        assert dots_short > 0, "no dot products with K shorter than a vector"
     assert column > 0, "no case takes Xᵀ@δ of one column as a row: edges() misses that path"
 
 

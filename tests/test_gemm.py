@@ -5,7 +5,8 @@ import pytest
 
 from cbackprop._backend import engine
 from engine_told import told_halves_512
-from tile_rules import DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, dots_min_k, dots_widest
+from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
+                        dots_widest)
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -188,8 +189,8 @@ def test_dot_products_tail_keeps_an_infinite_product(trans_b, dtype):
     table = engine.tile_table()
     lanes = table["lanes"][dtype]
     K = (max(dots_min_k(table, dtype, 1), lanes) // lanes + 1) * lanes + 1
-    M = 29
-    assert engine.narrow_kernel(M, K, 1, False, dtype) == "dots"
+    M = 301
+    assert M * K > TINY_PRODUCT_MAX and engine.narrow_kernel(M, K, 1, False, dtype) == "dots"
     A = np.ones((M, K), dtype)
     B = np.ones((1, K) if trans_b else (K, 1), dtype)
     dropped = K - lanes      # in the last vector, counted with the whole ones
@@ -206,7 +207,8 @@ def test_dot_products_tail_keeps_an_infinite_product(trans_b, dtype):
 def test_dot_products_at_every_depth_around_their_threshold(N, trans_b, dtype):
     """The dot products' sum across the lanes and their tail (the last
     vector of K again, its lanes counted already dropped): K from just below
-    the shortest they take, through every remainder of a vector, to past two
+    the shortest they take, through every remainder of a vector (past the
+    first whole one; a K shorter than a vector is summed by a loop), to past two
     panels (B packed panel by panel when it is not read as it lies: NR x KC
     / N steps each), rows in groups of four and a remainder, with and
     without accumulating."""

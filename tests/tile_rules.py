@@ -24,3 +24,7 @@ def dots_widest(table, dtype):
 # "NARROW_DOTS_SUM_COST").
 DOTS_ONE_PASS_N = 4
 DOTS_TWO_PASS_MAX_A_BYTES = 16 << 20
+
+# Products of at most this many multiply-adds (M N K) take gemm's plain
+# loops, whatever narrow_kernel says of their shape.
+TINY_PRODUCT_MAX = 256

@@ -95,9 +95,11 @@ cdef enum:
     # whose op(A) steps are adjacent (X@W of an output layer of a few units,
     # δ@Wᵀ of a layer of a few inputs) are dot products too (dot_columns), on
     # any number of rows, when K is at least narrow_dots_min_k; of more than
-    # NARROW_DOTS_ONE_PASS_N columns (each group of A's rows read twice) only
-    # on an A of at most NARROW_DOTS_TWO_PASS_MAX_A_BYTES: beyond L3 the
-    # second pass lost to the tiles (bench/README.md, "NARROW_DOTS_SUM_COST").
+    # NARROW_DOTS_ONE_PASS_N columns (each group of four rows of A read in two
+    # passes or more; with 16 registers a pass takes two columns, so there
+    # from three) only on an A of at most NARROW_DOTS_TWO_PASS_MAX_A_BYTES:
+    # beyond L3 the second pass lost to the tiles (bench/README.md,
+    # "NARROW_DOTS_SUM_COST", measured on the 32-register build).
     NARROW_DOTS_ONE_PASS_N = 4
     NARROW_DOTS_TWO_PASS_MAX_A_BYTES = 16 * 1024 * 1024
     # One column whose op(A) rows are adjacent (Xᵀ@δ of a one-unit output
@@ -581,7 +583,7 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         kc = min(panel, K - pc)
         if thread == 0:
             # Column by column: each a stream of adjacent stores (step by
-            # step, N stores a whole panel apart, ran 1.1-1.3x slower).
+            # step, N stores a whole panel apart, ran 1.15-1.34x slower).
             for j in range(N):
                 for p in range(kc):
                     pack_b[j * kc + p] = B[(pc + p) * rsb + j * csb]
