@@ -79,7 +79,11 @@ def gemm(dtype, rng, flush):
             shapes.append((max(13, TINY_PRODUCT_MAX // (N * K) + 1), N, K))
     # One column of Xᵀ@δ as the row of Cᵀ: a scalar tail after whole vectors.
     shapes += [(2 * lanes + 3, 1, 37)]
-    b_in_place, dots, column, dots_tail, dots_short = 0, 0, 0, 0, 0
+    # Xᵀ@δ in the short rows: a partial last vector, read in place up to the
+    # steps that would run past A, alone or after the narrow rows' tiles.
+    tile = table["narrow_rows"][dtype]
+    shapes += [(M, N, 37) for M in (2, lanes - 1, lanes + 1, tile - 1, tile + 3) for N in (1, 2, 5)]
+    b_in_place, dots, column, dots_tail, dots_short, short_rows = 0, 0, 0, 0, 0, 0
     for M, N, K in shapes:
         for trans_a in (False, True):
             for trans_b in (False, True):
@@ -98,12 +102,16 @@ def gemm(dtype, rng, flush):
                     dots_short += K < lanes
                 if M * K > TINY_PRODUCT_MAX and engine.narrow_kernel(M, K, N, trans_a, dtype) == "column":
                     column += 1
+                if (M * N * K > TINY_PRODUCT_MAX and M % tile % lanes != 0
+                        and engine.narrow_kernel(M, K, N, trans_a, dtype) == "rows"):
+                    short_rows += 1
     assert b_in_place > 0, "no case reads B in place: edges() misses that path"
     assert dots > 0, "no case takes the dot products: edges() misses that path"
     assert dots_tail > 0, "no dot products with a tail after whole vectors of K"
     if any(dots_min_k(table, dtype, N) < lanes for N in range(1, dots_widest(table, dtype) + 1)):
         assert dots_short > 0, "no dot products with K shorter than a vector"
     assert column > 0, "no case takes Xᵀ@δ of one column as a row: edges() misses that path"
+    assert short_rows > 0, "no case takes the short rows with a partial vector"
 
 
 def layers(dtype, rng, flush):

@@ -158,6 +158,14 @@ def test_which_narrow_kernel_takes_a_product(dtype):
         assert engine.narrow_kernel(largest + 1, K, DOTS_ONE_PASS_N, False, dtype) == "dots"
     assert engine.narrow_kernel(300, 256, 12, False, dtype) is None
     assert engine.narrow_kernel(300, 256, 10, True, dtype) == "rows"
+    # Fewer rows than a tile: the short rows (one column of a vector or more
+    # of them stays a row of Cᵀ); one row is a dot product per column.
+    tile = engine.tile_table()["narrow_rows"][dtype]
+    for M in sorted({2, 3, lanes - 1, tile - 1} - {1}):
+        for N in (1, 2, 10):
+            want = "column" if N == 1 and M >= lanes else "rows"
+            assert engine.narrow_kernel(M, 5000, N, True, dtype) == want
+    assert engine.narrow_kernel(1, 5000, 2, True, dtype) != "rows"
     assert engine.narrow_kernel(lanes, 3, 1, True, dtype) == "column"
     assert engine.narrow_kernel(lanes - 1, 3, 1, True, dtype) != "column"
     if table["ten_lanes"][dtype]:
@@ -225,6 +233,31 @@ def test_dot_products_at_every_depth_around_their_threshold(N, trans_b, dtype):
             C0 = rng.standard_normal((M, N)).astype(dtype)
             C = accumulate(A, B, False, trans_b, C0.copy())
             _assert_close(C, expected + C0, K, dtype)
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 5, 9, 10])
+def test_short_rows_at_every_row_count_and_depth(N, dtype):
+    """Xᵀ@δ of fewer rows than a narrow-rows tile, or those a taller product
+    leaves over: one or two vectors, the last partial, read in place until
+    the steps whose vector would run past A (a copy of those). Every row
+    count up to two tiles, depths on both sides of the groups of sums, each
+    exact against float64 NumPy, and added into a C when asked."""
+    rng = np.random.default_rng(N)
+    tile = engine.tile_table()["narrow_rows"][dtype]
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    for M in range(2, 2 * tile + 2):
+        for K in (TINY_PRODUCT_MAX // (M * N) + 1, 37, 300):
+            A = rng.standard_normal((K, M)).astype(dtype)
+            B = rng.standard_normal((K, N)).astype(dtype)
+            want = A.T.astype(np.float64) @ B
+            one_row_of_ct = N == 1 and M >= engine.tile_table()["lanes"][dtype]
+            assert engine.narrow_kernel(M, K, N, True, dtype) == ("column" if one_row_of_ct
+                                                                  else "rows")
+            np.testing.assert_allclose(engine.op_gemm(A, B, True, False), want, rtol=tol, atol=tol)
+            C = rng.standard_normal((M, N)).astype(dtype)
+            before = C.astype(np.float64)
+            engine.op_gemm(A, B, True, False, C, accumulate=True)
+            np.testing.assert_allclose(C, before + want, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("trans_b", [False, True])

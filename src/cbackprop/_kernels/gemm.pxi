@@ -449,7 +449,8 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     layouts of op(A) and C (A for its dtype alone): when op(A)'s rows are
     adjacent in memory (dW of an output layer), NARROW_COLUMN for one column
     of adjacent values and at least ONE_COLUMN_MIN_VECTORS vectors of rows,
-    NARROW_ROWS for 2 <= N <= NARROW_MAX_N;
+    NARROW_ROWS for the other N <= NARROW_MAX_N and at least 2 rows (fewer
+    than a tile's in the short rows; one row is one dot product per column);
     otherwise, with op(A)'s steps adjacent (an output layer's forward pass),
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
@@ -462,7 +463,7 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
         return NARROW_NONE
     if rsa == 1 and N == 1 and ldc == 1 and M >= ONE_COLUMN_MIN_VECTORS * lanes:
         return NARROW_COLUMN
-    if rsa == 1 and N >= 2 and M >= narrow_rows_per_tile(<real*>NULL):
+    if rsa == 1 and M >= 2:
         return NARROW_ROWS
     if csa != 1:
         return NARROW_NONE
@@ -502,7 +503,9 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     vectors of rows for NARROW_COLUMN), run by every thread of a team of
     ``team``. Each tile is computed whole by one thread, so results do not
     depend on the team. Rows left over from the narrow rows' tiles (fewer
-    than one tile) go to the blocked loops, on the team's last thread."""
+    than one tile) go to the short rows, on the team's last thread (the
+    blocked loops padded their few columns to NR: 2.3-10x slower,
+    bench/README.md, "Short rows")."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
     cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS
     cdef Py_ssize_t tile, first_tile, last_tile, i, g, first, cols, full_rows
@@ -524,8 +527,10 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
             narrow_rows(K, A + i, csa, B + first * csb, rsb, csb, cols,
                         C + i * ldc + first, ldc, not accumulate)
     if full_rows < M and thread == team - 1:
-        gemm_blocks(M - full_rows, N, K, A + full_rows, rsa, csa, B, rsb, csb,
-                    C + full_rows * ldc, ldc, accumulate, pack_a, pack_b, 0, 1, NULL)
+        for g in range(n_groups):
+            narrow_groups(N, g, &first, &cols)
+            narrow_short_rows(M - full_rows, K, A + full_rows, csa, B + first * csb, rsb, csb,
+                              cols, C + full_rows * ldc + first, ldc, not accumulate)
 
 
 cdef inline void ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -571,7 +576,7 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     (a panel as long as a tile's read A's rows in stripes, 1.2-1.4x slower
     on 2000x2000x4 float64, bench/README.md). Each thread computes its share
     of C's rows, each element whole, so results do not depend on the team."""
-    cdef Py_ssize_t first, last, pc = 0, kc, j, p
+    cdef Py_ssize_t first, last, pc = 0, kc
     cdef Py_ssize_t panel = microkernel_nr(<real*>NULL) * gemm_kc(<real*>NULL) // N
     share(M, thread, team, &first, &last)
     if rsb == 1:
@@ -582,11 +587,7 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     while pc < K:
         kc = min(panel, K - pc)
         if thread == 0:
-            # Column by column: each a stream of adjacent stores (step by
-            # step, N stores a whole panel apart, ran 1.15-1.34x slower).
-            for j in range(N):
-                for p in range(kc):
-                    pack_b[j * kc + p] = B[(pc + p) * rsb + j * csb]
+            pack_columns(kc, N, B + pc * rsb, rsb, csb, pack_b)
         if team > 1:
             cbackprop_barrier()   # the panel packed
         if last > first:

@@ -35,6 +35,9 @@
  *       C[:rows, :n] (=|+=) op(A) @ B for a few rows (any number, taken
  *       CB_FEW_ROWS at a time), op(A)[i, p] at a[i*a_rs + p*a_cs], B's row p
  *       at b[p*b_rs] with its n values adjacent: B streamed as it lies.
+ *   cb_pack_columns_<sfx>(kc, n, B, rsb, csb, packed)
+ *       op(B)'s n columns of kc steps into packed, each column's steps
+ *       adjacent (the dot products' B when its steps are not).
  *   cb_few_dots_<sfx>(rows, n, k, a, a_rs, b, b_cs, C, ldc, overwrite)
  *       C[:rows, :n] (=|+=) A @ Bᵀ for a few rows: row i of A at a[i*a_rs]
  *       and row j of B at b[j*b_cs], each with its k values adjacent; every
@@ -43,6 +46,9 @@
  *       C[:CB_NARROW_ROWS_<sfx>, :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
  *       narrow output layer, read in place).
+ *   cb_narrow_short_rows_<sfx>(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
+ *       the same for rows < CB_NARROW_ROWS_<sfx> (one or two vectors, the
+ *       last partial), A read in place up to its last value.
  */
 #ifndef CBACKPROP_TILES_H
 #define CBACKPROP_TILES_H
@@ -259,6 +265,10 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 
 /* The narrow kernel: vectors down the rows of C. */
 #define CB_NARROW_NV 2
+/* Its tiles of at most this many columns keep their sums in sets (as the
+ * short rows do, tiles_template.h): 1.15-1.3x faster at 2 columns, 0.9-1.0x
+ * at 5 (bench/README.md, "Short rows"). */
+#define CB_NARROW_SETS_MAX_COLS 2
 
 /* gcc cannot see that a local tile written through vector stores is
  * initialised before its corner is copied out. */

@@ -52,6 +52,18 @@ cdef extern from "tiles.h" nogil:
     void cb_narrow_rows_f32(Py_ssize_t K, const float* a, Py_ssize_t a_cs, const float* b,
                             Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, float* C,
                             Py_ssize_t ldc, int overwrite) noexcept
+    void cb_narrow_short_rows_f64(Py_ssize_t rows, Py_ssize_t K, const double* a,
+                                  Py_ssize_t a_cs, const double* b, Py_ssize_t rsb,
+                                  Py_ssize_t csb, Py_ssize_t cols, double* C, Py_ssize_t ldc,
+                                  int overwrite) noexcept
+    void cb_narrow_short_rows_f32(Py_ssize_t rows, Py_ssize_t K, const float* a,
+                                  Py_ssize_t a_cs, const float* b, Py_ssize_t rsb,
+                                  Py_ssize_t csb, Py_ssize_t cols, float* C, Py_ssize_t ldc,
+                                  int overwrite) noexcept
+    void cb_pack_columns_f64(Py_ssize_t kc, Py_ssize_t n, const double* B, Py_ssize_t rsb,
+                             Py_ssize_t csb, double* packed) noexcept
+    void cb_pack_columns_f32(Py_ssize_t kc, Py_ssize_t n, const float* B, Py_ssize_t rsb,
+                             Py_ssize_t csb, float* packed) noexcept
     void cb_few_rows_f64(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t k, const double* a,
                          Py_ssize_t a_rs, Py_ssize_t a_cs, const double* b, Py_ssize_t b_rs,
                          double* C, Py_ssize_t ldc, int overwrite) noexcept
@@ -167,7 +179,8 @@ def tile_table():
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
     products of 9-10 columns instead) and the shortest K they take, and
     what a dot product's element costs beyond its FMAs and the most columns
-    they take (gemm.pxi, NARROW_DOTS)."""
+    they take (gemm.pxi, NARROW_DOTS), and the rows of a tile of the narrow
+    rows per dtype (fewer take the short rows)."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
@@ -184,7 +197,9 @@ def tile_table():
             "dots_sum_cost": {"float64": narrow_dots_sum_cost(<double*>NULL),
                               "float32": narrow_dots_sum_cost(<float*>NULL)},
             "dots_max_n": {"float64": narrow_dots_max_n(<double*>NULL),
-                           "float32": narrow_dots_max_n(<float*>NULL)}}
+                           "float32": narrow_dots_max_n(<float*>NULL)},
+            "narrow_rows": {"float64": narrow_rows_per_tile(<double*>NULL),
+                            "float32": narrow_rows_per_tile(<float*>NULL)}}
 
 
 def set_halves_512(bint on):
@@ -308,6 +323,24 @@ cdef inline void narrow_rows(Py_ssize_t K, const real* a, Py_ssize_t a_cs, const
         cb_narrow_rows_f32(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
     else:
         cb_narrow_rows_f64(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
+
+
+cdef inline void pack_columns(Py_ssize_t kc, Py_ssize_t n, const real* B, Py_ssize_t rsb,
+                              Py_ssize_t csb, real* packed) noexcept nogil:
+    if real is float:
+        cb_pack_columns_f32(kc, n, B, rsb, csb, packed)
+    else:
+        cb_pack_columns_f64(kc, n, B, rsb, csb, packed)
+
+
+cdef inline void narrow_short_rows(Py_ssize_t rows, Py_ssize_t K, const real* a,
+                                   Py_ssize_t a_cs, const real* b, Py_ssize_t rsb,
+                                   Py_ssize_t csb, Py_ssize_t cols, real* C, Py_ssize_t ldc,
+                                   bint overwrite) noexcept nogil:
+    if real is float:
+        cb_narrow_short_rows_f32(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
+    else:
+        cb_narrow_short_rows_f64(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
 
 
 cdef inline bint ten_pays(real* kind) noexcept nogil:

@@ -312,6 +312,88 @@ static void CB_(cb_pack_b_steps)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t rsb, 
     CB_(cb_pack_steps)(CB_NV * CB_LANES, kc, B, rsb, packed);
 }
 
+/* The rows of a narrow product that fill no tile of cb_narrow_rows (fewer
+ * than its CB_NARROW_NV vectors: Xᵀ@δ of a layer of a few inputs, or the
+ * rows a taller one leaves over): as there, vectors run down the rows of C,
+ * here V of them, the last one partial. It reads on past the product's
+ * last row, into A's next step, and those lanes are never stored; the
+ * steps where it would read past the end of A take their row from a
+ * zero-padded copy. With one or two vectors a column, each accumulator's
+ * FMA would wait on the one before: step p adds into set p % SETS of
+ * them, the steps past the last whole group of SETS into set 0, and the
+ * sets are added in a fixed order at the end, so the sums depend on the
+ * shape alone. */
+#define CB_SHORT_ROWS_MAX_SETS 4
+#define CB_SHORT_ROWS_ACCUMULATORS (CB_VECTOR_REGISTERS >= 32 ? 24 : 12)
+#define CB_SHORT_ROWS_SETS(H, V)                                                \
+    (4 * (H) * (V) <= CB_SHORT_ROWS_ACCUMULATORS ? 4                            \
+     : 2 * (H) * (V) <= CB_SHORT_ROWS_ACCUMULATORS ? 2 : 1)
+
+static inline __attribute__((always_inline)) void
+CB_(cb_short_rows_step)(const int H, const int V, CB_VEC acc[][CB_NARROW_NV],
+                        const CB_REAL* a, const CB_REAL* const* column, ptrdiff_t at) {
+    CB_VEC av[CB_NARROW_NV];
+    CB_UNROLLED for (int v = 0; v < V; v++) {
+        /* One load for all H columns (folded into each FMA, it was read H
+         * times, most often across two cache lines). */
+        av[v] = CB_(cb_load)(a + v * CB_LANES);
+        CB_IN_REGISTER(av[v]);
+    }
+    CB_UNROLLED for (int c = 0; c < H; c++) {
+        CB_VEC bc = CB_(cb_splat)(column[c][at]);
+        CB_UNROLLED for (int v = 0; v < V; v++)
+            acc[c][v] += bc * av[v];
+    }
+}
+
+static inline __attribute__((always_inline)) void
+CB_(cb_short_rows_of)(const int H, const int V, ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a,
+                      ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t rsb, ptrdiff_t csb,
+                      ptrdiff_t cols, CB_REAL* C, ptrdiff_t ldc, int overwrite) {
+    const int SETS = CB_SHORT_ROWS_SETS(H, V);
+    CB_VEC acc[CB_SHORT_ROWS_MAX_SETS][CB_NARROW_COLS][CB_NARROW_NV];
+    const CB_REAL* column[CB_NARROW_COLS];   /* past `cols`: the last column again */
+    CB_UNROLLED for (int c = 0; c < H; c++) {
+        column[c] = b + (c < cols ? c : cols - 1) * csb;
+        CB_UNROLLED for (int s = 0; s < SETS; s++)
+            CB_UNROLLED for (int v = 0; v < V; v++)
+                acc[s][c][v] = (CB_VEC){0};
+    }
+    /* Step p reads A up to p a_cs + V lanes - 1, within A while that is at
+     * most its last value, (K - 1) a_cs + rows - 1. */
+    const ptrdiff_t past_row = V * CB_LANES - rows;
+    ptrdiff_t in_place = past_row <= 0 ? K : a_cs > 0 ? K - (past_row + a_cs - 1) / a_cs : 0;
+    if (in_place < 0)
+        in_place = 0;
+    ptrdiff_t p = 0;
+    for (; p + SETS <= in_place; p += SETS)
+        CB_UNROLLED for (int s = 0; s < SETS; s++)
+            CB_(cb_short_rows_step)(H, V, acc[s], a + (p + s) * a_cs, column, (p + s) * rsb);
+    for (; p < K; p++) {
+        CB_REAL padded[CB_NARROW_NV * CB_LANES];
+        const CB_REAL* step = a + p * a_cs;
+        if (p >= in_place) {
+            for (ptrdiff_t i = 0; i < V * CB_LANES; i++)
+                padded[i] = i < rows ? step[i] : 0;
+            step = padded;
+        }
+        CB_(cb_short_rows_step)(H, V, acc[0], step, column, p * rsb);
+    }
+    CB_REAL t[CB_NARROW_COLS][CB_NARROW_NV * CB_LANES];
+    CB_UNROLLED for (int c = 0; c < H; c++)
+        CB_UNROLLED for (int v = 0; v < V; v++) {
+            CB_VEC total = acc[0][c][v];
+            if (SETS == 4)
+                total = (acc[0][c][v] + acc[1][c][v]) + (acc[2][c][v] + acc[3][c][v]);
+            else if (SETS == 2)
+                total = acc[0][c][v] + acc[1][c][v];
+            CB_(cb_store)(&t[c][v * CB_LANES], total);
+        }
+    for (ptrdiff_t i = 0; i < rows; i++)
+        for (ptrdiff_t c = 0; c < cols; c++)
+            C[i * ldc + c] = overwrite ? t[c][i] : C[i * ldc + c] + t[c][i];
+}
+
 /* Narrow products with op(A)'s rows adjacent in memory (op(A) = Xᵀ, the
  * dW = A_prevᵀ δ of an output layer of <= 10): vectors run down the rows of
  * C, so every lane holds a real result; each step loads NARROW_NV vectors of
@@ -325,6 +407,12 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
      * b[j*csb + p*rsb]) and NARROW_NV vectors of A's adjacent rows the place
      * of the B sliver. Row j of t is column j of C. */
     enum { ROWS_OF_C = CB_NARROW_NV * CB_VECTOR_BYTES / sizeof(CB_REAL) };
+    _Static_assert(CB_NARROW_SETS_MAX_COLS <= CB_NARROW_COLS, "a tile in sets is a narrow tile");
+    if (cols <= CB_NARROW_SETS_MAX_COLS) {
+        CB_(cb_short_rows_of)(CB_NARROW_SETS_MAX_COLS, CB_NARROW_NV, ROWS_OF_C, K, a, a_cs, b,
+                              rsb, csb, cols, C, ldc, overwrite);
+        return;
+    }
     CB_REAL t[CB_TILE_ROWS][ROWS_OF_C];
     /* The lowest tile that holds the group's columns, rather than one that
      * computes repeats of its last column. */
@@ -340,6 +428,25 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
     for (ptrdiff_t i = 0; i < ROWS_OF_C; i++)
         for (ptrdiff_t j = 0; j < cols; j++)
             C[i * ldc + j] = overwrite ? t[j][i] : C[i * ldc + j] + t[j][i];
+}
+
+static void CB_(cb_narrow_short_rows)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a,
+                                      ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t rsb,
+                                      ptrdiff_t csb, ptrdiff_t cols, CB_REAL* C, ptrdiff_t ldc,
+                                      int overwrite) {
+    _Static_assert(CB_NARROW_NV == 2, "the short rows take one or two vectors");
+#define CB_SHORT_OF_HEIGHT(H)                                                                 \
+    else if (cols <= H) {                                                                     \
+        if (rows <= CB_LANES)                                                                 \
+            CB_(cb_short_rows_of)(H, 1, rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite); \
+        else                                                                                  \
+            CB_(cb_short_rows_of)(H, 2, rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite); \
+    }
+    if (0) {}
+    CB_NARROW_HEIGHTS(CB_SHORT_OF_HEIGHT)
+    else
+        __builtin_unreachable();   /* cols <= CB_NARROW_COLS, the last height */
+#undef CB_SHORT_OF_HEIGHT
 }
 
 /* The ten-column tiles (ten_template.h; products of 9 or 10 columns, an
@@ -606,6 +713,29 @@ static void CB_(cb_few_dots)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_
 #undef CB_FEW_DOTS_BODY
 }
 #undef CB_BY_FEW_ROWS
+
+/* op(B)'s n columns (column j at B[j*csb], its steps rsb apart) copied
+ * into packed, each as kc adjacent values, column by column: a stream of
+ * adjacent stores (step by step, n stores a panel apart, ran 1.15-1.34x
+ * slower). Four steps an iteration: the loop of one, written in Cython,
+ * ran 1.6x slower in one build than in the one before, where only its
+ * place in the code had moved. */
+static void CB_(cb_pack_columns)(ptrdiff_t kc, ptrdiff_t n, const CB_REAL* B, ptrdiff_t rsb,
+                                 ptrdiff_t csb, CB_REAL* packed) {
+    for (ptrdiff_t j = 0; j < n; j++) {
+        const CB_REAL* column = B + j * csb;
+        CB_REAL* out = packed + j * kc;
+        ptrdiff_t p = 0;
+        for (; p + 4 <= kc; p += 4) {
+            out[p] = column[p * rsb];
+            out[p + 1] = column[(p + 1) * rsb];
+            out[p + 2] = column[(p + 2) * rsb];
+            out[p + 3] = column[(p + 3) * rsb];
+        }
+        for (; p < kc; p++)
+            out[p] = column[p * rsb];
+    }
+}
 
 /* The FMA peak of one core with this build's vectors: independent chains of
  * vector FMAs, enough of them to cover the latency of two FMA units.
