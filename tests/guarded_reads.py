@@ -83,6 +83,7 @@ def gemm(dtype, rng, flush):
     # steps that would run past A, alone or after the narrow rows' tiles.
     tile = table["narrow_rows"][dtype]
     shapes += [(M, N, 37) for M in (2, lanes - 1, lanes + 1, tile - 1, tile + 3) for N in (1, 2, 5)]
+    shapes += [(max(2, tile - 1), 10, K) for K in (2, 3, 4)]   # fewer steps than a group of sets
     b_in_place, dots, column, dots_tail, dots_short, short_rows = 0, 0, 0, 0, 0, 0
     for M, N, K in shapes:
         for trans_a in (False, True):

@@ -135,10 +135,11 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     (fewer than a vector's lanes; 6 in float64 and 8 in float32 with
     AVX-512), once K is long enough for the FMAs a one-vector tile wastes
     on padding to outweigh their lane sums, past 4 columns on an A of at
-    most 16 MiB (bench/README.md, "NARROW_DOTS_SUM_COST"). Xᵀ@δ of 2 to 10 columns runs down the rows of
-    C, of one column (a vector of rows or more) along the row of Cᵀ; 9 or 10
-    columns of X@W take the ten-column tiles; anything else the blocked
-    loops."""
+    most 16 MiB (bench/README.md, "NARROW_DOTS_SUM_COST"). Xᵀ@δ of up to 10
+    columns runs down the rows of C (on fewer rows than a tile, the short
+    rows), of one column (a vector of rows or more) along the row of Cᵀ; 9
+    or 10 columns of X@W take the ten-column tiles; anything else the
+    blocked loops."""
     table = engine.tile_table()
     lanes = table["lanes"][dtype]
     widest = dots_widest(table, dtype)
@@ -241,7 +242,7 @@ def test_short_rows_at_every_row_count_and_depth(N, dtype):
     leaves over: one or two vectors, the last partial, read in place until
     the steps whose vector would run past A (a copy of those). Every row
     count up to two tiles, depths on both sides of the groups of sums, each
-    exact against float64 NumPy, and added into a C when asked."""
+    within rounding of float64 NumPy, and added into a C when asked."""
     rng = np.random.default_rng(N)
     tile = engine.tile_table()["narrow_rows"][dtype]
     tol = 1e-4 if dtype == "float32" else 1e-12
@@ -322,8 +323,8 @@ def test_large_narrow_products_on_a_team_equal_one_thread(trans_a, trans_b, N, d
                                                           halves_512, restore_engine_threads):
     """Narrow products above the threading threshold (3 MFLOP) keep their
     narrow kernels, their tiles shared by a team: Xᵀ@δ of a wide layer's
-    output (vectors down the rows of C, rows left over for the blocked
-    loops) and its X@W (the ten-column tiles, K across several panels, rows
+    output (vectors down the rows of C, rows left over for the short rows)
+    and its X@W (the ten-column tiles, K across several panels, rows
     not a multiple of a tile's; dot products for 1-4 columns, the rows
     shared, B packed by the team's first thread); Xᵀ@δ of one column as the
     row of Cᵀ, its vectors shared; X@W of 5, which no narrow kernel takes,

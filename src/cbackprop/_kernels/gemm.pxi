@@ -450,7 +450,8 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     adjacent in memory (dW of an output layer), NARROW_COLUMN for one column
     of adjacent values and at least ONE_COLUMN_MIN_VECTORS vectors of rows,
     NARROW_ROWS for the other N <= NARROW_MAX_N and at least 2 rows (fewer
-    than a tile's in the short rows; one row is one dot product per column);
+    than a tile's in the short rows; one row, a row of adjacent steps too,
+    takes the rules below);
     otherwise, with op(A)'s steps adjacent (an output layer's forward pass),
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
@@ -504,7 +505,7 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     ``team``. Each tile is computed whole by one thread, so results do not
     depend on the team. Rows left over from the narrow rows' tiles (fewer
     than one tile) go to the short rows, on the team's last thread (the
-    blocked loops padded their few columns to NR: 2.3-10x slower,
+    blocked loops padded their few columns to NR: 1.04-10x slower,
     bench/README.md, "Short rows")."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
     cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS

@@ -43,11 +43,11 @@
  *       and row j of B at b[j*b_cs], each with its k values adjacent; every
  *       element a dot product, in vectors along k.
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
- *       C[:CB_NARROW_ROWS_<sfx>, :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
+ *       C[:cb_narrow_rows_per_tile_<sfx>(), :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
  *       narrow output layer, read in place).
  *   cb_narrow_short_rows_<sfx>(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
- *       the same for rows < CB_NARROW_ROWS_<sfx> (one or two vectors, the
+ *       the same for rows < cb_narrow_rows_per_tile_<sfx>() (one or two vectors, the
  *       last partial), A read in place up to its last value.
  */
 #ifndef CBACKPROP_TILES_H
@@ -266,8 +266,8 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 /* The narrow kernel: vectors down the rows of C. */
 #define CB_NARROW_NV 2
 /* Its tiles of at most this many columns keep their sums in sets (as the
- * short rows do, tiles_template.h): 1.15-1.3x faster at 2 columns, 0.9-1.0x
- * at 5 (bench/README.md, "Short rows"). */
+ * short rows do, tiles_template.h): 1.1-1.3x faster at 2 columns, 0.84-1.0x
+ * at 5 and 10 (bench/README.md, "Short rows"). */
 #define CB_NARROW_SETS_MAX_COLS 2
 
 /* gcc cannot see that a local tile written through vector stores is
