@@ -160,7 +160,7 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     assert engine.narrow_kernel(300, 256, 12, False, dtype) is None
     assert engine.narrow_kernel(300, 256, 10, True, dtype) == "rows"
     # Fewer rows than a tile: the short rows (one column of a vector or more
-    # of them stays a row of Cᵀ); one row is a dot product per column.
+    # of them stays a row of Cᵀ); one row takes the rules of adjacent steps.
     tile = engine.tile_table()["narrow_rows"][dtype]
     for M in sorted({2, 3, lanes - 1, tile - 1} - {1}):
         for N in (1, 2, 10):
@@ -244,14 +244,15 @@ def test_short_rows_at_every_row_count_and_depth(N, dtype):
     count up to two tiles, depths on both sides of the groups of sums, each
     within rounding of float64 NumPy, and added into a C when asked."""
     rng = np.random.default_rng(N)
-    tile = engine.tile_table()["narrow_rows"][dtype]
+    table = engine.tile_table()
+    tile, lanes = table["narrow_rows"][dtype], table["lanes"][dtype]
     tol = 1e-4 if dtype == "float32" else 1e-12
     for M in range(2, 2 * tile + 2):
         for K in (TINY_PRODUCT_MAX // (M * N) + 1, 37, 300):
             A = rng.standard_normal((K, M)).astype(dtype)
             B = rng.standard_normal((K, N)).astype(dtype)
             want = A.T.astype(np.float64) @ B
-            one_row_of_ct = N == 1 and M >= engine.tile_table()["lanes"][dtype]
+            one_row_of_ct = N == 1 and M >= lanes
             assert engine.narrow_kernel(M, K, N, True, dtype) == ("column" if one_row_of_ct
                                                                   else "rows")
             np.testing.assert_allclose(engine.op_gemm(A, B, True, False), want, rtol=tol, atol=tol)
