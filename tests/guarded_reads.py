@@ -20,7 +20,7 @@ import numpy as np
 
 import cbackprop as cb
 from cbackprop._backend import engine
-from tile_rules import TINY_PRODUCT_MAX, dots_min_k, dots_widest
+from tile_rules import TINY_PRODUCT_MAX, dots_min_k, dots_widest, takes_rows_of_ct
 
 PAGE = mmap.PAGESIZE
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -84,7 +84,12 @@ def gemm(dtype, rng, flush):
     tile = table["narrow_rows"][dtype]
     shapes += [(M, N, 37) for M in (2, lanes - 1, lanes + 1, tile - 1, tile + 3) for N in (1, 2, 5)]
     shapes += [(max(2, tile - 1), 10, K) for K in (2, 3, 4)]   # fewer steps than a group of sets
-    b_in_place, dots, column, dots_tail, dots_short, short_rows = 0, 0, 0, 0, 0, 0
+    # X@W of a few rows as the short rows of Cᵀ: B read in place past each
+    # row's end, up to the steps whose vector would run past B.
+    few = [(M, N) for N in sorted({2, 3, lanes - 1, lanes + 1, tile - 1} - {0, 1})
+           for M in (1, 2, table["narrow_cols"] + 1) if takes_rows_of_ct(table, dtype, M, N)]
+    shapes += [(M, N, 37) for M, N in few] + [(M, N, 2) for M, N in few if M * N * 2 > TINY_PRODUCT_MAX]
+    b_in_place, dots, column, dots_tail, dots_short, short_rows, rows_of_ct = 0, 0, 0, 0, 0, 0, 0
     for M, N, K in shapes:
         for trans_a in (False, True):
             for trans_b in (False, True):
@@ -106,6 +111,9 @@ def gemm(dtype, rng, flush):
                 if (M * N * K > TINY_PRODUCT_MAX and M % tile % lanes != 0
                         and engine.narrow_kernel(M, K, N, trans_a, dtype) == "rows"):
                     short_rows += 1
+                if (M * N * K > TINY_PRODUCT_MAX and N % lanes != 0
+                        and engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b) == "rows_of_ct"):
+                    rows_of_ct += 1
     assert b_in_place > 0, "no case reads B in place: edges() misses that path"
     assert dots > 0, "no case takes the dot products: edges() misses that path"
     assert dots_tail > 0, "no dot products with a tail after whole vectors of K"
@@ -113,6 +121,7 @@ def gemm(dtype, rng, flush):
         assert dots_short > 0, "no dot products with K shorter than a vector"
     assert column > 0, "no case takes Xᵀ@δ of one column as a row: edges() misses that path"
     assert short_rows > 0, "no case takes the short rows with a partial vector"
+    assert rows_of_ct > 0, "no case takes the short rows of Cᵀ with a partial vector"
 
 
 def layers(dtype, rng, flush):

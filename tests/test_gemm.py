@@ -6,7 +6,7 @@ import pytest
 from cbackprop._backend import engine
 from engine_told import told_halves_512
 from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
-                        dots_widest)
+                        dots_widest, rows_of_ct_most_rows, takes_rows_of_ct)
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -260,6 +260,109 @@ def test_short_rows_at_every_row_count_and_depth(N, dtype):
             before = C.astype(np.float64)
             engine.op_gemm(A, B, True, False, C, accumulate=True)
             np.testing.assert_allclose(C, before + want, rtol=tol, atol=tol)
+
+
+def test_which_products_take_the_rows_of_ct(dtype):
+    """X@W of 2 to a narrow-rows tile's columns runs along the rows of C, as
+    the short rows of Cᵀ, while M lanes <= 24 (N - 1); so does Xᵀ@δ of one
+    row or of more than 10 columns (the short rows of C take 2 rows or more
+    and up to 10 columns); δ@Wᵀ, whose B has no adjacent columns, never."""
+    table = engine.tile_table()
+    tile, lanes = table["narrow_rows"][dtype], table["lanes"][dtype]
+    taken = 0
+    for N in range(1, tile + 2):
+        most = rows_of_ct_most_rows(table, dtype, N)
+        for M in sorted(m for m in {1, 2, 3, most - 1, most, most + 1, most + 7} if m >= 1):
+            want = takes_rows_of_ct(table, dtype, M, N)
+            assert want == (M <= most)
+            taken += want
+            assert (engine.narrow_kernel(M, 5000, N, False, dtype) == "rows_of_ct") == want, (M, N)
+            assert engine.narrow_kernel(M, 5000, N, False, dtype, trans_b=True) != "rows_of_ct"
+            on_xt = engine.narrow_kernel(M, 5000, N, True, dtype)
+            if M == 1 or N > 10:
+                assert (on_xt == "rows_of_ct") == want
+            else:
+                assert on_xt == ("column" if N == 1 and M >= lanes else "rows")
+    assert taken > 0
+    assert rows_of_ct_most_rows(table, dtype, 1) == 0
+    assert rows_of_ct_most_rows(table, dtype, tile + 1) == 0
+
+
+def test_the_rows_of_ct_rule_in_figures():
+    """The most rows that take the short rows of Cᵀ per column count on the
+    AVX-512 build, as bench/README.md lists them: float64 3 rows at 2
+    columns, 3 more a column, 45 at 16; float32 1, 3 and 4 rows at 2, 3 and
+    4 columns, 3 more every 2 columns, 46 at 32."""
+    table = {"lanes": {"float64": 8, "float32": 16}, "narrow_rows": {"float64": 16, "float32": 32}}
+    assert [rows_of_ct_most_rows(table, "float64", N) for N in range(1, 18)] == \
+        [0] + [3 * (N - 1) for N in range(2, 17)] + [0]
+    assert [rows_of_ct_most_rows(table, "float32", N) for N in range(1, 9)] == \
+        [0, 1, 3, 4, 6, 7, 9, 10]
+    assert rows_of_ct_most_rows(table, "float32", 32) == 46
+    assert rows_of_ct_most_rows(table, "float32", 33) == 0
+    if engine.tile_table()["isa"] == "avx512":
+        for key in table:
+            assert engine.tile_table()[key] == table[key]
+
+
+def test_rows_of_ct_at_every_row_count_and_depth(dtype):
+    """The short rows of Cᵀ: one or two vectors along each row of C, the
+    last partial, B read in place and on past each row's end into the next
+    one, the steps whose vector would run past B's end from a copy; the sums
+    in sets, fewer steps than a group of them too; C's rows in groups of the
+    narrow kernel's columns (every height of a group, and several groups).
+    Within rounding of float64 NumPy, added into a C when asked, and with
+    op(A) = Aᵀ (the same kernel on one row or more than 10 columns)."""
+    rng = np.random.default_rng(7)
+    table = engine.tile_table()
+    tile, lanes, group = table["narrow_rows"][dtype], table["lanes"][dtype], table["narrow_cols"]
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    ran, short, groups = 0, 0, 0
+    for N in sorted({2, 3, 5, lanes - 1, lanes, lanes + 1, tile - 1, tile} - {0, 1}):
+        most = rows_of_ct_most_rows(table, dtype, N)
+        for M in sorted({*range(1, min(most, group + 1) + 1), 2 * group + 1, most}):
+            if not 1 <= M <= most:
+                continue
+            for K in (2, 3, 4, 37, 300):
+                if M * N * K <= TINY_PRODUCT_MAX:
+                    continue
+                assert engine.narrow_kernel(M, K, N, False, dtype) == "rows_of_ct"
+                ran += 1
+                short += K < 4
+                groups += M > group
+                A = rng.standard_normal((M, K)).astype(dtype)
+                B = rng.standard_normal((K, N)).astype(dtype)
+                want = A.astype(np.float64) @ B
+                np.testing.assert_allclose(product(A, B), want, rtol=tol, atol=tol)
+                C = rng.standard_normal((M, N)).astype(dtype)
+                before = C.astype(np.float64)
+                engine.op_gemm(A, B, False, False, C, accumulate=True)
+                np.testing.assert_allclose(C, before + want, rtol=tol, atol=tol)
+                np.testing.assert_allclose(product(A.T.copy(), B, True), want, rtol=tol, atol=tol)
+    assert ran > 0 and groups > 0
+    if group * tile * 3 > TINY_PRODUCT_MAX:   # else the short ones are all tiny
+        assert short > 0
+
+
+def test_rows_of_ct_on_a_team_equal_one_thread(dtype, restore_engine_threads):
+    """A product the short rows of Cᵀ take above the threading threshold, of
+    several groups of rows, each computed whole by one thread of the team:
+    1, 2 and 3 threads give the same bits."""
+    table = engine.tile_table()
+    N = table["narrow_rows"][dtype]
+    M = rows_of_ct_most_rows(table, dtype, N)
+    assert M > 2 * table["narrow_cols"]
+    K = int(table["parallel_min_flops"] // (2 * M * N)) + 1
+    assert engine.narrow_kernel(M, K, N, False, dtype) == "rows_of_ct"
+    rng = np.random.default_rng(3)
+    A, B, expected = _operands(rng, M, N, K, False, False, dtype)
+    results = []
+    for threads in (1, 2, 3):
+        engine.set_num_threads(threads)
+        results.append(product(A, B))
+    _assert_close(results[0], expected, K, dtype)
+    for threaded in results[1:]:
+        np.testing.assert_array_equal(threaded, results[0])
 
 
 @pytest.mark.parametrize("trans_b", [False, True])

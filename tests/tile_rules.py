@@ -28,3 +28,22 @@ DOTS_TWO_PASS_MAX_A_BYTES = 16 << 20
 # Products of at most this many multiply-adds (M N K) take gemm's plain
 # loops, whatever narrow_kernel says of their shape.
 TINY_PRODUCT_MAX = 256
+
+# X@W of a few rows and 2 to a narrow-rows tile's columns runs along the
+# rows of C, as the short rows of Cᵀ, while M lanes <= 24 (N - 1): past
+# that boundary the dot products or the tiles won (bench/README.md, "Rows
+# of Cᵀ").
+ROWS_OF_CT_ROWS_PER_VECTOR = 24
+
+
+def takes_rows_of_ct(table, dtype, M, N):
+    """Whether an X@W of M rows and N columns (B's rows adjacent) takes the
+    short rows of Cᵀ, by the rule above."""
+    lanes = table["lanes"][dtype]
+    return N <= table["narrow_rows"][dtype] and M * lanes <= ROWS_OF_CT_ROWS_PER_VECTOR * (N - 1)
+
+
+def rows_of_ct_most_rows(table, dtype, N):
+    """The most rows of an X@W of N columns that the short rows of Cᵀ take."""
+    lanes = table["lanes"][dtype]
+    return ROWS_OF_CT_ROWS_PER_VECTOR * (N - 1) // lanes if N <= table["narrow_rows"][dtype] else 0

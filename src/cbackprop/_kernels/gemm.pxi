@@ -106,6 +106,16 @@ cdef enum:
     # layer), C adjacent too, with at least this many vectors of rows: the
     # row of Cᵀ, streamed (one_column) instead of a tile of one real column.
     ONE_COLUMN_MIN_VECTORS = 1
+    # X@W of a few rows and 2 to narrow_rows_per_tile columns (predict on a
+    # few samples, an output layer's forward pass on a small batch), B's
+    # rows adjacent: vectors along the rows of C as the short rows of Cᵀ
+    # (rows_of_ct), B read in place, rather than a tile that pads the
+    # columns to NR and the rows to a tile's height, or dot products that
+    # copy B's columns first. Each vector spends its lanes on N products, so
+    # on at most ROWS_OF_CT_ROWS_PER_VECTOR rows per vector's worth of
+    # columns but one (M lanes <= 24 (N - 1)): past that the dot products or
+    # the tiles won (bench/README.md, "Rows of Cᵀ").
+    ROWS_OF_CT_ROWS_PER_VECTOR = 24
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -192,7 +202,11 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     if M * N * K <= TINY_PRODUCT_MAX:
         tiny_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate)
         return
-    if (M <= FEW_ROWS_MAX_M_F64 and (real is double or M <= FEW_ROWS_MAX_M_F32) and csb == 1
+    narrow = narrow_kind(A, M, N, K, rsa, csa, csb, ldc)
+    # A B of few columns keeps its own kernel: few_rows would take its one
+    # or two vectors of columns as chains of FMAs through C.
+    if (narrow != NARROW_ROWS_OF_CT and M <= FEW_ROWS_MAX_M_F64
+            and (real is double or M <= FEW_ROWS_MAX_M_F32) and csb == 1
             and K * N >= FEW_ROWS_MIN_B_VALUES and N >= lanes):
         few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
         return
@@ -206,7 +220,6 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     # its tiles shared by a team when it is large (each tile whole on one
     # thread). The blocked loops ran those of a wide layer's output 1.1-3.1x
     # slower (bench/README.md, "Kept: narrow kernels at any size").
-    narrow = narrow_kind(A, M, N, K, rsa, csa, ldc)
     team_up = n_threads > 1 and 2.0 * M * N * K >= CB_PARALLEL_MIN_FLOPS
     if narrow != NARROW_NONE:
         if team_up:
@@ -432,6 +445,7 @@ cdef enum NarrowKind:
     NARROW_TEN = 2      # the ten-column tiles (ten_tile)
     NARROW_DOTS = 3     # dot products along K (dot_columns)
     NARROW_COLUMN = 4   # one column as a row of Cᵀ (one_column)
+    NARROW_ROWS_OF_CT = 5   # a few rows of C as the short rows of Cᵀ (rows_of_ct)
 
 
 cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, real* kind) noexcept nogil:
@@ -444,14 +458,18 @@ cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, real* kind) noexcept nogi
 
 
 cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
-                            Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t ldc) noexcept nogil:
+                            Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t csb,
+                            Py_ssize_t ldc) noexcept nogil:
     """Which narrow kernel serves C = op(A) @ op(B), from the shape and the
-    layouts of op(A) and C (A for its dtype alone): when op(A)'s rows are
-    adjacent in memory (dW of an output layer), NARROW_COLUMN for one column
-    of adjacent values and at least ONE_COLUMN_MIN_VECTORS vectors of rows,
-    NARROW_ROWS for the other N <= NARROW_MAX_N and at least 2 rows (fewer
-    than a tile's in the short rows; one row, a row of adjacent steps too,
-    takes the rules below);
+    layouts of op(A), op(B) and C (A for its dtype alone): when op(A)'s rows
+    are adjacent in memory (dW of an output layer), NARROW_COLUMN for one
+    column of adjacent values and at least ONE_COLUMN_MIN_VECTORS vectors of
+    rows, NARROW_ROWS for the other N <= NARROW_MAX_N and at least 2 rows
+    (fewer than a tile's in the short rows; one row, a row of adjacent steps
+    too, takes the rules below);
+    otherwise, with the N values of each step of op(B) adjacent (X@W),
+    NARROW_ROWS_OF_CT for 2 to narrow_rows_per_tile columns and at most
+    ROWS_OF_CT_ROWS_PER_VECTOR rows per vector's worth of columns but one;
     otherwise, with op(A)'s steps adjacent (an output layer's forward pass),
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
@@ -460,13 +478,17 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     most NARROW_DOTS_TWO_PASS_MAX_A_BYTES past NARROW_DOTS_ONE_PASS_N
     columns); otherwise NARROW_NONE."""
     cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
-    if N > NARROW_MAX_N or N < 1 or K < 1:
+    if N < 1 or K < 1:
         return NARROW_NONE
-    if rsa == 1 and N == 1 and ldc == 1 and M >= ONE_COLUMN_MIN_VECTORS * lanes:
-        return NARROW_COLUMN
-    if rsa == 1 and M >= 2:
-        return NARROW_ROWS
-    if csa != 1:
+    if rsa == 1 and N <= NARROW_MAX_N:
+        if N == 1 and ldc == 1 and M >= ONE_COLUMN_MIN_VECTORS * lanes:
+            return NARROW_COLUMN
+        if M >= 2:
+            return NARROW_ROWS
+    if (csb == 1 and N <= narrow_rows_per_tile(<real*>NULL)
+            and M * lanes <= ROWS_OF_CT_ROWS_PER_VECTOR * (N - 1)):
+        return NARROW_ROWS_OF_CT
+    if N > NARROW_MAX_N or csa != 1:
         return NARROW_NONE
     if N >= 9 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL):
         return NARROW_TEN
@@ -478,19 +500,23 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
 
 
 NARROW_KERNEL_NAMES = {NARROW_NONE: None, NARROW_ROWS: "rows", NARROW_TEN: "ten",
-                       NARROW_DOTS: "dots", NARROW_COLUMN: "column"}
+                       NARROW_DOTS: "dots", NARROW_COLUMN: "column",
+                       NARROW_ROWS_OF_CT: "rows_of_ct"}
 
 
-def narrow_kernel(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint trans_a, dtype):
-    """narrow_kind's choice for op(A) @ op(B) of this shape, A C-contiguous
-    (op(A) = Aᵀ when ``trans_a``) into a C-contiguous C: "column", "rows",
-    "ten", "dots" or None (tests; gemm asks only for products that its tiny
-    and few-rows paths leave)."""
+def narrow_kernel(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint trans_a, dtype,
+                  bint trans_b=False):
+    """narrow_kind's choice for op(A) @ op(B) of this shape, A and B
+    C-contiguous (op(A) = Aᵀ when ``trans_a``, op(B) = Bᵀ when ``trans_b``)
+    into a C-contiguous C: "column", "rows", "rows_of_ct", "ten", "dots" or
+    None (tests; gemm asks only for products that its tiny path leaves, and
+    takes the few-rows kernels first for all but "rows_of_ct")."""
     cdef Py_ssize_t rsa = 1 if trans_a else K, csa = M if trans_a else 1
+    cdef Py_ssize_t csb = K if trans_b else 1
     if np.dtype(dtype) == np.float32:
-        return NARROW_KERNEL_NAMES[narrow_kind(<const float*>NULL, M, N, K, rsa, csa, N)]
+        return NARROW_KERNEL_NAMES[narrow_kind(<const float*>NULL, M, N, K, rsa, csa, csb, N)]
     if np.dtype(dtype) == np.float64:
-        return NARROW_KERNEL_NAMES[narrow_kind(<const double*>NULL, M, N, K, rsa, csa, N)]
+        return NARROW_KERNEL_NAMES[narrow_kind(<const double*>NULL, M, N, K, rsa, csa, csb, N)]
     raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
 
 
@@ -519,6 +545,9 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     if kind == NARROW_COLUMN:
         one_column(M, K, A, csa, B, rsb, C, accumulate, thread, team)
         return
+    if kind == NARROW_ROWS_OF_CT:
+        rows_of_ct(M, N, K, A, rsa, csa, B, rsb, C, ldc, accumulate, thread, team)
+        return
     full_rows = M // rows_per_tile * rows_per_tile
     share(full_rows // rows_per_tile, thread, team, &first_tile, &last_tile)
     for tile in range(first_tile, last_tile):
@@ -531,7 +560,27 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         for g in range(n_groups):
             narrow_groups(N, g, &first, &cols)
             narrow_short_rows(M - full_rows, K, A + full_rows, csa, B + first * csb, rsb, csb,
-                              cols, C + full_rows * ldc + first, ldc, not accumulate)
+                              cols, C + full_rows * ldc + first, ldc, 1, not accumulate)
+
+
+cdef inline void rows_of_ct(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                            const real* A, Py_ssize_t rsa, Py_ssize_t csa,
+                            const real* B, Py_ssize_t rsb,
+                            real* C, Py_ssize_t ldc, bint accumulate,
+                            int thread, int team) noexcept nogil:
+    """C = op(A) @ op(B) (or +=) for a few rows and columns, op(B)'s steps
+    each N adjacent values (NARROW_ROWS_OF_CT): the short rows (tiles.h,
+    cb_narrow_short_rows) of Cᵀ = op(B)ᵀ op(A)ᵀ, whose rows, C's columns,
+    are adjacent in B. Vectors run along the rows of C, B read in place, one
+    value of op(A) broadcast a step. C's rows go in groups of at most
+    CB_NARROW_COLS, each computed whole by one thread of the team."""
+    cdef Py_ssize_t n_groups = (M + CB_NARROW_COLS - 1) // CB_NARROW_COLS
+    cdef Py_ssize_t g, first_group, last_group, first, rows
+    share(n_groups, thread, team, &first_group, &last_group)
+    for g in range(first_group, last_group):
+        narrow_groups(M, g, &first, &rows)
+        narrow_short_rows(N, K, B, rsb, A + first * rsa, csa, rsa, rows, C + first * ldc, 1, ldc,
+                          not accumulate)
 
 
 cdef inline void ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,

@@ -46,9 +46,11 @@
  *       C[:cb_narrow_rows_per_tile_<sfx>(), :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
  *       narrow output layer, read in place).
- *   cb_narrow_short_rows_<sfx>(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
+ *   cb_narrow_short_rows_<sfx>(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, c_cs, overwrite)
  *       the same for rows < cb_narrow_rows_per_tile_<sfx>() (one or two vectors, the
- *       last partial), A read in place up to its last value.
+ *       last partial), A read in place up to its last value, element (i, j) of C at
+ *       C[i*ldc + j*c_cs]: c_cs = 1 for C itself, or ldc = 1 and c_cs C's row
+ *       stride for Cᵀ (gemm.pxi, rows_of_ct).
  */
 #ifndef CBACKPROP_TILES_H
 #define CBACKPROP_TILES_H
@@ -124,6 +126,10 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *   CB_NARROW_HEIGHTS(X)  the heights of those tiles compiled, ascending,
  *                    CB_NARROW_COLS last: a group of c columns takes the
  *                    lowest >= c
+ *   CB_SHORT_ROWS_HEIGHTS(X)  the same for the short rows, finer: their
+ *                    columns are the rows of C of X@W on a few samples
+ *                    (gemm.pxi, rows_of_ct), where one row on a height of
+ *                    2 spent half its FMAs on a copy of its column
  *   CB_NARROW_DOTS_SUM_COST_<sfx>  what an element of dot products (gemm.pxi,
  *                    NARROW_DOTS) costs beyond its FMAs, its lane sum and
  *                    store, in vectors of K: a product of N < lanes columns
@@ -168,6 +174,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_B_PREFETCH_STEPS_F32 8
 #define CB_NARROW_COLS 10
 #define CB_NARROW_HEIGHTS(X) X(2) X(5) X(10)
+#define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(8) X(10)
 #define CB_NARROW_DOTS_SUM_COST_F64 5
 #define CB_NARROW_DOTS_SUM_COST_F32 7
 #define CB_NARROW_DOTS_MAX_N_F64 6
@@ -199,6 +206,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_B_PREFETCH_STEPS_F32 0
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(5)
+#define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5)
 #define CB_NARROW_DOTS_SUM_COST_F64 2
 #define CB_NARROW_DOTS_SUM_COST_F32 2
 #define CB_NARROW_DOTS_MAX_N_F64 3
@@ -230,6 +238,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_B_PREFETCH_STEPS_F32 0
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(5)
+#define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5)
 #define CB_NARROW_DOTS_SUM_COST_F64 1
 #define CB_NARROW_DOTS_SUM_COST_F32 1
 #define CB_NARROW_DOTS_MAX_N_F64 1

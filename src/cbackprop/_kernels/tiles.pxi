@@ -55,11 +55,11 @@ cdef extern from "tiles.h" nogil:
     void cb_narrow_short_rows_f64(Py_ssize_t rows, Py_ssize_t K, const double* a,
                                   Py_ssize_t a_cs, const double* b, Py_ssize_t rsb,
                                   Py_ssize_t csb, Py_ssize_t cols, double* C, Py_ssize_t ldc,
-                                  int overwrite) noexcept
+                                  Py_ssize_t c_cs, int overwrite) noexcept
     void cb_narrow_short_rows_f32(Py_ssize_t rows, Py_ssize_t K, const float* a,
                                   Py_ssize_t a_cs, const float* b, Py_ssize_t rsb,
                                   Py_ssize_t csb, Py_ssize_t cols, float* C, Py_ssize_t ldc,
-                                  int overwrite) noexcept
+                                  Py_ssize_t c_cs, int overwrite) noexcept
     void cb_pack_columns_f64(Py_ssize_t kc, Py_ssize_t n, const double* B, Py_ssize_t rsb,
                              Py_ssize_t csb, double* packed) noexcept
     void cb_pack_columns_f32(Py_ssize_t kc, Py_ssize_t n, const float* B, Py_ssize_t rsb,
@@ -180,7 +180,8 @@ def tile_table():
     products of 9-10 columns instead) and the shortest K they take, and
     what a dot product's element costs beyond its FMAs and the most columns
     they take (gemm.pxi, NARROW_DOTS), and the rows of a tile of the narrow
-    rows per dtype (fewer take the short rows)."""
+    rows per dtype (fewer take the short rows) and its most columns (a
+    group's; the rows of C per group in the short rows of Cᵀ)."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
@@ -199,7 +200,8 @@ def tile_table():
             "dots_max_n": {"float64": narrow_dots_max_n(<double*>NULL),
                            "float32": narrow_dots_max_n(<float*>NULL)},
             "narrow_rows": {"float64": narrow_rows_per_tile(<double*>NULL),
-                            "float32": narrow_rows_per_tile(<float*>NULL)}}
+                            "float32": narrow_rows_per_tile(<float*>NULL)},
+            "narrow_cols": CB_NARROW_COLS}
 
 
 def set_halves_512(bint on):
@@ -336,11 +338,11 @@ cdef inline void pack_columns(Py_ssize_t kc, Py_ssize_t n, const real* B, Py_ssi
 cdef inline void narrow_short_rows(Py_ssize_t rows, Py_ssize_t K, const real* a,
                                    Py_ssize_t a_cs, const real* b, Py_ssize_t rsb,
                                    Py_ssize_t csb, Py_ssize_t cols, real* C, Py_ssize_t ldc,
-                                   bint overwrite) noexcept nogil:
+                                   Py_ssize_t c_cs, bint overwrite) noexcept nogil:
     if real is float:
-        cb_narrow_short_rows_f32(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
+        cb_narrow_short_rows_f32(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, c_cs, overwrite)
     else:
-        cb_narrow_short_rows_f64(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
+        cb_narrow_short_rows_f64(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, c_cs, overwrite)
 
 
 cdef inline bint ten_pays(real* kind) noexcept nogil:

@@ -68,8 +68,13 @@ _Static_assert(CB_NARROW_NV <= CB_NV, "the narrow kernel's vectors fit a tile ro
 _Static_assert(0 CB_NARROW_HEIGHTS(CB_IS_NARROW_COLS) == 1 &&
                0 CB_NARROW_HEIGHTS(CB_PAST_TILE_ROWS) == 0,
                "CB_NARROW_HEIGHTS holds CB_NARROW_COLS, and none above CB_TILE_ROWS");
+#define CB_PAST_NARROW_COLS(H) +((H) > CB_NARROW_COLS)
+_Static_assert(0 CB_SHORT_ROWS_HEIGHTS(CB_IS_NARROW_COLS) == 1 &&
+               0 CB_SHORT_ROWS_HEIGHTS(CB_PAST_NARROW_COLS) == 0,
+               "CB_SHORT_ROWS_HEIGHTS holds CB_NARROW_COLS, and none above it");
 #undef CB_IS_NARROW_COLS
 #undef CB_PAST_TILE_ROWS
+#undef CB_PAST_NARROW_COLS
 
 /* The tile body: HEIGHT x (WIDTH vectors), both compile-time constants at every
  * call; LAYOUT: how it reads A (tiles.h, CB_A_ROWS...). */
@@ -349,7 +354,8 @@ CB_(cb_short_rows_step)(const int H, const int V, CB_VEC acc[][CB_NARROW_NV],
 static inline __attribute__((always_inline)) void
 CB_(cb_short_rows_of)(const int H, const int V, ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a,
                       ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t rsb, ptrdiff_t csb,
-                      ptrdiff_t cols, CB_REAL* C, ptrdiff_t ldc, int overwrite) {
+                      ptrdiff_t cols, CB_REAL* C, ptrdiff_t ldc, ptrdiff_t c_cs,
+                      int overwrite) {
     const int SETS = CB_SHORT_ROWS_SETS(H, V);
     CB_VEC acc[CB_SHORT_ROWS_MAX_SETS][CB_NARROW_COLS][CB_NARROW_NV];
     const CB_REAL* column[CB_NARROW_COLS];   /* past `cols`: the last column again */
@@ -391,7 +397,7 @@ CB_(cb_short_rows_of)(const int H, const int V, ptrdiff_t rows, ptrdiff_t K, con
         }
     for (ptrdiff_t i = 0; i < rows; i++)
         for (ptrdiff_t c = 0; c < cols; c++)
-            C[i * ldc + c] = overwrite ? t[c][i] : C[i * ldc + c] + t[c][i];
+            C[i * ldc + c * c_cs] = overwrite ? t[c][i] : C[i * ldc + c * c_cs] + t[c][i];
 }
 
 /* Narrow products with op(A)'s rows adjacent in memory (op(A) = Xᵀ, the
@@ -410,7 +416,7 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
     _Static_assert(CB_NARROW_SETS_MAX_COLS <= CB_NARROW_COLS, "a tile in sets is a narrow tile");
     if (cols <= CB_NARROW_SETS_MAX_COLS) {
         CB_(cb_short_rows_of)(CB_NARROW_SETS_MAX_COLS, CB_NARROW_NV, ROWS_OF_C, K, a, a_cs, b,
-                              rsb, csb, cols, C, ldc, overwrite);
+                              rsb, csb, cols, C, ldc, 1, overwrite);
         return;
     }
     CB_REAL t[CB_TILE_ROWS][ROWS_OF_C];
@@ -433,17 +439,19 @@ static void CB_(cb_narrow_rows)(ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_cs,
 static void CB_(cb_narrow_short_rows)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a,
                                       ptrdiff_t a_cs, const CB_REAL* b, ptrdiff_t rsb,
                                       ptrdiff_t csb, ptrdiff_t cols, CB_REAL* C, ptrdiff_t ldc,
-                                      int overwrite) {
+                                      ptrdiff_t c_cs, int overwrite) {
     _Static_assert(CB_NARROW_NV == 2, "the short rows take one or two vectors");
 #define CB_SHORT_OF_HEIGHT(H)                                                                 \
     else if (cols <= H) {                                                                     \
         if (rows <= CB_LANES)                                                                 \
-            CB_(cb_short_rows_of)(H, 1, rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite); \
+            CB_(cb_short_rows_of)(H, 1, rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, c_cs,     \
+                                  overwrite);                                                 \
         else                                                                                  \
-            CB_(cb_short_rows_of)(H, 2, rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite); \
+            CB_(cb_short_rows_of)(H, 2, rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, c_cs,     \
+                                  overwrite);                                                 \
     }
     if (0) {}
-    CB_NARROW_HEIGHTS(CB_SHORT_OF_HEIGHT)
+    CB_SHORT_ROWS_HEIGHTS(CB_SHORT_OF_HEIGHT)
     else
         __builtin_unreachable();   /* cols <= CB_NARROW_COLS, the last height */
 #undef CB_SHORT_OF_HEIGHT
