@@ -597,7 +597,8 @@ def test_tiny_products_on_both_sides_of_the_plain_loops(trans_a, trans_b, dtype)
 def test_a_few_rows_stream_b_as_it_lies(trans_a, trans_b, M, dtype):
     """Products with B of at least 16384 values and a few rows: up to 4
     (float64) or 3 (float32) rows times a B with adjacent rows and at least
-    a vector of columns take the few-rows kernel (tiles.h: B's rows in
+    a vector of columns (more than a narrow-rows tile's, or too many rows
+    for the short rows of Cᵀ) take the few-rows kernel (tiles.h: B's rows in
     groups of 2, 4 or 8 steps, then single steps; its columns in blocks of
     2 KB, then a scalar tail); up to 8 (float64) or 4 (float32) rows with
     adjacent steps times Bᵀ, K at least two vectors per row, the dot
