@@ -595,19 +595,19 @@ def test_tiny_products_on_both_sides_of_the_plain_loops(trans_a, trans_b, dtype)
                                              (True, True)])
 @pytest.mark.parametrize("M", range(1, 10))
 def test_a_few_rows_stream_b_as_it_lies(trans_a, trans_b, M, dtype):
-    """Products with B of at least 16384 values and a few rows: up to 4
+    """Products of a few rows: with B of at least 16384 values, up to 4
     (float64) or 3 (float32) rows times a B with adjacent rows and at least
     a vector of columns (more than a narrow-rows tile's, or too many rows
     for the short rows of Cᵀ) take the few-rows kernel (tiles.h: B's rows in
     groups of 2, 4 or 8 steps, then single steps; its columns in blocks of
     2 KB, then a scalar tail); up to 8 (float64) or 4 (float32) rows with
-    adjacent steps times Bᵀ, K at least two vectors per row, the dot
-    products (B's rows 4 or 2 at a time, then one; vectors along K, then a
-    scalar tail); the rest the tiles. Both sides of every boundary, into a
+    adjacent steps times Bᵀ of any size, K at least two vectors per row, the
+    dot products (B's rows 4 or 2 at a time, then one; vectors along K, then
+    a scalar tail); the rest the tiles. Both sides of every boundary, into a
     poisoned C and accumulating."""
     rng = np.random.default_rng(M)
     for K, N in [(300, 131), (17, 1000), (40, 1000), (1030, 528), (4101, 4), (7, 2500),
-                 (2049, 9)]:
+                 (2049, 9), (300, 8), (129, 16), (64, 33)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
         _assert_close(product(A, B, trans_a, trans_b), expected, K, dtype)
         C0 = rng.standard_normal((M, N)).astype(dtype)

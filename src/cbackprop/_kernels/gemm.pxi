@@ -85,8 +85,11 @@ cdef enum:
     FEW_ROWS_MIN_B_VALUES = 16384
     # ... and those with op(B) = Bᵀ, B's rows adjacent along K, and op(A)'s
     # steps adjacent (δ@Wᵀ on a few samples) are dot products (cb_few_dots),
-    # when K has FEW_DOTS_MIN_VECTORS_PER_ROW vectors per row of A: each dot
-    # product ends in a sum across the lanes, which a short K does not pay for.
+    # of any size of B (in L1 too, where a tile pads the rows to its height
+    # and packs Wᵀ: 1.0-10.9x slower, bench/README.md, "Few dots on a small
+    # B"), when K has FEW_DOTS_MIN_VECTORS_PER_ROW vectors per row of A: each
+    # dot product ends in a sum across the lanes, which a short K does not
+    # pay for.
     FEW_DOTS_MAX_M_F64 = 8
     FEW_DOTS_MAX_M_F32 = 4
     FEW_DOTS_MIN_VECTORS_PER_ROW = 2
@@ -211,8 +214,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
         return
     if (M <= FEW_DOTS_MAX_M_F64 and (real is double or M <= FEW_DOTS_MAX_M_F32) and rsb == 1
-            and csa == 1 and K * N >= FEW_ROWS_MIN_B_VALUES
-            and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M):
+            and csa == 1 and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M):
         few_dots(M, N, K, A, rsa, B, csb, C, ldc, not accumulate)
         return
     # The choice depends on the shape alone, so results never depend on the
