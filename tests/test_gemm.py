@@ -139,7 +139,8 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     columns runs down the rows of C (on fewer rows than a tile, the short
     rows), of one column (a vector of rows or more) along the row of Cᵀ; 9
     or 10 columns of X@W take the ten-column tiles; anything else the
-    blocked loops."""
+    blocked loops (on the 300 rows here: a few rows of X@W take the short
+    rows of Cᵀ, test_which_products_take_the_rows_of_ct)."""
     table = engine.tile_table()
     lanes = table["lanes"][dtype]
     widest = dots_widest(table, dtype)
@@ -226,9 +227,12 @@ def test_dot_products_at_every_depth_around_their_threshold(N, trans_b, dtype):
     lanes = table["lanes"][dtype]
     panel = table["nr"][dtype] * table["kc"][dtype] // N
     shortest = dots_min_k(table, dtype, N) if N <= dots_widest(table, dtype) else 4 * lanes
+    # Rows past those the short rows of Cᵀ take of a B as stored, in groups of four and a
+    # remainder.
+    beyond = rows_of_ct_most_rows(table, dtype, N) + 1
     for K in [shortest - 1, *range(shortest, shortest + lanes + 1), panel - 1, panel,
               panel + 1, 2 * panel + 3]:
-        for M in (9, 10, 11, 12, 29):
+        for M in sorted({9, 10, 11, 12, 29, beyond, beyond + 1, beyond + 2, beyond + 3}):
             A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
             _assert_close(product(A, B, False, trans_b), expected, K, dtype)
             C0 = rng.standard_normal((M, N)).astype(dtype)
@@ -266,7 +270,8 @@ def test_which_products_take_the_rows_of_ct(dtype):
     """X@W of 2 to a narrow-rows tile's columns runs along the rows of C, as
     the short rows of Cᵀ, while M lanes <= 24 (N - 1); so does Xᵀ@δ of one
     row or of more than 10 columns (the short rows of C take 2 rows or more
-    and up to 10 columns); δ@Wᵀ, whose B has no adjacent columns, never."""
+    and up to 10 columns); δ@Wᵀ, whose B has no adjacent columns (K > 1),
+    never."""
     table = engine.tile_table()
     tile, lanes = table["narrow_rows"][dtype], table["lanes"][dtype]
     taken = 0
@@ -376,14 +381,23 @@ def test_ten_column_tiles_at_every_short_depth(N, trans_b, dtype, halves_512):
     around a tile's, B read as stored or transposed, with and without
     accumulating into C."""
     rng = np.random.default_rng(N)
-    kc = engine.tile_table()["kc"][dtype]
+    table = engine.tile_table()
+    kc = table["kc"][dtype]
+    # Past the rows the short rows of Cᵀ take of a B as stored.
+    beyond = rows_of_ct_most_rows(table, dtype, N) + 1
+    ten = 0
     for K in [*range(1, 20), kc - 1, kc, kc + 1, kc + 3, 2 * kc + 1]:
-        for M in (1, 5, 6, 8, 9, 17):
+        for M in (1, 5, 6, 8, 9, 17, beyond, beyond + 1, beyond + 3, beyond + 8):
+            # (K = 1: A's rows are adjacent as well, the narrow rows take it.)
+            if (M >= beyond and table["ten_lanes"][dtype] and K >= max(2, table["ten_min_k"][dtype])):
+                assert engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "ten"
+                ten += 1
             A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
             _assert_close(product(A, B, False, trans_b), expected, K, dtype)
             C0 = rng.standard_normal((M, N)).astype(dtype)
             C = accumulate(A, B, False, trans_b, C0.copy())
             _assert_close(C, expected + C0, K, dtype)
+    assert ten > 0 or not table["ten_lanes"][dtype]
 
 
 def _at_offset(array, offset):
@@ -607,7 +621,7 @@ def test_a_few_rows_stream_b_as_it_lies(trans_a, trans_b, M, dtype):
     poisoned C and accumulating."""
     rng = np.random.default_rng(M)
     for K, N in [(300, 131), (17, 1000), (40, 1000), (1030, 528), (4101, 4), (7, 2500),
-                 (2049, 9), (300, 8), (129, 16), (64, 33)]:
+                 (2049, 9), (300, 8), (129, 16), (64, 33), (1000, 33)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
         _assert_close(product(A, B, trans_a, trans_b), expected, K, dtype)
         C0 = rng.standard_normal((M, N)).astype(dtype)

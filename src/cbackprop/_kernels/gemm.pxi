@@ -68,8 +68,9 @@ cdef enum:
     # At most this many K steps per panel, tiles run along the rows of C: with
     # short panels the stores of C dominate, and row order keeps them in line.
     C_ROW_ORDER_MAX_KC = 64
-    # Widest product the narrow kernel serves (groups of CB_NARROW_COLS: two of
-    # 5 columns, or one of 10 in the AVX-512 build).
+    # Widest product the narrow kernels serve (groups of CB_NARROW_COLS: two of
+    # 5 columns, or one of 10 in the AVX-512 build), but the rows of Cᵀ (up
+    # to narrow_rows_per_tile columns).
     NARROW_MAX_N = 10
     # Products of at most this many multiply-adds (M N K) are three plain
     # loops: a tiny network's are a few dozen, less than choosing a kernel.

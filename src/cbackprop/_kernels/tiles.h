@@ -47,8 +47,9 @@
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
  *       narrow output layer, read in place).
  *   cb_narrow_short_rows_<sfx>(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, c_cs, overwrite)
- *       the same for rows < cb_narrow_rows_per_tile_<sfx>() (one or two vectors, the
- *       last partial), A read in place up to its last value, element (i, j) of C at
+ *       the same for rows <= cb_narrow_rows_per_tile_<sfx>() (one or two vectors, the
+ *       last one partial but at a tile's rows), A read in place up to its last value,
+ *       element (i, j) of C at
  *       C[i*ldc + j*c_cs]: c_cs = 1 for C itself, or ldc = 1 and c_cs C's row
  *       stride for Cᵀ (gemm.pxi, rows_of_ct).
  */

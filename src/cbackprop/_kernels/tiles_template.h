@@ -319,8 +319,10 @@ static void CB_(cb_pack_b_steps)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t rsb, 
 
 /* The rows of a narrow product that fill no tile of cb_narrow_rows (fewer
  * than its CB_NARROW_NV vectors: Xᵀ@δ of a layer of a few inputs, or the
- * rows a taller one leaves over): as there, vectors run down the rows of C,
- * here V of them, the last one partial. It reads on past the product's
+ * rows a taller one leaves over; and the columns of X@W on a few rows, up
+ * to a tile's, as the rows of Cᵀ, gemm.pxi's rows_of_ct): as there,
+ * vectors run down the rows of C, here V of them, the last one partial
+ * unless the rows fill it. It reads on past the product's
  * last row, into A's next step, and those lanes are never stored; the
  * steps where it would read past the end of A take their row from a
  * zero-padded copy. With one or two vectors a column, each accumulator's
