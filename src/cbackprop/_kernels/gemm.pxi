@@ -530,7 +530,8 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       real* pack_a, real* pack_b, int thread, int team) noexcept nogil:
     """C = op(A) @ op(B) (or +=) by the narrow kernel ``kind`` (narrow_kind):
     this thread's share of its tiles (of its rows for NARROW_DOTS, of its
-    vectors of rows for NARROW_COLUMN), run by every thread of a team of
+    vectors of rows for NARROW_COLUMN, of its groups of rows for
+    NARROW_ROWS_OF_CT), run by every thread of a team of
     ``team``. Each tile is computed whole by one thread, so results do not
     depend on the team. Rows left over from the narrow rows' tiles (fewer
     than one tile) go to the short rows, on the team's last thread (the
