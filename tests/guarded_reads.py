@@ -90,6 +90,7 @@ def gemm(dtype, rng, flush):
            for M in (1, 2, table["narrow_cols"] + 1) if takes_rows_of_ct(table, dtype, M, N)]
     shapes += [(M, N, 37) for M, N in few] + [(M, N, 2) for M, N in few if M * N * 2 > TINY_PRODUCT_MAX]
     b_in_place, dots, column, dots_tail, dots_short, short_rows, rows_of_ct = 0, 0, 0, 0, 0, 0, 0
+    wide_dots = 0
     for M, N, K in shapes:
         for trans_a in (False, True):
             for trans_b in (False, True):
@@ -106,6 +107,10 @@ def gemm(dtype, rng, flush):
                     dots += 1
                     dots_tail += K > lanes and K % lanes != 0
                     dots_short += K < lanes
+                if (trans_b and not trans_a and M * N * K > TINY_PRODUCT_MAX
+                        and N > dots_widest(table, dtype) and K % lanes != 0
+                        and engine.narrow_kernel(M, K, N, False, dtype, True) == "dots"):
+                    wide_dots += 1
                 if M * K > TINY_PRODUCT_MAX and engine.narrow_kernel(M, K, N, trans_a, dtype) == "column":
                     column += 1
                 if (M * N * K > TINY_PRODUCT_MAX and M % tile % lanes != 0
@@ -119,6 +124,7 @@ def gemm(dtype, rng, flush):
     assert dots_tail > 0, "no dot products with a tail after whole vectors of K"
     if any(dots_min_k(table, dtype, N) < lanes for N in range(1, dots_widest(table, dtype) + 1)):
         assert dots_short > 0, "no dot products with K shorter than a vector"
+    assert wide_dots > 0, "no δ@Wᵀ of many columns in the dot products with a tail"
     assert column > 0, "no case takes Xᵀ@δ of one column as a row: edges() misses that path"
     assert short_rows > 0, "no case takes the short rows with a partial vector"
     assert rows_of_ct > 0, "no case takes the short rows of Cᵀ with a partial vector"

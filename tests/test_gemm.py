@@ -6,7 +6,7 @@ import pytest
 from cbackprop._backend import engine
 from engine_told import told_halves_512
 from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
-                        dots_widest, rows_of_ct_most_rows, takes_rows_of_ct)
+                        dots_widest, rows_of_ct_most_rows, takes_few_dots, takes_rows_of_ct)
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -40,6 +40,21 @@ def accumulate(A, B, trans_a, trans_b, C):
 def _assert_close(C, expected, K, dtype):
     scale = np.sqrt(K) * max(1.0, np.abs(expected).max())
     np.testing.assert_allclose(C, expected, rtol=0, atol=TOL[dtype] * scale)
+
+
+def _assert_teams_agree(A, B, trans_a, trans_b, expected, C0, K, dtype):
+    """op(A) @ op(B), and the same added into C0, on 1, 2 and 3 threads: the
+    same bits each time, and numpy's product to rounding."""
+    products, sums = [], []
+    for threads in (1, 2, 3):
+        engine.set_num_threads(threads)
+        products.append(product(A, B, trans_a, trans_b))
+        sums.append(accumulate(A, B, trans_a, trans_b, C0.copy()))
+    _assert_close(products[0], expected, K, dtype)
+    _assert_close(sums[0], expected + C0, K, dtype)
+    for threaded, threaded_sum in zip(products[1:], sums[1:]):
+        np.testing.assert_array_equal(threaded, products[0])
+        np.testing.assert_array_equal(threaded_sum, sums[0])
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
@@ -266,6 +281,80 @@ def test_short_rows_at_every_row_count_and_depth(N, dtype):
             np.testing.assert_allclose(C, before + want, rtol=tol, atol=tol)
 
 
+def test_which_products_take_few_dots(dtype):
+    """δ@Wᵀ (B's rows adjacent along K) of up to the build's few_dots_max_m
+    rows takes the dot products, of any number of columns, once K has a
+    vector per row of A; one row more, or one step of K less, and columns
+    no narrow kernel takes go to the blocked loops. X@W, and Xᵀ@δ of two
+    rows or more, of those columns never take them."""
+    table = engine.tile_table()
+    lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]
+    assert most >= 4
+    for M in sorted({1, 2, 3, 4, 5, most // 2, most - 1, most, most + 1, 2 * most}):
+        shortest = lanes * M
+        for K in (shortest - 1, shortest, shortest + 1, 4 * shortest + 3):
+            want = takes_few_dots(table, dtype, M, K)
+            assert want == (M <= most and K >= shortest)
+            for N in (11, 12, 64, 1000):
+                kind = engine.narrow_kernel(M, K, N, False, dtype, trans_b=True)
+                assert kind == ("dots" if want else None), (M, K, N)
+                assert engine.narrow_kernel(M, K, N, False, dtype) not in ("dots", "ten")
+                if M > 1:   # (one row of Aᵀ has its steps adjacent too)
+                    assert engine.narrow_kernel(M, K, N, True, dtype, trans_b=True) != "dots"
+
+
+def test_the_few_dots_rule_in_figures():
+    """The most rows of δ@Wᵀ the dot products take, as bench/README.md lists
+    them: 32 in both dtypes with AVX-512, 8 with AVX2, 16 on the baseline
+    build; K from 8 steps a row in float64 (16 in float32) with AVX-512."""
+    table = engine.tile_table()
+    most = {"avx512": 32, "avx2": 8, "baseline": 16}[table["isa"]]
+    assert table["few_dots_max_m"] == {"float64": most, "float32": most}
+    avx512 = {"lanes": {"float64": 8, "float32": 16},
+              "few_dots_max_m": {"float64": 32, "float32": 32}}
+    assert takes_few_dots(avx512, "float64", 32, 256) and not takes_few_dots(avx512, "float64", 32, 255)
+    assert takes_few_dots(avx512, "float32", 3, 48) and not takes_few_dots(avx512, "float32", 3, 47)
+    assert not takes_few_dots(avx512, "float64", 33, 100000)
+
+
+@pytest.mark.parametrize("N", [1, 7, 11, 37, 130])
+def test_few_dots_at_every_row_count(N, dtype):
+    """δ@Wᵀ in the dot products: every row count up to the most they take
+    (groups of four rows and a remainder), K at the shortest they take for
+    those rows, a vector more plus a tail, and long, B's rows 4 or 2 at a
+    time and then one; within rounding of float64 NumPy, into a poisoned C
+    and accumulating."""
+    rng = np.random.default_rng(N)
+    table = engine.tile_table()
+    lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]
+    ran = 0
+    for M in range(1, most + 1):
+        for K in sorted({lanes * M, lanes * (M + 1) + 3, 2000}):
+            if M * N * K <= TINY_PRODUCT_MAX:
+                continue
+            assert engine.narrow_kernel(M, K, N, False, dtype, trans_b=True) == "dots"
+            ran += 1
+            A, B, expected = _operands(rng, M, N, K, False, True, dtype)
+            _assert_close(product(A, B, False, True), expected, K, dtype)
+            C0 = rng.standard_normal((M, N)).astype(dtype)
+            _assert_close(accumulate(A, B, False, True, C0.copy()), expected + C0, K, dtype)
+    assert ran >= most
+
+
+def test_few_dots_on_a_team_equal_one_thread(dtype, restore_engine_threads):
+    """δ@Wᵀ that the dot products take above the threading threshold: the
+    rows shared by a team, each element computed whole by one thread, so 1,
+    2 and 3 threads give the same bits, with and without accumulating."""
+    table = engine.tile_table()
+    M, N = table["few_dots_max_m"][dtype], 64
+    K = max(table["lanes"][dtype] * M, int(table["parallel_min_flops"] // (2 * M * N)) + 1)
+    assert engine.narrow_kernel(M, K, N, False, dtype, trans_b=True) == "dots"
+    rng = np.random.default_rng(5)
+    A, B, expected = _operands(rng, M, N, K, False, True, dtype)
+    _assert_teams_agree(A, B, False, True, expected, rng.standard_normal((M, N)).astype(dtype),
+                        K, dtype)
+
+
 def test_which_products_take_the_rows_of_ct(dtype):
     """X@W of 2 to a narrow-rows tile's columns runs along the rows of C, as
     the short rows of Cᵀ, while M lanes <= 24 (N - 1); so does Xᵀ@δ of one
@@ -379,17 +468,22 @@ def test_ten_column_tiles_at_every_short_depth(N, trans_b, dtype, halves_512):
     shortest K they take (16 for groups of 4; a padded tile below), across
     the end of the running build's panels (tile_table's kc), row counts
     around a tile's, B read as stored or transposed, with and without
-    accumulating into C."""
+    accumulating into C. (δ@Wᵀ of as few rows as the dot products take
+    with K long enough is theirs.)"""
     rng = np.random.default_rng(N)
     table = engine.tile_table()
     kc = table["kc"][dtype]
-    # Past the rows the short rows of Cᵀ take of a B as stored.
+    # Past the rows the short rows of Cᵀ take of a B as stored, and those the
+    # dot products take of a B transposed.
     beyond = rows_of_ct_most_rows(table, dtype, N) + 1
+    past_dots = table["few_dots_max_m"][dtype] + 1
     ten = 0
     for K in [*range(1, 20), kc - 1, kc, kc + 1, kc + 3, 2 * kc + 1]:
-        for M in (1, 5, 6, 8, 9, 17, beyond, beyond + 1, beyond + 3, beyond + 8):
+        for M in sorted({1, 5, 6, 8, 9, 17, beyond, beyond + 1, beyond + 3, beyond + 8,
+                         past_dots, past_dots + 3}):
             # (K = 1: A's rows are adjacent as well, the narrow rows take it.)
-            if (M >= beyond and table["ten_lanes"][dtype] and K >= max(2, table["ten_min_k"][dtype])):
+            if (M >= beyond and table["ten_lanes"][dtype] and K >= max(2, table["ten_min_k"][dtype])
+                    and not (trans_b and takes_few_dots(table, dtype, M, K))):
                 assert engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "ten"
                 ten += 1
             A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
@@ -453,17 +547,8 @@ def test_large_narrow_products_on_a_team_equal_one_thread(trans_a, trans_b, N, d
     assert 2 * 2000 * 1000 >= engine.tile_table()["parallel_min_flops"]
     for M, K in [(1000, 800), (263, 3000), (2000, 1000)]:
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
-        C0 = rng.standard_normal((M, N)).astype(dtype)
-        products, sums = [], []
-        for threads in (1, 2, 3):
-            engine.set_num_threads(threads)
-            products.append(product(A, B, trans_a, trans_b))
-            sums.append(accumulate(A, B, trans_a, trans_b, C0.copy()))
-        _assert_close(products[0], expected, K, dtype)
-        _assert_close(sums[0], expected + C0, K, dtype)
-        for threaded, threaded_sum in zip(products[1:], sums[1:]):
-            np.testing.assert_array_equal(threaded, products[0])
-            np.testing.assert_array_equal(threaded_sum, sums[0])
+        _assert_teams_agree(A, B, trans_a, trans_b, expected,
+                            rng.standard_normal((M, N)).astype(dtype), K, dtype)
 
 
 @pytest.mark.parametrize("K", [10, 64, 65, 300])
@@ -614,10 +699,10 @@ def test_a_few_rows_stream_b_as_it_lies(trans_a, trans_b, M, dtype):
     a vector of columns (more than a narrow-rows tile's, or too many rows
     for the short rows of Cᵀ) take the few-rows kernel (tiles.h: B's rows in
     groups of 2, 4 or 8 steps, then single steps; its columns in blocks of
-    2 KB, then a scalar tail); up to 8 (float64) or 4 (float32) rows with
-    adjacent steps times Bᵀ of any size, K at least two vectors per row, the
-    dot products (B's rows 4 or 2 at a time, then one; vectors along K, then
-    a scalar tail); the rest the tiles. Both sides of every boundary, into a
+    2 KB, then a scalar tail); up to the build's few_dots_max_m rows
+    with adjacent steps times Bᵀ of any size, K at least a vector per row,
+    the dot products (B's rows 4 or 2 at a time, then one; vectors along K,
+    then a scalar tail); the rest the tiles. Both sides of every boundary, into a
     poisoned C and accumulating."""
     rng = np.random.default_rng(M)
     for K, N in [(300, 131), (17, 1000), (40, 1000), (1030, 528), (4101, 4), (7, 2500),

@@ -25,6 +25,20 @@ def dots_widest(table, dtype):
 DOTS_ONE_PASS_N = 4
 DOTS_TWO_PASS_MAX_A_BYTES = 16 << 20
 
+# δ@Wᵀ (B's rows adjacent along K, A's steps adjacent) of at most the
+# table's few_dots_max_m rows takes the dot products with B as it lies, of
+# any width, once K has this many vectors per row of A (bench/README.md,
+# "Few dots on more rows").
+FEW_DOTS_MIN_VECTORS_PER_ROW = 1
+
+
+def takes_few_dots(table, dtype, M, K):
+    """Whether δ@Wᵀ of M rows and depth K takes the dot products, by the
+    rule above, whatever its columns."""
+    lanes = table["lanes"][dtype]
+    return M <= table["few_dots_max_m"][dtype] and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M
+
+
 # Products of at most this many multiply-adds (M N K) take gemm's plain
 # loops, whatever narrow_kernel says of their shape.
 TINY_PRODUCT_MAX = 256

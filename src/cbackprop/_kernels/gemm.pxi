@@ -84,16 +84,17 @@ cdef enum:
     FEW_ROWS_MAX_M_F64 = 4
     FEW_ROWS_MAX_M_F32 = 3
     FEW_ROWS_MIN_B_VALUES = 16384
-    # ... and those with op(B) = Bᵀ, B's rows adjacent along K, and op(A)'s
-    # steps adjacent (δ@Wᵀ on a few samples) are dot products (cb_few_dots),
-    # of any size of B (in L1 too, where a tile pads the rows to its height
-    # and packs Wᵀ: 1.0-10.9x slower, bench/README.md, "Few dots on a small
-    # B"), when K has FEW_DOTS_MIN_VECTORS_PER_ROW vectors per row of A: each
-    # dot product ends in a sum across the lanes, which a short K does not
-    # pay for.
-    FEW_DOTS_MAX_M_F64 = 8
-    FEW_DOTS_MAX_M_F32 = 4
-    FEW_DOTS_MIN_VECTORS_PER_ROW = 2
+    # Products with op(B) = Bᵀ, B's rows adjacent along K, and op(A)'s steps
+    # adjacent (δ@Wᵀ on up to few_dots_max_m samples: 32 with AVX-512) are
+    # dot products (cb_few_dots, B read as it lies), of any size of B and
+    # any width, when K has FEW_DOTS_MIN_VECTORS_PER_ROW vectors per row of
+    # A: each dot product ends in a sum across the lanes, whose cost the
+    # blocked loops avoid at the price of packing Wᵀ once for all the rows
+    # (and of padding the rows to a tile's height), a cost that falls with
+    # each row more. The dot products won or tied wherever K lanes >= M
+    # (bench/README.md, "Few dots on more rows"; in L1 too, "Few dots on a
+    # small B").
+    FEW_DOTS_MIN_VECTORS_PER_ROW = 1
     # Products of a few columns (narrow_dots_max_n, fewer than a vector's
     # lanes: the narrowest tile spends the rest of its vector on padding)
     # whose op(A) steps are adjacent (X@W of an output layer of a few units,
@@ -206,17 +207,13 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     if M * N * K <= TINY_PRODUCT_MAX:
         tiny_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate)
         return
-    narrow = narrow_kind(A, M, N, K, rsa, csa, csb, ldc)
+    narrow = narrow_kind(A, M, N, K, rsa, csa, rsb, csb, ldc)
     # A B of few columns keeps its own kernel: few_rows would take its one
     # or two vectors of columns as chains of FMAs through C.
     if (narrow != NARROW_ROWS_OF_CT and M <= FEW_ROWS_MAX_M_F64
             and (real is double or M <= FEW_ROWS_MAX_M_F32) and csb == 1
             and K * N >= FEW_ROWS_MIN_B_VALUES and N >= lanes):
         few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
-        return
-    if (M <= FEW_DOTS_MAX_M_F64 and (real is double or M <= FEW_DOTS_MAX_M_F32) and rsb == 1
-            and csa == 1 and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M):
-        few_dots(M, N, K, A, rsa, B, csb, C, ldc, not accumulate)
         return
     # The choice depends on the shape alone, so results never depend on the
     # thread count: a narrow product takes the narrow kernels at any size,
@@ -461,10 +458,13 @@ cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, real* kind) noexcept nogi
 
 
 cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
-                            Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t csb,
+                            Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t rsb, Py_ssize_t csb,
                             Py_ssize_t ldc) noexcept nogil:
     """Which narrow kernel serves C = op(A) @ op(B), from the shape and the
-    layouts of op(A), op(B) and C (A for its dtype alone): when op(A)'s rows
+    layouts of op(A), op(B) and C (A for its dtype alone): NARROW_DOTS, of
+    any width, for at most few_dots_max_m rows when op(A)'s steps and
+    op(B)'s are adjacent (δ@Wᵀ) and K has FEW_DOTS_MIN_VECTORS_PER_ROW
+    vectors per row; otherwise, when op(A)'s rows
     are adjacent in memory (dW of an output layer), NARROW_COLUMN for one
     column of adjacent values and at least ONE_COLUMN_MIN_VECTORS vectors of
     rows, NARROW_ROWS for the other N <= NARROW_MAX_N and at least 2 rows
@@ -483,6 +483,9 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
     cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
     if N < 1 or K < 1:
         return NARROW_NONE
+    if (rsb == 1 and csa == 1 and M <= few_dots_max_m(<real*>NULL)
+            and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M):
+        return NARROW_DOTS
     if rsa == 1 and N <= NARROW_MAX_N:
         if N == 1 and ldc == 1 and M >= ONE_COLUMN_MIN_VECTORS * lanes:
             return NARROW_COLUMN
@@ -513,13 +516,15 @@ def narrow_kernel(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint trans_a, dtype,
     C-contiguous (op(A) = Aᵀ when ``trans_a``, op(B) = Bᵀ when ``trans_b``)
     into a C-contiguous C: "column", "rows", "rows_of_ct", "ten", "dots" or
     None (tests; gemm asks only for products that its tiny path leaves, and
-    takes the few-rows kernels first for all but "rows_of_ct")."""
+    takes the few-rows kernel first for all but "rows_of_ct")."""
     cdef Py_ssize_t rsa = 1 if trans_a else K, csa = M if trans_a else 1
-    cdef Py_ssize_t csb = K if trans_b else 1
+    cdef Py_ssize_t rsb = 1 if trans_b else N, csb = K if trans_b else 1
     if np.dtype(dtype) == np.float32:
-        return NARROW_KERNEL_NAMES[narrow_kind(<const float*>NULL, M, N, K, rsa, csa, csb, N)]
+        return NARROW_KERNEL_NAMES[narrow_kind(<const float*>NULL, M, N, K, rsa, csa, rsb, csb,
+                                               N)]
     if np.dtype(dtype) == np.float64:
-        return NARROW_KERNEL_NAMES[narrow_kind(<const double*>NULL, M, N, K, rsa, csa, csb, N)]
+        return NARROW_KERNEL_NAMES[narrow_kind(<const double*>NULL, M, N, K, rsa, csa, rsb, csb,
+                                               N)]
     raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
 
 
@@ -620,10 +625,11 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                              const real* B, Py_ssize_t rsb, Py_ssize_t csb,
                              real* C, Py_ssize_t ldc, bint accumulate,
                              real* pack_b, int thread, int team) noexcept nogil:
-    """C = op(A) @ op(B) (or +=) for a few columns (NARROW_DOTS): each element
-    the dot product of a row of op(A) with a column of op(B), both read along
-    K (tiles.h, cb_few_dots). op(B)'s columns are read as they lie when their
-    steps are adjacent (δ@Wᵀ, or a single column); otherwise they are copied
+    """C = op(A) @ op(B) (or +=) for a few columns, or δ@Wᵀ of a few rows
+    (NARROW_DOTS): each element the dot product of a row of op(A) with a
+    column of op(B), both read along K (tiles.h, cb_few_dots). op(B)'s
+    columns are read as they lie when their steps are adjacent (δ@Wᵀ, or a
+    single column); otherwise they are copied
     into pack_b, by the team's first thread, in panels of as many steps as
     the buffer holds for N columns: gemm_pack_b_size(N, K) holds NR columns
     of min(K, gemm_kc) steps, so N <= NR columns of NR gemm_kc / N steps

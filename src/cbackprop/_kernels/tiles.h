@@ -139,6 +139,11 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    that (bench/README.md, "NARROW_DOTS_SUM_COST")
  *   CB_NARROW_DOTS_MAX_N_<sfx>  the most columns they take, fewer than the
  *                    lanes: with more, the tiles won on most shapes measured
+ *   CB_FEW_DOTS_MAX_M_<sfx>  the most rows of δ@Wᵀ (B's rows adjacent along
+ *                    K) that the same dot products take with B as it lies,
+ *                    of any number of columns (gemm.pxi, narrow_kind): past
+ *                    them the tiles, which pack Wᵀ once for all the rows,
+ *                    won or tied (bench/README.md, "Few dots on more rows")
  *   CB_C_PREFETCH_STEPS  a packed tile asks for its rows of C, one per K
  *                    step, from this many steps before its last (CB_KC_<sfx> or
  *                    more: from its first step; bench/README.md, "Kept: C's
@@ -180,6 +185,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_DOTS_SUM_COST_F32 7
 #define CB_NARROW_DOTS_MAX_N_F64 6
 #define CB_NARROW_DOTS_MAX_N_F32 8
+#define CB_FEW_DOTS_MAX_M_F64 32
+#define CB_FEW_DOTS_MAX_M_F32 32
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
@@ -212,6 +219,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_DOTS_SUM_COST_F32 2
 #define CB_NARROW_DOTS_MAX_N_F64 3
 #define CB_NARROW_DOTS_MAX_N_F32 6
+#define CB_FEW_DOTS_MAX_M_F64 8
+#define CB_FEW_DOTS_MAX_M_F32 8
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
@@ -244,6 +253,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_DOTS_SUM_COST_F32 1
 #define CB_NARROW_DOTS_MAX_N_F64 1
 #define CB_NARROW_DOTS_MAX_N_F32 3
+#define CB_FEW_DOTS_MAX_M_F64 16
+#define CB_FEW_DOTS_MAX_M_F32 16
 #endif
 
 _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F32 < CB_LANES_F32,

@@ -18,6 +18,8 @@ cdef extern from "tiles.h" nogil:
     const Py_ssize_t CB_NARROW_DOTS_SUM_COST_F32
     const Py_ssize_t CB_NARROW_DOTS_MAX_N_F64
     const Py_ssize_t CB_NARROW_DOTS_MAX_N_F32
+    const Py_ssize_t CB_FEW_DOTS_MAX_M_F64
+    const Py_ssize_t CB_FEW_DOTS_MAX_M_F32
     Py_ssize_t cb_nr_f64() noexcept
     Py_ssize_t cb_nr_f32() noexcept
     Py_ssize_t cb_mc_f64() noexcept
@@ -179,7 +181,8 @@ def tile_table():
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
     products of 9-10 columns instead) and the shortest K they take, and
     what a dot product's element costs beyond its FMAs and the most columns
-    they take (gemm.pxi, NARROW_DOTS), and the rows of a tile of the narrow
+    they take (gemm.pxi, NARROW_DOTS), the most rows of δ@Wᵀ they take of
+    any width, and the rows of a tile of the narrow
     rows per dtype (fewer take the short rows) and its most columns (a
     group's; the rows of C per group in the short rows of Cᵀ)."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
@@ -199,6 +202,8 @@ def tile_table():
                               "float32": narrow_dots_sum_cost(<float*>NULL)},
             "dots_max_n": {"float64": narrow_dots_max_n(<double*>NULL),
                            "float32": narrow_dots_max_n(<float*>NULL)},
+            "few_dots_max_m": {"float64": few_dots_max_m(<double*>NULL),
+                               "float32": few_dots_max_m(<float*>NULL)},
             "narrow_rows": {"float64": narrow_rows_per_tile(<double*>NULL),
                             "float32": narrow_rows_per_tile(<float*>NULL)},
             "narrow_cols": CB_NARROW_COLS}
@@ -234,6 +239,10 @@ cdef inline Py_ssize_t narrow_dots_sum_cost(real* kind) noexcept nogil:
 
 cdef inline Py_ssize_t narrow_dots_max_n(real* kind) noexcept nogil:
     return CB_NARROW_DOTS_MAX_N_F32 if real is float else CB_NARROW_DOTS_MAX_N_F64
+
+
+cdef inline Py_ssize_t few_dots_max_m(real* kind) noexcept nogil:
+    return CB_FEW_DOTS_MAX_M_F32 if real is float else CB_FEW_DOTS_MAX_M_F64
 
 
 cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:
