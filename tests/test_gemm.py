@@ -6,7 +6,8 @@ import pytest
 from cbackprop._backend import engine
 from engine_told import told_halves_512
 from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
-                        dots_widest, rows_of_ct_most_rows, takes_few_dots, takes_rows_of_ct)
+                        dots_widest, rows_of_ct_most_rows, takes_few_dots, takes_few_rows,
+                        takes_rows_of_ct)
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -181,6 +182,8 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     for M in sorted({2, 3, lanes - 1, tile - 1} - {1}):
         for N in (1, 2, 10):
             want = "column" if N == 1 and M >= lanes else "rows"
+            if takes_few_rows(table, dtype, M, 5000, N):
+                want = "few_rows"
             assert engine.narrow_kernel(M, 5000, N, True, dtype) == want
     assert engine.narrow_kernel(1, 5000, 2, True, dtype) != "rows"
     assert engine.narrow_kernel(lanes, 3, 1, True, dtype) == "column"
@@ -355,12 +358,27 @@ def test_few_dots_on_a_team_equal_one_thread(dtype, restore_engine_threads):
                         K, dtype)
 
 
+@pytest.mark.parametrize("N", [1000, 1003])
+def test_few_rows_on_a_team_equal_one_thread(N, dtype, restore_engine_threads):
+    """A few rows times a B streamed as it lies, above the threading
+    threshold, stays on one thread (a team streamed B no faster): 1, 2 and 3
+    threads give the same bits, with and without accumulating."""
+    table = engine.tile_table()
+    M, K = (4 if dtype == "float64" else 3), 1030
+    assert 2 * M * K * N >= table["parallel_min_flops"]
+    assert engine.narrow_kernel(M, K, N, False, dtype) == "few_rows"
+    rng = np.random.default_rng(N)
+    A, B, expected = _operands(rng, M, N, K, False, False, dtype)
+    _assert_teams_agree(A, B, False, False, expected, rng.standard_normal((M, N)).astype(dtype),
+                        K, dtype)
+
+
 def test_which_products_take_the_rows_of_ct(dtype):
     """X@W of 2 to a narrow-rows tile's columns runs along the rows of C, as
     the short rows of Cᵀ, while M lanes <= 24 (N - 1); so does Xᵀ@δ of one
     row or of more than 10 columns (the short rows of C take 2 rows or more
-    and up to 10 columns); δ@Wᵀ, whose B has no adjacent columns (K > 1),
-    never."""
+    and up to 10 columns, and those of a long K on a few rows the few-rows
+    kernel); δ@Wᵀ, whose B has no adjacent columns (K > 1), never."""
     table = engine.tile_table()
     tile, lanes = table["narrow_rows"][dtype], table["lanes"][dtype]
     taken = 0
@@ -375,6 +393,8 @@ def test_which_products_take_the_rows_of_ct(dtype):
             on_xt = engine.narrow_kernel(M, 5000, N, True, dtype)
             if M == 1 or N > 10:
                 assert (on_xt == "rows_of_ct") == want
+            elif takes_few_rows(table, dtype, M, 5000, N):
+                assert on_xt == "few_rows"
             else:
                 assert on_xt == ("column" if N == 1 and M >= lanes else "rows")
     assert taken > 0
@@ -705,8 +725,12 @@ def test_a_few_rows_stream_b_as_it_lies(trans_a, trans_b, M, dtype):
     then a scalar tail); the rest the tiles. Both sides of every boundary, into a
     poisoned C and accumulating."""
     rng = np.random.default_rng(M)
+    table = engine.tile_table()
     for K, N in [(300, 131), (17, 1000), (40, 1000), (1030, 528), (4101, 4), (7, 2500),
                  (2049, 9), (300, 8), (129, 16), (64, 33), (1000, 33)]:
+        kind = engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b)
+        streams = not trans_b and takes_few_rows(table, dtype, M, K, N) and kind != "rows_of_ct"
+        assert (kind == "few_rows") == streams, (M, K, N, kind)
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
         _assert_close(product(A, B, trans_a, trans_b), expected, K, dtype)
         C0 = rng.standard_normal((M, N)).astype(dtype)

@@ -39,6 +39,21 @@ def takes_few_dots(table, dtype, M, K):
     return M <= table["few_dots_max_m"][dtype] and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M
 
 
+# Products of at most this many rows (per dtype) times a B of adjacent rows,
+# of at least FEW_ROWS_MIN_B_VALUES values and a vector of columns, stream B
+# as it lies (the few-rows kernel), unless the short rows of Cᵀ take them
+# (bench/README.md, "The engine's thresholds").
+FEW_ROWS_MAX_M = {"float64": 4, "float32": 3}
+FEW_ROWS_MIN_B_VALUES = 16384
+
+
+def takes_few_rows(table, dtype, M, K, N):
+    """Whether op(A) @ B of M rows, B (K x N) of adjacent rows, streams B in
+    the few-rows kernel, when the short rows of Cᵀ do not take it."""
+    return (M <= FEW_ROWS_MAX_M[dtype] and K * N >= FEW_ROWS_MIN_B_VALUES
+            and N >= table["lanes"][dtype])
+
+
 # Products of at most this many multiply-adds (M N K) take gemm's plain
 # loops, whatever narrow_kernel says of their shape.
 TINY_PRODUCT_MAX = 256

@@ -194,7 +194,6 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     together; small products never start one.
     """
     cdef Py_ssize_t i, j
-    cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
     cdef int thread = 0, team = 1, narrow
     cdef bint team_up
     cdef Py_ssize_t next_tile[MAX_STEALING_TEAM * COUNTER_STRIDE]
@@ -208,19 +207,15 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         tiny_gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate)
         return
     narrow = narrow_kind(A, M, N, K, rsa, csa, rsb, csb, ldc)
-    # A B of few columns keeps its own kernel: few_rows would take its one
-    # or two vectors of columns as chains of FMAs through C.
-    if (narrow != NARROW_ROWS_OF_CT and M <= FEW_ROWS_MAX_M_F64
-            and (real is double or M <= FEW_ROWS_MAX_M_F32) and csb == 1
-            and K * N >= FEW_ROWS_MIN_B_VALUES and N >= lanes):
-        few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
-        return
     # The choice depends on the shape alone, so results never depend on the
     # thread count: a narrow product takes the narrow kernels at any size,
     # its tiles shared by a team when it is large (each tile whole on one
     # thread). The blocked loops ran those of a wide layer's output 1.1-3.1x
     # slower (bench/README.md, "Kept: narrow kernels at any size").
     team_up = n_threads > 1 and 2.0 * M * N * K >= CB_PARALLEL_MIN_FLOPS
+    # The few-rows kernel streams B once: a team sharing its columns streamed
+    # it no faster (bench/README.md, "Few dots on more rows").
+    team_up = team_up and narrow != NARROW_FEW_ROWS
     if narrow != NARROW_NONE:
         if team_up:
             with parallel(num_threads=cb_team(n_threads)):
@@ -446,6 +441,7 @@ cdef enum NarrowKind:
     NARROW_DOTS = 3     # dot products along K (dot_columns)
     NARROW_COLUMN = 4   # one column as a row of Cᵀ (one_column)
     NARROW_ROWS_OF_CT = 5   # a few rows of C as the short rows of Cᵀ (rows_of_ct)
+    NARROW_FEW_ROWS = 6     # a few rows, B streamed as it lies (few_rows), on one thread
 
 
 cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, real* kind) noexcept nogil:
@@ -460,6 +456,23 @@ cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, real* kind) noexcept nogi
 cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                             Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t rsb, Py_ssize_t csb,
                             Py_ssize_t ldc) noexcept nogil:
+    """Which kernel other than the blocked loops serves C = op(A) @ op(B):
+    NARROW_FEW_ROWS for at most FEW_ROWS_MAX_M_F64 (_F32) rows times a B of
+    adjacent rows, at least FEW_ROWS_MIN_B_VALUES values and a vector of
+    columns, unless the short rows of Cᵀ take it (a B of few columns keeps
+    its own kernel: few_rows would take its one or two vectors of columns as
+    chains of FMAs through C); otherwise narrow_layouts' choice."""
+    cdef int kind = narrow_layouts(A, M, N, K, rsa, csa, rsb, csb, ldc)
+    if (kind != NARROW_ROWS_OF_CT and M <= FEW_ROWS_MAX_M_F64
+            and (real is double or M <= FEW_ROWS_MAX_M_F32) and csb == 1
+            and K * N >= FEW_ROWS_MIN_B_VALUES and N >= vector_lanes(<real*>NULL)):
+        return NARROW_FEW_ROWS
+    return kind
+
+
+cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                               Py_ssize_t rsa, Py_ssize_t csa, Py_ssize_t rsb, Py_ssize_t csb,
+                               Py_ssize_t ldc) noexcept nogil:
     """Which narrow kernel serves C = op(A) @ op(B), from the shape and the
     layouts of op(A), op(B) and C (A for its dtype alone): NARROW_DOTS, of
     any width, for at most few_dots_max_m rows when op(A)'s steps and
@@ -507,16 +520,16 @@ cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_
 
 NARROW_KERNEL_NAMES = {NARROW_NONE: None, NARROW_ROWS: "rows", NARROW_TEN: "ten",
                        NARROW_DOTS: "dots", NARROW_COLUMN: "column",
-                       NARROW_ROWS_OF_CT: "rows_of_ct"}
+                       NARROW_ROWS_OF_CT: "rows_of_ct", NARROW_FEW_ROWS: "few_rows"}
 
 
 def narrow_kernel(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint trans_a, dtype,
                   bint trans_b=False):
     """narrow_kind's choice for op(A) @ op(B) of this shape, A and B
     C-contiguous (op(A) = Aᵀ when ``trans_a``, op(B) = Bᵀ when ``trans_b``)
-    into a C-contiguous C: "column", "rows", "rows_of_ct", "ten", "dots" or
-    None (tests; gemm asks only for products that its tiny path leaves, and
-    takes the few-rows kernel first for all but "rows_of_ct")."""
+    into a C-contiguous C: "few_rows", "column", "rows", "rows_of_ct",
+    "ten", "dots" or None (tests; gemm asks only for products that its tiny
+    path leaves)."""
     cdef Py_ssize_t rsa = 1 if trans_a else K, csa = M if trans_a else 1
     cdef Py_ssize_t rsb = 1 if trans_b else N, csb = K if trans_b else 1
     if np.dtype(dtype) == np.float32:
@@ -536,7 +549,8 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     """C = op(A) @ op(B) (or +=) by the narrow kernel ``kind`` (narrow_kind):
     this thread's share of its tiles (of its rows for NARROW_DOTS, of its
     vectors of rows for NARROW_COLUMN, of its groups of rows for
-    NARROW_ROWS_OF_CT), run by every thread of a team of
+    NARROW_ROWS_OF_CT; NARROW_FEW_ROWS, which gemm never gives a team, all of
+    it), run by every thread of a team of
     ``team``. Each tile is computed whole by one thread, so results do not
     depend on the team. Rows left over from the narrow rows' tiles (fewer
     than one tile) go to the short rows, on the team's last thread (the
@@ -556,6 +570,9 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         return
     if kind == NARROW_ROWS_OF_CT:
         rows_of_ct(M, N, K, A, rsa, csa, B, rsb, C, ldc, accumulate, thread, team)
+        return
+    if kind == NARROW_FEW_ROWS:
+        few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
         return
     full_rows = M // rows_per_tile * rows_per_tile
     share(full_rows // rows_per_tile, thread, team, &first_tile, &last_tile)
