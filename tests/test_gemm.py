@@ -296,8 +296,7 @@ def test_which_products_take_few_dots(dtype):
     for M in sorted({1, 2, 3, 4, 5, most // 2, most - 1, most, most + 1, 2 * most}):
         shortest = lanes * M
         for K in (shortest - 1, shortest, shortest + 1, 4 * shortest + 3):
-            want = takes_few_dots(table, dtype, M, K)
-            assert want == (M <= most and K >= shortest)
+            want = M <= most and K >= shortest
             for N in (11, 12, 64, 1000):
                 kind = engine.narrow_kernel(M, K, N, False, dtype, trans_b=True)
                 assert kind == ("dots" if want else None), (M, K, N)
@@ -502,8 +501,10 @@ def test_ten_column_tiles_at_every_short_depth(N, trans_b, dtype, halves_512):
         for M in sorted({1, 5, 6, 8, 9, 17, beyond, beyond + 1, beyond + 3, beyond + 8,
                          past_dots, past_dots + 3}):
             # (K = 1: A's rows are adjacent as well, the narrow rows take it.)
-            if (M >= beyond and table["ten_lanes"][dtype] and K >= max(2, table["ten_min_k"][dtype])
-                    and not (trans_b and takes_few_dots(table, dtype, M, K))):
+            if trans_b and takes_few_dots(table, dtype, M, K):
+                assert engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "dots"
+            elif (M >= beyond and table["ten_lanes"][dtype]
+                    and K >= max(2, table["ten_min_k"][dtype])):
                 assert engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "ten"
                 ten += 1
             A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
@@ -729,7 +730,10 @@ def test_a_few_rows_stream_b_as_it_lies(trans_a, trans_b, M, dtype):
     for K, N in [(300, 131), (17, 1000), (40, 1000), (1030, 528), (4101, 4), (7, 2500),
                  (2049, 9), (300, 8), (129, 16), (64, 33), (1000, 33)]:
         kind = engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b)
-        streams = not trans_b and takes_few_rows(table, dtype, M, K, N) and kind != "rows_of_ct"
+        # (X@W, and Xᵀ@δ of one row or past the narrow rows' 10 columns, may
+        # take the short rows of Cᵀ instead.)
+        rows_of_ct = takes_rows_of_ct(table, dtype, M, N) and (not trans_a or M == 1 or N > 10)
+        streams = not trans_b and takes_few_rows(table, dtype, M, K, N) and not rows_of_ct
         assert (kind == "few_rows") == streams, (M, K, N, kind)
         A, B, expected = _operands(rng, M, N, K, trans_a, trans_b, dtype)
         _assert_close(product(A, B, trans_a, trans_b), expected, K, dtype)

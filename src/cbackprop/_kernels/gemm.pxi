@@ -91,7 +91,7 @@ cdef enum:
     # A: each dot product ends in a sum across the lanes, whose cost the
     # blocked loops avoid at the price of packing Wᵀ once for all the rows
     # (and of padding the rows to a tile's height), a cost that falls with
-    # each row more. The dot products won or tied wherever K lanes >= M
+    # each row more. The dot products won or tied wherever K >= lanes M
     # (bench/README.md, "Few dots on more rows"; in L1 too, "Few dots on a
     # small B").
     FEW_DOTS_MIN_VECTORS_PER_ROW = 1
@@ -191,7 +191,7 @@ cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     ``pack_a``/``pack_b`` hold at least gemm_pack_a_size / gemm_pack_b_size
     elements. With ``n_threads`` > 1 and enough work, a team of threads runs
     the blocked loops (see gemm_blocks) or the narrow kernels (narrow_gemm)
-    together; small products never start one.
+    together, but for the few-rows kernel; small products never start one.
     """
     cdef Py_ssize_t i, j
     cdef int thread = 0, team = 1, narrow
@@ -572,7 +572,8 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         rows_of_ct(M, N, K, A, rsa, csa, B, rsb, C, ldc, accumulate, thread, team)
         return
     if kind == NARROW_FEW_ROWS:
-        few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
+        if thread == 0:   # (gemm gives it no team; were it to, one thread would do it all)
+            few_rows(M, N, K, A, rsa, csa, B, rsb, C, ldc, not accumulate)
         return
     full_rows = M // rows_per_tile * rows_per_tile
     share(full_rows // rows_per_tile, thread, team, &first_tile, &last_tile)

@@ -143,7 +143,10 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    K) that the same dot products take with B as it lies,
  *                    of any number of columns (gemm.pxi, narrow_kind): past
  *                    them the tiles, which pack Wᵀ once for all the rows,
- *                    won or tied (bench/README.md, "Few dots on more rows")
+ *                    won on most shapes measured, though not on all (a B
+ *                    within L2 on 64 rows with AVX-512, or float32 of 8
+ *                    columns on 9-32 rows with AVX2, ran faster in dots;
+ *                    bench/README.md, "Few dots on more rows")
  *   CB_C_PREFETCH_STEPS  a packed tile asks for its rows of C, one per K
  *                    step, from this many steps before its last (CB_KC_<sfx> or
  *                    more: from its first step; bench/README.md, "Kept: C's
