@@ -126,7 +126,9 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    Cᵀ: this many rows of NARROW_NV vectors)
  *   CB_NARROW_HEIGHTS(X)  the heights of those tiles compiled, ascending,
  *                    CB_NARROW_COLS last: a group of c columns takes the
- *                    lowest >= c
+ *                    lowest >= c; every height a group may need, but 3 with
+ *                    AVX-512, where the 4-row tile ran faster on 3 columns
+ *                    (bench/README.md, "Narrow heights for every width")
  *   CB_SHORT_ROWS_HEIGHTS(X)  the same for the short rows, finer: their
  *                    columns are the rows of C of X@W on a few samples
  *                    (gemm.pxi, rows_of_ct), where one row on a height of
@@ -182,7 +184,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_B_PREFETCH_STEPS_F64 8
 #define CB_B_PREFETCH_STEPS_F32 8
 #define CB_NARROW_COLS 10
-#define CB_NARROW_HEIGHTS(X) X(2) X(5) X(10)
+#define CB_NARROW_HEIGHTS(X) X(2) X(4) X(5) X(6) X(7) X(8) X(9) X(10)
 #define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(8) X(10)
 #define CB_NARROW_DOTS_SUM_COST_F64 5
 #define CB_NARROW_DOTS_SUM_COST_F32 7
@@ -216,7 +218,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_B_PREFETCH_STEPS_F64 0
 #define CB_B_PREFETCH_STEPS_F32 0
 #define CB_NARROW_COLS 5
-#define CB_NARROW_HEIGHTS(X) X(2) X(5)
+#define CB_NARROW_HEIGHTS(X) X(2) X(3) X(4) X(5)
 #define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5)
 #define CB_NARROW_DOTS_SUM_COST_F64 2
 #define CB_NARROW_DOTS_SUM_COST_F32 2
@@ -250,7 +252,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_B_PREFETCH_STEPS_F64 0
 #define CB_B_PREFETCH_STEPS_F32 0
 #define CB_NARROW_COLS 5
-#define CB_NARROW_HEIGHTS(X) X(2) X(5)
+#define CB_NARROW_HEIGHTS(X) X(2) X(3) X(4) X(5)
 #define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5)
 #define CB_NARROW_DOTS_SUM_COST_F64 1
 #define CB_NARROW_DOTS_SUM_COST_F32 1
