@@ -357,6 +357,36 @@ def test_few_dots_on_a_team_equal_one_thread(dtype, restore_engine_threads):
                         K, dtype)
 
 
+def test_dot_products_sum_each_element_alone(dtype):
+    """An element of the dot products has the same bits whichever rows and
+    columns share its block: the lanes of up to 16 sums are added together
+    where vectors have 16 lanes, of fewer sums one vector at a time, each
+    lane meeting the same partners in the same order. δ@Wᵀ of up to the
+    most rows the few dots take against each row alone (blocks of 4 rows
+    and of the 1-3 left over, times 4, 2 and 1 columns), and X@W of the
+    columns the narrow dot products take against the same rows one row
+    further on (blocks of four rows starting elsewhere)."""
+    rng = np.random.default_rng(11)
+    table = engine.tile_table()
+    lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]
+    K = max(lanes * most, TINY_PRODUCT_MAX) + 3   # one row of one column past the plain loops
+    for M, N in [(most, 16), (most - 1, 7), (most - 2, 5), (most - 3, 6), (most, 3), (most - 1, 2),
+                 (most - 2, 1)]:
+        A, B, _ = _operands(rng, M, N, K, False, True, dtype)
+        assert engine.narrow_kernel(M, K, N, False, dtype, trans_b=True) == "dots"
+        assert engine.narrow_kernel(1, K, N, False, dtype, trans_b=True) == "dots"
+        together = product(A, B, False, True)
+        for i in range(M):
+            np.testing.assert_array_equal(product(A[i:i + 1], B, False, True)[0], together[i],
+                                          err_msg=f"row {i} of {M}, {N} columns")
+    for N in range(1, dots_widest(table, dtype) + 1):
+        K = 4 * dots_min_k(table, dtype, N) + 5
+        A, B, _ = _operands(rng, 39, N, K, False, False, dtype)
+        assert engine.narrow_kernel(39, K, N, False, dtype) == "dots"
+        assert engine.narrow_kernel(38, K, N, False, dtype) == "dots"
+        np.testing.assert_array_equal(product(A[1:], B), product(A, B)[1:], err_msg=f"{N} columns")
+
+
 @pytest.mark.parametrize("N", [1000, 1003])
 def test_few_rows_on_a_team_equal_one_thread(N, dtype, restore_engine_threads):
     """A few rows times a B streamed as it lies, above the threading

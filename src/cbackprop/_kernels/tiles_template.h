@@ -633,6 +633,58 @@ static inline CB_REAL CB_(cb_lane_sum)(CB_VEC v) {
     return v[0];
 }
 
+#if CB_LANES_N == 16
+/* Each group of `width` lanes of x and of y summed onto its lower half: x's
+ * groups, so halved, in the lower half of the result, y's in the upper. */
+#define CB_HALVES_SUMMED(W) \
+    (CB_SHUFFLE(CB_(cb_index), x, y, CB_HALVES(LO, W)) \
+     + CB_SHUFFLE(CB_(cb_index), x, y, CB_HALVES(HI, W)))
+static inline __attribute__((always_inline)) CB_VEC
+CB_(cb_halves_summed)(CB_VEC x, CB_VEC y, const int width) {
+    switch (width) {
+    case 16: return CB_HALVES_SUMMED(16);
+    case 8: return CB_HALVES_SUMMED(8);
+    case 4: return CB_HALVES_SUMMED(4);
+    default: return CB_HALVES_SUMMED(2);
+    }
+}
+#undef CB_HALVES_SUMMED
+
+/* sums[e] = the sum of v[e]'s lanes, for 8 to 16 vectors at once: the
+ * vectors two by two, each one's upper half of lanes added onto its lower
+ * and the two halves side by side in one vector, until one vector holds
+ * all n sums (n padded to a power of two with copies of v[0]), then the
+ * upper half of each sum's lanes onto the lower until it is one lane: 16
+ * sums in 15 steps of two shuffles and an add, where summing each vector
+ * alone (cb_lane_sum) takes 4 shuffles and adds per sum, as many as the
+ * FMAs of a short K. Where vectors have fewer lanes, or fewer than 8 sums
+ * share the work, that alone ran as fast (bench/README.md, "Lane sums
+ * together"). Every lane of an element meets the same partners in the same
+ * order as in cb_lane_sum (the upper half of its lanes onto the lower, four
+ * times), whatever n and whichever vectors share the reduction, so its
+ * digits depend on its own products alone, and a team sharing the rows
+ * gives the same bits. */
+static inline __attribute__((always_inline)) void
+CB_(cb_lane_sums)(const int n, const CB_VEC* v, CB_REAL* sums) {
+    CB_VEC w[CB_LANES];
+    int padded = 1, width = CB_LANES;
+    while (padded < n)
+        padded *= 2;
+    CB_UNROLLED for (int e = 0; e < padded; e++)
+        w[e] = v[e < n ? e : 0];
+    CB_UNROLLED for (int count = padded; count > 1; count /= 2, width /= 2)
+        CB_UNROLLED for (int e = 0; e < count / 2; e++)
+            w[e] = CB_(cb_halves_summed)(w[2 * e], w[2 * e + 1], width);
+    /* w[0]: the padded count of sums, each in a group of `width` lanes */
+    CB_UNROLLED for (; width > 1; width /= 2)
+        w[0] = CB_(cb_halves_summed)(w[0], w[0], width);
+    CB_REAL lanes[CB_LANES];
+    CB_(cb_store)(lanes, w[0]);
+    CB_UNROLLED for (int e = 0; e < n; e++)
+        sums[e] = lanes[e];
+}
+#endif
+
 static inline __attribute__((always_inline)) void
 CB_(cb_few_dots_block)(const int ROWS, const int JS, const int TAILED, ptrdiff_t k,
                        const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs,
@@ -674,9 +726,23 @@ CB_(cb_few_dots_block)(const int ROWS, const int JS, const int TAILED, ptrdiff_t
                 acc[i][q] += (CB_VEC)((CB_(cb_index))(av * bv[q]) & keep);
         }
     }
+    CB_REAL totals[CB_FEW_ROWS * 4];
+#if CB_LANES_N == 16
+    const int together = 2 * ROWS * JS >= CB_LANES;
+    if (together) {
+        CB_VEC flat[CB_FEW_ROWS * 4];
+        CB_UNROLLED for (int i = 0; i < ROWS; i++)
+            CB_UNROLLED for (int q = 0; q < JS; q++)
+                flat[i * JS + q] = acc[i][q];
+        _Static_assert(CB_FEW_ROWS * 4 <= CB_LANES, "a block's sums fit one vector");
+        CB_(cb_lane_sums)(ROWS * JS, flat, totals);
+    }
+#else
+    const int together = 0;
+#endif
     CB_UNROLLED for (int i = 0; i < ROWS; i++)
         CB_UNROLLED for (int q = 0; q < JS; q++) {
-            CB_REAL total = CB_(cb_lane_sum)(acc[i][q]);
+            CB_REAL total = together ? totals[i * JS + q] : CB_(cb_lane_sum)(acc[i][q]);
             if (TAILED && whole == 0)
                 for (ptrdiff_t p = 0; p < k; p++)
                     total += a[i * a_rs + p] * b[q * b_cs + p];
