@@ -365,7 +365,9 @@ def test_dot_products_sum_each_element_alone(dtype):
     most rows the few dots take against each row alone (blocks of 4 rows
     and of the 1-3 left over, times 4, 2 and 1 columns), and X@W of the
     columns the narrow dot products take against the same rows one row
-    further on (blocks of four rows starting elsewhere)."""
+    further on (blocks of four rows starting elsewhere). Only float32 with
+    16 lanes sums jointly; elsewhere the test holds each vector summed
+    alone to the same property."""
     rng = np.random.default_rng(11)
     table = engine.tile_table()
     lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]
