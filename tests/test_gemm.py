@@ -6,8 +6,8 @@ import pytest
 from cbackprop._backend import engine
 from engine_told import told_halves_512
 from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
-                        dots_widest, rows_of_ct_most_rows, takes_few_dots, takes_few_rows,
-                        takes_rows_of_ct)
+                        dots_widest, few_dots_block_columns, rows_of_ct_most_rows,
+                        takes_dots_depth, takes_few_dots, takes_few_rows, takes_rows_of_ct)
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -161,11 +161,16 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     lanes = table["lanes"][dtype]
     widest = dots_widest(table, dtype)
     assert table["dots_sum_cost"][dtype] >= 1 and 1 <= widest < lanes
+    assert 1 <= table["dots_whole_sum_cost"][dtype] <= table["dots_sum_cost"][dtype]
     for N in range(1, widest + 1):
         shortest = dots_min_k(table, dtype, N)
-        assert engine.narrow_kernel(300, shortest, N, False, dtype) == "dots"
-        assert engine.narrow_kernel(300, 4 * shortest, N, False, dtype) == "dots"
-        assert engine.narrow_kernel(300, shortest - 1, N, False, dtype) != "dots"
+        whole = dots_min_k(table, dtype, N, whole=True)
+        # Every K up to past both thresholds: a K of whole vectors from the
+        # one, any other from the other.
+        for K in range(1, 4 * max(shortest, whole, lanes) + 2):
+            want = K >= (whole if K % lanes == 0 else shortest)
+            assert takes_dots_depth(table, dtype, N, K) == want
+            assert (engine.narrow_kernel(300, K, N, False, dtype) == "dots") == want, (N, K)
         assert engine.narrow_kernel(300, shortest, N, True, dtype) == ("rows" if N >= 2 else "column")
     assert engine.narrow_kernel(300, 4096, widest + 1, False, dtype) != "dots"
     if widest > DOTS_ONE_PASS_N:
@@ -198,13 +203,21 @@ def test_the_dot_products_rule_in_figures():
     """The rule's thresholds on the AVX-512 build, as bench/README.md lists
     them (the Zen 4's measurements): float64 takes 1-6 columns from K = 6,
     14, 24, 40, 67 and 120; float32 1-8 from K = 8, 16, 26, 38, 51, 68, 88
-    and 112."""
+    and 112, and a K of whole vectors (16 steps each) from 4, 7, 12, 16,
+    22, 29, 38 and 48: 1-4 columns from one vector, 5-6 from two and 7-8
+    from three (measured on the Zen 4 and the Xeon, "Dot products of whole
+    vectors")."""
     table = {"lanes": {"float64": 8, "float32": 16}, "dots_sum_cost": {"float64": 5, "float32": 7},
+             "dots_whole_sum_cost": {"float64": 5, "float32": 3},
              "dots_max_n": {"float64": 6, "float32": 8}}
     assert [dots_min_k(table, "float64", N) for N in range(1, 7)] == [6, 14, 24, 40, 67, 120]
+    assert [dots_min_k(table, "float64", N, whole=True) for N in range(1, 7)] == [6, 14, 24, 40, 67, 120]
     assert [dots_min_k(table, "float32", N) for N in range(1, 9)] == [8, 16, 26, 38, 51, 68, 88, 112]
+    assert [dots_min_k(table, "float32", N, whole=True) for N in range(1, 9)] == [4, 7, 12, 16, 22, 29, 38, 48]
+    assert [takes_dots_depth(table, "float32", 8, K) for K in (32, 48, 64, 100, 111, 112)] == [
+        False, True, True, False, False, True]
     if engine.tile_table()["isa"] == "avx512":
-        for key in ("dots_sum_cost", "dots_max_n"):
+        for key in ("dots_sum_cost", "dots_whole_sum_cost", "dots_max_n"):
             assert engine.tile_table()[key] == table[key]
 
 
@@ -341,6 +354,32 @@ def test_few_dots_at_every_row_count(N, dtype):
             C0 = rng.standard_normal((M, N)).astype(dtype)
             _assert_close(accumulate(A, B, False, True, C0.copy()), expected + C0, K, dtype)
     assert ran >= most
+
+
+def test_few_dots_take_b_a_block_at_a_time(dtype, restore_engine_threads):
+    """δ@Wᵀ in the dot products reads B a block of columns at a time, every
+    group of rows on one block before the next (bench/README.md, "Few dots
+    on a far B"): B of three blocks and a remainder, on one row up to the
+    most the dot products take, every element within rounding of NumPy,
+    into a poisoned C and accumulating, each the same bits as in a product
+    of its column alone (a block's edge changes no sum), and on a team of
+    1-3 threads the same bits."""
+    table = engine.tile_table()
+    most = table["few_dots_max_m"][dtype]
+    for M in sorted({1, 5, most - 3, most}):
+        rng = np.random.default_rng(M)
+        K = max(table["lanes"][dtype] * M, 700)
+        block = few_dots_block_columns(K, dtype)
+        N = 3 * block + 5
+        assert engine.narrow_kernel(M, K, N, False, dtype, trans_b=True) == "dots"
+        A, B, expected = _operands(rng, M, N, K, False, True, dtype)
+        C = product(A, B, False, True)
+        _assert_close(C, expected, K, dtype)
+        for j in (0, block - 1, block, 2 * block + 1, N - 1):
+            alone = product(A, np.ascontiguousarray(B[j:j + 1]), False, True)
+            np.testing.assert_array_equal(C[:, j:j + 1], alone)
+        _assert_teams_agree(A, B, False, True, expected,
+                            rng.standard_normal((M, N)).astype(dtype), K, dtype)
 
 
 def test_few_dots_on_a_team_equal_one_thread(dtype, restore_engine_threads):

@@ -4,14 +4,21 @@ engine's choice against the rule bench/README.md states rather than against
 itself."""
 
 
-def dots_min_k(table, dtype, N):
+def dots_min_k(table, dtype, N, whole=False):
     """The shortest K at which the dot products take an X@W of N columns
     (fewer than a vector's lanes): the FMAs a one-vector tile wastes per
     element on padding, (K / lanes) (lanes - N) / N vectors, reach the dot
     products' cost per element beyond their FMAs (bench/README.md,
-    "NARROW_DOTS_SUM_COST")."""
-    lanes, cost = table["lanes"][dtype], table["dots_sum_cost"][dtype]
+    "NARROW_DOTS_SUM_COST"): for a K that ends in part of a vector, or,
+    ``whole``, for a K of whole vectors ("Dot products of whole vectors")."""
+    lanes = table["lanes"][dtype]
+    cost = table["dots_whole_sum_cost" if whole else "dots_sum_cost"][dtype]
     return -(-cost * N * lanes // (lanes - N))
+
+
+def takes_dots_depth(table, dtype, N, K):
+    """Whether K is deep enough for the dot products to take N columns."""
+    return K >= dots_min_k(table, dtype, N, whole=K % table["lanes"][dtype] == 0)
 
 
 def dots_widest(table, dtype):
@@ -37,6 +44,18 @@ def takes_few_dots(table, dtype, M, K):
     rule above, whatever its columns."""
     lanes = table["lanes"][dtype]
     return M <= table["few_dots_max_m"][dtype] and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M
+
+
+# The dot products read such a B (δ@Wᵀ) a block of at most this many bytes
+# of columns at a time, a multiple of 4 columns, at least 4 (bench/README.md,
+# "Few dots on a far B").
+FEW_DOTS_B_BLOCK_BYTES = 256 * 1024
+
+
+def few_dots_block_columns(K, dtype):
+    """Columns of C (rows of B) in one block of the few dots' B."""
+    itemsize = 4 if dtype == "float32" else 8
+    return max(4, FEW_DOTS_B_BLOCK_BYTES // (K * itemsize) // 4 * 4)
 
 
 # Products of at most this many rows (per dtype) times a B of adjacent rows,

@@ -95,6 +95,13 @@ cdef enum:
     # (bench/README.md, "Few dots on more rows"; in L1 too, "Few dots on a
     # small B").
     FEW_DOTS_MIN_VECTORS_PER_ROW = 1
+    # They read such a B a block of at most FEW_DOTS_B_BLOCK_BYTES at a time,
+    # every group of four rows of A on one block before the next: a B beyond
+    # L2, streamed whole by each group, came from L3 for every group (on an
+    # Intel Xeon float64 16x1024x1024T 1.69x faster in blocks, and 17-32 rows
+    # of a B of 2-8 MB ran 1.10-1.68x faster than in the blocked loops that
+    # had won there before; bench/README.md, "Few dots on a far B").
+    FEW_DOTS_B_BLOCK_BYTES = 256 * 1024
     # Products of a few columns (narrow_dots_max_n, fewer than a vector's
     # lanes: the narrowest tile spends the rest of its vector on padding)
     # whose op(A) steps are adjacent (X@W of an output layer of a few units,
@@ -444,13 +451,14 @@ cdef enum NarrowKind:
     NARROW_FEW_ROWS = 6     # a few rows, B streamed as it lies (few_rows), on one thread
 
 
-cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, real* kind) noexcept nogil:
+cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, bint whole, real* kind) noexcept nogil:
     """The shortest K at which dot products take N (< lanes) columns: where
     the FMAs a one-vector tile wastes per element on its lanes - N padding
     columns, (K / lanes) (lanes - N) / N vectors, reach what an element of
-    dot products costs beyond its own (narrow_dots_sum_cost vectors)."""
+    dot products costs beyond its own (narrow_dots_sum_cost vectors, less
+    for a K of ``whole`` vectors)."""
     cdef Py_ssize_t lanes = vector_lanes(kind)
-    return (narrow_dots_sum_cost(kind) * N * lanes + lanes - N - 1) // (lanes - N)
+    return (narrow_dots_sum_cost(whole, kind) * N * lanes + lanes - N - 1) // (lanes - N)
 
 
 cdef inline int narrow_kind(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -490,7 +498,8 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
     of its lanes on padding columns, and NARROW_DOTS for at most
-    narrow_dots_max_n columns, K of at least narrow_dots_min_k (and A of at
+    narrow_dots_max_n columns, K of at least narrow_dots_min_k (shorter for a
+    K of whole vectors; and A of at
     most NARROW_DOTS_TWO_PASS_MAX_A_BYTES past NARROW_DOTS_ONE_PASS_N
     columns); otherwise NARROW_NONE."""
     cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
@@ -511,7 +520,8 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
         return NARROW_NONE
     if N >= 9 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL):
         return NARROW_TEN
-    if (N <= narrow_dots_max_n(<real*>NULL) and K >= narrow_dots_min_k(N, <real*>NULL)
+    if (N <= narrow_dots_max_n(<real*>NULL)
+            and K >= narrow_dots_min_k(N, K % lanes == 0, <real*>NULL)
             and (N <= NARROW_DOTS_ONE_PASS_N
                  or M * K * <Py_ssize_t>sizeof(real) <= NARROW_DOTS_TWO_PASS_MAX_A_BYTES)):
         return NARROW_DOTS
@@ -647,20 +657,29 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     (NARROW_DOTS): each element the dot product of a row of op(A) with a
     column of op(B), both read along K (tiles.h, cb_few_dots). op(B)'s
     columns are read as they lie when their steps are adjacent (δ@Wᵀ, or a
-    single column); otherwise they are copied
+    single column), a block of FEW_DOTS_B_BLOCK_BYTES at a time for every
+    row; otherwise they are copied
     into pack_b, by the team's first thread, in panels of as many steps as
     the buffer holds for N columns: gemm_pack_b_size(N, K) holds NR columns
     of min(K, gemm_kc) steps, so N <= NR columns of NR gemm_kc / N steps
     (a panel as long as a tile's read A's rows in stripes, 1.2-1.4x slower
     on 2000x2000x4 float64, bench/README.md). Each thread computes its share
     of C's rows, each element whole, so results do not depend on the team."""
-    cdef Py_ssize_t first, last, pc = 0, kc
+    cdef Py_ssize_t first, last, pc = 0, kc, j, cols
     cdef Py_ssize_t panel = microkernel_nr(<real*>NULL) * gemm_kc(<real*>NULL) // N
+    cdef Py_ssize_t block = max(4, FEW_DOTS_B_BLOCK_BYTES // (K * <Py_ssize_t>sizeof(real)) // 4 * 4)
     share(M, thread, team, &first, &last)
     if rsb == 1:
+        # B's columns a block at a time, every group of rows on one block
+        # before the next: each group streams its block, from L2 after the
+        # first.
         if last > first:
-            few_dots(last - first, N, K, A + first * rsa, rsa, B, csb, C + first * ldc, ldc,
-                     not accumulate)
+            j = 0
+            while j < N:
+                cols = min(block, N - j)
+                few_dots(last - first, cols, K, A + first * rsa, rsa, B + j * csb, csb,
+                         C + first * ldc + j, ldc, not accumulate)
+                j += cols
         return
     while pc < K:
         kc = min(panel, K - pc)

@@ -138,7 +138,12 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    store, in vectors of K: a product of N < lanes columns
  *                    takes them once the FMAs a one-vector tile spends on
  *                    padding, (K / lanes) (lanes - N) / N per element, reach
- *                    that (bench/README.md, "NARROW_DOTS_SUM_COST")
+ *                    that (bench/README.md, "NARROW_DOTS_SUM_COST"), for a
+ *                    K that ends in part of a vector (the last vector read
+ *                    again, or a loop when K is shorter than one)
+ *   CB_NARROW_DOTS_WHOLE_SUM_COST_<sfx>  the same for a K of whole vectors,
+ *                    at most the above (bench/README.md, "Dot products of
+ *                    whole vectors")
  *   CB_NARROW_DOTS_MAX_N_<sfx>  the most columns they take, fewer than the
  *                    lanes: with more, the tiles won on most shapes measured
  *   CB_FEW_DOTS_MAX_M_<sfx>  the most rows of δ@Wᵀ (B's rows adjacent along
@@ -188,6 +193,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(8) X(10)
 #define CB_NARROW_DOTS_SUM_COST_F64 5
 #define CB_NARROW_DOTS_SUM_COST_F32 7
+#define CB_NARROW_DOTS_WHOLE_SUM_COST_F64 5
+#define CB_NARROW_DOTS_WHOLE_SUM_COST_F32 3
 #define CB_NARROW_DOTS_MAX_N_F64 6
 #define CB_NARROW_DOTS_MAX_N_F32 8
 #define CB_FEW_DOTS_MAX_M_F64 32
@@ -222,6 +229,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5)
 #define CB_NARROW_DOTS_SUM_COST_F64 2
 #define CB_NARROW_DOTS_SUM_COST_F32 2
+#define CB_NARROW_DOTS_WHOLE_SUM_COST_F64 2
+#define CB_NARROW_DOTS_WHOLE_SUM_COST_F32 2
 #define CB_NARROW_DOTS_MAX_N_F64 3
 #define CB_NARROW_DOTS_MAX_N_F32 6
 #define CB_FEW_DOTS_MAX_M_F64 8
@@ -256,6 +265,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5)
 #define CB_NARROW_DOTS_SUM_COST_F64 1
 #define CB_NARROW_DOTS_SUM_COST_F32 1
+#define CB_NARROW_DOTS_WHOLE_SUM_COST_F64 1
+#define CB_NARROW_DOTS_WHOLE_SUM_COST_F32 1
 #define CB_NARROW_DOTS_MAX_N_F64 1
 #define CB_NARROW_DOTS_MAX_N_F32 3
 #define CB_FEW_DOTS_MAX_M_F64 16
@@ -264,6 +275,9 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 
 _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F32 < CB_LANES_F32,
                "the dot products take fewer columns than a vector's lanes (narrow_dots_min_k)");
+_Static_assert(CB_NARROW_DOTS_WHOLE_SUM_COST_F64 <= CB_NARROW_DOTS_SUM_COST_F64
+               && CB_NARROW_DOTS_WHOLE_SUM_COST_F32 <= CB_NARROW_DOTS_SUM_COST_F32,
+               "a K of whole vectors costs the dot products no more than one with a tail");
 
 /* Ten-column tiles that use half vectors (float32 on AVX-512) rather than
  * a tile padded to whole ones, on every CPU: 1.15-1.55x faster than the

@@ -16,6 +16,8 @@ cdef extern from "tiles.h" nogil:
     const Py_ssize_t CB_NARROW_COLS
     const Py_ssize_t CB_NARROW_DOTS_SUM_COST_F64
     const Py_ssize_t CB_NARROW_DOTS_SUM_COST_F32
+    const Py_ssize_t CB_NARROW_DOTS_WHOLE_SUM_COST_F64
+    const Py_ssize_t CB_NARROW_DOTS_WHOLE_SUM_COST_F32
     const Py_ssize_t CB_NARROW_DOTS_MAX_N_F64
     const Py_ssize_t CB_NARROW_DOTS_MAX_N_F32
     const Py_ssize_t CB_FEW_DOTS_MAX_M_F64
@@ -198,8 +200,10 @@ def tile_table():
             "ten_lanes": {"float64": cb_ten_lanes_f64() if cb_ten_pays_f64() else 0,
                           "float32": cb_ten_lanes_f32() if cb_ten_pays_f32() else 0},
             "ten_min_k": {"float64": cb_ten_min_k_f64(), "float32": cb_ten_min_k_f32()},
-            "dots_sum_cost": {"float64": narrow_dots_sum_cost(<double*>NULL),
-                              "float32": narrow_dots_sum_cost(<float*>NULL)},
+            "dots_sum_cost": {"float64": narrow_dots_sum_cost(False, <double*>NULL),
+                              "float32": narrow_dots_sum_cost(False, <float*>NULL)},
+            "dots_whole_sum_cost": {"float64": narrow_dots_sum_cost(True, <double*>NULL),
+                                    "float32": narrow_dots_sum_cost(True, <float*>NULL)},
             "dots_max_n": {"float64": narrow_dots_max_n(<double*>NULL),
                            "float32": narrow_dots_max_n(<float*>NULL)},
             "few_dots_max_m": {"float64": few_dots_max_m(<double*>NULL),
@@ -233,7 +237,11 @@ cdef inline Py_ssize_t vector_lanes(real* kind) noexcept nogil:
     return CB_VECTOR_BYTES // sizeof(real)
 
 
-cdef inline Py_ssize_t narrow_dots_sum_cost(real* kind) noexcept nogil:
+cdef inline Py_ssize_t narrow_dots_sum_cost(bint whole, real* kind) noexcept nogil:
+    """What an element of the dot products costs beyond its FMAs, in vectors
+    of K: less when K is whole vectors (no tail to read again)."""
+    if whole:
+        return CB_NARROW_DOTS_WHOLE_SUM_COST_F32 if real is float else CB_NARROW_DOTS_WHOLE_SUM_COST_F64
     return CB_NARROW_DOTS_SUM_COST_F32 if real is float else CB_NARROW_DOTS_SUM_COST_F64
 
 
