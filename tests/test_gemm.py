@@ -6,8 +6,8 @@ import pytest
 from cbackprop._backend import engine
 from engine_told import told_halves_512
 from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
-                        dots_widest, few_dots_block_columns, rows_of_ct_most_rows,
-                        takes_dots_depth, takes_few_dots, takes_few_rows, takes_rows_of_ct)
+                        dots_widest, rows_of_ct_most_rows, takes_dots_depth, takes_few_dots,
+                        takes_few_rows, takes_rows_of_ct)
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -150,7 +150,8 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     """Dot products take X@W and δ@Wᵀ of 1 to the build's most columns
     (fewer than a vector's lanes; 6 in float64 and 8 in float32 with
     AVX-512), once K is long enough for the FMAs a one-vector tile wastes
-    on padding to outweigh their lane sums, past 4 columns on an A of at
+    on padding to outweigh their lane sums (from a K as short or shorter
+    when it is whole vectors, "Dot products of whole vectors"), past 4 columns on an A of at
     most 16 MiB (bench/README.md, "NARROW_DOTS_SUM_COST"). Xᵀ@δ of up to 10
     columns runs down the rows of C (on fewer rows than a tile, the short
     rows), of one column (a vector of rows or more) along the row of Cᵀ; 9
@@ -169,7 +170,6 @@ def test_which_narrow_kernel_takes_a_product(dtype):
         # one, any other from the other.
         for K in range(1, 4 * max(shortest, whole, lanes) + 2):
             want = K >= (whole if K % lanes == 0 else shortest)
-            assert takes_dots_depth(table, dtype, N, K) == want
             assert (engine.narrow_kernel(300, K, N, False, dtype) == "dots") == want, (N, K)
         assert engine.narrow_kernel(300, shortest, N, True, dtype) == ("rows" if N >= 2 else "column")
     assert engine.narrow_kernel(300, 4096, widest + 1, False, dtype) != "dots"
@@ -357,20 +357,33 @@ def test_few_dots_at_every_row_count(N, dtype):
 
 
 def test_few_dots_take_b_a_block_at_a_time(dtype, restore_engine_threads):
-    """δ@Wᵀ in the dot products reads B a block of columns at a time, every
-    group of rows on one block before the next (bench/README.md, "Few dots
-    on a far B"): B of three blocks and a remainder, on one row up to the
-    most the dot products take, every element within rounding of NumPy,
-    into a poisoned C and accumulating, each the same bits as in a product
-    of its column alone (a block's edge changes no sum), and on a team of
-    1-3 threads the same bits."""
+    """δ@Wᵀ in the dot products reads a B beyond 1 MiB a block of columns at
+    a time (about 256 KiB, a multiple of 4 columns, at least 4), every group
+    of rows on one block before the next, and a smaller B whole
+    (bench/README.md, "Few dots on a far B"): B of four blocks or more and a
+    remainder, on one row up to the most the dot products take, every
+    element within rounding of NumPy, into a poisoned C and accumulating,
+    each the same bits as in a product of its column alone (a block's edge
+    changes no sum), and on a team of 1-3 threads the same bits."""
     table = engine.tile_table()
-    most = table["few_dots_max_m"][dtype]
-    for M in sorted({1, 5, most - 3, most}):
+    most, itemsize = table["few_dots_max_m"][dtype], np.dtype(dtype).itemsize
+    assert engine.few_dots_block_columns(1000, 100, dtype) == 1000   # 800 KB or less: whole
+    assert engine.few_dots_block_columns(4000, 100, dtype) == 256 * 1024 // (100 * itemsize) // 4 * 4
+    assert engine.few_dots_block_columns(100, 70000, dtype) == 4      # a column beyond 64 KiB
+    with pytest.raises(ValueError, match="float32 or float64"):
+        engine.few_dots_block_columns(100, 100, "int64")
+    for M, K in sorted({(1, 700), (5, 700), (most - 3, 700), (most, 700), (1, 70000)}):
         rng = np.random.default_rng(M)
-        K = max(table["lanes"][dtype] * M, 700)
-        block = few_dots_block_columns(K, dtype)
-        N = 3 * block + 5
+        K = max(table["lanes"][dtype] * M, K)
+        block = engine.few_dots_block_columns(10**6, K, dtype)
+        # Four blocks and a remainder or more: past 1 MiB, and for the
+        # largest M past the threading threshold (a team only splits
+        # products above it).
+        N = 4 * block + 5
+        while (engine.few_dots_block_columns(N, K, dtype) == N
+               or M == most and 2 * M * N * K < table["parallel_min_flops"]):
+            N += block
+        assert engine.few_dots_block_columns(N, K, dtype) == block < N
         assert engine.narrow_kernel(M, K, N, False, dtype, trans_b=True) == "dots"
         A, B, expected = _operands(rng, M, N, K, False, True, dtype)
         C = product(A, B, False, True)
@@ -378,8 +391,13 @@ def test_few_dots_take_b_a_block_at_a_time(dtype, restore_engine_threads):
         for j in (0, block - 1, block, 2 * block + 1, N - 1):
             alone = product(A, np.ascontiguousarray(B[j:j + 1]), False, True)
             np.testing.assert_array_equal(C[:, j:j + 1], alone)
-        _assert_teams_agree(A, B, False, True, expected,
-                            rng.standard_normal((M, N)).astype(dtype), K, dtype)
+        if M == most:
+            assert 2 * M * N * K >= table["parallel_min_flops"]
+            _assert_teams_agree(A, B, False, True, expected,
+                                rng.standard_normal((M, N)).astype(dtype), K, dtype)
+        else:
+            C0 = rng.standard_normal((M, N)).astype(dtype)
+            _assert_close(accumulate(A, B, False, True, C0.copy()), expected + C0, K, dtype)
 
 
 def test_few_dots_on_a_team_equal_one_thread(dtype, restore_engine_threads):

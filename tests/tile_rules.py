@@ -46,18 +46,6 @@ def takes_few_dots(table, dtype, M, K):
     return M <= table["few_dots_max_m"][dtype] and K >= FEW_DOTS_MIN_VECTORS_PER_ROW * lanes * M
 
 
-# The dot products read such a B (δ@Wᵀ) a block of at most this many bytes
-# of columns at a time, a multiple of 4 columns, at least 4 (bench/README.md,
-# "Few dots on a far B").
-FEW_DOTS_B_BLOCK_BYTES = 256 * 1024
-
-
-def few_dots_block_columns(K, dtype):
-    """Columns of C (rows of B) in one block of the few dots' B."""
-    itemsize = 4 if dtype == "float32" else 8
-    return max(4, FEW_DOTS_B_BLOCK_BYTES // (K * itemsize) // 4 * 4)
-
-
 # Products of at most this many rows (per dtype) times a B of adjacent rows,
 # of at least FEW_ROWS_MIN_B_VALUES values and a vector of columns, stream B
 # as it lies (the few-rows kernel), unless the short rows of Cᵀ take them

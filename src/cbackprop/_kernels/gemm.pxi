@@ -95,12 +95,16 @@ cdef enum:
     # (bench/README.md, "Few dots on more rows"; in L1 too, "Few dots on a
     # small B").
     FEW_DOTS_MIN_VECTORS_PER_ROW = 1
-    # They read such a B a block of at most FEW_DOTS_B_BLOCK_BYTES at a time,
-    # every group of four rows of A on one block before the next: a B beyond
-    # L2, streamed whole by each group, came from L3 for every group (on an
-    # Intel Xeon float64 16x1024x1024T 1.69x faster in blocks, and 17-32 rows
-    # of a B of 2-8 MB ran 1.10-1.68x faster than in the blocked loops that
-    # had won there before; bench/README.md, "Few dots on a far B").
+    # A B (read as it lies) of more than FEW_DOTS_FAR_B_BYTES goes to the dot
+    # products in blocks of about FEW_DOTS_B_BLOCK_BYTES (few_dots_block),
+    # every group of four rows of A on one block before the next: such a B,
+    # streamed whole by each group, came from L3 for every group (on an Intel
+    # Xeon float64 16x1024x1024T 1.69x faster in blocks, and 17-32 rows of a
+    # B of 2-8 MB ran 1.10-1.68x faster than in the blocked loops that had
+    # won there before); a B that stays in L2 is read whole, so that a tall A
+    # of a few columns is not read once per block (bench/README.md, "Few dots
+    # on a far B").
+    FEW_DOTS_FAR_B_BYTES = 1024 * 1024
     FEW_DOTS_B_BLOCK_BYTES = 256 * 1024
     # Products of a few columns (narrow_dots_max_n, fewer than a vector's
     # lanes: the narrowest tile spends the rest of its vector on padding)
@@ -455,8 +459,8 @@ cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, bint whole, real* kind) n
     """The shortest K at which dot products take N (< lanes) columns: where
     the FMAs a one-vector tile wastes per element on its lanes - N padding
     columns, (K / lanes) (lanes - N) / N vectors, reach what an element of
-    dot products costs beyond its own (narrow_dots_sum_cost vectors, less
-    for a K of ``whole`` vectors)."""
+    dot products costs beyond its own (narrow_dots_sum_cost vectors, at
+    most as many for a K of ``whole`` vectors)."""
     cdef Py_ssize_t lanes = vector_lanes(kind)
     return (narrow_dots_sum_cost(whole, kind) * N * lanes + lanes - N - 1) // (lanes - N)
 
@@ -498,10 +502,10 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
     of its lanes on padding columns, and NARROW_DOTS for at most
-    narrow_dots_max_n columns, K of at least narrow_dots_min_k (shorter for a
-    K of whole vectors; and A of at
-    most NARROW_DOTS_TWO_PASS_MAX_A_BYTES past NARROW_DOTS_ONE_PASS_N
-    columns); otherwise NARROW_NONE."""
+    narrow_dots_max_n columns, K of at least narrow_dots_min_k (no longer
+    for a K of whole vectors; and A of at most
+    NARROW_DOTS_TWO_PASS_MAX_A_BYTES past NARROW_DOTS_ONE_PASS_N columns);
+    otherwise NARROW_NONE."""
     cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
     if N < 1 or K < 1:
         return NARROW_NONE
@@ -648,6 +652,27 @@ cdef inline void ten_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         pc += gemm_kc(<real*>NULL)
 
 
+cdef inline Py_ssize_t few_dots_block(Py_ssize_t N, Py_ssize_t K, real* kind) noexcept nogil:
+    """Columns of a B read as it lies that the dot products take per block
+    (dot_columns): all N while B is at most FEW_DOTS_FAR_B_BYTES, else about
+    FEW_DOTS_B_BLOCK_BYTES of them, a multiple of 4 (the widest pass of
+    columns, so that no block adds a narrower pass that reads A's rows
+    again) and at least 4."""
+    cdef Py_ssize_t column_bytes = K * <Py_ssize_t>sizeof(real)
+    if N * column_bytes <= FEW_DOTS_FAR_B_BYTES:
+        return N
+    return max(4, FEW_DOTS_B_BLOCK_BYTES // column_bytes // 4 * 4)
+
+
+def few_dots_block_columns(Py_ssize_t N, Py_ssize_t K, dtype):
+    """few_dots_block for N columns of depth K in ``dtype`` (tests)."""
+    if np.dtype(dtype) == np.float32:
+        return few_dots_block(N, K, <float*>NULL)
+    if np.dtype(dtype) == np.float64:
+        return few_dots_block(N, K, <double*>NULL)
+    raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+
+
 cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                              const real* A, Py_ssize_t rsa,
                              const real* B, Py_ssize_t rsb, Py_ssize_t csb,
@@ -657,8 +682,8 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     (NARROW_DOTS): each element the dot product of a row of op(A) with a
     column of op(B), both read along K (tiles.h, cb_few_dots). op(B)'s
     columns are read as they lie when their steps are adjacent (δ@Wᵀ, or a
-    single column), a block of FEW_DOTS_B_BLOCK_BYTES at a time for every
-    row; otherwise they are copied
+    single column), in blocks of few_dots_block columns, each for all of
+    the thread's rows before the next; otherwise they are copied
     into pack_b, by the team's first thread, in panels of as many steps as
     the buffer holds for N columns: gemm_pack_b_size(N, K) holds NR columns
     of min(K, gemm_kc) steps, so N <= NR columns of NR gemm_kc / N steps
@@ -667,12 +692,9 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     of C's rows, each element whole, so results do not depend on the team."""
     cdef Py_ssize_t first, last, pc = 0, kc, j, cols
     cdef Py_ssize_t panel = microkernel_nr(<real*>NULL) * gemm_kc(<real*>NULL) // N
-    cdef Py_ssize_t block = max(4, FEW_DOTS_B_BLOCK_BYTES // (K * <Py_ssize_t>sizeof(real)) // 4 * 4)
+    cdef Py_ssize_t block = few_dots_block(N, K, <real*>NULL)
     share(M, thread, team, &first, &last)
     if rsb == 1:
-        # B's columns a block at a time, every group of rows on one block
-        # before the next: each group streams its block, from L2 after the
-        # first.
         if last > first:
             j = 0
             while j < N:

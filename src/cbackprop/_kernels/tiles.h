@@ -275,9 +275,6 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 
 _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F32 < CB_LANES_F32,
                "the dot products take fewer columns than a vector's lanes (narrow_dots_min_k)");
-_Static_assert(CB_NARROW_DOTS_WHOLE_SUM_COST_F64 <= CB_NARROW_DOTS_SUM_COST_F64
-               && CB_NARROW_DOTS_WHOLE_SUM_COST_F32 <= CB_NARROW_DOTS_SUM_COST_F32,
-               "a K of whole vectors costs the dot products no more than one with a tail");
 
 /* Ten-column tiles that use half vectors (float32 on AVX-512) rather than
  * a tile padded to whole ones, on every CPU: 1.15-1.55x faster than the
