@@ -416,15 +416,17 @@ def test_few_dots_on_a_team_equal_one_thread(dtype, restore_engine_threads):
 
 def test_dot_products_sum_each_element_alone(dtype):
     """An element of the dot products has the same bits whichever rows and
-    columns share its block: the lanes of up to 16 sums are added together
-    where vectors have 16 lanes, of fewer sums one vector at a time, each
-    lane meeting the same partners in the same order. δ@Wᵀ of up to the
-    most rows the few dots take against each row alone (blocks of 4 rows
-    and of the 1-3 left over, times 4, 2 and 1 columns), and X@W of the
-    columns the narrow dot products take against the same rows one row
-    further on (blocks of four rows starting elsewhere). Only float32 with
-    16 lanes sums jointly; elsewhere the test holds each vector summed
-    alone to the same property."""
+    columns share its block: the lanes of half a vector's lanes of sums or
+    more are added together (in runs of a vector's lanes), of fewer sums
+    one vector at a time, each lane meeting the same partners in the same
+    order. δ@Wᵀ of up to the most rows the few dots take against each row
+    alone (blocks of 4 rows and of the 1-3 left over, times 4, 2 and 1
+    columns), and X@W of the columns the narrow dot products take against
+    the same rows one row further on (blocks of four rows starting
+    elsewhere). float32 with 16 lanes sums jointly, and float64 with 8
+    lanes of 64-byte vectors where the CPU runs them whole (an Intel Xeon,
+    not the Zen 4); elsewhere the test holds each vector summed alone to
+    the same property."""
     rng = np.random.default_rng(11)
     table = engine.tile_table()
     lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]

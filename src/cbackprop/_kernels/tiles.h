@@ -341,10 +341,16 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_FOLD_16_4 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3
 #define CB_FOLD_16_2 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
 #define CB_FOLD(lanes, w) CB_CAT2(CB_CAT2(CB_FOLD_, lanes), CB_CAT2(_, w))
-/* CB_HALVES_<LO|HI>_16_<w>: of two 16-lane vectors side by side, each in
+/* CB_HALVES_<LO|HI>_<lanes>_<w>: of two vectors side by side, each in
  * groups of w lanes, the lower (upper) half of every group, the first
  * vector's groups then the second's: adding the two sums each group's
  * halves (tiles_template.h, cb_lane_sums). */
+#define CB_HALVES_LO_8_8 0, 1, 2, 3, 8, 9, 10, 11
+#define CB_HALVES_HI_8_8 4, 5, 6, 7, 12, 13, 14, 15
+#define CB_HALVES_LO_8_4 0, 1, 4, 5, 8, 9, 12, 13
+#define CB_HALVES_HI_8_4 2, 3, 6, 7, 10, 11, 14, 15
+#define CB_HALVES_LO_8_2 0, 2, 4, 6, 8, 10, 12, 14
+#define CB_HALVES_HI_8_2 1, 3, 5, 7, 9, 11, 13, 15
 #define CB_HALVES_LO_16_16 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
 #define CB_HALVES_HI_16_16 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
 #define CB_HALVES_LO_16_8 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27
@@ -353,7 +359,8 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_HALVES_HI_16_4 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31
 #define CB_HALVES_LO_16_2 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
 #define CB_HALVES_HI_16_2 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
-#define CB_HALVES(half, w) CB_CAT2(CB_CAT2(CB_HALVES_, half), CB_CAT2(_16_, w))
+#define CB_HALVES(half, lanes, w) \
+    CB_CAT2(CB_CAT2(CB_CAT2(CB_HALVES_, half), CB_CAT2(_, lanes)), CB_CAT2(_, w))
 /* Makes the compiler treat a vector as computed in a register: a splat used
  * by a shuffle is then loaded by one broadcast from memory (a load-port
  * operation), instead of rebuilt lane by lane from the scalar with shuffles

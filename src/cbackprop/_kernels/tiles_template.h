@@ -633,16 +633,25 @@ static inline CB_REAL CB_(cb_lane_sum)(CB_VEC v) {
     return v[0];
 }
 
-#if CB_LANES_N == 16
+/* Lane sums together (cb_lane_sums) where vectors have 16 lanes, and
+ * where 8 lanes fill a 64-byte vector on a CPU that runs it whole (float64
+ * with AVX-512 on an Intel Xeon: cb_halves_512 picks at run time; where a
+ * 512-bit shuffle is two, on the Zen 4, and with AVX2's 8 float32 lanes,
+ * each vector summed alone ran as fast: bench/README.md, "Lane sums
+ * together"). */
+#define CB_JOINT_SUMS (CB_LANES_N == 16 || (CB_LANES_N == 8 && CB_VECTOR_BYTES == 64))
+#if CB_JOINT_SUMS
 /* Each group of `width` lanes of x and of y summed onto its lower half: x's
  * groups, so halved, in the lower half of the result, y's in the upper. */
 #define CB_HALVES_SUMMED(W) \
-    (CB_SHUFFLE(CB_(cb_index), x, y, CB_HALVES(LO, W)) \
-     + CB_SHUFFLE(CB_(cb_index), x, y, CB_HALVES(HI, W)))
+    (CB_SHUFFLE(CB_(cb_index), x, y, CB_HALVES(LO, CB_LANES_N, W)) \
+     + CB_SHUFFLE(CB_(cb_index), x, y, CB_HALVES(HI, CB_LANES_N, W)))
 static inline __attribute__((always_inline)) CB_VEC
 CB_(cb_halves_summed)(CB_VEC x, CB_VEC y, const int width) {
     switch (width) {
+#if CB_LANES_N == 16
     case 16: return CB_HALVES_SUMMED(16);
+#endif
     case 8: return CB_HALVES_SUMMED(8);
     case 4: return CB_HALVES_SUMMED(4);
     default: return CB_HALVES_SUMMED(2);
@@ -650,7 +659,8 @@ CB_(cb_halves_summed)(CB_VEC x, CB_VEC y, const int width) {
 }
 #undef CB_HALVES_SUMMED
 
-/* sums[e] = the sum of v[e]'s lanes, for 8 to 16 vectors at once: the
+/* sums[e] = the sum of v[e]'s lanes, for half to all of a vector's lanes
+ * of vectors at once (8 to 16 with 16 lanes): the
  * vectors two by two, each one's upper half of lanes added onto its lower
  * and the two halves side by side in one vector, until one vector holds
  * all n sums (n padded to a power of two with copies of v[0]), then the
@@ -727,15 +737,20 @@ CB_(cb_few_dots_block)(const int ROWS, const int JS, const int TAILED, ptrdiff_t
         }
     }
     CB_REAL totals[CB_FEW_ROWS * 4];
-#if CB_LANES_N == 16
-    const int together = 2 * ROWS * JS >= CB_LANES;
+#if CB_JOINT_SUMS
+    /* In runs of at most a vector's lanes of sums (a block of 4 x 4 sums
+     * of 8 lanes is two). */
+    const int sums = ROWS * JS, run = sums > CB_LANES ? CB_LANES : sums;
+    const int together = 2 * run >= CB_LANES && (CB_LANES_N == 16 || !cb_halves_512);
     if (together) {
         CB_VEC flat[CB_FEW_ROWS * 4];
         CB_UNROLLED for (int i = 0; i < ROWS; i++)
             CB_UNROLLED for (int q = 0; q < JS; q++)
                 flat[i * JS + q] = acc[i][q];
-        _Static_assert(CB_FEW_ROWS * 4 <= CB_LANES, "a block's sums fit one vector");
-        CB_(cb_lane_sums)(ROWS * JS, flat, totals);
+        _Static_assert(CB_FEW_ROWS * 4 <= 2 * CB_LANES, "a block's sums fit two vectors");
+        CB_(cb_lane_sums)(run, flat, totals);
+        if (sums > run)
+            CB_(cb_lane_sums)(sums - run, flat + run, totals + run);
     }
 #else
     const int together = 0;
@@ -843,6 +858,7 @@ static inline ptrdiff_t CB_(cb_fma_probe_flops)(ptrdiff_t iterations) {
     return 2 * iterations * CB_PROBE_CHAINS * CB_LANES;
 }
 
+#undef CB_JOINT_SUMS
 #undef CB_VEC
 #undef CB_LANES
 #undef CB_
