@@ -102,8 +102,9 @@ def test_does_not_read_c_without_accumulate(dtype):
 @pytest.fixture(params=[False, True], ids=["whole-512", "halves-512"])
 def halves_512(request):
     """Both ways a 64-byte build takes its ten-column tiles (whole vectors, or
-    half vectors for CPUs that halve 512-bit instructions), on every build;
-    the setting the import chose is put back."""
+    half vectors for CPUs that halve 512-bit instructions) and sums float64's
+    dot products (jointly, or each vector alone), on every build; the
+    setting the import chose is put back."""
     with told_halves_512(request.param):
         yield request.param
 
@@ -151,8 +152,9 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     (fewer than a vector's lanes; 6 in float64 and 8 in float32 with
     AVX-512), once K is long enough for the FMAs a one-vector tile wastes
     on padding to outweigh their lane sums (from a K as short or shorter
-    when it is whole vectors, "Dot products of whole vectors"), past 4 columns on an A of at
-    most 16 MiB (bench/README.md, "NARROW_DOTS_SUM_COST"). Xᵀ@δ of up to 10
+    when it is whole vectors, "Dot products of whole vectors"), past 4
+    columns on an A of at most 16 MiB (bench/README.md,
+    "NARROW_DOTS_SUM_COST"). Xᵀ@δ of up to 10
     columns runs down the rows of C (on fewer rows than a tile, the short
     rows), of one column (a vector of rows or more) along the row of Cᵀ; 9
     or 10 columns of X@W take the ten-column tiles; anything else the
@@ -414,7 +416,7 @@ def test_few_dots_on_a_team_equal_one_thread(dtype, restore_engine_threads):
                         K, dtype)
 
 
-def test_dot_products_sum_each_element_alone(dtype):
+def test_dot_products_sum_each_element_alone(dtype, halves_512):
     """An element of the dot products has the same bits whichever rows and
     columns share its block: the lanes of half a vector's lanes of sums or
     more are added together (in runs of a vector's lanes), of fewer sums
@@ -424,9 +426,10 @@ def test_dot_products_sum_each_element_alone(dtype):
     columns), and X@W of the columns the narrow dot products take against
     the same rows one row further on (blocks of four rows starting
     elsewhere). float32 with 16 lanes sums jointly, and float64 with 8
-    lanes of 64-byte vectors where the CPU runs them whole (an Intel Xeon,
-    not the Zen 4); elsewhere the test holds each vector summed alone to
-    the same property."""
+    lanes of 64-byte vectors when the engine is told the CPU runs them
+    whole (halves_512 off: an Intel Xeon, a Zen 5; told either way here);
+    elsewhere the test holds each vector summed alone to the same
+    property."""
     rng = np.random.default_rng(11)
     table = engine.tile_table()
     lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]
@@ -446,6 +449,28 @@ def test_dot_products_sum_each_element_alone(dtype):
         assert engine.narrow_kernel(39, K, N, False, dtype) == "dots"
         assert engine.narrow_kernel(38, K, N, False, dtype) == "dots"
         np.testing.assert_array_equal(product(A[1:], B), product(A, B)[1:], err_msg=f"{N} columns")
+
+
+def test_dot_products_same_bits_whether_512_bits_are_halved(dtype):
+    """The dot products give the same bits whether the engine is told the
+    CPU runs 512-bit instructions whole (float64's lanes then summed jointly
+    on a 64-byte build) or in halves (each vector alone): a model trains to
+    the same digits on an Intel Xeon and an AMD Zen 4."""
+    rng = np.random.default_rng(12)
+    table = engine.tile_table()
+    lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]
+    K = max(lanes * most, TINY_PRODUCT_MAX) + 3
+    cases = [(most, K, 16, True), (most - 1, K, 6, True), (most, K, 1, True)]
+    cases += [(39, 4 * dots_min_k(table, dtype, N) + 5, N, False)
+              for N in range(1, dots_widest(table, dtype) + 1)]
+    for M, K, N, trans_b in cases:
+        A, B, _ = _operands(rng, M, N, K, False, trans_b, dtype)
+        assert engine.narrow_kernel(M, K, N, False, dtype, trans_b=trans_b) == "dots"
+        with told_halves_512(False):
+            whole = product(A, B, False, trans_b)
+        with told_halves_512(True):
+            halves = product(A, B, False, trans_b)
+        np.testing.assert_array_equal(whole, halves, err_msg=f"{M}x{K}x{N}")
 
 
 @pytest.mark.parametrize("N", [1000, 1003])

@@ -292,7 +292,8 @@ _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F
 
 /* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
  * instruction as two 256-bit halves: a 64-byte build then takes its
- * ten-column tiles in half vectors. Read only by 64-byte builds. */
+ * ten-column tiles in half vectors, and sums float64's dot products each
+ * vector alone (the same bits as jointly). Read only by 64-byte builds. */
 static int cb_halves_512 = 0;
 static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 

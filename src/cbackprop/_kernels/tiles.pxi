@@ -218,8 +218,9 @@ def set_halves_512(bint on):
     256-bit halves (AMD Zen 4). A 64-byte build then takes products of 9-10
     columns in ten-column tiles of half vectors, and square roots from the
     instruction rather than by Newton steps (root_by_newton; Adam's and
-    RMSprop's in float64 a third by Newton steps: update_roots); other
-    builds ignore it.
+    RMSprop's in float64 a third by Newton steps: update_roots), and sums
+    each of float64's dot products alone rather than jointly (the same
+    bits); other builds ignore it.
     Set once at import (``_backend``); not meant to change while products run."""
     cb_set_halves_512(on)
 
@@ -239,7 +240,7 @@ cdef inline Py_ssize_t vector_lanes(real* kind) noexcept nogil:
 
 cdef inline Py_ssize_t narrow_dots_sum_cost(bint whole, real* kind) noexcept nogil:
     """What an element of the dot products costs beyond its FMAs, in vectors
-    of K: less when K is whole vectors (no tail to read again)."""
+    of K: no more when K is whole vectors (no tail to read again)."""
     if whole:
         return CB_NARROW_DOTS_WHOLE_SUM_COST_F32 if real is float else CB_NARROW_DOTS_WHOLE_SUM_COST_F64
     return CB_NARROW_DOTS_SUM_COST_F32 if real is float else CB_NARROW_DOTS_SUM_COST_F64

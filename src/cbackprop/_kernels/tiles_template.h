@@ -659,18 +659,19 @@ CB_(cb_halves_summed)(CB_VEC x, CB_VEC y, const int width) {
 }
 #undef CB_HALVES_SUMMED
 
-/* sums[e] = the sum of v[e]'s lanes, for half to all of a vector's lanes
- * of vectors at once (8 to 16 with 16 lanes): the
+/* sums[e] = the sum of v[e]'s lanes, for 1 to a vector's lanes of vectors
+ * at once (the caller gives it half of that or more): the
  * vectors two by two, each one's upper half of lanes added onto its lower
  * and the two halves side by side in one vector, until one vector holds
  * all n sums (n padded to a power of two with copies of v[0]), then the
  * upper half of each sum's lanes onto the lower until it is one lane: 16
- * sums in 15 steps of two shuffles and an add, where summing each vector
- * alone (cb_lane_sum) takes 4 shuffles and adds per sum, as many as the
- * FMAs of a short K. Where vectors have fewer lanes, or fewer than 8 sums
- * share the work, that alone ran as fast (bench/README.md, "Lane sums
- * together"). Every lane of an element meets the same partners in the same
- * order as in cb_lane_sum (the upper half of its lanes onto the lower, four
+ * sums of 16 lanes in 15 steps of two shuffles and an add, where summing
+ * each vector alone (cb_lane_sum) takes log2(lanes) shuffles and adds per
+ * sum, as many as the FMAs of a short K. With 32-byte vectors, on a CPU
+ * that halves 512-bit ones, or for fewer than half a vector's lanes of
+ * sums, that alone ran as fast (bench/README.md, "Lane sums together").
+ * Every lane of an element meets the same partners in the same order as in
+ * cb_lane_sum (the upper half of its lanes onto the lower, log2(lanes)
  * times), whatever n and whichever vectors share the reduction, so its
  * digits depend on its own products alone, and a team sharing the rows
  * gives the same bits. */
