@@ -171,7 +171,7 @@ def test_which_narrow_kernel_takes_a_product(dtype):
         # Every K up to past both thresholds: a K of whole vectors from the
         # one, any other from the other.
         for K in range(1, 4 * max(shortest, whole, lanes) + 2):
-            want = K >= (whole if K % lanes == 0 else shortest)
+            want = takes_dots_depth(table, dtype, N, K)
             assert (engine.narrow_kernel(300, K, N, False, dtype) == "dots") == want, (N, K)
         assert engine.narrow_kernel(300, shortest, N, True, dtype) == ("rows" if N >= 2 else "column")
     assert engine.narrow_kernel(300, 4096, widest + 1, False, dtype) != "dots"
@@ -416,39 +416,45 @@ def test_few_dots_on_a_team_equal_one_thread(dtype, restore_engine_threads):
                         K, dtype)
 
 
+def _dot_products_cases(dtype):
+    """(M, K, N, trans_b) of products the dot products take: δ@Wᵀ of up to
+    the most rows the few dots take (blocks of 4 rows and of the 1-3 left
+    over, times 4, 2 and 1 columns), one row of one column past the plain
+    loops, and X@W of 39 rows of each width the narrow dot products take."""
+    table = engine.tile_table()
+    lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]
+    K = max(lanes * most, TINY_PRODUCT_MAX) + 3
+    cases = [(most - short, K, N, True)
+             for short, N in [(0, 16), (1, 7), (2, 5), (3, 6), (0, 3), (1, 2), (2, 1)]]
+    return cases + [(39, 4 * dots_min_k(table, dtype, N) + 5, N, False)
+                    for N in range(1, dots_widest(table, dtype) + 1)]
+
+
 def test_dot_products_sum_each_element_alone(dtype, halves_512):
     """An element of the dot products has the same bits whichever rows and
     columns share its block: the lanes of half a vector's lanes of sums or
     more are added together (in runs of a vector's lanes), of fewer sums
     one vector at a time, each lane meeting the same partners in the same
-    order. δ@Wᵀ of up to the most rows the few dots take against each row
-    alone (blocks of 4 rows and of the 1-3 left over, times 4, 2 and 1
-    columns), and X@W of the columns the narrow dot products take against
-    the same rows one row further on (blocks of four rows starting
-    elsewhere). float32 with 16 lanes sums jointly, and float64 with 8
-    lanes of 64-byte vectors when the engine is told the CPU runs them
-    whole (halves_512 off: an Intel Xeon, a Zen 5; told either way here);
-    elsewhere the test holds each vector summed alone to the same
-    property."""
+    order. δ@Wᵀ against each row alone, and X@W against the same rows one
+    row further on (blocks of four rows starting elsewhere). float32 with
+    16 lanes sums jointly, and float64 with 8 lanes of 64-byte vectors when
+    the engine is told the CPU runs them whole (halves_512 off: an Intel
+    Xeon, a Zen 5; told either way here); elsewhere the test holds each
+    vector summed alone to the same property."""
     rng = np.random.default_rng(11)
-    table = engine.tile_table()
-    lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]
-    K = max(lanes * most, TINY_PRODUCT_MAX) + 3   # one row of one column past the plain loops
-    for M, N in [(most, 16), (most - 1, 7), (most - 2, 5), (most - 3, 6), (most, 3), (most - 1, 2),
-                 (most - 2, 1)]:
-        A, B, _ = _operands(rng, M, N, K, False, True, dtype)
-        assert engine.narrow_kernel(M, K, N, False, dtype, trans_b=True) == "dots"
-        assert engine.narrow_kernel(1, K, N, False, dtype, trans_b=True) == "dots"
-        together = product(A, B, False, True)
-        for i in range(M):
-            np.testing.assert_array_equal(product(A[i:i + 1], B, False, True)[0], together[i],
-                                          err_msg=f"row {i} of {M}, {N} columns")
-    for N in range(1, dots_widest(table, dtype) + 1):
-        K = 4 * dots_min_k(table, dtype, N) + 5
-        A, B, _ = _operands(rng, 39, N, K, False, False, dtype)
-        assert engine.narrow_kernel(39, K, N, False, dtype) == "dots"
-        assert engine.narrow_kernel(38, K, N, False, dtype) == "dots"
-        np.testing.assert_array_equal(product(A[1:], B), product(A, B)[1:], err_msg=f"{N} columns")
+    for M, K, N, trans_b in _dot_products_cases(dtype):
+        A, B, _ = _operands(rng, M, N, K, False, trans_b, dtype)
+        assert engine.narrow_kernel(M, K, N, False, dtype, trans_b=trans_b) == "dots"
+        if trans_b:
+            assert engine.narrow_kernel(1, K, N, False, dtype, trans_b=True) == "dots"
+            together = product(A, B, False, True)
+            for i in range(M):
+                np.testing.assert_array_equal(product(A[i:i + 1], B, False, True)[0],
+                                              together[i], err_msg=f"row {i} of {M}, {N} columns")
+        else:
+            assert engine.narrow_kernel(M - 1, K, N, False, dtype) == "dots"
+            np.testing.assert_array_equal(product(A[1:], B), product(A, B)[1:],
+                                          err_msg=f"{N} columns")
 
 
 def test_dot_products_same_bits_whether_512_bits_are_halved(dtype):
@@ -457,13 +463,7 @@ def test_dot_products_same_bits_whether_512_bits_are_halved(dtype):
     on a 64-byte build) or in halves (each vector alone): a model trains to
     the same digits on an Intel Xeon and an AMD Zen 4."""
     rng = np.random.default_rng(12)
-    table = engine.tile_table()
-    lanes, most = table["lanes"][dtype], table["few_dots_max_m"][dtype]
-    K = max(lanes * most, TINY_PRODUCT_MAX) + 3
-    cases = [(most, K, 16, True), (most - 1, K, 6, True), (most, K, 1, True)]
-    cases += [(39, 4 * dots_min_k(table, dtype, N) + 5, N, False)
-              for N in range(1, dots_widest(table, dtype) + 1)]
-    for M, K, N, trans_b in cases:
+    for M, K, N, trans_b in _dot_products_cases(dtype):
         A, B, _ = _operands(rng, M, N, K, False, trans_b, dtype)
         assert engine.narrow_kernel(M, K, N, False, dtype, trans_b=trans_b) == "dots"
         with told_halves_512(False):

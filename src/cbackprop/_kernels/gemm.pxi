@@ -682,10 +682,10 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     (NARROW_DOTS): each element the dot product of a row of op(A) with a
     column of op(B), both read along K (tiles.h, cb_few_dots). op(B)'s
     columns are read as they lie when their steps are adjacent (δ@Wᵀ, or a
-    single column), in blocks of few_dots_block columns, each for all of
-    the thread's rows before the next; otherwise they are copied
-    into pack_b, by the team's first thread, in panels of as many steps as
-    the buffer holds for N columns: gemm_pack_b_size(N, K) holds NR columns
+    single column), in blocks of few_dots_block columns, each for all of the
+    thread's rows before the next; otherwise they are copied into pack_b, by
+    the team's first thread, in panels of as many steps as the buffer holds
+    for N columns: gemm_pack_b_size(N, K) holds NR columns
     of min(K, gemm_kc) steps, so N <= NR columns of NR gemm_kc / N steps
     (a panel as long as a tile's read A's rows in stripes, 1.2-1.4x slower
     on 2000x2000x4 float64, bench/README.md). Each thread computes its share
