@@ -242,8 +242,6 @@ static inline __attribute__((always_inline)) VM CB_VM_(cb_vm_sqrt)(const int NEW
 #endif
     return CB_VM_(cb_vm_sqrt_instruction)(x);
 }
-#undef VM_MIN_MAX
-#undef VM_X86
 
 /* x clamped to [VM_EXP_MIN, VM_EXP_MAX] (NaN stays NaN), reduced to
  * r = x - n ln2 with n an integer; returns r, n in *n. */
@@ -271,6 +269,33 @@ static inline VM CB_VM_(cb_vm_q)(VM r) {
     for (int k = 1; k < VM_TERMS; k++)
         q = q * r + c[k];
     return q;
+}
+
+/* 2 Q(2h), by the same Horner steps as cb_vm_q(2h) with every value
+ * scaled by a power of two (each coefficient by 2 per degree below the
+ * top one, and once more): the same roundings, so cb_vm_q_half(h) * h is
+ * cb_vm_q(r) * r to the bit for r = 2h, without r. */
+static inline VM CB_VM_(cb_vm_q_half)(VM h) {
+    const CB_REAL* c = CB_VM_(cb_vm_q_terms) + 15 - VM_TERMS;
+    VM q = CB_VM_(cb_vm_splat)(c[0] * (CB_REAL)(1 << VM_TERMS));
+    for (int k = 1; k < VM_TERMS; k++)
+        q = q * h + c[k] * (CB_REAL)(1 << (VM_TERMS - k));
+    return q;
+}
+
+/* 2^k for integer-valued k within the normal exponents, from t = k +
+ * VM_SHIFTER (whose low bits hold k): one scalef where the build has
+ * AVX-512 (its exponent field written by the instruction), else the
+ * exponent's bits built from t's. */
+static inline VM CB_VM_(cb_vm_power_of_two)(VM k, VM t) {
+#if CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
+    (void)t;
+    return (VM)VM_X86(scalef)(VM_X86(set1)(1), (__typeof__(VM_X86(setzero)()))k);
+#else
+    (void)k;
+    VMI n = (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
+    return (VM)((n + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
+#endif
 }
 
 static inline VM CB_VM_(cb_vm_exp)(VM x) {
@@ -358,21 +383,23 @@ static inline VM CB_VM_(cb_vm_tanh)(VM x) {
     VM a = CB_VM_(cb_vm_abs)(x);
     a = CB_VM_(cb_vm_at_most)(a, VM_TANH_SATURATES);
     /* u = expm1(2a) with 0 <= 2a <= 2 VM_TANH_SATURATES: no clamping, and
-     * 2^n is one normal number (n < 64); u = 2^n expm1(r) + (2^n - 1). */
-    VM twice = a + a;
-    VM t = twice * VM_LOG2E + VM_SHIFTER;
+     * 2^k is one normal number (k < 64); u = 2^k expm1(r) + (2^k - 1),
+     * 2a = k ln2 + r. 2a is never formed: a times 2 log2(e), and h = r / 2
+     * from a and ln2 / 2, are the same values (halved) and roundings, and
+     * cb_vm_q_half(h) h is expm1(r)'s polynomial (bench/README.md,
+     * "Kept: tanh in two operations fewer"). */
+    VM t = a * (2 * VM_LOG2E) + VM_SHIFTER;
     VM k = t - VM_SHIFTER;
-    VMI n = (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
 #if CB_VM_DOUBLE
-    VM r = (twice - k * VM_LN2_HI) - k * VM_LN2_LO;
+    VM h = (a - k * (VM_LN2_HI / 2)) - k * (VM_LN2_LO / 2);
 #else
     /* ln2 rounded to float32 once: r is off by k (< 29) times 1.9e-9, which
      * moves tanh by at most 2e-9 of itself (2 (u+1) / (u (u+2)) per unit of
      * r is largest at k = 1), and the second FMA goes. */
-    VM r = twice - k * (CB_REAL)0.6931471805599453;
+    VM h = a - k * (CB_REAL)(0.6931471805599453 / 2);
 #endif
-    VM power = (VM)((n + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
-    VM u = (CB_VM_(cb_vm_q)(r) * r) * power + (power - 1);
+    VM power = CB_VM_(cb_vm_power_of_two)(k, t);
+    VM u = (CB_VM_(cb_vm_q_half)(h) * h) * power + (power - 1);
     VM tanh_a = u / (u + 2);
     return (VM)((VMI)tanh_a | ((VMI)x & VM_SIGN_BIT));
 }
@@ -473,6 +500,8 @@ static inline void CB_VM_(cb_vsqrt)(ptrdiff_t n, const CB_REAL* x, CB_REAL* y) {
     CB_VM_(cb_vsqrt_instruction)(n, x, y);
 }
 
+#undef VM_MIN_MAX
+#undef VM_X86
 #undef VM_MANTISSA_BITS
 #undef VM_PS_PD
 #undef VM_KORTESTZ
