@@ -7,7 +7,7 @@
  * polynomial in r (fitted: 11 terms in float64, 6 in float32), and a
  * scale by 2^n
  * built from its exponent bits (in two halves, so that subnormal results
- * round once); sigmoid and tanh are written through them; log splits off
+ * round once; one scalef on the AVX-512 build); sigmoid and tanh are written through them; log splits off
  * the exponent and sums the atanh series of the mantissa; erfc is two
  * fitted polynomials, the far one scaled by exp(-x²).
  *

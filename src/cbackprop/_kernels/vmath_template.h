@@ -253,9 +253,21 @@ static inline VM CB_VM_(cb_vm_reduce)(VM x, VMI* n) {
     return (x - k * VM_LN2_HI) - k * VM_LN2_LO;
 }
 
-/* 2^n for integer lanes in [-2 * bias - mantissa bits, 2 * bias + 2], as two
- * factors whose product is 2^n: each a normal number. */
+/* p 2^n for integer lanes n in [-2 * bias - mantissa bits, 2 * bias + 2],
+ * rounded once: by two factors whose product is 2^n, each a normal number
+ * (p times the first is exact), or on the AVX-512 build by one scalef of n
+ * converted, which rounds the same exact product once (bench/README.md,
+ * "Kept: 2^n by scalef"). */
 static inline VM CB_VM_(cb_vm_scale)(VM p, VMI n) {
+#if CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
+    typedef __typeof__(VM_X86(setzero)()) native;
+#if CB_VM_DOUBLE
+    native power = _mm512_cvtepi64_pd((__m512i)n);
+#else
+    native power = _mm512_cvtepi32_ps((__m512i)n);
+#endif
+    return (VM)VM_X86(scalef)((native)p, power);
+#endif
     VMI half = n >> 1;
     VM first = (VM)((half + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
     VM second = (VM)((n - half + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
