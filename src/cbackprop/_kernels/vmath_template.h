@@ -243,35 +243,46 @@ static inline __attribute__((always_inline)) VM CB_VM_(cb_vm_sqrt)(const int NEW
     return CB_VM_(cb_vm_sqrt_instruction)(x);
 }
 
+/* The integer n of a reduction (cb_vm_reduce), as cb_vm_scale takes it:
+ * on the AVX-512 build its value in the dtype, which scalef reads as it
+ * is (bench/README.md, "Kept: 2^n by scalef"); elsewhere integer lanes,
+ * moved into exponent bits. */
+#if CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
+#define VM_SCALEF 1
+#define VME VM
+#else
+#define VM_SCALEF 0
+#define VME VMI
+#endif
+
 /* x clamped to [VM_EXP_MIN, VM_EXP_MAX] (NaN stays NaN), reduced to
  * r = x - n ln2 with n an integer; returns r, n in *n. */
-static inline VM CB_VM_(cb_vm_reduce)(VM x, VMI* n) {
+static inline VM CB_VM_(cb_vm_reduce)(VM x, VME* n) {
     x = CB_VM_(cb_vm_at_least)(CB_VM_(cb_vm_at_most)(x, VM_EXP_MAX), VM_EXP_MIN);
     VM t = x * VM_LOG2E + VM_SHIFTER;
     VM k = t - VM_SHIFTER;
+#if VM_SCALEF
+    *n = k;
+#else
     *n = (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
+#endif
     return (x - k * VM_LN2_HI) - k * VM_LN2_LO;
 }
 
-/* p 2^n for integer lanes n in [-2 * bias - mantissa bits, 2 * bias + 2],
+/* p 2^n for integer n in [-2 * bias - mantissa bits, 2 * bias + 2],
  * rounded once: by two factors whose product is 2^n, each a normal number
- * (p times the first is exact), or on the AVX-512 build by one scalef of n
- * converted, which rounds the same exact product once (bench/README.md,
- * "Kept: 2^n by scalef"). */
-static inline VM CB_VM_(cb_vm_scale)(VM p, VMI n) {
-#if CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
+ * (p times the first is exact), or on the AVX-512 build by one scalef,
+ * which rounds the same exact product once. */
+static inline VM CB_VM_(cb_vm_scale)(VM p, VME n) {
+#if VM_SCALEF
     typedef __typeof__(VM_X86(setzero)()) native;
-#if CB_VM_DOUBLE
-    native power = _mm512_cvtepi64_pd((__m512i)n);
+    return (VM)VM_X86(scalef)((native)p, (native)n);
 #else
-    native power = _mm512_cvtepi32_ps((__m512i)n);
-#endif
-    return (VM)VM_X86(scalef)((native)p, power);
-#endif
     VMI half = n >> 1;
     VM first = (VM)((half + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
     VM second = (VM)((n - half + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
     return p * first * second;
+#endif
 }
 
 /* Q(r) by Horner over the table's entries 15 - VM_TERMS .. 14, highest degree first. */
@@ -300,7 +311,7 @@ static inline VM CB_VM_(cb_vm_q_half)(VM h) {
  * AVX-512 (its exponent field written by the instruction), else the
  * exponent's bits built from t's. */
 static inline VM CB_VM_(cb_vm_power_of_two)(VM k, VM t) {
-#if CB_VECTOR_BYTES == 64 && defined(__AVX512F__)
+#if VM_SCALEF
     (void)t;
     return (VM)VM_X86(scalef)(VM_X86(set1)(1), (__typeof__(VM_X86(setzero)()))k);
 #else
@@ -311,14 +322,14 @@ static inline VM CB_VM_(cb_vm_power_of_two)(VM k, VM t) {
 }
 
 static inline VM CB_VM_(cb_vm_exp)(VM x) {
-    VMI n;
+    VME n;
     VM r = CB_VM_(cb_vm_reduce)(x, &n);
     VM p = CB_VM_(cb_vm_q)(r) * r + 1;
     return CB_VM_(cb_vm_scale)(p, n);
 }
 
 static inline VM CB_VM_(cb_vm_expm1)(VM x) {
-    VMI n;
+    VME n;
     VM r = CB_VM_(cb_vm_reduce)(x, &n);
     VM p = CB_VM_(cb_vm_q)(r) * r;     /* expm1(r) */
     /* expm1(x) = 2^n expm1(r) + (2^n - 1), with 2^n - 1 exact; where 2^n
@@ -379,7 +390,7 @@ static inline VM CB_VM_(cb_vm_log1p)(VM x) {
  * the result are factor * e * r, scaled by 2^n last, so that a subnormal
  * result is rounded once. */
 static inline VM CB_VM_(cb_vm_logistic)(VM x, VM factor) {
-    VMI n;
+    VME n;
     VM reduced = CB_VM_(cb_vm_reduce)((VM)((VMI)x | VM_SIGN_BIT), &n);
     VM p = CB_VM_(cb_vm_q)(reduced) * reduced + 1;
     VM r = 1 / (1 + CB_VM_(cb_vm_scale)(p, n));
@@ -467,7 +478,7 @@ static inline VM CB_VM_(cb_vm_erfc)(VM x) {
     VM s = (t - VM_ERFC_MID) * VM_ERFC_INV_HALF;
     VM h = CB_VM_(cb_vm_polynomial)(s, CB_VM_(cb_vm_erfc_far), VM_ERFC_FAR_TERMS - 1) * s;
     h = (h + VM_ERFC_FAR_LOW) + CB_VM_(cb_vm_erfc_far)[VM_ERFC_FAR_TERMS - 1];
-    VMI n;
+    VME n;
     VM r = CB_VM_(cb_vm_reduce)(-square, &n) - square_error;
     VM th = t * h;
     VM far = CB_VM_(cb_vm_scale)(th + th * (CB_VM_(cb_vm_q)(r) * r), n);
@@ -514,6 +525,8 @@ static inline void CB_VM_(cb_vsqrt)(ptrdiff_t n, const CB_REAL* x, CB_REAL* y) {
 
 #undef VM_MIN_MAX
 #undef VM_X86
+#undef VM_SCALEF
+#undef VME
 #undef VM_MANTISSA_BITS
 #undef VM_PS_PD
 #undef VM_KORTESTZ
