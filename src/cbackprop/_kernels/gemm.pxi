@@ -685,11 +685,11 @@ cdef inline void dot_columns(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     single column), in blocks of few_dots_block columns, each for all of the
     thread's rows before the next; otherwise they are copied into pack_b, by
     the team's first thread, in panels of as many steps as the buffer holds
-    for N columns: gemm_pack_b_size(N, K) holds NR columns
-    of min(K, gemm_kc) steps, so N <= NR columns of NR gemm_kc / N steps
-    (a panel as long as a tile's read A's rows in stripes, 1.2-1.4x slower
-    on 2000x2000x4 float64, bench/README.md). Each thread computes its share
-    of C's rows, each element whole, so results do not depend on the team."""
+    for N columns: gemm_pack_b_size(N, K) holds NR columns of min(K,
+    gemm_kc) steps, so N <= NR columns of NR gemm_kc / N steps (a panel as
+    long as a tile's read A's rows in stripes, 1.2-1.4x slower on
+    2000x2000x4 float64, bench/README.md). Each thread computes its share of
+    C's rows, each element whole, so results do not depend on the team."""
     cdef Py_ssize_t first, last, pc = 0, kc, j, cols
     cdef Py_ssize_t panel = microkernel_nr(<real*>NULL) * gemm_kc(<real*>NULL) // N
     cdef Py_ssize_t block = few_dots_block(N, K, <real*>NULL)

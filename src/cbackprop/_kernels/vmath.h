@@ -5,11 +5,11 @@
  * each build runs them on its own vector width. No libm call per element:
  * exp and expm1 are a Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a
  * polynomial in r (fitted: 11 terms in float64, 6 in float32), and a
- * scale by 2^n
- * built from its exponent bits (in two halves, so that subnormal results
- * round once; one scalef on the AVX-512 build); sigmoid and tanh are written through them; log splits off
- * the exponent and sums the atanh series of the mantissa; erfc is two
- * fitted polynomials, the far one scaled by exp(-x²).
+ * scale by 2^n rounded once (one scalef on the AVX-512 build; elsewhere
+ * two factors built from exponent bits, so that subnormal results round
+ * once); sigmoid and tanh are written through them; log splits off the
+ * exponent and sums the atanh series of the mantissa; erfc is two fitted
+ * polynomials, the far one scaled by exp(-x²).
  *
  * The interface, for each dtype suffix (f64, f32); y may be x itself:
  *

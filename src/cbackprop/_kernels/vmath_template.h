@@ -269,10 +269,10 @@ static inline VM CB_VM_(cb_vm_reduce)(VM x, VME* n) {
     return (x - k * VM_LN2_HI) - k * VM_LN2_LO;
 }
 
-/* p 2^n for integer n in [-2 * bias - mantissa bits, 2 * bias + 2],
- * rounded once: by two factors whose product is 2^n, each a normal number
- * (p times the first is exact), or on the AVX-512 build by one scalef,
- * which rounds the same exact product once. */
+/* p 2^n for integer n in [2 - 2 * bias, 2 * bias] (the callers' n lie well
+ * inside), rounded once: by two factors whose product is 2^n, each a
+ * normal number (p times the first is exact), or on the AVX-512 build by
+ * one scalef, which rounds the same exact product once. */
 static inline VM CB_VM_(cb_vm_scale)(VM p, VME n) {
 #if VM_SCALEF
     typedef __typeof__(VM_X86(setzero)()) native;
@@ -295,9 +295,9 @@ static inline VM CB_VM_(cb_vm_q)(VM r) {
 }
 
 /* 2 Q(2h), by the same Horner steps as cb_vm_q(2h) with every value
- * scaled by a power of two (each coefficient by 2 per degree below the
- * top one, and once more): the same roundings, so cb_vm_q_half(h) * h is
- * cb_vm_q(r) * r to the bit for r = 2h, without r. */
+ * scaled by a power of two (the coefficient of degree d by 2^(d+1)): the
+ * same roundings, so cb_vm_q_half(h) * h is cb_vm_q(r) * r to the bit for
+ * r = 2h, without r. */
 static inline VM CB_VM_(cb_vm_q_half)(VM h) {
     const CB_REAL* c = CB_VM_(cb_vm_q_terms) + 15 - VM_TERMS;
     VM q = CB_VM_(cb_vm_splat)(c[0] * (CB_REAL)(1 << VM_TERMS));
@@ -416,7 +416,7 @@ static inline VM CB_VM_(cb_vm_tanh)(VM x) {
 #if CB_VM_DOUBLE
     VM h = (a - k * (VM_LN2_HI / 2)) - k * (VM_LN2_LO / 2);
 #else
-    /* ln2 rounded to float32 once: r is off by k (< 29) times 1.9e-9, which
+    /* ln2 rounded to float32 once: r is off by k (at most 29) times 1.9e-9, which
      * moves tanh by at most 2e-9 of itself (2 (u+1) / (u (u+2)) per unit of
      * r is largest at k = 1), and the second FMA goes. */
     VM h = a - k * (CB_REAL)(0.6931471805599453 / 2);
