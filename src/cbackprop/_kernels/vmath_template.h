@@ -255,17 +255,25 @@ static inline __attribute__((always_inline)) VM CB_VM_(cb_vm_sqrt)(const int NEW
 #define VME VMI
 #endif
 
+/* That n, from k (the integer in the dtype) and t = k + VM_SHIFTER (whose
+ * low bits hold it). */
+static inline VME CB_VM_(cb_vm_exponent)(VM k, VM t) {
+#if VM_SCALEF
+    (void)t;
+    return k;
+#else
+    (void)k;
+    return (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
+#endif
+}
+
 /* x clamped to [VM_EXP_MIN, VM_EXP_MAX] (NaN stays NaN), reduced to
  * r = x - n ln2 with n an integer; returns r, n in *n. */
 static inline VM CB_VM_(cb_vm_reduce)(VM x, VME* n) {
     x = CB_VM_(cb_vm_at_least)(CB_VM_(cb_vm_at_most)(x, VM_EXP_MAX), VM_EXP_MIN);
     VM t = x * VM_LOG2E + VM_SHIFTER;
     VM k = t - VM_SHIFTER;
-#if VM_SCALEF
-    *n = k;
-#else
-    *n = (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
-#endif
+    *n = CB_VM_(cb_vm_exponent)(k, t);
     return (x - k * VM_LN2_HI) - k * VM_LN2_LO;
 }
 
@@ -306,17 +314,13 @@ static inline VM CB_VM_(cb_vm_q_half)(VM h) {
     return q;
 }
 
-/* 2^k for integer-valued k within the normal exponents, from t = k +
- * VM_SHIFTER (whose low bits hold k): one scalef where the build has
- * AVX-512 (its exponent field written by the instruction), else the
- * exponent's bits built from t's. */
-static inline VM CB_VM_(cb_vm_power_of_two)(VM k, VM t) {
+/* 2^n for n within the normal exponents: cb_vm_scale's one scalef where
+ * the build has it, else one factor's exponent bits (cb_vm_scale's two are
+ * for the subnormal and overflowing results this range leaves out). */
+static inline VM CB_VM_(cb_vm_power_of_two)(VME n) {
 #if VM_SCALEF
-    (void)t;
-    return (VM)VM_X86(scalef)(VM_X86(set1)(1), (__typeof__(VM_X86(setzero)()))k);
+    return CB_VM_(cb_vm_scale)(CB_VM_(cb_vm_splat)(1), n);
 #else
-    (void)k;
-    VMI n = (VMI)t - (VMI)CB_VM_(cb_vm_splat)(VM_SHIFTER);
     return (VM)((n + VM_EXPONENT_BIAS) << VM_MANTISSA_BITS);
 #endif
 }
@@ -416,12 +420,13 @@ static inline VM CB_VM_(cb_vm_tanh)(VM x) {
 #if CB_VM_DOUBLE
     VM h = (a - k * (VM_LN2_HI / 2)) - k * (VM_LN2_LO / 2);
 #else
-    /* ln2 rounded to float32 once: r is off by k (at most 29) times 1.9e-9, which
-     * moves tanh by at most 2e-9 of itself (2 (u+1) / (u (u+2)) per unit of
-     * r is largest at k = 1), and the second FMA goes. */
+    /* ln2 rounded to float32 once: r is off by k (at most 29) times
+     * 1.9e-9, which moves tanh by at most 2e-9 of itself (2 (u+1) /
+     * (u (u+2)) per unit of r is largest at k = 1), and the second FMA
+     * goes. */
     VM h = a - k * (CB_REAL)(0.6931471805599453 / 2);
 #endif
-    VM power = CB_VM_(cb_vm_power_of_two)(k, t);
+    VM power = CB_VM_(cb_vm_power_of_two)(CB_VM_(cb_vm_exponent)(k, t));
     VM u = (CB_VM_(cb_vm_q_half)(h) * h) * power + (power - 1);
     VM tanh_a = u / (u + 2);
     return (VM)((VMI)tanh_a | ((VMI)x & VM_SIGN_BIT));
