@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -667,3 +668,42 @@ def test_a_partial_run_names_what_it_did_not_measure(capsys):
     report.print_targets([], named)
     assert "not measured in this run, so not counted: configs tiny, deep, wide, big;" in \
         capsys.readouterr().out
+
+
+class _NumpyAsTorch:
+    """What bench_gemm asks of torch, done by numpy: the plumbing without torch."""
+    from_numpy = staticmethod(lambda array: array)
+    matmul = staticmethod(np.matmul)
+
+
+def test_another_blas_is_timed_on_the_peak_squares_only(monkeypatch):
+    """With torch, bench_gemm times torch.matmul beside ours and numpy's on the
+    squares the peak target reads (GEMM_PEAK_SIZE, here made 64), in every
+    form and dtype, and on nothing else; without it, on nothing."""
+    gemm = load_bench_module("gemm")
+    monkeypatch.setattr(gemm, "GEMM_PEAK_SIZE", 64)
+    args = SimpleNamespace(seed=0, threads=[1], configs=[], gemm_squares=[32, 64],
+                           dtypes=["float64", "float32"], gemm_samples=1, gemm_target_s=1e-4)
+    peaks = {"float64": 50.0, "float32": 100.0}
+    rows = gemm.bench_gemm(args, peaks, _NumpyAsTorch)
+    timed = {(r["M"], r["K"], r["N"], r["form"], r["dtype"]) for r in rows if "torch_gflops" in r}
+    assert timed == {(64, 64, 64, form, dtype) for form in ("X@W", "X^T@D", "D@W^T")
+                     for dtype in ("float64", "float32")}
+    for r in rows:
+        if "torch_gflops" in r:
+            assert r["torch_gflops"] > 0 and r["torch_of_peak"] == pytest.approx(
+                r["torch_gflops"] / peaks[r["dtype"]])
+    assert not any("torch_gflops" in r for r in gemm.bench_gemm(args, peaks))
+
+
+def test_another_blas_is_reported_beside_ours():
+    report = load_bench_module("report")
+    row = {"M": 1024, "dtype": "float64", "threads": 1, "ours_of_peak": 0.62,
+           "numpy_of_peak": 0.64}
+    rows = [dict(row, torch_gflops=80.0, torch_of_peak=0.75),
+            dict(row, torch_gflops=82.5, torch_of_peak=0.77, ours_of_peak=0.63),
+            dict(row, dtype="float32")]   # not timed by torch: no line of its own
+    assert report.other_blas_lines(rows) == [
+        "torch.matmul 1024x1024x1024 float64 1 thr (2 forms): 80.0-82.5 GF/s, 75-77 % of the "
+        "FMA peak (ours 62-63 %, numpy 64 %)"]
+    assert report.other_blas_lines([dict(row, dtype="float32")]) == []

@@ -1,6 +1,8 @@
 """The engine's GEMM (``engine.op_gemm``) against ``numpy.matmul``: the
 products of the dense layers, small products and squares, in rounds of one
-phase per library (bench/README.md, "GEMM")."""
+phase per library (bench/README.md, "GEMM"); with PyTorch, ``torch.matmul``
+too on the squares that the peak target reads (GEMM_PEAK_SIZE), for what
+another BLAS reaches of the FMA peak on the same machine."""
 import gc
 import math
 import statistics
@@ -11,7 +13,8 @@ import numpy as np
 from cbackprop import ops
 from cbackprop._backend import engine
 
-from .settings import CONFIGS, GEMM_CONFIGS, GEMM_FORMS, GEMM_ROUNDS, GEMM_SMALL
+from .settings import (CONFIGS, GEMM_CONFIGS, GEMM_FORMS, GEMM_PEAK_SIZE, GEMM_ROUNDS,
+                       GEMM_SMALL)
 from .timing import pause
 
 
@@ -74,14 +77,20 @@ def aligned_copy(array):
     return out
 
 
-def gemm_operands(case, dtype, rng):
+def gemm_operands(case, dtype, rng, torch=None):
+    """(ours, numpy's) product of ``case`` as calls on the same operands, and
+    torch's when ``torch`` is given (else None): each allocates its output."""
     A = aligned_copy(rng.standard_normal(case["a_shape"]).astype(dtype))
     B = aligned_copy(rng.standard_normal(case["b_shape"]).astype(dtype))
     ours = lambda: engine.op_gemm(A, B, case["trans_a"], case["trans_b"])  # noqa: E731
     opA = A.T if case["trans_a"] else A
     opB = B.T if case["trans_b"] else B
     theirs = lambda: opA @ opB  # noqa: E731
-    return ours, theirs
+    if torch is None:
+        return ours, theirs, None
+    tA, tB = torch.from_numpy(A), torch.from_numpy(B)   # A's and B's memory, no copy
+    tA, tB = (tA.T if case["trans_a"] else tA), (tB.T if case["trans_b"] else tB)
+    return ours, theirs, lambda: torch.matmul(tA, tB)
 
 
 def time_calls(fn, calls):
@@ -107,7 +116,7 @@ def call_overhead_us(args):
     ``ops`` is the same product through ``cb.ops.gemm``, the public call
     (with its checks of the arguments), which the figures above leave out."""
     case = gemm_case("X@W", 1, 1, 1, "overhead", "1x1x1")
-    ours, theirs = gemm_operands(case, "float64", np.random.default_rng(0))
+    ours, theirs, _ = gemm_operands(case, "float64", np.random.default_rng(0))
     A, B = np.ones((1, 1)), np.ones((1, 1))
     public = lambda: ops.gemm(A, B)  # noqa: E731
     return {lib: min(time_calls(fn, 2000) for _ in range(3)) * 1e6
@@ -123,9 +132,12 @@ def median_round_ratio(ours_rounds, numpy_rounds):
 
 def summarise_gemm(row, peak_gflops):
     """GFLOP/s from the best sample over all rounds, as a fraction of
-    ``peak_gflops`` too; the ratio is the median over rounds."""
+    ``peak_gflops`` too (torch's where it was timed); the ratio is the median
+    over rounds."""
     flops = 2.0 * row["M"] * row["K"] * row["N"]
-    for lib in ("ours", "numpy"):
+    for lib in ("ours", "numpy", "torch"):
+        if f"{lib}_s_samples" not in row:
+            continue
         best = min(min(samples) for samples in row[f"{lib}_s_samples"])
         row[f"{lib}_gflops"] = flops / best / 1e9
         row[f"{lib}_of_peak"] = row[f"{lib}_gflops"] / peak_gflops
@@ -135,25 +147,32 @@ def summarise_gemm(row, peak_gflops):
     return row
 
 
-def bench_gemm(args, peak_per_core):
-    """GFLOP/s of the engine's GEMM and of numpy.matmul: GEMM_ROUNDS rounds of
-    one phase per library, every product in each phase."""
+def bench_gemm(args, peak_per_core, torch=None):
+    """GFLOP/s of the engine's GEMM and of numpy.matmul (and of torch.matmul
+    on the GEMM_PEAK_SIZE squares, given ``torch``): GEMM_ROUNDS rounds of
+    one phase per library, every product it times in each phase."""
     rng = np.random.default_rng(args.seed)
     threads = args.threads[0]
     rows = []
     for case in gemm_cases(args.configs, args.gemm_squares):
+        on_torch = torch if case["M"] == case["K"] == case["N"] == GEMM_PEAK_SIZE else None
         for dtype in args.dtypes:
-            ours, theirs = gemm_operands(case, dtype, rng)
+            ours, theirs, torch_fn = gemm_operands(case, dtype, rng, on_torch)
             expected = theirs()
             err = float(np.max(np.abs(ours() - expected)) / max(np.max(np.abs(expected)), 1e-300))
-            rows.append(dict(case, dtype=dtype, threads=threads, rel_err=err,
-                             fns={"ours": ours, "numpy": theirs}, calls={},
-                             ours_s_samples=[], numpy_s_samples=[]))
+            fns = {"ours": ours, "numpy": theirs}
+            if torch_fn is not None:
+                fns["torch"] = torch_fn
+            rows.append(dict(case, dtype=dtype, threads=threads, rel_err=err, fns=fns, calls={},
+                             **{f"{lib}_s_samples": [] for lib in fns}))
+    libs = [lib for lib in ("ours", "numpy", "torch") if any(lib in row["fns"] for row in rows)]
     for _ in range(GEMM_ROUNDS):
-        for lib in ("ours", "numpy"):
+        for lib in libs:
             pause()
             for row in rows:
-                fn = row["fns"][lib]
+                fn = row["fns"].get(lib)
+                if fn is None:
+                    continue
                 if lib not in row["calls"]:
                     row["calls"][lib] = calls_per_sample(fn, args.gemm_target_s)
                 row[f"{lib}_s_samples"].append([time_calls(fn, row["calls"][lib])

@@ -249,6 +249,8 @@ def print_gemm(gemm, dtypes, threads, workers):
     for dtype in dtypes:
         print_gemm_table([r for r in gemm if r["dtype"] == dtype], dtype, threads)
     print_gemm_summary(gemm, dtypes, threads)
+    for line in other_blas_lines(gemm):
+        print(line)
     errors = [r["rel_err"] for r in gemm]
     print(f"largest |ours - numpy| / max|numpy| over all products: {max(errors):.1e}")
     for w in workers:
@@ -301,6 +303,27 @@ def ratio_text(row):
     rounds = row.get("round_ratios") or [ratio]
     unsteady = max(rounds) > UNSTEADY_SPREAD * min(rounds)
     return text + (UNSTEADY_MARK if unsteady else " ")
+
+
+def other_blas_lines(gemm):
+    """A line per dtype and thread count of the squares torch.matmul was timed
+    on (GEMM_PEAK_SIZE): its GF/s and share of the FMA peak in the three
+    forms, beside ours, what another BLAS reaches on the same machine."""
+    groups = {}
+    for r in gemm:
+        if r.get("torch_gflops") is not None:
+            groups.setdefault((r["M"], r["dtype"], r["threads"]), []).append(r)
+    lines = []
+    for (n, dtype, threads), rows in groups.items():
+        def span(lib, key, scale=1.0, digits=1):
+            low, high = (f"{min(r[f'{lib}_{key}'] for r in rows) * scale:.{digits}f}",
+                         f"{max(r[f'{lib}_{key}'] for r in rows) * scale:.{digits}f}")
+            return low if low == high else f"{low}-{high}"
+        lines.append(f"torch.matmul {n}x{n}x{n} {dtype} {threads} thr ({len(rows)} forms): "
+                     f"{span('torch', 'gflops')} GF/s, {span('torch', 'of_peak', 100, 0)} % of "
+                     f"the FMA peak (ours {span('ours', 'of_peak', 100, 0)} %, numpy "
+                     f"{span('numpy', 'of_peak', 100, 0)} %)")
+    return lines
 
 
 def gemm_class_summary(gemm):

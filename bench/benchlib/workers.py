@@ -54,7 +54,8 @@ def worker_main(args):
                           lambda: bench_elementwise(args), [])
     updates = section("optimizer updates", args.no_updates, lambda: bench_updates(args), [])
     fit = section("fit", args.no_fit, lambda: bench_fit(args, info["fma_peak_gflops"]), None)
-    gemm = section("GEMM", args.no_gemm, lambda: bench_gemm(args, info["fma_peak_gflops"]), [])
+    gemm = section("GEMM", args.no_gemm, lambda: bench_gemm(args, info["fma_peak_gflops"], torch),
+                   [])
     info["gemm_call_overhead_us"] = None if args.no_gemm else call_overhead_us(args)
     info["wall_s"] = time.perf_counter() - start
     Path(args.out).write_text(json.dumps({"info": info, "results": results, "gemm": gemm,

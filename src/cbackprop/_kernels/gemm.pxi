@@ -502,9 +502,10 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
     of its lanes on padding columns, and NARROW_DOTS for at most
-    narrow_dots_max_n columns, K of at least narrow_dots_min_k (no longer
-    for a K of whole vectors; and A of at most
-    NARROW_DOTS_TWO_PASS_MAX_A_BYTES past NARROW_DOTS_ONE_PASS_N columns);
+    narrow_dots_max_n columns, K of at least narrow_dots_min_k (at most as
+    long for a K of whole vectors as for one that ends in part of a vector;
+    and A of at most NARROW_DOTS_TWO_PASS_MAX_A_BYTES past
+    NARROW_DOTS_ONE_PASS_N columns);
     otherwise NARROW_NONE."""
     cdef Py_ssize_t lanes = vector_lanes(<real*>NULL)
     if N < 1 or K < 1:
