@@ -676,34 +676,56 @@ class _NumpyAsTorch:
     matmul = staticmethod(np.matmul)
 
 
+@pytest.mark.parametrize("form", ["X@W", "X^T@D", "D@W^T"])
+def test_another_blas_takes_each_form_as_ours_does(form):
+    """torch's call multiplies op(A) by op(B) as ours and numpy's do, on a
+    product whose three sides differ (a transpose left out shows)."""
+    gemm = load_bench_module("gemm")
+    case = gemm.gemm_case(form, 5, 7, 3, "squares", "test")
+    ours, theirs, other = gemm.gemm_operands(case, "float64", np.random.default_rng(1),
+                                             _NumpyAsTorch)
+    assert other().shape == (5, 3)
+    np.testing.assert_allclose(other(), theirs(), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(ours(), theirs(), rtol=1e-13, atol=1e-13)
+
+
 def test_another_blas_is_timed_on_the_peak_squares_only(monkeypatch):
     """With torch, bench_gemm times torch.matmul beside ours and numpy's on the
-    squares the peak target reads (GEMM_PEAK_SIZE, here made 64), in every
+    squares the peak target reads (GEMM_PEAK_SIZE, here made 48), in every
     form and dtype, and on nothing else; without it, on nothing."""
     gemm = load_bench_module("gemm")
-    monkeypatch.setattr(gemm, "GEMM_PEAK_SIZE", 64)
-    args = SimpleNamespace(seed=0, threads=[1], configs=[], gemm_squares=[32, 64],
+    monkeypatch.setattr(gemm, "GEMM_PEAK_SIZE", 48)
+    monkeypatch.setattr(gemm, "GEMM_ROUNDS", 1)
+    monkeypatch.setattr(gemm, "pause", lambda: None)
+    args = SimpleNamespace(seed=0, threads=[1], configs=[], gemm_squares=[32, 48],
                            dtypes=["float64", "float32"], gemm_samples=1, gemm_target_s=1e-4)
     peaks = {"float64": 50.0, "float32": 100.0}
     rows = gemm.bench_gemm(args, peaks, _NumpyAsTorch)
-    timed = {(r["M"], r["K"], r["N"], r["form"], r["dtype"]) for r in rows if "torch_gflops" in r}
-    assert timed == {(64, 64, 64, form, dtype) for form in ("X@W", "X^T@D", "D@W^T")
+    timed = {(r["class"], r["M"], r["K"], r["N"], r["form"], r["dtype"])
+             for r in rows if "torch_gflops" in r}
+    assert timed == {("squares", 48, 48, 48, form, dtype) for form in ("X@W", "X^T@D", "D@W^T")
                      for dtype in ("float64", "float32")}
     for r in rows:
         if "torch_gflops" in r:
             assert r["torch_gflops"] > 0 and r["torch_of_peak"] == pytest.approx(
                 r["torch_gflops"] / peaks[r["dtype"]])
-    assert not any("torch_gflops" in r for r in gemm.bench_gemm(args, peaks))
+            assert r["torch_rel_err"] < (1e-13 if r["dtype"] == "float64" else 1e-5)
+    for r in gemm.bench_gemm(args, peaks):
+        assert not [key for key in r if key.startswith("torch")] and "torch" not in r["calls"]
 
 
 def test_another_blas_is_reported_beside_ours():
     report = load_bench_module("report")
     row = {"M": 1024, "dtype": "float64", "threads": 1, "ours_of_peak": 0.62,
            "numpy_of_peak": 0.64}
-    rows = [dict(row, torch_gflops=80.0, torch_of_peak=0.75),
-            dict(row, torch_gflops=82.5, torch_of_peak=0.77, ours_of_peak=0.63),
+    rows = [dict(row, torch_gflops=80.0, torch_of_peak=0.75, torch_rel_err=2e-16),
+            dict(row, torch_gflops=82.5, torch_of_peak=0.77, torch_rel_err=3e-16,
+                 ours_of_peak=0.63),
+            dict(row, threads=2, torch_gflops=150.0, torch_of_peak=0.7, torch_rel_err=1e-16),
             dict(row, dtype="float32")]   # not timed by torch: no line of its own
     assert report.other_blas_lines(rows) == [
         "torch.matmul 1024x1024x1024 float64 1 thr (2 forms): 80.0-82.5 GF/s, 75-77 % of the "
-        "FMA peak (ours 62-63 %, numpy 64 %)"]
+        "FMA peak (ours 62-63 %, numpy 64 %); |torch - numpy| / max|numpy| <= 3.0e-16",
+        "torch.matmul 1024x1024x1024 float64 2 thr (1 form): 150.0 GF/s, 70 % of the "
+        "FMA peak (ours 62 %, numpy 64 %); |torch - numpy| / max|numpy| <= 1.0e-16"]
     assert report.other_blas_lines([dict(row, dtype="float32")]) == []

@@ -88,9 +88,17 @@ def gemm_operands(case, dtype, rng, torch=None):
     theirs = lambda: opA @ opB  # noqa: E731
     if torch is None:
         return ours, theirs, None
-    tA, tB = torch.from_numpy(A), torch.from_numpy(B)   # A's and B's memory, no copy
+    # The same 64-byte-aligned buffers ours and numpy read, so that the three
+    # libraries differ in their kernels only.
+    tA, tB = torch.from_numpy(A), torch.from_numpy(B)
     tA, tB = (tA.T if case["trans_a"] else tA), (tB.T if case["trans_b"] else tB)
     return ours, theirs, lambda: torch.matmul(tA, tB)
+
+
+def relative_error(result, expected):
+    """max |result - expected| / max |expected|."""
+    result = np.asarray(result)
+    return float(np.max(np.abs(result - expected)) / max(np.max(np.abs(expected)), 1e-300))
 
 
 def time_calls(fn, calls):
@@ -155,16 +163,16 @@ def bench_gemm(args, peak_per_core, torch=None):
     threads = args.threads[0]
     rows = []
     for case in gemm_cases(args.configs, args.gemm_squares):
-        on_torch = torch if case["M"] == case["K"] == case["N"] == GEMM_PEAK_SIZE else None
+        peak_square = case["M"] == case["K"] == case["N"] == GEMM_PEAK_SIZE
         for dtype in args.dtypes:
-            ours, theirs, torch_fn = gemm_operands(case, dtype, rng, on_torch)
+            ours, theirs, torch_fn = gemm_operands(case, dtype, rng, torch if peak_square else None)
             expected = theirs()
-            err = float(np.max(np.abs(ours() - expected)) / max(np.max(np.abs(expected)), 1e-300))
             fns = {"ours": ours, "numpy": theirs}
+            row = dict(case, dtype=dtype, threads=threads, rel_err=relative_error(ours(), expected))
             if torch_fn is not None:
                 fns["torch"] = torch_fn
-            rows.append(dict(case, dtype=dtype, threads=threads, rel_err=err, fns=fns, calls={},
-                             **{f"{lib}_s_samples": [] for lib in fns}))
+                row["torch_rel_err"] = relative_error(torch_fn(), expected)
+            rows.append(dict(row, fns=fns, calls={}, **{f"{lib}_s_samples": [] for lib in fns}))
     libs = [lib for lib in ("ours", "numpy", "torch") if any(lib in row["fns"] for row in rows)]
     for _ in range(GEMM_ROUNDS):
         for lib in libs:

@@ -305,24 +305,32 @@ def ratio_text(row):
     return text + (UNSTEADY_MARK if unsteady else " ")
 
 
+def value_span(rows, key, scale=1.0, digits=1):
+    """'low-high' of rows' ``key`` (times ``scale``), or one figure where they
+    print the same."""
+    low, high = (f"{min(r[key] for r in rows) * scale:.{digits}f}",
+                 f"{max(r[key] for r in rows) * scale:.{digits}f}")
+    return low if low == high else f"{low}-{high}"
+
+
 def other_blas_lines(gemm):
-    """A line per dtype and thread count of the squares torch.matmul was timed
-    on (GEMM_PEAK_SIZE): its GF/s and share of the FMA peak in the three
-    forms, beside ours, what another BLAS reaches on the same machine."""
+    """A line per size, dtype and thread count of the squares torch.matmul was
+    timed on (GEMM_PEAK_SIZE): its GF/s and share of the FMA peak in the
+    three forms beside ours and numpy's (what another BLAS reaches on the
+    same machine), and its largest difference from numpy's product."""
     groups = {}
     for r in gemm:
         if r.get("torch_gflops") is not None:
             groups.setdefault((r["M"], r["dtype"], r["threads"]), []).append(r)
     lines = []
     for (n, dtype, threads), rows in groups.items():
-        def span(lib, key, scale=1.0, digits=1):
-            low, high = (f"{min(r[f'{lib}_{key}'] for r in rows) * scale:.{digits}f}",
-                         f"{max(r[f'{lib}_{key}'] for r in rows) * scale:.{digits}f}")
-            return low if low == high else f"{low}-{high}"
-        lines.append(f"torch.matmul {n}x{n}x{n} {dtype} {threads} thr ({len(rows)} forms): "
-                     f"{span('torch', 'gflops')} GF/s, {span('torch', 'of_peak', 100, 0)} % of "
-                     f"the FMA peak (ours {span('ours', 'of_peak', 100, 0)} %, numpy "
-                     f"{span('numpy', 'of_peak', 100, 0)} %)")
+        forms = f"{len(rows)} form" + ("s" if len(rows) > 1 else "")
+        lines.append(f"torch.matmul {n}x{n}x{n} {dtype} {threads} thr ({forms}): "
+                     f"{value_span(rows, 'torch_gflops')} GF/s, "
+                     f"{value_span(rows, 'torch_of_peak', 100, 0)} % of the FMA peak (ours "
+                     f"{value_span(rows, 'ours_of_peak', 100, 0)} %, numpy "
+                     f"{value_span(rows, 'numpy_of_peak', 100, 0)} %); |torch - numpy| / "
+                     f"max|numpy| <= {max(r['torch_rel_err'] for r in rows):.1e}")
     return lines
 
 

@@ -56,7 +56,7 @@ GEMM_SQUARES_QUICK = (512, 1024)
 # A layer's products are classed by form; the small products and the squares
 # (each timed in the three forms) are classes of their own.
 GEMM_CLASSES = GEMM_FORMS + ("small", "squares")
-GEMM_ROUNDS = 3  # alternating (ours phase, numpy phase) rounds; a ratio is their median
+GEMM_ROUNDS = 3  # rounds of (ours, numpy[, torch]) phases; a ratio is their median
 FMA_LIMIT_CONFIGS = ("big",)  # configs whose step is compared with its FMA-limit time
 ELEMENTWISE_SHAPE = (128, 256)  # the arrays of the element-wise passes
 ELEMENTWISE_ROUNDS = 3
