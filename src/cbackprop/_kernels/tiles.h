@@ -362,6 +362,13 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_HALVES_HI_16_2 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
 #define CB_HALVES(half, lanes, w) \
     CB_CAT2(CB_CAT2(CB_CAT2(CB_HALVES_, half), CB_CAT2(_, lanes)), CB_CAT2(_, w))
+/* Whether the tiles store a vector cut by C's last columns with a mask
+ * (AVX-512) rather than through a local tile copied value by value. */
+#if defined(__AVX512F__) && CB_VECTOR_BYTES == 64
+#define CB_MASKED_EDGES 1
+#else
+#define CB_MASKED_EDGES 0
+#endif
 /* Makes the compiler treat a vector as computed in a register: a splat used
  * by a shuffle is then loaded by one broadcast from memory (a load-port
  * operation), instead of rebuilt lane by lane from the scalar with shuffles

@@ -32,6 +32,26 @@ static inline CB_VEC CB_(cb_splat)(CB_REAL x) {
 static inline CB_VEC CB_(cb_load)(const CB_REAL* p) { return *(const CB_VEC*)p; }
 static inline void CB_(cb_store)(CB_REAL* p, CB_VEC v) { *(CB_VEC*)p = v; }
 
+#if CB_MASKED_EDGES
+/* The first `lanes` values of a vector at p (0 <= lanes <= CB_LANES): AVX-512's
+ * masked load and store, which neither read nor write past them. */
+static inline __attribute__((always_inline)) CB_VEC CB_(cb_load_first)(const CB_REAL* p,
+                                                                        ptrdiff_t lanes) {
+    const unsigned mask = lanes >= CB_LANES ? ~0u : (1u << lanes) - 1;
+    if (sizeof(CB_REAL) == 8)
+        return (CB_VEC)_mm512_maskz_loadu_pd((__mmask8)mask, (const void*)p);
+    return (CB_VEC)_mm512_maskz_loadu_ps((__mmask16)mask, (const void*)p);
+}
+static inline __attribute__((always_inline)) void CB_(cb_store_first)(CB_REAL* p, CB_VEC v,
+                                                                       ptrdiff_t lanes) {
+    const unsigned mask = lanes >= CB_LANES ? ~0u : (1u << lanes) - 1;
+    if (sizeof(CB_REAL) == 8)
+        _mm512_mask_storeu_pd((void*)p, (__mmask8)mask, (__m512d)v);
+    else
+        _mm512_mask_storeu_ps((void*)p, (__mmask16)mask, (__m512)v);
+}
+#endif
+
 static inline void CB_(cb_store_corner)(const CB_REAL* tile, ptrdiff_t tile_ld, CB_REAL* C,
                                         ptrdiff_t ldc, ptrdiff_t rows, ptrdiff_t cols,
                                         int overwrite) {
@@ -146,6 +166,25 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int LAYOUT, ptrdiff_t kc,
         }
         return;
     }
+#if CB_MASKED_EDGES
+    /* Tiles cut by the last columns: each vector of a row stored with a mask
+     * of its columns in C. */
+    CB_UNROLLED for (int i = 0; i < HEIGHT; i++) {
+        if (i >= rows)
+            break;
+        CB_UNROLLED for (int j = 0; j < WIDTH; j++) {
+            const ptrdiff_t lanes = cols - j * CB_LANES;
+            if (lanes <= 0)
+                break;
+            CB_REAL* out = C + i * ldc + j * CB_LANES;
+            CB_VEC result = acc[i][j];
+            if (!overwrite)
+                result += CB_(cb_load_first)(out, lanes);
+            CB_(cb_store_first)(out, result, lanes);
+        }
+    }
+    return;
+#endif
     /* Tiles cut by the last columns: the whole tile into a local one, at
      * constant indices, then its corner into C. Storing the whole vectors
      * straight into C and only the partial one through a local vector (the
