@@ -89,8 +89,11 @@ def gemm(dtype, rng, flush):
     few = [(M, N) for N in sorted({2, 3, lanes - 1, lanes + 1, tile - 1} - {0, 1})
            for M in (1, 2, table["narrow_cols"] + 1) if takes_rows_of_ct(table, dtype, M, N)]
     shapes += [(M, N, 37) for M, N in few] + [(M, N, 2) for M, N in few if M * N * 2 > TINY_PRODUCT_MAX]
+    # Tall products: passes of eight rows and a remainder, a vector of
+    # columns or less, K up to the longest the kernel takes.
+    shapes += [(M, N, K) for M in (8, 19) for N in (2, lanes - 1, lanes) for K in (3, 16)]
     b_in_place, dots, column, dots_tail, dots_short, short_rows, rows_of_ct = 0, 0, 0, 0, 0, 0, 0
-    wide_dots = 0
+    wide_dots, tall = 0, 0
     for M, N, K in shapes:
         for trans_a in (False, True):
             for trans_b in (False, True):
@@ -119,15 +122,23 @@ def gemm(dtype, rng, flush):
                 if (M * N * K > TINY_PRODUCT_MAX and N % lanes != 0
                         and engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b) == "rows_of_ct"):
                     rows_of_ct += 1
+                if (M * N * K > TINY_PRODUCT_MAX and M % 8 != 0
+                        and engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b) == "tall"):
+                    tall += 1
     assert b_in_place > 0, "no case reads B in place: edges() misses that path"
     assert dots > 0, "no case takes the dot products: edges() misses that path"
     assert dots_tail > 0, "no dot products with a tail after whole vectors of K"
-    if any(dots_min_k(table, dtype, N) < lanes for N in range(1, dots_widest(table, dtype) + 1)):
+    # (The tall kernel, where the build has it, takes every such K from its
+    # least rows; on fewer rows the short rows of Cᵀ or the plain loops do.)
+    if not table["tall_max_k"] and any(dots_min_k(table, dtype, N) < lanes
+                                       for N in range(1, dots_widest(table, dtype) + 1)):
         assert dots_short > 0, "no dot products with K shorter than a vector"
     assert wide_dots > 0, "no δ@Wᵀ of many columns in the dot products with a tail"
     assert column > 0, "no case takes Xᵀ@δ of one column as a row: edges() misses that path"
     assert short_rows > 0, "no case takes the short rows with a partial vector"
     assert rows_of_ct > 0, "no case takes the short rows of Cᵀ with a partial vector"
+    if table["tall_max_k"]:
+        assert tall > 0, "no case takes the tall kernel with a partial pass of rows"
 
 
 def layers(dtype, rng, flush):

@@ -5,9 +5,9 @@ import pytest
 
 from cbackprop._backend import engine
 from engine_told import told_halves_512
-from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
-                        dots_widest, rows_of_ct_most_rows, takes_dots_depth, takes_few_dots,
-                        takes_few_rows, takes_rows_of_ct)
+from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TALL_MIN_M, TINY_PRODUCT_MAX,
+                        dots_min_k, dots_widest, rows_of_ct_most_rows, takes_dots_depth,
+                        takes_few_dots, takes_few_rows, takes_rows_of_ct, takes_tall)
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -157,7 +157,9 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     "NARROW_DOTS_SUM_COST"). Xᵀ@δ of up to 10
     columns runs down the rows of C (on fewer rows than a tile, the short
     rows), of one column (a vector of rows or more) along the row of Cᵀ; 9
-    or 10 columns of X@W take the ten-column tiles; anything else the
+    or 10 columns of X@W take the ten-column tiles; a K of at most the
+    table's tall_max_k and at most a vector of columns, the tall kernel
+    (test_which_products_take_the_tall_kernel); anything else the
     blocked loops (on the 300 rows here: a few rows of X@W take the short
     rows of Cᵀ, test_which_products_take_the_rows_of_ct)."""
     table = engine.tile_table()
@@ -171,6 +173,9 @@ def test_which_narrow_kernel_takes_a_product(dtype):
         # Every K up to past both thresholds: a K of whole vectors from the
         # one, any other from the other.
         for K in range(1, 4 * max(shortest, whole, lanes) + 2):
+            if takes_tall(table, dtype, 300, K, N):
+                assert engine.narrow_kernel(300, K, N, False, dtype) == "tall", (N, K)
+                continue
             want = takes_dots_depth(table, dtype, N, K)
             assert (engine.narrow_kernel(300, K, N, False, dtype) == "dots") == want, (N, K)
         assert engine.narrow_kernel(300, shortest, N, True, dtype) == ("rows" if N >= 2 else "column")
@@ -594,6 +599,90 @@ def test_rows_of_ct_on_a_team_equal_one_thread(dtype, restore_engine_threads):
         np.testing.assert_array_equal(threaded, results[0])
 
 
+def test_which_products_take_the_tall_kernel(dtype):
+    """X@W and δ@Wᵀ of at least TALL_MIN_M rows, K of at most the build's
+    tall_max_k (16 with AVX-512; 0, none, on the others) and at most a
+    vector of columns take the tall kernel, one column only below that K,
+    unless the short rows of Cᵀ take the X@W first (or, at K = 1, the
+    kernels of Xᵀ@δ); Xᵀ@δ never takes it."""
+    table = engine.tile_table()
+    lanes, longest = table["lanes"][dtype], table["tall_max_k"]
+    assert longest == (16 if table["isa"] == "avx512" else 0)
+    taken = 0
+    for M in (TALL_MIN_M - 1, TALL_MIN_M, TALL_MIN_M + 1, 100, 5000):
+        for K in range(1, max(longest, 16) + 3):
+            for N in (1, 2, 3, lanes - 1, lanes, lanes + 1):
+                for trans_b in (False, True):
+                    # (a Bᵀ of one step lies as a B does: the rows of Cᵀ may take it)
+                    want = (takes_tall(table, dtype, M, K, N)
+                            and ((trans_b and K > 1) or not takes_rows_of_ct(table, dtype, M, N)))
+                    kind = engine.narrow_kernel(M, K, N, False, dtype, trans_b)
+                    assert (kind == "tall") == want, (M, K, N, trans_b, kind)
+                    taken += want
+                assert engine.narrow_kernel(M, K, N, True, dtype) != "tall"
+    assert (taken > 0) == (longest > 0)
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_tall_products_at_every_depth(trans_b, dtype):
+    """Every K the tall kernel spells out (and past it), rows in passes of
+    eight and a remainder, 1 to a vector of columns: numpy's product to
+    rounding, into a C of NaN without accumulating and added into C with
+    it. Whichever kernel takes each shape (the tall one where the build
+    has it), the product is the same."""
+    rng = np.random.default_rng(11)
+    table = engine.tile_table()
+    lanes = table["lanes"][dtype]
+    tall = 0
+    for K in range(1, 19):
+        for M in (8, 9, 15, 16, 17, 23, 67):
+            for N in sorted({1, 2, 3, lanes - 1, lanes}):
+                if M * N * K <= TINY_PRODUCT_MAX:
+                    continue
+                tall += engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "tall"
+                A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
+                _assert_close(product(A, B, False, trans_b), expected, K, dtype)
+                C0 = rng.standard_normal((M, N)).astype(dtype)
+                _assert_close(accumulate(A, B, False, trans_b, C0.copy()), expected + C0, K,
+                              dtype)
+    assert (tall > 0) == (table["tall_max_k"] > 0)
+
+
+def test_tall_products_keep_the_padding_out_of_c(dtype):
+    """The tall kernel's lanes past the columns hold zeros of B's padding:
+    an infinite A makes them NaN (inf x 0), which never reaches C; an
+    infinite B value reaches only its own column."""
+    table = engine.tile_table()
+    lanes = table["lanes"][dtype]
+    M, K, N = 41, 5, lanes - 3
+    A = np.ones((M, K), dtype)
+    B = np.ones((K, N), dtype)
+    A[3, 2] = np.inf
+    B[4, N - 1] = -np.inf
+    with np.errstate(invalid="ignore"):
+        expected = A.astype(np.float64) @ B.astype(np.float64)
+    C = product(A, B)
+    if table["tall_max_k"]:
+        assert engine.narrow_kernel(M, K, N, False, dtype) == "tall"
+    np.testing.assert_array_equal(C, expected.astype(dtype))
+    assert np.isnan(C).sum() == 1 and np.isnan(C[3, N - 1])   # inf - inf, as numpy's
+
+
+def test_tall_products_on_a_team_equal_one_thread(dtype, restore_engine_threads):
+    """A tall product above the threading threshold, its passes of rows
+    shared by the team, each row computed whole by one thread: 1, 2 and 3
+    threads give the same bits, with and without accumulating."""
+    table = engine.tile_table()
+    K, N = 13, table["lanes"][dtype] - 3
+    M = int(table["parallel_min_flops"] // (2 * N * K)) + 7
+    if table["tall_max_k"]:
+        assert engine.narrow_kernel(M, K, N, False, dtype) == "tall"
+    rng = np.random.default_rng(5)
+    A, B, expected = _operands(rng, M, N, K, False, False, dtype)
+    C0 = rng.standard_normal((M, N)).astype(dtype)
+    _assert_teams_agree(A, B, False, False, expected, C0, K, dtype)
+
+
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("N", [9, 10])
 def test_ten_column_tiles_at_every_short_depth(N, trans_b, dtype, halves_512):
@@ -604,7 +693,8 @@ def test_ten_column_tiles_at_every_short_depth(N, trans_b, dtype, halves_512):
     the end of the running build's panels (tile_table's kc), row counts
     around a tile's, B read as stored or transposed, with and without
     accumulating into C. (δ@Wᵀ of as few rows as the dot products take
-    with K long enough is theirs.)"""
+    with K long enough is theirs; a K short enough for the tall kernel, its
+    own: the columns fit a vector in float32 with AVX-512.)"""
     rng = np.random.default_rng(N)
     table = engine.tile_table()
     kc = table["kc"][dtype]
@@ -619,6 +709,8 @@ def test_ten_column_tiles_at_every_short_depth(N, trans_b, dtype, halves_512):
             # (K = 1: A's rows are adjacent as well, the narrow rows take it.)
             if trans_b and takes_few_dots(table, dtype, M, K):
                 assert engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "dots"
+            elif (trans_b or M >= beyond) and takes_tall(table, dtype, M, K, N):
+                assert engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "tall"
             elif (M >= beyond and table["ten_lanes"][dtype]
                     and K >= max(2, table["ten_min_k"][dtype])):
                 assert engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "ten"

@@ -132,6 +132,16 @@ cdef enum:
     # columns but one (M lanes <= 24 (N - 1)): past that the dot products or
     # the tiles won (bench/README.md, "Rows of Cᵀ").
     ROWS_OF_CT_ROWS_PER_VECTOR = 24
+    # Products of at least TALL_MIN_M rows (a pass of the tall kernel's),
+    # op(A)'s steps adjacent, K of at most the table's CB_TALL_MAX_K (0:
+    # none) and at most a vector of columns (X@W of a first layer on a few
+    # features, predict on many rows, δ@Wᵀ of such a layer) take the tall
+    # kernel (tiles.h, cb_tall): all of op(B) in registers, CB_TALL_ROWS rows
+    # at a time, where a one-vector register tile spent its setup and its row
+    # pointers on a K loop of a few steps; one column only below the longest
+    # K, where the dot products won (bench/README.md, "Tall products of a
+    # few columns").
+    TALL_MIN_M = 8
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -453,6 +463,7 @@ cdef enum NarrowKind:
     NARROW_COLUMN = 4   # one column as a row of Cᵀ (one_column)
     NARROW_ROWS_OF_CT = 5   # a few rows of C as the short rows of Cᵀ (rows_of_ct)
     NARROW_FEW_ROWS = 6     # a few rows, B streamed as it lies (few_rows), on one thread
+    NARROW_TALL = 7         # many rows on a short K, a vector of columns (tall)
 
 
 cdef inline Py_ssize_t narrow_dots_min_k(Py_ssize_t N, bint whole, real* kind) noexcept nogil:
@@ -498,6 +509,9 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     otherwise, with the N values of each step of op(B) adjacent (X@W),
     NARROW_ROWS_OF_CT for 2 to narrow_rows_per_tile columns and at most
     ROWS_OF_CT_ROWS_PER_VECTOR rows per vector's worth of columns but one;
+    otherwise, with op(A)'s steps adjacent, NARROW_TALL for at least
+    TALL_MIN_M rows, K of at most CB_TALL_MAX_K and at most a vector of
+    columns (one column only below that K);
     otherwise, with op(A)'s steps adjacent (an output layer's forward pass),
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
@@ -521,6 +535,9 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     if (csb == 1 and N <= narrow_rows_per_tile(<real*>NULL)
             and M * lanes <= ROWS_OF_CT_ROWS_PER_VECTOR * (N - 1)):
         return NARROW_ROWS_OF_CT
+    if (csa == 1 and K <= CB_TALL_MAX_K and N <= lanes and M >= TALL_MIN_M
+            and (N > 1 or K < CB_TALL_MAX_K)):
+        return NARROW_TALL
     if N > NARROW_MAX_N or csa != 1:
         return NARROW_NONE
     if N >= 9 and ten_pays(<real*>NULL) and K >= ten_min_k(<real*>NULL):
@@ -535,7 +552,8 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
 
 NARROW_KERNEL_NAMES = {NARROW_NONE: None, NARROW_ROWS: "rows", NARROW_TEN: "ten",
                        NARROW_DOTS: "dots", NARROW_COLUMN: "column",
-                       NARROW_ROWS_OF_CT: "rows_of_ct", NARROW_FEW_ROWS: "few_rows"}
+                       NARROW_ROWS_OF_CT: "rows_of_ct", NARROW_FEW_ROWS: "few_rows",
+                       NARROW_TALL: "tall"}
 
 
 def narrow_kernel(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint trans_a, dtype,
@@ -564,7 +582,8 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     """C = op(A) @ op(B) (or +=) by the narrow kernel ``kind`` (narrow_kind):
     this thread's share of its tiles (of its rows for NARROW_DOTS, of its
     vectors of rows for NARROW_COLUMN, of its groups of rows for
-    NARROW_ROWS_OF_CT; NARROW_FEW_ROWS, which gemm never gives a team, all of
+    NARROW_ROWS_OF_CT, of its passes of CB_TALL_ROWS rows for NARROW_TALL;
+    NARROW_FEW_ROWS, which gemm never gives a team, all of
     it), run by every thread of a team of
     ``team``. Each tile is computed whole by one thread, so results do not
     depend on the team. Rows left over from the narrow rows' tiles (fewer
@@ -585,6 +604,14 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         return
     if kind == NARROW_ROWS_OF_CT:
         rows_of_ct(M, N, K, A, rsa, csa, B, rsb, C, ldc, accumulate, thread, team)
+        return
+    if kind == NARROW_TALL:
+        share((M + CB_TALL_ROWS - 1) // CB_TALL_ROWS, thread, team, &first_tile, &last_tile)
+        first = first_tile * CB_TALL_ROWS
+        i = min(last_tile * CB_TALL_ROWS, M)
+        if i > first:
+            tall(i - first, K, A + first * rsa, rsa, B, rsb, csb, N, C + first * ldc, ldc,
+                 not accumulate)
         return
     if kind == NARROW_FEW_ROWS:
         if thread == 0:   # (gemm gives it no team; were it to, one thread would do it all)

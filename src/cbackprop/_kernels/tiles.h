@@ -42,6 +42,10 @@
  *       C[:rows, :n] (=|+=) A @ Bᵀ for a few rows: row i of A at a[i*a_rs]
  *       and row j of B at b[j*b_cs], each with its k values adjacent; every
  *       element a dot product, in vectors along k.
+ *   cb_tall_<sfx>(rows, K, a, a_rs, b, rsb, csb, cols, C, ldc, overwrite)
+ *       C[:rows, :cols] (=|+=) Σ_p a[i*a_rs + p] b[p*rsb + j*csb] for 1 <= K <=
+ *       CB_TALL_SPELLED_K and cols <= lanes: op(B) held in registers, rows
+ *       CB_TALL_ROWS at a time (X@W of many rows on a few features).
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:cb_narrow_rows_per_tile_<sfx>(), :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
@@ -154,6 +158,11 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    within L2 on 64 rows with AVX-512, or float32 of 8
  *                    columns on 9-32 rows with AVX2, ran faster in dots;
  *                    bench/README.md, "Few dots on more rows")
+ *   CB_TALL_MAX_K    the longest K of the tall products (gemm.pxi, NARROW_TALL:
+ *                    many rows, a vector of columns; at most CB_TALL_SPELLED_K),
+ *                    0 where they do not run: with 16 registers and no masked
+ *                    stores they lost to the tiles on most shapes measured
+ *                    (bench/README.md, "Tall products of a few columns")
  *   CB_C_PREFETCH_STEPS  a packed tile asks for its rows of C, one per K
  *                    step, from this many steps before its last (CB_KC_<sfx> or
  *                    more: from its first step; bench/README.md, "Kept: C's
@@ -199,6 +208,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_DOTS_MAX_N_F32 8
 #define CB_FEW_DOTS_MAX_M_F64 32
 #define CB_FEW_DOTS_MAX_M_F32 32
+#define CB_TALL_MAX_K 16
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
@@ -235,6 +245,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_DOTS_MAX_N_F32 6
 #define CB_FEW_DOTS_MAX_M_F64 8
 #define CB_FEW_DOTS_MAX_M_F32 8
+#define CB_TALL_MAX_K 0
 #else
 #define CB_ISA_NAME "baseline"
 #define CB_VECTOR_BYTES 16
@@ -271,6 +282,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_DOTS_MAX_N_F32 3
 #define CB_FEW_DOTS_MAX_M_F64 16
 #define CB_FEW_DOTS_MAX_M_F32 16
+#define CB_TALL_MAX_K 0
 #endif
 
 _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F32 < CB_LANES_F32,
@@ -362,6 +374,12 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_HALVES_HI_16_2 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
 #define CB_HALVES(half, lanes, w) \
     CB_CAT2(CB_CAT2(CB_CAT2(CB_HALVES_, half), CB_CAT2(_, lanes)), CB_CAT2(_, w))
+/* The tall products (cb_tall): rows of A per pass, and the K that its
+ * switch spells out, 1 to this (CB_TALL_MAX_K, of the table, at most). */
+#define CB_TALL_ROWS 8
+#define CB_TALL_SPELLED_K 16
+_Static_assert(CB_TALL_MAX_K <= CB_TALL_SPELLED_K, "cb_tall spells out every K it is given");
+
 /* Whether the tiles store a vector cut by C's last columns with a mask
  * (AVX-512) rather than through a local tile copied value by value. */
 #if defined(__AVX512F__) && CB_VECTOR_BYTES == 64

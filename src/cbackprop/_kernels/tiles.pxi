@@ -80,6 +80,14 @@ cdef extern from "tiles.h" nogil:
     void cb_few_dots_f32(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t k, const float* a,
                          Py_ssize_t a_rs, const float* b, Py_ssize_t b_cs, float* C,
                          Py_ssize_t ldc, int overwrite) noexcept
+    const Py_ssize_t CB_TALL_MAX_K
+    const Py_ssize_t CB_TALL_ROWS
+    void cb_tall_f64(Py_ssize_t rows, Py_ssize_t K, const double* a, Py_ssize_t a_rs,
+                     const double* b, Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, double* C,
+                     Py_ssize_t ldc, int overwrite) noexcept
+    void cb_tall_f32(Py_ssize_t rows, Py_ssize_t K, const float* a, Py_ssize_t a_rs,
+                     const float* b, Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, float* C,
+                     Py_ssize_t ldc, int overwrite) noexcept
     bint cb_ten_pays_f64() noexcept
     bint cb_ten_pays_f32() noexcept
     Py_ssize_t cb_ten_min_k_f64() noexcept
@@ -186,7 +194,8 @@ def tile_table():
     they take (gemm.pxi, NARROW_DOTS), the most rows of δ@Wᵀ they take of
     any width, and the rows of a tile of the narrow
     rows per dtype (fewer take the short rows) and its most columns (a
-    group's; the rows of C per group in the short rows of Cᵀ)."""
+    group's; the rows of C per group in the short rows of Cᵀ), and the
+    longest K of the tall products (0: none)."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
@@ -210,7 +219,7 @@ def tile_table():
                                "float32": few_dots_max_m(<float*>NULL)},
             "narrow_rows": {"float64": narrow_rows_per_tile(<double*>NULL),
                             "float32": narrow_rows_per_tile(<float*>NULL)},
-            "narrow_cols": CB_NARROW_COLS}
+            "narrow_cols": CB_NARROW_COLS, "tall_max_k": CB_TALL_MAX_K}
 
 
 def set_halves_512(bint on):
@@ -361,6 +370,15 @@ cdef inline void narrow_short_rows(Py_ssize_t rows, Py_ssize_t K, const real* a,
         cb_narrow_short_rows_f32(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, c_cs, overwrite)
     else:
         cb_narrow_short_rows_f64(rows, K, a, a_cs, b, rsb, csb, cols, C, ldc, c_cs, overwrite)
+
+
+cdef inline void tall(Py_ssize_t rows, Py_ssize_t K, const real* a, Py_ssize_t a_rs,
+                      const real* b, Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, real* C,
+                      Py_ssize_t ldc, bint overwrite) noexcept nogil:
+    if real is float:
+        cb_tall_f32(rows, K, a, a_rs, b, rsb, csb, cols, C, ldc, overwrite)
+    else:
+        cb_tall_f64(rows, K, a, a_rs, b, rsb, csb, cols, C, ldc, overwrite)
 
 
 cdef inline bint ten_pays(real* kind) noexcept nogil:

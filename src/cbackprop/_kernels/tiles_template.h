@@ -538,6 +538,71 @@ CB_(cb_ten)(ptrdiff_t kc, const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b, CB
 static inline ptrdiff_t CB_(cb_ten_lanes)(void) { return CB_TEN_(cb_ten_lanes)(); }
 #undef CB_TEN_
 
+/* Many rows of A on a short K times a B of at most a vector's columns (a
+ * first layer on a few features, or predict, on many rows; δ@Wᵀ of such a
+ * layer): all of op(B) in K vectors (zero past `cols`), held beside the
+ * rows' accumulators, and CB_TALL_ROWS rows of A at a time, each value
+ * broadcast once; K is a literal of each body, so the steps are constant
+ * offsets from each row. A register tile of one vector spent a tile's
+ * setup, its C requests and its row pointers on a K loop of a few steps
+ * (bench/README.md, "Tall products of a few columns"). Each element sums
+ * its products in the order of p from 0, as the tiles do. */
+static inline __attribute__((always_inline)) void
+CB_(cb_tall_rows)(const int STEPS, const int ROWS, const CB_REAL* a, ptrdiff_t a_rs,
+                  const CB_VEC* bv, CB_REAL* C, ptrdiff_t ldc, ptrdiff_t cols, int overwrite) {
+    CB_VEC acc[CB_TALL_ROWS];
+    CB_UNROLLED for (int r = 0; r < ROWS; r++)
+        acc[r] = (CB_VEC){0};
+    CB_UNROLLED for (int p = 0; p < STEPS; p++)
+        CB_UNROLLED for (int r = 0; r < ROWS; r++)
+            acc[r] += CB_(cb_splat)(a[r * a_rs + p]) * bv[p];
+    CB_UNROLLED for (int r = 0; r < ROWS; r++) {
+        CB_REAL* out = C + r * ldc;
+#if CB_MASKED_EDGES
+        CB_VEC result = acc[r];
+        if (!overwrite)
+            result += CB_(cb_load_first)(out, cols);
+        CB_(cb_store_first)(out, result, cols);
+#else
+        CB_REAL part[CB_LANES];
+        CB_(cb_store)(part, acc[r]);
+        CB_(cb_store_corner)(part, CB_LANES, out, 1, 1, cols, overwrite);
+#endif
+    }
+}
+
+static void CB_(cb_tall)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_rs,
+                         const CB_REAL* b, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t cols,
+                         CB_REAL* C, ptrdiff_t ldc, int overwrite) {
+    CB_VEC bv[CB_TALL_SPELLED_K];
+    for (ptrdiff_t p = 0; p < K; p++) {
+        CB_REAL step[CB_LANES];
+        for (ptrdiff_t j = 0; j < CB_LANES; j++)
+            step[j] = j < cols ? b[p * rsb + j * csb] : 0;
+        bv[p] = CB_(cb_load)(step);
+    }
+    ptrdiff_t i = 0;
+#define CB_TALL_CASE(STEPS)                                                                  \
+    case STEPS:                                                                              \
+        for (; i + CB_TALL_ROWS <= rows; i += CB_TALL_ROWS)                                  \
+            CB_(cb_tall_rows)(STEPS, CB_TALL_ROWS, a + i * a_rs, a_rs, bv, C + i * ldc, ldc, \
+                              cols, overwrite);                                              \
+        for (; i < rows; i++)                                                                \
+            CB_(cb_tall_rows)(STEPS, 1, a + i * a_rs, a_rs, bv, C + i * ldc, ldc, cols,      \
+                              overwrite);                                                    \
+        break;
+    switch (K) {
+    CB_TALL_CASE(1) CB_TALL_CASE(2) CB_TALL_CASE(3) CB_TALL_CASE(4)
+    CB_TALL_CASE(5) CB_TALL_CASE(6) CB_TALL_CASE(7) CB_TALL_CASE(8)
+    CB_TALL_CASE(9) CB_TALL_CASE(10) CB_TALL_CASE(11) CB_TALL_CASE(12)
+    CB_TALL_CASE(13) CB_TALL_CASE(14) CB_TALL_CASE(15) CB_TALL_CASE(16)
+    default:
+        __builtin_unreachable();   /* gemm.pxi gives 1 <= K <= CB_TALL_MAX_K */
+    }
+#undef CB_TALL_CASE
+}
+_Static_assert(CB_TALL_SPELLED_K == 16, "cb_tall's switch spells out K = 1 to 16");
+
 /* A few rows of A times a B whose rows are adjacent in memory (X@W with one
  * to a few samples: predict on one input). A register tile reads B a sliver
  * of NR columns at a time, one whole row of B apart at each step: on a wide
