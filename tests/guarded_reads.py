@@ -89,9 +89,11 @@ def gemm(dtype, rng, flush):
     few = [(M, N) for N in sorted({2, 3, lanes - 1, lanes + 1, tile - 1} - {0, 1})
            for M in (1, 2, table["narrow_cols"] + 1) if takes_rows_of_ct(table, dtype, M, N)]
     shapes += [(M, N, 37) for M, N in few] + [(M, N, 2) for M, N in few if M * N * 2 > TINY_PRODUCT_MAX]
-    # Tall products: passes of eight rows and a remainder, a vector of
+    # Tall products: a pass of rows, passes and a remainder, a vector of
     # columns or less, K up to the longest the kernel takes.
-    shapes += [(M, N, K) for M in (8, 19) for N in (2, lanes - 1, lanes) for K in (3, 16)]
+    passes = table["tall_rows"]
+    shapes += [(M, N, K) for M in (passes, 2 * passes + 3) for N in (2, lanes - 1, lanes)
+               for K in sorted({3, max(3, table["tall_max_k"])})]
     b_in_place, dots, column, dots_tail, dots_short, short_rows, rows_of_ct = 0, 0, 0, 0, 0, 0, 0
     wide_dots, tall = 0, 0
     for M, N, K in shapes:
@@ -122,7 +124,7 @@ def gemm(dtype, rng, flush):
                 if (M * N * K > TINY_PRODUCT_MAX and N % lanes != 0
                         and engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b) == "rows_of_ct"):
                     rows_of_ct += 1
-                if (M * N * K > TINY_PRODUCT_MAX and M % 8 != 0
+                if (M * N * K > TINY_PRODUCT_MAX and M % table["tall_rows"] != 0
                         and engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b) == "tall"):
                     tall += 1
     assert b_in_place > 0, "no case reads B in place: edges() misses that path"

@@ -5,9 +5,9 @@ import pytest
 
 from cbackprop._backend import engine
 from engine_told import told_halves_512
-from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TALL_MIN_M, TINY_PRODUCT_MAX,
-                        dots_min_k, dots_widest, rows_of_ct_most_rows, takes_dots_depth,
-                        takes_few_dots, takes_few_rows, takes_rows_of_ct, takes_tall)
+from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
+                        dots_widest, rows_of_ct_most_rows, takes_dots_depth, takes_few_dots,
+                        takes_few_rows, takes_rows_of_ct, takes_tall)
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -600,16 +600,16 @@ def test_rows_of_ct_on_a_team_equal_one_thread(dtype, restore_engine_threads):
 
 
 def test_which_products_take_the_tall_kernel(dtype):
-    """X@W and δ@Wᵀ of at least TALL_MIN_M rows, K of at most the build's
-    tall_max_k (16 with AVX-512; 0, none, on the others) and at most a
-    vector of columns take the tall kernel, one column only below that K,
-    unless the short rows of Cᵀ take the X@W first (or, at K = 1, the
-    kernels of Xᵀ@δ); Xᵀ@δ never takes it."""
+    """X@W and δ@Wᵀ of at least a pass of the tall kernel's rows (8), K of
+    at most the build's tall_max_k (16 with AVX-512; 0, none, on the
+    others) and at most a vector of columns take the tall kernel, one
+    column on K of at most 15, unless the short rows of Cᵀ take the X@W
+    first (or, at K = 1, the kernels of Xᵀ@δ); Xᵀ@δ never takes it."""
     table = engine.tile_table()
-    lanes, longest = table["lanes"][dtype], table["tall_max_k"]
-    assert longest == (16 if table["isa"] == "avx512" else 0)
+    lanes, longest, least = table["lanes"][dtype], table["tall_max_k"], table["tall_rows"]
+    assert longest == (16 if table["isa"] == "avx512" else 0) and least == 8
     taken = 0
-    for M in (TALL_MIN_M - 1, TALL_MIN_M, TALL_MIN_M + 1, 100, 5000):
+    for M in (least - 1, least, least + 1, 100, 5000):
         for K in range(1, max(longest, 16) + 3):
             for N in (1, 2, 3, lanes - 1, lanes, lanes + 1):
                 for trans_b in (False, True):
@@ -650,22 +650,31 @@ def test_tall_products_at_every_depth(trans_b, dtype):
 
 def test_tall_products_keep_the_padding_out_of_c(dtype):
     """The tall kernel's lanes past the columns hold zeros of B's padding:
-    an infinite A makes them NaN (inf x 0), which never reaches C; an
-    infinite B value reaches only its own column."""
+    an infinite A in the last row makes them NaN (inf x 0), which reaches
+    neither C nor the memory past it (C here the head of a longer buffer);
+    an infinite B value reaches only its own column."""
     table = engine.tile_table()
     lanes = table["lanes"][dtype]
-    M, K, N = 41, 5, lanes - 3
+    M, K, N = 41, 5, max(1, lanes - 3)
     A = np.ones((M, K), dtype)
     B = np.ones((K, N), dtype)
-    A[3, 2] = np.inf
+    A[M - 1, 2] = np.inf
     B[4, N - 1] = -np.inf
     with np.errstate(invalid="ignore"):
         expected = A.astype(np.float64) @ B.astype(np.float64)
-    C = product(A, B)
     if table["tall_max_k"]:
         assert engine.narrow_kernel(M, K, N, False, dtype) == "tall"
-    np.testing.assert_array_equal(C, expected.astype(dtype))
-    assert np.isnan(C).sum() == 1 and np.isnan(C[3, N - 1])   # inf - inf, as numpy's
+    for accumulating in (False, True):
+        memory = np.full(M * N + 2 * lanes, 7, dtype)
+        C = memory[:M * N].reshape(M, N)
+        C[...] = 0 if accumulating else np.nan
+        if accumulating:
+            accumulate(A, B, False, False, C)
+        else:
+            assert engine.op_gemm(A, B, False, False, C) is C
+        np.testing.assert_array_equal(C, expected.astype(dtype))
+        assert np.isnan(C).sum() == 1 and np.isnan(C[M - 1, N - 1])   # inf - inf, as numpy's
+        assert np.all(memory[M * N:] == 7)
 
 
 def test_tall_products_on_a_team_equal_one_thread(dtype, restore_engine_threads):
@@ -673,7 +682,7 @@ def test_tall_products_on_a_team_equal_one_thread(dtype, restore_engine_threads)
     shared by the team, each row computed whole by one thread: 1, 2 and 3
     threads give the same bits, with and without accumulating."""
     table = engine.tile_table()
-    K, N = 13, table["lanes"][dtype] - 3
+    K, N = 13, max(1, table["lanes"][dtype] - 3)
     M = int(table["parallel_min_flops"] // (2 * N * K)) + 7
     if table["tall_max_k"]:
         assert engine.narrow_kernel(M, K, N, False, dtype) == "tall"

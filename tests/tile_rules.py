@@ -85,14 +85,13 @@ def rows_of_ct_most_rows(table, dtype, N):
     return ROWS_OF_CT_ROWS_PER_VECTOR * (N - 1) // lanes if N <= table["narrow_rows"][dtype] else 0
 
 
-# X@W or δ@Wᵀ (op(A)'s steps adjacent) of at least this many rows, K of at
-# most the table's tall_max_k (0 on builds without the tall kernel) and at
-# most a vector of columns takes the tall kernel, unless the short rows of
-# Cᵀ take it first; one column only below the longest K, where the dot
-# products won (bench/README.md, "Tall products of a few columns").
-TALL_MIN_M = 8
-
-
+# X@W or δ@Wᵀ (op(A)'s steps adjacent) of at least the table's tall_rows
+# (a pass of the tall kernel), K of at most its tall_max_k (0 on builds
+# without the tall kernel) and at most a vector of columns takes the tall
+# kernel, unless the short rows of Cᵀ take it first; one column only on K of
+# at most TALL_ONE_COLUMN_MAX_K, below which the dot products lost
+# (bench/README.md, "Tall products of a few columns").
+TALL_ONE_COLUMN_MAX_K = 15
 # A K of 1 makes op(A)'s rows adjacent as well: up to this many columns the
 # kernels of Xᵀ@δ take it first (the narrow rows, or one column as a row).
 NARROW_MAX_N = 10
@@ -102,6 +101,6 @@ def takes_tall(table, dtype, M, K, N):
     """Whether a product of M rows, depth K and N columns, op(A)'s steps
     adjacent, takes the tall kernel by the rule above (when the rows of Cᵀ
     do not take it first)."""
-    longest = table["tall_max_k"]
-    return (M >= TALL_MIN_M and 1 <= K <= longest and 1 <= N <= table["lanes"][dtype]
-            and (N > 1 or K < longest) and not (K == 1 and N <= NARROW_MAX_N))
+    return (M >= table["tall_rows"] and 1 <= K <= table["tall_max_k"]
+            and 1 <= N <= table["lanes"][dtype] and (N > 1 or K <= TALL_ONE_COLUMN_MAX_K)
+            and not (K == 1 and N <= NARROW_MAX_N))

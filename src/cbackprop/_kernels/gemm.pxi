@@ -70,7 +70,7 @@ cdef enum:
     C_ROW_ORDER_MAX_KC = 64
     # Widest product the narrow kernels serve (groups of CB_NARROW_COLS: two of
     # 5 columns, or one of 10 in the AVX-512 build), but the rows of Cᵀ (up
-    # to narrow_rows_per_tile columns).
+    # to narrow_rows_per_tile columns) and the tall products (a vector).
     NARROW_MAX_N = 10
     # Products of at most this many multiply-adds (M N K) are three plain
     # loops: a tiny network's are a few dozen, less than choosing a kernel.
@@ -132,16 +132,17 @@ cdef enum:
     # columns but one (M lanes <= 24 (N - 1)): past that the dot products or
     # the tiles won (bench/README.md, "Rows of Cᵀ").
     ROWS_OF_CT_ROWS_PER_VECTOR = 24
-    # Products of at least TALL_MIN_M rows (a pass of the tall kernel's),
+    # Products of at least a pass of the tall kernel's rows (CB_TALL_ROWS),
     # op(A)'s steps adjacent, K of at most the table's CB_TALL_MAX_K (0:
     # none) and at most a vector of columns (X@W of a first layer on a few
-    # features, predict on many rows, δ@Wᵀ of such a layer) take the tall
-    # kernel (tiles.h, cb_tall): all of op(B) in registers, CB_TALL_ROWS rows
-    # at a time, where a one-vector register tile spent its setup and its row
-    # pointers on a K loop of a few steps; one column only below the longest
-    # K, where the dot products won (bench/README.md, "Tall products of a
-    # few columns").
-    TALL_MIN_M = 8
+    # features, predict on many rows, δ@Wᵀ between two narrow hidden layers)
+    # take the tall kernel (tiles.h, cb_tall): all of op(B) in registers,
+    # CB_TALL_ROWS rows at a time, where a one-vector register tile spent its
+    # setup and its row pointers on a K loop of a few steps; one column only
+    # on K of at most TALL_ONE_COLUMN_MAX_K: on 16 steps (two whole vectors
+    # in float64, one in float32) the dot products won (bench/README.md,
+    # "Tall products of a few columns").
+    TALL_ONE_COLUMN_MAX_K = 15
 
 
 cdef inline Py_ssize_t round_up(Py_ssize_t n, Py_ssize_t step) noexcept nogil:
@@ -510,8 +511,8 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     NARROW_ROWS_OF_CT for 2 to narrow_rows_per_tile columns and at most
     ROWS_OF_CT_ROWS_PER_VECTOR rows per vector's worth of columns but one;
     otherwise, with op(A)'s steps adjacent, NARROW_TALL for at least
-    TALL_MIN_M rows, K of at most CB_TALL_MAX_K and at most a vector of
-    columns (one column only below that K);
+    CB_TALL_ROWS rows, K of at most CB_TALL_MAX_K and at most a vector of
+    columns (one column on K of at most TALL_ONE_COLUMN_MAX_K);
     otherwise, with op(A)'s steps adjacent (an output layer's forward pass),
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
@@ -535,8 +536,8 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     if (csb == 1 and N <= narrow_rows_per_tile(<real*>NULL)
             and M * lanes <= ROWS_OF_CT_ROWS_PER_VECTOR * (N - 1)):
         return NARROW_ROWS_OF_CT
-    if (csa == 1 and K <= CB_TALL_MAX_K and N <= lanes and M >= TALL_MIN_M
-            and (N > 1 or K < CB_TALL_MAX_K)):
+    if (csa == 1 and K <= CB_TALL_MAX_K and N <= lanes and M >= CB_TALL_ROWS
+            and (N > 1 or K <= TALL_ONE_COLUMN_MAX_K)):
         return NARROW_TALL
     if N > NARROW_MAX_N or csa != 1:
         return NARROW_NONE
@@ -561,8 +562,8 @@ def narrow_kernel(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint trans_a, dtype,
     """narrow_kind's choice for op(A) @ op(B) of this shape, A and B
     C-contiguous (op(A) = Aᵀ when ``trans_a``, op(B) = Bᵀ when ``trans_b``)
     into a C-contiguous C: "few_rows", "column", "rows", "rows_of_ct",
-    "ten", "dots" or None (tests; gemm asks only for products that its tiny
-    path leaves)."""
+    "tall", "ten", "dots" or None (tests; gemm asks only for products that
+    its tiny path leaves)."""
     cdef Py_ssize_t rsa = 1 if trans_a else K, csa = M if trans_a else 1
     cdef Py_ssize_t rsb = 1 if trans_b else N, csb = K if trans_b else 1
     if np.dtype(dtype) == np.float32:
@@ -583,16 +584,15 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     this thread's share of its tiles (of its rows for NARROW_DOTS, of its
     vectors of rows for NARROW_COLUMN, of its groups of rows for
     NARROW_ROWS_OF_CT, of its passes of CB_TALL_ROWS rows for NARROW_TALL;
-    NARROW_FEW_ROWS, which gemm never gives a team, all of
-    it), run by every thread of a team of
-    ``team``. Each tile is computed whole by one thread, so results do not
-    depend on the team. Rows left over from the narrow rows' tiles (fewer
+    NARROW_FEW_ROWS, which gemm never gives a team, all of it), run by every
+    thread of a team of ``team``. Each tile is computed whole by one thread,
+    so results do not depend on the team. Rows left over from the narrow rows' tiles (fewer
     than one tile) go to the short rows, on the team's last thread (the
     blocked loops padded their few columns to NR: 1.04-10x slower,
     bench/README.md, "Short rows")."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
     cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS
-    cdef Py_ssize_t tile, first_tile, last_tile, i, g, first, cols, full_rows
+    cdef Py_ssize_t tile, first_tile, last_tile, i, g, first, last, cols, full_rows
     if kind == NARROW_TEN:
         ten_columns(M, N, K, A, rsa, B, rsb, csb, C, ldc, accumulate, pack_b, thread, team)
         return
@@ -608,9 +608,9 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     if kind == NARROW_TALL:
         share((M + CB_TALL_ROWS - 1) // CB_TALL_ROWS, thread, team, &first_tile, &last_tile)
         first = first_tile * CB_TALL_ROWS
-        i = min(last_tile * CB_TALL_ROWS, M)
-        if i > first:
-            tall(i - first, K, A + first * rsa, rsa, B, rsb, csb, N, C + first * ldc, ldc,
+        last = min(last_tile * CB_TALL_ROWS, M)
+        if last > first:
+            tall(last - first, K, A + first * rsa, rsa, B, rsb, csb, N, C + first * ldc, ldc,
                  not accumulate)
         return
     if kind == NARROW_FEW_ROWS:

@@ -43,8 +43,8 @@
  *       and row j of B at b[j*b_cs], each with its k values adjacent; every
  *       element a dot product, in vectors along k.
  *   cb_tall_<sfx>(rows, K, a, a_rs, b, rsb, csb, cols, C, ldc, overwrite)
- *       C[:rows, :cols] (=|+=) Σ_p a[i*a_rs + p] b[p*rsb + j*csb] for 1 <= K <=
- *       CB_TALL_SPELLED_K and cols <= lanes: op(B) held in registers, rows
+ *       C[:rows, :cols] (=|+=) Σ_p a[i*a_rs + p] b[p*rsb + j*csb] for a K of
+ *       CB_TALL_STEPS and cols <= lanes: op(B) held in registers, rows
  *       CB_TALL_ROWS at a time (X@W of many rows on a few features).
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:cb_narrow_rows_per_tile_<sfx>(), :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
@@ -63,7 +63,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #if defined(__AVX512F__)
-#include <immintrin.h>   /* one broadcast that vector extensions cannot spell */
+#include <immintrin.h>   /* a broadcast and the masked loads and stores that vector
+                            extensions cannot spell */
 #endif
 
 #if !defined(__GNUC__)
@@ -159,10 +160,11 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    columns on 9-32 rows with AVX2, ran faster in dots;
  *                    bench/README.md, "Few dots on more rows")
  *   CB_TALL_MAX_K    the longest K of the tall products (gemm.pxi, NARROW_TALL:
- *                    many rows, a vector of columns; at most CB_TALL_SPELLED_K),
- *                    0 where they do not run: with 16 registers and no masked
- *                    stores they lost to the tiles on most shapes measured
- *                    (bench/README.md, "Tall products of a few columns")
+ *                    many rows, a vector of columns; at most CB_TALL_STEPS'
+ *                    last), 0 where they do not run: with 16 registers and no
+ *                    masked stores they lost to the tiles on most shapes
+ *                    measured (bench/README.md, "Tall products of a few
+ *                    columns")
  *   CB_C_PREFETCH_STEPS  a packed tile asks for its rows of C, one per K
  *                    step, from this many steps before its last (CB_KC_<sfx> or
  *                    more: from its first step; bench/README.md, "Kept: C's
@@ -302,6 +304,17 @@ _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F
  * columns from 16 steps"). The other ten-column tiles take any K. */
 #define CB_TEN_MIN_K_BY_FOURS 16
 
+/* The tall products (cb_tall): rows of A per pass (also the fewest rows
+ * gemm.pxi gives them), and the K that its body is spelled out for, 1 to
+ * 16; the table's CB_TALL_MAX_K is at most the last. */
+#define CB_TALL_ROWS 8
+#define CB_TALL_STEPS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) \
+    X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)
+#define CB_TALL_COUNTED(K) +1
+_Static_assert(CB_TALL_MAX_K <= 0 CB_TALL_STEPS(CB_TALL_COUNTED),
+               "cb_tall is spelled out for every K it is given");
+#undef CB_TALL_COUNTED
+
 /* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
  * instruction as two 256-bit halves: a 64-byte build then takes its
  * ten-column tiles in half vectors, and sums float64's dot products each
@@ -374,12 +387,6 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_HALVES_HI_16_2 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
 #define CB_HALVES(half, lanes, w) \
     CB_CAT2(CB_CAT2(CB_CAT2(CB_HALVES_, half), CB_CAT2(_, lanes)), CB_CAT2(_, w))
-/* The tall products (cb_tall): rows of A per pass, and the K that its
- * switch spells out, 1 to this (CB_TALL_MAX_K, of the table, at most). */
-#define CB_TALL_ROWS 8
-#define CB_TALL_SPELLED_K 16
-_Static_assert(CB_TALL_MAX_K <= CB_TALL_SPELLED_K, "cb_tall spells out every K it is given");
-
 /* Whether the tiles store a vector cut by C's last columns with a mask
  * (AVX-512) rather than through a local tile copied value by value. */
 #if defined(__AVX512F__) && CB_VECTOR_BYTES == 64

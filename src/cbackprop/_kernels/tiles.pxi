@@ -195,7 +195,7 @@ def tile_table():
     any width, and the rows of a tile of the narrow
     rows per dtype (fewer take the short rows) and its most columns (a
     group's; the rows of C per group in the short rows of Cᵀ), and the
-    longest K of the tall products (0: none)."""
+    longest K of the tall products (0: none) and their rows per pass."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
@@ -219,7 +219,8 @@ def tile_table():
                                "float32": few_dots_max_m(<float*>NULL)},
             "narrow_rows": {"float64": narrow_rows_per_tile(<double*>NULL),
                             "float32": narrow_rows_per_tile(<float*>NULL)},
-            "narrow_cols": CB_NARROW_COLS, "tall_max_k": CB_TALL_MAX_K}
+            "narrow_cols": CB_NARROW_COLS, "tall_max_k": CB_TALL_MAX_K,
+            "tall_rows": CB_TALL_ROWS}
 
 
 def set_halves_512(bint on):

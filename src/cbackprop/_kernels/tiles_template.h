@@ -571,10 +571,11 @@ CB_(cb_tall_rows)(const int STEPS, const int ROWS, const CB_REAL* a, ptrdiff_t a
     }
 }
 
+#define CB_TALL_ONE(K) +1
 static void CB_(cb_tall)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_rs,
                          const CB_REAL* b, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t cols,
                          CB_REAL* C, ptrdiff_t ldc, int overwrite) {
-    CB_VEC bv[CB_TALL_SPELLED_K];
+    CB_VEC bv[0 CB_TALL_STEPS(CB_TALL_ONE)];
     for (ptrdiff_t p = 0; p < K; p++) {
         CB_REAL step[CB_LANES];
         for (ptrdiff_t j = 0; j < CB_LANES; j++)
@@ -592,16 +593,13 @@ static void CB_(cb_tall)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a, ptrdiff_
                               overwrite);                                                    \
         break;
     switch (K) {
-    CB_TALL_CASE(1) CB_TALL_CASE(2) CB_TALL_CASE(3) CB_TALL_CASE(4)
-    CB_TALL_CASE(5) CB_TALL_CASE(6) CB_TALL_CASE(7) CB_TALL_CASE(8)
-    CB_TALL_CASE(9) CB_TALL_CASE(10) CB_TALL_CASE(11) CB_TALL_CASE(12)
-    CB_TALL_CASE(13) CB_TALL_CASE(14) CB_TALL_CASE(15) CB_TALL_CASE(16)
+    CB_TALL_STEPS(CB_TALL_CASE)
     default:
         __builtin_unreachable();   /* gemm.pxi gives 1 <= K <= CB_TALL_MAX_K */
     }
 #undef CB_TALL_CASE
 }
-_Static_assert(CB_TALL_SPELLED_K == 16, "cb_tall's switch spells out K = 1 to 16");
+#undef CB_TALL_ONE
 
 /* A few rows of A times a B whose rows are adjacent in memory (X@W with one
  * to a few samples: predict on one input). A register tile reads B a sliver
