@@ -586,10 +586,10 @@ cdef void narrow_gemm(int kind, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     NARROW_ROWS_OF_CT, of its passes of CB_TALL_ROWS rows for NARROW_TALL;
     NARROW_FEW_ROWS, which gemm never gives a team, all of it), run by every
     thread of a team of ``team``. Each tile is computed whole by one thread,
-    so results do not depend on the team. Rows left over from the narrow rows' tiles (fewer
-    than one tile) go to the short rows, on the team's last thread (the
-    blocked loops padded their few columns to NR: 1.04-10x slower,
-    bench/README.md, "Short rows")."""
+    so results do not depend on the team. Rows left over from the narrow
+    rows' tiles (fewer than one tile) go to the short rows, on the team's
+    last thread (the blocked loops padded their few columns to NR: 1.04-10x
+    slower, bench/README.md, "Short rows")."""
     cdef Py_ssize_t rows_per_tile = narrow_rows_per_tile(<real*>NULL)
     cdef Py_ssize_t n_groups = (N + CB_NARROW_COLS - 1) // CB_NARROW_COLS
     cdef Py_ssize_t tile, first_tile, last_tile, i, g, first, last, cols, full_rows

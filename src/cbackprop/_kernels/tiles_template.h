@@ -60,6 +60,22 @@ static inline void CB_(cb_store_corner)(const CB_REAL* tile, ptrdiff_t tile_ld, 
             C[i * ldc + j] = overwrite ? tile[i * tile_ld + j] : C[i * ldc + j] + tile[i * tile_ld + j];
 }
 
+/* v into the first `lanes` values at out (= or, without overwrite, +=): by
+ * the masked load and store where the build has them, else through a local
+ * vector value by value. */
+static inline __attribute__((always_inline)) void
+CB_(cb_put_first)(CB_REAL* out, CB_VEC v, ptrdiff_t lanes, int overwrite) {
+#if CB_MASKED_EDGES
+    if (!overwrite)
+        v += CB_(cb_load_first)(out, lanes);
+    CB_(cb_store_first)(out, v, lanes);
+#else
+    CB_REAL part[CB_LANES];
+    CB_(cb_store)(part, v);
+    CB_(cb_store_corner)(part, CB_LANES, out, 1, 1, lanes, overwrite);
+#endif
+}
+
 /* Asks for the lines of `count` values `ahead` values past p, to read: the
  * first and the last, which may be on the next line. The address is formed
  * as an integer: it may lie past the end of p's buffer, where C does not
@@ -176,11 +192,7 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int LAYOUT, ptrdiff_t kc,
             const ptrdiff_t lanes = cols - j * CB_LANES;
             if (lanes <= 0)
                 break;
-            CB_REAL* out = C + i * ldc + j * CB_LANES;
-            CB_VEC result = acc[i][j];
-            if (!overwrite)
-                result += CB_(cb_load_first)(out, lanes);
-            CB_(cb_store_first)(out, result, lanes);
+            CB_(cb_put_first)(C + i * ldc + j * CB_LANES, acc[i][j], lanes, overwrite);
         }
     }
     return;
@@ -539,8 +551,8 @@ static inline ptrdiff_t CB_(cb_ten_lanes)(void) { return CB_TEN_(cb_ten_lanes)()
 #undef CB_TEN_
 
 /* Many rows of A on a short K times a B of at most a vector's columns (a
- * first layer on a few features, or predict, on many rows; δ@Wᵀ of such a
- * layer): all of op(B) in K vectors (zero past `cols`), held beside the
+ * first layer on a few features, or predict, on many rows; δ@Wᵀ between
+ * two narrow hidden layers): all of op(B) in K vectors (zero past `cols`), held beside the
  * rows' accumulators, and CB_TALL_ROWS rows of A at a time, each value
  * broadcast once; K is a literal of each body, so the steps are constant
  * offsets from each row. A register tile of one vector spent a tile's
@@ -556,19 +568,8 @@ CB_(cb_tall_rows)(const int STEPS, const int ROWS, const CB_REAL* a, ptrdiff_t a
     CB_UNROLLED for (int p = 0; p < STEPS; p++)
         CB_UNROLLED for (int r = 0; r < ROWS; r++)
             acc[r] += CB_(cb_splat)(a[r * a_rs + p]) * bv[p];
-    CB_UNROLLED for (int r = 0; r < ROWS; r++) {
-        CB_REAL* out = C + r * ldc;
-#if CB_MASKED_EDGES
-        CB_VEC result = acc[r];
-        if (!overwrite)
-            result += CB_(cb_load_first)(out, cols);
-        CB_(cb_store_first)(out, result, cols);
-#else
-        CB_REAL part[CB_LANES];
-        CB_(cb_store)(part, acc[r]);
-        CB_(cb_store_corner)(part, CB_LANES, out, 1, 1, cols, overwrite);
-#endif
-    }
+    CB_UNROLLED for (int r = 0; r < ROWS; r++)
+        CB_(cb_put_first)(C + r * ldc, acc[r], cols, overwrite);
 }
 
 #define CB_TALL_ONE(K) +1
