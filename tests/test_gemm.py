@@ -3,6 +3,7 @@ all three transpose patterns of a dense layer (X @ W, Xᵀ @ δ, δ @ Wᵀ)."""
 import numpy as np
 import pytest
 
+import cbackprop as cb
 from cbackprop._backend import engine
 from engine_told import told_halves_512
 from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
@@ -836,6 +837,65 @@ def test_edges_of_this_builds_tiles(trans_a, trans_b, dtype):
                 C0 = rng.standard_normal((M, N)).astype(dtype)
                 _assert_close(accumulate(A, B, trans_a, trans_b, C0.copy()), expected + C0,
                               K, dtype)
+
+
+def _rounding_values(rng, shape, dtype):
+    """Values of few bits of mantissa (every product of two exact in
+    ``dtype``) and exponents far apart (their sums round), so that a
+    product's bits tell the order its elements were summed in."""
+    bits, spread = (10, 30) if dtype == "float64" else (5, 12)
+    mantissas = rng.integers(-(1 << bits), 1 << bits, size=shape)
+    return np.ldexp(mantissas, rng.integers(-spread, spread, size=shape)).astype(dtype)
+
+
+def _summed_in_the_order_of_k(A, B, trans_a, trans_b, kc, C0=None):
+    """C = op(A) @ op(B) (C0 + it) summed as the blocked loops promise: each
+    KC panel's products from zero in the order of k, the panel's sum then
+    added into C (or C0), panel after panel."""
+    a, b = (A.T if trans_a else A), (B.T if trans_b else B)
+    C = None if C0 is None else C0.copy()
+    for first in range(0, a.shape[1], kc):
+        panel = np.zeros((a.shape[0], b.shape[1]), A.dtype)
+        for k in range(first, min(first + kc, a.shape[1])):
+            panel += np.multiply.outer(a[:, k], b[k])   # exact: only the sums round
+        C = panel if C is None else C + panel
+    return C
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
+def test_tiles_sum_in_the_order_of_k(trans_a, trans_b, dtype):
+    """The blocked loops' tiles, packed or not (the whole packed tile in asm
+    where the build's table says asm_steps), sum each element in the order
+    of k within a KC panel and add the panels into C in turn: the same bits
+    as that sum written out in numpy, on operands whose sums round. Depths
+    cross the asm's pairs of steps (an odd last step), the pairs that ask
+    for C's rows (the last 48 steps of a panel on AVX-512), and KC; rows
+    cut the tile's height, columns its last vector."""
+    table = engine.tile_table()
+    assert table["asm_steps"] == {"float64": cb.kernel_path == "avx512", "float32": False}
+    kc, nr, mr = table["kc"][dtype], table["nr"][dtype], table["mr"]
+    rng = np.random.default_rng(21)
+    depths = (1, 2, 3, 10, 47, 49, 50, 97, kc - 1, kc, kc + 1, kc + 2, 2 * kc + 3)
+    blocked = set()
+    for M in (mr - 1, mr, mr + 1, 2 * mr + 5, 100):
+        for N in (9 * nr, 9 * nr + 5, 12 * nr - 1):
+            for K in depths:
+                if (M * N * K <= TINY_PRODUCT_MAX or
+                        engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b) is not None):
+                    continue
+                blocked.add(K)
+                A = _rounding_values(rng, (K, M) if trans_a else (M, K), dtype)
+                B = _rounding_values(rng, (N, K) if trans_b else (K, N), dtype)
+                np.testing.assert_array_equal(product(A, B, trans_a, trans_b),
+                                              _summed_in_the_order_of_k(A, B, trans_a, trans_b, kc),
+                                              err_msg=f"{M}x{K}x{N}")
+                if K % 3 == 0:
+                    C0 = _rounding_values(rng, (M, N), dtype)
+                    np.testing.assert_array_equal(
+                        accumulate(A, B, trans_a, trans_b, C0.copy()),
+                        _summed_in_the_order_of_k(A, B, trans_a, trans_b, kc, C0),
+                        err_msg=f"{M}x{K}x{N} accumulating")
+    assert blocked == set(depths)   # each depth in the blocked loops at least once
 
 
 def _on_cache_lines(array):

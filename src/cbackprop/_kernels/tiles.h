@@ -173,6 +173,11 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    lines of its A sliver (B sliver) this many K steps
  *                    ahead of the FMAs that read them; 0: it does not ask
  *                    (bench/README.md, "Kept: A and B slivers asked for ahead")
+ *   CB_ASM_STEPS_<sfx>  1: a whole packed tile runs its K steps in the asm of
+ *                    tile_steps_avx512.h (on an AVX-512 build of the 12 x 2
+ *                    tile only, CB_ASM_TILE; the same bits as its C steps);
+ *                    0: in cb_tile's C (bench/README.md, "Kept: a packed
+ *                    tile's float64 steps in asm")
  */
 #if CB_ISA == CB_ISA_AVX512
 #define CB_ISA_NAME "avx512"
@@ -199,6 +204,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_A_PREFETCH_STEPS_F32 0
 #define CB_B_PREFETCH_STEPS_F64 8
 #define CB_B_PREFETCH_STEPS_F32 8
+#define CB_ASM_STEPS_F64 1
+#define CB_ASM_STEPS_F32 0
 #define CB_NARROW_COLS 10
 #define CB_NARROW_HEIGHTS(X) X(2) X(4) X(5) X(6) X(7) X(8) X(9) X(10)
 #define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(8) X(10)
@@ -236,6 +243,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_A_PREFETCH_STEPS_F32 0
 #define CB_B_PREFETCH_STEPS_F64 0
 #define CB_B_PREFETCH_STEPS_F32 0
+#define CB_ASM_STEPS_F64 0
+#define CB_ASM_STEPS_F32 0
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(3) X(4) X(5)
 #define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5)
@@ -273,6 +282,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_A_PREFETCH_STEPS_F32 0
 #define CB_B_PREFETCH_STEPS_F64 0
 #define CB_B_PREFETCH_STEPS_F32 0
+#define CB_ASM_STEPS_F64 0
+#define CB_ASM_STEPS_F32 0
 #define CB_NARROW_COLS 5
 #define CB_NARROW_HEIGHTS(X) X(2) X(3) X(4) X(5)
 #define CB_SHORT_ROWS_HEIGHTS(X) X(1) X(2) X(3) X(4) X(5)
@@ -394,6 +405,14 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #else
 #define CB_MASKED_EDGES 0
 #endif
+/* Whether this build can run tile_steps_avx512.h: AVX-512 instructions and
+ * the 12 x 2 tile it is written for (the table's CB_ASM_STEPS_<sfx> then
+ * says, per dtype, whether it does). */
+#if defined(__AVX512F__) && CB_VECTOR_BYTES == 64 && CB_MR == 12 && CB_NV == 2
+#define CB_ASM_TILE 1
+#else
+#define CB_ASM_TILE 0
+#endif
 /* Makes the compiler treat a vector as computed in a register: a splat used
  * by a shuffle is then loaded by one broadcast from memory (a load-port
  * operation), instead of rebuilt lane by lane from the scalar with shuffles
@@ -424,8 +443,12 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_KC CB_KC_F64
 #define CB_A_PREFETCH_STEPS CB_A_PREFETCH_STEPS_F64
 #define CB_B_PREFETCH_STEPS CB_B_PREFETCH_STEPS_F64
+#define CB_ASM_STEPS (CB_ASM_TILE && CB_ASM_STEPS_F64)
 #define CB_LANES_N CB_LANES_F64
 #define CB_INDEX long long
+#define CB_ASM_PACKED "pd"
+#define CB_ASM_SCALAR "sd"
+#define CB_ASM_BYTES "8"
 #include "tiles_template.h"
 #undef CB_REAL
 #undef CB_SFX
@@ -433,8 +456,12 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #undef CB_KC
 #undef CB_A_PREFETCH_STEPS
 #undef CB_B_PREFETCH_STEPS
+#undef CB_ASM_STEPS
 #undef CB_LANES_N
 #undef CB_INDEX
+#undef CB_ASM_PACKED
+#undef CB_ASM_SCALAR
+#undef CB_ASM_BYTES
 
 #define CB_REAL float
 #define CB_SFX f32
@@ -442,8 +469,12 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #define CB_KC CB_KC_F32
 #define CB_A_PREFETCH_STEPS CB_A_PREFETCH_STEPS_F32
 #define CB_B_PREFETCH_STEPS CB_B_PREFETCH_STEPS_F32
+#define CB_ASM_STEPS (CB_ASM_TILE && CB_ASM_STEPS_F32)
 #define CB_LANES_N CB_LANES_F32
 #define CB_INDEX int
+#define CB_ASM_PACKED "ps"
+#define CB_ASM_SCALAR "ss"
+#define CB_ASM_BYTES "4"
 #include "tiles_template.h"
 #undef CB_REAL
 #undef CB_SFX
@@ -451,8 +482,12 @@ static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 #undef CB_KC
 #undef CB_A_PREFETCH_STEPS
 #undef CB_B_PREFETCH_STEPS
+#undef CB_ASM_STEPS
 #undef CB_LANES_N
 #undef CB_INDEX
+#undef CB_ASM_PACKED
+#undef CB_ASM_SCALAR
+#undef CB_ASM_BYTES
 
 #pragma GCC diagnostic pop
 

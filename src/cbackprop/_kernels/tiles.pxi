@@ -28,6 +28,8 @@ cdef extern from "tiles.h" nogil:
     Py_ssize_t cb_mc_f32() noexcept
     Py_ssize_t cb_kc_f64() noexcept
     Py_ssize_t cb_kc_f32() noexcept
+    bint cb_asm_steps_f64() noexcept
+    bint cb_asm_steps_f32() noexcept
     Py_ssize_t cb_narrow_rows_per_tile_f64() noexcept
     Py_ssize_t cb_narrow_rows_per_tile_f32() noexcept
     void cb_microkernel_f64(Py_ssize_t kc, const double* a, Py_ssize_t a_rs, Py_ssize_t a_cs,
@@ -195,7 +197,8 @@ def tile_table():
     any width, and the rows of a tile of the narrow
     rows per dtype (fewer take the short rows) and its most columns (a
     group's; the rows of C per group in the short rows of Cᵀ), and the
-    longest K of the tall products (0: none) and their rows per pass."""
+    longest K of the tall products (0: none) and their rows per pass, and
+    per dtype whether a whole packed tile runs its steps in asm."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
@@ -220,7 +223,8 @@ def tile_table():
             "narrow_rows": {"float64": narrow_rows_per_tile(<double*>NULL),
                             "float32": narrow_rows_per_tile(<float*>NULL)},
             "narrow_cols": CB_NARROW_COLS, "tall_max_k": CB_TALL_MAX_K,
-            "tall_rows": CB_TALL_ROWS}
+            "tall_rows": CB_TALL_ROWS,
+            "asm_steps": {"float64": cb_asm_steps_f64(), "float32": cb_asm_steps_f32()}}
 
 
 def set_halves_512(bint on):

@@ -22,6 +22,7 @@ static inline ptrdiff_t CB_(cb_nr)(void) { return CB_NV * CB_LANES; }
 static inline ptrdiff_t CB_(cb_mc)(void) { return CB_MC; }
 static inline ptrdiff_t CB_(cb_kc)(void) { return CB_KC; }
 static inline ptrdiff_t CB_(cb_narrow_rows_per_tile)(void) { return CB_NARROW_NV * CB_LANES; }
+static inline int CB_(cb_asm_steps)(void) { return CB_ASM_STEPS; }
 
 static inline CB_VEC CB_(cb_splat)(CB_REAL x) {
     /* x - 0 is exact for every x (-0.0 included), so the compiler folds it
@@ -112,6 +113,10 @@ _Static_assert(0 CB_SHORT_ROWS_HEIGHTS(CB_IS_NARROW_COLS) == 1 &&
 #undef CB_PAST_TILE_ROWS
 #undef CB_PAST_NARROW_COLS
 
+#if CB_ASM_STEPS
+#include "tile_steps_avx512.h"
+#endif
+
 /* The tile body: HEIGHT x (WIDTH vectors), both compile-time constants at every
  * call; LAYOUT: how it reads A (tiles.h, CB_A_ROWS...). */
 static inline __attribute__((always_inline)) void
@@ -140,7 +145,26 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int LAYOUT, ptrdiff_t kc,
         for (ptrdiff_t i = 0; i < rows; i++)
             CB_(cb_prefetch_row)(C + i * ldc, cols);
     ptrdiff_t k = 0;
-    for (ptrdiff_t p = 0; p < kc; p++) {
+    ptrdiff_t p = 0;
+#if CB_ASM_STEPS
+    if (PACKED && HEIGHT == CB_MR && WIDTH == CB_NV && kc >= 2) {
+        /* The steps in pairs (an odd last one below); C's rows asked for
+         * two a pair from the pair of step prefetch_at on. */
+        const ptrdiff_t pairs = kc / 2;
+        const ptrdiff_t before = prefetch_at / 2 < pairs ? prefetch_at / 2 : pairs;
+        const ptrdiff_t asking = (rows + 1) / 2 < pairs - before ? (rows + 1) / 2 : pairs - before;
+        CB_VEC out[CB_MR][CB_NV];
+        CB_(cb_packed_steps)(before, asking, pairs - before - asking, a, b, b_rs, C, ldc,
+                             (cols - 1) * (ptrdiff_t)sizeof(CB_REAL), &out[0][0]);
+        CB_UNROLLED for (int i = 0; i < CB_MR; i++)
+            CB_UNROLLED for (int j = 0; j < CB_NV; j++)
+                acc[i][j] = out[i][j];
+        p = 2 * pairs;
+        k = p * a_cs;
+        b += p * b_rs;
+    }
+#endif
+    for (; p < kc; p++) {
         if (PACKED && (size_t)(p - prefetch_at) < (size_t)rows)
             CB_(cb_prefetch_row)(C + (p - prefetch_at) * ldc, cols);
         /* The A sliver streams from L2 through L1 once per tile, and a B
