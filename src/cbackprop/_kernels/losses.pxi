@@ -19,12 +19,9 @@ cdef double mse_loss(Py_ssize_t m, Py_ssize_t n, const real* A, const real* Z, c
                      double scale, bint reduction_sum, int activation, real* delta) noexcept nogil:
     """scale * sum((A - Y)²) / N, delta = dL/dA ⊙ f'(Z) (a row-wise JVP for
     softmax); Z is read only by the activations whose derivative needs it."""
-    cdef Py_ssize_t i
     cdef double divisor = 1.0 if reduction_sum else <double>(m * n)
     cdef real grad_scale = <real>(2.0 * scale / divisor)
-    cdef double total = squared_distance_as_double(m * n, A, Y)
-    for i in range(m * n):
-        delta[i] = grad_scale * (A[i] - Y[i])
+    cdef double total = squared_distance_and_delta(m * n, A, Y, grad_scale, delta)
     if activation == ACT_SOFTMAX:
         softmax_backward(m, n, delta, A)
     else:

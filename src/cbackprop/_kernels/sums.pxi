@@ -44,23 +44,32 @@ cdef inline double dot_as_double(Py_ssize_t n, const real* x, const real* y) noe
     return pairwise(partial)
 
 
-cdef inline double squared_distance_as_double(Py_ssize_t n, const real* x,
-                                              const real* y) noexcept nogil:
-    """Σ (x[i] - y[i])², each difference in double."""
+cdef inline double squared_distance_and_delta(Py_ssize_t n, const real* x, const real* y,
+                                              real scale, real* delta) noexcept nogil:
+    """Σ (x[i] - y[i])², each difference in double, and delta[i] = scale *
+    (x[i] - y[i]) in the dtype, in one pass (delta may be x or y: each
+    element is read before its delta is written)."""
     cdef double partial[PARTIALS]
     cdef double diff
+    cdef real xi, yi
     cdef Py_ssize_t i, j, whole = n - n % PARTIALS
     for j in range(PARTIALS):
         partial[j] = 0
     i = 0
     while i < whole:
         for j in range(PARTIALS):
-            diff = <double>x[i + j] - <double>y[i + j]
+            xi = x[i + j]
+            yi = y[i + j]
+            diff = <double>xi - <double>yi
             partial[j] += diff * diff
+            delta[i + j] = scale * (xi - yi)
         i += PARTIALS
     for i in range(whole, n):
-        diff = <double>x[i] - <double>y[i]
+        xi = x[i]
+        yi = y[i]
+        diff = <double>xi - <double>yi
         partial[i - whole] += diff * diff
+        delta[i] = scale * (xi - yi)
     return pairwise(partial)
 
 
