@@ -3,18 +3,23 @@
  * dtype, where CB_ASM_STEPS (tiles.h) is set.
  *
  * Why asm: gcc, given these steps in C (cb_tile), moves two accumulators
- * through other registers at every step, tests the loop twice, and asks for
- * lines with four separate address updates; with the FMAs on two pipes and
- * three loads a cycle that keeps the tile at 0.85-0.9 of the instructions
- * below (bench/README.md, "Kept: a packed tile's steps in asm").
+ * through other registers at every step, tests the loop twice, and updates
+ * an address for each request for lines ahead: about 50 instructions a step
+ * for 24 FMAs. In float64 the C steps ran at 0.96-0.98 of the rate of the
+ * instructions below in tile_gflops, and the big layers' products at
+ * 0.94-0.98 (a 12 x 16 tile in intrinsics at 0.90, in a C program with its
+ * panels in L1; bench/README.md, "Kept: a packed tile's float64 steps in
+ * asm"). In float32 they did not lose, and stay.
  *
  * Registers: the accumulators are zmm8-31 (row i's two vectors zmm(8 + 2i),
  * zmm(9 + 2i)); a pair of steps loads its four B vectors into zmm0-3 and
  * broadcasts each value of A two rows ahead into zmm4 or zmm5. Each element
  * sums its products in the order of p from 0, as cb_tile does: the same
- * bits as the C steps. The tile asks for the same lines as cb_tile: A and B
+ * bits as the C steps. The tile asks for the lines cb_tile does: A and B
  * CB_A_PREFETCH_STEPS and CB_B_PREFETCH_STEPS steps ahead, and C's rows,
- * two a pair, over the pairs `asking`. */
+ * two a pair, over the pairs `asking` (from the pair that holds cb_tile's
+ * first request; for an odd count of rows, one row past them too: a
+ * request never faults). */
 
 #define CB_STR_(x) #x
 #define CB_STR(x) CB_STR_(x)

@@ -153,7 +153,7 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int LAYOUT, ptrdiff_t kc,
         const ptrdiff_t pairs = kc / 2;
         const ptrdiff_t before = prefetch_at / 2 < pairs ? prefetch_at / 2 : pairs;
         const ptrdiff_t asking = (rows + 1) / 2 < pairs - before ? (rows + 1) / 2 : pairs - before;
-        CB_VEC out[CB_MR][CB_NV];
+        CB_VEC out[CB_MR][CB_NV] __attribute__((aligned(64)));
         CB_(cb_packed_steps)(before, asking, pairs - before - asking, a, b, b_rs, C, ldc,
                              (cols - 1) * (ptrdiff_t)sizeof(CB_REAL), &out[0][0]);
         CB_UNROLLED for (int i = 0; i < CB_MR; i++)
