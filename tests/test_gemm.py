@@ -864,21 +864,24 @@ def _summed_in_the_order_of_k(A, B, trans_a, trans_b, kc, C0=None):
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
 def test_tiles_sum_in_the_order_of_k(trans_a, trans_b, dtype):
-    """The blocked loops' tiles, packed or not (the whole packed tile in asm
-    where the build's table says asm_steps), sum each element in the order
-    of k within a KC panel and add the panels into C in turn: the same bits
-    as that sum written out in numpy, on operands whose sums round. Depths
-    cross the asm's pairs of steps (an odd last step), the pairs that ask
-    for C's rows (the last 48 steps of a panel on AVX-512), and KC; rows
-    cut the tile's height, columns its last vector."""
+    """The blocked loops' tiles, A packed (past 8 B slivers) or read in
+    place, B packed or read in place (on cache lines, few rows), the whole
+    packed tile in asm where the build's table says asm_steps, sum each
+    element in the order of k within a KC panel and add the panels into C in
+    turn: the same bits as that sum written out in numpy, on operands whose
+    sums round. Depths cross the asm's pairs of steps (an odd last step),
+    the pairs that ask for C's rows (the last 48 steps of a panel on
+    AVX-512), and KC; rows cut the tile's height, columns its last vector."""
     table = engine.tile_table()
     assert table["asm_steps"] == {"float64": cb.kernel_path == "avx512", "float32": False}
     kc, nr, mr = table["kc"][dtype], table["nr"][dtype], table["mr"]
     rng = np.random.default_rng(21)
     depths = (1, 2, 3, 10, 47, 49, 50, 97, kc - 1, kc, kc + 1, kc + 2, 2 * kc + 3)
-    blocked = set()
-    for M in (mr - 1, mr, mr + 1, 2 * mr + 5, 100):
-        for N in (9 * nr, 9 * nr + 5, 12 * nr - 1):
+    per_line = 64 // np.dtype(dtype).itemsize
+    rows_on_lines = per_line * -(-9 * nr // per_line)   # at least 9 B slivers, rows of whole lines
+    blocked, b_in_place = set(), set()
+    for M in (mr - 3, mr - 1, mr, mr + 1, 2 * mr + 5, 100):
+        for N in (4 * nr + 3, rows_on_lines, 9 * nr + 5, 12 * nr - 1):
             for K in depths:
                 if (M * N * K <= TINY_PRODUCT_MAX or
                         engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b) is not None):
@@ -886,6 +889,10 @@ def test_tiles_sum_in_the_order_of_k(trans_a, trans_b, dtype):
                 blocked.add(K)
                 A = _rounding_values(rng, (K, M) if trans_a else (M, K), dtype)
                 B = _rounding_values(rng, (N, K) if trans_b else (K, N), dtype)
+                if (M + K) % 2:
+                    B = _on_cache_lines(B)
+                if not trans_b:
+                    b_in_place.add(_expect_b_in_place(M, B))
                 np.testing.assert_array_equal(product(A, B, trans_a, trans_b),
                                               _summed_in_the_order_of_k(A, B, trans_a, trans_b, kc),
                                               err_msg=f"{M}x{K}x{N}")
@@ -896,6 +903,7 @@ def test_tiles_sum_in_the_order_of_k(trans_a, trans_b, dtype):
                         _summed_in_the_order_of_k(A, B, trans_a, trans_b, kc, C0),
                         err_msg=f"{M}x{K}x{N} accumulating")
     assert blocked == set(depths)   # each depth in the blocked loops at least once
+    assert b_in_place == (set() if trans_b else {True, False})
 
 
 def _on_cache_lines(array):

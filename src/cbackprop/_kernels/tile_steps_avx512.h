@@ -13,9 +13,11 @@
  *
  * Registers: the accumulators are zmm8-31 (row i's two vectors zmm(8 + 2i),
  * zmm(9 + 2i)); a pair of steps loads its four B vectors into zmm0-3 and
- * broadcasts each value of A two rows ahead into zmm4 or zmm5. Each element
- * sums its products in the order of p from 0, as cb_tile does: the same
- * bits as the C steps. The tile asks for the lines cb_tile does: A and B
+ * broadcasts each value of A into zmm4 and zmm5 in turn, while the row
+ * before it runs its FMAs. Each element sums its products in the order of p
+ * from 0, as cb_tile does, by FMAs as gcc contracts the C steps into at the
+ * build's -O3: the same bits. AT&T syntax (gcc's default; not -masm=intel).
+ * The tile asks for the lines cb_tile does: A and B
  * CB_A_PREFETCH_STEPS and CB_B_PREFETCH_STEPS steps ahead, and C's rows,
  * two a pair, over the pairs `asking` (from the pair that holds cb_tile's
  * first request; for an odd count of rows, one row past them too: a

@@ -7,7 +7,9 @@
  * becomes. One vector is CB_VECTOR_BYTES wide; a 64-byte vector compiled
  * without AVX-512 is split by the compiler into two 32-byte halves, which is
  * how the AVX-512 tile logic is tested on AVX2-only machines
- * (CBACKPROP_TEST_TILES=1, see setup.py).
+ * (CBACKPROP_TEST_TILES=1, see setup.py). The one part of a build in asm,
+ * tile_steps_avx512.h (CB_ASM_STEPS_<sfx> below), needs AVX-512 itself: that
+ * test build runs the C steps it replaces, and only an AVX-512 CPU runs it.
  *
  * The interface every build provides, for each dtype suffix (f64, f32):
  *
@@ -173,11 +175,14 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    lines of its A sliver (B sliver) this many K steps
  *                    ahead of the FMAs that read them; 0: it does not ask
  *                    (bench/README.md, "Kept: A and B slivers asked for ahead")
- *   CB_ASM_STEPS_<sfx>  1: a whole packed tile runs its K steps in the asm of
- *                    tile_steps_avx512.h (on an AVX-512 build of the 12 x 2
- *                    tile only, CB_ASM_TILE; the same bits as its C steps);
- *                    0: in cb_tile's C (bench/README.md, "Kept: a packed
- *                    tile's float64 steps in asm")
+ *   CB_ASM_STEPS_<sfx>  1: a packed tile of the full 12 x 2 body (edge tiles
+ *                    of fewer rows or columns included) runs its K steps in
+ *                    pairs in the asm of tile_steps_avx512.h, an odd last step
+ *                    in C (on an AVX-512 build of that tile only, CB_ASM_TILE;
+ *                    the same bits as the C steps, which gcc contracts into
+ *                    FMAs at the build's -O3); 0: every step in cb_tile's C
+ *                    (bench/README.md, "Kept: a packed tile's float64 steps in
+ *                    asm")
  */
 #if CB_ISA == CB_ISA_AVX512
 #define CB_ISA_NAME "avx512"

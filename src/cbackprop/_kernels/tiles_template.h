@@ -147,7 +147,7 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int LAYOUT, ptrdiff_t kc,
     ptrdiff_t k = 0;
     ptrdiff_t p = 0;
 #if CB_ASM_STEPS
-    if (PACKED && HEIGHT == CB_MR && WIDTH == CB_NV && kc >= 2) {
+    if (PACKED && HEIGHT == CB_MR && WIDTH == CB_NV && a_cs == CB_MR && kc >= 2) {
         /* The steps in pairs (an odd last one below); C's rows asked for
          * two a pair from the pair of step prefetch_at on. */
         const ptrdiff_t pairs = kc / 2;
