@@ -806,6 +806,31 @@ def test_threaded_products_equal_one_thread(K, dtype, restore_engine_threads):
         np.testing.assert_array_equal(threaded, products[0])
 
 
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_panels_packed_step_by_step_on_a_team(trans_a, dtype, restore_engine_threads):
+    """B's rows (X@W, Xᵀ@δ) and, for Xᵀ@δ, A's steps are packed one K step
+    at a time across all the whole slivers of a thread's share of a panel;
+    the partial sliver that ends a panel or a block of rows goes on its own.
+    Small integers make every sum exact, so on 1-3 threads the product is
+    numpy's to the bit: a value packed into the wrong sliver, step or share
+    shows. The shapes leave a partial sliver at the end of the last block of
+    rows and of the columns, cross a KC panel, and have too many rows for B
+    to be read in place."""
+    table = engine.tile_table()
+    mr, nr, mc, kc = table["mr"], table["nr"][dtype], table["mc"][dtype], table["kc"][dtype]
+    M, N, K = (256 // mc + 1) * mc + mr + 5, 9 * nr + 6, kc + 7
+    assert M > 256 and M % mc % mr and N % nr
+    rng = np.random.default_rng(5)
+    A = rng.integers(-8, 9, size=(K, M) if trans_a else (M, K)).astype(dtype)
+    B = rng.integers(-8, 9, size=(K, N)).astype(dtype)
+    expected = (A.T if trans_a else A) @ B
+    for threads in (1, 2, 3):
+        engine.set_num_threads(threads)
+        np.testing.assert_array_equal(product(A, B, trans_a, False), expected)
+        C0 = rng.integers(-8, 9, size=(M, N)).astype(dtype)
+        np.testing.assert_array_equal(accumulate(A, B, trans_a, False, C0.copy()), expected + C0)
+
+
 def _tile_edges(dtype):
     """Sizes around every boundary of the running build's blocking table:
     the tile heights it compiles (MR and the shorter ones), NR and one

@@ -68,6 +68,10 @@ cdef enum:
     # At most this many K steps per panel, tiles run along the rows of C: with
     # short panels the stores of C dominate, and row order keeps them in line.
     C_ROW_ORDER_MAX_KC = 64
+    # Whether the whole slivers of a thread's share of a panel whose K steps
+    # are rows of adjacent values (B of X@W and Xᵀ@δ, A of Xᵀ@δ) are packed
+    # step by step across them (1) or one sliver after another (0).
+    PACK_PANEL_BY_STEPS = 1
     # Widest product the narrow kernels serve (groups of CB_NARROW_COLS: two of
     # 5 columns, or one of 10 in the AVX-512 build), but the rows of Cᵀ (up
     # to narrow_rows_per_tile columns) and the tall products (a vector).
@@ -344,7 +348,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
     cdef Py_ssize_t jc, pc, ic, nc, kc, mc, a_slivers, b_slivers, first, last, s, i, j
-    cdef Py_ssize_t b_rs
+    cdef Py_ssize_t b_rs, full
     cdef const real* b_sliver
     cdef Py_ssize_t n_fast, fast, slow, tiles, owner_first, owner_last, run
     cdef int turn, owner
@@ -360,6 +364,12 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
             kc = min(gemm_kc(<real*>NULL), K - pc)
             overwrite = pc == 0 and not accumulate
             share(b_slivers, thread, team, &first, &last)
+            if PACK_PANEL_BY_STEPS and csb == 1 and not read_b_in_place:
+                full = min(last, nc // nr)
+                if full > first:
+                    pack_b_panel_steps(kc, full - first, B + pc * rsb + jc + first * nr, rsb,
+                                       pack_b + first * nr * kc)
+                    first = full
             for s in range(first, last):
                 if not sliver_in_place(read_b_in_place, nr, nc - s * nr):
                     pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb,
@@ -373,6 +383,12 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                 a_slivers = (mc + mr - 1) // mr
                 if pack_a_panel:
                     share(a_slivers, thread, team, &first, &last)
+                    if PACK_PANEL_BY_STEPS and rsa == 1:
+                        full = min(last, mc // mr)
+                        if full > first:
+                            pack_a_panel_steps(kc, full - first, A + ic + first * mr + pc * csa,
+                                               csa, pack_a + first * mr * kc)
+                            first = full
                     for s in range(first, last):
                         pack_sliver_a(min(mr, mc - s * mr), kc,
                                       A + (ic + s * mr) * rsa + pc * csa, rsa, csa,

@@ -52,6 +52,14 @@ cdef extern from "tiles.h" nogil:
     void cb_pack_a_steps_f32(Py_ssize_t kc, const float* A, Py_ssize_t csa, float* packed) noexcept
     void cb_pack_b_steps_f64(Py_ssize_t kc, const double* B, Py_ssize_t rsb, double* packed) noexcept
     void cb_pack_b_steps_f32(Py_ssize_t kc, const float* B, Py_ssize_t rsb, float* packed) noexcept
+    void cb_pack_a_panel_steps_f64(Py_ssize_t kc, Py_ssize_t slivers, const double* A,
+                                   Py_ssize_t csa, double* packed) noexcept
+    void cb_pack_a_panel_steps_f32(Py_ssize_t kc, Py_ssize_t slivers, const float* A,
+                                   Py_ssize_t csa, float* packed) noexcept
+    void cb_pack_b_panel_steps_f64(Py_ssize_t kc, Py_ssize_t slivers, const double* B,
+                                   Py_ssize_t rsb, double* packed) noexcept
+    void cb_pack_b_panel_steps_f32(Py_ssize_t kc, Py_ssize_t slivers, const float* B,
+                                   Py_ssize_t rsb, float* packed) noexcept
     void cb_narrow_rows_f64(Py_ssize_t K, const double* a, Py_ssize_t a_cs, const double* b,
                             Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, double* C,
                             Py_ssize_t ldc, int overwrite) noexcept
@@ -340,6 +348,22 @@ cdef inline void pack_b_steps(Py_ssize_t kc, const real* B, Py_ssize_t rsb,
         cb_pack_b_steps_f32(kc, B, rsb, packed)
     else:
         cb_pack_b_steps_f64(kc, B, rsb, packed)
+
+
+cdef inline void pack_a_panel_steps(Py_ssize_t kc, Py_ssize_t slivers, const real* A,
+                                    Py_ssize_t csa, real* packed) noexcept nogil:
+    if real is float:
+        cb_pack_a_panel_steps_f32(kc, slivers, A, csa, packed)
+    else:
+        cb_pack_a_panel_steps_f64(kc, slivers, A, csa, packed)
+
+
+cdef inline void pack_b_panel_steps(Py_ssize_t kc, Py_ssize_t slivers, const real* B,
+                                    Py_ssize_t rsb, real* packed) noexcept nogil:
+    if real is float:
+        cb_pack_b_panel_steps_f32(kc, slivers, B, rsb, packed)
+    else:
+        cb_pack_b_panel_steps_f64(kc, slivers, B, rsb, packed)
 
 
 cdef inline void pack_b_transposed(Py_ssize_t kc, const real* B, Py_ssize_t csb,

@@ -372,24 +372,41 @@ static void CB_(cb_pack_b_transposed)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t 
  * vectors and, for a width that is not a multiple of the lanes (float32's
  * 12 rows of A in 16 lanes), a copy of constant size for the rest, which gcc
  * also does with vectors. Left to itself, gcc copied float32's 128 bytes
- * per step of B with a call to memmove, and A's twelve values one by one. */
+ * per step of B with a call to memmove, and A's twelve values one by one.
+ * Several adjacent slivers go step by step, step p of every one before step
+ * p + 1: each step of the operand is then read along memory, as the
+ * hardware prefetchers follow it, where one sliver's steps are a stride
+ * apart, each a new page for a wide operand (bench/README.md, "Kept: panels
+ * packed a step at a time across slivers"). */
 static inline __attribute__((always_inline)) void
-CB_(cb_pack_steps)(const int WIDTH, ptrdiff_t kc, const CB_REAL* __restrict__ source,
-                   ptrdiff_t stride, CB_REAL* __restrict__ packed) {
+CB_(cb_pack_steps)(const int WIDTH, ptrdiff_t kc, ptrdiff_t slivers,
+                   const CB_REAL* __restrict__ source, ptrdiff_t stride,
+                   CB_REAL* __restrict__ packed) {
     const int whole = WIDTH / CB_LANES * CB_LANES;
     for (ptrdiff_t p = 0; p < kc; p++) {
-        for (int j = 0; j < whole; j += CB_LANES)
-            CB_(cb_store)(packed + p * WIDTH + j, CB_(cb_load)(source + p * stride + j));
-        if (whole < WIDTH)
-            __builtin_memcpy(packed + p * WIDTH + whole, source + p * stride + whole,
-                             (size_t)(WIDTH - whole) * sizeof(CB_REAL));
+        for (ptrdiff_t s = 0; s < slivers; s++) {
+            CB_REAL* out = packed + s * WIDTH * kc + p * WIDTH;
+            const CB_REAL* in = source + p * stride + s * WIDTH;
+            for (int j = 0; j < whole; j += CB_LANES)
+                CB_(cb_store)(out + j, CB_(cb_load)(in + j));
+            if (whole < WIDTH)
+                __builtin_memcpy(out + whole, in + whole, (size_t)(WIDTH - whole) * sizeof(CB_REAL));
+        }
     }
 }
 static void CB_(cb_pack_a_steps)(ptrdiff_t kc, const CB_REAL* A, ptrdiff_t csa, CB_REAL* packed) {
-    CB_(cb_pack_steps)(CB_MR, kc, A, csa, packed);
+    CB_(cb_pack_steps)(CB_MR, kc, 1, A, csa, packed);
 }
 static void CB_(cb_pack_b_steps)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t rsb, CB_REAL* packed) {
-    CB_(cb_pack_steps)(CB_NV * CB_LANES, kc, B, rsb, packed);
+    CB_(cb_pack_steps)(CB_NV * CB_LANES, kc, 1, B, rsb, packed);
+}
+static void CB_(cb_pack_a_panel_steps)(ptrdiff_t kc, ptrdiff_t slivers, const CB_REAL* A,
+                                       ptrdiff_t csa, CB_REAL* packed) {
+    CB_(cb_pack_steps)(CB_MR, kc, slivers, A, csa, packed);
+}
+static void CB_(cb_pack_b_panel_steps)(ptrdiff_t kc, ptrdiff_t slivers, const CB_REAL* B,
+                                       ptrdiff_t rsb, CB_REAL* packed) {
+    CB_(cb_pack_steps)(CB_NV * CB_LANES, kc, slivers, B, rsb, packed);
 }
 
 /* The rows of a narrow product that fill no tile of cb_narrow_rows (fewer
