@@ -806,8 +806,9 @@ def test_threaded_products_equal_one_thread(K, dtype, restore_engine_threads):
         np.testing.assert_array_equal(threaded, products[0])
 
 
+@pytest.mark.parametrize("slivers", [10, 3])
 @pytest.mark.parametrize("trans_a", [False, True])
-def test_panels_packed_step_by_step_on_a_team(trans_a, dtype, restore_engine_threads):
+def test_panels_packed_step_by_step_on_a_team(trans_a, slivers, dtype, restore_engine_threads):
     """B's rows (X@W, Xᵀ@δ) and, for Xᵀ@δ, A's steps are packed one K step
     at a time across all the whole slivers of a thread's share of a panel;
     the partial sliver that ends a panel or a block of rows goes on its own.
@@ -815,14 +816,17 @@ def test_panels_packed_step_by_step_on_a_team(trans_a, dtype, restore_engine_thr
     numpy's to the bit: a value packed into the wrong sliver, step or share
     shows. The shapes leave a partial sliver at the end of the last block of
     rows and of the columns, cross a KC panel, and have too many rows for B
-    to be read in place."""
+    to be read in place; with three B slivers, the third thread of three
+    holds only the partial one."""
     table = engine.tile_table()
     mr, nr, mc, kc = table["mr"], table["nr"][dtype], table["mc"][dtype], table["kc"][dtype]
-    M, N, K = (256 // mc + 1) * mc + mr + 5, 9 * nr + 6, kc + 7
+    M, N, K = (256 // mc + 1) * mc + mr + 5, slivers * nr - 1, kc + 7
     assert M > 256 and M % mc % mr and N % nr
     rng = np.random.default_rng(5)
     A = rng.integers(-8, 9, size=(K, M) if trans_a else (M, K)).astype(dtype)
     B = rng.integers(-8, 9, size=(K, N)).astype(dtype)
+    assert engine.narrow_kernel(M, K, N, trans_a, dtype) is None
+    assert not engine.reads_b_in_place(M, B)
     expected = (A.T if trans_a else A) @ B
     for threads in (1, 2, 3):
         engine.set_num_threads(threads)
