@@ -835,6 +835,57 @@ def test_panels_packed_step_by_step_on_a_team(trans_a, slivers, dtype, restore_e
         np.testing.assert_array_equal(accumulate(A, B, trans_a, False, C0.copy()), expected + C0)
 
 
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
+def test_blocks_of_either_order_on_a_team(trans_a, trans_b, dtype, restore_engine_threads):
+    """The blocked loops in the order the build's table gives the dtype: rows
+    first (panel_rows > 0: blocks of at most that many rows, M split evenly,
+    each met by blocks of block_cols columns) or columns first (blocks of
+    MC rows met by B's whole panel). The shapes take two blocks of rows, the
+    second a few rows short of the first and ending in a partial sliver,
+    three blocks of columns, the last ending in a partial sliver, and two K
+    panels; then too few columns for A to be packed, and too few rows for
+    B to be packed (read in place). Small integers make every sum exact: on
+    1-3 threads, with and without accumulating, numpy's product to the bit."""
+    table = engine.tile_table()
+    mr, nr, kc = table["mr"], table["nr"][dtype], table["kc"][dtype]
+    rows_first = table["panel_rows"][dtype] > 0
+    rows = table["panel_rows"][dtype] if rows_first else table["mc"][dtype]
+    cols = table["block_cols"][dtype] if rows_first else 4 * nr
+    assert rows % mr == 0 and cols % nr == 0
+    line = 64 // np.dtype(dtype).itemsize     # B's rows on cache lines to be read in place
+    shapes = [(rows + 2 * mr + 5, 2 * cols + nr + 3, kc + 7),   # every block edge
+              (rows + 2 * mr + 5, 8 * nr - 3, kc + 7),          # A read in place
+              (40, -(-(2 * cols + nr + 1) // line) * line, kc + 7)]   # B in place
+    rng = np.random.default_rng(17)
+    for M, N, K in shapes:
+        A = rng.integers(-8, 9, size=(K, M) if trans_a else (M, K)).astype(dtype)
+        B = rng.integers(-8, 9, size=(N, K) if trans_b else (K, N)).astype(dtype)
+        B = _on_cache_lines(B)
+        assert engine.narrow_kernel(M, K, N, trans_a, dtype, trans_b) is None
+        if M == 40 and not trans_b:
+            assert engine.reads_b_in_place(M, B)
+        expected = (A.T if trans_a else A) @ (B.T if trans_b else B)
+        C0 = rng.integers(-8, 9, size=(M, N)).astype(dtype)
+        for threads in (1, 2, 3):
+            engine.set_num_threads(threads)
+            np.testing.assert_array_equal(product(A, B, trans_a, trans_b), expected,
+                                          err_msg=f"{M}x{K}x{N} on {threads}")
+            np.testing.assert_array_equal(accumulate(A, B, trans_a, trans_b, C0.copy()),
+                                          expected + C0, err_msg=f"{M}x{K}x{N} on {threads}")
+
+
+def test_rows_first_where_the_table_says():
+    """The AVX-512 table runs float64 rows first and float32 columns first
+    (bench/README.md, "Kept: float64 rows first"); the others columns first,
+    as measured on an AVX2 EPYC. The A buffer holds a whole block of rows."""
+    table = engine.tile_table()
+    if table["isa"] == "avx512":
+        assert table["panel_rows"] == {"float64": 2040, "float32": 0}
+        assert table["block_cols"]["float64"] == 192
+    else:
+        assert table["panel_rows"] == {"float64": 0, "float32": 0}
+
+
 def _tile_edges(dtype):
     """Sizes around every boundary of the running build's blocking table:
     the tile heights it compiles (MR and the shorter ones), NR and one

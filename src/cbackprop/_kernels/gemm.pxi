@@ -2,8 +2,9 @@
 #
 # Transposes are strides: op(A)[i, p] = A[i*rsa + p*csa], so the three
 # products of a dense layer (A_prev @ W, A_prevᵀ @ delta, delta @ Wᵀ) are one
-# routine. Five loops (jc by NC, pc by KC, ic by MC, jr by NR, ir by MR) feed
-# a register-tiled micro-kernel from packed panels; the packing zero-pads
+# routine. Five loops (jc by NC, pc by KC, ic by MC, jr by NR, ir by MR, or
+# their rows-first order: see gemm_blocks) feed a register-tiled
+# micro-kernel from packed panels; the packing zero-pads
 # edges, so the same micro-kernel serves every tile and only the final store
 # looks at the real tile size. The micro-kernels, MR/NR and the blocking
 # constants come from tiles.pxi: one C source compiled per CPU class.
@@ -204,11 +205,13 @@ cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py
 
 cdef inline Py_ssize_t gemm_pack_a_size(Py_ssize_t max_m, Py_ssize_t max_k, real* kind) noexcept nogil:
     """Elements of the A-panel buffer for products with M <= max_m and K <= max_k."""
-    return round_up(min(gemm_mc(kind), max_m), microkernel_mr(kind)) * min(gemm_kc(kind), max_k)
+    cdef Py_ssize_t rows = max(gemm_mc(kind), gemm_panel_rows(kind))
+    return round_up(min(rows, max_m), microkernel_mr(kind)) * min(gemm_kc(kind), max_k)
 
 
 cdef inline Py_ssize_t gemm_pack_b_size(Py_ssize_t max_n, Py_ssize_t max_k, real* kind) noexcept nogil:
-    return round_up(min(CB_NC, max_n), microkernel_nr(kind)) * min(gemm_kc(kind), max_k)
+    cdef Py_ssize_t cols = gemm_block_cols(kind) if gemm_panel_rows(kind) else CB_NC
+    return round_up(min(cols, max_n), microkernel_nr(kind)) * min(gemm_kc(kind), max_k)
 
 
 cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -334,12 +337,136 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       real* C, Py_ssize_t ldc, bint accumulate,
                       real* pack_a, real* pack_b, int thread, int team,
                       Py_ssize_t* next_tile) noexcept nogil:
-    """The five BLIS loops, run by every thread of a team of ``team``.
+    """The five BLIS loops, run by every thread of a team of ``team``, in
+    one of two orders, the table's (tiles.h, CB_PANEL_ROWS_<sfx>):
 
-    All threads walk the jc/pc/ic blocks together; each packs its share of
+    - columns first (0 rows): for each block of CB_NC columns and
+      each K panel, B's panel packed once, then blocks of MC rows of A
+      packed, each met by the whole panel (BLIS's order);
+    - rows first: for each block of at most gemm_panel_rows rows (M split
+      evenly) and each K panel, A's panel packed once, then blocks of
+      gemm_block_cols columns of B packed, each met by the whole of A's panel,
+      tile after tile along C's rows: one A sliver stays in L1 while the
+      block's B slivers come from L2 (BLIS's order on Cᵀ = op(B)ᵀ op(A)ᵀ).
+      On an Intel Xeon 2-5 % faster on the big products (bench/README.md,
+      "Kept: float64 rows first").
+
+    Either way all threads walk the blocks together; each packs its share of
     the slivers of every panel and computes its share of the micro-tiles of
-    every block, with a barrier wherever a panel must be complete (before
-    use) or free (before it is repacked). A team of one needs no barriers.
+    every block (block_tiles), with a barrier wherever a panel must be
+    complete (before use) or free (before it is repacked). A team of one
+    needs no barriers. Each tile's K panels are summed in order, so both
+    orders give the same bits.
+    """
+    cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
+    cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
+    cdef Py_ssize_t jc, pc, ic, nc, kc, mc, row_block
+    cdef bint pack_a_panel
+    cdef bint read_b_in_place = b_read_in_place(M, K, N, B, rsb, csb)
+    cdef Py_ssize_t panel_rows = gemm_panel_rows(<real*>NULL)
+    if panel_rows == 0:
+        jc = 0
+        while jc < N:
+            nc = min(CB_NC, N - jc)
+            # Packing A pays off when each A sliver meets many B slivers; for
+            # narrow products (an output layer of 10) the kernel reads A in place.
+            pack_a_panel = (nc + nr - 1) // nr > PACK_A_MIN_B_SLIVERS
+            pc = 0
+            while pc < K:
+                kc = min(gemm_kc(<real*>NULL), K - pc)
+                pack_b_block(jc, nc, pc, kc, B, rsb, csb, read_b_in_place, pack_b, thread, team)
+                ic = 0
+                while ic < M:
+                    mc = min(gemm_mc(<real*>NULL), M - ic)
+                    if pack_a_panel:
+                        pack_a_block(ic, mc, pc, kc, A, rsa, csa, pack_a, thread, team)
+                    # With short panels the stores of C dominate: tiles then
+                    # run along its rows, whose stores stay in line.
+                    block_tiles(ic, mc, jc, nc, pc, kc, A, rsa, csa, B, rsb, read_b_in_place,
+                                C, ldc, pc == 0 and not accumulate, pack_a_panel,
+                                kc <= C_ROW_ORDER_MAX_KC, pack_a, pack_b, thread, team,
+                                next_tile)
+                    ic += mc
+                pc += kc
+            jc += nc
+        return
+    # Rows first, in blocks of equal height: a remainder of a few rows would
+    # pack all of B again for them.
+    row_block = (M + panel_rows - 1) // panel_rows
+    row_block = round_up((M + row_block - 1) // row_block, mr)
+    pack_a_panel = (N + nr - 1) // nr > PACK_A_MIN_B_SLIVERS
+    ic = 0
+    while ic < M:
+        mc = min(row_block, M - ic)
+        pc = 0
+        while pc < K:
+            kc = min(gemm_kc(<real*>NULL), K - pc)
+            if pack_a_panel:
+                pack_a_block(ic, mc, pc, kc, A, rsa, csa, pack_a, thread, team)
+            jc = 0
+            while jc < N:
+                nc = min(gemm_block_cols(<real*>NULL), N - jc)
+                pack_b_block(jc, nc, pc, kc, B, rsb, csb, read_b_in_place, pack_b, thread, team)
+                block_tiles(ic, mc, jc, nc, pc, kc, A, rsa, csa, B, rsb, read_b_in_place, C, ldc,
+                            pc == 0 and not accumulate, pack_a_panel, True, pack_a, pack_b,
+                            thread, team, next_tile)
+                jc += nc
+            pc += kc
+        ic += mc
+
+
+cdef inline void pack_a_block(Py_ssize_t ic, Py_ssize_t mc, Py_ssize_t pc, Py_ssize_t kc,
+                              const real* A, Py_ssize_t rsa, Py_ssize_t csa, real* pack_a,
+                              int thread, int team) noexcept nogil:
+    """This thread's share of the slivers of op(A)'s rows [ic, ic + mc) over
+    K steps [pc, pc + kc), packed into pack_a, sliver s at s MR kc."""
+    cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
+    cdef Py_ssize_t first, last, full, s
+    share((mc + mr - 1) // mr, thread, team, &first, &last)
+    if PACK_PANEL_BY_STEPS and rsa == 1:
+        full = min(last, mc // mr)
+        if full > first:
+            pack_a_panel_steps(kc, full - first, A + ic + first * mr + pc * csa, csa,
+                               pack_a + first * mr * kc)
+            first = full
+    for s in range(first, last):
+        pack_sliver_a(min(mr, mc - s * mr), kc, A + (ic + s * mr) * rsa + pc * csa, rsa, csa,
+                      pack_a + s * mr * kc)
+
+
+cdef inline void pack_b_block(Py_ssize_t jc, Py_ssize_t nc, Py_ssize_t pc, Py_ssize_t kc,
+                              const real* B, Py_ssize_t rsb, Py_ssize_t csb,
+                              bint read_b_in_place, real* pack_b, int thread,
+                              int team) noexcept nogil:
+    """This thread's share of the slivers of op(B)'s columns [jc, jc + nc)
+    over K steps [pc, pc + kc), packed into pack_b, sliver s at s NR kc,
+    but those read in place."""
+    cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
+    cdef Py_ssize_t first, last, full, s
+    share((nc + nr - 1) // nr, thread, team, &first, &last)
+    if PACK_PANEL_BY_STEPS and csb == 1 and not read_b_in_place:
+        full = min(last, nc // nr)
+        if full > first:
+            pack_b_panel_steps(kc, full - first, B + pc * rsb + jc + first * nr, rsb,
+                               pack_b + first * nr * kc)
+            first = full
+    for s in range(first, last):
+        if not sliver_in_place(read_b_in_place, nr, nc - s * nr):
+            pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb, rsb, csb,
+                          pack_b + s * nr * kc)
+
+
+cdef inline void block_tiles(Py_ssize_t ic, Py_ssize_t mc, Py_ssize_t jc, Py_ssize_t nc,
+                             Py_ssize_t pc, Py_ssize_t kc,
+                             const real* A, Py_ssize_t rsa, Py_ssize_t csa,
+                             const real* B, Py_ssize_t rsb, bint read_b_in_place,
+                             real* C, Py_ssize_t ldc, bint overwrite, bint pack_a_panel,
+                             bint along_rows_of_c, const real* pack_a, const real* pack_b,
+                             int thread, int team, Py_ssize_t* next_tile) noexcept nogil:
+    """The micro-tiles of C's block [ic, ic + mc) x [jc, jc + nc) over K
+    steps [pc, pc + kc), from the team's packed slivers (A's read in place
+    unless ``pack_a_panel``), tile after tile along C's rows or, with
+    ``along_rows_of_c`` false, down its columns.
 
     A thread claims the tiles of its share through its own counter in
     ``next_tile`` (MAX_STEALING_TEAM x COUNTER_STRIDE, shared by the team), in
@@ -352,119 +479,69 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     """
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
-    cdef Py_ssize_t jc, pc, ic, nc, kc, mc, a_slivers, b_slivers, first, last, s, i, j
-    cdef Py_ssize_t b_rs, full
+    cdef Py_ssize_t a_slivers = (mc + mr - 1) // mr, b_slivers = (nc + nr - 1) // nr
+    cdef Py_ssize_t tiles = a_slivers * b_slivers
+    cdef Py_ssize_t n_fast = b_slivers if along_rows_of_c else a_slivers
+    cdef Py_ssize_t first, last, s, i, j, b_rs, fast, slow, owner_first, owner_last, run
     cdef const real* b_sliver
-    cdef Py_ssize_t n_fast, fast, slow, tiles, owner_first, owner_last, run
     cdef int turn, owner
-    cdef bint overwrite, pack_a_panel, along_rows_of_c
     cdef bint stealing = 1 < team <= MAX_STEALING_TEAM
-    cdef bint read_b_in_place = b_read_in_place(M, K, N, B, rsb, csb)
-    jc = 0
-    while jc < N:
-        nc = min(CB_NC, N - jc)
-        b_slivers = (nc + nr - 1) // nr
-        pc = 0
-        while pc < K:
-            kc = min(gemm_kc(<real*>NULL), K - pc)
-            overwrite = pc == 0 and not accumulate
-            share(b_slivers, thread, team, &first, &last)
-            if PACK_PANEL_BY_STEPS and csb == 1 and not read_b_in_place:
-                full = min(last, nc // nr)
-                if full > first:
-                    pack_b_panel_steps(kc, full - first, B + pc * rsb + jc + first * nr, rsb,
-                                       pack_b + first * nr * kc)
-                    first = full
+    if stealing:
+        # No thread touches a counter between the barrier that ends one
+        # block's tiles and the one that starts the next's.
+        share(tiles, thread, team, &owner_first, &owner_last)
+        next_tile[thread * COUNTER_STRIDE] = owner_first
+    if team > 1:
+        cbackprop_barrier()   # both panels packed
+    # Turn 0: this thread's own share; then the others', stolen.
+    for turn in range(team if stealing else 1):
+        owner = (thread + turn) % team
+        share(tiles, owner, team, &owner_first, &owner_last)
+        while True:
+            if stealing:
+                run = 1
+                if turn == 0:
+                    run = max(<Py_ssize_t>1, (owner_last - cbackprop_load(
+                        &next_tile[owner * COUNTER_STRIDE])) // 4)
+                first = cbackprop_fetch_add(&next_tile[owner * COUNTER_STRIDE], run)
+                if first >= owner_last:
+                    break
+                last = min(owner_last, first + run)
+            else:
+                first = owner_first
+                last = owner_last
+            # Tile s is (fast, slow), stepped without a division.
+            fast = first % n_fast
+            slow = first // n_fast
             for s in range(first, last):
-                if not sliver_in_place(read_b_in_place, nr, nc - s * nr):
-                    pack_sliver_b(kc, min(nr, nc - s * nr), B + pc * rsb + (jc + s * nr) * csb,
-                                  rsb, csb, pack_b + s * nr * kc)
-            # Packing A pays off when each A sliver meets many B slivers; for
-            # narrow products (an output layer of 10) the kernel reads A in place.
-            pack_a_panel = b_slivers > PACK_A_MIN_B_SLIVERS
-            ic = 0
-            while ic < M:
-                mc = min(gemm_mc(<real*>NULL), M - ic)
-                a_slivers = (mc + mr - 1) // mr
+                if fast == n_fast:
+                    fast = 0
+                    slow += 1
+                if along_rows_of_c:
+                    i = slow
+                    j = fast
+                else:
+                    i = fast
+                    j = slow
+                if sliver_in_place(read_b_in_place, nr, nc - j * nr):
+                    b_sliver = B + pc * rsb + jc + j * nr
+                    b_rs = rsb
+                else:
+                    b_sliver = pack_b + j * nr * kc
+                    b_rs = nr
                 if pack_a_panel:
-                    share(a_slivers, thread, team, &first, &last)
-                    if PACK_PANEL_BY_STEPS and rsa == 1:
-                        full = min(last, mc // mr)
-                        if full > first:
-                            pack_a_panel_steps(kc, full - first, A + ic + first * mr + pc * csa,
-                                               csa, pack_a + first * mr * kc)
-                            first = full
-                    for s in range(first, last):
-                        pack_sliver_a(min(mr, mc - s * mr), kc,
-                                      A + (ic + s * mr) * rsa + pc * csa, rsa, csa,
-                                      pack_a + s * mr * kc)
-                tiles = a_slivers * b_slivers
-                if stealing:
-                    # No thread touches a counter between the barrier that
-                    # ends one block's tiles and the one that starts the next's.
-                    share(tiles, thread, team, &owner_first, &owner_last)
-                    next_tile[thread * COUNTER_STRIDE] = owner_first
-                if team > 1:
-                    cbackprop_barrier()   # both panels packed
-                # Row slivers vary fastest, so consecutive tiles reuse one B
-                # sliver, unless kc is so short that the stores of C dominate:
-                # then column slivers do, and C is written row by row.
-                # Tile s is (fast, slow) in that order, stepped without a division.
-                along_rows_of_c = kc <= C_ROW_ORDER_MAX_KC
-                n_fast = b_slivers if along_rows_of_c else a_slivers
-                # Turn 0: this thread's own share; then the others', stolen.
-                for turn in range(team if stealing else 1):
-                    owner = (thread + turn) % team
-                    share(tiles, owner, team, &owner_first, &owner_last)
-                    while True:
-                        if stealing:
-                            run = 1
-                            if turn == 0:
-                                run = max(<Py_ssize_t>1, (owner_last - cbackprop_load(
-                                    &next_tile[owner * COUNTER_STRIDE])) // 4)
-                            first = cbackprop_fetch_add(&next_tile[owner * COUNTER_STRIDE], run)
-                            if first >= owner_last:
-                                break
-                            last = min(owner_last, first + run)
-                        else:
-                            first = owner_first
-                            last = owner_last
-                        fast = first % n_fast
-                        slow = first // n_fast
-                        for s in range(first, last):
-                            if fast == n_fast:
-                                fast = 0
-                                slow += 1
-                            if along_rows_of_c:
-                                i = slow
-                                j = fast
-                            else:
-                                i = fast
-                                j = slow
-                            if sliver_in_place(read_b_in_place, nr, nc - j * nr):
-                                b_sliver = B + pc * rsb + jc + j * nr
-                                b_rs = rsb
-                            else:
-                                b_sliver = pack_b + j * nr * kc
-                                b_rs = nr
-                            if pack_a_panel:
-                                microkernel_packed(kc, pack_a + i * mr * kc, b_sliver, b_rs,
-                                                   C + (ic + i * mr) * ldc + jc + j * nr, ldc,
-                                                   min(mr, mc - i * mr), min(nr, nc - j * nr),
-                                                   overwrite)
-                            else:
-                                microkernel(kc, A + (ic + i * mr) * rsa + pc * csa, rsa, csa,
-                                            b_sliver, b_rs, C + (ic + i * mr) * ldc + jc + j * nr,
-                                            ldc, min(mr, mc - i * mr), min(nr, nc - j * nr),
-                                            overwrite)
-                            fast += 1
-                        if not stealing:
-                            break
-                if team > 1:
-                    cbackprop_barrier()   # panels free to be repacked
-                ic += gemm_mc(<real*>NULL)
-            pc += gemm_kc(<real*>NULL)
-        jc += CB_NC
+                    microkernel_packed(kc, pack_a + i * mr * kc, b_sliver, b_rs,
+                                       C + (ic + i * mr) * ldc + jc + j * nr, ldc,
+                                       min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
+                else:
+                    microkernel(kc, A + (ic + i * mr) * rsa + pc * csa, rsa, csa, b_sliver, b_rs,
+                                C + (ic + i * mr) * ldc + jc + j * nr, ldc,
+                                min(mr, mc - i * mr), min(nr, nc - j * nr), overwrite)
+                fast += 1
+            if not stealing:
+                break
+    if team > 1:
+        cbackprop_barrier()   # panels free to be repacked
 
 
 # -- narrow products ---------------------------------------------------------------------

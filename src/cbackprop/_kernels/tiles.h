@@ -125,6 +125,12 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *   CB_MC_<sfx>      rows of A packed at once (a multiple of CB_MR)
  *   CB_KC_<sfx>      K steps per packed panel
  *   CB_NC            columns of B packed at once (a multiple of every NR)
+ *   CB_PANEL_ROWS_<sfx>  0: the blocked loops run columns first (BLIS's
+ *                    order: each panel of B packed once, met by blocks of
+ *                    CB_MC rows); else rows first, in blocks of at most this
+ *                    many rows (a multiple of CB_MR), each panel of A packed
+ *                    once and met by blocks of CB_BLOCK_COLS_<sfx> columns
+ *                    (a multiple of NR; gemm.pxi, gemm_blocks)
  *   CB_PARALLEL_MIN_FLOPS  products below this many flops run on one thread
  *                    (a fork and its barriers cost more than they save)
  *   CB_B_IN_PLACE_MAX_M, CB_SMALL_B_IN_PLACE_MAX_M, CB_SMALL_B_MAX_BYTES,
@@ -202,6 +208,10 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_KC_F64 192      /* 1.00-1.06x of 256 on an Intel Xeon (bench/README.md) */
 #define CB_KC_F32 256
 #define CB_NC 4096
+#define CB_PANEL_ROWS_F64 2040  /* bench/README.md, "Kept: float64 rows first" */
+#define CB_PANEL_ROWS_F32 0     /* rows first (2040, 384) 1-4 % slower */
+#define CB_BLOCK_COLS_F64 192
+#define CB_BLOCK_COLS_F32 384
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_M 96
 #define CB_SMALL_B_IN_PLACE_MAX_M 256  /* bench/README.md, "Kept: a small B in place up to 256 rows" */
@@ -241,6 +251,10 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_KC_F64 256
 #define CB_KC_F32 256
 #define CB_NC 4096
+#define CB_PANEL_ROWS_F64 0     /* measured on an AVX2 EPYC: columns first */
+#define CB_PANEL_ROWS_F32 0
+#define CB_BLOCK_COLS_F64 0
+#define CB_BLOCK_COLS_F32 0
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_M 96
 #define CB_SMALL_B_IN_PLACE_MAX_M 96
@@ -280,6 +294,10 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_KC_F64 256
 #define CB_KC_F32 256
 #define CB_NC 4096
+#define CB_PANEL_ROWS_F64 0     /* measured on an AVX2 EPYC: columns first */
+#define CB_PANEL_ROWS_F32 0
+#define CB_BLOCK_COLS_F64 0
+#define CB_BLOCK_COLS_F32 0
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
 #define CB_B_IN_PLACE_MAX_M 96
 #define CB_SMALL_B_IN_PLACE_MAX_M 96
@@ -306,6 +324,12 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_TALL_MAX_K 0
 #endif
 
+_Static_assert(CB_PANEL_ROWS_F64 % CB_MR == 0 && CB_PANEL_ROWS_F32 % CB_MR == 0
+               && CB_BLOCK_COLS_F64 % (CB_NV * CB_LANES_F64) == 0
+               && CB_BLOCK_COLS_F32 % (CB_NV * CB_LANES_F32) == 0
+               && (CB_PANEL_ROWS_F64 == 0 || CB_BLOCK_COLS_F64 > 0)
+               && (CB_PANEL_ROWS_F32 == 0 || CB_BLOCK_COLS_F32 > 0),
+               "rows-first blocks are whole tiles of both dtypes (gemm.pxi, gemm_blocks)");
 _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F32 < CB_LANES_F32,
                "the dot products take fewer columns than a vector's lanes (narrow_dots_min_k)");
 

@@ -7,6 +7,10 @@ cdef extern from "tiles.h" nogil:
     const char* CB_ISA_NAME
     const Py_ssize_t CB_MR
     const Py_ssize_t CB_NC
+    const Py_ssize_t CB_PANEL_ROWS_F64
+    const Py_ssize_t CB_PANEL_ROWS_F32
+    const Py_ssize_t CB_BLOCK_COLS_F64
+    const Py_ssize_t CB_BLOCK_COLS_F32
     const double CB_PARALLEL_MIN_FLOPS
     const Py_ssize_t CB_B_IN_PLACE_MAX_BYTES_F64
     const Py_ssize_t CB_B_IN_PLACE_MAX_M
@@ -196,7 +200,8 @@ def tile_gflops(str dtype="float64", double seconds=0.05, int repeats=5):
 
 def tile_table():
     """This build's blocking table: ISA, vector bytes and the lanes per dtype,
-    MR, NR, MC and KC per dtype, NC;
+    MR, NR, MC and KC per dtype, NC, the blocked loops' rows-first blocks
+    per dtype (panel_rows, block_cols; 0: columns first);
     whether it treats 512-bit instructions as halved (set_halves_512), and the
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
     products of 9-10 columns instead) and the shortest K they take, and
@@ -211,7 +216,10 @@ def tile_table():
             "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
             "nr": {"float64": cb_nr_f64(), "float32": cb_nr_f32()},
             "mc": {"float64": cb_mc_f64(), "float32": cb_mc_f32()},
-            "kc": {"float64": cb_kc_f64(), "float32": cb_kc_f32()}, "nc": CB_NC, "parallel_min_flops": CB_PARALLEL_MIN_FLOPS,
+            "kc": {"float64": cb_kc_f64(), "float32": cb_kc_f32()}, "nc": CB_NC,
+            "panel_rows": {"float64": CB_PANEL_ROWS_F64, "float32": CB_PANEL_ROWS_F32},
+            "block_cols": {"float64": CB_BLOCK_COLS_F64, "float32": CB_BLOCK_COLS_F32},
+            "parallel_min_flops": CB_PARALLEL_MIN_FLOPS,
             "b_in_place_max_m": CB_B_IN_PLACE_MAX_M,
             "small_b_in_place_max_m": CB_SMALL_B_IN_PLACE_MAX_M,
             "small_b_max_bytes": CB_SMALL_B_MAX_BYTES,
@@ -284,6 +292,16 @@ cdef inline Py_ssize_t gemm_mc(real* kind) noexcept nogil:
 cdef inline Py_ssize_t gemm_kc(real* kind) noexcept nogil:
     """K steps per packed panel."""
     return cb_kc_f32() if real is float else cb_kc_f64()
+
+
+cdef inline Py_ssize_t gemm_panel_rows(real* kind) noexcept nogil:
+    """Most rows of A packed at once when the blocked loops run rows first; 0: columns first."""
+    return CB_PANEL_ROWS_F32 if real is float else CB_PANEL_ROWS_F64
+
+
+cdef inline Py_ssize_t gemm_block_cols(real* kind) noexcept nogil:
+    """Columns of B packed at once when the blocked loops run rows first."""
+    return CB_BLOCK_COLS_F32 if real is float else CB_BLOCK_COLS_F64
 
 
 cdef inline Py_ssize_t narrow_rows_per_tile(real* kind) noexcept nogil:
