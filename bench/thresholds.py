@@ -10,6 +10,7 @@ generated C beside the sources::
     python setup.py build_ext --inplace
     PYTHONPATH=src python bench/thresholds.py C_ROW_ORDER_MAX_KC=0 float64 128x10x256T,256x10x1024T
     PYTHONPATH=src python bench/thresholds.py CB_B_IN_PLACE_MAX_BYTES_F64=262144 float64 64x784x128
+    PYTHONPATH=src python bench/thresholds.py CB_PANEL_ROWS_F64=0 float64 64x128x784T --threads 2
 
 A shape is M x K x N, with ``t`` for op(A) = Aᵀ and ``T`` for op(B) = Bᵀ (as
 bench/alignment.py); operands start on 64 bytes, as the engine's own do.
@@ -41,8 +42,9 @@ A name that a header defines once per dtype (``vmath_template.h``'s
 ``VM_TANH_SATURATES``) is changed in both; only the dtype asked for is timed. Each
 line gives the figure of the build as it is and of the variant, the best of
 15 rounds (of ~0.1 s for a product, 200 passes for an activation), one
-thread, and their ratio: variant / as built of GF/s, as built / variant of
-ns, so that > 1 means the changed value is faster.
+thread (products: ``--threads N`` runs both engines on a team of N), and
+their ratio: variant / as built of GF/s, as built / variant of ns, so that
+> 1 means the changed value is faster.
 bench/README.md ("The engine's thresholds") lists what was measured this way.
 """
 import argparse
@@ -83,12 +85,19 @@ def parse_args():
     parser.add_argument("dtype", choices=["float32", "float64"])
     parser.add_argument("shapes", help="comma-separated products or activations, e.g. "
                                        "64x784x128,256x10x1024T,tanh")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of both engines (default 1; products only)")
     args = parser.parse_args()
     name, equals, value = args.change.partition("=")
     if not (name and equals and value):
         parser.error(f"the change is NAME=VALUE, got {args.change!r}")
     if name == "halves_512" and value not in ("0", "1"):
         parser.error(f"halves_512 is 0 or 1, got {value!r}")
+    if args.threads < 1:
+        parser.error(f"--threads is at least 1, got {args.threads}")
+    if args.threads > 1 and any(shape in REGISTRY or shape in VECTOR_MATH or shape in OPTIMIZERS
+                                for shape in args.shapes.split(",")):
+        parser.error("--threads above 1 times products only")
     for shape in args.shapes.split(","):
         if shape not in REGISTRY and shape not in VECTOR_MATH and shape not in OPTIMIZERS:
             try:
@@ -157,7 +166,8 @@ def on_cache_lines(shape, dtype, rng):
 def main():
     args = parse_args()
     name, value = args.change.split("=", 1)
-    print(f"{cb.kernel_path} build, {args.dtype}, one thread: as built vs {name}={value}")
+    threads = "one thread" if args.threads == 1 else f"{args.threads} threads"
+    print(f"{cb.kernel_path} build, {args.dtype}, {threads}: as built vs {name}={value}")
     with tempfile.TemporaryDirectory() as tmp:
         if name == "halves_512":
             if any(shape in REGISTRY for shape in args.shapes.split(",")):
@@ -171,6 +181,8 @@ def main():
             module, variant_path = build_variant(name, value, Path(tmp))
             engines = {"as built": load(module, PACKAGE / variant_path.name),
                        "variant": load(module, variant_path)}
+        for engine in engines.values():
+            (engine.engine if isinstance(engine, Told) else engine).set_num_threads(args.threads)
         rng = np.random.default_rng(0)
         for shape in args.shapes.split(","):
             if shape in REGISTRY:

@@ -263,6 +263,20 @@ def test_thresholds_times_halves_512_both_ways(tmp_path):
     assert refused.returncode != 0 and "not activations" in refused.stderr
 
 
+def test_thresholds_times_products_on_a_team(tmp_path):
+    """``--threads 2`` runs both engines on a team of two, and says so."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, str(BENCH / "thresholds.py"), "halves_512=1", "float64",
+                             "128x256x256", "--threads", "2"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    header, line = result.stdout.splitlines()
+    assert header.endswith("float64, 2 threads: as built vs halves_512=1"), header
+    assert re.fullmatch(r"\s+128x256x256\s+as built\s+[\d.]+ GF/s\s+variant\s+[\d.]+ GF/s"
+                        r"\s+variant / as built [\d.]+", line), line
+
+
 def test_thresholds_loads_a_build_set_up_as_the_running_one(tmp_path):
     """A build thresholds.py loads beside the running one takes the running
     one's ten-column tiles (halves_512): a fresh module left them in whole
@@ -502,7 +516,11 @@ def test_product_shapes_are_read_or_refused():
 
 @pytest.mark.parametrize("script, argv", [("alignment.py", ["float64", "64x64"]),
                                           ("thresholds.py", ["halves_512=1", "float64", "tanhh"]),
-                                          ("thresholds.py", ["FOO", "float64", "8x8x8"])])
+                                          ("thresholds.py", ["FOO", "float64", "8x8x8"]),
+                                          ("thresholds.py", ["halves_512=1", "float64", "8x8x8",
+                                                             "--threads", "0"]),
+                                          ("thresholds.py", ["halves_512=1", "float64", "sqrt",
+                                                             "--threads", "2"])])
 def test_the_scripts_refuse_what_they_cannot_read(script, argv, tmp_path):
     """A usage error (exit code 2) at once, not a traceback after the setup."""
     env = dict(os.environ)

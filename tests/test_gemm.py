@@ -843,9 +843,11 @@ def test_blocks_of_either_order_on_a_team(trans_a, trans_b, dtype, restore_engin
     MC rows met by B's whole panel). The shapes take two blocks of rows, the
     second a few rows short of the first and ending in a partial sliver,
     three blocks of columns, the last ending in a partial sliver, and two K
-    panels; then too few columns for A to be packed, and too few rows for
-    B to be packed (read in place). Small integers make every sum exact: on
-    1-3 threads, with and without accumulating, numpy's product to the bit."""
+    panels; then too few columns for A to be packed, one B sliver (fewer
+    than the threads: a team splitting the tiles by B slivers leaves the
+    others to steal), and too few rows for B to be packed (read in place:
+    the team splits by rows). Small integers make every sum exact: on 1-3
+    threads, with and without accumulating, numpy's product to the bit."""
     table = engine.tile_table()
     mr, nr, kc = table["mr"], table["nr"][dtype], table["kc"][dtype]
     rows_first = table["panel_rows"][dtype] > 0
@@ -855,6 +857,7 @@ def test_blocks_of_either_order_on_a_team(trans_a, trans_b, dtype, restore_engin
     line = 64 // np.dtype(dtype).itemsize     # B's rows on cache lines to be read in place
     shapes = [(rows + 2 * mr + 5, 2 * cols + nr + 3, kc + 7),   # every block edge
               (rows + 2 * mr + 5, 8 * nr - 3, kc + 7),          # A read in place
+              (rows + 2 * mr + 5, max(nr - 3, 11), kc + 7),     # one B sliver
               (40, -(-(2 * cols + nr + 1) // line) * line, kc + 7)]   # B in place
     rng = np.random.default_rng(17)
     for M, N, K in shapes:

@@ -210,8 +210,7 @@ cdef inline Py_ssize_t gemm_pack_a_size(Py_ssize_t max_m, Py_ssize_t max_k, real
 
 
 cdef inline Py_ssize_t gemm_pack_b_size(Py_ssize_t max_n, Py_ssize_t max_k, real* kind) noexcept nogil:
-    cdef Py_ssize_t cols = gemm_block_cols(kind) if gemm_panel_rows(kind) else CB_NC
-    return round_up(min(cols, max_n), microkernel_nr(kind)) * min(gemm_kc(kind), max_k)
+    return round_up(min(CB_NC, max_n), microkernel_nr(kind)) * min(gemm_kc(kind), max_k)
 
 
 cdef void gemm(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -348,8 +347,8 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
       gemm_block_cols columns of B packed, each met by the whole of A's panel,
       tile after tile along C's rows: one A sliver stays in L1 while the
       block's B slivers come from L2 (BLIS's order on Cᵀ = op(B)ᵀ op(A)ᵀ).
-      On an Intel Xeon 2-5 % faster on the big products (bench/README.md,
-      "Kept: float64 rows first").
+      On an Intel Xeon 3-12 % faster on the big float64 products at one
+      thread (bench/README.md, "Kept: float64 rows first").
 
     Either way all threads walk the blocks together; each packs its share of
     the slivers of every panel and computes its share of the micro-tiles of
@@ -360,8 +359,8 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     """
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
-    cdef Py_ssize_t jc, pc, ic, nc, kc, mc, row_block
-    cdef bint pack_a_panel
+    cdef Py_ssize_t jc, pc, ic, nc, kc, mc, row_block, block_cols
+    cdef bint pack_a_panel, along_rows_of_c
     cdef bint read_b_in_place = b_read_in_place(M, K, N, B, rsb, csb)
     cdef Py_ssize_t panel_rows = gemm_panel_rows(<real*>NULL)
     if panel_rows == 0:
@@ -381,11 +380,13 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                     if pack_a_panel:
                         pack_a_block(ic, mc, pc, kc, A, rsa, csa, pack_a, thread, team)
                     # With short panels the stores of C dominate: tiles then
-                    # run along its rows, whose stores stay in line.
+                    # run along its rows, whose stores stay in line, and a
+                    # team splits them by rows.
+                    along_rows_of_c = kc <= C_ROW_ORDER_MAX_KC
                     block_tiles(ic, mc, jc, nc, pc, kc, A, rsa, csa, B, rsb, read_b_in_place,
                                 C, ldc, pc == 0 and not accumulate, pack_a_panel,
-                                kc <= C_ROW_ORDER_MAX_KC, pack_a, pack_b, thread, team,
-                                next_tile)
+                                along_rows_of_c, not along_rows_of_c, pack_a, pack_b, thread,
+                                team, next_tile)
                     ic += mc
                 pc += kc
             jc += nc
@@ -394,6 +395,12 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     # pack all of B again for them.
     row_block = (M + panel_rows - 1) // panel_rows
     row_block = round_up((M + row_block - 1) // row_block, mr)
+    # A team splits each block's tiles by the B slivers each thread packed,
+    # so each thread gets a block of its own; B read in place, by rows
+    # (bench/README.md, "Kept: a thread's tiles over the slivers it packed").
+    block_cols = gemm_block_cols(<real*>NULL)
+    if not read_b_in_place:
+        block_cols = min(block_cols * team, CB_NC)
     pack_a_panel = (N + nr - 1) // nr > PACK_A_MIN_B_SLIVERS
     ic = 0
     while ic < M:
@@ -405,11 +412,11 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                 pack_a_block(ic, mc, pc, kc, A, rsa, csa, pack_a, thread, team)
             jc = 0
             while jc < N:
-                nc = min(gemm_block_cols(<real*>NULL), N - jc)
+                nc = min(block_cols, N - jc)
                 pack_b_block(jc, nc, pc, kc, B, rsb, csb, read_b_in_place, pack_b, thread, team)
                 block_tiles(ic, mc, jc, nc, pc, kc, A, rsa, csa, B, rsb, read_b_in_place, C, ldc,
-                            pc == 0 and not accumulate, pack_a_panel, True, pack_a, pack_b,
-                            thread, team, next_tile)
+                            pc == 0 and not accumulate, pack_a_panel, True, not read_b_in_place,
+                            pack_a, pack_b, thread, team, next_tile)
                 jc += nc
             pc += kc
         ic += mc
@@ -461,56 +468,65 @@ cdef inline void block_tiles(Py_ssize_t ic, Py_ssize_t mc, Py_ssize_t jc, Py_ssi
                              const real* A, Py_ssize_t rsa, Py_ssize_t csa,
                              const real* B, Py_ssize_t rsb, bint read_b_in_place,
                              real* C, Py_ssize_t ldc, bint overwrite, bint pack_a_panel,
-                             bint along_rows_of_c, const real* pack_a, const real* pack_b,
+                             bint along_rows_of_c, bint split_by_b,
+                             const real* pack_a, const real* pack_b,
                              int thread, int team, Py_ssize_t* next_tile) noexcept nogil:
     """The micro-tiles of C's block [ic, ic + mc) x [jc, jc + nc) over K
     steps [pc, pc + kc), from the team's packed slivers (A's read in place
     unless ``pack_a_panel``), tile after tile along C's rows or, with
     ``along_rows_of_c`` false, down its columns.
 
-    A thread claims the tiles of its share through its own counter in
-    ``next_tile`` (MAX_STEALING_TEAM x COUNTER_STRIDE, shared by the team), in
-    runs that shrink as the share empties; with its share done, it claims
-    what is left of the others' one tile at a time. A thread slowed by a busy
-    core then holds the barrier for a tile or two, not for the rest of its
-    share, while most tiles are still computed by the thread that packed
-    their B slivers. Each tile is computed whole by one thread, so results
-    do not depend on which thread that is.
+    A thread's share is the tiles of the slivers it packed itself (its share
+    of pack_b_block's, or with ``split_by_b`` false of pack_a_block's) over
+    all of the other operand's: a sliver just packed by another core is
+    read from that core's cache line by line (bench/README.md, "Kept: a
+    thread's tiles over the slivers it packed"). It claims them through its
+    own counter in ``next_tile`` (MAX_STEALING_TEAM x COUNTER_STRIDE, shared
+    by the team), in runs that shrink as the share empties; with its share
+    done, it claims what is left of the others' one tile at a time. A thread
+    slowed by a busy core then holds the barrier for a tile or two, not for
+    the rest of its share. Each tile is computed whole by one thread, so
+    results do not depend on which thread that is.
     """
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
     cdef Py_ssize_t a_slivers = (mc + mr - 1) // mr, b_slivers = (nc + nr - 1) // nr
-    cdef Py_ssize_t tiles = a_slivers * b_slivers
-    cdef Py_ssize_t n_fast = b_slivers if along_rows_of_c else a_slivers
-    cdef Py_ssize_t first, last, s, i, j, b_rs, fast, slow, owner_first, owner_last, run
+    cdef Py_ssize_t first, last, s, i, j, b_rs, fast, slow, run, n_fast, tiles
+    cdef Py_ssize_t i_first = 0, i_last = a_slivers, j_first = 0, j_last = b_slivers
     cdef const real* b_sliver
     cdef int turn, owner
     cdef bint stealing = 1 < team <= MAX_STEALING_TEAM
     if stealing:
         # No thread touches a counter between the barrier that ends one
         # block's tiles and the one that starts the next's.
-        share(tiles, thread, team, &owner_first, &owner_last)
-        next_tile[thread * COUNTER_STRIDE] = owner_first
+        next_tile[thread * COUNTER_STRIDE] = 0
     if team > 1:
         cbackprop_barrier()   # both panels packed
     # Turn 0: this thread's own share; then the others', stolen.
     for turn in range(team if stealing else 1):
         owner = (thread + turn) % team
-        share(tiles, owner, team, &owner_first, &owner_last)
+        if split_by_b:
+            share(b_slivers, owner, team, &j_first, &j_last)
+        else:
+            share(a_slivers, owner, team, &i_first, &i_last)
+        tiles = (i_last - i_first) * (j_last - j_first)
+        if tiles == 0:
+            continue
+        # Tile s of the share is (fast, slow), stepped without a division.
+        n_fast = j_last - j_first if along_rows_of_c else i_last - i_first
         while True:
             if stealing:
                 run = 1
                 if turn == 0:
-                    run = max(<Py_ssize_t>1, (owner_last - cbackprop_load(
+                    run = max(<Py_ssize_t>1, (tiles - cbackprop_load(
                         &next_tile[owner * COUNTER_STRIDE])) // 4)
                 first = cbackprop_fetch_add(&next_tile[owner * COUNTER_STRIDE], run)
-                if first >= owner_last:
+                if first >= tiles:
                     break
-                last = min(owner_last, first + run)
+                last = min(tiles, first + run)
             else:
-                first = owner_first
-                last = owner_last
-            # Tile s is (fast, slow), stepped without a division.
+                first = 0
+                last = tiles
             fast = first % n_fast
             slow = first // n_fast
             for s in range(first, last):
@@ -518,11 +534,11 @@ cdef inline void block_tiles(Py_ssize_t ic, Py_ssize_t mc, Py_ssize_t jc, Py_ssi
                     fast = 0
                     slow += 1
                 if along_rows_of_c:
-                    i = slow
-                    j = fast
+                    i = i_first + slow
+                    j = j_first + fast
                 else:
-                    i = fast
-                    j = slow
+                    i = i_first + fast
+                    j = j_first + slow
                 if sliver_in_place(read_b_in_place, nr, nc - j * nr):
                     b_sliver = B + pc * rsb + jc + j * nr
                     b_rs = rsb
