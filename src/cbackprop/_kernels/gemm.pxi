@@ -170,10 +170,10 @@ cdef inline void pack_sliver_a(Py_ssize_t rows, Py_ssize_t kc, const real* A, Py
     cdef Py_ssize_t i, p
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     # Full slivers of the two layouts the dense layers use go to the vector
-    # copies and transposes of tiles.h. (gemm_blocks packs the full slivers
-    # of the steps layout a panel at a time, unless PACK_PANEL_BY_STEPS is 0.)
+    # copies and transposes of tiles.h. (pack_a_block packs the full slivers
+    # of the steps layout all at once, unless PACK_PANEL_BY_STEPS is 0.)
     if rows == mr and rsa == 1:          # op(A) = Xᵀ: each step copies MR adjacent values
-        pack_a_steps(kc, A, csa, packed)
+        pack_a_panel_steps(kc, 1, A, csa, packed)
     elif rows == mr and csa == 1:        # op(A) = X: an MR x kc transpose
         pack_a_transposed(kc, A, rsa, packed)
     else:
@@ -192,7 +192,7 @@ cdef inline void pack_sliver_b(Py_ssize_t kc, Py_ssize_t cols, const real* B, Py
     # As pack_sliver_a: the full slivers of the steps layout come here only
     # when PACK_PANEL_BY_STEPS is 0.
     if cols == nr and csb == 1:          # op(B) = W or delta: each step copies NR adjacent values
-        pack_b_steps(kc, B, rsb, packed)
+        pack_b_panel_steps(kc, 1, B, rsb, packed)
     elif cols == nr and rsb == 1:        # op(B) = Wᵀ: a kc x NR transpose
         pack_b_transposed(kc, B, csb, packed)
     else:

@@ -22,11 +22,10 @@
  *       Without `overwrite` C is added to; with it C is never read.
  *   cb_pack_a_transposed_<sfx>(kc, A, rsa, packed)    packed[p*MR + i] = A[i*rsa + p]
  *   cb_pack_b_transposed_<sfx>(kc, B, csb, packed)    packed[p*NR + j] = B[j*csb + p]
- *   cb_pack_a_steps_<sfx>(kc, A, csa, packed)         packed[p*MR + i] = A[p*csa + i]
- *   cb_pack_b_steps_<sfx>(kc, B, rsb, packed)         packed[p*NR + j] = B[p*rsb + j]
- *   cb_pack_a_panel_steps_<sfx>(kc, slivers, A, csa, packed), cb_pack_b_panel_steps_<sfx>
- *       the same for `slivers` adjacent slivers (sliver s at packed + s*MR*kc,
- *       resp. s*NR*kc, its values from A + s*MR, B + s*NR), step by step
+ *   cb_pack_a_panel_steps_<sfx>(kc, slivers, A, csa, packed)
+ *       packed[s*MR*kc + p*MR + i] = A[p*csa + s*MR + i] for `slivers` adjacent
+ *       slivers, step by step (cb_pack_b_panel_steps_<sfx>(kc, slivers, B, rsb,
+ *       packed) the same with NR and rsb)
  *   cb_pack_ten_<sfx>(kc, cols, B, rsb, csb, packed), cb_ten_<sfx>(kc, a, a_rs,
  *       packed, C, ldc, rows, cols, overwrite)
  *       C[:rows, :cols] (=|+=) op(A) rows @ op(B) for 9 <= cols <= 10 and

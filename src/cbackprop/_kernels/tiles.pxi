@@ -52,10 +52,6 @@ cdef extern from "tiles.h" nogil:
     void cb_pack_a_transposed_f32(Py_ssize_t kc, const float* A, Py_ssize_t rsa, float* packed) noexcept
     void cb_pack_b_transposed_f64(Py_ssize_t kc, const double* B, Py_ssize_t csb, double* packed) noexcept
     void cb_pack_b_transposed_f32(Py_ssize_t kc, const float* B, Py_ssize_t csb, float* packed) noexcept
-    void cb_pack_a_steps_f64(Py_ssize_t kc, const double* A, Py_ssize_t csa, double* packed) noexcept
-    void cb_pack_a_steps_f32(Py_ssize_t kc, const float* A, Py_ssize_t csa, float* packed) noexcept
-    void cb_pack_b_steps_f64(Py_ssize_t kc, const double* B, Py_ssize_t rsb, double* packed) noexcept
-    void cb_pack_b_steps_f32(Py_ssize_t kc, const float* B, Py_ssize_t rsb, float* packed) noexcept
     void cb_pack_a_panel_steps_f64(Py_ssize_t kc, Py_ssize_t slivers, const double* A,
                                    Py_ssize_t csa, double* packed) noexcept
     void cb_pack_a_panel_steps_f32(Py_ssize_t kc, Py_ssize_t slivers, const float* A,
@@ -350,22 +346,6 @@ cdef inline void pack_a_transposed(Py_ssize_t kc, const real* A, Py_ssize_t rsa,
         cb_pack_a_transposed_f32(kc, A, rsa, packed)
     else:
         cb_pack_a_transposed_f64(kc, A, rsa, packed)
-
-
-cdef inline void pack_a_steps(Py_ssize_t kc, const real* A, Py_ssize_t csa,
-                              real* packed) noexcept nogil:
-    if real is float:
-        cb_pack_a_steps_f32(kc, A, csa, packed)
-    else:
-        cb_pack_a_steps_f64(kc, A, csa, packed)
-
-
-cdef inline void pack_b_steps(Py_ssize_t kc, const real* B, Py_ssize_t rsb,
-                              real* packed) noexcept nogil:
-    if real is float:
-        cb_pack_b_steps_f32(kc, B, rsb, packed)
-    else:
-        cb_pack_b_steps_f64(kc, B, rsb, packed)
 
 
 cdef inline void pack_a_panel_steps(Py_ssize_t kc, Py_ssize_t slivers, const real* A,

@@ -394,12 +394,6 @@ CB_(cb_pack_steps)(const int WIDTH, ptrdiff_t kc, ptrdiff_t slivers,
         }
     }
 }
-static void CB_(cb_pack_a_steps)(ptrdiff_t kc, const CB_REAL* A, ptrdiff_t csa, CB_REAL* packed) {
-    CB_(cb_pack_steps)(CB_MR, kc, 1, A, csa, packed);
-}
-static void CB_(cb_pack_b_steps)(ptrdiff_t kc, const CB_REAL* B, ptrdiff_t rsb, CB_REAL* packed) {
-    CB_(cb_pack_steps)(CB_NV * CB_LANES, kc, 1, B, rsb, packed);
-}
 static void CB_(cb_pack_a_panel_steps)(ptrdiff_t kc, ptrdiff_t slivers, const CB_REAL* A,
                                        ptrdiff_t csa, CB_REAL* packed) {
     CB_(cb_pack_steps)(CB_MR, kc, slivers, A, csa, packed);
