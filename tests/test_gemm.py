@@ -840,14 +840,16 @@ def test_blocks_of_either_order_on_a_team(trans_a, trans_b, dtype, restore_engin
     """The blocked loops in the order the build's table gives the dtype: rows
     first (panel_rows > 0: blocks of at most that many rows, M split evenly,
     each met by blocks of block_cols columns) or columns first (blocks of
-    MC rows met by B's whole panel). The shapes take two blocks of rows, the
-    second a few rows short of the first and ending in a partial sliver,
-    three blocks of columns, the last ending in a partial sliver, and two K
-    panels; then too few columns for A to be packed, one B sliver (fewer
-    than the threads: a team splitting the tiles by B slivers leaves the
-    others to steal), and too few rows for B to be packed (read in place:
-    the team splits by rows). Small integers make every sum exact: on 1-3
-    threads, with and without accumulating, numpy's product to the bit."""
+    MC rows met by B's whole panel). The shapes take two blocks of rows
+    (rows first: of equal height but for the second's last few rows), the
+    second ending in a partial sliver, three blocks of block_cols columns (a
+    team of T takes T blocks' worth at once), the last ending in a partial
+    sliver, and two K panels; then too few columns for A to be packed, one
+    B sliver (fewer than the threads: a team splitting the tiles by B
+    slivers leaves the others to steal), and too few rows for B to be
+    packed (read in place: the team splits by rows). Small integers make
+    every sum exact: on 1-3 threads, with and without accumulating, numpy's
+    product to the bit."""
     table = engine.tile_table()
     mr, nr, kc = table["mr"], table["nr"][dtype], table["kc"][dtype]
     rows_first = table["panel_rows"][dtype] > 0
@@ -880,7 +882,7 @@ def test_blocks_of_either_order_on_a_team(trans_a, trans_b, dtype, restore_engin
 def test_rows_first_where_the_table_says():
     """The AVX-512 table runs float64 rows first and float32 columns first
     (bench/README.md, "Kept: float64 rows first"); the others columns first,
-    as measured on an AVX2 EPYC. The A buffer holds a whole block of rows."""
+    as measured on an AVX2 EPYC."""
     table = engine.tile_table()
     if table["isa"] == "avx512":
         assert table["panel_rows"] == {"float64": 2040, "float32": 0}
