@@ -1,5 +1,6 @@
 """A/B of one engine threshold: the engine build this CPU runs, against the
-same C source with one constant changed, timed interleaved in one process.
+same C source with one constant changed (or several, ``A=1,B=2``), timed
+interleaved in one process.
 
 The constants are the engine's thresholds: an ``enum`` of a ``.pxi``
 compiled into the engine (``_kernels/gemm.pxi``...) or a ``#define`` of a
@@ -11,6 +12,7 @@ generated C beside the sources::
     PYTHONPATH=src python bench/thresholds.py C_ROW_ORDER_MAX_KC=0 float64 128x10x256T,256x10x1024T
     PYTHONPATH=src python bench/thresholds.py CB_B_IN_PLACE_MAX_BYTES_F64=262144 float64 64x784x128
     PYTHONPATH=src python bench/thresholds.py CB_PANEL_ROWS_F64=0 float64 64x128x784T --threads 2
+    PYTHONPATH=src python bench/thresholds.py CB_KC_F64=384,CB_PANEL_ROWS_F64=1008 float64 1024x1024x1024
 
 A shape is M x K x N, with ``t`` for op(A) = Aᵀ and ``T`` for op(B) = Bᵀ (as
 bench/alignment.py); operands start on 64 bytes, as the engine's own do.
@@ -81,18 +83,27 @@ ISA_FLAGS = {"baseline": [], "avx2": ["-mavx2", "-mfma"],
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("change", help="NAME=VALUE: an enum of the engine's .pxi or a #define "
-                                       "of a _kernels header")
+                                       "of a _kernels header; several joined by commas")
     parser.add_argument("dtype", choices=["float32", "float64"])
     parser.add_argument("shapes", help="comma-separated products or activations, e.g. "
                                        "64x784x128,256x10x1024T,tanh")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads of both engines (default 1; products only)")
     args = parser.parse_args()
-    name, equals, value = args.change.partition("=")
-    if not (name and equals and value):
-        parser.error(f"the change is NAME=VALUE, got {args.change!r}")
-    if name == "halves_512" and value not in ("0", "1"):
-        parser.error(f"halves_512 is 0 or 1, got {value!r}")
+    args.changes = []
+    for change in args.change.split(","):
+        name, equals, value = change.partition("=")
+        if not (name and equals and value):
+            parser.error(f"the change is NAME=VALUE (or several, joined by commas), got "
+                         f"{args.change!r}")
+        args.changes.append((name, value))
+    names = [name for name, value in args.changes]
+    if "halves_512" in names and len(names) > 1:
+        parser.error("halves_512 is changed alone")
+    if len(set(names)) < len(names):
+        parser.error(f"a name is changed twice in {args.change!r}")
+    if names == ["halves_512"] and args.changes[0][1] not in ("0", "1"):
+        parser.error(f"halves_512 is 0 or 1, got {args.changes[0][1]!r}")
     if args.threads < 1:
         parser.error(f"--threads is at least 1, got {args.threads}")
     if args.threads > 1 and any(shape in REGISTRY or shape in VECTOR_MATH or shape in OPTIMIZERS
@@ -109,8 +120,9 @@ def parse_args():
     return args
 
 
-def build_variant(name, value, workdir):
-    """The running build's C with ``name`` set to ``value``, compiled into workdir."""
+def build_variant(changes, workdir):
+    """The running build's C with each (name, value) of ``changes`` set,
+    compiled into workdir."""
     path = cb.kernel_path
     module = f"_engine_{path}"
     source = (PACKAGE / f"{module}.c").read_text()
@@ -118,16 +130,18 @@ def build_variant(name, value, workdir):
     headers.mkdir()
     for header in (PACKAGE / "_kernels").glob("*.h"):
         (headers / header.name).write_text(header.read_text())
-    enum = re.compile(rf"(__pyx_e_\w*_{name} = )[^,\n]+")   # the last member has no comma
-    define = re.compile(rf"^#define {name} .*$", re.M)
-    defined_in = [header for header in sorted(headers.glob("*.h")) if define.search(header.read_text())]
-    if enum.search(source):
-        source = enum.sub(rf"\g<1>{value}", source)
-    elif defined_in:
-        header = defined_in[0]
-        header.write_text(define.sub(f"#define {name} {value}", header.read_text()))
-    else:
-        sys.exit(f"{name} is neither an enum of {module}.c nor a #define of a _kernels header")
+    for name, value in changes:
+        enum = re.compile(rf"(__pyx_e_\w*_{name} = )[^,\n]+")   # the last member has no comma
+        define = re.compile(rf"^#define {name} .*$", re.M)
+        defined_in = [header for header in sorted(headers.glob("*.h"))
+                      if define.search(header.read_text())]
+        if enum.search(source):
+            source = enum.sub(rf"\g<1>{value}", source)
+        elif defined_in:
+            header = defined_in[0]
+            header.write_text(define.sub(f"#define {name} {value}", header.read_text()))
+        else:
+            sys.exit(f"{name} is neither an enum of {module}.c nor a #define of a _kernels header")
     (workdir / f"{module}.c").write_text(source)
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     compiler = (sysconfig.get_config_var("CC") or "cc").split()
@@ -165,9 +179,9 @@ def on_cache_lines(shape, dtype, rng):
 
 def main():
     args = parse_args()
-    name, value = args.change.split("=", 1)
+    name, value = args.changes[0]
     threads = "one thread" if args.threads == 1 else f"{args.threads} threads"
-    print(f"{cb.kernel_path} build, {args.dtype}, {threads}: as built vs {name}={value}")
+    print(f"{cb.kernel_path} build, {args.dtype}, {threads}: as built vs {args.change}")
     with tempfile.TemporaryDirectory() as tmp:
         if name == "halves_512":
             if any(shape in REGISTRY for shape in args.shapes.split(",")):
@@ -178,7 +192,7 @@ def main():
             engines = {"as built": Told(engine, engine.tile_table()["halves_512"]),
                        "variant": Told(engine, value == "1")}
         else:
-            module, variant_path = build_variant(name, value, Path(tmp))
+            module, variant_path = build_variant(args.changes, Path(tmp))
             engines = {"as built": load(module, PACKAGE / variant_path.name),
                        "variant": load(module, variant_path)}
         for engine in engines.values():

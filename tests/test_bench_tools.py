@@ -299,6 +299,27 @@ def test_thresholds_loads_a_build_set_up_as_the_running_one(tmp_path):
         assert loaded.tile_table()["halves_512"] == halves_512
 
 
+def test_thresholds_reads_several_changes(capsys, monkeypatch):
+    """NAME=VALUE pairs joined by commas are changed together; halves_512
+    (a run-time setting) only alone, and no name twice."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        thresholds = importlib.import_module("thresholds")
+    finally:
+        sys.path.remove(str(BENCH))
+    monkeypatch.setattr(sys, "argv", ["thresholds.py", "CB_KC_F64=384,CB_PANEL_ROWS_F64=1008",
+                                      "float64", "8x8x8"])
+    assert thresholds.parse_args().changes == [("CB_KC_F64", "384"), ("CB_PANEL_ROWS_F64", "1008")]
+    for change, message in [("halves_512=1,CB_KC_F64=384", "halves_512 is changed alone"),
+                            ("CB_KC_F64=384,CB_KC_F64=256", "a name is changed twice"),
+                            ("CB_KC_F64=384,", "the change is NAME=VALUE")]:
+        monkeypatch.setattr(sys, "argv", ["thresholds.py", change, "float64", "8x8x8"])
+        with pytest.raises(SystemExit) as refused:
+            thresholds.parse_args()
+        assert refused.value.code == 2
+        assert message in capsys.readouterr().err
+
+
 def test_thresholds_times_a_vector_function(capsys, monkeypatch):
     """A vmath.h function's name (sqrt) is read as one and timed in ns per
     value, one line; an unknown name is refused with the functions listed."""
