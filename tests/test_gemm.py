@@ -849,7 +849,8 @@ def test_blocks_of_either_order_on_a_team(trans_a, trans_b, dtype, restore_engin
     slivers leaves the others to steal), and too few rows for B to be
     packed (read in place: the team splits by rows). Small integers make
     every sum exact: on 1-3 threads, with and without accumulating, numpy's
-    product to the bit."""
+    product to the bit; random values give the same bits on 1, 2, 3 and 17
+    threads."""
     table = engine.tile_table()
     mr, nr, kc = table["mr"], table["nr"][dtype], table["kc"][dtype]
     rows_first = table["panel_rows"][dtype] > 0
@@ -877,6 +878,18 @@ def test_blocks_of_either_order_on_a_team(trans_a, trans_b, dtype, restore_engin
                                           err_msg=f"{M}x{K}x{N} on {threads}")
             np.testing.assert_array_equal(accumulate(A, B, trans_a, trans_b, C0.copy()),
                                           expected + C0, err_msg=f"{M}x{K}x{N} on {threads}")
+        # Rounded sums: the same bits on any team, past MAX_STEALING_TEAM (17:
+        # the static split) too, so no tile is split or summed out of order.
+        A, B = rng.standard_normal(A.shape).astype(dtype), rng.standard_normal(B.shape).astype(dtype)
+        B = _on_cache_lines(B)
+        engine.set_num_threads(1)
+        alone = product(A, B, trans_a, trans_b)
+        _assert_close(alone, (A.T if trans_a else A).astype(np.float64)
+                      @ (B.T if trans_b else B).astype(np.float64), K, dtype)
+        for threads in (2, 3, 17):
+            engine.set_num_threads(threads)
+            np.testing.assert_array_equal(product(A, B, trans_a, trans_b), alone,
+                                          err_msg=f"{M}x{K}x{N} on {threads}")
 
 
 def test_rows_first_where_the_table_says():

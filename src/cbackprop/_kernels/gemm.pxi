@@ -354,8 +354,8 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     the slivers of every panel and computes its share of the micro-tiles of
     every block (block_tiles), with a barrier wherever a panel must be
     complete (before use) or free (before it is repacked). A team of one
-    needs no barriers. Each tile's K panels are summed in order, so both
-    orders give the same bits.
+    needs no barriers. Each tile is computed whole by one thread, its K
+    panels summed in order, so the team's size never changes the bits.
     """
     cdef Py_ssize_t mr = microkernel_mr(<real*>NULL)
     cdef Py_ssize_t nr = microkernel_nr(<real*>NULL)
