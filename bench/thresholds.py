@@ -131,7 +131,7 @@ def build_variant(changes, workdir):
     for header in (PACKAGE / "_kernels").glob("*.h"):
         (headers / header.name).write_text(header.read_text())
     for name, value in changes:
-        enum = re.compile(rf"(__pyx_e_\w*_{name} = )[^,\n]+")   # the last member has no comma
+        enum = enum_definition(module, name)
         define = re.compile(rf"^#define {name} .*$", re.M)
         defined_in = [header for header in sorted(headers.glob("*.h"))
                       if define.search(header.read_text())]
@@ -153,6 +153,18 @@ def build_variant(changes, workdir):
     subprocess.run(compiler + flags + ISA_FLAGS[path] + ["-shared", str(workdir / f"{module}.c"),
                                                           "-o", str(target)], check=True)
     return module, target
+
+
+def enum_definition(module, name):
+    """The pattern of the enum member ``name``'s definition in the C that
+    Cython generates for cbackprop's ``module``: the name whole, so that
+    ``CHUNK`` is not read as ``UPDATE_CHUNK`` (Cython spells a member
+    ``__pyx_e_``, each part of the module's dotted name after its length,
+    joined by ``_``, then ``_`` and the name). Group 1 is all but the
+    value, which ends at a comma or a space (the last member of an enum has
+    no comma)."""
+    prefix = "_".join(f"{len(part)}{part}" for part in ("cbackprop", module))
+    return re.compile(rf"(\b__pyx_e_{prefix}_{re.escape(name)} = )[^,\s]+")
 
 
 def load(module, path):

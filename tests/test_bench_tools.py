@@ -299,6 +299,34 @@ def test_thresholds_loads_a_build_set_up_as_the_running_one(tmp_path):
         assert loaded.tile_table()["halves_512"] == halves_512
 
 
+def test_thresholds_changes_the_enum_it_is_named_only():
+    """An enum is found by its whole name in the module it belongs to: a
+    name that ends another (``CHUNK`` of ``UPDATE_CHUNK``) or a member of
+    another module is not it (a suffix match once changed every enum
+    ending in the name)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        thresholds = importlib.import_module("thresholds")
+    finally:
+        sys.path.remove(str(BENCH))
+    source = ("enum {\n"
+              "  __pyx_e_9cbackprop_14_engine_avx512_UPDATE_CHUNK = 0x8000,\n"
+              "  __pyx_e_9cbackprop_14_engine_avx512_NORM_CHUNK = 0x8000\n"
+              "};\n"
+              "enum { __pyx_e_9cbackprop_22_engine_avx512_on_avx2_UPDATE_CHUNK = 0x8000 };\n"
+              "  n = count / __pyx_e_9cbackprop_14_engine_avx512_UPDATE_CHUNK;\n")
+    update = thresholds.enum_definition("_engine_avx512", "UPDATE_CHUNK")
+    assert update.sub(r"\g<1>4096", source).splitlines()[1:3] == [
+        "  __pyx_e_9cbackprop_14_engine_avx512_UPDATE_CHUNK = 4096,",
+        "  __pyx_e_9cbackprop_14_engine_avx512_NORM_CHUNK = 0x8000"]
+    assert update.sub(r"\g<1>4096", source).count("4096") == 1
+    assert thresholds.enum_definition("_engine_avx512", "CHUNK").search(source) is None
+    last = thresholds.enum_definition("_engine_avx512", "NORM_CHUNK")
+    assert "NORM_CHUNK = 4\n" in last.sub(r"\g<1>4", source)
+    other = thresholds.enum_definition("_engine_avx512_on_avx2", "UPDATE_CHUNK")
+    assert "on_avx2_UPDATE_CHUNK = 1 }" in other.sub(r"\g<1>1", source)
+
+
 def test_thresholds_reads_several_changes(capsys, monkeypatch):
     """NAME=VALUE pairs joined by commas are changed together; halves_512
     (a run-time setting) only alone, and no name twice."""
