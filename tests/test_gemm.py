@@ -44,11 +44,12 @@ def _assert_close(C, expected, K, dtype):
     np.testing.assert_allclose(C, expected, rtol=0, atol=TOL[dtype] * scale)
 
 
-def _assert_teams_agree(A, B, trans_a, trans_b, expected, C0, K, dtype):
-    """op(A) @ op(B), and the same added into C0, on 1, 2 and 3 threads: the
-    same bits each time, and numpy's product to rounding."""
+def _assert_teams_agree(A, B, trans_a, trans_b, expected, C0, K, dtype, teams=(1, 2, 3)):
+    """op(A) @ op(B), and the same added into C0, on teams of each size in
+    ``teams`` (the first one's the reference): the same bits each time, and
+    numpy's product to rounding."""
     products, sums = [], []
-    for threads in (1, 2, 3):
+    for threads in teams:
         engine.set_num_threads(threads)
         products.append(product(A, B, trans_a, trans_b))
         sums.append(accumulate(A, B, trans_a, trans_b, C0.copy()))
@@ -849,8 +850,8 @@ def test_blocks_of_either_order_on_a_team(trans_a, trans_b, dtype, restore_engin
     slivers leaves the others to steal), and too few rows for B to be
     packed (read in place: the team splits by rows). Small integers make
     every sum exact: on 1-3 threads, with and without accumulating, numpy's
-    product to the bit; random values give the same bits on 1, 2, 3 and 17
-    threads."""
+    product to the bit; random values, accumulated or not, give the same
+    bits on 1, 2, 3 and 17 threads."""
     table = engine.tile_table()
     mr, nr, kc = table["mr"], table["nr"][dtype], table["kc"][dtype]
     rows_first = table["panel_rows"][dtype] > 0
@@ -882,14 +883,10 @@ def test_blocks_of_either_order_on_a_team(trans_a, trans_b, dtype, restore_engin
         # the static split) too, so no tile is split or summed out of order.
         A, B = rng.standard_normal(A.shape).astype(dtype), rng.standard_normal(B.shape).astype(dtype)
         B = _on_cache_lines(B)
-        engine.set_num_threads(1)
-        alone = product(A, B, trans_a, trans_b)
-        _assert_close(alone, (A.T if trans_a else A).astype(np.float64)
-                      @ (B.T if trans_b else B).astype(np.float64), K, dtype)
-        for threads in (2, 3, 17):
-            engine.set_num_threads(threads)
-            np.testing.assert_array_equal(product(A, B, trans_a, trans_b), alone,
-                                          err_msg=f"{M}x{K}x{N} on {threads}")
+        expected = (A.T if trans_a else A).astype(np.float64) @ (B.T if trans_b else B)
+        _assert_teams_agree(A, B, trans_a, trans_b, expected,
+                            rng.standard_normal((M, N)).astype(dtype), K, dtype,
+                            teams=(1, 2, 3, 17))
 
 
 def test_rows_first_where_the_table_says():

@@ -401,6 +401,8 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     block_cols = gemm_block_cols(<real*>NULL)
     if not read_b_in_place:
         block_cols = min(block_cols * team, CB_NC)
+    # A's panel is packed once for all of B's columns here (columns first
+    # packs it again for each block of CB_NC), so all of them count.
     pack_a_panel = (N + nr - 1) // nr > PACK_A_MIN_B_SLIVERS
     ic = 0
     while ic < M:
