@@ -603,17 +603,19 @@ def test_rows_of_ct_on_a_team_equal_one_thread(dtype, restore_engine_threads):
 
 def test_which_products_take_the_tall_kernel(dtype):
     """X@W and δ@Wᵀ of at least a pass of the tall kernel's rows (8), K of
-    at most the build's tall_max_k (16 with AVX-512; 0, none, on the
+    at most the build's tall_max_k (32 with AVX-512; 0, none, on the
     others) and at most a vector of columns take the tall kernel, one
-    column on K of at most 15, unless the short rows of Cᵀ take the X@W
-    first (or, at K = 1, the kernels of Xᵀ@δ); Xᵀ@δ never takes it."""
+    column on K of at most 15, at least half a vector of columns on K past
+    the 16 it spells out, unless the short rows of Cᵀ take the X@W first
+    (or, at K = 1, the kernels of Xᵀ@δ); Xᵀ@δ never takes it."""
     table = engine.tile_table()
     lanes, longest, least = table["lanes"][dtype], table["tall_max_k"], table["tall_rows"]
-    assert longest == (16 if table["isa"] == "avx512" else 0) and least == 8
-    taken = 0
+    assert longest == (32 if table["isa"] == "avx512" else 0) and least == 8
+    assert table["tall_spelled_k"] == 16
+    taken = stepped = 0
     for M in (least - 1, least, least + 1, 100, 5000):
         for K in range(1, max(longest, 16) + 3):
-            for N in (1, 2, 3, lanes - 1, lanes, lanes + 1):
+            for N in sorted({1, 2, 3, lanes // 2 - 1, lanes // 2, lanes - 1, lanes, lanes + 1}):
                 for trans_b in (False, True):
                     # (a Bᵀ of one step lies as a B does: the rows of Cᵀ may take it)
                     want = (takes_tall(table, dtype, M, K, N)
@@ -621,50 +623,60 @@ def test_which_products_take_the_tall_kernel(dtype):
                     kind = engine.narrow_kernel(M, K, N, False, dtype, trans_b)
                     assert (kind == "tall") == want, (M, K, N, trans_b, kind)
                     taken += want
+                    stepped += want and K > 16
                 assert engine.narrow_kernel(M, K, N, True, dtype) != "tall"
-    assert (taken > 0) == (longest > 0)
+    assert (taken > 0) == (longest > 0) and (stepped > 0) == (longest > 16)
 
 
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_tall_products_at_every_depth(trans_b, dtype):
-    """Every K the tall kernel spells out (and past it), rows in passes of
-    eight and a remainder, 1 to a vector of columns: numpy's product to
-    rounding, into a C of NaN without accumulating and added into C with
-    it. Whichever kernel takes each shape (the tall one where the build
-    has it), the product is the same."""
+    """Every K the tall kernel spells out and every K it steps through (and
+    past them), rows in passes of eight and a remainder, 1 to a vector of
+    columns: numpy's product to rounding, into a C of NaN without
+    accumulating and added into C with it. Whichever kernel takes each
+    shape (the tall one where the build has it), the product is the same."""
     rng = np.random.default_rng(11)
     table = engine.tile_table()
     lanes = table["lanes"][dtype]
-    tall = 0
-    for K in range(1, 19):
+    tall = stepped = 0
+    for K in range(1, max(table["tall_max_k"], 16) + 3):
         for M in (8, 9, 15, 16, 17, 23, 67):
-            for N in sorted({1, 2, 3, lanes - 1, lanes}):
+            for N in sorted({1, 2, 3, lanes // 2, lanes - 1, lanes}):
                 if M * N * K <= TINY_PRODUCT_MAX:
                     continue
-                tall += engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "tall"
+                kind = engine.narrow_kernel(M, K, N, False, dtype, trans_b)
+                tall += kind == "tall"
+                stepped += kind == "tall" and K > table["tall_spelled_k"]
                 A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
                 _assert_close(product(A, B, False, trans_b), expected, K, dtype)
                 C0 = rng.standard_normal((M, N)).astype(dtype)
                 _assert_close(accumulate(A, B, False, trans_b, C0.copy()), expected + C0, K,
                               dtype)
     assert (tall > 0) == (table["tall_max_k"] > 0)
+    assert (stepped > 0) == (table["tall_max_k"] > table["tall_spelled_k"])
 
 
 def test_tall_products_keep_the_padding_out_of_c(dtype):
     """The tall kernel's lanes past the columns hold zeros of B's padding:
     an infinite A in the last row makes them NaN (inf x 0), which reaches
     neither C nor the memory past it (C here the head of a longer buffer);
-    an infinite B value reaches only its own column."""
+    an infinite B value reaches only its own column. On a K it spells out
+    and on one it steps through."""
     table = engine.tile_table()
     lanes = table["lanes"][dtype]
-    M, K, N = 41, 5, max(1, lanes - 3)
+    for K in (5, 24):
+        _tall_padding_stays_out(table, 41, K, max(1, lanes - 3), dtype)
+
+
+def _tall_padding_stays_out(table, M, K, N, dtype):
+    lanes = table["lanes"][dtype]
     A = np.ones((M, K), dtype)
     B = np.ones((K, N), dtype)
     A[M - 1, 2] = np.inf
     B[4, N - 1] = -np.inf
     with np.errstate(invalid="ignore"):
         expected = A.astype(np.float64) @ B.astype(np.float64)
-    if table["tall_max_k"]:
+    if table["tall_max_k"] >= K:
         assert engine.narrow_kernel(M, K, N, False, dtype) == "tall"
     for accumulating in (False, True):
         memory = np.full(M * N + 2 * lanes, 7, dtype)

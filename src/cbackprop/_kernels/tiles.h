@@ -47,9 +47,10 @@
  *       and row j of B at b[j*b_cs], each with its k values adjacent; every
  *       element a dot product, in vectors along k.
  *   cb_tall_<sfx>(rows, K, a, a_rs, b, rsb, csb, cols, C, ldc, overwrite)
- *       C[:rows, :cols] (=|+=) Σ_p a[i*a_rs + p] b[p*rsb + j*csb] for a K of
- *       CB_TALL_STEPS and cols <= lanes: op(B) held in registers, rows
- *       CB_TALL_ROWS at a time (X@W of many rows on a few features).
+ *       C[:rows, :cols] (=|+=) Σ_p a[i*a_rs + p] b[p*rsb + j*csb] for K of
+ *       at most CB_TALL_MAX_K and cols <= lanes: op(B) held in registers
+ *       (K of at most CB_TALL_SPELLED_K) or read from L1, rows CB_TALL_ROWS
+ *       at a time (X@W of many rows on a few features).
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:cb_narrow_rows_per_tile_<sfx>(), :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a
@@ -170,11 +171,12 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    columns on 9-32 rows with AVX2, ran faster in dots;
  *                    bench/README.md, "Few dots on more rows")
  *   CB_TALL_MAX_K    the longest K of the tall products (gemm.pxi, NARROW_TALL:
- *                    many rows, a vector of columns; at most CB_TALL_STEPS'
- *                    last), 0 where they do not run: with 16 registers and no
- *                    masked stores they lost to the tiles on most shapes
- *                    measured (bench/README.md, "Tall products of a few
- *                    columns")
+ *                    many rows, a vector of columns; past CB_TALL_SPELLED_K
+ *                    at least half a vector of them), 0 where they do not
+ *                    run: with 16 registers and no masked stores they lost
+ *                    to the tiles on most shapes measured (bench/README.md,
+ *                    "Tall products of a few columns", "Tall products on a
+ *                    longer K")
  *   CB_C_PREFETCH_STEPS  a packed tile asks for its rows of C, one per K
  *                    step, from this many steps before its last (CB_KC_<sfx> or
  *                    more: from its first step; bench/README.md, "Kept: C's
@@ -234,7 +236,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NARROW_DOTS_MAX_N_F32 8
 #define CB_FEW_DOTS_MAX_M_F64 32
 #define CB_FEW_DOTS_MAX_M_F32 32
-#define CB_TALL_MAX_K 16
+#define CB_TALL_MAX_K 32
 #elif CB_ISA == CB_ISA_AVX2
 #define CB_ISA_NAME "avx2"
 #define CB_VECTOR_BYTES 32
@@ -348,14 +350,15 @@ _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F
 
 /* The tall products (cb_tall): rows of A per pass (also the fewest rows
  * gemm.pxi gives them), and the K that its body is spelled out for, 1 to
- * 16; the table's CB_TALL_MAX_K is at most the last. */
+ * CB_TALL_SPELLED_K, op(B) held in registers; a longer K, up to the
+ * table's CB_TALL_MAX_K, runs its steps in a loop, asking for the next
+ * pass's rows ahead when CB_TALL_PREFETCH (bench/README.md, "Tall
+ * products on a longer K"). */
 #define CB_TALL_ROWS 8
+#define CB_TALL_SPELLED_K 16
 #define CB_TALL_STEPS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) \
     X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)
-#define CB_TALL_COUNTED(K) +1
-_Static_assert(CB_TALL_MAX_K <= 0 CB_TALL_STEPS(CB_TALL_COUNTED),
-               "cb_tall is spelled out for every K it is given");
-#undef CB_TALL_COUNTED
+#define CB_TALL_PREFETCH 1
 
 /* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
  * instruction as two 256-bit halves: a 64-byte build then takes its

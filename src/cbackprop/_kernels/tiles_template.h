@@ -607,11 +607,38 @@ CB_(cb_tall_rows)(const int STEPS, const int ROWS, const CB_REAL* a, ptrdiff_t a
         CB_(cb_put_first)(C + r * ldc, acc[r], cols, overwrite);
 }
 
+/* The same for a K past the spelled-out bodies (at most the table's
+ * CB_TALL_MAX_K): op(B)'s vector of each step is read from L1, beside the
+ * rows' broadcasts, and the rows of the next pass (`next`: this pass's own
+ * where none follows) are asked for a line ahead of the steps, which a
+ * product beyond L2 otherwise waits on (bench/README.md, "Tall products on
+ * a longer K"). The same order of the steps as the bodies above. */
+static inline __attribute__((always_inline)) void
+CB_(cb_tall_rows_stepped)(ptrdiff_t K, const int ROWS, const CB_REAL* a, const CB_REAL* next,
+                          ptrdiff_t a_rs, const CB_VEC* bv, CB_REAL* C, ptrdiff_t ldc,
+                          ptrdiff_t cols, int overwrite) {
+    CB_VEC acc[CB_TALL_ROWS];
+    CB_UNROLLED for (int r = 0; r < ROWS; r++)
+        acc[r] = (CB_VEC){0};
+    for (ptrdiff_t p = 0; p < K; p++) {
+        const CB_VEC step = bv[p];
+        if (CB_TALL_PREFETCH && p % (64 / (ptrdiff_t)sizeof(CB_REAL)) == 0)
+            CB_UNROLLED for (int r = 0; r < ROWS; r++)
+                __builtin_prefetch(next + r * a_rs + p);
+        CB_UNROLLED for (int r = 0; r < ROWS; r++)
+            acc[r] += CB_(cb_splat)(a[r * a_rs + p]) * step;
+    }
+    CB_UNROLLED for (int r = 0; r < ROWS; r++)
+        CB_(cb_put_first)(C + r * ldc, acc[r], cols, overwrite);
+}
+
 #define CB_TALL_ONE(K) +1
+_Static_assert(0 CB_TALL_STEPS(CB_TALL_ONE) == CB_TALL_SPELLED_K,
+               "cb_tall spells out its bodies for K of 1 to CB_TALL_SPELLED_K");
 static void CB_(cb_tall)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_rs,
                          const CB_REAL* b, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t cols,
                          CB_REAL* C, ptrdiff_t ldc, int overwrite) {
-    CB_VEC bv[0 CB_TALL_STEPS(CB_TALL_ONE)];
+    CB_VEC bv[CB_TALL_MAX_K > CB_TALL_SPELLED_K ? CB_TALL_MAX_K : CB_TALL_SPELLED_K];
     for (ptrdiff_t p = 0; p < K; p++) {
         CB_REAL step[CB_LANES];
         for (ptrdiff_t j = 0; j < CB_LANES; j++)
@@ -619,6 +646,17 @@ static void CB_(cb_tall)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a, ptrdiff_
         bv[p] = CB_(cb_load)(step);
     }
     ptrdiff_t i = 0;
+    if (K > CB_TALL_SPELLED_K) {
+        for (; i + CB_TALL_ROWS <= rows; i += CB_TALL_ROWS) {
+            const ptrdiff_t next = i + 2 * CB_TALL_ROWS <= rows ? i + CB_TALL_ROWS : i;
+            CB_(cb_tall_rows_stepped)(K, CB_TALL_ROWS, a + i * a_rs, a + next * a_rs, a_rs, bv,
+                                      C + i * ldc, ldc, cols, overwrite);
+        }
+        for (; i < rows; i++)
+            CB_(cb_tall_rows_stepped)(K, 1, a + i * a_rs, a + i * a_rs, a_rs, bv, C + i * ldc,
+                                      ldc, cols, overwrite);
+        return;
+    }
 #define CB_TALL_CASE(STEPS)                                                                  \
     case STEPS:                                                                              \
         for (; i + CB_TALL_ROWS <= rows; i += CB_TALL_ROWS)                                  \
