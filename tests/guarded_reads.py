@@ -90,10 +90,12 @@ def gemm(dtype, rng, flush):
            for M in (1, 2, table["narrow_cols"] + 1) if takes_rows_of_ct(table, dtype, M, N)]
     shapes += [(M, N, 37) for M, N in few] + [(M, N, 2) for M, N in few if M * N * 2 > TINY_PRODUCT_MAX]
     # Tall products: a pass of rows, passes and a remainder, a vector of
-    # columns or less, K up to the longest the kernel takes.
+    # columns or less, K up to the longest the kernel takes (and three
+    # short of it: the rows along a vector load a last block of steps in
+    # part).
     passes = table["tall_rows"]
     shapes += [(M, N, K) for M in (passes, 2 * passes + 3) for N in (2, lanes - 1, lanes)
-               for K in sorted({3, max(3, table["tall_max_k"])})]
+               for K in sorted({3, max(3, table["tall_max_k"] - 3), max(3, table["tall_max_k"])})]
     b_in_place, dots, column, dots_tail, dots_short, short_rows, rows_of_ct = 0, 0, 0, 0, 0, 0, 0
     wide_dots, tall = 0, 0
     for M, N, K in shapes:

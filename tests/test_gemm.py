@@ -605,15 +605,18 @@ def test_which_products_take_the_tall_kernel(dtype):
     """X@W and δ@Wᵀ of at least a pass of the tall kernel's rows (8), K of
     at most the build's tall_max_k (32 with AVX-512; 0, none, on the
     others) and at most a vector of columns take the tall kernel, one
-    column on K of at most 15, at least half a vector of columns on K past
-    the 16 it spells out, unless the short rows of Cᵀ take the X@W first
-    (or, at K = 1, the kernels of Xᵀ@δ); Xᵀ@δ never takes it."""
+    column on K of at most 15; on K past the 16 it spells out, at least
+    half a vector of columns or, where the build takes rows along the
+    vector (tall_across), 2 or more columns on at least a vector's lanes of
+    rows; unless the short rows of Cᵀ take the X@W first (or, at K = 1, the
+    kernels of Xᵀ@δ); Xᵀ@δ never takes it."""
     table = engine.tile_table()
     lanes, longest, least = table["lanes"][dtype], table["tall_max_k"], table["tall_rows"]
     assert longest == (32 if table["isa"] == "avx512" else 0) and least == 8
     assert table["tall_spelled_k"] == 16
+    assert table["tall_across"] == (table["isa"] == "avx512")
     taken = stepped = 0
-    for M in (least - 1, least, least + 1, 100, 5000):
+    for M in sorted({least - 1, least, least + 1, lanes - 1, lanes, 100, 5000}):
         for K in range(1, max(longest, 16) + 3):
             for N in sorted({1, 2, 3, lanes // 2 - 1, lanes // 2, lanes - 1, lanes, lanes + 1}):
                 for trans_b in (False, True):
@@ -654,6 +657,39 @@ def test_tall_products_at_every_depth(trans_b, dtype):
                               dtype)
     assert (tall > 0) == (table["tall_max_k"] > 0)
     assert (stepped > 0) == (table["tall_max_k"] > table["tall_spelled_k"])
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_tall_rows_along_the_vector_give_the_rows_bits(trans_b, dtype, restore_engine_threads):
+    """Past the K the tall kernel spells out, a few columns take passes of a
+    vector's lanes of rows along the vector and the rows left over the
+    stepped rows: the same steps in the same order, so the same bits. A row
+    computed either way (the last 3 rows of M = 2 lanes + 3 are left over;
+    of the last 2 lanes rows alone, none is) is the same, and so is a product
+    whose team splits its rows between the two ways (the shares are passes
+    of eight rows: a float32 share may leave eight over)."""
+    table = engine.tile_table()
+    lanes = table["lanes"][dtype]
+    if not table["tall_across"]:
+        pytest.skip("this build takes no rows along the vector")
+    rng = np.random.default_rng(23)
+    for K in (17, 24, table["tall_max_k"] - 3, table["tall_max_k"]):
+        for N in sorted({2, 3, lanes // 2}):
+            M = 2 * lanes + 3
+            A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
+            tail = np.ascontiguousarray(A[3:])
+            assert engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "tall"
+            assert engine.narrow_kernel(M - 3, K, N, False, dtype, trans_b) == "tall"
+            whole = product(A, B, False, trans_b)
+            _assert_close(whole, expected, K, dtype)
+            np.testing.assert_array_equal(whole[-3:], product(tail, B, False, trans_b)[-3:],
+                                          err_msg=f"{M}x{K}x{N}")
+    M, K, N = 40000 + 8, 29, 3      # past the table's parallel_min_flops: a team
+    assert 2 * M * N * K >= table["parallel_min_flops"]
+    A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
+    assert engine.narrow_kernel(M, K, N, False, dtype, trans_b) == "tall"
+    _assert_teams_agree(A, B, False, trans_b, expected, rng.standard_normal((M, N)).astype(dtype),
+                        K, dtype)
 
 
 def test_tall_products_keep_the_padding_out_of_c(dtype):

@@ -91,8 +91,9 @@ def rows_of_ct_most_rows(table, dtype, N):
 # kernel, unless the short rows of Cᵀ take it first; one column only on K of
 # at most TALL_ONE_COLUMN_MAX_K, below which the dot products lost
 # (bench/README.md, "Tall products of a few columns"); past the K its bodies
-# spell out (tall_spelled_k), at least half a vector of columns ("Tall
-# products on a longer K").
+# spell out (tall_spelled_k), at least half a vector of columns or, where
+# the build has tall_across, at least 2 on at least a vector's lanes of rows
+# ("Tall products on a longer K").
 TALL_ONE_COLUMN_MAX_K = 15
 # A K of 1 makes op(A)'s rows adjacent as well: up to this many columns the
 # kernels of Xᵀ@δ take it first (the narrow rows, or one column as a row).
@@ -106,5 +107,6 @@ def takes_tall(table, dtype, M, K, N):
     lanes = table["lanes"][dtype]
     return (M >= table["tall_rows"] and 1 <= K <= table["tall_max_k"]
             and 1 <= N <= lanes and (N > 1 or K <= TALL_ONE_COLUMN_MAX_K)
-            and (K <= table["tall_spelled_k"] or 2 * N >= lanes)
+            and (K <= table["tall_spelled_k"] or 2 * N >= lanes
+                 or (table["tall_across"] and M >= lanes and N >= 2))
             and not (K == 1 and N <= NARROW_MAX_N))

@@ -149,9 +149,11 @@ cdef enum:
     # on K of at most TALL_ONE_COLUMN_MAX_K: on 16 steps (two whole vectors
     # in float64, one in float32) the dot products won (bench/README.md,
     # "Tall products of a few columns"). Past the K its bodies spell out
-    # (CB_TALL_SPELLED_K), op(B) is read from L1 at each step and the
-    # columns fill at least half a vector: on fewer, the dot products or
-    # the tiles won (bench/README.md, "Tall products on a longer K").
+    # (CB_TALL_SPELLED_K), op(B) is read from L1 at each step, on at least
+    # half a vector of columns; or, with CB_TALL_ACROSS, on at least a
+    # vector's lanes of rows and 2 columns to half a vector, the rows go
+    # along the vector; one column, the dot products (bench/README.md,
+    # "Tall products on a longer K").
     TALL_ONE_COLUMN_MAX_K = 15
 
 
@@ -631,8 +633,9 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     ROWS_OF_CT_ROWS_PER_VECTOR rows per vector's worth of columns but one;
     otherwise, with op(A)'s steps adjacent, NARROW_TALL for at least
     CB_TALL_ROWS rows, K of at most CB_TALL_MAX_K and at most a vector of
-    columns (one column on K of at most TALL_ONE_COLUMN_MAX_K, at least
-    half a vector of them on K past CB_TALL_SPELLED_K);
+    columns (one column on K of at most TALL_ONE_COLUMN_MAX_K; on K past
+    CB_TALL_SPELLED_K, at least half a vector of them or, with
+    CB_TALL_ACROSS, at least 2 on at least a vector's lanes of rows);
     otherwise, with op(A)'s steps adjacent (an output layer's forward pass),
     NARROW_TEN for 9 or 10 columns and K at least the shortest the
     ten-column tiles take, where a packed tile would spend a third or more
@@ -658,7 +661,8 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
         return NARROW_ROWS_OF_CT
     if (csa == 1 and K <= CB_TALL_MAX_K and N <= lanes and M >= CB_TALL_ROWS
             and (N > 1 or K <= TALL_ONE_COLUMN_MAX_K)
-            and (K <= CB_TALL_SPELLED_K or 2 * N >= lanes)):
+            and (K <= CB_TALL_SPELLED_K or 2 * N >= lanes
+                 or (CB_TALL_ACROSS and M >= lanes and N >= 2))):
         return NARROW_TALL
     if N > NARROW_MAX_N or csa != 1:
         return NARROW_NONE

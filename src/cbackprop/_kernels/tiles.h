@@ -352,13 +352,16 @@ _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F
  * gemm.pxi gives them), and the K that its body is spelled out for, 1 to
  * CB_TALL_SPELLED_K, op(B) held in registers; a longer K, up to the
  * table's CB_TALL_MAX_K, runs its steps in a loop, asking for the next
- * pass's rows ahead when CB_TALL_PREFETCH (bench/README.md, "Tall
- * products on a longer K"). */
+ * pass's rows ahead when CB_TALL_PREFETCH, and with CB_TALL_ACROSS takes
+ * at most half a vector of columns on passes of a vector's lanes of rows
+ * with C's rows along the vector (bench/README.md, "Tall products on a
+ * longer K"). */
 #define CB_TALL_ROWS 8
 #define CB_TALL_SPELLED_K 16
 #define CB_TALL_STEPS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) \
     X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)
 #define CB_TALL_PREFETCH 1
+#define CB_TALL_ACROSS 1
 
 /* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
  * instruction as two 256-bit halves: a 64-byte build then takes its

@@ -93,6 +93,7 @@ cdef extern from "tiles.h" nogil:
     const Py_ssize_t CB_TALL_MAX_K
     const Py_ssize_t CB_TALL_ROWS
     const Py_ssize_t CB_TALL_SPELLED_K
+    const int CB_TALL_ACROSS
     void cb_tall_f64(Py_ssize_t rows, Py_ssize_t K, const double* a, Py_ssize_t a_rs,
                      const double* b, Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, double* C,
                      Py_ssize_t ldc, int overwrite) noexcept
@@ -207,8 +208,9 @@ def tile_table():
     any width, and the rows of a tile of the narrow
     rows per dtype (fewer take the short rows) and its most columns (a
     group's; the rows of C per group in the short rows of Cᵀ), and the
-    longest K of the tall products (0: none), their rows per pass and the
-    longest K whose steps they spell out (past it, read from L1), and
+    longest K of the tall products (0: none), their rows per pass, the
+    longest K whose steps they spell out (past it, read from L1) and
+    whether past it they take few columns with the rows along a vector, and
     per dtype whether a whole packed tile runs its steps in asm."""
     return {"isa": CB_ISA_NAME.decode(), "vector_bytes": CB_VECTOR_BYTES, "mr": CB_MR,
             "lanes": {"float64": vector_lanes(<double*>NULL), "float32": vector_lanes(<float*>NULL)},
@@ -238,6 +240,7 @@ def tile_table():
                             "float32": narrow_rows_per_tile(<float*>NULL)},
             "narrow_cols": CB_NARROW_COLS, "tall_max_k": CB_TALL_MAX_K,
             "tall_rows": CB_TALL_ROWS, "tall_spelled_k": CB_TALL_SPELLED_K,
+            "tall_across": bool(CB_TALL_ACROSS) and CB_TALL_MAX_K > CB_TALL_SPELLED_K,
             "asm_steps": {"float64": cb_asm_steps_f64(), "float32": cb_asm_steps_f32()}}
 
 

@@ -632,6 +632,56 @@ CB_(cb_tall_rows_stepped)(ptrdiff_t K, const int ROWS, const CB_REAL* a, const C
         CB_(cb_put_first)(C + r * ldc, acc[r], cols, overwrite);
 }
 
+/* The first `lanes` values at p, zeros past them, reading nothing past them. */
+static inline __attribute__((always_inline)) CB_VEC CB_(cb_get_first)(const CB_REAL* p,
+                                                                       ptrdiff_t lanes) {
+#if CB_MASKED_EDGES
+    return CB_(cb_load_first)(p, lanes);
+#else
+    CB_REAL part[CB_LANES];
+    for (ptrdiff_t l = 0; l < CB_LANES; l++)
+        part[l] = l < lanes ? p[l] : 0;
+    return CB_(cb_load)(part);
+#endif
+}
+
+/* A pass of a vector's lanes of rows with C's rows along the vector, for
+ * COLS columns (at most half a vector's: the tall kernel's vector of
+ * columns would be at least half padding): each block of lanes x lanes
+ * values of A (rows by steps; the last block's steps past K loaded as
+ * zeros, not read) is transposed in registers, each step's vector of rows
+ * meets the step's value of each column of B, broadcast, and the sums are
+ * transposed back into rows of C. Each element sums its steps in order
+ * from the first, one FMA a step, as the other tall bodies do: the same
+ * bits (bench/README.md, "Tall products on a longer K"). */
+static inline __attribute__((always_inline)) void
+CB_(cb_tall_across_rows)(const int COLS, ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_rs,
+                         const CB_REAL* bp, CB_REAL* C, ptrdiff_t ldc, int overwrite) {
+    CB_VEC acc[CB_LANES_N];
+    CB_UNROLLED for (int j = 0; j < COLS; j++)
+        acc[j] = (CB_VEC){0};
+    for (ptrdiff_t p = 0; p < K; p += CB_LANES_N) {
+        const ptrdiff_t steps = K - p < CB_LANES_N ? K - p : CB_LANES_N;
+        CB_VEC r[CB_LANES_N];
+        if (steps == CB_LANES_N)
+            CB_UNROLLED for (int q = 0; q < CB_LANES_N; q++)
+                r[q] = *(const CB_VEC*)(a + q * a_rs + p);
+        else
+            CB_UNROLLED for (int q = 0; q < CB_LANES_N; q++)
+                r[q] = CB_(cb_get_first)(a + q * a_rs + p, steps);
+        CB_(cb_transpose)(r);
+        CB_UNROLLED for (int t = 0; t < CB_LANES_N; t++)
+            if (t < steps)
+                CB_UNROLLED for (int j = 0; j < COLS; j++)
+                    acc[j] += r[t] * CB_(cb_splat)(bp[(p + t) * COLS + j]);
+    }
+    CB_UNROLLED for (int j = COLS; j < CB_LANES_N; j++)
+        acc[j] = (CB_VEC){0};
+    CB_(cb_transpose)(acc);
+    CB_UNROLLED for (int q = 0; q < CB_LANES_N; q++)
+        CB_(cb_put_first)(C + q * ldc, acc[q], COLS, overwrite);
+}
+
 #define CB_TALL_ONE(K) +1
 _Static_assert(0 CB_TALL_STEPS(CB_TALL_ONE) == CB_TALL_SPELLED_K,
                "cb_tall spells out its bodies for K of 1 to CB_TALL_SPELLED_K");
@@ -646,6 +696,33 @@ static void CB_(cb_tall)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a, ptrdiff_
         bv[p] = CB_(cb_load)(step);
     }
     ptrdiff_t i = 0;
+#if CB_LANES_N >= 8   /* (builds of fewer lanes have no tall products: CB_TALL_MAX_K 0) */
+    if (CB_TALL_ACROSS && K > CB_TALL_SPELLED_K && cols <= CB_LANES / 2 && rows >= CB_LANES) {
+        /* Passes of a vector's lanes of rows across; the rows left, below. */
+        CB_REAL bp[(CB_TALL_MAX_K > CB_TALL_SPELLED_K ? CB_TALL_MAX_K : CB_TALL_SPELLED_K)
+                   * CB_LANES / 2];
+        for (ptrdiff_t p = 0; p < K; p++)
+            for (ptrdiff_t j = 0; j < cols; j++)
+                bp[p * cols + j] = b[p * rsb + j * csb];
+#define CB_TALL_ACROSS_CASE(COLS)                                                            \
+        case COLS:                                                                           \
+            for (; i + CB_LANES <= rows; i += CB_LANES)                                      \
+                CB_(cb_tall_across_rows)(COLS, K, a + i * a_rs, a_rs, bp, C + i * ldc, ldc,  \
+                                         overwrite);                                         \
+            break;
+        switch (cols) {
+        CB_TALL_ACROSS_CASE(1) CB_TALL_ACROSS_CASE(2) CB_TALL_ACROSS_CASE(3)
+        CB_TALL_ACROSS_CASE(4)
+#if CB_LANES_N > 8
+        CB_TALL_ACROSS_CASE(5) CB_TALL_ACROSS_CASE(6) CB_TALL_ACROSS_CASE(7)
+        CB_TALL_ACROSS_CASE(8)
+#endif
+        default:
+            break;
+        }
+#undef CB_TALL_ACROSS_CASE
+    }
+#endif
     if (K > CB_TALL_SPELLED_K) {
         for (; i + CB_TALL_ROWS <= rows; i += CB_TALL_ROWS) {
             const ptrdiff_t next = i + 2 * CB_TALL_ROWS <= rows ? i + CB_TALL_ROWS : i;
