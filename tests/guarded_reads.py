@@ -97,7 +97,7 @@ def gemm(dtype, rng, flush):
     shapes += [(M, N, K) for M in (passes, 2 * passes + 3) for N in (2, lanes - 1, lanes)
                for K in sorted({3, max(3, table["tall_max_k"] - 3), max(3, table["tall_max_k"])})]
     b_in_place, dots, column, dots_tail, dots_short, short_rows, rows_of_ct = 0, 0, 0, 0, 0, 0, 0
-    wide_dots, tall = 0, 0
+    wide_dots, tall, dots_blocks = 0, 0, 0
     for M, N, K in shapes:
         for trans_a in (False, True):
             for trans_b in (False, True):
@@ -114,6 +114,9 @@ def gemm(dtype, rng, flush):
                     dots += 1
                     dots_tail += K > lanes and K % lanes != 0
                     dots_short += K < lanes
+                    # whole blocks of a vector's lanes of sums, then rows left over
+                    dots_blocks += (table["dots_adjacent"][dtype] and 4 * N <= lanes
+                                    and K >= lanes and M > lanes // N and M % (lanes // N) != 0)
                 if (trans_b and not trans_a and M * N * K > TINY_PRODUCT_MAX
                         and N > dots_widest(table, dtype) and K % lanes != 0
                         and engine.narrow_kernel(M, K, N, False, dtype, True) == "dots"):
@@ -137,6 +140,8 @@ def gemm(dtype, rng, flush):
     if not table["tall_max_k"] and any(dots_min_k(table, dtype, N) < lanes
                                        for N in range(1, dots_widest(table, dtype) + 1)):
         assert dots_short > 0, "no dot products with K shorter than a vector"
+    if table["dots_adjacent"][dtype]:
+        assert dots_blocks > 0, "no dot products a vector of sums at a time, rows left over"
     assert wide_dots > 0, "no δ@Wᵀ of many columns in the dot products with a tail"
     assert column > 0, "no case takes Xᵀ@δ of one column as a row: edges() misses that path"
     assert short_rows > 0, "no case takes the short rows with a partial vector"

@@ -7,8 +7,9 @@ import cbackprop as cb
 from cbackprop._backend import engine
 from engine_told import told_halves_512
 from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
-                        dots_widest, rows_of_ct_most_rows, takes_dots_depth, takes_few_dots,
-                        takes_few_rows, takes_rows_of_ct, takes_tall)
+                        dots_widest, rows_of_ct_most_rows, takes_dots_before_tall,
+                        takes_dots_depth, takes_few_dots, takes_few_rows, takes_rows_of_ct,
+                        takes_tall)
 
 # Edge sizes around every tile and block boundary: 1, MR/NR ± 1, MC (72 in float64,
 # 144 in float32 on AVX2), KC (256; 192 in float64 on AVX-512; _tile_edges reads
@@ -480,6 +481,52 @@ def test_dot_products_same_bits_whether_512_bits_are_halved(dtype):
         np.testing.assert_array_equal(whole, halves, err_msg=f"{M}x{K}x{N}")
 
 
+def test_dot_products_a_vector_of_sums_at_a_time(dtype, restore_engine_threads):
+    """Where the build sums the dot products a vector of sums at a time (a
+    whole C of at most a quarter of a vector's lanes of columns), every
+    element has the bits of the four-row blocks that take the rows left
+    over: the last r rows of a product of 3 blocks + r rows (left over)
+    against the same rows as the end of 3 whole blocks, on K of whole
+    vectors and with a tail, overwriting and accumulating; and a team that
+    splits the rows anywhere gives the same bits. Such products of the
+    tall kernel's K go to the dot products by tile_rules' rule."""
+    table = engine.tile_table()
+    lanes = table["lanes"][dtype]
+    if not table["dots_adjacent"][dtype]:
+        pytest.skip("this build sums the dot products 4 rows at a time")
+    rng = np.random.default_rng(31)
+    checked = 0
+    for N in range(1, lanes // 4 + 1):
+        block = lanes // N
+        for K in (lanes, lanes + 3, 2 * lanes, 3 * lanes - 1, 96, 261):
+            kernel = engine.narrow_kernel(3 * block, K, N, False, dtype)
+            if K <= table["tall_max_k"]:
+                assert (kernel == "dots") == takes_dots_before_tall(table, dtype, K, N), (K, N)
+            if kernel != "dots":
+                continue
+            for r in range(1, block):
+                M = 3 * block + r
+                A, B, expected = _operands(rng, M, N, K, False, False, dtype)
+                C0 = rng.standard_normal((M, N)).astype(dtype)
+                assert engine.narrow_kernel(M, K, N, False, dtype) == "dots"
+                whole = product(A, B)
+                _assert_close(whole, expected, K, dtype)
+                np.testing.assert_array_equal(whole[r:], product(A[r:], B),
+                                              err_msg=f"{M}x{K}x{N}")
+                added = accumulate(A, B, False, False, C0.copy())
+                _assert_close(added, expected + C0, K, dtype)
+                np.testing.assert_array_equal(added[r:],
+                                              accumulate(A[r:], B, False, False, C0[r:].copy()))
+                checked += 1
+    assert checked > 0
+    M, K, N = 50000 + 3, 32, 1      # past the table's parallel_min_flops: a team
+    assert 2 * M * N * K >= table["parallel_min_flops"]
+    A, B, expected = _operands(rng, M, N, K, False, False, dtype)
+    assert engine.narrow_kernel(M, K, N, False, dtype) == "dots"
+    _assert_teams_agree(A, B, False, False, expected, rng.standard_normal((M, N)).astype(dtype),
+                        K, dtype, teams=(1, 2, 3, 17))
+
+
 @pytest.mark.parametrize("N", [1000, 1003])
 def test_few_rows_on_a_team_equal_one_thread(N, dtype, restore_engine_threads):
     """A few rows times a B streamed as it lies, above the threading
@@ -675,6 +722,8 @@ def test_tall_rows_along_the_vector_give_the_rows_bits(trans_b, dtype, restore_e
     rng = np.random.default_rng(23)
     for K in (17, 24, table["tall_max_k"] - 3, table["tall_max_k"]):
         for N in sorted({2, 3, lanes // 2}):
+            if takes_dots_before_tall(table, dtype, K, N):
+                continue
             M = 2 * lanes + 3
             A, B, expected = _operands(rng, M, N, K, False, trans_b, dtype)
             tail = np.ascontiguousarray(A[3:])

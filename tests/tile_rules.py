@@ -100,12 +100,26 @@ TALL_ONE_COLUMN_MAX_K = 15
 NARROW_MAX_N = 10
 
 
+# Where the build's dot products sum a vector of sums at a time (the table's
+# dots_adjacent: at most a quarter of a vector's lanes of columns of a
+# whole C, K of at least a vector), they take the tall kernel's products of
+# one column, and of K of whole vectors from dots_min_k (bench/README.md,
+# "Dot products summed a vector at a time").
+def takes_dots_before_tall(table, dtype, K, N):
+    """Whether the dot products take a product the tall kernel would, by the
+    rule above (C whole)."""
+    lanes = table["lanes"][dtype]
+    return (table["dots_adjacent"][dtype] and 4 * N <= lanes and lanes <= K <= table["tall_max_k"]
+            and (N == 1 or (K % lanes == 0 and K >= dots_min_k(table, dtype, N, whole=True))))
+
+
 def takes_tall(table, dtype, M, K, N):
     """Whether a product of M rows, depth K and N columns, op(A)'s steps
     adjacent, takes the tall kernel by the rule above (when the rows of Cᵀ
-    do not take it first)."""
+    do not take it first, nor the dot products)."""
     lanes = table["lanes"][dtype]
-    return (M >= table["tall_rows"] and 1 <= K <= table["tall_max_k"]
+    return (not takes_dots_before_tall(table, dtype, K, N)
+            and M >= table["tall_rows"] and 1 <= K <= table["tall_max_k"]
             and 1 <= N <= lanes and (N > 1 or K <= TALL_ONE_COLUMN_MAX_K)
             and (K <= table["tall_spelled_k"] or 2 * N >= lanes
                  or (table["tall_across"] and M >= lanes and N >= 2))

@@ -631,6 +631,11 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     otherwise, with the N values of each step of op(B) adjacent (X@W),
     NARROW_ROWS_OF_CT for 2 to narrow_rows_per_tile columns and at most
     ROWS_OF_CT_ROWS_PER_VECTOR rows per vector's worth of columns but one;
+    otherwise, with op(A)'s steps adjacent, K of at most CB_TALL_MAX_K and
+    C of columns the dot products sum a vector of sums at a time
+    (dots_adjacent_fits), NARROW_DOTS for one column or for K of whole
+    vectors of at least narrow_dots_min_k (bench/README.md, "Dot products
+    summed a vector at a time");
     otherwise, with op(A)'s steps adjacent, NARROW_TALL for at least
     CB_TALL_ROWS rows, K of at most CB_TALL_MAX_K and at most a vector of
     columns (one column on K of at most TALL_ONE_COLUMN_MAX_K; on K past
@@ -659,6 +664,9 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     if (csb == 1 and N <= narrow_rows_per_tile(<real*>NULL)
             and M * lanes <= ROWS_OF_CT_ROWS_PER_VECTOR * (N - 1)):
         return NARROW_ROWS_OF_CT
+    if (csa == 1 and K <= CB_TALL_MAX_K and dots_adjacent_fits(N, K, ldc, <real*>NULL)
+            and (N == 1 or (K % lanes == 0 and K >= narrow_dots_min_k(N, True, <real*>NULL)))):
+        return NARROW_DOTS
     if (csa == 1 and K <= CB_TALL_MAX_K and N <= lanes and M >= CB_TALL_ROWS
             and (N > 1 or K <= TALL_ONE_COLUMN_MAX_K)
             and (K <= CB_TALL_SPELLED_K or 2 * N >= lanes

@@ -46,6 +46,9 @@
  *       C[:rows, :n] (=|+=) A @ Bᵀ for a few rows: row i of A at a[i*a_rs]
  *       and row j of B at b[j*b_cs], each with its k values adjacent; every
  *       element a dot product, in vectors along k.
+ *   cb_dots_adjacent_fits_<sfx>(n, k, ldc)
+ *       Whether cb_few_dots sums a C of n columns, ldc apart, on k steps a
+ *       vector of sums at a time (the same bits either way).
  *   cb_tall_<sfx>(rows, K, a, a_rs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:rows, :cols] (=|+=) Σ_p a[i*a_rs + p] b[p*rsb + j*csb] for K of
  *       at most CB_TALL_MAX_K and cols <= lanes: op(B) held in registers
@@ -362,6 +365,14 @@ _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F
     X(9) X(10) X(11) X(12) X(13) X(14) X(15) X(16)
 #define CB_TALL_PREFETCH 1
 #define CB_TALL_ACROSS 1
+
+/* Dot products into a whole C of at most a quarter of a vector's lanes of
+ * columns (X@W of a narrow output layer) take blocks of a vector's lanes
+ * of sums, summed together and stored at once (tiles_template.h,
+ * cb_dots_adjacent; builds that sum lanes jointly, i.e. 64-byte ones):
+ * 1.2-2.2x faster at 1-4 columns (bench/README.md, "Dot products summed a
+ * vector at a time"). */
+#define CB_DOTS_ADJACENT 1
 
 /* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
  * instruction as two 256-bit halves: a 64-byte build then takes its

@@ -928,8 +928,9 @@ CB_(cb_halves_summed)(CB_VEC x, CB_VEC y, const int width) {
  * times), whatever n and whichever vectors share the reduction, so its
  * digits depend on its own products alone, and a team sharing the rows
  * gives the same bits. */
-static inline __attribute__((always_inline)) void
-CB_(cb_lane_sums)(const int n, const CB_VEC* v, CB_REAL* sums) {
+static inline __attribute__((always_inline)) CB_VEC
+CB_(cb_lane_sums_vector)(const int n, const CB_VEC* v) {
+    /* sum e in lane e, for e < n */
     CB_VEC w[CB_LANES];
     int padded = 1, width = CB_LANES;
     while (padded < n)
@@ -942,8 +943,13 @@ CB_(cb_lane_sums)(const int n, const CB_VEC* v, CB_REAL* sums) {
     /* w[0]: the padded count of sums, each in a group of `width` lanes */
     CB_UNROLLED for (; width > 1; width /= 2)
         w[0] = CB_(cb_halves_summed)(w[0], w[0], width);
+    return w[0];
+}
+
+static inline __attribute__((always_inline)) void
+CB_(cb_lane_sums)(const int n, const CB_VEC* v, CB_REAL* sums) {
     CB_REAL lanes[CB_LANES];
-    CB_(cb_store)(lanes, w[0]);
+    CB_(cb_store)(lanes, CB_(cb_lane_sums_vector)(n, v));
     CB_UNROLLED for (int e = 0; e < n; e++)
         sums[e] = lanes[e];
 }
@@ -1049,9 +1055,110 @@ CB_(cb_few_dots_of)(const int ROWS, const int JS, ptrdiff_t n, ptrdiff_t k, cons
 #undef CB_FEW_DOTS_PASS
 }
 
+#if CB_JOINT_SUMS
+/* C[:ROWS, :COLS] (=|+=) the dot products of ROWS = CB_LANES / COLS rows of
+ * A with COLS columns of B, where C's rows are COLS values apart (a whole
+ * narrow C): the ROWS x COLS sums are adjacent in C, so they are summed
+ * together into one vector (cb_lane_sums_vector) and stored at once (a
+ * masked store where the build has it), where cb_few_dots_block takes 4
+ * rows, then stores its sums one by one from memory. The products, their order and the lanes' folds are
+ * cb_few_dots_block's, so each element has the same bits either way (the
+ * rows past the last whole block take that). */
+static inline __attribute__((always_inline)) void
+CB_(cb_dots_adjacent_block)(const int COLS, const int TAILED, ptrdiff_t k, const CB_REAL* a,
+                            ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
+                            int overwrite) {
+    const int ROWS = (int)CB_LANES / COLS;
+    const ptrdiff_t whole = k - k % CB_LANES;
+    CB_VEC acc[CB_LANES];
+    CB_UNROLLED for (int e = 0; e < ROWS * COLS; e++)
+        acc[e] = (CB_VEC){0};
+    for (ptrdiff_t p = 0; p < whole; p += CB_LANES) {
+        CB_VEC bv[CB_LANES / 2];
+        CB_UNROLLED for (int q = 0; q < COLS; q++)
+            bv[q] = CB_(cb_load)(b + q * b_cs + p);
+        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+            CB_VEC av = CB_(cb_load)(a + i * a_rs + p);
+            CB_UNROLLED for (int q = 0; q < COLS; q++)
+                acc[i * COLS + q] += av * bv[q];
+        }
+    }
+    if (TAILED) {   /* as in cb_few_dots_block: the last vector, its lanes counted already dropped */
+        CB_(cb_index) keep;
+        CB_UNROLLED for (int l = 0; l < CB_LANES; l++)
+            keep[l] = l >= CB_LANES - (k - whole) ? -1 : 0;
+        CB_VEC bv[CB_LANES / 2];
+        CB_UNROLLED for (int q = 0; q < COLS; q++)
+            bv[q] = CB_(cb_load)(b + q * b_cs + k - CB_LANES);
+        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+            CB_VEC av = CB_(cb_load)(a + i * a_rs + k - CB_LANES);
+            CB_UNROLLED for (int q = 0; q < COLS; q++)
+                acc[i * COLS + q] += (CB_VEC)((CB_(cb_index))(av * bv[q]) & keep);
+        }
+    }
+    CB_(cb_put_first)(C, CB_(cb_lane_sums_vector)(ROWS * COLS, acc), ROWS * COLS, overwrite);
+}
+
+/* The rows that fill blocks of cb_dots_adjacent_block, where
+ * cb_dots_adjacent_fits; returns how many it took. */
+static inline ptrdiff_t CB_(cb_dots_adjacent)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k,
+                                              const CB_REAL* a, ptrdiff_t a_rs,
+                                              const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
+                                              int overwrite) {
+    const ptrdiff_t block = CB_LANES / n, taken = rows - rows % block;
+    const int tailed = k % CB_LANES != 0;
+#define CB_DOTS_ADJACENT_CASE(COLS)                                                           \
+    case COLS:                                                                                \
+        for (ptrdiff_t i = 0; i < taken; i += block)                                          \
+            if (tailed)                                                                       \
+                CB_(cb_dots_adjacent_block)(COLS, 1, k, a + i * a_rs, a_rs, b, b_cs, C + i * n, \
+                                            overwrite);                                       \
+            else                                                                              \
+                CB_(cb_dots_adjacent_block)(COLS, 0, k, a + i * a_rs, a_rs, b, b_cs, C + i * n, \
+                                            overwrite);                                       \
+        break;
+    switch (n) {
+        CB_DOTS_ADJACENT_CASE(1)
+        CB_DOTS_ADJACENT_CASE(2)
+#if CB_LANES_N == 16
+        CB_DOTS_ADJACENT_CASE(3)
+        CB_DOTS_ADJACENT_CASE(4)
+#endif
+    default:
+        return 0;
+    }
+#undef CB_DOTS_ADJACENT_CASE
+    return taken;
+}
+#endif
+
+/* Whether cb_few_dots takes the rows of a C of n columns, ldc apart, on k
+ * steps in blocks of cb_dots_adjacent: C whole, at most a quarter of a
+ * vector's lanes of columns (at 3-4 float64 columns, blocks of 2 rows ran
+ * 1.06-1.49x slower than cb_few_dots_block's 4; bench/README.md, "Dot
+ * products summed a vector at a time"), at least a vector of steps, and
+ * the sums jointly (as cb_few_dots_block sums them). */
+static inline int CB_(cb_dots_adjacent_fits)(ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldc) {
+#if CB_JOINT_SUMS
+    return CB_DOTS_ADJACENT && ldc == n && 4 * n <= CB_LANES && k >= CB_LANES
+           && (CB_LANES_N == 16 || !cb_halves_512);
+#else
+    (void)n, (void)k, (void)ldc;
+    return 0;
+#endif
+}
+
 static void CB_(cb_few_dots)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_REAL* a,
                              ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
                              ptrdiff_t ldc, int overwrite) {
+#if CB_JOINT_SUMS
+    if (CB_(cb_dots_adjacent_fits)(n, k, ldc)) {
+        const ptrdiff_t taken = CB_(cb_dots_adjacent)(rows, n, k, a, a_rs, b, b_cs, C, overwrite);
+        rows -= taken;
+        a += taken * a_rs;
+        C += taken * ldc;
+    }
+#endif
 #define CB_FEW_DOTS_BODY(R) \
     CB_(cb_few_dots_of)(R, CB_FEW_DOT_ROWS(R), n, k, a, a_rs, b, b_cs, C, ldc, overwrite)
     CB_BY_FEW_ROWS(rows, a, a_rs, C, ldc, CB_FEW_DOTS_BODY)
