@@ -670,7 +670,7 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     if (csa == 1 and K <= CB_TALL_MAX_K and N <= lanes and M >= CB_TALL_ROWS
             and (N > 1 or K <= TALL_ONE_COLUMN_MAX_K)
             and (K <= CB_TALL_SPELLED_K or 2 * N >= lanes
-                 or (CB_TALL_ACROSS and M >= lanes and N >= 2))):
+                 or tall_across_fits(M, K, N, <real*>NULL))):
         return NARROW_TALL
     if N > NARROW_MAX_N or csa != 1:
         return NARROW_NONE

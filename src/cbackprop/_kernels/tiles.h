@@ -54,6 +54,9 @@
  *       at most CB_TALL_MAX_K and cols <= lanes: op(B) held in registers
  *       (K of at most CB_TALL_SPELLED_K) or read from L1, rows CB_TALL_ROWS
  *       at a time (X@W of many rows on a few features).
+ *   cb_tall_across_fits_<sfx>(rows, K, cols)
+ *       Whether cb_tall takes such rows a vector's lanes at a time with
+ *       the rows along the vector.
  *   cb_narrow_rows_<sfx>(K, a, a_cs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:cb_narrow_rows_per_tile_<sfx>(), :cols] (=|+=) Σ_p a[p*a_cs + i] b[p*rsb + j*csb],
  *       cols <= CB_NARROW_COLS: vectors run down the rows of C (Xᵀ@δ of a

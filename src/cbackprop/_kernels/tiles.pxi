@@ -96,6 +96,8 @@ cdef extern from "tiles.h" nogil:
     const Py_ssize_t CB_TALL_ROWS
     const Py_ssize_t CB_TALL_SPELLED_K
     const int CB_TALL_ACROSS
+    bint cb_tall_across_fits_f64(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t cols) noexcept nogil
+    bint cb_tall_across_fits_f32(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t cols) noexcept nogil
     void cb_tall_f64(Py_ssize_t rows, Py_ssize_t K, const double* a, Py_ssize_t a_rs,
                      const double* b, Py_ssize_t rsb, Py_ssize_t csb, Py_ssize_t cols, double* C,
                      Py_ssize_t ldc, int overwrite) noexcept
@@ -294,6 +296,14 @@ cdef inline bint dots_adjacent_fits(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc,
     on k steps a vector of sums at a time (tiles_template.h, cb_dots_adjacent_fits)."""
     return (cb_dots_adjacent_fits_f32(n, k, ldc) if real is float
             else cb_dots_adjacent_fits_f64(n, k, ldc))
+
+
+cdef inline bint tall_across_fits(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t cols,
+                                  real* kind) noexcept nogil:
+    """Whether the tall kernel takes rows x cols on K steps with the rows
+    along the vector (tiles_template.h, cb_tall_across_fits)."""
+    return (cb_tall_across_fits_f32(rows, K, cols) if real is float
+            else cb_tall_across_fits_f64(rows, K, cols))
 
 
 cdef inline Py_ssize_t few_dots_max_m(real* kind) noexcept nogil:

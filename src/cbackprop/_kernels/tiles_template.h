@@ -665,7 +665,7 @@ CB_(cb_tall_across_rows)(const int COLS, ptrdiff_t K, const CB_REAL* a, ptrdiff_
         CB_VEC r[CB_LANES_N];
         if (steps == CB_LANES_N)
             CB_UNROLLED for (int q = 0; q < CB_LANES_N; q++)
-                r[q] = *(const CB_VEC*)(a + q * a_rs + p);
+                r[q] = CB_(cb_load)(a + q * a_rs + p);
         else
             CB_UNROLLED for (int q = 0; q < CB_LANES_N; q++)
                 r[q] = CB_(cb_get_first)(a + q * a_rs + p, steps);
@@ -682,22 +682,23 @@ CB_(cb_tall_across_rows)(const int COLS, ptrdiff_t K, const CB_REAL* a, ptrdiff_
         CB_(cb_put_first)(C + q * ldc, acc[q], COLS, overwrite);
 }
 
+/* Whether cb_tall takes `rows` rows of `cols` columns on K steps with the
+ * rows along the vector (cb_tall_across_rows), a vector's lanes of them at
+ * a time; gemm.pxi's rule asks it of the whole product. */
+static inline int CB_(cb_tall_across_fits)(ptrdiff_t rows, ptrdiff_t K, ptrdiff_t cols) {
+    return CB_TALL_ACROSS && CB_LANES_N >= 8 && K > CB_TALL_SPELLED_K && cols >= 2
+           && cols <= CB_LANES / 2 && rows >= CB_LANES;
+}
+
 #define CB_TALL_ONE(K) +1
 _Static_assert(0 CB_TALL_STEPS(CB_TALL_ONE) == CB_TALL_SPELLED_K,
                "cb_tall spells out its bodies for K of 1 to CB_TALL_SPELLED_K");
 static void CB_(cb_tall)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a, ptrdiff_t a_rs,
                          const CB_REAL* b, ptrdiff_t rsb, ptrdiff_t csb, ptrdiff_t cols,
                          CB_REAL* C, ptrdiff_t ldc, int overwrite) {
-    CB_VEC bv[CB_TALL_MAX_K > CB_TALL_SPELLED_K ? CB_TALL_MAX_K : CB_TALL_SPELLED_K];
-    for (ptrdiff_t p = 0; p < K; p++) {
-        CB_REAL step[CB_LANES];
-        for (ptrdiff_t j = 0; j < CB_LANES; j++)
-            step[j] = j < cols ? b[p * rsb + j * csb] : 0;
-        bv[p] = CB_(cb_load)(step);
-    }
     ptrdiff_t i = 0;
 #if CB_LANES_N >= 8   /* (builds of fewer lanes have no tall products: CB_TALL_MAX_K 0) */
-    if (CB_TALL_ACROSS && K > CB_TALL_SPELLED_K && cols <= CB_LANES / 2 && rows >= CB_LANES) {
+    if (CB_(cb_tall_across_fits)(rows, K, cols)) {
         /* Passes of a vector's lanes of rows across; the rows left, below. */
         CB_REAL bp[(CB_TALL_MAX_K > CB_TALL_SPELLED_K ? CB_TALL_MAX_K : CB_TALL_SPELLED_K)
                    * CB_LANES / 2];
@@ -711,8 +712,7 @@ static void CB_(cb_tall)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a, ptrdiff_
                                          overwrite);                                         \
             break;
         switch (cols) {
-        CB_TALL_ACROSS_CASE(1) CB_TALL_ACROSS_CASE(2) CB_TALL_ACROSS_CASE(3)
-        CB_TALL_ACROSS_CASE(4)
+        CB_TALL_ACROSS_CASE(2) CB_TALL_ACROSS_CASE(3) CB_TALL_ACROSS_CASE(4)
 #if CB_LANES_N > 8
         CB_TALL_ACROSS_CASE(5) CB_TALL_ACROSS_CASE(6) CB_TALL_ACROSS_CASE(7)
         CB_TALL_ACROSS_CASE(8)
@@ -723,6 +723,16 @@ static void CB_(cb_tall)(ptrdiff_t rows, ptrdiff_t K, const CB_REAL* a, ptrdiff_
 #undef CB_TALL_ACROSS_CASE
     }
 #endif
+    if (i == rows)
+        return;
+    /* op(B) for the rows left: its steps as vectors of the columns, zero past them */
+    CB_VEC bv[CB_TALL_MAX_K > CB_TALL_SPELLED_K ? CB_TALL_MAX_K : CB_TALL_SPELLED_K];
+    for (ptrdiff_t p = 0; p < K; p++) {
+        CB_REAL step[CB_LANES];
+        for (ptrdiff_t j = 0; j < CB_LANES; j++)
+            step[j] = j < cols ? b[p * rsb + j * csb] : 0;
+        bv[p] = CB_(cb_load)(step);
+    }
     if (K > CB_TALL_SPELLED_K) {
         for (; i + CB_TALL_ROWS <= rows; i += CB_TALL_ROWS) {
             const ptrdiff_t next = i + 2 * CB_TALL_ROWS <= rows ? i + CB_TALL_ROWS : i;
