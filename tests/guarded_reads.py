@@ -115,8 +115,9 @@ def gemm(dtype, rng, flush):
                     dots_tail += K > lanes and K % lanes != 0
                     dots_short += K < lanes
                     # whole blocks of a vector's lanes of sums, then rows left over
-                    dots_blocks += (table["dots_adjacent"][dtype] and 4 * N <= lanes
-                                    and K >= lanes and M > lanes // N and M % (lanes // N) != 0)
+                    dots_blocks += (0 < table["dots_adjacent_min_k"][dtype] <= K
+                                    and 4 * N <= lanes and M > lanes // N
+                                    and M % (lanes // N) != 0)
                 if (trans_b and not trans_a and M * N * K > TINY_PRODUCT_MAX
                         and N > dots_widest(table, dtype) and K % lanes != 0
                         and engine.narrow_kernel(M, K, N, False, dtype, True) == "dots"):
@@ -140,7 +141,7 @@ def gemm(dtype, rng, flush):
     if not table["tall_max_k"] and any(dots_min_k(table, dtype, N) < lanes
                                        for N in range(1, dots_widest(table, dtype) + 1)):
         assert dots_short > 0, "no dot products with K shorter than a vector"
-    if table["dots_adjacent"][dtype]:
+    if table["dots_adjacent_min_k"][dtype]:
         assert dots_blocks > 0, "no dot products a vector of sums at a time, rows left over"
     assert wide_dots > 0, "no δ@Wᵀ of many columns in the dot products with a tail"
     assert column > 0, "no case takes Xᵀ@δ of one column as a row: edges() misses that path"

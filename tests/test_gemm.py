@@ -162,7 +162,10 @@ def test_which_narrow_kernel_takes_a_product(dtype):
     rows), of one column (a vector of rows or more) along the row of Cᵀ; 9
     or 10 columns of X@W take the ten-column tiles; a K of at most the
     table's tall_max_k and at most a vector of columns, the tall kernel
-    (test_which_products_take_the_tall_kernel); anything else the
+    (test_which_products_take_the_tall_kernel) but for those the dot
+    products take first where they sum a vector of sums at a time (one
+    column, or K of whole vectors: tile_rules.takes_dots_before_tall);
+    anything else the
     blocked loops (on the 300 rows here: a few rows of X@W take the short
     rows of Cᵀ, test_which_products_take_the_rows_of_ct)."""
     table = engine.tile_table()
@@ -179,7 +182,7 @@ def test_which_narrow_kernel_takes_a_product(dtype):
             if takes_tall(table, dtype, 300, K, N):
                 assert engine.narrow_kernel(300, K, N, False, dtype) == "tall", (N, K)
                 continue
-            want = takes_dots_depth(table, dtype, N, K)
+            want = takes_dots_depth(table, dtype, N, K) or takes_dots_before_tall(table, dtype, K, N)
             assert (engine.narrow_kernel(300, K, N, False, dtype) == "dots") == want, (N, K)
         assert engine.narrow_kernel(300, shortest, N, True, dtype) == ("rows" if N >= 2 else "column")
     assert engine.narrow_kernel(300, 4096, widest + 1, False, dtype) != "dots"
@@ -483,22 +486,26 @@ def test_dot_products_same_bits_whether_512_bits_are_halved(dtype):
 
 def test_dot_products_a_vector_of_sums_at_a_time(dtype, restore_engine_threads):
     """Where the build sums the dot products a vector of sums at a time (a
-    whole C of at most a quarter of a vector's lanes of columns), every
-    element has the bits of the four-row blocks that take the rows left
-    over: the last r rows of a product of 3 blocks + r rows (left over)
-    against the same rows as the end of 3 whole blocks, on K of whole
-    vectors and with a tail, overwriting and accumulating; and a team that
-    splits the rows anywhere gives the same bits. Such products of the
-    tall kernel's K go to the dot products by tile_rules' rule."""
+    whole C of at most a quarter of a vector's lanes of columns), an
+    element has the same bits whichever rows share its block: the last r
+    rows of a product of 3 blocks + r rows (a block of r rows) against the
+    same rows as the end of 3 whole blocks, on K of whole vectors, with a
+    tail, and under a vector where the build takes that (float32),
+    overwriting and accumulating; and a team that splits the rows anywhere
+    gives the same bits. Such products of the tall kernel's K go to the dot
+    products by tile_rules' rule."""
     table = engine.tile_table()
-    lanes = table["lanes"][dtype]
-    if not table["dots_adjacent"][dtype]:
+    lanes, shortest = table["lanes"][dtype], table["dots_adjacent_min_k"][dtype]
+    if not shortest:
         pytest.skip("this build sums the dot products 4 rows at a time")
     rng = np.random.default_rng(31)
     checked = 0
     for N in range(1, lanes // 4 + 1):
         block = lanes // N
-        for K in (lanes, lanes + 3, 2 * lanes, 3 * lanes - 1, 96, 261):
+        for K in sorted({shortest, 3, lanes - 1, lanes, lanes + 3, 2 * lanes, 3 * lanes - 1, 96,
+                         261}):
+            if K < shortest:
+                continue
             kernel = engine.narrow_kernel(3 * block, K, N, False, dtype)
             if K <= table["tall_max_k"]:
                 assert (kernel == "dots") == takes_dots_before_tall(table, dtype, K, N), (K, N)

@@ -100,16 +100,16 @@ TALL_ONE_COLUMN_MAX_K = 15
 NARROW_MAX_N = 10
 
 
-# Where the build's dot products sum a vector of sums at a time (the table's
-# dots_adjacent: at most a quarter of a vector's lanes of columns of a
-# whole C, K of at least a vector), they take the tall kernel's products of
-# one column, and of K of whole vectors from dots_min_k (bench/README.md,
-# "Dot products summed a vector at a time").
+# Where the build's dot products sum a vector of sums at a time (at most a
+# quarter of a vector's lanes of columns of a whole C, K of at least the
+# table's dots_adjacent_min_k, 0 where they never do), they take the tall
+# kernel's products of one column, and of K of whole vectors from
+# dots_min_k (bench/README.md, "Dot products summed a vector at a time").
 def takes_dots_before_tall(table, dtype, K, N):
     """Whether the dot products take a product the tall kernel would, by the
     rule above (C whole)."""
-    lanes = table["lanes"][dtype]
-    return (table["dots_adjacent"][dtype] and 4 * N <= lanes and lanes <= K <= table["tall_max_k"]
+    lanes, shortest = table["lanes"][dtype], table["dots_adjacent_min_k"][dtype]
+    return (shortest > 0 and 4 * N <= lanes and shortest <= K <= table["tall_max_k"]
             and (N == 1 or (K % lanes == 0 and K >= dots_min_k(table, dtype, N, whole=True))))
 
 

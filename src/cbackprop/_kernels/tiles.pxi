@@ -92,6 +92,8 @@ cdef extern from "tiles.h" nogil:
                          Py_ssize_t ldc, int overwrite) noexcept
     bint cb_dots_adjacent_fits_f64(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc) noexcept nogil
     bint cb_dots_adjacent_fits_f32(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc) noexcept nogil
+    Py_ssize_t cb_dots_adjacent_min_k_f64() noexcept nogil
+    Py_ssize_t cb_dots_adjacent_min_k_f32() noexcept nogil
     const Py_ssize_t CB_TALL_MAX_K
     const Py_ssize_t CB_TALL_ROWS
     const Py_ssize_t CB_TALL_SPELLED_K
@@ -208,8 +210,9 @@ def tile_table():
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
     products of 9-10 columns instead) and the shortest K they take, and
     what a dot product's element costs beyond its FMAs and the most columns
-    they take (gemm.pxi, NARROW_DOTS) and whether they sum a vector of
-    sums at a time into a C of few columns, the most rows of δ@Wᵀ they take of
+    they take (gemm.pxi, NARROW_DOTS) and the shortest K on which they sum
+    a vector of sums at a time into a C of few columns (0: never), the most
+    rows of δ@Wᵀ they take of
     any width, and the rows of a tile of the narrow
     rows per dtype (fewer take the short rows) and its most columns (a
     group's; the rows of C per group in the short rows of Cᵀ), and the
@@ -239,10 +242,8 @@ def tile_table():
                                     "float32": narrow_dots_sum_cost(True, <float*>NULL)},
             "dots_max_n": {"float64": narrow_dots_max_n(<double*>NULL),
                            "float32": narrow_dots_max_n(<float*>NULL)},
-            "dots_adjacent": {"float64": dots_adjacent_fits(1, vector_lanes(<double*>NULL), 1,
-                                                            <double*>NULL),
-                              "float32": dots_adjacent_fits(1, vector_lanes(<float*>NULL), 1,
-                                                            <float*>NULL)},
+            "dots_adjacent_min_k": {"float64": dots_adjacent_min_k(<double*>NULL),
+                                    "float32": dots_adjacent_min_k(<float*>NULL)},
             "few_dots_max_m": {"float64": few_dots_max_m(<double*>NULL),
                                "float32": few_dots_max_m(<float*>NULL)},
             "narrow_rows": {"float64": narrow_rows_per_tile(<double*>NULL),
@@ -296,6 +297,13 @@ cdef inline bint dots_adjacent_fits(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc,
     on k steps a vector of sums at a time (tiles_template.h, cb_dots_adjacent_fits)."""
     return (cb_dots_adjacent_fits_f32(n, k, ldc) if real is float
             else cb_dots_adjacent_fits_f64(n, k, ldc))
+
+
+cdef inline Py_ssize_t dots_adjacent_min_k(real* kind) noexcept nogil:
+    """The shortest K on which dots_adjacent_fits takes one column (0: none,
+    as the CPU is told to run it now)."""
+    cdef Py_ssize_t k = cb_dots_adjacent_min_k_f32() if real is float else cb_dots_adjacent_min_k_f64()
+    return k if k > 0 and dots_adjacent_fits(1, k, 1, <real*>NULL) else 0
 
 
 cdef inline bint tall_across_fits(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t cols,

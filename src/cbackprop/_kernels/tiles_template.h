@@ -1066,66 +1066,102 @@ CB_(cb_few_dots_of)(const int ROWS, const int JS, ptrdiff_t n, ptrdiff_t k, cons
 }
 
 #if CB_JOINT_SUMS
-/* C[:ROWS, :COLS] (=|+=) the dot products of ROWS = CB_LANES / COLS rows of
- * A with COLS columns of B, where C's rows are COLS values apart (a whole
- * narrow C): the ROWS x COLS sums are adjacent in C, so they are summed
- * together into one vector (cb_lane_sums_vector) and stored at once (a
- * masked store where the build has it), where cb_few_dots_block takes 4
- * rows, then stores its sums one by one from memory. The products, their order and the lanes' folds are
- * cb_few_dots_block's, so each element has the same bits either way (the
- * rows past the last whole block take that). */
+/* The shortest K that cb_few_dots takes a vector of sums at a time: 3
+ * steps with 16 lanes, each row read by a masked load under 16 (float32's
+ * X@W of one column on K of 4 to 15 ran at 0.45-0.82x numpy.matmul in the
+ * tall kernel, which spends an FMA of a vector on each step of each row;
+ * on K = 2 the tall kernel stayed ahead, bench/README.md, "Dot products
+ * summed a vector at a time"); a vector with 8, whose K under it the tall
+ * kernel keeps (float64 sums each vector alone where the CPU halves 512-bit
+ * instructions, and takes the tall kernel there: the same bits on both
+ * CPUs). */
+#define CB_DOTS_ADJACENT_MIN_K (CB_LANES_N == 16 ? 3 : CB_LANES)
+
+/* C[:live, :COLS] (=|+=) the dot products of `live` (at most ROWS =
+ * CB_LANES / COLS) rows of A with COLS columns of B, where C's rows are
+ * COLS values apart (a whole narrow C): the ROWS x COLS sums are adjacent
+ * in C, so they are summed together into one vector (cb_lane_sums_vector)
+ * and stored at once (a masked store where the build has it), where
+ * cb_few_dots_block takes 4 rows, then stores its sums one by one from
+ * memory. KIND: 0, K of whole vectors; 1, a tail past them (the last
+ * vector read again, its lanes counted already dropped, as in
+ * cb_few_dots_block); 2, K under a vector (each row's K values, zeros past
+ * them). The products, their order and the lanes' folds are
+ * cb_few_dots_block's for K of a vector or more, so each element has the
+ * same bits either way, and in every case the same whichever rows share
+ * its block: a block of fewer live rows repeats its last row in the lanes
+ * it does not store. */
 static inline __attribute__((always_inline)) void
-CB_(cb_dots_adjacent_block)(const int COLS, const int TAILED, ptrdiff_t k, const CB_REAL* a,
-                            ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
-                            int overwrite) {
+CB_(cb_dots_adjacent_block)(const int COLS, const int KIND, ptrdiff_t live, ptrdiff_t k,
+                            const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs,
+                            CB_REAL* C, int overwrite) {
     const int ROWS = (int)CB_LANES / COLS;
     const ptrdiff_t whole = k - k % CB_LANES;
     CB_VEC acc[CB_LANES];
     CB_UNROLLED for (int e = 0; e < ROWS * COLS; e++)
         acc[e] = (CB_VEC){0};
+#define CB_ROW(i) (a + ((i) < live ? (i) : live - 1) * a_rs)
     for (ptrdiff_t p = 0; p < whole; p += CB_LANES) {
-        CB_VEC bv[CB_LANES / 2];
+        CB_VEC bv[CB_LANES / 4];
         CB_UNROLLED for (int q = 0; q < COLS; q++)
             bv[q] = CB_(cb_load)(b + q * b_cs + p);
         CB_UNROLLED for (int i = 0; i < ROWS; i++) {
-            CB_VEC av = CB_(cb_load)(a + i * a_rs + p);
+            CB_VEC av = CB_(cb_load)(CB_ROW(i) + p);
             CB_UNROLLED for (int q = 0; q < COLS; q++)
                 acc[i * COLS + q] += av * bv[q];
         }
     }
-    if (TAILED) {   /* as in cb_few_dots_block: the last vector, its lanes counted already dropped */
+    if (KIND == 1) {
         CB_(cb_index) keep;
         CB_UNROLLED for (int l = 0; l < CB_LANES; l++)
             keep[l] = l >= CB_LANES - (k - whole) ? -1 : 0;
-        CB_VEC bv[CB_LANES / 2];
+        CB_VEC bv[CB_LANES / 4];
         CB_UNROLLED for (int q = 0; q < COLS; q++)
             bv[q] = CB_(cb_load)(b + q * b_cs + k - CB_LANES);
         CB_UNROLLED for (int i = 0; i < ROWS; i++) {
-            CB_VEC av = CB_(cb_load)(a + i * a_rs + k - CB_LANES);
+            CB_VEC av = CB_(cb_load)(CB_ROW(i) + k - CB_LANES);
             CB_UNROLLED for (int q = 0; q < COLS; q++)
                 acc[i * COLS + q] += (CB_VEC)((CB_(cb_index))(av * bv[q]) & keep);
         }
     }
-    CB_(cb_put_first)(C, CB_(cb_lane_sums_vector)(ROWS * COLS, acc), ROWS * COLS, overwrite);
+    if (KIND == 2) {
+        CB_VEC bv[CB_LANES / 4];
+        CB_UNROLLED for (int q = 0; q < COLS; q++)
+            bv[q] = CB_(cb_get_first)(b + q * b_cs, k);
+        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+            CB_VEC av = CB_(cb_get_first)(CB_ROW(i), k);
+            CB_UNROLLED for (int q = 0; q < COLS; q++)
+                acc[i * COLS + q] += av * bv[q];
+        }
+    }
+#undef CB_ROW
+    CB_(cb_put_first)(C, CB_(cb_lane_sums_vector)(ROWS * COLS, acc), live * COLS, overwrite);
 }
 
-/* The rows that fill blocks of cb_dots_adjacent_block, where
- * cb_dots_adjacent_fits; returns how many it took. */
-static inline ptrdiff_t CB_(cb_dots_adjacent)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k,
-                                              const CB_REAL* a, ptrdiff_t a_rs,
-                                              const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
-                                              int overwrite) {
-    const ptrdiff_t block = CB_LANES / n, taken = rows - rows % block;
-    const int tailed = k % CB_LANES != 0;
+/* All `rows` rows, where cb_dots_adjacent_fits: blocks of ROWS rows, then
+ * one of the rows left. */
+static inline void CB_(cb_dots_adjacent)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k,
+                                         const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b,
+                                         ptrdiff_t b_cs, CB_REAL* C, int overwrite) {
+    const int kind = k < CB_LANES ? 2 : k % CB_LANES != 0;
+#define CB_DOTS_ADJACENT_RUN(COLS, KIND)                                                      \
+    do {                                                                                      \
+        const ptrdiff_t block = CB_LANES / COLS, full = rows - rows % block;                  \
+        for (ptrdiff_t i = 0; i < full; i += block)                                           \
+            CB_(cb_dots_adjacent_block)(COLS, KIND, block, k, a + i * a_rs, a_rs, b, b_cs,    \
+                                        C + i * COLS, overwrite);                             \
+        if (full < rows)                                                                      \
+            CB_(cb_dots_adjacent_block)(COLS, KIND, rows - full, k, a + full * a_rs, a_rs, b, \
+                                        b_cs, C + full * COLS, overwrite);                    \
+    } while (0)
 #define CB_DOTS_ADJACENT_CASE(COLS)                                                           \
     case COLS:                                                                                \
-        for (ptrdiff_t i = 0; i < taken; i += block)                                          \
-            if (tailed)                                                                       \
-                CB_(cb_dots_adjacent_block)(COLS, 1, k, a + i * a_rs, a_rs, b, b_cs, C + i * n, \
-                                            overwrite);                                       \
-            else                                                                              \
-                CB_(cb_dots_adjacent_block)(COLS, 0, k, a + i * a_rs, a_rs, b, b_cs, C + i * n, \
-                                            overwrite);                                       \
+        if (kind == 0)                                                                        \
+            CB_DOTS_ADJACENT_RUN(COLS, 0);                                                    \
+        else if (kind == 1)                                                                   \
+            CB_DOTS_ADJACENT_RUN(COLS, 1);                                                    \
+        else if (CB_DOTS_ADJACENT_MIN_K < CB_LANES)                                           \
+            CB_DOTS_ADJACENT_RUN(COLS, 2);                                                    \
         break;
     switch (n) {
         CB_DOTS_ADJACENT_CASE(1)
@@ -1135,10 +1171,10 @@ static inline ptrdiff_t CB_(cb_dots_adjacent)(ptrdiff_t rows, ptrdiff_t n, ptrdi
         CB_DOTS_ADJACENT_CASE(4)
 #endif
     default:
-        return 0;
+        __builtin_unreachable();   /* cb_dots_adjacent_fits: 4 n <= CB_LANES */
     }
 #undef CB_DOTS_ADJACENT_CASE
-    return taken;
+#undef CB_DOTS_ADJACENT_RUN
 }
 #endif
 
@@ -1146,14 +1182,24 @@ static inline ptrdiff_t CB_(cb_dots_adjacent)(ptrdiff_t rows, ptrdiff_t n, ptrdi
  * steps in blocks of cb_dots_adjacent: C whole, at most a quarter of a
  * vector's lanes of columns (at 3-4 float64 columns, blocks of 2 rows ran
  * 1.06-1.49x slower than cb_few_dots_block's 4; bench/README.md, "Dot
- * products summed a vector at a time"), at least a vector of steps, and
- * the sums jointly (as cb_few_dots_block sums them). */
+ * products summed a vector at a time"), K of at least
+ * CB_DOTS_ADJACENT_MIN_K, and the sums jointly (as cb_few_dots_block sums
+ * them). */
 static inline int CB_(cb_dots_adjacent_fits)(ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldc) {
 #if CB_JOINT_SUMS
-    return CB_DOTS_ADJACENT && ldc == n && 4 * n <= CB_LANES && k >= CB_LANES
+    return CB_DOTS_ADJACENT && ldc == n && 4 * n <= CB_LANES && k >= CB_DOTS_ADJACENT_MIN_K
            && (CB_LANES_N == 16 || !cb_halves_512);
 #else
     (void)n, (void)k, (void)ldc;
+    return 0;
+#endif
+}
+
+/* The shortest K that cb_dots_adjacent_fits takes (0: none). */
+static inline ptrdiff_t CB_(cb_dots_adjacent_min_k)(void) {
+#if CB_JOINT_SUMS
+    return CB_DOTS_ADJACENT ? CB_DOTS_ADJACENT_MIN_K : 0;
+#else
     return 0;
 #endif
 }
@@ -1163,10 +1209,8 @@ static void CB_(cb_few_dots)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_
                              ptrdiff_t ldc, int overwrite) {
 #if CB_JOINT_SUMS
     if (CB_(cb_dots_adjacent_fits)(n, k, ldc)) {
-        const ptrdiff_t taken = CB_(cb_dots_adjacent)(rows, n, k, a, a_rs, b, b_cs, C, overwrite);
-        rows -= taken;
-        a += taken * a_rs;
-        C += taken * ldc;
+        CB_(cb_dots_adjacent)(rows, n, k, a, a_rs, b, b_cs, C, overwrite);
+        return;
     }
 #endif
 #define CB_FEW_DOTS_BODY(R) \
@@ -1230,6 +1274,7 @@ static inline ptrdiff_t CB_(cb_fma_probe_flops)(ptrdiff_t iterations) {
 }
 
 #undef CB_JOINT_SUMS
+#undef CB_DOTS_ADJACENT_MIN_K
 #undef CB_VEC
 #undef CB_LANES
 #undef CB_
