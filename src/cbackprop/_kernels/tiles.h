@@ -376,6 +376,10 @@ _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F
  * 1.2-2.2x faster at 1-4 columns (bench/README.md, "Dot products summed a
  * vector at a time"). */
 #define CB_DOTS_ADJACENT 1
+/* A 4-row block of the dot products that covers all of a whole C's columns
+ * stores its vectors of sums as they lie (1.1-1.2x at 4 float64 columns,
+ * the same bits; bench/README.md, "Dot products summed a vector at a time"). */
+#define CB_DOTS_STORE_RUNS 1
 
 /* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
  * instruction as two 256-bit halves: a 64-byte build then takes its

@@ -1018,6 +1018,14 @@ CB_(cb_few_dots_block)(const int ROWS, const int JS, const int TAILED, ptrdiff_t
             CB_UNROLLED for (int q = 0; q < JS; q++)
                 flat[i * JS + q] = acc[i][q];
         _Static_assert(CB_FEW_ROWS * 4 <= 2 * CB_LANES, "a block's sums fit two vectors");
+        if (CB_DOTS_STORE_RUNS && ldc == JS && !(TAILED && whole == 0)) {
+            /* the block's rows adjacent in C: each run of sums stored as it lies */
+            CB_(cb_put_first)(C, CB_(cb_lane_sums_vector)(run, flat), run, overwrite);
+            if (sums > run)
+                CB_(cb_put_first)(C + run, CB_(cb_lane_sums_vector)(sums - run, flat + run),
+                                  sums - run, overwrite);
+            return;
+        }
         CB_(cb_lane_sums)(run, flat, totals);
         if (sums > run)
             CB_(cb_lane_sums)(sums - run, flat + run, totals + run);
