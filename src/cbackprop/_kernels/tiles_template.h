@@ -1090,8 +1090,8 @@ CB_(cb_few_dots_of)(const int ROWS, const int JS, ptrdiff_t n, ptrdiff_t k, cons
  * COLS values apart (a whole narrow C): the ROWS x COLS sums are adjacent
  * in C, so they are summed together into one vector (cb_lane_sums_vector)
  * and stored at once (a masked store where the build has it), where
- * cb_few_dots_block takes 4 rows, then stores its sums one by one from
- * memory. KIND: 0, K of whole vectors; 1, a tail past them (the last
+ * cb_few_dots_block takes 4 rows (of 1 or 2 columns, a vector's sums or
+ * less). KIND: 0, K of whole vectors; 1, a tail past them (the last
  * vector read again, its lanes counted already dropped, as in
  * cb_few_dots_block); 2, K under a vector (each row's K values, zeros past
  * them). The products, their order and the lanes' folds are
