@@ -534,6 +534,36 @@ def test_dot_products_a_vector_of_sums_at_a_time(dtype, restore_engine_threads):
                         K, dtype, teams=(1, 2, 3, 17))
 
 
+def test_dot_products_a_vector_of_sums_at_a_time_stay_in_c(dtype):
+    """A block of the dot products a vector of sums at a time stores its
+    live rows' sums only: with the rows left over in a block of fewer, the
+    values just past C (C the head of a longer buffer) are untouched,
+    overwriting and accumulating, on K under a vector (where the build
+    takes it), with a tail and of whole vectors."""
+    table = engine.tile_table()
+    lanes, shortest = table["lanes"][dtype], table["dots_adjacent_min_k"][dtype]
+    if not shortest:
+        pytest.skip("this build sums the dot products 4 rows at a time")
+    rng = np.random.default_rng(37)
+    for N in range(1, lanes // 4 + 1):
+        M = 3 * (lanes // N) + 1
+        tailed = max(table["tall_max_k"], dots_min_k(table, dtype, N)) + 3
+        depths = {tailed, 4 * lanes} | ({shortest} if N == 1 else set())
+        for K in sorted(depths):
+            A, B, expected = _operands(rng, M, N, K, False, False, dtype)
+            assert engine.narrow_kernel(M, K, N, False, dtype) == "dots", (M, K, N)
+            for accumulating in (False, True):
+                memory = np.full(M * N + 2 * lanes, 7, dtype)
+                C = memory[:M * N].reshape(M, N)
+                C[...] = 0
+                if accumulating:
+                    accumulate(A, B, False, False, C)
+                else:
+                    assert engine.op_gemm(A, B, False, False, C) is C
+                _assert_close(C, expected, K, dtype)
+                assert np.all(memory[M * N:] == 7), (M, K, N, accumulating)
+
+
 @pytest.mark.parametrize("N", [1000, 1003])
 def test_few_rows_on_a_team_equal_one_thread(N, dtype, restore_engine_threads):
     """A few rows times a B streamed as it lies, above the threading
