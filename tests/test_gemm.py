@@ -7,7 +7,8 @@ import cbackprop as cb
 from cbackprop._backend import engine
 from engine_told import told_halves_512
 from tile_rules import (DOTS_ONE_PASS_N, DOTS_TWO_PASS_MAX_A_BYTES, TINY_PRODUCT_MAX, dots_min_k,
-                        dots_widest, rows_of_ct_most_rows, takes_dots_before_tall,
+                        dots_take_vectors_of_sums, dots_widest, rows_of_ct_most_rows,
+                        takes_dots_before_tall,
                         takes_dots_depth, takes_few_dots, takes_few_rows, takes_rows_of_ct,
                         takes_tall)
 
@@ -484,7 +485,7 @@ def test_dot_products_same_bits_whether_512_bits_are_halved(dtype):
         np.testing.assert_array_equal(whole, halves, err_msg=f"{M}x{K}x{N}")
 
 
-def test_dot_products_a_vector_of_sums_at_a_time(dtype, restore_engine_threads):
+def test_dot_products_a_vector_of_sums_at_a_time(dtype, halves_512, restore_engine_threads):
     """Where the build sums the dot products a vector of sums at a time (a
     whole C of at most a quarter of a vector's lanes of columns), an
     element has the same bits whichever rows share its block: the last r
@@ -534,7 +535,7 @@ def test_dot_products_a_vector_of_sums_at_a_time(dtype, restore_engine_threads):
                         K, dtype, teams=(1, 2, 3, 17))
 
 
-def test_dot_products_a_vector_of_sums_at_a_time_stay_in_c(dtype):
+def test_dot_products_a_vector_of_sums_at_a_time_stay_in_c(dtype, halves_512):
     """A block of the dot products a vector of sums at a time stores its
     live rows' sums only: with the rows left over in a block of fewer, the
     values just past C (C the head of a longer buffer) are untouched,
@@ -562,6 +563,39 @@ def test_dot_products_a_vector_of_sums_at_a_time_stay_in_c(dtype):
                     assert engine.op_gemm(A, B, False, False, C) is C
                 _assert_close(C, expected, K, dtype)
                 assert np.all(memory[M * N:] == 7), (M, K, N, accumulating)
+
+
+def test_dot_products_rows_on_one_page_offset(dtype, halves_512):
+    """The dot products sum a vector of sums at a time only while at most the
+    table's dots_adjacent_max_aliased_rows of a block's rows share an offset
+    in a 4 KiB page (tile_rules' rule, over strides of every such sharing);
+    where more of them would, as float32's 16 rows 4 KiB apart, the 4-row
+    blocks take the product: it matches numpy, and its last rows alone
+    give the same bits."""
+    table = engine.tile_table()
+    lanes, shortest = table["lanes"][dtype], table["dots_adjacent_min_k"][dtype]
+    if not shortest:
+        pytest.skip("this build sums the dot products 4 rows at a time")
+    page = 4096 // np.dtype(dtype).itemsize
+    strides = sorted({shortest, 100, page // 4, page // 2, page // 2 + 1, 3 * page // 4, page - 24,
+                      page, 3 * page // 2, 2 * page, 5 * page})
+    for N in range(1, lanes // 4 + 1):
+        for stride in strides:
+            K = min(stride, 3 * lanes)
+            assert (engine.dots_take_vectors_of_sums(N, K, stride, dtype)
+                    == dots_take_vectors_of_sums(table, dtype, N, K, stride)), (N, stride)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        engine.dots_take_vectors_of_sums(1, 64, 64, "int64")
+    aliased = lanes > table["dots_adjacent_max_aliased_rows"]
+    assert engine.dots_take_vectors_of_sums(1, page, page, dtype) == (not aliased)
+    assert engine.dots_take_vectors_of_sums(1, page - 24, page - 24, dtype)
+    rng = np.random.default_rng(41)
+    M, K = 3 * lanes + 5, page
+    A, B, expected = _operands(rng, M, 1, K, False, False, dtype)
+    assert engine.narrow_kernel(M, K, 1, False, dtype) == "dots"
+    whole = product(A, B)
+    _assert_close(whole, expected, K, dtype)
+    np.testing.assert_array_equal(whole[5:], product(A[5:], B))
 
 
 @pytest.mark.parametrize("N", [1000, 1003])

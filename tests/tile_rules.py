@@ -2,6 +2,9 @@
 product, computed here from the table's figures, so that the tests check the
 engine's choice against the rule bench/README.md states rather than against
 itself."""
+import math
+
+import numpy as np
 
 
 def dots_min_k(table, dtype, N, whole=False):
@@ -100,16 +103,29 @@ TALL_ONE_COLUMN_MAX_K = 15
 NARROW_MAX_N = 10
 
 
-# Where the build's dot products sum a vector of sums at a time (at most a
-# quarter of a vector's lanes of columns of a whole C, K of at least the
-# table's dots_adjacent_min_k, 0 where they never do), they take the tall
-# kernel's products of one column, and of K of whole vectors from
-# dots_min_k (bench/README.md, "Dot products summed a vector at a time").
+# The build's dot products sum a vector of sums at a time (blocks of
+# lanes // N rows) into a whole C of at most a quarter of a vector's lanes
+# of columns, on K of at least the table's dots_adjacent_min_k (0 where they
+# never do), while at most its dots_adjacent_max_aliased_rows of a block's
+# rows lie on one offset in a 4 KiB page, the bits that pick an L1 set
+# (bench/README.md, "Dot products summed a vector at a time").
+def dots_take_vectors_of_sums(table, dtype, N, K, row_stride):
+    """Whether the dot products sum a whole C of N columns on K steps, op(A)'s
+    rows row_stride values apart, a vector of sums at a time (the rule above)."""
+    lanes, shortest = table["lanes"][dtype], table["dots_adjacent_min_k"][dtype]
+    if not (shortest > 0 and 4 * N <= lanes and K >= shortest):
+        return False
+    period = 4096 // math.gcd(row_stride * np.dtype(dtype).itemsize, 4096)
+    return -(-(lanes // N) // period) <= table["dots_adjacent_max_aliased_rows"]
+
+
+# Where they do, they take the tall kernel's products of one column, and of
+# K of whole vectors from dots_min_k.
 def takes_dots_before_tall(table, dtype, K, N):
     """Whether the dot products take a product the tall kernel would, by the
-    rule above (C whole)."""
-    lanes, shortest = table["lanes"][dtype], table["dots_adjacent_min_k"][dtype]
-    return (shortest > 0 and 4 * N <= lanes and shortest <= K <= table["tall_max_k"]
+    rules above (C whole, op(A) C-contiguous)."""
+    lanes = table["lanes"][dtype]
+    return (dots_take_vectors_of_sums(table, dtype, N, K, K) and K <= table["tall_max_k"]
             and (N == 1 or (K % lanes == 0 and K >= dots_min_k(table, dtype, N, whole=True))))
 
 

@@ -664,7 +664,7 @@ cdef inline int narrow_layouts(const real* A, Py_ssize_t M, Py_ssize_t N, Py_ssi
     if (csb == 1 and N <= narrow_rows_per_tile(<real*>NULL)
             and M * lanes <= ROWS_OF_CT_ROWS_PER_VECTOR * (N - 1)):
         return NARROW_ROWS_OF_CT
-    if (csa == 1 and K <= CB_TALL_MAX_K and dots_adjacent_fits(N, K, ldc, <real*>NULL)
+    if (csa == 1 and K <= CB_TALL_MAX_K and dots_adjacent_fits(N, K, ldc, rsa, <real*>NULL)
             and (N == 1 or (K % lanes == 0 and K >= narrow_dots_min_k(N, True, <real*>NULL)))):
         return NARROW_DOTS
     if (csa == 1 and K <= CB_TALL_MAX_K and N <= lanes and M >= CB_TALL_ROWS
@@ -831,6 +831,17 @@ def few_dots_block_columns(Py_ssize_t N, Py_ssize_t K, dtype):
         return few_dots_block(N, K, <float*>NULL)
     if np.dtype(dtype) == np.float64:
         return few_dots_block(N, K, <double*>NULL)
+    raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+
+
+def dots_take_vectors_of_sums(Py_ssize_t N, Py_ssize_t K, Py_ssize_t row_stride, dtype):
+    """Whether the dot products sum a whole C of N columns on K steps, op(A)'s
+    rows row_stride values apart, a vector of sums at a time
+    (dots_adjacent_fits; tests)."""
+    if np.dtype(dtype) == np.float32:
+        return dots_adjacent_fits(N, K, N, row_stride, <float*>NULL)
+    if np.dtype(dtype) == np.float64:
+        return dots_adjacent_fits(N, K, N, row_stride, <double*>NULL)
     raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
 
 

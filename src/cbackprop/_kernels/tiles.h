@@ -46,9 +46,10 @@
  *       C[:rows, :n] (=|+=) A @ Bᵀ for a few rows: row i of A at a[i*a_rs]
  *       and row j of B at b[j*b_cs], each with its k values adjacent; every
  *       element a dot product, in vectors along k.
- *   cb_dots_adjacent_fits_<sfx>(n, k, ldc)
- *       Whether cb_few_dots sums a C of n columns, ldc apart, on k steps a
- *       vector of sums at a time (the same bits either way).
+ *   cb_dots_adjacent_fits_<sfx>(n, k, ldc, a_rs)
+ *       Whether cb_few_dots sums a C of n columns, ldc apart, on k steps
+ *       with A's rows a_rs apart a vector of sums at a time (the same bits
+ *       either way).
  *   cb_tall_<sfx>(rows, K, a, a_rs, b, rsb, csb, cols, C, ldc, overwrite)
  *       C[:rows, :cols] (=|+=) Σ_p a[i*a_rs + p] b[p*rsb + j*csb] for K of
  *       at most CB_TALL_MAX_K and cols <= lanes: op(B) held in registers
@@ -380,6 +381,26 @@ _Static_assert(CB_NARROW_DOTS_MAX_N_F64 < CB_LANES_F64 && CB_NARROW_DOTS_MAX_N_F
  * stores its vectors of sums as they lie (1.1-1.2x at 4 float64 columns,
  * the same bits; bench/README.md, "Dot products summed a vector at a time"). */
 #define CB_DOTS_STORE_RUNS 1
+/* ... as long as at most this many of a block's rows lie on one offset in
+ * a 4 KiB page, the bits that pick a set of the L1 data cache (8 ways on a
+ * Zen 4): float32 1000x1024x1, 16 rows 4 KiB apart, ran 1.5-1.9x slower in
+ * those blocks than in 4-row ones on a Zen 4; 1000x512x1, 8 rows on each
+ * of two offsets, level (bench/README.md, "Dot products summed a vector at
+ * a time"). */
+#define CB_DOTS_ADJACENT_MAX_ALIASED_ROWS 8
+
+/* Of `rows` rows stride_bytes apart, the most that share one offset in a
+ * 4 KiB page: the offsets repeat every 4096 / gcd(stride_bytes, 4096) rows. */
+static inline ptrdiff_t cb_rows_on_one_page_offset(ptrdiff_t rows, ptrdiff_t stride_bytes) {
+    ptrdiff_t g = 4096, r = stride_bytes % 4096;
+    while (r != 0) {
+        const ptrdiff_t t = g % r;
+        g = r;
+        r = t;
+    }
+    const ptrdiff_t period = 4096 / g;
+    return (rows + period - 1) / period;
+}
 
 /* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
  * instruction as two 256-bit halves: a 64-byte build then takes its

@@ -90,14 +90,17 @@ cdef extern from "tiles.h" nogil:
     void cb_few_dots_f32(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t k, const float* a,
                          Py_ssize_t a_rs, const float* b, Py_ssize_t b_cs, float* C,
                          Py_ssize_t ldc, int overwrite) noexcept
-    bint cb_dots_adjacent_fits_f64(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc) noexcept nogil
-    bint cb_dots_adjacent_fits_f32(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc) noexcept nogil
+    bint cb_dots_adjacent_fits_f64(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc,
+                                   Py_ssize_t a_rs) noexcept nogil
+    bint cb_dots_adjacent_fits_f32(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc,
+                                   Py_ssize_t a_rs) noexcept nogil
     Py_ssize_t cb_dots_adjacent_min_k_f64() noexcept nogil
     Py_ssize_t cb_dots_adjacent_min_k_f32() noexcept nogil
     const Py_ssize_t CB_TALL_MAX_K
     const Py_ssize_t CB_TALL_ROWS
     const Py_ssize_t CB_TALL_SPELLED_K
     const int CB_TALL_ACROSS
+    const Py_ssize_t CB_DOTS_ADJACENT_MAX_ALIASED_ROWS
     bint cb_tall_across_fits_f64(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t cols) noexcept nogil
     bint cb_tall_across_fits_f32(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t cols) noexcept nogil
     void cb_tall_f64(Py_ssize_t rows, Py_ssize_t K, const double* a, Py_ssize_t a_rs,
@@ -211,9 +214,9 @@ def tile_table():
     products of 9-10 columns instead) and the shortest K they take, and
     what a dot product's element costs beyond its FMAs and the most columns
     they take (gemm.pxi, NARROW_DOTS) and the shortest K on which they sum
-    a vector of sums at a time into a C of few columns (0: never), the most
-    rows of δ@Wᵀ they take of
-    any width, and the rows of a tile of the narrow
+    a vector of sums at a time into a C of few columns (0: never) and the
+    most rows of such a block on one offset in a 4 KiB page, the most rows
+    of δ@Wᵀ they take of any width, and the rows of a tile of the narrow
     rows per dtype (fewer take the short rows) and its most columns (a
     group's; the rows of C per group in the short rows of Cᵀ), and the
     longest K of the tall products (0: none), their rows per pass, the
@@ -244,6 +247,7 @@ def tile_table():
                            "float32": narrow_dots_max_n(<float*>NULL)},
             "dots_adjacent_min_k": {"float64": dots_adjacent_min_k(<double*>NULL),
                                     "float32": dots_adjacent_min_k(<float*>NULL)},
+            "dots_adjacent_max_aliased_rows": CB_DOTS_ADJACENT_MAX_ALIASED_ROWS,
             "few_dots_max_m": {"float64": few_dots_max_m(<double*>NULL),
                                "float32": few_dots_max_m(<float*>NULL)},
             "narrow_rows": {"float64": narrow_rows_per_tile(<double*>NULL),
@@ -291,19 +295,19 @@ cdef inline Py_ssize_t narrow_dots_max_n(real* kind) noexcept nogil:
     return CB_NARROW_DOTS_MAX_N_F32 if real is float else CB_NARROW_DOTS_MAX_N_F64
 
 
-cdef inline bint dots_adjacent_fits(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc,
+cdef inline bint dots_adjacent_fits(Py_ssize_t n, Py_ssize_t k, Py_ssize_t ldc, Py_ssize_t a_rs,
                                     real* kind) noexcept nogil:
     """Whether the dot products take the rows of a C of n columns, ldc apart,
-    on k steps a vector of sums at a time (tiles_template.h, cb_dots_adjacent_fits)."""
-    return (cb_dots_adjacent_fits_f32(n, k, ldc) if real is float
-            else cb_dots_adjacent_fits_f64(n, k, ldc))
+    on k steps of A's rows a_rs apart a vector of sums at a time
+    (tiles_template.h, cb_dots_adjacent_fits)."""
+    return (cb_dots_adjacent_fits_f32(n, k, ldc, a_rs) if real is float
+            else cb_dots_adjacent_fits_f64(n, k, ldc, a_rs))
 
 
 cdef inline Py_ssize_t dots_adjacent_min_k(real* kind) noexcept nogil:
     """The shortest K on which dots_adjacent_fits takes one column (0: none,
     as the CPU is told to run it now)."""
-    cdef Py_ssize_t k = cb_dots_adjacent_min_k_f32() if real is float else cb_dots_adjacent_min_k_f64()
-    return k if k > 0 and dots_adjacent_fits(1, k, 1, <real*>NULL) else 0
+    return cb_dots_adjacent_min_k_f32() if real is float else cb_dots_adjacent_min_k_f64()
 
 
 cdef inline bint tall_across_fits(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t cols,

@@ -1187,26 +1187,32 @@ static inline void CB_(cb_dots_adjacent)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t 
 #endif
 
 /* Whether cb_few_dots takes the rows of a C of n columns, ldc apart, on k
- * steps in blocks of cb_dots_adjacent: C whole, at most a quarter of a
- * vector's lanes of columns (at 3-4 float64 columns, blocks of 2 rows ran
- * 1.06-1.49x slower than cb_few_dots_block's 4; bench/README.md, "Dot
- * products summed a vector at a time"), K of at least
- * CB_DOTS_ADJACENT_MIN_K, and the sums jointly (as cb_few_dots_block sums
- * them). */
-static inline int CB_(cb_dots_adjacent_fits)(ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldc) {
+ * steps in blocks of cb_dots_adjacent, A's rows a_rs apart: C whole, at
+ * most a quarter of a vector's lanes of columns (at 3-4 float64 columns,
+ * blocks of 2 rows ran 1.06-1.49x slower than cb_few_dots_block's 4;
+ * bench/README.md, "Dot products summed a vector at a time"), K of at
+ * least CB_DOTS_ADJACENT_MIN_K, the sums jointly (as cb_few_dots_block
+ * sums them), and at most CB_DOTS_ADJACENT_MAX_ALIASED_ROWS of a block's
+ * rows on one offset in a 4 KiB page. */
+static inline int CB_(cb_dots_adjacent_fits)(ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldc,
+                                             ptrdiff_t a_rs) {
 #if CB_JOINT_SUMS
     return CB_DOTS_ADJACENT && ldc == n && 4 * n <= CB_LANES && k >= CB_DOTS_ADJACENT_MIN_K
-           && (CB_LANES_N == 16 || !cb_halves_512);
+           && (CB_LANES_N == 16 || !cb_halves_512)
+           && cb_rows_on_one_page_offset(CB_LANES / n, a_rs * (ptrdiff_t)sizeof(CB_REAL))
+                  <= CB_DOTS_ADJACENT_MAX_ALIASED_ROWS;
 #else
-    (void)n, (void)k, (void)ldc;
+    (void)n, (void)k, (void)ldc, (void)a_rs;
     return 0;
 #endif
 }
 
-/* The shortest K that cb_dots_adjacent_fits takes (0: none). */
+/* The shortest K on which cb_dots_adjacent_fits takes one column of
+ * adjacent rows, as the CPU is told to run it now (0: none). */
 static inline ptrdiff_t CB_(cb_dots_adjacent_min_k)(void) {
 #if CB_JOINT_SUMS
-    return CB_DOTS_ADJACENT ? CB_DOTS_ADJACENT_MIN_K : 0;
+    const ptrdiff_t k = CB_DOTS_ADJACENT_MIN_K;
+    return CB_(cb_dots_adjacent_fits)(1, k, 1, k) ? k : 0;
 #else
     return 0;
 #endif
@@ -1216,7 +1222,7 @@ static void CB_(cb_few_dots)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t k, const CB_
                              ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs, CB_REAL* C,
                              ptrdiff_t ldc, int overwrite) {
 #if CB_JOINT_SUMS
-    if (CB_(cb_dots_adjacent_fits)(n, k, ldc)) {
+    if (CB_(cb_dots_adjacent_fits)(n, k, ldc, a_rs)) {
         CB_(cb_dots_adjacent)(rows, n, k, a, a_rs, b, b_cs, C, overwrite);
         return;
     }
