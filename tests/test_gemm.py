@@ -107,8 +107,8 @@ def test_does_not_read_c_without_accumulate(dtype):
 def halves_512(request):
     """Both ways a 64-byte build takes its ten-column tiles (whole vectors, or
     half vectors for CPUs that halve 512-bit instructions) and sums float64's
-    dot products (jointly, or each vector alone), on every build; the
-    setting the import chose is put back."""
+    dot products in blocks of 4 rows (jointly, or each vector alone), on
+    every build; the setting the import chose is put back."""
     with told_halves_512(request.param):
         yield request.param
 

@@ -404,8 +404,10 @@ static inline ptrdiff_t cb_rows_on_one_page_offset(ptrdiff_t rows, ptrdiff_t str
 
 /* Set (cb_set_halves_512, at import) on CPUs that run each 512-bit
  * instruction as two 256-bit halves: a 64-byte build then takes its
- * ten-column tiles in half vectors, and sums float64's dot products each
- * vector alone (the same bits as jointly). Read only by 64-byte builds. */
+ * ten-column tiles in half vectors, and sums float64's dot products in
+ * blocks of 4 rows each vector alone (the same bits as jointly) unless
+ * they are stored as runs (CB_DOTS_STORE_RUNS). Read only by 64-byte
+ * builds. */
 static int cb_halves_512 = 0;
 static inline void cb_set_halves_512(int on) { cb_halves_512 = on != 0; }
 

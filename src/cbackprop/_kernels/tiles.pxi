@@ -264,8 +264,9 @@ def set_halves_512(bint on):
     columns in ten-column tiles of half vectors, and square roots from the
     instruction rather than by Newton steps (root_by_newton; Adam's and
     RMSprop's in float64 a third by Newton steps: update_roots), and sums
-    each of float64's dot products alone rather than jointly (the same
-    bits); other builds ignore it.
+    float64's dot products in blocks of 4 rows each alone rather than
+    jointly unless a block's sums go to C as vectors (the same bits); other
+    builds ignore it.
     Set once at import (``_backend``); not meant to change while products run."""
     cb_set_halves_512(on)
 

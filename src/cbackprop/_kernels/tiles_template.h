@@ -1011,15 +1011,20 @@ CB_(cb_few_dots_block)(const int ROWS, const int JS, const int TAILED, ptrdiff_t
     /* In runs of at most a vector's lanes of sums (a block of 4 x 4 sums
      * of 8 lanes is two). */
     const int sums = ROWS * JS, run = sums > CB_LANES ? CB_LANES : sums;
-    const int together = 2 * run >= CB_LANES && (CB_LANES_N == 16 || !cb_halves_512);
+    /* The block's rows adjacent in C: each run of sums stored as it lies,
+     * jointly summed even where the CPU halves 512-bit instructions (there
+     * float64's 4 columns ran 1.1-1.2x faster so; other blocks' joint sums
+     * 0.81-0.97x as fast as each vector alone, bench/README.md, "Dot
+     * products summed a vector at a time"). */
+    const int as_runs = CB_DOTS_STORE_RUNS && ldc == JS && !(TAILED && whole == 0);
+    const int together = 2 * run >= CB_LANES && (CB_LANES_N == 16 || !cb_halves_512 || as_runs);
     if (together) {
         CB_VEC flat[CB_FEW_ROWS * 4];
         CB_UNROLLED for (int i = 0; i < ROWS; i++)
             CB_UNROLLED for (int q = 0; q < JS; q++)
                 flat[i * JS + q] = acc[i][q];
         _Static_assert(CB_FEW_ROWS * 4 <= 2 * CB_LANES, "a block's sums fit two vectors");
-        if (CB_DOTS_STORE_RUNS && ldc == JS && !(TAILED && whole == 0)) {
-            /* the block's rows adjacent in C: each run of sums stored as it lies */
+        if (as_runs) {
             CB_(cb_put_first)(C, CB_(cb_lane_sums_vector)(run, flat), run, overwrite);
             if (sums > run)
                 CB_(cb_put_first)(C + run, CB_(cb_lane_sums_vector)(sums - run, flat + run),
@@ -1080,9 +1085,7 @@ CB_(cb_few_dots_of)(const int ROWS, const int JS, ptrdiff_t n, ptrdiff_t k, cons
  * tall kernel, which spends an FMA of a vector on each step of each row;
  * on K = 2 the tall kernel stayed ahead, bench/README.md, "Dot products
  * summed a vector at a time"); a vector with 8, whose K under it the tall
- * kernel keeps (float64 sums each vector alone where the CPU halves 512-bit
- * instructions, and takes the tall kernel there: the same bits on both
- * CPUs). */
+ * kernel keeps. */
 #define CB_DOTS_ADJACENT_MIN_K (CB_LANES_N == 16 ? 3 : CB_LANES)
 
 /* C[:live, :COLS] (=|+=) the dot products of `live` (at most ROWS =
@@ -1198,7 +1201,6 @@ static inline int CB_(cb_dots_adjacent_fits)(ptrdiff_t n, ptrdiff_t k, ptrdiff_t
                                              ptrdiff_t a_rs) {
 #if CB_JOINT_SUMS
     return CB_DOTS_ADJACENT && ldc == n && 4 * n <= CB_LANES && k >= CB_DOTS_ADJACENT_MIN_K
-           && (CB_LANES_N == 16 || !cb_halves_512)
            && cb_rows_on_one_page_offset(CB_LANES / n, a_rs * (ptrdiff_t)sizeof(CB_REAL))
                   <= CB_DOTS_ADJACENT_MAX_ALIASED_ROWS;
 #else
