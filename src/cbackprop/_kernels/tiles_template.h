@@ -22,7 +22,11 @@ static inline ptrdiff_t CB_(cb_nr)(void) { return CB_NV * CB_LANES; }
 static inline ptrdiff_t CB_(cb_mc)(void) { return CB_MC; }
 static inline ptrdiff_t CB_(cb_kc)(void) { return CB_KC; }
 static inline ptrdiff_t CB_(cb_narrow_rows_per_tile)(void) { return CB_NARROW_NV * CB_LANES; }
-static inline int CB_(cb_asm_steps)(void) { return CB_ASM_STEPS; }
+/* Whether a whole packed tile runs its steps in asm (tile_steps_avx512.h),
+ * as the CPU is told to run it now: not where it halves 512-bit
+ * instructions, where the C steps ran 1.015-1.022x as fast (float64 on a
+ * Zen 4, bench/README.md, "Kept: a packed tile's float64 steps in asm"). */
+static inline int CB_(cb_asm_steps)(void) { return CB_ASM_STEPS && !cb_halves_512; }
 
 static inline CB_VEC CB_(cb_splat)(CB_REAL x) {
     /* x - 0 is exact for every x (-0.0 included), so the compiler folds it
@@ -147,7 +151,8 @@ CB_(cb_tile)(const int HEIGHT, const int WIDTH, const int LAYOUT, ptrdiff_t kc,
     ptrdiff_t k = 0;
     ptrdiff_t p = 0;
 #if CB_ASM_STEPS
-    if (PACKED && HEIGHT == CB_MR && WIDTH == CB_NV && a_cs == CB_MR && kc >= 2) {
+    if (PACKED && HEIGHT == CB_MR && WIDTH == CB_NV && a_cs == CB_MR && kc >= 2
+        && !cb_halves_512) {
         /* The steps in pairs (an odd last one below); C's rows asked for
          * two a pair from the pair of step prefetch_at on. */
         const ptrdiff_t pairs = kc / 2;
@@ -1194,9 +1199,9 @@ static inline void CB_(cb_dots_adjacent)(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t 
  * most a quarter of a vector's lanes of columns (at 3-4 float64 columns,
  * blocks of 2 rows ran 1.06-1.49x slower than cb_few_dots_block's 4;
  * bench/README.md, "Dot products summed a vector at a time"), K of at
- * least CB_DOTS_ADJACENT_MIN_K, the sums jointly (as cb_few_dots_block
- * sums them), and at most CB_DOTS_ADJACENT_MAX_ALIASED_ROWS of a block's
- * rows on one offset in a 4 KiB page. */
+ * least CB_DOTS_ADJACENT_MIN_K, a build that sums lanes jointly
+ * (CB_JOINT_SUMS), and at most CB_DOTS_ADJACENT_MAX_ALIASED_ROWS of a
+ * block's rows on one offset in a 4 KiB page. */
 static inline int CB_(cb_dots_adjacent_fits)(ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldc,
                                              ptrdiff_t a_rs) {
 #if CB_JOINT_SUMS
