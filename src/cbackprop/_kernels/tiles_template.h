@@ -970,6 +970,46 @@ CB_(cb_lane_sums)(const int n, const CB_VEC* v, CB_REAL* sums) {
 }
 #endif
 
+/* acc[i * COLS + q] += the products of K's steps of row i of A (at row[i])
+ * with column q of B (at b + q * b_cs), for ROWS rows and COLS columns, in
+ * whole vectors; TAILED (k not a whole number of vectors, at least one
+ * whole), then the last vector of K again, its products in the lanes
+ * counted already dropped (the products, not A's values: 0 times an
+ * infinite B would be NaN), rather than a scalar loop as long as that tail
+ * for every element (1.3-1.4x on 2000x31x1 and 2000x40x2). A compile-time
+ * variant: the code for it in the body that K of whole vectors runs cost
+ * up to 1.5x there (bench/README.md). The steps of both blocks of the dot
+ * products, whose bits must agree. */
+static inline __attribute__((always_inline)) void
+CB_(cb_dots_steps)(const int ROWS, const int COLS, const int TAILED, ptrdiff_t k,
+                   const CB_REAL* const* row, const CB_REAL* b, ptrdiff_t b_cs, CB_VEC* acc) {
+    const ptrdiff_t whole = k - k % CB_LANES;
+    for (ptrdiff_t p = 0; p < whole; p += CB_LANES) {
+        CB_VEC bv[4];   /* COLS <= 4 */
+        CB_UNROLLED for (int q = 0; q < COLS; q++)
+            bv[q] = CB_(cb_load)(b + q * b_cs + p);
+        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+            CB_VEC av = CB_(cb_load)(row[i] + p);
+            CB_UNROLLED for (int q = 0; q < COLS; q++)
+                acc[i * COLS + q] += av * bv[q];
+        }
+    }
+    if (TAILED && whole > 0) {
+        const ptrdiff_t tail = k - whole;
+        CB_(cb_index) keep;
+        CB_UNROLLED for (int l = 0; l < CB_LANES; l++)
+            keep[l] = l >= CB_LANES - tail ? -1 : 0;
+        CB_VEC bv[4];   /* COLS <= 4 */
+        CB_UNROLLED for (int q = 0; q < COLS; q++)
+            bv[q] = CB_(cb_load)(b + q * b_cs + k - CB_LANES);
+        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+            CB_VEC av = CB_(cb_load)(row[i] + k - CB_LANES);
+            CB_UNROLLED for (int q = 0; q < COLS; q++)
+                acc[i * COLS + q] += (CB_VEC)((CB_(cb_index))(av * bv[q]) & keep);
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void
 CB_(cb_few_dots_block)(const int ROWS, const int JS, const int TAILED, ptrdiff_t k,
                        const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs,
@@ -977,40 +1017,14 @@ CB_(cb_few_dots_block)(const int ROWS, const int JS, const int TAILED, ptrdiff_t
     /* C[:ROWS, :JS] (=|+=) the dot products of ROWS rows of A with JS of B;
      * TAILED: k is not a whole number of vectors. */
     const ptrdiff_t whole = k - k % CB_LANES;
-    CB_VEC acc[CB_FEW_ROWS][4];
-    CB_UNROLLED for (int i = 0; i < ROWS; i++)
+    CB_VEC acc[CB_FEW_ROWS * 4];
+    const CB_REAL* row[CB_FEW_ROWS];
+    CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+        row[i] = a + i * a_rs;
         CB_UNROLLED for (int q = 0; q < JS; q++)
-            acc[i][q] = (CB_VEC){0};
-    for (ptrdiff_t p = 0; p < whole; p += CB_LANES) {
-        CB_VEC bv[4];
-        CB_UNROLLED for (int q = 0; q < JS; q++)
-            bv[q] = CB_(cb_load)(b + q * b_cs + p);
-        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
-            CB_VEC av = CB_(cb_load)(a + i * a_rs + p);
-            CB_UNROLLED for (int q = 0; q < JS; q++)
-                acc[i][q] += av * bv[q];
-        }
+            acc[i * JS + q] = (CB_VEC){0};
     }
-    /* The steps past the whole vectors: the last vector of K again, its
-     * products in the lanes counted already dropped (the products, not A's
-     * values: 0 times an infinite B would be NaN), rather than a scalar
-     * loop as long as that tail for every element (1.3-1.4x on 2000x31x1
-     * and 2000x40x2). A compile-time variant: the code for it in the body
-     * that K of whole vectors runs cost up to 1.5x there (bench/README.md). */
-    if (TAILED && whole > 0) {
-        const ptrdiff_t tail = k - whole;
-        CB_(cb_index) keep;
-        CB_UNROLLED for (int l = 0; l < CB_LANES; l++)
-            keep[l] = l >= CB_LANES - tail ? -1 : 0;
-        CB_VEC bv[4];
-        CB_UNROLLED for (int q = 0; q < JS; q++)
-            bv[q] = CB_(cb_load)(b + q * b_cs + k - CB_LANES);
-        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
-            CB_VEC av = CB_(cb_load)(a + i * a_rs + k - CB_LANES);
-            CB_UNROLLED for (int q = 0; q < JS; q++)
-                acc[i][q] += (CB_VEC)((CB_(cb_index))(av * bv[q]) & keep);
-        }
-    }
+    CB_(cb_dots_steps)(ROWS, JS, TAILED, k, row, b, b_cs, acc);
     CB_REAL totals[CB_FEW_ROWS * 4];
 #if CB_JOINT_SUMS
     /* In runs of at most a vector's lanes of sums (a block of 4 x 4 sums
@@ -1024,28 +1038,24 @@ CB_(cb_few_dots_block)(const int ROWS, const int JS, const int TAILED, ptrdiff_t
     const int as_runs = CB_DOTS_STORE_RUNS && ldc == JS && !(TAILED && whole == 0);
     const int together = 2 * run >= CB_LANES && (CB_LANES_N == 16 || !cb_halves_512 || as_runs);
     if (together) {
-        CB_VEC flat[CB_FEW_ROWS * 4];
-        CB_UNROLLED for (int i = 0; i < ROWS; i++)
-            CB_UNROLLED for (int q = 0; q < JS; q++)
-                flat[i * JS + q] = acc[i][q];
         _Static_assert(CB_FEW_ROWS * 4 <= 2 * CB_LANES, "a block's sums fit two vectors");
         if (as_runs) {
-            CB_(cb_put_first)(C, CB_(cb_lane_sums_vector)(run, flat), run, overwrite);
+            CB_(cb_put_first)(C, CB_(cb_lane_sums_vector)(run, acc), run, overwrite);
             if (sums > run)
-                CB_(cb_put_first)(C + run, CB_(cb_lane_sums_vector)(sums - run, flat + run),
+                CB_(cb_put_first)(C + run, CB_(cb_lane_sums_vector)(sums - run, acc + run),
                                   sums - run, overwrite);
             return;
         }
-        CB_(cb_lane_sums)(run, flat, totals);
+        CB_(cb_lane_sums)(run, acc, totals);
         if (sums > run)
-            CB_(cb_lane_sums)(sums - run, flat + run, totals + run);
+            CB_(cb_lane_sums)(sums - run, acc + run, totals + run);
     }
 #else
     const int together = 0;
 #endif
     CB_UNROLLED for (int i = 0; i < ROWS; i++)
         CB_UNROLLED for (int q = 0; q < JS; q++) {
-            CB_REAL total = together ? totals[i * JS + q] : CB_(cb_lane_sum)(acc[i][q]);
+            CB_REAL total = together ? totals[i * JS + q] : CB_(cb_lane_sum)(acc[i * JS + q]);
             if (TAILED && whole == 0)
                 for (ptrdiff_t p = 0; p < k; p++)
                     total += a[i * a_rs + p] * b[q * b_cs + p];
@@ -1100,10 +1110,10 @@ CB_(cb_few_dots_of)(const int ROWS, const int JS, ptrdiff_t n, ptrdiff_t k, cons
  * and stored at once (a masked store where the build has it), where
  * cb_few_dots_block takes 4 rows (of 1 or 2 columns, a vector's sums or
  * less). KIND: 0, K of whole vectors; 1, a tail past them (the last
- * vector read again, its lanes counted already dropped, as in
- * cb_few_dots_block); 2, K under a vector (each row's K values, zeros past
- * them). The products, their order and the lanes' folds are
- * cb_few_dots_block's for K of a vector or more, so each element has the
+ * vector read again, its lanes counted already dropped: cb_dots_steps for
+ * both); 2, K under a vector (each row's K values, zeros past them). The
+ * products, their order and the lanes' folds are cb_few_dots_block's for
+ * K of a vector or more, so each element has the
  * same bits either way, and in every case the same whichever rows share
  * its block: a block of fewer live rows repeats its last row in the lanes
  * it does not store. */
@@ -1112,45 +1122,25 @@ CB_(cb_dots_adjacent_block)(const int COLS, const int KIND, ptrdiff_t live, ptrd
                             const CB_REAL* a, ptrdiff_t a_rs, const CB_REAL* b, ptrdiff_t b_cs,
                             CB_REAL* C, int overwrite) {
     const int ROWS = (int)CB_LANES / COLS;
-    const ptrdiff_t whole = k - k % CB_LANES;
     CB_VEC acc[CB_LANES];
-    CB_UNROLLED for (int e = 0; e < ROWS * COLS; e++)
-        acc[e] = (CB_VEC){0};
-#define CB_ROW(i) (a + ((i) < live ? (i) : live - 1) * a_rs)
-    for (ptrdiff_t p = 0; p < whole; p += CB_LANES) {
-        CB_VEC bv[CB_LANES / 4];
+    const CB_REAL* row[CB_LANES];
+    CB_UNROLLED for (int i = 0; i < ROWS; i++) {
+        row[i] = a + (i < live ? i : live - 1) * a_rs;
         CB_UNROLLED for (int q = 0; q < COLS; q++)
-            bv[q] = CB_(cb_load)(b + q * b_cs + p);
-        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
-            CB_VEC av = CB_(cb_load)(CB_ROW(i) + p);
-            CB_UNROLLED for (int q = 0; q < COLS; q++)
-                acc[i * COLS + q] += av * bv[q];
-        }
-    }
-    if (KIND == 1) {
-        CB_(cb_index) keep;
-        CB_UNROLLED for (int l = 0; l < CB_LANES; l++)
-            keep[l] = l >= CB_LANES - (k - whole) ? -1 : 0;
-        CB_VEC bv[CB_LANES / 4];
-        CB_UNROLLED for (int q = 0; q < COLS; q++)
-            bv[q] = CB_(cb_load)(b + q * b_cs + k - CB_LANES);
-        CB_UNROLLED for (int i = 0; i < ROWS; i++) {
-            CB_VEC av = CB_(cb_load)(CB_ROW(i) + k - CB_LANES);
-            CB_UNROLLED for (int q = 0; q < COLS; q++)
-                acc[i * COLS + q] += (CB_VEC)((CB_(cb_index))(av * bv[q]) & keep);
-        }
+            acc[i * COLS + q] = (CB_VEC){0};
     }
     if (KIND == 2) {
         CB_VEC bv[CB_LANES / 4];
         CB_UNROLLED for (int q = 0; q < COLS; q++)
             bv[q] = CB_(cb_get_first)(b + q * b_cs, k);
         CB_UNROLLED for (int i = 0; i < ROWS; i++) {
-            CB_VEC av = CB_(cb_get_first)(CB_ROW(i), k);
+            CB_VEC av = CB_(cb_get_first)(row[i], k);
             CB_UNROLLED for (int q = 0; q < COLS; q++)
                 acc[i * COLS + q] += av * bv[q];
         }
+    } else {
+        CB_(cb_dots_steps)(ROWS, COLS, KIND, k, row, b, b_cs, acc);
     }
-#undef CB_ROW
     CB_(cb_put_first)(C, CB_(cb_lane_sums_vector)(ROWS * COLS, acc), live * COLS, overwrite);
 }
 
