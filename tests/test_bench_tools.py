@@ -796,3 +796,39 @@ def test_another_blas_is_reported_beside_ours():
         "torch.matmul 1024x1024x1024 float64 2 thr (1 form): 150.0 GF/s, 70 % of the "
         "FMA peak (ours 62 %, numpy 64 %); |torch - numpy| / max|numpy| <= 1.0e-16"]
     assert report.other_blas_lines([dict(row, dtype="float32")]) == []
+
+
+def test_a_network_on_another_builds_engine_trains_through_its_methods(tmp_path, monkeypatch):
+    """bench/thresholds.py builds networks on another build's Engine: the
+    running build's Network.train_step, forward and loss then reach that
+    Engine's own methods, for a batch in the engine's form and for one that
+    needs converting, with the results of a network on the running build."""
+    import sysconfig
+    import cbackprop.network as network
+    sys.path.insert(0, str(BENCH))
+    try:
+        thresholds = importlib.import_module("thresholds")
+    finally:
+        sys.path.remove(str(BENCH))
+    module = f"_engine_{cb.kernel_path}"
+    copy = tmp_path / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
+    shutil.copyfile(Path(_backend.engine.__file__), copy)
+    loaded = thresholds.load(module, copy)
+    X = np.random.default_rng(0).standard_normal((8, 3))
+    Y = np.random.default_rng(1).random((8, 2))
+    nets = {}
+    for label, engine_module in (("running", _backend.engine), ("other", loaded)):
+        monkeypatch.setattr(network, "_engine", engine_module)
+        nets[label] = cb.Network([3, 4, 2], ["tanh", "sigmoid"], seed=3)
+    monkeypatch.undo()
+    assert type(nets["other"]._engine) is loaded.Engine
+    assert type(nets["other"]._engine) is not _backend.engine.Engine
+    for net in nets.values():
+        net.train_step(X, Y)                    # in the engine's form
+        net.train_step(X.tolist(), Y.tolist())  # converted first
+    for name in ("train_step", "loss"):
+        values = [getattr(net, name)(X, Y) for net in nets.values()]
+        assert values[0] == values[1], name
+    np.testing.assert_array_equal(nets["running"].forward(X), nets["other"].forward(X))
+    np.testing.assert_array_equal(nets["running"].forward(X[0].tolist()),
+                                  nets["other"].forward(X[0].tolist()))

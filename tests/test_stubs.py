@@ -210,3 +210,17 @@ def test_a_stubs_all_is_the_modules(module_name):
     stub_all = next(node.value for node in ast.parse(STUBS[module_name].read_text()).body
                     if isinstance(node, ast.Assign) and node.targets[0].id == "__all__")
     assert sorted(ast.literal_eval(stub_all)) == sorted(importlib.import_module(module_name).__all__)
+
+
+@pytest.mark.parametrize("name", ["train_step", "forward", "loss"])
+def test_the_compiled_networks_methods_read_as_its_own(name):
+    """Network.train_step, forward and loss are the engine's functions (no
+    Python frame before a ready batch reaches C): named, documented and
+    called as methods of Network, with the reference's parameters."""
+    method = getattr(cb.Network, name)
+    assert method.__name__ == name and method.__qualname__ == f"Network.{name}"
+    assert method.__doc__.splitlines()[0] == getattr(NetworkBase, name).__doc__.splitlines()[0]
+    assert (list(inspect.signature(method).parameters)
+            == list(inspect.signature(getattr(NetworkBase, name)).parameters))
+    net = cb.Network([3, 2], ["sigmoid"], seed=0)
+    assert getattr(net, name).__self__ is net

@@ -59,15 +59,23 @@ class Network(NetworkBase):
     def _forward(self, X):
         return self._engine.forward(X)
 
-    def forward(self, X):
-        """Output activations ``(m, sizes[-1])``, or ``(sizes[-1],)`` for a 1-D ``X``."""
-        # An X already C-contiguous in the network's dtype and width (a batch,
-        # or one sample as a row) is checked by the engine in C (same checks,
-        # same errors); anything else goes through the Python boundary.
-        out = self._engine.network_forward(self, X)
-        if out is None:
-            return super().forward(X)
-        return out
+    # forward, loss and train_step are the engine's functions: an X (and Y)
+    # already C-contiguous in the network's dtype and shape (a batch, or for
+    # forward one sample as a row) is checked by the engine in C (same
+    # checks, same errors), with no Python frame on the way; anything else
+    # comes back to the _converted_* hook, through the Python boundary.
+    forward = _engine.network_forward_method
+    loss = _engine.network_loss_method
+    train_step = _engine.network_train_step_method
+
+    def _converted_forward(self, X):
+        return super().forward(X)
+
+    def _converted_loss(self, X, Y):
+        return super().loss(X, Y)
+
+    def _converted_train_step(self, X, Y):
+        return super().train_step(X, Y)
 
     def _loss_value(self, X, Y):
         return self._engine.loss(X, Y, self._loss)
@@ -76,14 +84,6 @@ class Network(NetworkBase):
         loss = self._engine.loss_and_gradients(X, Y, self._loss)
         return loss, self._engine.gradient_copies()
 
-    # As train_step and forward: a batch already in the engine's form is
-    # checked in C, in the call that computes; anything else goes through
-    # the Python boundary.
-    def loss(self, X, Y):
-        """The loss on this batch as a Python float."""
-        value = self._engine.network_loss(self, X, Y)
-        return super().loss(X, Y) if value is None else value
-
     def loss_and_gradients(self, X, Y):
         """``(loss, [(dW, db), ...])``; the parameters are not changed."""
         with self._lock:
@@ -91,21 +91,6 @@ class Network(NetworkBase):
             if value is not None:
                 return value, self._engine.gradient_copies()
         return super().loss_and_gradients(X, Y)
-
-    def train_step(self, X, Y):
-        """One optimizer step on this batch; returns the loss before the update.
-
-        Raises FloatingPointError, with nothing changed, when the loss is not
-        finite or the update would overflow the dtype.
-        """
-        # A batch already C-contiguous in the network's dtype and shape is
-        # checked by the engine in C (same checks, same errors); anything
-        # else goes through the Python boundary, which converts it.
-        # (The engine raises for a non-finite loss, as _checked_step does.)
-        loss = self._engine.network_train_step(self, X, Y)
-        if loss is None:
-            return super().train_step(X, Y)
-        return loss
 
     def _train_step(self, X, Y):
         return self._engine.train_step(X, Y, self._loss, self._optimizer)
@@ -152,3 +137,10 @@ class Network(NetworkBase):
 
     def _restore_optimizer_state(self, state):
         self._engine.restore_optimizer_state(*state)
+
+
+# The engine's functions serve as Network's methods: named as such.
+for _name in ("forward", "loss", "train_step"):
+    getattr(Network, _name).__name__ = _name
+    getattr(Network, _name).__qualname__ = f"Network.{_name}"
+del _name
