@@ -939,3 +939,15 @@ def test_rows_of_no_columns_are_never_read():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", (
         f"exit code {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes", [(1, 1, 1), (3, 5, 7), (64, 10, 256), (300, 129, 1000)])
+def test_the_ops_pack_on_cache_lines(dtype, sizes):
+    """Each op's packed panels start on 64-byte lines, as the Engine's
+    workspace's do, whatever numpy's memory gave their buffer."""
+    engine = _backend.engine
+    for _ in range(8):   # buffers of several allocations
+        a_offset, b_offset, distance = engine.op_panel_offsets(dtype, *sizes)
+        assert (a_offset, b_offset) == (0, 0)
+        assert distance > 0

@@ -29,18 +29,35 @@ cdef class OpScratch:
         else:
             size_a = gemm_pack_a_size(max_m, max_k, <double*>NULL)
             size_b = gemm_pack_b_size(max_n, max_k, <double*>NULL)
+        # Both panels on 64-byte lines, as in the Engine's workspace, so that
+        # the ops (and bench/'s figures of op_gemm) pack where a training
+        # step's products do, not wherever numpy's 16-byte aligned memory
+        # falls (on the Zen 4 the products measured level either way:
+        # 0.98-1.04, bench/README.md, "Kept: the ops' panels on cache lines").
+        cdef Py_ssize_t b_start = round_up(size_a + GUARD, ALIGN)
+        cdef size_t address
         self.guards = Guards()
-        dims[0] = size_a + size_b + 2 * GUARD
+        dims[0] = b_start + size_b + GUARD + ALIGN
         self.panels = cnp.PyArray_EMPTY(1, dims, typenum, 0)
-        self.guards.add(self.panels, size_a, "the packed A panel")
-        self.guards.add(self.panels, size_a + GUARD + size_b, "the packed B panel")
-        self.pack_a = data(self.panels)
-        self.pack_b = <char*>self.pack_a + (size_a + GUARD) * cnp.PyArray_ITEMSIZE(self.panels)
+        address = <size_t>data(self.panels)
+        self.pack_a = <void*>((address + 63) & ~(<size_t>63))
+        self.pack_b = <char*>self.pack_a + b_start * cnp.PyArray_ITEMSIZE(self.panels)
+        cdef Py_ssize_t shift = (<size_t>self.pack_a - address) // cnp.PyArray_ITEMSIZE(self.panels)
+        self.guards.add(self.panels, shift + size_a, "the packed A panel")
+        self.guards.add(self.panels, shift + b_start + size_b, "the packed B panel")
 
     cdef int verify(self, str where) except -1:
         if GUARD:
             self.guards.verify(where)
         return 0
+
+
+def op_panel_offsets(dtype, Py_ssize_t max_m, Py_ssize_t max_n, Py_ssize_t max_k):
+    """(pack_a, pack_b) of an op's panels for these sizes, as byte offsets
+    from a 64-byte line and pack_b's elements past pack_a (tests)."""
+    cdef OpScratch scratch = OpScratch(np.dtype(dtype).num, max_m, max_n, max_k)
+    return (<size_t>scratch.pack_a % 64, <size_t>scratch.pack_b % 64,
+            (<char*>scratch.pack_b - <char*>scratch.pack_a) // np.dtype(dtype).itemsize)
 
 
 # -- the ops: arguments already checked by cbackprop/ops.py -----------------------------
