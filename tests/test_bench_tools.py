@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -53,13 +54,29 @@ def test_mixed_times_numpy_between_steps_at_each_thread_count(tmp_path):
     assert refused.returncode == 2 and "--rounds" in refused.stderr
 
 
-def load_bench_module(name):
-    """``benchlib.<name>``, the package bench/run.py runs, imported from bench/."""
+def load_bench_script(name):
+    """bench/<name>.py (or ``benchlib.<name>``), imported as a module."""
     sys.path.insert(0, str(BENCH))
     try:
-        return importlib.import_module(f"benchlib.{name}")
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
+
+
+def load_bench_module(name):
+    """``benchlib.<name>``, the package bench/run.py runs, imported from bench/."""
+    return load_bench_script(f"benchlib.{name}")
+
+
+@pytest.fixture
+def build_copy(tmp_path):
+    """(thresholds, module name, path): bench/thresholds.py and a copy of the
+    running build's engine in tmp_path, another file so that a module loaded
+    from it has its own copy of the engine's statics."""
+    module = f"_engine_{cb.kernel_path}"
+    copy = tmp_path / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
+    shutil.copyfile(Path(_backend.engine.__file__), copy)
+    return load_bench_script("thresholds"), module, copy
 
 
 def test_matmul_flops_per_step():
@@ -224,11 +241,7 @@ def test_paths_compares_every_build_the_cpu_runs(tmp_path):
 
 
 def test_paths_recommends_a_switch_only_past_the_noise():
-    sys.path.insert(0, str(BENCH))
-    try:
-        paths = importlib.import_module("paths")
-    finally:
-        sys.path.remove(str(BENCH))
+    paths = load_bench_script("paths")
 
     def run(path, float64_ms, float32_ms):
         return {"path": path, "big_step_ms": {"float64": float64_ms, "float32": float32_ms}}
@@ -277,21 +290,11 @@ def test_thresholds_times_products_on_a_team(tmp_path):
                         r"\s+variant / as built [\d.]+", line), line
 
 
-def test_thresholds_loads_a_build_set_up_as_the_running_one(tmp_path):
+def test_thresholds_loads_a_build_set_up_as_the_running_one(build_copy):
     """A build thresholds.py loads beside the running one takes the running
     one's ten-column tiles (halves_512): a fresh module left them in whole
     vectors, and its 10-column products ran 0.71x as fast on Zen 4."""
-    import shutil
-    import sysconfig
-    sys.path.insert(0, str(BENCH))
-    try:
-        thresholds = importlib.import_module("thresholds")
-    finally:
-        sys.path.remove(str(BENCH))
-    module = f"_engine_{cb.kernel_path}"
-    built = Path(_backend.engine.__file__)
-    copy = tmp_path / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    shutil.copyfile(built, copy)   # another file: its own copy of the engine's statics
+    thresholds, module, copy = build_copy
     for halves_512 in (True, False):
         with told_halves_512(halves_512):
             loaded = thresholds.load(module, copy)
@@ -304,11 +307,7 @@ def test_thresholds_changes_the_enum_it_is_named_only():
     name that ends another (``CHUNK`` of ``UPDATE_CHUNK``) or a member of
     another module is not it (a suffix match once changed every enum
     ending in the name)."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        thresholds = importlib.import_module("thresholds")
-    finally:
-        sys.path.remove(str(BENCH))
+    thresholds = load_bench_script("thresholds")
     source = ("enum {\n"
               "  __pyx_e_9cbackprop_14_engine_avx512_UPDATE_CHUNK = 0x8000,\n"
               "  __pyx_e_9cbackprop_14_engine_avx512_NORM_CHUNK = 0x8000\n"
@@ -330,11 +329,7 @@ def test_thresholds_changes_the_enum_it_is_named_only():
 def test_thresholds_reads_several_changes(capsys, monkeypatch):
     """NAME=VALUE pairs joined by commas are changed together; halves_512
     (a run-time setting) only alone, and no name twice."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        thresholds = importlib.import_module("thresholds")
-    finally:
-        sys.path.remove(str(BENCH))
+    thresholds = load_bench_script("thresholds")
     monkeypatch.setattr(sys, "argv", ["thresholds.py", "CB_KC_F64=384,CB_PANEL_ROWS_F64=1008",
                                       "float64", "8x8x8"])
     assert thresholds.parse_args().changes == [("CB_KC_F64", "384"), ("CB_PANEL_ROWS_F64", "1008")]
@@ -351,11 +346,7 @@ def test_thresholds_reads_several_changes(capsys, monkeypatch):
 def test_thresholds_times_a_vector_function(capsys, monkeypatch):
     """A vmath.h function's name (sqrt) is read as one and timed in ns per
     value, one line; an unknown name is refused with the functions listed."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        thresholds = importlib.import_module("thresholds")
-    finally:
-        sys.path.remove(str(BENCH))
+    thresholds = load_bench_script("thresholds")
     assert "sqrt" in thresholds.VECTOR_MATH
     monkeypatch.setattr(sys, "argv",
                         ["thresholds.py", "CB_ROOT_BY_NEWTON=0", "float64", "sqrt,8x8x8"])
@@ -628,11 +619,7 @@ def test_a_told_engine_takes_its_setting_before_each_call():
     """thresholds.py's Told sets halves_512 before every call it runs (a
     product, a vector function, an update), so that two of them on one
     engine time the two ways in turn."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        thresholds = importlib.import_module("thresholds")
-    finally:
-        sys.path.remove(str(BENCH))
+    thresholds = load_bench_script("thresholds")
     engine = _backend.engine
     seen = []
     # Starting from False; each Told sets its own before its calls, and the
@@ -646,24 +633,15 @@ def test_a_told_engine_takes_its_setting_before_each_call():
     assert seen == [True, True, False, False, True, True]
 
 
-def test_thresholds_times_an_optimizers_update_on_each_engine(tmp_path, capsys, monkeypatch):
+def test_thresholds_times_an_optimizers_update_on_each_engine(build_copy, capsys, monkeypatch):
     """An optimizer's name (adam) is read as one; each engine's update is
     timed on a network built from that engine's own module (a copy of the
     running build here), and cbackprop.network builds from the running one
     again afterwards. One line, in ns per parameter."""
-    import shutil
-    import sysconfig
     import cbackprop.network as network
-    sys.path.insert(0, str(BENCH))
-    try:
-        thresholds = importlib.import_module("thresholds")
-    finally:
-        sys.path.remove(str(BENCH))
+    thresholds, module, copy = build_copy
     monkeypatch.setattr(sys, "argv", ["thresholds.py", "CB_ROOT_BY_NEWTON=0", "float64", "adam,rmsprop"])
     assert thresholds.parse_args().shapes == "adam,rmsprop"
-    module = f"_engine_{cb.kernel_path}"
-    copy = tmp_path / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    shutil.copyfile(Path(_backend.engine.__file__), copy)
     loaded = thresholds.load(module, copy)
     built, update_call = {}, thresholds.update_call
 
@@ -798,21 +776,13 @@ def test_another_blas_is_reported_beside_ours():
     assert report.other_blas_lines([dict(row, dtype="float32")]) == []
 
 
-def test_a_network_on_another_builds_engine_trains_through_its_methods(tmp_path, monkeypatch):
+def test_a_network_on_another_builds_engine_trains_through_its_methods(build_copy, monkeypatch):
     """bench/thresholds.py builds networks on another build's Engine: the
     running build's Network.train_step, forward and loss then reach that
     Engine's own methods, for a batch in the engine's form and for one that
     needs converting, with the results of a network on the running build."""
-    import sysconfig
     import cbackprop.network as network
-    sys.path.insert(0, str(BENCH))
-    try:
-        thresholds = importlib.import_module("thresholds")
-    finally:
-        sys.path.remove(str(BENCH))
-    module = f"_engine_{cb.kernel_path}"
-    copy = tmp_path / f"{module}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    shutil.copyfile(Path(_backend.engine.__file__), copy)
+    thresholds, module, copy = build_copy
     loaded = thresholds.load(module, copy)
     X = np.random.default_rng(0).standard_normal((8, 3))
     Y = np.random.default_rng(1).random((8, 2))
