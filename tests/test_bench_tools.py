@@ -802,3 +802,8 @@ def test_a_network_on_another_builds_engine_trains_through_its_methods(build_cop
     np.testing.assert_array_equal(nets["running"].forward(X), nets["other"].forward(X))
     np.testing.assert_array_equal(nets["running"].forward(X[0].tolist()),
                                   nets["other"].forward(X[0].tolist()))
+    # The one Python way into an Engine's network calls takes only their kinds.
+    for net in nets.values():
+        for which in (-1, 3):
+            with pytest.raises(ValueError, match="which must be a NetworkCall"):
+                net._engine.network_call(net, X, Y, which)

@@ -947,7 +947,11 @@ def test_the_ops_pack_on_cache_lines(dtype, sizes):
     """Each op's packed panels start on 64-byte lines, as the Engine's
     workspace's do, whatever numpy's memory gave their buffer."""
     engine = _backend.engine
+    guard = 64 if engine.debug_guards() else 0   # elements of a debug build's guard zone
     for _ in range(8):   # buffers of several allocations
-        a_offset, b_offset, distance = engine.op_panel_offsets(dtype, *sizes)
+        a_offset, b_offset, distance, size_a = engine.op_panel_offsets(dtype, *sizes)
         assert (a_offset, b_offset) == (0, 0)
-        assert distance > 0
+        # B starts past A's panel and its guard zone, at the next block of
+        # 16 elements (ALIGN, a line of float32).
+        assert size_a > 0 and distance % 16 == 0
+        assert size_a + guard <= distance < size_a + guard + 16

@@ -624,20 +624,16 @@ cdef class Engine:
     # Network's fast paths: the network's lock (a NetworkLock) taken in C, and
     # its loss and optimizer read with the lock held, as a `with net._lock:`
     # around the *_if_ready call would, at a fraction of its cost.
-    def network_train_step(self, net, X, Y):
-        """``net.train_step(X, Y)`` when X and Y are ready (train_step_if_ready);
-        None when they need converting."""
-        return self._network_call(net, X, Y, NETWORK_TRAIN_STEP)
-
-    def network_forward(self, net, X):
-        """``net.forward(X)`` when X is ready (forward_if_ready); None when it
-        needs converting."""
-        return self._network_call(net, X, None, NETWORK_FORWARD)
-
-    def network_loss(self, net, X, Y):
-        """``net.loss(X, Y)`` when X and Y are ready (loss_if_ready); None when
-        they need converting."""
-        return self._network_call(net, X, Y, NETWORK_LOSS)
+    def network_call(self, net, X, Y, int which):
+        """``net.train_step(X, Y)``, ``net.forward(X)`` (Y unused) or
+        ``net.loss(X, Y)`` (``which``: NETWORK_TRAIN_STEP, NETWORK_FORWARD,
+        NETWORK_LOSS) when X and Y are ready (train_step_if_ready,
+        forward_if_ready, loss_if_ready); None when they need converting.
+        The compiled Network's methods reach it in C; this is their way into
+        another build's Engine (bench/thresholds.py)."""
+        if which not in (NETWORK_TRAIN_STEP, NETWORK_FORWARD, NETWORK_LOSS):
+            raise ValueError(f"which must be a NetworkCall, not {which}")
+        return self._network_call(net, X, Y, <NetworkCall>which)
 
     cdef object _network_call(self, net, X, Y, NetworkCall which):
         lock = net._lock
@@ -671,19 +667,15 @@ cdef class Engine:
 # The compiled Network's train_step, forward and loss (network.py takes them
 # as its methods): a batch already in the engine's form reaches the engine
 # with no Python frame between (on the Zen 4 a Python method around
-# Engine.network_train_step cost 0.10 µs of a [2, 2, 1] step's 0.85-0.96);
+# the engine's call cost 0.10 µs of a [2, 2, 1] step's 0.85-0.96);
 # anything else goes back to the network's _converted_* hook, the Python
 # boundary that converts it.
 cdef object network_fast_path(net, X, Y, NetworkCall which):
     engine = net._engine
     if type(engine) is Engine:
         return (<Engine>engine)._network_call(net, X, Y, which)
-    # Another build's Engine (bench/thresholds.py): its Python methods.
-    if which == NETWORK_TRAIN_STEP:
-        return engine.network_train_step(net, X, Y)
-    if which == NETWORK_FORWARD:
-        return engine.network_forward(net, X)
-    return engine.network_loss(net, X, Y)
+    # Another build's Engine (bench/thresholds.py), through Python.
+    return engine.network_call(net, X, Y, which)
 
 
 @cython.embedsignature(False)   # the docstring of Network's method

@@ -5,8 +5,8 @@
 # engine takes and gives at C speed. A `with` statement on a
 # threading.RLock cost more than a small network's whole engine call (on
 # the Zen 4, a [2, 2, 1] train_step: the engine call 0.36-0.39 µs, the
-# `with` 0.29), so Engine.network_train_step, network_forward and
-# network_loss take this lock themselves, in C, where no Python code runs
+# `with` 0.29), so the Engine's network calls (Engine._network_call) take
+# this lock themselves, in C, where no Python code runs
 # between taking it and the try that gives it back (a Ctrl-C cannot leave
 # it taken).
 #

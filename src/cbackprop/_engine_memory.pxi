@@ -50,14 +50,21 @@ cdef inline void* data(cnp.ndarray array) noexcept:
     return cnp.PyArray_DATA(array)
 
 
+cdef inline Py_ssize_t elements_to_line(cnp.ndarray array) noexcept:
+    """Elements from the start of ``array`` to its first 64-byte line (numpy
+    aligns its memory to the item size, so the bytes divide evenly); an
+    array of ``64 // itemsize`` spare elements holds its data from there."""
+    cdef size_t address = <size_t>data(array)
+    return ((64 - address % 64) % 64) // cnp.PyArray_ITEMSIZE(array)
+
+
 cdef cnp.ndarray aligned_zeros(Py_ssize_t n, object dtype):
     """n zeros starting on a 64-byte boundary (a view into a slightly larger
     array): the GEMM reads a B in place only from rows that start on 64-byte
     cache lines (the first layer's weights), and fit's gathered rows are
     copied in whole vectors that never straddle two lines."""
-    itemsize = np.dtype(dtype).itemsize
-    block = np.zeros(n + 64 // itemsize, dtype=dtype)
-    shift = (-block.ctypes.data % 64) // itemsize
+    block = np.zeros(n + 64 // np.dtype(dtype).itemsize, dtype=dtype)
+    cdef Py_ssize_t shift = elements_to_line(block)
     return block[shift:shift + n]
 
 
@@ -133,8 +140,7 @@ cdef class Workspace:
         L.pack_b_offset = claim(&cursor, regions, pack_b, "the packed B panel")
         # One spare alignment block so that the base itself can be aligned.
         self.array = np.empty(cursor + ALIGN, dtype=dtype)
-        cdef size_t address = <size_t>data(self.array)
-        self.shift = (((address + 63) & ~(<size_t>63)) - address) // cnp.PyArray_ITEMSIZE(self.array)
+        self.shift = elements_to_line(self.array)
         self.guards = Guards()
         for start, size, name in regions:
             self.guards.add(self.array, self.shift + start + size, name)

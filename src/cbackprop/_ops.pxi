@@ -19,6 +19,7 @@ cdef class OpScratch:
     cdef Guards guards
     cdef void* pack_a
     cdef void* pack_b
+    cdef Py_ssize_t size_a         # elements of the A panel
 
     def __cinit__(self, int typenum, Py_ssize_t max_m, Py_ssize_t max_n, Py_ssize_t max_k):
         cdef Py_ssize_t size_a, size_b
@@ -34,15 +35,14 @@ cdef class OpScratch:
         # step's products do, not wherever numpy's 16-byte aligned memory
         # falls (on the Zen 4 the products measured level either way:
         # 0.98-1.04, bench/README.md, "Kept: the ops' panels on cache lines").
-        cdef Py_ssize_t b_start = round_up(size_a + GUARD, ALIGN)
-        cdef size_t address
+        cdef Py_ssize_t b_start = round_up(size_a + GUARD, ALIGN), shift
         self.guards = Guards()
+        self.size_a = size_a
         dims[0] = b_start + size_b + GUARD + ALIGN
         self.panels = cnp.PyArray_EMPTY(1, dims, typenum, 0)
-        address = <size_t>data(self.panels)
-        self.pack_a = <void*>((address + 63) & ~(<size_t>63))
+        shift = elements_to_line(self.panels)
+        self.pack_a = <char*>data(self.panels) + shift * cnp.PyArray_ITEMSIZE(self.panels)
         self.pack_b = <char*>self.pack_a + b_start * cnp.PyArray_ITEMSIZE(self.panels)
-        cdef Py_ssize_t shift = (<size_t>self.pack_a - address) // cnp.PyArray_ITEMSIZE(self.panels)
         self.guards.add(self.panels, shift + size_a, "the packed A panel")
         self.guards.add(self.panels, shift + b_start + size_b, "the packed B panel")
 
@@ -53,11 +53,13 @@ cdef class OpScratch:
 
 
 def op_panel_offsets(dtype, Py_ssize_t max_m, Py_ssize_t max_n, Py_ssize_t max_k):
-    """(pack_a, pack_b) of an op's panels for these sizes, as byte offsets
-    from a 64-byte line and pack_b's elements past pack_a (tests)."""
+    """Where an op's panels lie for these sizes (tests): pack_a's and pack_b's
+    byte offsets from a 64-byte line, pack_b's elements past pack_a, and the
+    A panel's elements."""
     cdef OpScratch scratch = OpScratch(np.dtype(dtype).num, max_m, max_n, max_k)
     return (<size_t>scratch.pack_a % 64, <size_t>scratch.pack_b % 64,
-            (<char*>scratch.pack_b - <char*>scratch.pack_a) // np.dtype(dtype).itemsize)
+            (<char*>scratch.pack_b - <char*>scratch.pack_a) // np.dtype(dtype).itemsize,
+            scratch.size_a)
 
 
 # -- the ops: arguments already checked by cbackprop/ops.py -----------------------------

@@ -28,7 +28,7 @@ class Network(NetworkBase):
     # (_train_step, _forward, ...) serve the Python boundary's path, which
     # converts everything else.
 
-    # A reentrant lock that the engine's fast paths (network_train_step, ...)
+    # A reentrant lock that the engine's fast paths (Engine.network_call)
     # take in C, at a fraction of a `with` statement's cost.
     _new_lock = staticmethod(_engine.NetworkLock)
 
