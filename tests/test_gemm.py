@@ -1069,6 +1069,32 @@ def test_rows_first_where_the_table_says():
         assert table["panel_rows"] == {"float64": 0, "float32": 0}
 
 
+def test_a_team_runs_large_products_columns_first(dtype):
+    """Where the table runs the blocked loops rows first, a team of threads
+    runs a product of team_rows_first_max_flops or more columns first
+    (bench/README.md, "Kept: a team columns first on large products"); one
+    thread keeps the table's order, as a team does on a smaller product.
+    The orders give the same bits: test_blocks_of_either_order_on_a_team
+    takes both on its teams."""
+    table = engine.tile_table()
+    rows_first = table["panel_rows"][dtype] > 0
+    limit = table["team_rows_first_max_flops"]
+    big, mid = (512, 1024, 1024), (128, 256, 256)     # M, N, K: big's and deep's
+    for team in (1, 2, 3):
+        assert engine.runs_rows_first(dtype, *mid, team) == rows_first
+        assert engine.runs_rows_first(dtype, *big, team) == (rows_first and team == 1)
+    if rows_first:
+        assert 2 * 128 * 256 * 256 < limit <= 2 * 512 * 1024 * 1024
+        M, N = 96, 256
+        K = int(limit // (2 * M * N))        # just below the limit, then at it
+        while 2 * M * N * (K + 1) < limit:
+            K += 1
+        assert engine.runs_rows_first(dtype, M, N, K, 2)
+        assert not engine.runs_rows_first(dtype, M, N, K + 1, 2)
+    with pytest.raises(ValueError, match="team must be at least 1"):
+        engine.runs_rows_first(dtype, 8, 8, 8, 0)
+
+
 def _tile_edges(dtype):
     """Sizes around every boundary of the running build's blocking table:
     the tile heights it compiles (MR and the shorter ones), NR and one

@@ -342,7 +342,8 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                       real* pack_a, real* pack_b, int thread, int team,
                       Py_ssize_t* next_tile) noexcept nogil:
     """The five BLIS loops, run by every thread of a team of ``team``, in
-    one of two orders, the table's (tiles.h, CB_PANEL_ROWS_<sfx>):
+    one of two orders, the table's (tiles.h, CB_PANEL_ROWS_<sfx>; a team on
+    a large product columns first, blocks_rows_first):
 
     - columns first (0 rows): for each block of CB_NC columns and
       each K panel, B's panel packed once, then blocks of MC rows of A
@@ -368,7 +369,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef bint pack_a_panel, along_rows_of_c
     cdef bint read_b_in_place = b_read_in_place(M, K, N, B, rsb, csb)
     cdef Py_ssize_t panel_rows = gemm_panel_rows(<real*>NULL)
-    if panel_rows == 0:
+    if not blocks_rows_first(M, N, K, team, <real*>NULL):
         jc = 0
         while jc < N:
             nc = min(CB_NC, N - jc)
@@ -427,6 +428,31 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                 jc += nc
             pc += kc
         ic += mc
+
+
+cdef inline bint blocks_rows_first(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int team,
+                                   real* kind) noexcept nogil:
+    """Whether gemm_blocks runs rows first: where the table says so, but for
+    a team on a product of CB_TEAM_ROWS_FIRST_MAX_FLOPS or more. On the Zen 4
+    at two threads, columns first ran the big float64 products 1.02-1.05x as
+    fast (rows first's A panel is packed half by each core and read whole
+    by both), 1.09-1.32x while the other vCPU was slowed, but 128x256x256
+    0.84-0.98x (bench/README.md, "Kept: a team columns first on large
+    products"). Both orders give the same bits (each tile's K panels summed
+    in order)."""
+    if gemm_panel_rows(kind) == 0:
+        return False
+    return team == 1 or 2.0 * M * N * K < CB_TEAM_ROWS_FIRST_MAX_FLOPS
+
+
+def runs_rows_first(dtype, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int team):
+    """gemm_blocks' order for an M x K x N product on a team of ``team``
+    threads: True rows first, False columns first (tests)."""
+    if team < 1:
+        raise ValueError("team must be at least 1")
+    if np.dtype(dtype) == np.float32:
+        return blocks_rows_first(M, N, K, team, <float*>NULL)
+    return blocks_rows_first(M, N, K, team, <double*>NULL)
 
 
 cdef inline void pack_a_block(Py_ssize_t ic, Py_ssize_t mc, Py_ssize_t pc, Py_ssize_t kc,

@@ -138,6 +138,9 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
  *                    many rows (a multiple of CB_MR), each panel of A packed
  *                    once and met by blocks of CB_BLOCK_COLS_<sfx> columns
  *                    (a multiple of NR; gemm.pxi, gemm_blocks)
+ *   CB_TEAM_ROWS_FIRST_MAX_FLOPS  a team of threads runs a product of this
+ *                    many flops or more columns first whatever
+ *                    CB_PANEL_ROWS_<sfx> says (gemm.pxi, blocks_rows_first)
  *   CB_PARALLEL_MIN_FLOPS  products below this many flops run on one thread
  *                    (a fork and its barriers cost more than they save)
  *   CB_B_IN_PLACE_MAX_M, CB_SMALL_B_IN_PLACE_MAX_M, CB_SMALL_B_MAX_BYTES,
@@ -218,6 +221,8 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NC 4096
 #define CB_PANEL_ROWS_F64 2040  /* bench/README.md, "Kept: float64 rows first" */
 #define CB_PANEL_ROWS_F32 0     /* rows first (2040, 384) 1-4 % slower */
+/* bench/README.md, "Kept: a team columns first on large products" */
+#define CB_TEAM_ROWS_FIRST_MAX_FLOPS 6.4e7
 #define CB_BLOCK_COLS_F64 192
 #define CB_BLOCK_COLS_F32 384
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
@@ -261,6 +266,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NC 4096
 #define CB_PANEL_ROWS_F64 0     /* measured on an AVX2 EPYC: columns first */
 #define CB_PANEL_ROWS_F32 0
+#define CB_TEAM_ROWS_FIRST_MAX_FLOPS 0   /* (columns first throughout) */
 #define CB_BLOCK_COLS_F64 0
 #define CB_BLOCK_COLS_F32 0
 #define CB_PARALLEL_MIN_FLOPS 3.0e6
@@ -304,6 +310,7 @@ enum { CB_A_ROWS = 0, CB_A_PACKED = 1, CB_A_ADJACENT = 2 };
 #define CB_NC 4096
 #define CB_PANEL_ROWS_F64 0     /* measured on an AVX2 EPYC: columns first */
 #define CB_PANEL_ROWS_F32 0
+#define CB_TEAM_ROWS_FIRST_MAX_FLOPS 0   /* (columns first throughout) */
 #define CB_BLOCK_COLS_F64 0
 #define CB_BLOCK_COLS_F32 0
 #define CB_PARALLEL_MIN_FLOPS 3.0e6

@@ -12,6 +12,7 @@ cdef extern from "tiles.h" nogil:
     const Py_ssize_t CB_BLOCK_COLS_F64
     const Py_ssize_t CB_BLOCK_COLS_F32
     const double CB_PARALLEL_MIN_FLOPS
+    const double CB_TEAM_ROWS_FIRST_MAX_FLOPS
     const Py_ssize_t CB_B_IN_PLACE_MAX_BYTES_F64
     const Py_ssize_t CB_B_IN_PLACE_MAX_M
     const Py_ssize_t CB_SMALL_B_IN_PLACE_MAX_M
@@ -208,7 +209,8 @@ def tile_gflops(str dtype="float64", double seconds=0.05, int repeats=5):
 def tile_table():
     """This build's blocking table: ISA, vector bytes and the lanes per dtype,
     MR, NR, MC and KC per dtype, NC, the blocked loops' rows-first blocks
-    per dtype (panel_rows, block_cols; 0: columns first);
+    per dtype (panel_rows, block_cols; 0: columns first) and the flops from
+    which a team runs columns first anyway (team_rows_first_max_flops);
     whether it treats 512-bit instructions as halved (set_halves_512), and the
     lanes of its ten-column tiles per dtype (0 where the padded tile serves
     products of 9-10 columns instead) and the shortest K they take, and
@@ -231,6 +233,7 @@ def tile_table():
             "panel_rows": {"float64": CB_PANEL_ROWS_F64, "float32": CB_PANEL_ROWS_F32},
             "block_cols": {"float64": CB_BLOCK_COLS_F64, "float32": CB_BLOCK_COLS_F32},
             "parallel_min_flops": CB_PARALLEL_MIN_FLOPS,
+            "team_rows_first_max_flops": CB_TEAM_ROWS_FIRST_MAX_FLOPS,
             "b_in_place_max_m": CB_B_IN_PLACE_MAX_M,
             "small_b_in_place_max_m": CB_SMALL_B_IN_PLACE_MAX_M,
             "small_b_max_bytes": CB_SMALL_B_MAX_BYTES,
