@@ -171,6 +171,20 @@ def test_compiled_train_step_releases_the_gil():
     assert cb.get_num_threads() == old_threads
 
 
+def test_a_tiny_pass_keeps_the_gil_and_a_larger_one_hands_it_over():
+    """A pass of at most 512 multiply-adds (rows x weights) and parameter
+    updates runs with the GIL held: handing it over and taking it back cost
+    more than such a pass (bench/README.md, "Kept: the GIL kept through a
+    tiny pass"). A larger pass hands it over, as does every chunk of fit
+    (which may run for 50 ms)."""
+    engine = cb.Network([2, 2, 1], ["relu", "identity"], seed=0)._engine   # 6 weights, 9 parameters
+    most = (512 - 9) // 6
+    assert engine.keeps_gil(4) and engine.keeps_gil(most)
+    assert not engine.keeps_gil(most + 1)
+    assert not engine.keeps_gil(4, fit=True)
+    assert not cb.Network([64, 32, 10], ["relu", "identity"], seed=0)._engine.keeps_gil(1)
+
+
 # --------------------------------------------------------------------------
 # (c) one network, two threads: every step is atomic
 # --------------------------------------------------------------------------

@@ -42,6 +42,12 @@ include "_engine_memory.pxi"
 include "_engine_state.pxi"
 include "_engine_lock.pxi"
 
+cdef enum:
+    # A pass of at most this many multiply-adds (rows x weights) and
+    # parameter updates keeps the GIL: handing it over and taking it back
+    # cost more (Engine._keeps_gil).
+    GIL_KEPT_MAX_WORK = 512
+
 # -- the kernels' numbers against the registries' codes ------------------------------------
 # The enums of _kernels/ repeat the registries' codes (C needs constants); a
 # number that drifted would run another kernel without a word, so the engine
@@ -173,6 +179,7 @@ cdef class Engine:
     cdef Workspace ws
     cdef Guards param_guards
     cdef LossSettings loss_settings
+    cdef Py_ssize_t n_weights          # multiply-adds of one row's forward pass
     cdef object loss_of, loss_version  # the loss object loss_settings were read from, and when
     cdef double target_tolerance       # of cross-entropy target row sums
     # The arrays behind the layout's pointers, and what it is laid out from.
@@ -195,9 +202,11 @@ cdef class Engine:
         self._bias_offset = np.zeros(n_layers, dtype=np.intp)
         self._output_offset = np.zeros(n_layers, dtype=np.intp)
         self._z_offset = np.zeros(n_layers, dtype=np.intp)
+        self.n_weights = 0
         for layer in range(n_layers):
             self._weight_offset[layer] = cursor
             cursor += sizes[layer] * sizes[layer + 1]
+            self.n_weights += sizes[layer] * sizes[layer + 1]
             self._bias_offset[layer] = cursor
             cursor += sizes[layer + 1]
         self.n_params = cursor
@@ -348,12 +357,32 @@ cdef class Engine:
         c.spare1 = data(self.state.spare1) if self.state.spare1 is not None else NULL
         c.spare2 = data(self.state.spare2) if self.state.spare2 is not None else NULL
         c.ws = self.ws.base()
-        with nogil:
+        if self._keeps_gil(which, c):
             run_pass(which, &self.layout, c, self.is_float32)
+        else:
+            with nogil:
+                run_pass(which, &self.layout, c, self.is_float32)
         if GUARD:
             self.param_guards.verify(where)
             self.ws.guards.verify(where)
         return 0
+
+    cdef inline bint _keeps_gil(self, Pass which, const Call* c):
+        """Whether a pass runs with the GIL held: one of at most
+        GIL_KEPT_MAX_WORK multiply-adds and parameter updates, shorter than
+        handing the GIL over and taking it back (bench/README.md, "Kept: the
+        GIL kept through a tiny pass"). fit's chunks always hand it over."""
+        cdef Py_ssize_t rows = c.rows if which == PASS_FORWARD else c.m
+        return (which != PASS_BATCHES
+                and rows * self.n_weights + self.n_params <= GIL_KEPT_MAX_WORK)
+
+    def keeps_gil(self, Py_ssize_t rows, bint fit=False):
+        """Whether a pass on ``rows`` rows (fit's chunks: ``fit``) runs with
+        the GIL held (tests)."""
+        cdef Call c
+        memset(&c, 0, sizeof(Call))
+        c.m = rows
+        return self._keeps_gil(PASS_BATCHES if fit else PASS_STEP, &c)
 
     def check_values(self, cnp.ndarray X, cnp.ndarray Y=None):
         """Raise ValueError for NaN/inf in X or Y, labels out of range, or BCE
