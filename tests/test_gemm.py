@@ -1,5 +1,7 @@
 """The engine's GEMM against numpy.matmul over many shapes, both dtypes and
 all three transpose patterns of a dense layer (X @ W, Xᵀ @ δ, δ @ Wᵀ)."""
+import math
+
 import numpy as np
 import pytest
 
@@ -1086,9 +1088,8 @@ def test_a_team_runs_large_products_columns_first(dtype):
     if rows_first:
         assert 2 * 128 * 256 * 256 < limit <= 2 * 512 * 1024 * 1024
         M, N = 96, 256
-        K = int(limit // (2 * M * N))        # just below the limit, then at it
-        while 2 * M * N * (K + 1) < limit:
-            K += 1
+        K = math.ceil(limit / (2 * M * N)) - 1   # just below the limit, then at it
+        assert 2 * M * N * K < limit <= 2 * M * N * (K + 1)
         assert engine.runs_rows_first(dtype, M, N, K, 2)
         assert not engine.runs_rows_first(dtype, M, N, K + 1, 2)
     with pytest.raises(ValueError, match="team must be at least 1"):

@@ -368,7 +368,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
     cdef Py_ssize_t jc, pc, ic, nc, kc, mc, row_block, block_cols
     cdef bint pack_a_panel, along_rows_of_c
     cdef bint read_b_in_place = b_read_in_place(M, K, N, B, rsb, csb)
-    cdef Py_ssize_t panel_rows = gemm_panel_rows(<real*>NULL)
+    cdef Py_ssize_t panel_rows
     if not blocks_rows_first(M, N, K, team, <real*>NULL):
         jc = 0
         while jc < N:
@@ -399,6 +399,7 @@ cdef void gemm_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
         return
     # Rows first, in blocks of equal height: a remainder of a few rows would
     # pack all of B again for them.
+    panel_rows = gemm_panel_rows(<real*>NULL)
     row_block = (M + panel_rows - 1) // panel_rows
     row_block = round_up((M + row_block - 1) // row_block, mr)
     # A team splits each block's tiles by the B slivers each thread packed,
