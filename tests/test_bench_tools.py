@@ -802,8 +802,16 @@ def test_a_network_on_another_builds_engine_trains_through_its_methods(build_cop
     np.testing.assert_array_equal(nets["running"].forward(X), nets["other"].forward(X))
     np.testing.assert_array_equal(nets["running"].forward(X[0].tolist()),
                                   nets["other"].forward(X[0].tolist()))
-    # The one Python way into an Engine's network calls takes only their kinds.
+    # The one Python way into an Engine's network calls: each kind by its
+    # method's name, as that method on a network of the running build; any
+    # other kind refused.
+    assert sorted(loaded.NETWORK_CALLS) == ["forward", "loss", "train_step"]
+    other = nets["other"]
+    for name, which in loaded.NETWORK_CALLS.items():
+        args = (X,) if name == "forward" else (X, Y)
+        np.testing.assert_array_equal(other._engine.network_call(X, Y, which),
+                                      getattr(nets["running"], name)(*args), err_msg=name)
     for net in nets.values():
         for which in (-1, 3):
             with pytest.raises(ValueError, match="which must be a NetworkCall"):
-                net._engine.network_call(net, X, Y, which)
+                net._engine.network_call(X, Y, which)

@@ -145,12 +145,14 @@ def test_ctrl_c_after_the_last_check_of_a_fit_is_not_lost(Net, monkeypatch):
 
 
 @pytest.mark.parametrize("Net, function, fragment", [
-    (cb.reference.Network, lambda: cb.reference.Network.optimizer.fset, "self._reset_optimizer_state()"),
+    (cb.reference.Network, lambda: cb.reference.Network.optimizer.fset, "self._use_optimizer(optimizer)"),
     (cbackprop.network.Network, lambda: cbackprop.network.Network.optimizer.fset,
-     "self._reset_optimizer_state()"),
+     "self._use_optimizer(optimizer)"),
     (cb.reference.Network, lambda: cb.reference.Network._reset_optimizer_state,
      "self._moment1, self._moment2, self._step_count = ("),
-], ids=["reference", "compiled", "reference, inside the reset"])
+    (cbackprop.network.Network, lambda: cbackprop.network.Network._use_optimizer,
+     "self._engine.use_optimizer(optimizer)"),
+], ids=["reference", "compiled", "reference, inside the reset", "compiled, telling the engine"])
 def test_ctrl_c_while_an_optimizer_is_assigned_leaves_no_mix(Net, function, fragment):
     """The new optimizer comes with fresh state, never on the old one's
     velocities and step count: a Ctrl-C inside the assignment is delivered

@@ -167,7 +167,10 @@ cdef object step_error(int outcome, double value, bint is_float32):
 cdef class Engine:
     """Parameters, optimizer state and workspace of one network, and its passes.
 
-    Not thread-safe by itself: the Network serialises calls on one engine.
+    ``Engine(sizes, activations, dtype, loss, lock, optimizer)``: the
+    network's layers, and its loss, lock and optimizer, which its network
+    calls use (network_call; use_optimizer replaces the optimizer). Not
+    thread-safe by itself: the Network serialises calls on one engine.
     """
     cdef Layout layout
     cdef StateBounds bounds            # the layout's (state_bounds.pxi)
@@ -187,13 +190,23 @@ cdef class Engine:
     cdef cnp.ndarray _norm_partials
     cdef list _needs_z                 # per layer: does its activation's derivative read Z
     cdef cnp.ndarray _gathered, _gathered_labels   # train_batches' rows of one batch
+    # The network's lock, loss and optimizer, for its network calls: held
+    # here, they cost no attribute lookups on the network per call (three
+    # of them were about 7 % of a [2, 2, 1] train_step on the Zen 4).
+    cdef object network_lock
+    cdef NetworkLock own_lock          # network_lock if of this build's NetworkLock, else None
+    cdef object network_loss, network_optimizer
 
-    def __cinit__(self, sizes, activations, dtype, loss):
+    def __cinit__(self, sizes, activations, dtype, loss, lock, optimizer):
         cdef Py_ssize_t layer, cursor = 0
         cdef Layout* L = &self.layout
         n_layers = len(sizes) - 1
         self.is_float32 = np.dtype(dtype) == np.float32
         self._use_loss(loss)
+        self.network_loss = loss
+        self.network_lock = lock
+        self.own_lock = lock if type(lock) is NetworkLock else None
+        self.network_optimizer = optimizer
         self.target_tolerance = probability_tolerance(dtype, sizes[n_layers])
         self._sizes = np.array(sizes, dtype=np.intp)
         self._activations = np.array([_ACTIVATIONS[a].code for a in activations], dtype=np.intc)
@@ -650,39 +663,45 @@ cdef class Engine:
         non-finite loss; None (nothing done) when X or Y need converting."""
         return self._train_step_if_ready(X, Y, loss, optimizer)
 
-    # Network's fast paths: the network's lock (a NetworkLock) taken in C, and
-    # its loss and optimizer read with the lock held, as a `with net._lock:`
-    # around the *_if_ready call would, at a fraction of its cost.
-    def network_call(self, net, X, Y, int which):
-        """``net.train_step(X, Y)``, ``net.forward(X)`` (Y unused) or
-        ``net.loss(X, Y)`` (``which``: NETWORK_TRAIN_STEP, NETWORK_FORWARD,
-        NETWORK_LOSS) when X and Y are ready (train_step_if_ready,
-        forward_if_ready, loss_if_ready); None when they need converting.
-        The compiled Network's methods reach it in C; this is their way into
-        another build's Engine (bench/thresholds.py)."""
-        if which not in (NETWORK_TRAIN_STEP, NETWORK_FORWARD, NETWORK_LOSS):
-            raise ValueError(f"which must be a NetworkCall, not {which}")
-        return self._network_call(net, X, Y, <NetworkCall>which)
+    def use_optimizer(self, optimizer):
+        """The network's new optimizer, for its network calls (Network's
+        optimizer setter, with the network's lock held)."""
+        self.network_optimizer = optimizer
 
-    cdef object _network_call(self, net, X, Y, NetworkCall which):
-        lock = net._lock
-        if type(lock) is not NetworkLock:
+    # Network's fast paths: the network's lock taken in C (a NetworkLock),
+    # as a `with net._lock:` around the *_if_ready call would, at a fraction
+    # of its cost.
+    def network_call(self, X, Y, int which):
+        """The network's ``train_step(X, Y)``, ``forward(X)`` (Y unused) or
+        ``loss(X, Y)``, as ``which`` says (a value of the module's
+        NETWORK_CALLS, by those names), with its lock, loss and optimizer,
+        when X and Y are ready (train_step_if_ready, forward_if_ready,
+        loss_if_ready); None when they need converting. The compiled
+        Network's methods reach it in C; this is their way into another
+        build's Engine (bench/thresholds.py)."""
+        if which not in NETWORK_CALLS.values():
+            raise ValueError(f"which must be a NetworkCall, not {which}")
+        return self._network_call(X, Y, <NetworkCall>which)
+
+    cdef object _network_call(self, X, Y, NetworkCall which):
+        if self.own_lock is None:
             # Another build's NetworkLock (bench/thresholds.py gives a network
             # the engine of another build), or any lock: its Python protocol.
-            with lock:
-                return self._network_call_locked(net, X, Y, which)
-        (<NetworkLock>lock).take()
+            with self.network_lock:
+                return self._network_call_locked(X, Y, which)
+        self.own_lock.take()
         try:
-            return self._network_call_locked(net, X, Y, which)
+            return self._network_call_locked(X, Y, which)
         finally:
-            (<NetworkLock>lock).give()
+            self.own_lock.give()
 
-    cdef object _network_call_locked(self, net, X, Y, NetworkCall which):
+    cdef object _network_call_locked(self, X, Y, NetworkCall which):
+        # The optimizer read with the lock held: the setter replaces it under it.
         if which == NETWORK_TRAIN_STEP:
-            return self._train_step_if_ready(X, Y, net._loss, net._optimizer)
+            return self._train_step_if_ready(X, Y, self.network_loss, self.network_optimizer)
         if which == NETWORK_FORWARD:
             return self._forward_if_ready(X)
-        return self._checked_pass_if_ready(X, Y, net._loss, PASS_LOSS, "loss")
+        return self._checked_pass_if_ready(X, Y, self.network_loss, PASS_LOSS, "loss")
 
     cdef object _train_step_if_ready(self, X, Y, loss, optimizer):
         if not self._is_batch(X, Y):
@@ -691,6 +710,11 @@ cdef class Engine:
         if not isfinite(value):
             raise loss_not_finite_error(value)
         return value
+
+
+# Engine.network_call's kinds, by the names of the Network methods they serve.
+NETWORK_CALLS = {"train_step": NETWORK_TRAIN_STEP, "forward": NETWORK_FORWARD,
+                 "loss": NETWORK_LOSS}
 
 
 # The compiled Network's train_step, forward and loss (network.py takes them
@@ -702,9 +726,9 @@ cdef class Engine:
 cdef object network_fast_path(net, X, Y, NetworkCall which):
     engine = net._engine
     if type(engine) is Engine:
-        return (<Engine>engine)._network_call(net, X, Y, which)
+        return (<Engine>engine)._network_call(X, Y, which)
     # Another build's Engine (bench/thresholds.py), through Python.
-    return engine.network_call(net, X, Y, which)
+    return engine.network_call(X, Y, which)
 
 
 @cython.embedsignature(False)   # the docstring of Network's method

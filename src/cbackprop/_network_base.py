@@ -168,8 +168,12 @@ class NetworkBase:
         # A new optimizer starts from fresh state (zero velocities/moments, t = 0).
         optimizer = make_optimizer(optimizer)
         with self._lock, sigint_deferred():   # never the new optimizer on the old state
-            self._reset_optimizer_state()   # (first: a MemoryError keeps the old optimizer)
-            self._optimizer = optimizer
+            self._use_optimizer(optimizer)
+
+    def _use_optimizer(self, optimizer):
+        """Train on with this optimizer from fresh state (the lock held)."""
+        self._reset_optimizer_state()   # (first: a MemoryError keeps the old optimizer)
+        self._optimizer = optimizer
 
     def __repr__(self):
         return (f"{type(self).__module__}.{type(self).__name__}({self._sizes}, {self._activations}, "

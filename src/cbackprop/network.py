@@ -37,8 +37,12 @@ class Network(NetworkBase):
 
     def _build(self, weights, biases):
         self._engine = _engine.Engine(self._sizes, self._activations, self._dtype,
-                                      self._loss)
+                                      self._loss, self._lock, self._optimizer)
         self._assign_parameters(weights, biases)
+
+    def _use_optimizer(self, optimizer):
+        super()._use_optimizer(optimizer)
+        self._engine.use_optimizer(optimizer)   # the one train_step reads
 
     def _parameters(self):
         # Fresh views each time: steps swap the engine's parameter buffer.
