@@ -346,6 +346,59 @@ def test_the_network_lock_is_reentrant_and_owned(impl):
     assert_free_for_another_thread(lock)
 
 
+@pytest.mark.parametrize("impl", sorted(IMPLEMENTATIONS))
+def test_the_network_lock_excludes_under_contention(impl):
+    """Four threads take the network's lock every way, many times over: by
+    ``with``, ``acquire()``, with a timeout, without blocking, and through
+    the network's own calls, which take it inside (or alone). A counter
+    read and written back inside, with a GIL switch between, loses no
+    update; every step is taken; the lock ends free. (The compiled lock's
+    uncontended take skips its mutex, which waiters take for the owner.)"""
+    net = IMPLEMENTATIONS[impl]([2, 2, 1], ["tanh", "identity"], seed=0,
+                                optimizer=cb.SGD(lr=1e-3, momentum=0.9))
+    twin = IMPLEMENTATIONS[impl]([2, 2, 1], ["tanh", "identity"], seed=0,
+                                 optimizer=cb.SGD(lr=1e-3, momentum=0.9))
+    lock = net._lock
+    X, Y = np.ones((4, 2)), np.ones((4, 1))
+    counter, held, alone = [0], [0] * 4, [0] * 4
+
+    def worker(k):
+        def run():
+            for i in range(200):
+                way = (i + k) % 5
+                if way == 4:
+                    net.train_step(X, Y)       # the network takes it alone
+                    alone[k] += 1
+                    continue
+                if way == 0:
+                    got = lock.acquire()
+                elif way == 1:
+                    got = lock.acquire(timeout=0.5)
+                elif way == 2:
+                    got = lock.acquire(blocking=False)
+                else:
+                    got = lock.__enter__()
+                if not got:
+                    continue
+                try:
+                    value = counter[0]
+                    time.sleep(0)              # another thread runs here if it can
+                    net.train_step(X, Y)       # taken again, inside
+                    counter[0] = value + 1
+                    held[k] += 1
+                finally:
+                    lock.release()
+        return run
+
+    run_threads([worker(k) for k in range(4)])
+    assert counter[0] == sum(held) > 0
+    for _ in range(sum(held) + sum(alone)):
+        twin.train_step(X, Y)
+    for ours, theirs in zip(sum(net.get_params(), []), sum(twin.get_params(), [])):
+        np.testing.assert_array_equal(ours, theirs)
+    assert_free_for_another_thread(lock)
+
+
 def assert_free_for_another_thread(lock):
     """Nobody holds ``lock``: another thread takes it at once (this thread
     could take it again even while holding it)."""
@@ -392,15 +445,39 @@ def test_a_fast_call_that_raises_gives_the_lock_back():
         assert_free_for_another_thread(net._lock)
 
 
+class CountedLock:
+    """A threading.RLock that counts the ``with`` statements taking it."""
+
+    def __init__(self):
+        self.lock, self.entered = threading.RLock(), 0
+
+    def __enter__(self):
+        self.entered += 1
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc_info):
+        return self.lock.__exit__(*exc_info)
+
+    def acquire(self, *args, **kwargs):
+        return self.lock.acquire(*args, **kwargs)
+
+    def release(self):
+        self.lock.release()
+
+
 def test_a_network_given_another_lock_takes_it_by_its_protocol():
     """A network whose lock is not its engine's NetworkLock (bench/thresholds.py
-    gives a network another build's engine) takes it by ``with``: the same
-    results, and the lock free afterwards."""
-    nets = [cb.Network([3, 4, 2], ["tanh", "identity"], seed=1) for _ in range(2)]
-    nets[1]._lock = threading.RLock()
-    X, Y = np.linspace(-1, 1, 15).reshape(5, 3), np.ones((5, 2))
+    gives a network another build's engine) has its engine take it by
+    ``with``, once per call: the same results, and the lock free afterwards."""
+    class CountedLockNetwork(cb.Network):
+        _new_lock = staticmethod(CountedLock)
+
+    nets = [cb.Network([3, 4, 2], ["tanh", "identity"], seed=1),
+            CountedLockNetwork([3, 4, 2], ["tanh", "identity"], seed=1)]
+    X, Y = np.linspace(-1, 1, 15).reshape(5, 3), np.ones((5, 2))   # the engine's form
     results = [[net.train_step(X, Y), net.predict(X).tobytes(), net.loss(X, Y)] for net in nets]
     assert results[0] == results[1]
+    assert nets[1]._lock.entered == 3
     assert_free_for_another_thread(nets[1]._lock)
 
 
